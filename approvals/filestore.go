@@ -1,0 +1,415 @@
+package approvals
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// FileStore keeps approvals and bans in one directory, for a single instance.
+//
+// The audit log (audit.jsonl, one JSON event a line) is also the write-ahead
+// log: a change is committed once its event is appended and fsynced, and
+// state.json is a checkpoint of the records after the last event it has
+// applied. Opening the store replays the events the checkpoint lacks and cuts
+// off a torn last line, so a crash at any point loses no acknowledged change
+// and leaves none half-written.
+type FileStore struct {
+	dir string
+	now func() time.Time
+
+	mu        sync.Mutex
+	lock      *os.File // held for the store's life: one process per directory
+	audit     *os.File
+	auditSize int64
+	st        fileState
+	dirty     bool // state.json lags the audit log
+}
+
+type fileState struct {
+	Version   int                  `json:"version"`
+	Seq       int64                `json:"seq"` // last audit event applied
+	Approvals map[string]*Approval `json:"approvals"`
+	Bans      map[netip.Prefix]Ban `json:"bans"`
+}
+
+const (
+	stateFile     = "state.json"
+	auditFile     = "audit.jsonl"
+	lockFile      = "lock"
+	fileStateVers = 1
+)
+
+// testHook is called at each step of a write; tests use it to crash there.
+var testHook = func(step string) {}
+
+// OpenFileStore opens (creating if needed) the store in dir. now is the
+// clock for audit times (time.Now when nil).
+func OpenFileStore(dir string, now func() time.Time) (*FileStore, error) {
+	if now == nil {
+		now = time.Now
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("file store: %w", err)
+	}
+	lock, err := lockDir(filepath.Join(dir, lockFile))
+	if err != nil {
+		return nil, fmt.Errorf("file store %s: %w", dir, err)
+	}
+	s := &FileStore{dir: dir, now: now, lock: lock}
+	if err := s.load(); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("file store %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+func (s *FileStore) load() error {
+	s.st = fileState{Version: fileStateVers, Approvals: map[string]*Approval{}, Bans: map[netip.Prefix]Ban{}}
+	b, err := os.ReadFile(filepath.Join(s.dir, stateFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return err
+	default:
+		if err := json.Unmarshal(b, &s.st); err != nil {
+			return fmt.Errorf("%s: %w", stateFile, err)
+		}
+		if s.st.Version != fileStateVers {
+			return fmt.Errorf("%s: version %d is not supported (want %d)", stateFile, s.st.Version, fileStateVers)
+		}
+		if s.st.Approvals == nil {
+			s.st.Approvals = map[string]*Approval{}
+		}
+		if s.st.Bans == nil {
+			s.st.Bans = map[netip.Prefix]Ban{}
+		}
+	}
+
+	path := filepath.Join(s.dir, auditFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	good, replayed, err := s.replay(f)
+	if err == nil {
+		// Drop a torn last line: its change was never acknowledged.
+		if err = f.Truncate(good); err == nil {
+			_, err = f.Seek(good, io.SeekStart)
+		}
+	}
+	if err == nil {
+		err = syncDir(s.dir)
+	}
+	if err != nil {
+		f.Close()
+		return err
+	}
+	s.audit, s.auditSize = f, good
+	if replayed {
+		s.dirty = true
+		return s.checkpoint()
+	}
+	return nil
+}
+
+// replay applies the audit events newer than the checkpoint. It returns the
+// offset just past the last whole event.
+func (s *FileStore) replay(f *os.File) (good int64, replayed bool, err error) {
+	r := bufio.NewReader(f)
+	for line := 1; ; line++ {
+		b, err := r.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			return good, replayed, nil // a partial line (or none) is left
+		}
+		if err != nil {
+			return good, replayed, err
+		}
+		var ev AuditEvent
+		if err := json.Unmarshal(b, &ev); err != nil {
+			if _, peekErr := r.Peek(1); errors.Is(peekErr, io.EOF) {
+				return good, replayed, nil // torn last line
+			}
+			return good, replayed, fmt.Errorf("%s line %d: %w", auditFile, line, err)
+		}
+		seq, err := strconv.ParseInt(ev.ID, 10, 64)
+		if err != nil {
+			return good, replayed, fmt.Errorf("%s line %d: event id %q is not a sequence number", auditFile, line, ev.ID)
+		}
+		if seq > s.st.Seq {
+			s.st.apply(ev, seq)
+			replayed = true
+		}
+		good += int64(len(b))
+	}
+}
+
+func (st *fileState) apply(ev AuditEvent, seq int64) {
+	switch ev.Action {
+	case ActionApprovalCreated, ActionApprovalRevoked:
+		st.Approvals[ev.Approval.ID] = ev.Approval
+	case ActionBanAdded:
+		st.Bans[ev.Ban.Prefix] = *ev.Ban
+	case ActionBanRemoved:
+		delete(st.Bans, ev.Ban.Prefix)
+	}
+	st.Seq = seq
+}
+
+// commit appends ev to the audit log, fsyncs it, applies it and checkpoints.
+// The caller holds s.mu. Once the append is durable the change is committed:
+// a failed checkpoint is retried by the next write or replayed on open.
+func (s *FileStore) commit(ev AuditEvent) error {
+	seq := s.st.Seq + 1
+	ev.ID = strconv.FormatInt(seq, 10)
+	ev.Time = s.now().UTC()
+	line, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	line = append(line, '\n')
+	if _, err := s.audit.Write(line); err != nil {
+		return s.undoAppend(err)
+	}
+	testHook("audit-written")
+	if err := s.audit.Sync(); err != nil {
+		return s.undoAppend(err)
+	}
+	testHook("audit-synced")
+	s.auditSize += int64(len(line))
+	s.st.apply(ev, seq)
+	s.dirty = true
+	_ = s.checkpoint() // committed either way; see above
+	return nil
+}
+
+func (s *FileStore) undoAppend(cause error) error {
+	if err := s.audit.Truncate(s.auditSize); err != nil {
+		return fmt.Errorf("file store: %w (and undoing the partial audit line: %v)", cause, err)
+	}
+	if _, err := s.audit.Seek(s.auditSize, io.SeekStart); err != nil {
+		return fmt.Errorf("file store: %w (and seeking the audit log: %v)", cause, err)
+	}
+	return fmt.Errorf("file store: %w", cause)
+}
+
+// checkpoint writes state.json atomically: temp file, fsync, rename, fsync dir.
+func (s *FileStore) checkpoint() error {
+	if !s.dirty {
+		return nil
+	}
+	now := s.now()
+	for p, b := range s.st.Bans {
+		if !b.ActiveAt(now) {
+			delete(s.st.Bans, p)
+		}
+	}
+	b, err := json.Marshal(&s.st)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(s.dir, stateFile+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	testHook("state-written")
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, stateFile)); err != nil {
+		return err
+	}
+	testHook("state-renamed")
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	s.dirty = false
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Kind implements Store.
+func (s *FileStore) Kind() string { return "file" }
+
+// Dir is the directory the store keeps its files in.
+func (s *FileStore) Dir() string { return s.dir }
+
+// CreateApproval implements Store.
+func (s *FileStore) CreateApproval(_ context.Context, a *Approval, actor string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.st.Approvals[a.ID]; ok {
+		return fmt.Errorf("approval %s: %w", a.ID, ErrExists)
+	}
+	return s.commit(AuditEvent{Action: ActionApprovalCreated, Actor: actor, Approval: a.Clone()})
+}
+
+// RevokeApproval implements Store.
+func (s *FileStore) RevokeApproval(_ context.Context, id, reason, actor string, at time.Time) (*Approval, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.st.Approvals[id]
+	if !ok {
+		return nil, fmt.Errorf("approval %s: %w", id, ErrNotFound)
+	}
+	if cur.RevokedAt != nil {
+		return cur.Clone(), fmt.Errorf("approval %s: %w", id, ErrAlreadyRevoked)
+	}
+	a := revoked(cur, reason, at)
+	if err := s.commit(AuditEvent{Action: ActionApprovalRevoked, Actor: actor, Approval: a}); err != nil {
+		return nil, err
+	}
+	return a.Clone(), nil
+}
+
+func revoked(cur *Approval, reason string, at time.Time) *Approval {
+	a := cur.Clone()
+	at = at.UTC()
+	a.RevokedAt = &at
+	a.RevokeReason = reason
+	a.Status = StatusRevoked
+	return a
+}
+
+// Approval implements Store.
+func (s *FileStore) Approval(_ context.Context, id string) (*Approval, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.st.Approvals[id]
+	if !ok {
+		return nil, fmt.Errorf("approval %s: %w", id, ErrNotFound)
+	}
+	return a.Clone(), nil
+}
+
+// Approvals implements Store.
+func (s *FileStore) Approvals(context.Context) ([]*Approval, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Approval, 0, len(s.st.Approvals))
+	for _, a := range s.st.Approvals {
+		out = append(out, a.Clone())
+	}
+	return out, nil
+}
+
+// AddBan implements Store.
+func (s *FileStore) AddBan(_ context.Context, b Ban, actor string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commit(AuditEvent{Action: ActionBanAdded, Actor: actor, Ban: &b})
+}
+
+// RemoveBan implements Store.
+func (s *FileStore) RemoveBan(_ context.Context, p netip.Prefix, actor string, at time.Time) (Ban, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.st.Bans[p]
+	if !ok || !b.ActiveAt(at) {
+		return Ban{}, fmt.Errorf("ban %s: %w", p, ErrNotFound)
+	}
+	return b, s.commit(AuditEvent{Action: ActionBanRemoved, Actor: actor, Ban: &b})
+}
+
+// Bans implements Store.
+func (s *FileStore) Bans(_ context.Context, now time.Time) ([]Ban, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Ban, 0, len(s.st.Bans))
+	for _, b := range s.st.Bans {
+		if b.ActiveAt(now) {
+			out = append(out, b)
+		}
+	}
+	slices.SortFunc(out, func(a, b Ban) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
+}
+
+// Audit implements Store. It reads the log from the start, keeping the newest
+// limit events at or after since.
+func (s *FileStore) Audit(_ context.Context, since time.Time, limit int) ([]AuditEvent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	f, err := os.Open(filepath.Join(s.dir, auditFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var ring []AuditEvent
+	sc := bufio.NewScanner(io.LimitReader(f, s.auditSize))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var ev AuditEvent
+		if err := json.Unmarshal(bytes.TrimSpace(sc.Bytes()), &ev); err != nil {
+			return nil, fmt.Errorf("%s: %w", auditFile, err)
+		}
+		if ev.Time.Before(since) {
+			continue
+		}
+		if len(ring) == limit {
+			ring = ring[1:]
+		}
+		ring = append(ring, ev)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	slices.Reverse(ring)
+	return ring, nil
+}
+
+// Changes implements Store: nobody else writes this directory.
+func (s *FileStore) Changes() <-chan struct{} { return nil }
+
+// Ping implements Store.
+func (s *FileStore) Ping(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.audit == nil {
+		return fmt.Errorf("file store %s: %w: closed", s.dir, ErrUnavailable)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *FileStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.audit == nil {
+		return nil
+	}
+	err := errors.Join(s.checkpoint(), s.audit.Close(), s.lock.Close())
+	s.audit = nil
+	return err
+}

@@ -1,0 +1,98 @@
+package approvals
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Snapshot is an immutable, indexed copy of the store's approvals and bans,
+// the view every request is decided against. Build a new one to change it.
+type Snapshot struct {
+	byID    map[string]*Approval
+	list    []*Approval // sorted by CreatedAt, then ID
+	sources PrefixIndex[*Approval]
+	bans    PrefixIndex[Ban]
+	banList []Ban
+	// LoadedAt is when the data was read from the store.
+	LoadedAt time.Time
+}
+
+// NewSnapshot indexes approvals and bans. It takes ownership of both slices.
+func NewSnapshot(list []*Approval, bans []Ban, loadedAt time.Time) *Snapshot {
+	s := &Snapshot{byID: make(map[string]*Approval, len(list)), list: list, banList: bans, LoadedAt: loadedAt}
+	slices.SortFunc(s.list, func(a, b *Approval) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	for _, a := range list {
+		s.byID[a.ID] = a
+		if a.RevokedAt != nil {
+			continue // never matches again; kept for listing only
+		}
+		for _, p := range a.Sources {
+			s.sources.Add(p, a)
+		}
+	}
+	for _, b := range bans {
+		s.bans.Add(b.Prefix, b)
+	}
+	return s
+}
+
+// Matching returns the approvals that cover ip at now: ip is inside one of
+// their sources, now is inside their window and they are not revoked. Whether
+// the budget is used up is the enforcer's business, not the matcher's.
+func (s *Snapshot) Matching(ip netip.Addr, now time.Time) []*Approval {
+	var out []*Approval
+	s.sources.Lookup(ip, func(a *Approval) bool {
+		if a.InWindow(now) && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+		return true
+	})
+	return out
+}
+
+// Banned returns the ban in force at now whose prefix contains ip, if any.
+func (s *Snapshot) Banned(ip netip.Addr, now time.Time) (Ban, bool) {
+	var found Ban
+	var ok bool
+	s.bans.Lookup(ip, func(b Ban) bool {
+		if b.ActiveAt(now) {
+			found, ok = b, true
+			return false
+		}
+		return true
+	})
+	return found, ok
+}
+
+// Approval returns the approval with id, or nil.
+func (s *Snapshot) Approval(id string) *Approval { return s.byID[id] }
+
+// Approvals returns every approval, oldest first. Callers must not modify them.
+func (s *Snapshot) Approvals() []*Approval { return s.list }
+
+// Bans returns the bans the snapshot holds, expired ones included.
+func (s *Snapshot) Bans() []Ban { return s.banList }
+
+// Counts tallies approvals by status at now, and the bans in force.
+func (s *Snapshot) Counts(now time.Time) (byStatus map[Status]int, bans int) {
+	byStatus = make(map[Status]int, len(Statuses))
+	for _, st := range Statuses {
+		byStatus[st] = 0
+	}
+	for _, a := range s.list {
+		byStatus[a.StatusAt(now)]++
+	}
+	for _, b := range s.banList {
+		if b.ActiveAt(now) {
+			bans++
+		}
+	}
+	return byStatus, bans
+}

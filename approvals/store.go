@@ -1,0 +1,102 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Errors a Store returns; callers match them with errors.Is.
+var (
+	ErrNotFound       = errors.New("not found")
+	ErrExists         = errors.New("already exists")
+	ErrAlreadyRevoked = errors.New("already revoked")
+	// ErrUnavailable wraps every failure to reach the backing store, so that
+	// callers can tell "the store is down" (503) from "you asked wrongly".
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Store keeps approvals, bans and the audit trail of their changes. Every
+// change is atomic: it is stored together with its audit event, or not at all.
+// Implementations are safe for concurrent use.
+type Store interface {
+	// Kind names the backend ("file" or "redis") for status output.
+	Kind() string
+
+	// CreateApproval stores a new approval; ErrExists when its ID is taken.
+	CreateApproval(ctx context.Context, a *Approval, actor string) error
+	// RevokeApproval marks an approval revoked at at and returns it.
+	RevokeApproval(ctx context.Context, id, reason, actor string, at time.Time) (*Approval, error)
+	// Approval returns one approval; ErrNotFound when unknown.
+	Approval(ctx context.Context, id string) (*Approval, error)
+	// Approvals returns every approval, revoked and expired ones included.
+	Approvals(ctx context.Context) ([]*Approval, error)
+
+	// AddBan bans b.Prefix until b.ExpiresAt, replacing an earlier ban of it.
+	AddBan(ctx context.Context, b Ban, actor string) error
+	// RemoveBan lifts the ban of p; ErrNotFound when p is not banned.
+	RemoveBan(ctx context.Context, p netip.Prefix, actor string, at time.Time) (Ban, error)
+	// Bans returns the bans still in force at now.
+	Bans(ctx context.Context, now time.Time) ([]Ban, error)
+
+	// Audit returns up to limit audit events at or after since, newest first.
+	Audit(ctx context.Context, since time.Time, limit int) ([]AuditEvent, error)
+
+	// Changes signals, without blocking the sender, that another instance
+	// changed the store or that changes may have been missed (a reconnect).
+	// A nil channel means the store has no other writers.
+	Changes() <-chan struct{}
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// Close releases connections, files and goroutines.
+	Close() error
+}
+
+// Ban refuses every request from a source prefix until it expires.
+type Ban struct {
+	Prefix    netip.Prefix `json:"ip"`
+	Reason    string       `json:"reason"`
+	CreatedAt time.Time    `json:"created_at"`
+	ExpiresAt time.Time    `json:"expires_at"`
+}
+
+// ActiveAt reports whether the ban is in force at now.
+func (b Ban) ActiveAt(now time.Time) bool { return now.Before(b.ExpiresAt) }
+
+// Audit actions.
+const (
+	ActionApprovalCreated = "approval.created"
+	ActionApprovalRevoked = "approval.revoked"
+	ActionBanAdded        = "ban.added"
+	ActionBanRemoved      = "ban.removed"
+)
+
+// AuditEvent records one change to approvals or bans. It carries the whole
+// record as it stood after the change, which lets the file store replay its
+// audit log as a write-ahead log after a crash.
+type AuditEvent struct {
+	// ID orders events within one store: a sequence number in the file
+	// store, a stream entry ID in Redis.
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	Action   string    `json:"action"`
+	Actor    string    `json:"actor,omitempty"`
+	Approval *Approval `json:"approval,omitempty"`
+	Ban      *Ban      `json:"ban,omitempty"`
+}
+
+// Public returns the event as the admin API shows it, without token hashes.
+func (e AuditEvent) Public() AuditEvent {
+	if e.Approval != nil {
+		a := e.Approval.Clone()
+		a.TokenHash = ""
+		e.Approval = a
+	}
+	return e
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+}

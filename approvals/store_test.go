@@ -1,0 +1,46 @@
+package approvals_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/approvals/storetest"
+	"github.com/customernode/gatekeeper/internal/testredis"
+)
+
+func TestFileStoreConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) approvals.Store {
+		s, err := approvals.OpenFileStore(t.TempDir(), clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestRedisStoreConformance(t *testing.T) {
+	srv := testredis.Start(t)
+	db := 0
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) approvals.Store {
+		db++ // a fresh, empty database per subtest
+		s := approvals.NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr, DB: db}), "gk:", clock)
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestRedisClusterStoreConformance(t *testing.T) {
+	addrs := testredis.StartCluster(t)
+	n := 0
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) approvals.Store {
+		n++ // a fresh prefix per subtest: Cluster has one database
+		rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
+		s := approvals.NewRedisStore(rdb, "gk"+string(rune('a'+n))+":", clock)
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

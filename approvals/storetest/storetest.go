@@ -1,0 +1,300 @@
+// Package storetest is the conformance suite every approvals.Store must pass.
+// Each store's own tests call Run with a function that opens a fresh, empty
+// store; the suite then checks the behaviour callers rely on.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+)
+
+// Open returns a fresh, empty store whose audit times come from clock. The
+// store must be closed when the test ends.
+type Open func(t *testing.T, clock func() time.Time) approvals.Store
+
+// Epoch is the suite's fixed "now".
+var Epoch = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+
+// Approval returns a valid approval with id for tenant, active at Epoch.
+func Approval(id, tenant string) *approvals.Approval {
+	return &approvals.Approval{
+		ID:          id,
+		Tenant:      tenant,
+		Sources:     []netip.Prefix{netip.MustParsePrefix("203.0.113.0/28"), netip.MustParsePrefix("2001:db8:1::/48")},
+		Hosts:       []string{"acme.example.com"},
+		Paths:       []string{"/api/*"},
+		Methods:     []string{"GET", "POST"},
+		NotBefore:   Epoch.Add(-time.Hour),
+		NotAfter:    Epoch.Add(8 * time.Hour),
+		MaxRPS:      20,
+		Burst:       40,
+		MaxRequests: 100000,
+		RequestedBy: "ciso@acme.example",
+		ApprovedBy:  "secops@customernode",
+		ApprovalRef: "SEC-1234",
+		Contact:     "+1 555 0100",
+		Notes:       "quarterly test",
+		TokenHash:   "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		CreatedAt:   Epoch.Add(-2 * time.Hour),
+	}
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// Run runs the conformance suite against stores made by open.
+func Run(t *testing.T, open Open) {
+	ctx := context.Background()
+	fresh := func(t *testing.T) (approvals.Store, *clock) {
+		c := &clock{t: Epoch}
+		return open(t, c.now), c
+	}
+
+	t.Run("CreatedApprovalReadsBackUnchanged", func(t *testing.T) {
+		s, _ := fresh(t)
+		want := Approval("apr_1", "acme")
+		if err := s.CreateApproval(ctx, want, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Approval(ctx, "apr_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(normalize(got), normalize(want)) {
+			t.Fatalf("read back\n%+v\nwant\n%+v", got, want)
+		}
+		list, err := s.Approvals(ctx)
+		if err != nil || len(list) != 1 || list[0].ID != "apr_1" {
+			t.Fatalf("Approvals() = %v, %v; want [apr_1]", ids(list), err)
+		}
+	})
+
+	t.Run("DuplicateIDIsRefused", func(t *testing.T) {
+		s, _ := fresh(t)
+		if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"); err != nil {
+			t.Fatal(err)
+		}
+		err := s.CreateApproval(ctx, Approval("apr_1", "other"), "admin")
+		if !errors.Is(err, approvals.ErrExists) {
+			t.Fatalf("second create: %v, want ErrExists", err)
+		}
+		got, _ := s.Approval(ctx, "apr_1")
+		if got.Tenant != "acme" {
+			t.Fatalf("duplicate create overwrote the first approval: tenant %q", got.Tenant)
+		}
+	})
+
+	t.Run("UnknownApprovalIsNotFound", func(t *testing.T) {
+		s, _ := fresh(t)
+		if _, err := s.Approval(ctx, "nope"); !errors.Is(err, approvals.ErrNotFound) {
+			t.Fatalf("Approval(nope): %v, want ErrNotFound", err)
+		}
+		if _, err := s.RevokeApproval(ctx, "nope", "x", "admin", Epoch); !errors.Is(err, approvals.ErrNotFound) {
+			t.Fatalf("RevokeApproval(nope): %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("RevokedApprovalIsKeptForTheAudit", func(t *testing.T) {
+		s, _ := fresh(t)
+		if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"); err != nil {
+			t.Fatal(err)
+		}
+		at := Epoch.Add(time.Minute)
+		a, err := s.RevokeApproval(ctx, "apr_1", "test finished early", "secops", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.RevokedAt == nil || !a.RevokedAt.Equal(at) || a.RevokeReason != "test finished early" {
+			t.Fatalf("revoke returned revoked_at=%v reason=%q", a.RevokedAt, a.RevokeReason)
+		}
+		got, err := s.Approval(ctx, "apr_1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.StatusAt(Epoch) != approvals.StatusRevoked || got.RevokeReason != "test finished early" {
+			t.Fatalf("stored approval: status %s reason %q, want revoked", got.StatusAt(Epoch), got.RevokeReason)
+		}
+		if _, err := s.RevokeApproval(ctx, "apr_1", "again", "secops", at); !errors.Is(err, approvals.ErrAlreadyRevoked) {
+			t.Fatalf("second revoke: %v, want ErrAlreadyRevoked", err)
+		}
+	})
+
+	t.Run("BansExpireAndCanBeLifted", func(t *testing.T) {
+		s, c := fresh(t)
+		short := ban("198.51.100.7/32", Epoch, time.Minute)
+		long := ban("2001:db8:2:3::/64", Epoch, time.Hour)
+		for _, b := range []approvals.Ban{short, long} {
+			if err := s.AddBan(ctx, b, "admin"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		assertBans(t, s, Epoch, short.Prefix, long.Prefix)
+		assertBans(t, s, Epoch.Add(2*time.Minute), long.Prefix)
+
+		c.add(2 * time.Minute)
+		if _, err := s.RemoveBan(ctx, short.Prefix, "admin", c.now()); !errors.Is(err, approvals.ErrNotFound) {
+			t.Fatalf("lifting an expired ban: %v, want ErrNotFound", err)
+		}
+		got, err := s.RemoveBan(ctx, long.Prefix, "admin", c.now())
+		if err != nil || got.Prefix != long.Prefix {
+			t.Fatalf("RemoveBan = %v, %v", got, err)
+		}
+		assertBans(t, s, c.now())
+		if _, err := s.RemoveBan(ctx, long.Prefix, "admin", c.now()); !errors.Is(err, approvals.ErrNotFound) {
+			t.Fatalf("lifting twice: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("BanningAgainExtendsTheBan", func(t *testing.T) {
+		s, _ := fresh(t)
+		p := "198.51.100.7/32"
+		if err := s.AddBan(ctx, ban(p, Epoch, time.Minute), "detect"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddBan(ctx, ban(p, Epoch, time.Hour), "detect"); err != nil {
+			t.Fatal(err)
+		}
+		assertBans(t, s, Epoch.Add(30*time.Minute), netip.MustParsePrefix(p))
+	})
+
+	t.Run("AuditIsNewestFirstWithLimitAndSince", func(t *testing.T) {
+		s, c := fresh(t)
+		mustNil(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice"))
+		c.add(time.Minute)
+		mustNil(t, s.AddBan(ctx, ban("198.51.100.7/32", c.now(), time.Hour), "bob"))
+		c.add(time.Minute)
+		_, err := s.RevokeApproval(ctx, "apr_1", "done", "carol", c.now())
+		mustNil(t, err)
+		c.add(time.Minute)
+		_, err = s.RemoveBan(ctx, netip.MustParsePrefix("198.51.100.7/32"), "dave", c.now())
+		mustNil(t, err)
+
+		evs, err := s.Audit(ctx, time.Time{}, 100)
+		mustNil(t, err)
+		want := []string{
+			approvals.ActionBanRemoved + " dave", approvals.ActionApprovalRevoked + " carol",
+			approvals.ActionBanAdded + " bob", approvals.ActionApprovalCreated + " alice",
+		}
+		if got := actions(evs); !reflect.DeepEqual(got, want) {
+			t.Fatalf("audit = %v, want %v", got, want)
+		}
+		if evs[1].Approval == nil || evs[1].Approval.RevokeReason != "done" {
+			t.Fatalf("revoke event does not carry the revoked approval: %+v", evs[1])
+		}
+		if evs[0].ID == "" || evs[0].ID == evs[1].ID {
+			t.Fatalf("events need distinct ids, got %q and %q", evs[0].ID, evs[1].ID)
+		}
+		evs, err = s.Audit(ctx, time.Time{}, 2)
+		mustNil(t, err)
+		if got := actions(evs); !reflect.DeepEqual(got, want[:2]) {
+			t.Fatalf("audit limit 2 = %v, want %v", got, want[:2])
+		}
+		evs, err = s.Audit(ctx, Epoch.Add(90*time.Second), 100)
+		mustNil(t, err)
+		if got := actions(evs); !reflect.DeepEqual(got, want[:2]) {
+			t.Fatalf("audit since +90s = %v, want %v", got, want[:2])
+		}
+	})
+
+	t.Run("ConcurrentWritesAreAllKept", func(t *testing.T) {
+		s, _ := fresh(t)
+		var wg sync.WaitGroup
+		errs := make(chan error, 40)
+		for i := range 20 {
+			wg.Go(func() {
+				errs <- s.CreateApproval(ctx, Approval(fmt.Sprintf("apr_%d", i), "acme"), "admin")
+			})
+			wg.Go(func() {
+				errs <- s.AddBan(ctx, ban(fmt.Sprintf("198.51.100.%d/32", i), Epoch, time.Hour), "detect")
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			mustNil(t, err)
+		}
+		list, err := s.Approvals(ctx)
+		mustNil(t, err)
+		bans, err := s.Bans(ctx, Epoch)
+		mustNil(t, err)
+		evs, err := s.Audit(ctx, time.Time{}, 1000)
+		mustNil(t, err)
+		if len(list) != 20 || len(bans) != 20 || len(evs) != 40 {
+			t.Fatalf("after 40 concurrent writes: %d approvals, %d bans, %d audit events; want 20, 20, 40", len(list), len(bans), len(evs))
+		}
+	})
+
+	t.Run("PingAnswers", func(t *testing.T) {
+		s, _ := fresh(t)
+		mustNil(t, s.Ping(ctx))
+	})
+}
+
+func ban(prefix string, at time.Time, ttl time.Duration) approvals.Ban {
+	return approvals.Ban{Prefix: netip.MustParsePrefix(prefix), Reason: "manual", CreatedAt: at, ExpiresAt: at.Add(ttl)}
+}
+
+func assertBans(t *testing.T, s approvals.Store, now time.Time, want ...netip.Prefix) {
+	t.Helper()
+	bans, err := s.Bans(context.Background(), now)
+	mustNil(t, err)
+	got := map[netip.Prefix]bool{}
+	for _, b := range bans {
+		got[b.Prefix] = true
+	}
+	if len(got) != len(want) {
+		t.Fatalf("bans at %s = %v, want %v", now.Format(time.TimeOnly), bans, want)
+	}
+	for _, p := range want {
+		if !got[p] {
+			t.Fatalf("bans at %s = %v, want %v", now.Format(time.TimeOnly), bans, want)
+		}
+	}
+}
+
+// normalize makes times comparable with DeepEqual after a JSON round trip.
+func normalize(a *approvals.Approval) *approvals.Approval {
+	c := a.Clone()
+	c.NotBefore, c.NotAfter, c.CreatedAt = c.NotBefore.UTC(), c.NotAfter.UTC(), c.CreatedAt.UTC()
+	return c
+}
+
+func ids(list []*approvals.Approval) []string {
+	var out []string
+	for _, a := range list {
+		out = append(out, a.ID)
+	}
+	return out
+}
+
+func actions(evs []approvals.AuditEvent) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Action+" "+e.Actor)
+	}
+	return out
+}
+
+func mustNil(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

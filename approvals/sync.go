@@ -1,0 +1,112 @@
+package approvals
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultResyncInterval is how often a Syncer re-reads the whole store even
+// when it heard of no change, so that a missed notification heals itself.
+const DefaultResyncInterval = 10 * time.Second
+
+// Syncer keeps a Snapshot of a Store current: it reads the whole store on
+// start, whenever the store signals a change or a reconnect, on a timer, and
+// on demand after a local write. When the store cannot be read, the last good
+// snapshot stays in force.
+type Syncer struct {
+	store    Store
+	interval time.Duration
+	now      func() time.Time
+
+	refreshMu sync.Mutex // one full read at a time, so an older read never wins
+	snap      atomic.Pointer[Snapshot]
+
+	healthMu sync.Mutex
+	health   Health
+}
+
+// Health is the Syncer's view of its store.
+type Health struct {
+	Up        bool      `json:"up"`
+	LastSync  time.Time `json:"last_sync"`
+	LastError string    `json:"last_error,omitempty"`
+	// LastErrorAt is when LastError happened.
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// NewSyncer returns a Syncer over store with an empty snapshot. now is the
+// clock (time.Now when nil); interval is the resync period
+// (DefaultResyncInterval when zero).
+func NewSyncer(store Store, interval time.Duration, now func() time.Time) *Syncer {
+	if now == nil {
+		now = time.Now
+	}
+	if interval <= 0 {
+		interval = DefaultResyncInterval
+	}
+	s := &Syncer{store: store, interval: interval, now: now}
+	s.snap.Store(NewSnapshot(nil, nil, time.Time{}))
+	return s
+}
+
+// Store is the store the Syncer reads.
+func (s *Syncer) Store() Store { return s.store }
+
+// Snapshot is the current view; it is never nil.
+func (s *Syncer) Snapshot() *Snapshot { return s.snap.Load() }
+
+// Health reports whether the last read of the store worked.
+func (s *Syncer) Health() Health {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	return s.health
+}
+
+// Refresh reads the whole store and replaces the snapshot. On failure the
+// previous snapshot stays and the error is returned.
+func (s *Syncer) Refresh(ctx context.Context) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	at := s.now()
+	list, err := s.store.Approvals(ctx)
+	var bans []Ban
+	if err == nil {
+		bans, err = s.store.Bans(ctx, at)
+	}
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if err != nil {
+		s.health.Up = false
+		s.health.LastError = err.Error()
+		s.health.LastErrorAt = at
+		return err
+	}
+	s.snap.Store(NewSnapshot(list, bans, at))
+	s.health.Up = true
+	s.health.LastSync = at
+	return nil
+}
+
+// Run keeps the snapshot current until ctx is done. onRefresh, when not nil,
+// is called after every attempt with its result.
+func (s *Syncer) Run(ctx context.Context, onRefresh func(error)) {
+	ticker := time.NewTicker(s.interval)
+	defer ticker.Stop()
+	changes := s.store.Changes()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-changes:
+		}
+		rctx, cancel := context.WithTimeout(ctx, s.interval)
+		err := s.Refresh(rctx)
+		cancel()
+		if onRefresh != nil && ctx.Err() == nil {
+			onRefresh(err)
+		}
+	}
+}

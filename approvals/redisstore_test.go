@@ -1,0 +1,145 @@
+package approvals_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/approvals/storetest"
+	"github.com/customernode/gatekeeper/internal/testredis"
+)
+
+func redisStore(t *testing.T, addr string) *approvals.RedisStore {
+	t.Helper()
+	s := approvals.NewRedisStore(redis.NewClient(&redis.Options{Addr: addr, MaxRetries: 1, DialTimeout: time.Second}), "gk:", nil)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// instance is one Gatekeeper's view: its own connection and a running Syncer.
+func instance(t *testing.T, addr string, resync time.Duration) *approvals.Syncer {
+	t.Helper()
+	sy := approvals.NewSyncer(redisStore(t, addr), resync, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { sy.Run(ctx, nil); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := sy.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return sy
+}
+
+// waitFor polls cond every 10ms and returns how long it took to hold, or
+// fails the test after limit.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestRedisStoreSurvivesRedisRestart(t *testing.T) {
+	srv := testredis.StartWith(t, testredis.Options{AppendOnly: true})
+	s := redisStore(t, srv.Addr)
+	mustNil(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice"))
+	ban := approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	mustNil(t, s.AddBan(ctx, ban, "detect"))
+
+	srv.Kill() // a crash, not a clean shutdown: only the AOF keeps the data
+	srv.Restart()
+
+	s2 := redisStore(t, srv.Addr)
+	if _, err := s2.Approval(ctx, "apr_1"); err != nil {
+		t.Fatalf("approval lost across a Redis crash: %v", err)
+	}
+	bans, err := s2.Bans(ctx, time.Now())
+	mustNil(t, err)
+	if len(bans) != 1 {
+		t.Fatalf("bans after a Redis crash = %v", bans)
+	}
+	evs, err := s2.Audit(ctx, time.Time{}, 10)
+	mustNil(t, err)
+	if len(evs) != 2 {
+		t.Fatalf("audit after a Redis crash has %d events, want 2", len(evs))
+	}
+}
+
+
+func TestChangeOnOneInstanceReachesAnotherWithinOneSecond(t *testing.T) {
+	srv := testredis.Start(t)
+	// A long resync interval: only the notification can make it in time.
+	a := instance(t, srv.Addr, time.Hour)
+	b := instance(t, srv.Addr, time.Hour)
+	ip := netip.MustParseAddr("203.0.113.5")
+	now := storetest.Epoch
+
+	mustNil(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice"))
+	took := waitFor(t, time.Second, "approval visible on instance b", func() bool {
+		return len(b.Snapshot().Matching(ip, now)) == 1
+	})
+	t.Logf("approval reached the second instance in %s", took)
+
+	_, err := a.Store().RevokeApproval(ctx, "apr_1", "done", "alice", now)
+	mustNil(t, err)
+	took = waitFor(t, time.Second, "revocation visible on instance b", func() bool {
+		return len(b.Snapshot().Matching(ip, now)) == 0
+	})
+	t.Logf("revocation reached the second instance in %s", took)
+
+	ban := approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	mustNil(t, b.Store().AddBan(ctx, ban, "detect"))
+	waitFor(t, time.Second, "ban visible on instance a", func() bool {
+		_, banned := a.Snapshot().Banned(netip.MustParseAddr("198.51.100.7"), time.Now())
+		return banned
+	})
+	_, err = a.Store().RemoveBan(ctx, ban.Prefix, "admin", time.Now())
+	mustNil(t, err)
+	waitFor(t, time.Second, "lifted ban visible on instance b", func() bool {
+		_, banned := b.Snapshot().Banned(netip.MustParseAddr("198.51.100.7"), time.Now())
+		return !banned
+	})
+}
+
+func TestMissedNotificationHealsOnTheResyncTimer(t *testing.T) {
+	srv := testredis.Start(t)
+	b := instance(t, srv.Addr, 300*time.Millisecond)
+	// Written behind Gatekeeper's back: no notification is published.
+	raw, _ := json.Marshal(storetest.Approval("apr_1", "acme"))
+	mustNil(t, srv.Client().HSet(ctx, "gk:{state}:approvals", "apr_1", raw).Err())
+	waitFor(t, 2*time.Second, "silent write picked up by the resync", func() bool {
+		return b.Snapshot().Approval("apr_1") != nil
+	})
+}
+
+func TestInstanceRecoversByItselfAfterRedisOutage(t *testing.T) {
+	srv := testredis.StartWith(t, testredis.Options{AppendOnly: true})
+	a := instance(t, srv.Addr, time.Hour)
+	b := instance(t, srv.Addr, 500*time.Millisecond)
+	mustNil(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice"))
+	waitFor(t, time.Second, "approval on b", func() bool { return b.Snapshot().Approval("apr_1") != nil })
+
+	srv.Stop()
+	waitFor(t, 3*time.Second, "b notices the outage", func() bool { return !b.Health().Up })
+	if b.Snapshot().Approval("apr_1") == nil {
+		t.Fatal("the last snapshot must stay in force while the store is down")
+	}
+	if err := a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice"); err == nil {
+		t.Fatal("a write to a Redis that is down succeeded")
+	}
+
+	srv.Restart()
+	waitFor(t, 5*time.Second, "b is up again", func() bool { return b.Health().Up })
+	mustNil(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice"))
+	waitFor(t, time.Second, "new approval on b after recovery", func() bool { return b.Snapshot().Approval("apr_2") != nil })
+}

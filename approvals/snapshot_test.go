@@ -1,0 +1,129 @@
+package approvals
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func approval(id, tenant string, sources ...string) *Approval {
+	a := &Approval{ID: id, Tenant: tenant, NotBefore: now, NotAfter: now.Add(time.Hour), MaxRequests: 100}
+	for _, s := range sources {
+		p, err := ParseSource(s)
+		if err != nil {
+			panic(err)
+		}
+		a.Sources = append(a.Sources, p)
+	}
+	return a
+}
+
+func matchIDs(s *Snapshot, ip string, at time.Time) []string {
+	var out []string
+	for _, a := range s.Matching(netip.MustParseAddr(ip), at) {
+		out = append(out, a.ID)
+	}
+	return out
+}
+
+func TestMatcherFindsEveryCoveringApproval(t *testing.T) {
+	revoked := approval("revoked", "acme", "203.0.113.5")
+	revoked.RevokedAt = &now
+	snap := NewSnapshot([]*Approval{
+		approval("narrow", "acme", "203.0.113.5"),
+		approval("wide", "globex", "203.0.0.0/16"),
+		approval("v6", "acme", "2001:db8:1::/48"),
+		approval("multi", "initech", "198.51.100.0/24", "2001:db8:2::1"),
+		revoked,
+	}, nil, now)
+	cases := []struct {
+		ip   string
+		at   time.Time
+		want string
+	}{
+		{"203.0.113.5", now, "[narrow wide]"},
+		{"203.0.113.6", now, "[wide]"},
+		{"::ffff:203.0.113.5", now, "[narrow wide]"},
+		{"2001:db8:1:ffff::9", now, "[v6]"},
+		{"2001:db8:2::1", now, "[multi]"},
+		{"2001:db8:2::2", now, "[]"},
+		{"198.51.100.77", now, "[multi]"},
+		{"192.0.2.1", now, "[]"},
+		{"203.0.113.5", now.Add(-time.Second), "[]"},
+		{"203.0.113.5", now.Add(time.Hour), "[]"},
+	}
+	for _, tc := range cases {
+		if got := fmt.Sprint(orEmpty(matchIDs(snap, tc.ip, tc.at))); got != tc.want {
+			t.Errorf("Matching(%s, %s) = %s, want %s", tc.ip, tc.at.Format(time.TimeOnly), got, tc.want)
+		}
+	}
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func TestBansMatchByPrefixUntilTheyExpire(t *testing.T) {
+	snap := NewSnapshot(nil, []Ban{
+		{Prefix: netip.MustParsePrefix("2001:db8:9:1::/64"), ExpiresAt: now.Add(time.Minute)},
+		{Prefix: netip.MustParsePrefix("198.51.100.7/32"), ExpiresAt: now.Add(time.Hour)},
+	}, now)
+	cases := []struct {
+		ip   string
+		at   time.Time
+		want bool
+	}{
+		{"2001:db8:9:1:abcd::1", now, true},
+		{"2001:db8:9:2::1", now, false},
+		{"2001:db8:9:1::1", now.Add(time.Minute), false},
+		{"198.51.100.7", now, true},
+		{"198.51.100.8", now, false},
+	}
+	for _, tc := range cases {
+		if _, got := snap.Banned(netip.MustParseAddr(tc.ip), tc.at); got != tc.want {
+			t.Errorf("Banned(%s) = %v, want %v", tc.ip, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkMatch shows that a lookup costs the same with 10 or 100 000
+// approvals: the index probes one map per prefix length in use.
+func BenchmarkMatch(b *testing.B) {
+	for _, n := range []int{10, 1000, 100000} {
+		list := make([]*Approval, n)
+		for i := range n {
+			// A realistic mix: single addresses, /28s and IPv6 /64s.
+			var src string
+			switch i % 3 {
+			case 0:
+				src = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+			case 1:
+				src = fmt.Sprintf("172.16.%d.%d/28", i>>8&255, i&240)
+			default:
+				src = fmt.Sprintf("2001:db8:%x:%x::/64", i>>16, i&0xffff)
+			}
+			list[i] = approval(fmt.Sprintf("apr_%d", i), "acme", src)
+		}
+		snap := NewSnapshot(list, nil, now)
+		hit := netip.MustParseAddr("10.0.0.3")
+		miss := netip.MustParseAddr("192.0.2.1")
+		b.Run(fmt.Sprintf("approvals=%d/hit", n), func(b *testing.B) {
+			for b.Loop() {
+				if len(snap.Matching(hit, now)) != 1 {
+					b.Fatal("no match")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("approvals=%d/miss", n), func(b *testing.B) {
+			for b.Loop() {
+				if len(snap.Matching(miss, now)) != 0 {
+					b.Fatal("unexpected match")
+				}
+			}
+		})
+	}
+}

@@ -171,6 +171,9 @@ func (st *fileState) apply(ev AuditEvent, seq int64) {
 // The caller holds s.mu. Once the append is durable the change is committed:
 // a failed checkpoint is retried by the next write or replayed on open.
 func (s *FileStore) commit(ev AuditEvent) error {
+	if s.audit == nil {
+		return unavailable("file store", errors.New("closed"))
+	}
 	seq := s.st.Seq + 1
 	ev.ID = strconv.FormatInt(seq, 10)
 	ev.Time = s.now().UTC()
@@ -196,12 +199,12 @@ func (s *FileStore) commit(ev AuditEvent) error {
 
 func (s *FileStore) undoAppend(cause error) error {
 	if err := s.audit.Truncate(s.auditSize); err != nil {
-		return fmt.Errorf("file store: %w (and undoing the partial audit line: %v)", cause, err)
+		return unavailable("file store", fmt.Errorf("%w (and undoing the partial audit line: %v)", cause, err))
 	}
 	if _, err := s.audit.Seek(s.auditSize, io.SeekStart); err != nil {
-		return fmt.Errorf("file store: %w (and seeking the audit log: %v)", cause, err)
+		return unavailable("file store", fmt.Errorf("%w (and seeking the audit log: %v)", cause, err))
 	}
-	return fmt.Errorf("file store: %w", cause)
+	return unavailable("file store", cause)
 }
 
 // checkpoint writes state.json atomically: temp file, fsync, rename, fsync dir.
@@ -363,7 +366,7 @@ func (s *FileStore) Audit(_ context.Context, since time.Time, limit int) ([]Audi
 	}
 	f, err := os.Open(filepath.Join(s.dir, auditFile))
 	if err != nil {
-		return nil, err
+		return nil, unavailable("file store", err)
 	}
 	defer f.Close()
 	var ring []AuditEvent

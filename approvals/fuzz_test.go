@@ -60,4 +60,3 @@ func FuzzDecodeApproval(f *testing.F) {
 		}
 	})
 }
-

@@ -75,7 +75,6 @@ func TestRedisStoreSurvivesRedisRestart(t *testing.T) {
 	}
 }
 
-
 func TestChangeOnOneInstanceReachesAnotherWithinOneSecond(t *testing.T) {
 	srv := testredis.Start(t)
 	// A long resync interval: only the notification can make it in time.

@@ -1,0 +1,271 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/config"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// now is the clock every decision and record uses; tests replace it.
+var now = time.Now
+
+// App is the gatekeeper app: it owns the approval store and the snapshot of
+// approvals and bans that the handlers decide against. It is configured with
+// the `gatekeeper` global option. Its store and snapshot outlive config
+// reloads: a reload that keeps the same store settings keeps the same
+// connection and snapshot, so enforcement has no gap.
+type App struct {
+	// Where approvals, bans and the audit trail are kept. Default: the
+	// embedded file store in ./gatekeeper-data.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// Prefix of every Redis key and the pub/sub channel. Default: "gatekeeper:".
+	// Only the Redis store uses it.
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	// Path of a MaxMind or DB-IP country database (.mmdb). Optional.
+	GeoIPCountry string `json:"geoip_country,omitempty"`
+
+	// Path of a MaxMind or DB-IP ASN database (.mmdb). Optional.
+	GeoIPASN string `json:"geoip_asn,omitempty"`
+
+	// How long a source blocked as a scanner stays banned. Default: 1h.
+	BanTTL caddy.Duration `json:"ban_ttl,omitempty"`
+
+	// What approved traffic gets while the store cannot be reached for
+	// volume accounting: "fail_closed" (default: treated as unapproved) or
+	// "fail_open" (admitted on the last snapshot).
+	StoreUnavailable string `json:"store_unavailable,omitempty"`
+
+	// Longest window an approval may have. Default: 31 days.
+	MaxWindow caddy.Duration `json:"max_window,omitempty"`
+
+	// Accept approval sources broader than /16 (IPv4) or /48 (IPv6).
+	AllowBroadSources bool `json:"allow_broad_sources,omitempty"`
+
+	// Prefix length by which IPv6 sources are tracked and banned. Default: 64.
+	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
+
+	// How often every instance re-reads the whole store even without a
+	// change notification, so that a missed one heals. Default: 10s.
+	ResyncInterval caddy.Duration `json:"resync_interval,omitempty"`
+
+	settings config.Settings
+	state    *sharedState
+	stateKey string
+	logger   *zap.Logger
+}
+
+// StoreConfig chooses the store. With kind "redis", give url, or addrs
+// (several for Cluster; with master_name, the Sentinels' addresses).
+type StoreConfig struct {
+	// "file" or "redis".
+	Kind string `json:"kind"`
+	// Directory of the file store.
+	Dir string `json:"dir,omitempty"`
+	// redis:// or rediss:// URL of a single Redis server.
+	URL string `json:"url,omitempty"`
+	// Redis Cluster node or Sentinel addresses, host:port.
+	Addrs []string `json:"addrs,omitempty"`
+	// Sentinel master name; makes addrs the Sentinels.
+	MasterName string `json:"master_name,omitempty"`
+	// Redis ACL user name.
+	Username string `json:"username,omitempty"`
+	// Redis password; placeholders such as {env.REDIS_PASSWORD} are replaced.
+	Password string `json:"password,omitempty"`
+	// Redis database number (not with Cluster).
+	DB int `json:"db,omitempty"`
+	// Connect to Redis over TLS.
+	TLS bool `json:"tls,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "gatekeeper",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision resolves the settings and attaches to the shared store.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	s := config.Settings{
+		KeyPrefix:         a.KeyPrefix,
+		GeoIPCountry:      repl.ReplaceKnown(a.GeoIPCountry, ""),
+		GeoIPASN:          repl.ReplaceKnown(a.GeoIPASN, ""),
+		BanTTL:            time.Duration(a.BanTTL),
+		StoreUnavailable:  a.StoreUnavailable,
+		MaxWindow:         time.Duration(a.MaxWindow),
+		AllowBroadSources: a.AllowBroadSources,
+		IPv6Prefix:        a.IPv6Prefix,
+		ResyncInterval:    time.Duration(a.ResyncInterval),
+	}
+	if st := a.Store; st != nil {
+		s.Store = config.Store{
+			Kind: st.Kind,
+			Dir:  repl.ReplaceKnown(st.Dir, ""),
+			Redis: config.Redis{
+				URL:        repl.ReplaceKnown(st.URL, ""),
+				Addrs:      st.Addrs,
+				MasterName: st.MasterName,
+				Username:   repl.ReplaceKnown(st.Username, ""),
+				Password:   repl.ReplaceKnown(st.Password, ""),
+				DB:         st.DB,
+				TLS:        st.TLS,
+			},
+		}
+	}
+	a.settings = s.WithDefaults()
+	if err := a.settings.Validate(); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, path string }{{"geoip_country", a.settings.GeoIPCountry}, {"geoip_asn", a.settings.GeoIPASN}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+
+	key, err := json.Marshal(struct {
+		Store    config.Store
+		Prefix   string
+		Interval time.Duration
+	}{a.settings.Store, a.settings.KeyPrefix, a.settings.ResyncInterval})
+	if err != nil {
+		return err
+	}
+	a.stateKey = string(key)
+	val, _, err := states.LoadOrNew(a.stateKey, func() (caddy.Destructor, error) {
+		return openSharedState(a.settings, a.logger)
+	})
+	if err != nil {
+		return err
+	}
+	a.state = val.(*sharedState)
+	return nil
+}
+
+// Start makes this app the one the admin API serves.
+func (a *App) Start() error {
+	current.Store(a)
+	return nil
+}
+
+// Stop hands the admin API over to nobody, unless a newer config already
+// took it.
+func (a *App) Stop() error {
+	current.CompareAndSwap(a, nil)
+	return nil
+}
+
+// Cleanup releases this config's hold on the shared store; the last config
+// to let go closes it.
+func (a *App) Cleanup() error {
+	if a.stateKey == "" {
+		return nil
+	}
+	_, err := states.Delete(a.stateKey)
+	return err
+}
+
+// Settings are the app's resolved settings.
+func (a *App) Settings() config.Settings { return a.settings }
+
+// Syncer is the app's view of the store.
+func (a *App) Syncer() *approvals.Syncer { return a.state.syncer }
+
+// current is the running app, for the admin API, whose routes are set up
+// before any app exists.
+var current atomic.Pointer[App]
+
+// states holds one sharedState per distinct store, across config reloads.
+var states = caddy.NewUsagePool()
+
+// sharedState is a store, the Syncer over it and the goroutine keeping it
+// current. It lives as long as any loaded config uses it.
+type sharedState struct {
+	syncer *approvals.Syncer
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error) {
+	store, err := openStore(s)
+	if err != nil {
+		return nil, err
+	}
+	sy := approvals.NewSyncer(store, s.ResyncInterval, now)
+	ctx, cancel := context.WithCancel(context.Background())
+	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	err = sy.Refresh(rctx)
+	rcancel()
+	if err != nil {
+		// Start anyway: the last snapshot (here none) stays in force and
+		// the Syncer keeps trying, so the edge keeps serving.
+		logger.Error("store unreachable at start; retrying in the background",
+			zap.String("store", s.Store.Describe()), zap.Error(err))
+	}
+	st := &sharedState{syncer: sy, cancel: cancel, done: make(chan struct{})}
+	wasUp := err == nil
+	go func() {
+		defer close(st.done)
+		sy.Run(ctx, func(err error) {
+			switch {
+			case err != nil && wasUp:
+				logger.Error("store unreachable; enforcing the last snapshot", zap.String("store", s.Store.Describe()), zap.Error(err))
+			case err == nil && !wasUp:
+				logger.Info("store reachable again", zap.String("store", s.Store.Describe()))
+			}
+			wasUp = err == nil
+		})
+	}()
+	logger.Info("gatekeeper store ready", zap.String("store", s.Store.Describe()))
+	return st, nil
+}
+
+func openStore(s config.Settings) (approvals.Store, error) {
+	switch s.Store.Kind {
+	case config.StoreFile:
+		return approvals.OpenFileStore(s.Store.Dir, now)
+	case config.StoreRedis:
+		opts, err := s.Store.Redis.UniversalOptions()
+		if err != nil {
+			return nil, fmt.Errorf("store redis: %w", err)
+		}
+		return approvals.NewRedisStore(redis.NewUniversalClient(opts), s.KeyPrefix, now), nil
+	}
+	return nil, fmt.Errorf("store: unknown kind %q", s.Store.Kind)
+}
+
+// Destruct stops the background work and closes the store.
+func (st *sharedState) Destruct() error {
+	st.cancel()
+	<-st.done
+	return st.syncer.Store().Close()
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+	_ caddy.Destructor   = (*sharedState)(nil)
+)

@@ -1,0 +1,289 @@
+package caddymodule
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/customernode/gatekeeper/config"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("gatekeeper", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("gatekeeper", parseHandlerDirective)
+	// After map and vars, whose outputs may name the tenant; before header,
+	// rewrite, basic_auth and everything that proxies or serves.
+	httpcaddyfile.RegisterDirectiveOrder("gatekeeper", httpcaddyfile.Before, "header")
+}
+
+// parseGlobalOption sets up the gatekeeper app.
+//
+// Syntax:
+//
+//	gatekeeper {
+//		store file <dir>
+//		store redis <url>
+//		store redis {
+//			addrs <host:port...>
+//			master_name <name>
+//			username <user>
+//			password <password>
+//			db <n>
+//			tls
+//		}
+//		key_prefix          <prefix>
+//		geoip_country       <file.mmdb>
+//		geoip_asn           <file.mmdb>
+//		ban_ttl             <duration>
+//		store_unavailable   fail_open|fail_closed
+//		max_window          <duration>
+//		allow_broad_sources
+//		ipv6_prefix         <bits>
+//		resync_interval     <duration>
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("the gatekeeper global option may appear only once")
+	}
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "gatekeeper", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile reads the gatekeeper global option block.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the option name
+	start := d.Line()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "store":
+			st, err := parseStore(d)
+			if err != nil {
+				return err
+			}
+			a.Store = st
+		case "key_prefix":
+			if err := oneArg(d, &a.KeyPrefix); err != nil {
+				return err
+			}
+		case "geoip_country":
+			if err := oneArg(d, &a.GeoIPCountry); err != nil {
+				return err
+			}
+		case "geoip_asn":
+			if err := oneArg(d, &a.GeoIPASN); err != nil {
+				return err
+			}
+		case "ban_ttl", "max_window", "resync_interval":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: %q is not a positive duration such as 1h or 30m", opt, s)
+			}
+			switch opt {
+			case "ban_ttl":
+				a.BanTTL = caddy.Duration(dur)
+			case "max_window":
+				a.MaxWindow = caddy.Duration(dur)
+			default:
+				a.ResyncInterval = caddy.Duration(dur)
+			}
+		case "store_unavailable":
+			if err := oneArg(d, &a.StoreUnavailable); err != nil {
+				return err
+			}
+			if a.StoreUnavailable != config.FailOpen && a.StoreUnavailable != config.FailClosed {
+				return d.Errf("store_unavailable: %q is neither %s nor %s", a.StoreUnavailable, config.FailOpen, config.FailClosed)
+			}
+		case "allow_broad_sources":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.AllowBroadSources = true
+		case "ipv6_prefix":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return d.Errf("ipv6_prefix: %q is not a number of bits", s)
+			}
+			a.IPv6Prefix = n
+		default:
+			return d.Errf("unknown gatekeeper option %q", opt)
+		}
+	}
+	// Catch what only the settings as a whole can tell, with the block's line.
+	if err := a.settingsForCheck().Validate(); err != nil {
+		return fmt.Errorf("gatekeeper: %w, at %s:%d", err, d.File(), start)
+	}
+	return nil
+}
+
+// settingsForCheck is the settings the block describes, before placeholders
+// are replaced.
+func (a *App) settingsForCheck() config.Settings {
+	s := config.Settings{
+		KeyPrefix: a.KeyPrefix, BanTTL: time.Duration(a.BanTTL), StoreUnavailable: a.StoreUnavailable,
+		MaxWindow: time.Duration(a.MaxWindow), IPv6Prefix: a.IPv6Prefix, ResyncInterval: time.Duration(a.ResyncInterval),
+	}
+	if a.Store != nil {
+		s.Store = config.Store{Kind: a.Store.Kind, Dir: a.Store.Dir, Redis: config.Redis{
+			URL: a.Store.URL, Addrs: a.Store.Addrs, MasterName: a.Store.MasterName, DB: a.Store.DB,
+		}}
+	}
+	return s.WithDefaults()
+}
+
+func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
+	if !d.NextArg() {
+		return nil, d.Err("store: want `store file <dir>` or `store redis <url>` or a `store redis { ... }` block")
+	}
+	st := &StoreConfig{Kind: d.Val()}
+	switch st.Kind {
+	case config.StoreFile:
+		if !d.NextArg() {
+			return nil, d.Err("store file: the directory is missing")
+		}
+		st.Dir = d.Val()
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+		return st, nil
+	case config.StoreRedis:
+	default:
+		return nil, d.Errf("store: unknown kind %q; want file or redis", st.Kind)
+	}
+	if d.NextArg() {
+		st.URL = d.Val()
+		if _, err := redis.ParseURL(st.URL); err != nil {
+			return nil, d.Errf("store redis: %q is not a Redis URL: %v", st.URL, err)
+		}
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+		return st, nil
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "url":
+			if err := oneArg(d, &st.URL); err != nil {
+				return nil, err
+			}
+		case "addrs":
+			st.Addrs = d.RemainingArgs()
+			if len(st.Addrs) == 0 {
+				return nil, d.Err("store redis: addrs needs at least one host:port")
+			}
+		case "master_name":
+			if err := oneArg(d, &st.MasterName); err != nil {
+				return nil, err
+			}
+		case "username":
+			if err := oneArg(d, &st.Username); err != nil {
+				return nil, err
+			}
+		case "password":
+			if err := oneArg(d, &st.Password); err != nil {
+				return nil, err
+			}
+		case "db":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return nil, err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return nil, d.Errf("store redis: db %q is not a database number", s)
+			}
+			st.DB = n
+		case "tls":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			st.TLS = true
+		default:
+			return nil, d.Errf("store redis: unknown option %q", opt)
+		}
+	}
+	if st.URL == "" && len(st.Addrs) == 0 {
+		return nil, d.Err("store redis: give a URL or an addrs line")
+	}
+	return st, nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	opt := d.Val()
+	if !d.NextArg() {
+		return d.Errf("%s: a value is missing", opt)
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.Errf("%s: takes one value, got also %q", opt, d.Val())
+	}
+	return nil
+}
+
+// parseHandlerDirective sets up the gatekeeper handler.
+//
+// Syntax:
+//
+//	gatekeeper {
+//		tenant <placeholder or name>
+//		mode   monitor|flag|block
+//	}
+func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var handler Handler
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return &handler, err
+}
+
+// UnmarshalCaddyfile reads the gatekeeper handler directive.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "tenant":
+			if err := oneArg(d, &h.Tenant); err != nil {
+				return err
+			}
+		case "mode":
+			if err := oneArg(d, &h.Mode); err != nil {
+				return err
+			}
+			if !validMode(h.Mode) {
+				return d.Errf("mode: %q is not one of monitor, flag, block", h.Mode)
+			}
+		case "detect":
+			return d.Err("detect: scanner detection is not built yet; remove the detect block")
+		default:
+			return d.Errf("unknown gatekeeper option %q", opt)
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

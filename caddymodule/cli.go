@@ -1,0 +1,303 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"strings"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "approvals",
+		Usage: "add|list|show|revoke [flags]",
+		Short: "Registers, lists, shows and revokes approved security tests",
+		Long: `
+Talks to a running Gatekeeper's admin API (default localhost:2019; see
+--address) to manage approvals: prior written approvals for a tenant's
+security test, scoped to that tenant, scheduled in a window and bounded in
+volume. Tables are for people; --json prints the admin API's JSON as it is.`,
+		CobraFunc: approvalsCommand,
+	})
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:      "bans",
+		Usage:     "list|add|remove [flags]",
+		Short:     "Lists, adds and lifts bans of scanning sources",
+		Long:      "Talks to a running Gatekeeper's admin API to list, add and lift bans.",
+		CobraFunc: bansCommand,
+	})
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:      "status",
+		Usage:     "[--address <admin>] [--json]",
+		Short:     "Shows Gatekeeper's store health and counts",
+		Long:      "Asks a running Gatekeeper's admin API for its store health, approval counts and bans.",
+		CobraFunc: statusCommand,
+	})
+}
+
+// adminFlags are the flags every CLI command takes to find the admin API,
+// as `caddy reload` does.
+func adminFlags(cmd *cobra.Command) {
+	cmd.PersistentFlags().String("address", "", "The address of the admin API (default: from --config, else localhost:2019)")
+	cmd.PersistentFlags().String("config", "", "A config file to read the admin address from")
+	cmd.PersistentFlags().String("adapter", "", "The adapter of --config")
+	cmd.PersistentFlags().Bool("json", false, "Print the admin API's JSON instead of a table")
+}
+
+// client is one CLI invocation's view of the admin API.
+type client struct {
+	cmd  *cobra.Command
+	json bool
+}
+
+func newClient(cmd *cobra.Command) client {
+	j, _ := cmd.Flags().GetBool("json")
+	return client{cmd: cmd, json: j}
+}
+
+// call sends one request. With --json it copies the answer to stdout and
+// returns nil data; otherwise it returns the body for a table.
+func (c client) call(method, uri string, body any) ([]byte, error) {
+	fl := c.cmd.Flags()
+	address, _ := fl.GetString("address")
+	cfg, _ := fl.GetString("config")
+	adapter, _ := fl.GetString("adapter")
+	addr, err := caddycmd.DetermineAdminAPIAddress(address, nil, cfg, adapter)
+	if err != nil {
+		return nil, err
+	}
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	resp, err := caddycmd.AdminAPIRequest(addr, method, uri, nil, r)
+	if err != nil {
+		return nil, cleanAdminError(addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("reading the admin API's answer: %w", err)
+	}
+	if c.json {
+		_, err := c.cmd.OutOrStdout().Write(b)
+		return nil, err
+	}
+	return b, nil
+}
+
+var adminHTTPError = regexp.MustCompile(`(?s)HTTP (\d+): (.*)$`)
+
+// cleanAdminError turns AdminAPIRequest's error into one line that says what
+// the admin API said.
+func cleanAdminError(addr string, err error) error {
+	m := adminHTTPError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("admin API at %s: %s", addr, oneLine(err.Error()))
+	}
+	var body struct {
+		Error string `json:"error"`
+	}
+	msg := strings.TrimSpace(m[2])
+	if json.Unmarshal([]byte(msg), &body) == nil && body.Error != "" {
+		msg = body.Error
+	}
+	return fmt.Errorf("HTTP %s: %s", m[1], oneLine(msg))
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// run wraps a command body so that a failure is one line on stderr and a
+// non-zero exit.
+func run(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := f(cmd, args)
+		if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "gatekeeper %s: %s\n", cmd.CommandPath()[strings.Index(cmd.CommandPath(), " ")+1:], oneLine(err.Error()))
+			cmd.SilenceErrors = true
+		}
+		return err
+	}
+}
+
+func statusCommand(cmd *cobra.Command) {
+	adminFlags(cmd)
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = run(func(cmd *cobra.Command, _ []string) error {
+		c := newClient(cmd)
+		b, err := c.call("GET", "/gatekeeper/status", nil)
+		if err != nil || b == nil {
+			return err
+		}
+		var st Status
+		if err := json.Unmarshal(b, &st); err != nil {
+			return err
+		}
+		return printStatus(cmd.OutOrStdout(), st)
+	})
+}
+
+func bansCommand(cmd *cobra.Command) {
+	adminFlags(cmd)
+	list := &cobra.Command{Use: "list", Short: "Lists the bans in force", Args: cobra.NoArgs}
+	list.RunE = run(func(cmd *cobra.Command, _ []string) error {
+		c := newClient(cmd)
+		b, err := c.call("GET", "/gatekeeper/bans", nil)
+		if err != nil || b == nil {
+			return err
+		}
+		return printBans(cmd.OutOrStdout(), b)
+	})
+	add := &cobra.Command{Use: "add <ip|cidr>", Short: "Bans a source by hand", Args: cobra.ExactArgs(1)}
+	add.Flags().String("ttl", "", "How long the ban lasts (default: the app's ban_ttl)")
+	add.Flags().String("reason", "", "Why, for the audit")
+	add.RunE = run(func(cmd *cobra.Command, args []string) error {
+		ttl, _ := cmd.Flags().GetString("ttl")
+		reason, _ := cmd.Flags().GetString("reason")
+		c := newClient(cmd)
+		b, err := c.call("POST", "/gatekeeper/bans", banRequest{IP: args[0], TTL: ttl, Reason: reason})
+		if err != nil || b == nil {
+			return err
+		}
+		return printBans(cmd.OutOrStdout(), []byte("["+string(b)+"]"))
+	})
+	remove := &cobra.Command{Use: "remove <ip|cidr>", Short: "Lifts a ban on every instance", Args: cobra.ExactArgs(1)}
+	remove.RunE = run(func(cmd *cobra.Command, args []string) error {
+		c := newClient(cmd)
+		b, err := c.call("DELETE", "/gatekeeper/bans/"+args[0], nil)
+		if err != nil || b == nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "ban of %s lifted\n", args[0])
+		return nil
+	})
+	cmd.AddCommand(list, add, remove)
+}
+
+func approvalsCommand(cmd *cobra.Command) {
+	adminFlags(cmd)
+
+	add := &cobra.Command{Use: "add", Short: "Registers an approved test", Args: cobra.NoArgs}
+	f := add.Flags()
+	f.String("tenant", "", "The tenant under test (required)")
+	f.StringSlice("source", nil, "An IP or CIDR the test comes from; repeat or comma-separate (required)")
+	f.StringSlice("host", nil, "Limit the test to these hosts")
+	f.StringSlice("path", nil, "Limit the test to these path patterns")
+	f.StringSlice("method", nil, "Limit the test to these methods")
+	f.String("from", "", "Start of the window, RFC 3339 (required)")
+	f.String("until", "", "End of the window, RFC 3339, exclusive (required)")
+	f.Float64("rps", 0, "Requests per second allowed (required)")
+	f.Int("burst", 0, "Requests allowed at once (default: one second's worth)")
+	f.Int64("max-requests", 0, "Requests allowed over the whole test (required)")
+	f.String("requested-by", "", "Who asked for the test (required)")
+	f.String("approved-by", "", "Who approved it (required)")
+	f.String("ref", "", "Reference of the written approval (required)")
+	f.String("contact", "", "Who to call during the test")
+	f.String("notes", "", "Anything else")
+	f.Bool("require-token", false, "Require the Gatekeeper-Test-Token header; the token is printed once")
+	add.RunE = run(func(cmd *cobra.Command, _ []string) error {
+		b, err := newClient(cmd).call("POST", "/gatekeeper/approvals", requestFromFlags(cmd))
+		if err != nil || b == nil {
+			return err
+		}
+		var created approvalCreated
+		if err := json.Unmarshal(b, &created); err != nil {
+			return err
+		}
+		return printCreated(cmd.OutOrStdout(), created)
+	})
+
+	list := &cobra.Command{Use: "list", Short: "Lists approvals", Args: cobra.NoArgs}
+	list.Flags().String("tenant", "", "Only this tenant's approvals")
+	list.Flags().String("status", "", "Only approvals with this status (scheduled, active, expired, revoked, exhausted)")
+	list.RunE = run(func(cmd *cobra.Command, _ []string) error {
+		q := url.Values{}
+		for _, name := range []string{"tenant", "status"} {
+			if v, _ := cmd.Flags().GetString(name); v != "" {
+				q.Set(name, v)
+			}
+		}
+		uri := "/gatekeeper/approvals"
+		if len(q) > 0 {
+			uri += "?" + q.Encode()
+		}
+		b, err := newClient(cmd).call("GET", uri, nil)
+		if err != nil || b == nil {
+			return err
+		}
+		return printApprovals(cmd.OutOrStdout(), b)
+	})
+
+	show := &cobra.Command{Use: "show <id>", Short: "Shows one approval with its usage", Args: cobra.ExactArgs(1)}
+	show.RunE = run(func(cmd *cobra.Command, args []string) error {
+		b, err := newClient(cmd).call("GET", "/gatekeeper/approvals/"+url.PathEscape(args[0]), nil)
+		if err != nil || b == nil {
+			return err
+		}
+		return printApproval(cmd.OutOrStdout(), b)
+	})
+
+	revoke := &cobra.Command{Use: "revoke <id>", Short: "Revokes an approval on every instance", Args: cobra.ExactArgs(1)}
+	revoke.Flags().String("reason", "", "Why, for the audit (required)")
+	revoke.RunE = run(func(cmd *cobra.Command, args []string) error {
+		reason, _ := cmd.Flags().GetString("reason")
+		if strings.TrimSpace(reason) == "" {
+			return errors.New("--reason is required: say why, for the audit")
+		}
+		uri := "/gatekeeper/approvals/" + url.PathEscape(args[0]) + "?" + url.Values{"reason": {reason}}.Encode()
+		b, err := newClient(cmd).call("DELETE", uri, nil)
+		if err != nil || b == nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "approval %s revoked\n", args[0])
+		return nil
+	})
+
+	cmd.AddCommand(add, list, show, revoke)
+}
+
+// requestFromFlags builds the registration body from the add flags, sending
+// only what was given so that the admin API names what is missing.
+func requestFromFlags(cmd *cobra.Command) map[string]any {
+	f := cmd.Flags()
+	body := map[string]any{}
+	strs := map[string]string{
+		"tenant": "tenant", "from": "not_before", "until": "not_after", "requested-by": "requested_by",
+		"approved-by": "approved_by", "ref": "approval_ref", "contact": "contact", "notes": "notes",
+	}
+	for flag, field := range strs {
+		if v, _ := f.GetString(flag); v != "" {
+			body[field] = v
+		}
+	}
+	lists := map[string]string{"source": "sources", "host": "hosts", "path": "paths", "method": "methods"}
+	for flag, field := range lists {
+		if v, _ := f.GetStringSlice(flag); len(v) > 0 {
+			body[field] = v
+		}
+	}
+	if f.Changed("rps") {
+		body["max_rps"], _ = f.GetFloat64("rps")
+	}
+	if f.Changed("burst") {
+		body["burst"], _ = f.GetInt("burst")
+	}
+	if f.Changed("max-requests") {
+		body["max_requests"], _ = f.GetInt64("max-requests")
+	}
+	if v, _ := f.GetBool("require-token"); v {
+		body["require_token"] = true
+	}
+	return body
+}

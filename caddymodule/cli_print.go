@@ -1,0 +1,137 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+)
+
+// The CLI's tables, for people. Scripts use --json.
+
+const cliTime = "2006-01-02 15:04Z07:00"
+
+func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+func printApprovals(w io.Writer, body []byte) error {
+	var list []*approvals.Approval
+	if err := json.Unmarshal(body, &list); err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		_, err := fmt.Fprintln(w, "no approvals")
+		return err
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "ID\tTENANT\tSTATUS\tSOURCES\tWINDOW (UTC)\tRPS/BURST\tUSED/MAX\tREF")
+	for _, a := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%g/%d\t%d/%d\t%s\n", a.ID, a.Tenant, a.Status, sources(a),
+			window(a), a.MaxRPS, a.Burst, a.Usage.Allowed, a.MaxRequests, a.ApprovalRef)
+	}
+	return tw.Flush()
+}
+
+func printApproval(w io.Writer, body []byte) error {
+	var a approvals.Approval
+	if err := json.Unmarshal(body, &a); err != nil {
+		return err
+	}
+	tw := table(w)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+		}
+	}
+	row("id", a.ID)
+	row("tenant", a.Tenant)
+	row("status", string(a.Status))
+	row("sources", sources(&a))
+	row("hosts", strings.Join(a.Hosts, ", "))
+	row("paths", strings.Join(a.Paths, ", "))
+	row("methods", strings.Join(a.Methods, ", "))
+	row("window", window(&a))
+	row("rate", fmt.Sprintf("%g/s, burst %d", a.MaxRPS, a.Burst))
+	row("budget", fmt.Sprintf("%d requests", a.MaxRequests))
+	row("requested by", a.RequestedBy)
+	row("approved by", a.ApprovedBy)
+	row("approval ref", a.ApprovalRef)
+	row("contact", a.Contact)
+	row("notes", a.Notes)
+	row("require token", fmt.Sprint(a.RequireToken))
+	row("created", a.CreatedAt.UTC().Format(cliTime))
+	if a.RevokedAt != nil {
+		row("revoked", a.RevokedAt.UTC().Format(cliTime))
+		row("revoke reason", a.RevokeReason)
+	}
+	u := a.Usage
+	row("usage", fmt.Sprintf("%d allowed, %d rate-limited, %d budget-exhausted, %d out of scope",
+		u.Allowed, u.RateLimited, u.BudgetExhausted, u.OutOfScope))
+	if u.LastSeen != nil {
+		row("last seen", u.LastSeen.UTC().Format(cliTime))
+	}
+	return tw.Flush()
+}
+
+func printCreated(w io.Writer, c approvalCreated) error {
+	fmt.Fprintf(w, "approval %s registered for tenant %s (%s)\n", c.ID, c.Tenant, c.Status)
+	fmt.Fprintf(w, "window %s, %g req/s (burst %d), %d requests in all\n", window(c.Approval), c.MaxRPS, c.Burst, c.MaxRequests)
+	if c.Token != "" {
+		fmt.Fprintf(w, "test token (shown once, send it as Gatekeeper-Test-Token): %s\n", c.Token)
+	}
+	return nil
+}
+
+func printBans(w io.Writer, body []byte) error {
+	var bans []approvals.Ban
+	if err := json.Unmarshal(body, &bans); err != nil {
+		return err
+	}
+	if len(bans) == 0 {
+		_, err := fmt.Fprintln(w, "no bans")
+		return err
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "SOURCE\tREASON\tSINCE (UTC)\tUNTIL (UTC)")
+	for _, b := range bans {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Prefix, b.Reason, b.CreatedAt.UTC().Format(cliTime), b.ExpiresAt.UTC().Format(cliTime))
+	}
+	return tw.Flush()
+}
+
+func printStatus(w io.Writer, st Status) error {
+	tw := table(w)
+	up := "up"
+	if !st.Store.Up {
+		up = "DOWN"
+	}
+	fmt.Fprintf(tw, "store\t%s (%s)\n", st.Store.Description, up)
+	if !st.Store.LastSync.IsZero() {
+		fmt.Fprintf(tw, "last sync\t%s (%s ago)\n", st.Store.LastSync.UTC().Format(time.RFC3339), time.Since(st.Store.LastSync).Round(time.Second))
+	}
+	if st.Store.LastError != "" {
+		fmt.Fprintf(tw, "last error\t%s\n", st.Store.LastError)
+	}
+	var counts []string
+	for _, s := range approvals.Statuses {
+		counts = append(counts, fmt.Sprintf("%d %s", st.Approvals[s], s))
+	}
+	fmt.Fprintf(tw, "approvals\t%s\n", strings.Join(counts, ", "))
+	fmt.Fprintf(tw, "bans\t%d active\n", st.BansActive)
+	return tw.Flush()
+}
+
+func sources(a *approvals.Approval) string {
+	s := make([]string, len(a.Sources))
+	for i, p := range a.Sources {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func window(a *approvals.Approval) string {
+	return a.NotBefore.UTC().Format(cliTime) + " – " + a.NotAfter.UTC().Format(cliTime)
+}

@@ -1,0 +1,47 @@
+# Gatekeeper's commands. `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := $(CURDIR)/bin/gatekeeper
+PKGS  := ./...
+
+.PHONY: build run test deps vet fmt-check unit fuzz bench clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/gatekeeper
+
+run: build
+	@echo
+	@echo "Gatekeeper is starting with the example Caddyfile and the file store in ./data."
+	@echo "  site:      curl -H 'Host: acme.localhost' http://127.0.0.1:8080/"
+	@echo "  admin API: curl http://127.0.0.1:2019/gatekeeper/status"
+	@echo "  CLI:       ./bin/gatekeeper approvals list   (in another terminal)"
+	@echo "Stop it with Ctrl-C."
+	@echo
+	$(BIN) run --config Caddyfile --adapter caddyfile
+
+# Everything the project checks: what the tests need, vet, gofmt, then the
+# unit, integration and end-to-end tests (real Redis, real Caddy) with the
+# race detector, then a short fuzz run of approval decoding.
+test: deps vet fmt-check build unit fuzz
+
+deps:
+	@scripts/ensure-deps.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+unit:
+	GATEKEEPER_BIN=$(BIN) $(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 15s ./approvals/
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./approvals/
+
+clean:
+	rm -rf bin data

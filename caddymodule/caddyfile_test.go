@@ -1,0 +1,111 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+func adapt(t *testing.T, caddyfile string) (map[string]any, error) {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		return nil, err
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, nil
+}
+
+func TestGlobalOptionBecomesTheApp(t *testing.T) {
+	cfg, err := adapt(t, `{
+	gatekeeper {
+		store redis {
+			addrs 10.0.0.1:6379 10.0.0.2:6379 10.0.0.3:6379
+			master_name mymaster
+			password secret
+			db 2
+			tls
+		}
+		key_prefix gk:
+		ban_ttl 2h
+		store_unavailable fail_open
+		max_window 7d
+		allow_broad_sources
+		ipv6_prefix 56
+		resync_interval 5s
+	}
+}
+:8080 {
+	respond ok
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(cfg["apps"].(map[string]any)["gatekeeper"])
+	want := `{"allow_broad_sources":true,"ban_ttl":7200000000000,"ipv6_prefix":56,"key_prefix":"gk:","max_window":604800000000000,` +
+		`"resync_interval":5000000000,"store":{"addrs":["10.0.0.1:6379","10.0.0.2:6379","10.0.0.3:6379"],"db":2,"kind":"redis",` +
+		`"master_name":"mymaster","password":"secret","tls":true},"store_unavailable":"fail_open"}`
+	if string(got) != want {
+		t.Fatalf("app JSON\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestHandlerIsOrderedAfterVarsAndBeforeHeader(t *testing.T) {
+	cfg, err := adapt(t, `:8080 {
+	header X-A b
+	gatekeeper {
+		tenant {vars.tenant}
+		mode flag
+	}
+	vars tenant acme
+	respond ok
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(cfg)
+	s := string(b)
+	iVars, iGK, iHeader := strings.Index(s, `"handler":"vars"`), strings.Index(s, `"handler":"gatekeeper"`), strings.Index(s, `"handler":"headers"`)
+	if !(iVars >= 0 && iVars < iGK && iGK < iHeader) {
+		t.Fatalf("handler order wrong (vars %d, gatekeeper %d, headers %d): %s", iVars, iGK, iHeader, s)
+	}
+	if !strings.Contains(s, `"mode":"flag","tenant":"{http.vars.tenant}"`) {
+		t.Fatalf("handler config missing: %s", s)
+	}
+}
+
+// Bad config fails adapt with the file, the line and what is wrong.
+func TestBadCaddyfileNamesLineAndProblem(t *testing.T) {
+	cases := []struct {
+		name, body, says string
+	}{
+		{"unknown option", "{\n\tgatekeeper {\n\t\tstroe file ./d\n\t}\n}", `Caddyfile:3`},
+		{"bad duration", "{\n\tgatekeeper {\n\t\tban_ttl soon\n\t}\n}", `ban_ttl: "soon" is not a positive duration`},
+		{"bad fail mode", "{\n\tgatekeeper {\n\t\tstore_unavailable maybe\n\t}\n}", `store_unavailable: "maybe" is neither`},
+		{"bad store kind", "{\n\tgatekeeper {\n\t\tstore s3 bucket\n\t}\n}", `unknown kind "s3"`},
+		{"bad redis url", "{\n\tgatekeeper {\n\t\tstore redis http://x\n\t}\n}", `is not a Redis URL`},
+		{"redis block without addrs", "{\n\tgatekeeper {\n\t\tstore redis {\n\t\t\tdb 1\n\t\t}\n\t}\n}", `give a URL or an addrs line`},
+		{"file store without dir", "{\n\tgatekeeper {\n\t\tstore file\n\t}\n}", `the directory is missing`},
+		{"ipv6 prefix out of range", "{\n\tgatekeeper {\n\t\tipv6_prefix 200\n\t}\n}", `ipv6_prefix: /200 is out of range; want 48 to 128, at Caddyfile:2`},
+		{"extra value", "{\n\tgatekeeper {\n\t\tkey_prefix a b\n\t}\n}", `key_prefix: takes one value`},
+		{"bad mode", ":80 {\n\tgatekeeper {\n\t\tmode shout\n\t}\n}", `mode: "shout" is not one of monitor, flag, block`},
+		{"unknown handler option", ":80 {\n\tgatekeeper {\n\t\ttennant a\n\t}\n}", `unknown gatekeeper option "tennant", at Caddyfile:3`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := adapt(t, tc.body)
+			if err == nil || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("adapt error = %v, want it to say %q", err, tc.says)
+			}
+			if !strings.Contains(err.Error(), "Caddyfile:") {
+				t.Fatalf("adapt error %q does not name the file and line", err)
+			}
+		})
+	}
+}

@@ -65,7 +65,9 @@ func startCaddy(t *testing.T, store map[string]any) adminClient {
 	return adminClient{t: t, base: "http://" + admin}
 }
 
-func fileStore(t *testing.T) map[string]any { return map[string]any{"kind": "file", "dir": t.TempDir()} }
+func fileStore(t *testing.T) map[string]any {
+	return map[string]any{"kind": "file", "dir": t.TempDir()}
+}
 
 // do sends a request and decodes a JSON answer into out (when not nil).
 func (c adminClient) do(method, path string, body any, out any) int {
@@ -188,7 +190,9 @@ func TestAdminRefusesBadInputAndStoresNothing(t *testing.T) {
 		{"missing field", with(func(b map[string]any) { delete(b, "approval_ref") }), 400, `field "approval_ref": is required`},
 		{"bad CIDR", with(func(b map[string]any) { b["sources"] = []string{"10.0.0.0/40"} }), 400, `field "sources[0]"`},
 		{"broad source", with(func(b map[string]any) { b["sources"] = []string{"10.0.0.0/8"} }), 400, `broader than /16`},
-		{"window too long", with(func(b map[string]any) { b["not_after"] = time.Now().Add(40 * 24 * time.Hour).UTC().Format(time.RFC3339) }), 400, `field "not_after"`},
+		{"window too long", with(func(b map[string]any) {
+			b["not_after"] = time.Now().Add(40 * 24 * time.Hour).UTC().Format(time.RFC3339)
+		}), 400, `field "not_after"`},
 		{"unknown field", with(func(b map[string]any) { b["colour"] = "red" }), 400, `field "colour": is not an approval field`},
 		{"wrong type", with(func(b map[string]any) { b["max_requests"] = "lots" }), 400, `field "max_requests": must be a number`},
 		{"server-set field", with(func(b map[string]any) { b["usage"] = map[string]any{} }), 400, `field "usage": is set by the server`},

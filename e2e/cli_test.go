@@ -1,0 +1,238 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/internal/testredis"
+)
+
+func TestListModulesShowsGatekeeper(t *testing.T) {
+	out, err := runBin(t, "list-modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"gatekeeper", "http.handlers.gatekeeper", "admin.api.gatekeeper", "http.handlers.reverse_proxy"} {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(id) + `$`).MatchString(out) {
+			t.Errorf("list-modules lacks %s", id)
+		}
+	}
+}
+
+func TestValidateNamesTheLineOfABadCaddyfile(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/Caddyfile"
+	writeFile(t, path, "{\n\tgatekeeper {\n\t\tban_ttl forever\n\t}\n}\n:8080 {\n\trespond ok\n}\n")
+	out, err := runBin(t, "validate", "--config", path, "--adapter", "caddyfile")
+	if err == nil || !strings.Contains(out, `ban_ttl: \"forever\" is not a positive duration`) || !strings.Contains(out, "Caddyfile:3") {
+		t.Fatalf("validate = %v\n%s\nwant an error naming line 3 and ban_ttl", err, out)
+	}
+}
+
+func TestCLIWalkthrough(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+
+	out := in.mustCLI(append(addArgs("127.0.0.2"), "--require-token")...)
+	if !strings.Contains(out, "registered for tenant acme (active)") || !strings.Contains(out, "test token (shown once") {
+		t.Fatalf("approvals add printed:\n%s", out)
+	}
+	token := regexp.MustCompile(`gkt_[A-Za-z0-9_-]+`).FindString(out)
+	if token == "" {
+		t.Fatalf("no token in:\n%s", out)
+	}
+
+	list := listJSON(t, in)
+	if len(list) != 1 || list[0].Tenant != "acme" || list[0].Status != "active" {
+		t.Fatalf("approvals list --json = %+v", list)
+	}
+	id := list[0].ID
+
+	table := in.mustCLI("approvals", "list")
+	if !strings.HasPrefix(table, "ID ") || !strings.Contains(table, id) || !strings.Contains(table, "127.0.0.2/32") {
+		t.Fatalf("approvals list table:\n%s", table)
+	}
+	if strings.Contains(table, token) {
+		t.Fatal("the token must be shown only once")
+	}
+	if out := in.mustCLI("approvals", "list", "--tenant", "globex"); strings.TrimSpace(out) != "no approvals" {
+		t.Fatalf("approvals list --tenant globex:\n%s", out)
+	}
+
+	show := in.mustCLI("approvals", "show", id)
+	for _, want := range []string{"tenant         acme", "0 allowed, 0 rate-limited", "approval ref   SEC-1234", "require token  true"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("approvals show lacks %q:\n%s", want, show)
+		}
+	}
+
+	if out := in.mustCLI("approvals", "revoke", id, "--reason", "test finished"); !strings.Contains(out, "revoked") {
+		t.Fatalf("approvals revoke printed %q", out)
+	}
+	if list := listJSON(t, in, "--status", "revoked"); len(list) != 1 || list[0].ID != id {
+		t.Fatalf("revoked approval not listed: %+v", list)
+	}
+
+	in.mustCLI("bans", "add", "198.51.100.7", "--ttl", "30m", "--reason", "manual test")
+	if out := in.mustCLI("bans", "list"); !strings.Contains(out, "198.51.100.7/32") || !strings.Contains(out, "manual test") {
+		t.Fatalf("bans list:\n%s", out)
+	}
+	var bans []map[string]any
+	if err := json.Unmarshal([]byte(in.mustCLI("bans", "list", "--json")), &bans); err != nil || len(bans) != 1 {
+		t.Fatalf("bans list --json: %v %v", bans, err)
+	}
+	in.mustCLI("bans", "remove", "198.51.100.7")
+	if out := in.mustCLI("bans", "list"); strings.TrimSpace(out) != "no bans" {
+		t.Fatalf("bans list after remove:\n%s", out)
+	}
+
+	st := in.mustCLI("status")
+	if !strings.Contains(st, "file ./data (up)") || !strings.Contains(st, "1 revoked") {
+		t.Fatalf("status:\n%s", st)
+	}
+}
+
+// A failure is one line on stderr, nothing on stdout, and a non-zero exit.
+func TestCLIFailuresAreOneLineAndNonZero(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	args := addArgs("127.0.0.2")
+	noSource := append(append([]string{}, args[:4]...), args[6:]...)
+	cases := []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"missing source", noSource, `HTTP 400: field "sources": is required`},
+		{"broad source", addArgs("10.0.0.0/8"), `HTTP 400: field "sources[0]": 10.0.0.0/8 is broader than /16`},
+		{"unknown approval", []string{"approvals", "show", "apr_nope"}, "HTTP 404: approval apr_nope: not found"},
+		{"revoke without reason", []string{"approvals", "revoke", "apr_nope"}, "--reason is required"},
+		{"bad ban", []string{"bans", "add", "not-an-ip"}, `HTTP 400: field "ip"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := in.cli(tc.args...)
+			if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tc.says) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want non-zero, nothing, one line saying %q", code, out, errOut, tc.says)
+			}
+		})
+	}
+	out, errOut, code := (&instance{t: t, Admin: freeAddr(t)}).cli("status")
+	if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "connection refused") {
+		t.Fatalf("status against nothing: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestFileStoreSurvivesARestartOfTheBinary(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	in.mustCLI(addArgs("127.0.0.2")...)
+	in.mustCLI("bans", "add", "198.51.100.7")
+	in.stop()
+	in.run()
+	if list := listJSON(t, in); len(list) != 1 {
+		t.Fatalf("after restart: %+v", list)
+	}
+	if st := in.status(); st.Approvals["active"] != 1 || st.BansActive != 1 {
+		t.Fatalf("after restart the snapshot holds %+v", st)
+	}
+	// SIGKILL too: nothing acknowledged may be lost.
+	in.mustCLI(addArgs("127.0.0.3")...)
+	_ = in.cmd.Process.Signal(syscall.SIGKILL)
+	_ = in.cmd.Wait()
+	in.cmd = nil
+	in.run()
+	if list := listJSON(t, in); len(list) != 2 {
+		t.Fatalf("after SIGKILL: %d approvals, want 2", len(list))
+	}
+}
+
+func TestTwoInstancesSharingRedisSeeEachOthersChangesWithinOneSecond(t *testing.T) {
+	srv := testredis.Start(t)
+	globals := "\t\tstore redis " + srv.URL(0) + "\n\t\tresync_interval 1h"
+	a, b := start(t, globals), start(t, globals)
+
+	a.mustCLI(addArgs("127.0.0.2")...)
+	took := waitFor(t, time.Second, "approval enforced on b", func() bool { return b.status().Approvals["active"] == 1 })
+	t.Logf("registration reached instance b in %s", took)
+
+	id := listJSON(t, b)[0].ID
+	a.mustCLI("approvals", "revoke", id, "--reason", "done")
+	took = waitFor(t, time.Second, "revocation on b", func() bool { return b.status().Approvals["revoked"] == 1 })
+	t.Logf("revocation reached instance b in %s", took)
+
+	b.mustCLI("bans", "add", "198.51.100.7")
+	waitFor(t, time.Second, "ban on a", func() bool { return a.status().BansActive == 1 })
+	a.mustCLI("bans", "remove", "198.51.100.7")
+	waitFor(t, time.Second, "lifted ban on b", func() bool { return b.status().BansActive == 0 })
+}
+
+func TestRedisStoreSurvivesARestartOfEverything(t *testing.T) {
+	srv := testredis.StartWith(t, testredis.Options{AppendOnly: true})
+	in := start(t, "\t\tstore redis "+srv.URL(0))
+	in.mustCLI(addArgs("127.0.0.2")...)
+	in.stop()
+	srv.Kill()
+	srv.Restart()
+	in.run()
+	if list := listJSON(t, in); len(list) != 1 {
+		t.Fatalf("after restarting Redis and gatekeeper: %+v", list)
+	}
+}
+
+func TestReloadKeepsStateAndLeaksNoGoroutines(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	in.mustCLI(addArgs("127.0.0.2")...)
+	before := goroutines(t, in)
+	for i := range 20 {
+		out, err := runBin(t, "reload", "--config", in.Config, "--adapter", "caddyfile", "--address", in.Admin, "--force")
+		if err != nil {
+			t.Fatalf("reload %d: %v\n%s", i, err, out)
+		}
+		if st := in.status(); st.Approvals["active"] != 1 || !st.Store.Up {
+			t.Fatalf("after reload %d: %+v", i, st)
+		}
+	}
+	after := goroutines(t, in)
+	t.Logf("goroutines: %d before 20 reloads, %d after", before, after)
+	if after > before+5 {
+		t.Fatalf("goroutines grew from %d to %d over 20 reloads", before, after)
+	}
+}
+
+// goroutines reads the process's goroutine count from Caddy's pprof endpoint.
+func goroutines(t *testing.T, in *instance) int {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond) // let closed listeners' goroutines end
+	resp, err := http.Get("http://" + in.Admin + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var n int
+	if _, err := fmt.Sscanf(string(b), "goroutine profile: total %d", &n); err != nil {
+		t.Fatalf("pprof: %v in %.200s", err, b)
+	}
+	return n
+}
+
+func TestClientCannotForgeGatekeeperHeaders(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	req, _ := http.NewRequest("GET", "http://"+in.Site+"/", nil)
+	req.Header.Set("Gatekeeper-Approval", "apr_forged")
+	req.Header.Set("gatekeeper-verdict", "approved")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "tenant=acme approval=" {
+		t.Fatalf("upstream saw %q; a forged Gatekeeper-Approval must never reach it", b)
+	}
+}

@@ -44,3 +44,15 @@ func TestRedisClusterStoreConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestRedisSentinelStoreConformance(t *testing.T) {
+	sentinel := testredis.StartSentinel(t, "gkmaster")
+	db := 0
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) approvals.Store {
+		db++
+		rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{sentinel}, MasterName: "gkmaster", DB: db})
+		s := approvals.NewRedisStore(rdb, "gk:", clock)
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

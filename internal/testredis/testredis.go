@@ -166,6 +166,44 @@ func StartCluster(t testing.TB) []string {
 	}
 }
 
+// StartSentinel starts a master and one Sentinel watching it under
+// masterName, and returns the Sentinel's address.
+func StartSentinel(t testing.TB, masterName string) string {
+	t.Helper()
+	master := Start(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := filepath.Join(dir, "sentinel.conf")
+	host, mport, _ := net.SplitHostPort(master.Addr)
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s %s %s 1\n", port, dir, masterName, host, mport)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server is not installed; run: apt-get update && apt-get install -y redis-server")
+	}
+	cmd := exec.Command(bin, conf, "--sentinel", "--logfile", filepath.Join(dir, "sentinel.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting redis sentinel: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	s := redis.NewSentinelClient(&redis.Options{Addr: addr})
+	defer s.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := s.GetMasterAddrByName(context.Background(), masterName).Result()
+		if err == nil && len(got) == 2 && net.JoinHostPort(got[0], got[1]) == master.Addr {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sentinel on %s did not report master %s within 10s: %v %v", addr, masterName, got, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,0 +1,74 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAreValidAndUseTheFileStore(t *testing.T) {
+	s := Settings{}.WithDefaults()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Store.Kind != StoreFile || s.Store.Dir != DefaultStoreDir || s.StoreUnavailable != FailClosed ||
+		s.BanTTL != time.Hour || s.MaxWindow != 31*24*time.Hour || s.IPv6Prefix != 64 || s.KeyPrefix != "gatekeeper:" {
+		t.Fatalf("defaults = %+v", s)
+	}
+}
+
+func TestInvalidSettingsNameTheSetting(t *testing.T) {
+	cases := []struct {
+		change func(*Settings)
+		says   string
+	}{
+		{func(s *Settings) { s.Store = Store{Kind: "s3"} }, `store: unknown kind "s3"`},
+		{func(s *Settings) { s.Store = Store{Kind: StoreRedis} }, "store redis: give a redis:// URL, or addrs"},
+		{func(s *Settings) { s.Store = Store{Kind: StoreRedis, Redis: Redis{URL: "http://x"}} }, "store redis: url:"},
+		{func(s *Settings) {
+			s.Store = Store{Kind: StoreRedis, Redis: Redis{URL: "redis://a:1", Addrs: []string{"b:2"}}}
+		}, "not both"},
+		{func(s *Settings) { s.Store = Store{Kind: StoreRedis, Redis: Redis{Addrs: []string{"nohost"}}} }, `addrs: "nohost" is not host:port`},
+		{func(s *Settings) { s.BanTTL = time.Millisecond }, "ban_ttl"},
+		{func(s *Settings) { s.StoreUnavailable = "maybe" }, "store_unavailable"},
+		{func(s *Settings) { s.MaxWindow = time.Second }, "max_window"},
+		{func(s *Settings) { s.IPv6Prefix = 32 }, "ipv6_prefix"},
+		{func(s *Settings) { s.ResyncInterval = time.Millisecond }, "resync_interval"},
+		{func(s *Settings) { s.KeyPrefix = "a b" }, "key_prefix"},
+	}
+	for _, tc := range cases {
+		s := Settings{}.WithDefaults()
+		tc.change(&s)
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("Validate() = %v, want it to say %q", err, tc.says)
+		}
+	}
+}
+
+func TestRedisSettingsChooseSingleClusterOrSentinel(t *testing.T) {
+	o, err := Redis{URL: "rediss://u:p@10.0.0.1:6380/3", Password: "override"}.UniversalOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Addrs) != 1 || o.Addrs[0] != "10.0.0.1:6380" || o.DB != 3 || o.Username != "u" || o.Password != "override" || o.TLSConfig == nil {
+		t.Fatalf("URL options = %+v", o)
+	}
+	o, _ = Redis{Addrs: []string{"a:1", "b:2", "c:3"}}.UniversalOptions()
+	if len(o.Addrs) != 3 || o.MasterName != "" {
+		t.Fatalf("cluster options = %+v", o)
+	}
+	o, _ = Redis{Addrs: []string{"a:26379"}, MasterName: "m", TLS: true}.UniversalOptions()
+	if o.MasterName != "m" || o.TLSConfig == nil {
+		t.Fatalf("sentinel options = %+v", o)
+	}
+	for store, want := range map[string]string{
+		Store{Kind: StoreFile, Dir: "./data"}.Describe():                                          "file ./data",
+		Store{Kind: StoreRedis, Redis: Redis{URL: "redis://:secret@h:1/2"}}.Describe():            "redis h:1/2",
+		Store{Kind: StoreRedis, Redis: Redis{Addrs: []string{"a:1", "b:2"}}}.Describe():           "redis cluster a:1,b:2",
+		Store{Kind: StoreRedis, Redis: Redis{Addrs: []string{"s:1"}, MasterName: "m"}}.Describe(): "redis sentinel m via s:1",
+	} {
+		if store != want {
+			t.Errorf("Describe() = %q, want %q", store, want)
+		}
+	}
+}

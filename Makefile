@@ -38,7 +38,7 @@ unit:
 	GATEKEEPER_BIN=$(BIN) $(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 15s ./approvals/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 15s -fuzzminimizetime 2s ./approvals/
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./approvals/

@@ -17,7 +17,7 @@ const DefaultResyncInterval = 10 * time.Second
 // snapshot stays in force.
 type Syncer struct {
 	store    Store
-	interval time.Duration
+	interval atomic.Int64 // time.Duration between full re-reads
 	now      func() time.Time
 
 	refreshMu sync.Mutex // one full read at a time, so an older read never wins
@@ -43,12 +43,19 @@ func NewSyncer(store Store, interval time.Duration, now func() time.Time) *Synce
 	if now == nil {
 		now = time.Now
 	}
-	if interval <= 0 {
-		interval = DefaultResyncInterval
-	}
-	s := &Syncer{store: store, interval: interval, now: now}
+	s := &Syncer{store: store, now: now}
+	s.SetInterval(interval)
 	s.snap.Store(NewSnapshot(nil, nil, time.Time{}))
 	return s
+}
+
+// SetInterval changes the resync period (DefaultResyncInterval when not
+// positive); it takes effect after the current wait.
+func (s *Syncer) SetInterval(d time.Duration) {
+	if d <= 0 {
+		d = DefaultResyncInterval
+	}
+	s.interval.Store(int64(d))
 }
 
 // Store is the store the Syncer reads.
@@ -92,17 +99,19 @@ func (s *Syncer) Refresh(ctx context.Context) error {
 // Run keeps the snapshot current until ctx is done. onRefresh, when not nil,
 // is called after every attempt with its result.
 func (s *Syncer) Run(ctx context.Context, onRefresh func(error)) {
-	ticker := time.NewTicker(s.interval)
-	defer ticker.Stop()
 	changes := s.store.Changes()
+	timer := time.NewTimer(time.Duration(s.interval.Load()))
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-timer.C:
 		case <-changes:
 		}
-		rctx, cancel := context.WithTimeout(ctx, s.interval)
+		interval := time.Duration(s.interval.Load())
+		timer.Reset(interval)
+		rctx, cancel := context.WithTimeout(ctx, min(interval, 10*time.Second))
 		err := s.Refresh(rctx)
 		cancel()
 		if onRefresh != nil && ctx.Err() == nil {

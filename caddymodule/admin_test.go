@@ -33,10 +33,15 @@ func freeAddr(t *testing.T) string {
 // caddyConfig is a whole Caddy config with the gatekeeper app using store
 // and one site behind the handler answering body.
 func caddyConfig(admin, site string, store map[string]any, body string) []byte {
+	return caddyConfigWith(admin, site, map[string]any{"store": store}, body)
+}
+
+// caddyConfigWith is caddyConfig with the whole gatekeeper app config.
+func caddyConfigWith(admin, site string, app map[string]any, body string) []byte {
 	cfg := map[string]any{
 		"admin": map[string]any{"listen": admin},
 		"apps": map[string]any{
-			"gatekeeper": map[string]any{"store": store},
+			"gatekeeper": app,
 			"http": map[string]any{"servers": map[string]any{"s": map[string]any{
 				"listen": []string{site},
 				"routes": []any{map[string]any{"handle": []any{
@@ -324,7 +329,9 @@ func TestReloadKeepsTheStoreAndLeaksNoGoroutines(t *testing.T) {
 			}
 			before := settle()
 			for i := 1; i <= 20; i++ {
-				if err := caddy.Load(caddyConfig(admin, site, store, fmt.Sprintf("v%d", i)), true); err != nil {
+				// Other settings change; the store stays.
+				app := map[string]any{"store": store, "resync_interval": fmt.Sprintf("%ds", 5+i), "ban_ttl": fmt.Sprintf("%dm", i)}
+				if err := caddy.Load(caddyConfigWith(admin, site, app, fmt.Sprintf("v%d", i)), true); err != nil {
 					t.Fatalf("reload %d: %v", i, err)
 				}
 				if st := current.Load().state; st != first {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -144,23 +145,38 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	key, err := json.Marshal(struct {
-		Store    config.Store
-		Prefix   string
-		Interval time.Duration
-	}{a.settings.Store, a.settings.KeyPrefix, a.settings.ResyncInterval})
+	key, err := stateKey(a.settings)
 	if err != nil {
 		return err
 	}
-	a.stateKey = string(key)
-	val, _, err := states.LoadOrNew(a.stateKey, func() (caddy.Destructor, error) {
+	val, _, err := states.LoadOrNew(key, func() (caddy.Destructor, error) {
 		return openSharedState(a.settings, a.logger)
 	})
 	if err != nil {
 		return err
 	}
+	a.stateKey = key
 	a.state = val.(*sharedState)
+	a.state.syncer.SetInterval(a.settings.ResyncInterval)
 	return nil
+}
+
+// stateKey identifies the store the settings name, and nothing else, so that
+// a reload that changes other settings keeps the store (a file store's
+// directory lock could not be taken twice anyway).
+func stateKey(s config.Settings) (string, error) {
+	if s.Store.Kind == config.StoreFile {
+		dir, err := filepath.Abs(s.Store.Dir)
+		if err != nil {
+			return "", fmt.Errorf("store file: %w", err)
+		}
+		return "file:" + dir, nil
+	}
+	key, err := json.Marshal(struct {
+		Redis  config.Redis
+		Prefix string
+	}{s.Store.Redis, s.KeyPrefix})
+	return "redis:" + string(key), err
 }
 
 // Start makes this app the one the admin API serves.

@@ -236,3 +236,27 @@ func TestClientCannotForgeGatekeeperHeaders(t *testing.T) {
 		t.Fatalf("upstream saw %q; a forged Gatekeeper-Approval must never reach it", b)
 	}
 }
+
+// The block form of `store redis` reaches a Cluster and a Sentinel-managed
+// master through go-redis's UniversalClient.
+func TestRedisBlockFormForClusterAndSentinel(t *testing.T) {
+	cases := map[string]func(t *testing.T) string{
+		"cluster": func(t *testing.T) string {
+			return "\t\t\taddrs " + strings.Join(testredis.StartCluster(t), " ")
+		},
+		"sentinel": func(t *testing.T) string {
+			return "\t\t\taddrs " + testredis.StartSentinel(t, "gkmaster") + "\n\t\t\tmaster_name gkmaster"
+		},
+	}
+	for name, block := range cases {
+		t.Run(name, func(t *testing.T) {
+			globals := "\t\tstore redis {\n" + block(t) + "\n\t\t}"
+			a, b := start(t, globals), start(t, globals)
+			a.mustCLI(addArgs("127.0.0.2")...)
+			waitFor(t, time.Second, "approval on the second instance", func() bool { return b.status().Approvals["active"] == 1 })
+			if st := a.mustCLI("status"); !strings.Contains(st, "(up)") || !strings.Contains(st, "redis "+name) {
+				t.Fatalf("status:\n%s", st)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/approvals/storetest"
 	"github.com/customernode/gatekeeper/internal/testredis"
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 func redisStore(t *testing.T, addr string) *approvals.RedisStore {
@@ -33,20 +34,6 @@ func instance(t *testing.T, addr string, resync time.Duration) *approvals.Syncer
 		t.Fatal(err)
 	}
 	return sy
-}
-
-// waitFor polls cond every 10ms and returns how long it took to hold, or
-// fails the test after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 func TestRedisStoreSurvivesRedisRestart(t *testing.T) {
@@ -84,27 +71,27 @@ func TestChangeOnOneInstanceReachesAnotherWithinOneSecond(t *testing.T) {
 	now := storetest.Epoch
 
 	mustNil(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice"))
-	took := waitFor(t, time.Second, "approval visible on instance b", func() bool {
+	took := testutil.WaitFor(t, time.Second, "approval visible on instance b", func() bool {
 		return len(b.Snapshot().Matching(ip, now)) == 1
 	})
 	t.Logf("approval reached the second instance in %s", took)
 
 	_, err := a.Store().RevokeApproval(ctx, "apr_1", "done", "alice", now)
 	mustNil(t, err)
-	took = waitFor(t, time.Second, "revocation visible on instance b", func() bool {
+	took = testutil.WaitFor(t, time.Second, "revocation visible on instance b", func() bool {
 		return len(b.Snapshot().Matching(ip, now)) == 0
 	})
 	t.Logf("revocation reached the second instance in %s", took)
 
 	ban := approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
 	mustNil(t, b.Store().AddBan(ctx, ban, "detect"))
-	waitFor(t, time.Second, "ban visible on instance a", func() bool {
+	testutil.WaitFor(t, time.Second, "ban visible on instance a", func() bool {
 		_, banned := a.Snapshot().Banned(netip.MustParseAddr("198.51.100.7"), time.Now())
 		return banned
 	})
 	_, err = a.Store().RemoveBan(ctx, ban.Prefix, "admin", time.Now())
 	mustNil(t, err)
-	waitFor(t, time.Second, "lifted ban visible on instance b", func() bool {
+	testutil.WaitFor(t, time.Second, "lifted ban visible on instance b", func() bool {
 		_, banned := b.Snapshot().Banned(netip.MustParseAddr("198.51.100.7"), time.Now())
 		return !banned
 	})
@@ -116,7 +103,7 @@ func TestMissedNotificationHealsOnTheResyncTimer(t *testing.T) {
 	// Written behind Gatekeeper's back: no notification is published.
 	raw, _ := json.Marshal(storetest.Approval("apr_1", "acme"))
 	mustNil(t, srv.Client().HSet(ctx, "gk:{state}:approvals", "apr_1", raw).Err())
-	waitFor(t, 2*time.Second, "silent write picked up by the resync", func() bool {
+	testutil.WaitFor(t, 2*time.Second, "silent write picked up by the resync", func() bool {
 		return b.Snapshot().Approval("apr_1") != nil
 	})
 }
@@ -126,10 +113,10 @@ func TestInstanceRecoversByItselfAfterRedisOutage(t *testing.T) {
 	a := instance(t, srv.Addr, time.Hour)
 	b := instance(t, srv.Addr, 500*time.Millisecond)
 	mustNil(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice"))
-	waitFor(t, time.Second, "approval on b", func() bool { return b.Snapshot().Approval("apr_1") != nil })
+	testutil.WaitFor(t, time.Second, "approval on b", func() bool { return b.Snapshot().Approval("apr_1") != nil })
 
 	srv.Stop()
-	waitFor(t, 3*time.Second, "b notices the outage", func() bool { return !b.Health().Up })
+	testutil.WaitFor(t, 3*time.Second, "b notices the outage", func() bool { return !b.Health().Up })
 	if b.Snapshot().Approval("apr_1") == nil {
 		t.Fatal("the last snapshot must stay in force while the store is down")
 	}
@@ -138,7 +125,7 @@ func TestInstanceRecoversByItselfAfterRedisOutage(t *testing.T) {
 	}
 
 	srv.Restart()
-	waitFor(t, 5*time.Second, "b is up again", func() bool { return b.Health().Up })
+	testutil.WaitFor(t, 5*time.Second, "b is up again", func() bool { return b.Health().Up })
 	mustNil(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice"))
-	waitFor(t, time.Second, "new approval on b after recovery", func() bool { return b.Snapshot().Approval("apr_2") != nil })
+	testutil.WaitFor(t, time.Second, "new approval on b after recovery", func() bool { return b.Snapshot().Approval("apr_2") != nil })
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -15,20 +14,11 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/customernode/gatekeeper/internal/testredis"
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 // These tests run a real Caddy in this process and talk to its real admin
 // endpoint. Caddy is process-wide, so they do not run in parallel.
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // caddyConfig is a whole Caddy config with the gatekeeper app using store
 // and one site behind the handler answering body.
@@ -62,8 +52,8 @@ type adminClient struct {
 
 func startCaddy(t *testing.T, store map[string]any) adminClient {
 	t.Helper()
-	admin := freeAddr(t)
-	if err := caddy.Load(caddyConfig(admin, freeAddr(t), store, "ok"), true); err != nil {
+	admin := testutil.FreeAddr(t)
+	if err := caddy.Load(caddyConfig(admin, testutil.FreeAddr(t), store, "ok"), true); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
@@ -312,7 +302,7 @@ func TestReloadKeepsTheStoreAndLeaksNoGoroutines(t *testing.T) {
 			if kind == "redis" {
 				store = map[string]any{"kind": "redis", "url": testredis.Start(t).URL(0)}
 			}
-			admin, site := freeAddr(t), freeAddr(t)
+			admin, site := testutil.FreeAddr(t), testutil.FreeAddr(t)
 			if err := caddy.Load(caddyConfig(admin, site, store, "v0"), true); err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/customernode/gatekeeper/internal/testredis"
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 func TestListModulesShowsGatekeeper(t *testing.T) {
@@ -122,7 +123,7 @@ func TestCLIFailuresAreOneLineAndNonZero(t *testing.T) {
 			}
 		})
 	}
-	out, errOut, code := (&instance{t: t, Admin: freeAddr(t)}).cli("status")
+	out, errOut, code := (&instance{t: t, Admin: testutil.FreeAddr(t)}).cli("status")
 	if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "connection refused") {
 		t.Fatalf("status against nothing: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
@@ -157,18 +158,18 @@ func TestTwoInstancesSharingRedisSeeEachOthersChangesWithinOneSecond(t *testing.
 	a, b := start(t, globals), start(t, globals)
 
 	a.mustCLI(addArgs("127.0.0.2")...)
-	took := waitFor(t, time.Second, "approval enforced on b", func() bool { return b.status().Approvals["active"] == 1 })
+	took := testutil.WaitFor(t, time.Second, "approval enforced on b", func() bool { return b.status().Approvals["active"] == 1 })
 	t.Logf("registration reached instance b in %s", took)
 
 	id := listJSON(t, b)[0].ID
 	a.mustCLI("approvals", "revoke", id, "--reason", "done")
-	took = waitFor(t, time.Second, "revocation on b", func() bool { return b.status().Approvals["revoked"] == 1 })
+	took = testutil.WaitFor(t, time.Second, "revocation on b", func() bool { return b.status().Approvals["revoked"] == 1 })
 	t.Logf("revocation reached instance b in %s", took)
 
 	b.mustCLI("bans", "add", "198.51.100.7")
-	waitFor(t, time.Second, "ban on a", func() bool { return a.status().BansActive == 1 })
+	testutil.WaitFor(t, time.Second, "ban on a", func() bool { return a.status().BansActive == 1 })
 	a.mustCLI("bans", "remove", "198.51.100.7")
-	waitFor(t, time.Second, "lifted ban on b", func() bool { return b.status().BansActive == 0 })
+	testutil.WaitFor(t, time.Second, "lifted ban on b", func() bool { return b.status().BansActive == 0 })
 }
 
 func TestRedisStoreSurvivesARestartOfEverything(t *testing.T) {
@@ -253,7 +254,7 @@ func TestRedisBlockFormForClusterAndSentinel(t *testing.T) {
 			globals := "\t\tstore redis {\n" + block(t) + "\n\t\t}"
 			a, b := start(t, globals), start(t, globals)
 			a.mustCLI(addArgs("127.0.0.2")...)
-			waitFor(t, time.Second, "approval on the second instance", func() bool { return b.status().Approvals["active"] == 1 })
+			testutil.WaitFor(t, time.Second, "approval on the second instance", func() bool { return b.status().Approvals["active"] == 1 })
 			if st := a.mustCLI("status"); !strings.Contains(st, "(up)") || !strings.Contains(st, "redis "+name) {
 				t.Fatalf("status:\n%s", st)
 			}

@@ -7,15 +7,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 var bin string
@@ -42,16 +42,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // instance is one running gatekeeper process.
 type instance struct {
 	t      *testing.T
@@ -67,7 +57,7 @@ type instance struct {
 func start(t *testing.T, globals string) *instance {
 	t.Helper()
 	dir := t.TempDir()
-	in := &instance{t: t, Admin: freeAddr(t), Site: freeAddr(t), Config: filepath.Join(dir, "Caddyfile")}
+	in := &instance{t: t, Admin: testutil.FreeAddr(t), Site: testutil.FreeAddr(t), Config: filepath.Join(dir, "Caddyfile")}
 	caddyfile := fmt.Sprintf(`{
 	admin %s
 	default_bind 127.0.0.1
@@ -126,15 +116,7 @@ func (in *instance) stop() {
 	if in.cmd == nil || in.cmd.Process == nil {
 		return
 	}
-	_ = in.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = in.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = in.cmd.Process.Kill()
-		<-done
-	}
+	testutil.Stop(in.cmd, 10*time.Second)
 	in.cmd = nil
 	if in.t.Failed() {
 		b, _ := os.ReadFile(in.log.Name())
@@ -232,19 +214,6 @@ func listJSON(t *testing.T, in *instance, args ...string) []approvalJSON {
 		t.Fatalf("approvals list --json printed %q: %v", out, err)
 	}
 	return list
-}
-
-// waitFor polls cond and returns how long it took, failing after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 // runBin runs the binary with args and returns its combined output.

@@ -10,13 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 // Server is one redis-server process started for a test.
@@ -48,9 +49,10 @@ func StartWith(t testing.TB, opts Options) *Server {
 		t.Fatalf("redis-server is not installed; run: apt-get update && apt-get install -y redis-server (or make test, which does it)")
 	}
 	dir := t.TempDir()
-	port := freePort(t)
+	addr := testutil.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
 	args := []string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--port", port, "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--daemonize", "no", "--protected-mode", "no",
 		"--logfile", filepath.Join(dir, "redis.log"),
 	}
@@ -62,7 +64,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 	if opts.Cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, args: append([]string{bin}, args...), t: t}
+	s := &Server{Addr: addr, Dir: dir, args: append([]string{bin}, args...), t: t}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -97,15 +99,7 @@ func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
-	}
+	testutil.Stop(s.cmd, 10*time.Second)
 	s.cmd = nil
 }
 
@@ -172,10 +166,11 @@ func StartSentinel(t testing.TB, masterName string) string {
 	t.Helper()
 	master := Start(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	addr := testutil.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(dir, "sentinel.conf")
 	host, mport, _ := net.SplitHostPort(master.Addr)
-	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s %s %s 1\n", port, dir, masterName, host, mport)
+	body := fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor %s %s %s 1\n", port, dir, masterName, host, mport)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +183,6 @@ func StartSentinel(t testing.TB, masterName string) string {
 		t.Fatalf("starting redis sentinel: %v", err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s := redis.NewSentinelClient(&redis.Options{Addr: addr})
 	defer s.Close()
 	deadline := time.Now().Add(10 * time.Second)
@@ -202,14 +196,4 @@ func StartSentinel(t testing.TB, masterName string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -35,6 +35,7 @@ type FileStore struct {
 	auditSize int64
 	st        fileState
 	dirty     bool // state.json lags the audit log
+	usage     map[string]*fileUsage
 }
 
 type fileState struct {
@@ -68,7 +69,11 @@ func OpenFileStore(dir string, now func() time.Time) (*FileStore, error) {
 		return nil, fmt.Errorf("file store %s: %w", dir, err)
 	}
 	s := &FileStore{dir: dir, now: now, lock: lock}
-	if err := s.load(); err != nil {
+	err = s.load()
+	if err == nil {
+		err = s.loadUsage()
+	}
+	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("file store %s: %w", dir, err)
 	}
@@ -222,7 +227,17 @@ func (s *FileStore) checkpoint() error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.dir, stateFile+".tmp-*")
+	if err := writeAtomic(s.dir, stateFile, b, "state"); err != nil {
+		return err
+	}
+	s.dirty = false
+	return nil
+}
+
+// writeAtomic replaces dir/name with b: temp file, fsync, rename, fsync of
+// the directory. Readers see the old or the new file, never a mix.
+func writeAtomic(dir, name string, b []byte, hook string) error {
+	tmp, err := os.CreateTemp(dir, name+".tmp-*")
 	if err != nil {
 		return err
 	}
@@ -231,7 +246,7 @@ func (s *FileStore) checkpoint() error {
 		tmp.Close()
 		return err
 	}
-	testHook("state-written")
+	testHook(hook + "-written")
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err
@@ -239,15 +254,11 @@ func (s *FileStore) checkpoint() error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, stateFile)); err != nil {
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	testHook("state-renamed")
-	if err := syncDir(s.dir); err != nil {
-		return err
-	}
-	s.dirty = false
-	return nil
+	testHook(hook + "-renamed")
+	return syncDir(dir)
 }
 
 func syncDir(dir string) error {
@@ -310,7 +321,7 @@ func (s *FileStore) Approval(_ context.Context, id string) (*Approval, error) {
 	if !ok {
 		return nil, fmt.Errorf("approval %s: %w", id, ErrNotFound)
 	}
-	return a.Clone(), nil
+	return s.withUsage(a), nil
 }
 
 // Approvals implements Store.
@@ -319,7 +330,7 @@ func (s *FileStore) Approvals(context.Context) ([]*Approval, error) {
 	defer s.mu.Unlock()
 	out := make([]*Approval, 0, len(s.st.Approvals))
 	for _, a := range s.st.Approvals {
-		out = append(out, a.Clone())
+		out = append(out, s.withUsage(a))
 	}
 	return out, nil
 }

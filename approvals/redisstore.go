@@ -246,6 +246,9 @@ func (s *RedisStore) getApproval(ctx context.Context, c redis.Cmdable, id string
 // Approval implements Store.
 func (s *RedisStore) Approval(ctx context.Context, id string) (*Approval, error) {
 	a, err := s.getApproval(ctx, s.rdb, id)
+	if err == nil {
+		err = s.withUsage(ctx, []*Approval{a})
+	}
 	return a, s.wrap("get approval", err)
 }
 
@@ -262,6 +265,9 @@ func (s *RedisStore) Approvals(ctx context.Context) ([]*Approval, error) {
 			return nil, fmt.Errorf("approval %s: stored record is corrupt: %w", id, err)
 		}
 		out = append(out, &a)
+	}
+	if err := s.withUsage(ctx, out); err != nil {
+		return nil, unavailable("list approvals", err)
 	}
 	return out, nil
 }

@@ -41,6 +41,15 @@ type Store interface {
 	// Bans returns the bans still in force at now.
 	Bans(ctx context.Context, now time.Time) ([]Ban, error)
 
+	// Lease takes up to want admissions for a from its rate bucket (max_rps,
+	// burst) and its budget (max_requests), shared by every instance.
+	Lease(ctx context.Context, a *Approval, want int) (Lease, error)
+	// Release gives n leased but unused admissions back to the budget.
+	Release(ctx context.Context, id string, n int) error
+	// RecordUsage adds d's counts to the approval's usage and moves its
+	// last_seen forward.
+	RecordUsage(ctx context.Context, id string, d Usage) error
+
 	// Audit returns up to limit audit events at or after since, newest first.
 	Audit(ctx context.Context, since time.Time, limit int) ([]AuditEvent, error)
 
@@ -52,6 +61,17 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases connections, files and goroutines.
 	Close() error
+}
+
+// Lease is the answer to a lease request.
+type Lease struct {
+	// Granted admissions may be spent by this instance, at any time.
+	Granted int
+	// RetryAfter is, when nothing was granted but budget remains, how long
+	// until the rate bucket has a token again.
+	RetryAfter time.Duration
+	// Remaining is the budget left after this grant.
+	Remaining int64
 }
 
 // Ban refuses every request from a source prefix until it expires.

@@ -25,6 +25,8 @@ type Syncer struct {
 
 	healthMu sync.Mutex
 	health   Health
+
+	kick chan struct{}
 }
 
 // Health is the Syncer's view of its store.
@@ -43,7 +45,7 @@ func NewSyncer(store Store, interval time.Duration, now func() time.Time) *Synce
 	if now == nil {
 		now = time.Now
 	}
-	s := &Syncer{store: store, now: now}
+	s := &Syncer{store: store, now: now, kick: make(chan struct{}, 1)}
 	s.SetInterval(interval)
 	s.snap.Store(NewSnapshot(nil, nil, time.Time{}))
 	return s
@@ -69,6 +71,24 @@ func (s *Syncer) Health() Health {
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
 	return s.health
+}
+
+// ReportFailure marks the store down after another operation on it failed,
+// so that health reflects an outage before the next re-read.
+func (s *Syncer) ReportFailure(err error) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	s.health.Up = false
+	s.health.LastError = err.Error()
+	s.health.LastErrorAt = s.now()
+}
+
+// Kick asks Run for a re-read now, without waiting.
+func (s *Syncer) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Refresh reads the whole store and replaces the snapshot. On failure the
@@ -108,6 +128,7 @@ func (s *Syncer) Run(ctx context.Context, onRefresh func(error)) {
 			return
 		case <-timer.C:
 		case <-changes:
+		case <-s.kick:
 		}
 		interval := time.Duration(s.interval.Load())
 		timer.Reset(interval)

@@ -246,7 +246,8 @@ func parsePaths(in []string) ([]string, error) {
 	}
 	out := make([]string, 0, len(in))
 	for i, p := range in {
-		p = strings.TrimSpace(p)
+		// Caddy's path matcher compares in lower case.
+		p = strings.ToLower(strings.TrimSpace(p))
 		if p == "" || len(p) > maxTextLen || !(strings.HasPrefix(p, "/") || strings.HasPrefix(p, "*")) || strings.ContainsFunc(p, isControl) {
 			return nil, fieldErr(fmt.Sprintf("paths[%d]", i), "%q is not a path pattern: it must start with \"/\" or \"*\"", p)
 		}

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -174,8 +173,7 @@ func (h adminRequest) createApproval() error {
 	var token string
 	if a.RequireToken {
 		token = "gkt_" + randomBase64(32)
-		sum := sha256.Sum256([]byte(token))
-		a.TokenHash = hex.EncodeToString(sum[:])
+		a.TokenHash = approvals.HashToken(token)
 	}
 	if err := h.app.Syncer().Store().CreateApproval(h.ctx(), a, h.actor()); err != nil {
 		return storeError(err)

@@ -3,9 +3,11 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -105,6 +107,9 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision resolves the settings and attaches to the shared store.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 	s := config.Settings{
 		KeyPrefix:         a.KeyPrefix,
@@ -208,6 +213,14 @@ func (a *App) Settings() config.Settings { return a.settings }
 // Syncer is the app's view of the store.
 func (a *App) Syncer() *approvals.Syncer { return a.state.syncer }
 
+// Limiter enforces approvals' volume bounds on this instance.
+func (a *App) Limiter() *approvals.Limiter { return a.state.limiter }
+
+func (a *App) activeApprovals() int {
+	counts, _ := a.Syncer().Snapshot().Counts(now())
+	return counts[approvals.StatusActive]
+}
+
 // current is the running app, for the admin API, whose routes are set up
 // before any app exists.
 var current atomic.Pointer[App]
@@ -218,10 +231,15 @@ var states = caddy.NewUsagePool()
 // sharedState is a store, the Syncer over it and the goroutine keeping it
 // current. It lives as long as any loaded config uses it.
 type sharedState struct {
-	syncer *approvals.Syncer
-	cancel context.CancelFunc
-	done   chan struct{}
+	syncer  *approvals.Syncer
+	limiter *approvals.Limiter
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
+
+// housekeepingInterval is how often usage counts are written to the store,
+// idle leases given back and the store's health checked.
+const housekeepingInterval = time.Second
 
 func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error) {
 	store, err := openStore(s)
@@ -239,11 +257,14 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 		logger.Error("store unreachable at start; retrying in the background",
 			zap.String("store", s.Store.Describe()), zap.Error(err))
 	}
-	st := &sharedState{syncer: sy, cancel: cancel, done: make(chan struct{})}
+	st := &sharedState{syncer: sy, limiter: approvals.NewLimiter(store, now), cancel: cancel, done: make(chan struct{})}
 	wasUp := err == nil
-	go func() {
-		defer close(st.done)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		sy.Run(ctx, func(err error) {
+			if err != nil {
+				metrics.storeErrors.WithLabelValues(OpSync).Inc()
+			}
 			switch {
 			case err != nil && wasUp:
 				logger.Error("store unreachable; enforcing the last snapshot", zap.String("store", s.Store.Describe()), zap.Error(err))
@@ -252,7 +273,9 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 			}
 			wasUp = err == nil
 		})
-	}()
+	})
+	wg.Go(func() { st.housekeep(ctx, logger) })
+	go func() { wg.Wait(); close(st.done) }()
 	logger.Info("gatekeeper store ready", zap.String("store", s.Store.Describe()))
 	return st, nil
 }
@@ -271,11 +294,43 @@ func openStore(s config.Settings) (approvals.Store, error) {
 	return nil, fmt.Errorf("store: unknown kind %q", s.Store.Kind)
 }
 
-// Destruct stops the background work and closes the store.
+// housekeep writes usage, gives back idle leases and notices outages and
+// recoveries between two re-reads of the store.
+func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
+	tick := time.NewTicker(housekeepingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, housekeepingInterval)
+		if err := st.limiter.Flush(cctx); err != nil && ctx.Err() == nil {
+			metrics.storeErrors.WithLabelValues(OpFlush).Inc()
+			logger.Warn("writing approval usage failed; kept for the next try", zap.Error(err))
+		}
+		err := st.syncer.Store().Ping(cctx)
+		cancel()
+		switch up := st.syncer.Health().Up; {
+		case err != nil && up:
+			metrics.storeErrors.WithLabelValues(OpHealth).Inc()
+			st.syncer.ReportFailure(err)
+		case err == nil && !up:
+			st.syncer.Kick() // re-read now rather than at the next interval
+		}
+	}
+}
+
+// Destruct stops the background work, gives back unused leases and closes
+// the store.
 func (st *sharedState) Destruct() error {
 	st.cancel()
 	<-st.done
-	return st.syncer.Store().Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	flushErr := st.limiter.Close(ctx)
+	return errors.Join(flushErr, st.syncer.Store().Close())
 }
 
 // Interface guards

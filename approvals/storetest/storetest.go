@@ -241,6 +241,78 @@ func Run(t *testing.T, open Open) {
 		}
 	})
 
+	t.Run("LeasesStopAtTheBurstAndSayWhenToRetry", func(t *testing.T) {
+		s, _ := fresh(t)
+		a := Approval("apr_1", "acme")
+		a.MaxRPS, a.Burst, a.MaxRequests = 10, 5, 1000
+		mustNil(t, s.CreateApproval(ctx, a, "admin"))
+		l, err := s.Lease(ctx, a, 64)
+		mustNil(t, err)
+		if l.Granted != 5 || l.Remaining != 995 {
+			t.Fatalf("first lease = %+v, want the burst of 5 and 995 remaining", l)
+		}
+		l, err = s.Lease(ctx, a, 1)
+		mustNil(t, err)
+		if l.Granted != 0 || l.RetryAfter <= 0 || l.RetryAfter > 100*time.Millisecond {
+			t.Fatalf("lease on an empty bucket = %+v, want none and a retry within 100ms", l)
+		}
+	})
+
+	t.Run("LeasesNeverExceedTheBudget", func(t *testing.T) {
+		s, _ := fresh(t)
+		a := Approval("apr_1", "acme")
+		a.MaxRPS, a.Burst, a.MaxRequests = 1e6, 1000, 100
+		mustNil(t, s.CreateApproval(ctx, a, "admin"))
+		total, leases := 0, 0
+		for {
+			l, err := s.Lease(ctx, a, 64)
+			mustNil(t, err)
+			if l.Granted == 0 {
+				if l.Remaining != 0 || l.RetryAfter != 0 {
+					t.Fatalf("refusal = %+v, want an exhausted budget", l)
+				}
+				break
+			}
+			total += l.Granted
+			leases++
+		}
+		if total != 100 {
+			t.Fatalf("leases granted %d in all, want exactly max_requests = 100", total)
+		}
+		if leases < 10 {
+			t.Fatalf("the budget went in %d leases; leases must shrink as it runs out", leases)
+		}
+		mustNil(t, s.Release(ctx, a.ID, 3))
+		got := 0
+		for range 10 {
+			l, err := s.Lease(ctx, a, 64)
+			mustNil(t, err)
+			got += l.Granted
+		}
+		if got != 3 {
+			t.Fatalf("after releasing 3, leases granted %d, want 3", got)
+		}
+	})
+
+	t.Run("UsageAddsUpAndKeepsTheLatestLastSeen", func(t *testing.T) {
+		s, _ := fresh(t)
+		mustNil(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"))
+		late, early := Epoch.Add(time.Minute), Epoch
+		mustNil(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 5, RateLimited: 2, LastSeen: &late}))
+		mustNil(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 1, BudgetExhausted: 3, OutOfScope: 4, LastSeen: &early}))
+		a, err := s.Approval(ctx, "apr_1")
+		mustNil(t, err)
+		u := a.Usage
+		if u.Allowed != 6 || u.RateLimited != 2 || u.BudgetExhausted != 3 || u.OutOfScope != 4 || u.LastSeen == nil || !u.LastSeen.Equal(late) {
+			t.Fatalf("usage = %+v (last seen %v), want 6/2/3/4 last seen %v", u, u.LastSeen, late)
+		}
+		list, err := s.Approvals(ctx)
+		mustNil(t, err)
+		if list[0].Usage.Allowed != 6 {
+			t.Fatalf("Approvals() usage = %+v", list[0].Usage)
+		}
+	})
+
 	t.Run("PingAnswers", func(t *testing.T) {
 		s, _ := fresh(t)
 		mustNil(t, s.Ping(ctx))

@@ -1,0 +1,118 @@
+package approvals
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Access is one request as the policy sees it.
+type Access struct {
+	IP     netip.Addr
+	Tenant string
+	Host   string // without port
+	Method string
+	// Token is the Gatekeeper-Test-Token the request carried, if any.
+	Token string
+	// MatchPath reports whether the request's path matches one of the
+	// patterns (Caddy path-matcher patterns, lower case). The caller
+	// supplies it so that scope uses exactly the server's path semantics.
+	MatchPath func(patterns []string) bool
+}
+
+// Finding is what the approvals say about a request, before volume bounds.
+type Finding int
+
+// Findings, in the order the policy checks them.
+const (
+	// NoApproval: no approval covers the source now; scanner detection decides.
+	NoApproval Finding = iota
+	// OtherTenant: the source is approved, but only for other tenants.
+	OtherTenant
+	// OutOfScope: approved for this tenant, but not this host, path or method.
+	OutOfScope
+	// TokenInvalid: in scope, but the approval's test token is missing or wrong.
+	TokenInvalid
+	// InScope: in scope with a valid token if one is required; the volume
+	// bounds decide next.
+	InScope
+)
+
+// Evaluate finds what the approvals say about acc at now. The approval
+// returned is the one the finding is about (nil for NoApproval): the
+// in-scope approval, or the approval whose scope or token was not met.
+func (s *Snapshot) Evaluate(acc Access, now time.Time) (Finding, *Approval) {
+	matches := s.Matching(acc.IP, now)
+	if len(matches) == 0 {
+		return NoApproval, nil
+	}
+	var own []*Approval
+	for _, a := range matches {
+		if a.Tenant == acc.Tenant {
+			own = append(own, a)
+		}
+	}
+	if len(own) == 0 {
+		return OtherTenant, matches[0]
+	}
+	var badToken *Approval
+	for _, a := range own {
+		if !a.InScope(acc) {
+			continue
+		}
+		if a.RequireToken && !a.TokenValid(acc.Token) {
+			if badToken == nil {
+				badToken = a
+			}
+			continue
+		}
+		return InScope, a
+	}
+	if badToken != nil {
+		return TokenInvalid, badToken
+	}
+	return OutOfScope, own[0]
+}
+
+// InScope reports whether acc's host, method and path are inside the
+// approval's scope. An empty list allows everything.
+func (a *Approval) InScope(acc Access) bool {
+	if len(a.Hosts) > 0 && !slices.ContainsFunc(a.Hosts, func(h string) bool { return hostMatches(h, acc.Host) }) {
+		return false
+	}
+	if len(a.Methods) > 0 && !slices.Contains(a.Methods, strings.ToUpper(acc.Method)) {
+		return false
+	}
+	if len(a.Paths) > 0 && (acc.MatchPath == nil || !acc.MatchPath(a.Paths)) {
+		return false
+	}
+	return true
+}
+
+// hostMatches compares a scope host (exact, or "*.example.com" for any
+// subdomain) with a request host, ignoring case and a trailing dot.
+func hostMatches(pattern, host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if suffix, ok := strings.CutPrefix(pattern, "*"); ok {
+		return strings.HasSuffix(host, suffix) && len(host) > len(suffix)
+	}
+	return host == pattern
+}
+
+// HashToken is how test tokens are stored: hex SHA-256.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// TokenValid compares token with the stored hash in constant time.
+func (a *Approval) TokenValid(token string) bool {
+	if token == "" || a.TokenHash == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(HashToken(token)), []byte(a.TokenHash)) == 1
+}

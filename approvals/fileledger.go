@@ -1,0 +1,128 @@
+package approvals
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// The file store keeps each approval's usage and volume ledger in
+// usage.json. The budget is reserved ahead: before granting admissions
+// beyond what usage.json already reserves, the store reserves about one more
+// second's worth and writes the file. After a crash the whole reservation
+// counts as used, so a crash can strand at most a second of budget and can
+// never let more than max_requests through.
+
+const usageFile = "usage.json"
+
+type fileUsage struct {
+	Usage    Usage  `json:"usage"`
+	Reserved int64  `json:"reserved"`
+	ledger   ledger // in memory only; Granted starts at Reserved
+}
+
+func (s *FileStore) loadUsage() error {
+	s.usage = map[string]*fileUsage{}
+	b, err := os.ReadFile(filepath.Join(s.dir, usageFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &s.usage); err != nil {
+		return fmt.Errorf("%s: %w", usageFile, err)
+	}
+	for _, u := range s.usage {
+		u.ledger.Granted = u.Reserved
+	}
+	return nil
+}
+
+func (s *FileStore) saveUsage() error {
+	b, err := json.Marshal(s.usage)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(s.dir, usageFile, b, "usage"); err != nil {
+		return unavailable("file store", err)
+	}
+	return nil
+}
+
+func (s *FileStore) usageOf(id string) *fileUsage {
+	u, ok := s.usage[id]
+	if !ok {
+		u = &fileUsage{}
+		s.usage[id] = u
+	}
+	return u
+}
+
+// withUsage returns a copy of a with its usage. The caller holds s.mu.
+func (s *FileStore) withUsage(a *Approval) *Approval {
+	c := a.Clone()
+	if u, ok := s.usage[a.ID]; ok {
+		c.Usage = u.Usage
+		if u.Usage.LastSeen != nil {
+			t := *u.Usage.LastSeen
+			c.Usage.LastSeen = &t
+		}
+	}
+	return c
+}
+
+// Lease implements Store.
+func (s *FileStore) Lease(_ context.Context, a *Approval, want int) (Lease, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.audit == nil {
+		return Lease{}, unavailable("file store", errors.New("closed"))
+	}
+	u := s.usageOf(a.ID)
+	before := u.ledger
+	l := u.ledger.take(a, want, s.now())
+	if u.ledger.Granted > u.Reserved {
+		ahead := max(int64(want), int64(math.Ceil(a.MaxRPS)))
+		prev := u.Reserved
+		u.Reserved = min(a.MaxRequests, u.ledger.Granted+ahead)
+		if err := s.saveUsage(); err != nil {
+			u.ledger, u.Reserved = before, prev
+			return Lease{}, err
+		}
+	}
+	return l, nil
+}
+
+// Release implements Store.
+func (s *FileStore) Release(_ context.Context, id string, n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u, ok := s.usage[id]; ok && n > 0 {
+		u.ledger.Granted = max(0, u.ledger.Granted-int64(n))
+	}
+	return nil
+}
+
+// RecordUsage implements Store.
+func (s *FileStore) RecordUsage(_ context.Context, id string, d Usage) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.audit == nil {
+		return unavailable("file store", errors.New("closed"))
+	}
+	u := s.usageOf(id)
+	u.Usage.Allowed += d.Allowed
+	u.Usage.RateLimited += d.RateLimited
+	u.Usage.BudgetExhausted += d.BudgetExhausted
+	u.Usage.OutOfScope += d.OutOfScope
+	if d.LastSeen != nil && (u.Usage.LastSeen == nil || d.LastSeen.After(*u.Usage.LastSeen)) {
+		t := d.LastSeen.UTC()
+		u.Usage.LastSeen = &t
+	}
+	return s.saveUsage()
+}

@@ -1,0 +1,251 @@
+package approvals
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Verdict is what the volume bounds say about one in-scope request.
+type Verdict int
+
+// Volume verdicts.
+const (
+	Admitted Verdict = iota
+	RateLimited
+	BudgetExhausted
+	// Unaccounted: the store could not be reached to lease admissions; the
+	// caller applies store_unavailable.
+	Unaccounted
+)
+
+// Limiter enforces approvals' volume bounds on this instance. It spends
+// admissions leased from the store locally and asks for a new lease only when
+// they run out, so the store is reached once per lease, not per request.
+// Usage counts are batched and written by Flush.
+type Limiter struct {
+	store Store
+	now   func() time.Time
+
+	mu     sync.Mutex
+	byID   map[string]*local
+	downTo time.Time // after a failed lease, do not try again before this
+}
+
+// local is this instance's share of one approval's bounds.
+type local struct {
+	mu        sync.Mutex
+	leased    int           // admissions leased and not yet spent
+	waitUntil time.Time     // rate-limited or exhausted until then
+	exhausted bool          // why waitUntil is set
+	inflight  chan struct{} // closed when the lease being asked for arrives
+	lastUsed  time.Time
+	pending   Usage // counts not yet written to the store
+}
+
+// How long an instance keeps leased admissions it does not use before it
+// gives them back, and how long it believes an exhausted budget before it
+// asks again (another instance may give some back).
+const (
+	idleRelease     = 2 * time.Second
+	exhaustedRecheck = time.Second
+	storeRetry      = time.Second
+	forgetIdle      = 5 * time.Minute
+)
+
+// NewLimiter returns a Limiter that leases from store. now is the clock
+// (time.Now when nil).
+func NewLimiter(store Store, now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{store: store, now: now, byID: map[string]*local{}}
+}
+
+func (l *Limiter) local(id string) *local {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lo, ok := l.byID[id]
+	if !ok {
+		lo = &local{}
+		l.byID[id] = lo
+	}
+	return lo
+}
+
+// Admit decides whether one more request under a may go through. With
+// RateLimited, the duration says when to retry. With Unaccounted, the error
+// says why the store could not be reached.
+func (l *Limiter) Admit(ctx context.Context, a *Approval) (Verdict, time.Duration, error) {
+	lo := l.local(a.ID)
+	lo.mu.Lock()
+	defer lo.mu.Unlock()
+	for {
+		now := l.now()
+		lo.lastUsed = now
+		switch {
+		case lo.leased > 0:
+			lo.leased--
+			lo.pending.Allowed++
+			lo.seen(now)
+			return Admitted, 0, nil
+		case now.Before(lo.waitUntil) && lo.exhausted:
+			lo.pending.BudgetExhausted++
+			lo.seen(now)
+			return BudgetExhausted, 0, nil
+		case now.Before(lo.waitUntil):
+			lo.pending.RateLimited++
+			lo.seen(now)
+			return RateLimited, lo.waitUntil.Sub(now), nil
+		case lo.inflight != nil:
+			// Another request is asking for a lease: wait for it.
+			ch := lo.inflight
+			lo.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				lo.mu.Lock()
+				return Unaccounted, 0, ctx.Err()
+			}
+			lo.mu.Lock()
+			continue
+		}
+		if err := l.lease(ctx, a, lo, now); err != nil {
+			return Unaccounted, 0, err
+		}
+	}
+}
+
+// lease asks the store for admissions, with lo.mu released while it waits.
+func (l *Limiter) lease(ctx context.Context, a *Approval, lo *local, now time.Time) error {
+	l.mu.Lock()
+	down := now.Before(l.downTo)
+	l.mu.Unlock()
+	if down {
+		return errStoreRecentlyDown
+	}
+	ch := make(chan struct{})
+	lo.inflight = ch
+	lo.mu.Unlock()
+	res, err := l.store.Lease(ctx, a, LeaseSize(a))
+	lo.mu.Lock()
+	lo.inflight = nil
+	close(ch)
+	if err != nil {
+		l.mu.Lock()
+		l.downTo = l.now().Add(storeRetry)
+		l.mu.Unlock()
+		return err
+	}
+	lo.leased += res.Granted
+	lo.exhausted = false
+	switch {
+	case res.Granted > 0:
+	case res.Remaining <= 0:
+		lo.exhausted = true
+		lo.waitUntil = now.Add(exhaustedRecheck)
+	default:
+		lo.waitUntil = now.Add(max(res.RetryAfter, time.Millisecond))
+	}
+	return nil
+}
+
+var errStoreRecentlyDown = unavailable("lease", errRecentlyDown{})
+
+type errRecentlyDown struct{}
+
+func (errRecentlyDown) Error() string { return "the store failed less than a second ago" }
+
+func (lo *local) seen(now time.Time) {
+	t := now.UTC()
+	lo.pending.LastSeen = &t
+}
+
+// CountOutOfScope records a refusal for scope or token against a.
+func (l *Limiter) CountOutOfScope(a *Approval) {
+	lo := l.local(a.ID)
+	lo.mu.Lock()
+	defer lo.mu.Unlock()
+	lo.pending.OutOfScope++
+	lo.seen(l.now())
+}
+
+// Flush writes pending usage counts to the store, gives back admissions
+// leased but idle, and forgets approvals not seen for a while. Counts that
+// cannot be written are kept for the next flush.
+func (l *Limiter) Flush(ctx context.Context) error {
+	l.mu.Lock()
+	ids := make([]string, 0, len(l.byID))
+	los := make([]*local, 0, len(l.byID))
+	for id, lo := range l.byID {
+		ids = append(ids, id)
+		los = append(los, lo)
+	}
+	l.mu.Unlock()
+	var firstErr error
+	now := l.now()
+	for i, lo := range los {
+		lo.mu.Lock()
+		pending := lo.pending
+		lo.pending = Usage{}
+		release := 0
+		if lo.leased > 0 && now.Sub(lo.lastUsed) > idleRelease {
+			release, lo.leased = lo.leased, 0
+		}
+		idle := lo.inflight == nil && lo.leased == 0 && now.Sub(lo.lastUsed) > forgetIdle
+		lo.mu.Unlock()
+
+		if pending != (Usage{}) {
+			if err := l.store.RecordUsage(ctx, ids[i], pending); err != nil {
+				lo.mu.Lock()
+				lo.pending = addUsage(lo.pending, pending)
+				lo.mu.Unlock()
+				firstErr = cmpErr(firstErr, err)
+				continue
+			}
+		}
+		if release > 0 {
+			if err := l.store.Release(ctx, ids[i], release); err != nil {
+				firstErr = cmpErr(firstErr, err) // the budget stays reserved; never over-admits
+			}
+		}
+		if idle && pending == (Usage{}) {
+			l.mu.Lock()
+			if l.byID[ids[i]] == lo {
+				delete(l.byID, ids[i])
+			}
+			l.mu.Unlock()
+		}
+	}
+	return firstErr
+}
+
+// Close gives back every unused admission and writes pending counts.
+func (l *Limiter) Close(ctx context.Context) error {
+	l.mu.Lock()
+	for _, lo := range l.byID {
+		lo.mu.Lock()
+		lo.lastUsed = time.Time{} // idle: released by the flush below
+		lo.mu.Unlock()
+	}
+	l.mu.Unlock()
+	return l.Flush(ctx)
+}
+
+func addUsage(a, b Usage) Usage {
+	a.Allowed += b.Allowed
+	a.RateLimited += b.RateLimited
+	a.BudgetExhausted += b.BudgetExhausted
+	a.OutOfScope += b.OutOfScope
+	if b.LastSeen != nil && (a.LastSeen == nil || b.LastSeen.After(*a.LastSeen)) {
+		a.LastSeen = b.LastSeen
+	}
+	return a
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,154 @@
+package caddymodule
+
+import (
+	"errors"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Gatekeeper's metrics (SPEC §6). The collectors live at package level so
+// that their counts survive config reloads; each config registers them with
+// its own metrics registry. No label ever carries an IP, a user agent, a path
+// or an approval id.
+
+// Verdicts, as in {http.gatekeeper.verdict} and the verdict label.
+const (
+	VerdictPass      = "pass"
+	VerdictApproved  = "approved"
+	VerdictFlagged   = "flagged"
+	VerdictMonitored = "monitored"
+	VerdictBlocked   = "blocked"
+	VerdictLimited   = "limited"
+)
+
+// Refusal reasons, as in {http.gatekeeper.reason} and the reason label.
+const (
+	ReasonBanned          = "banned"
+	ReasonOutOfScope      = "out_of_scope"
+	ReasonTokenInvalid    = "token_invalid"
+	ReasonRateLimited     = "rate_limited"
+	ReasonBudgetExhausted = "budget_exhausted"
+	ReasonScanner         = "scanner"
+)
+
+// Results of approved-source requests, for approved_requests_total.
+const (
+	ResultAllowed         = "allowed"
+	ResultRateLimited     = "rate_limited"
+	ResultBudgetExhausted = "budget_exhausted"
+	ResultOutOfScope      = "out_of_scope"
+)
+
+// Store operations, for store_errors_total.
+const (
+	OpSync   = "sync"
+	OpLease  = "lease"
+	OpFlush  = "flush"
+	OpWrite  = "write"
+	OpHealth = "health"
+)
+
+var (
+	verdicts = []string{VerdictPass, VerdictApproved, VerdictFlagged, VerdictMonitored, VerdictBlocked, VerdictLimited}
+	reasons  = []string{ReasonBanned, ReasonOutOfScope, ReasonTokenInvalid, ReasonRateLimited, ReasonBudgetExhausted, ReasonScanner}
+	storeOps = []string{OpSync, OpLease, OpFlush, OpWrite, OpHealth}
+)
+
+const ns, sub = "caddy", "gatekeeper"
+
+var metrics = struct {
+	requests         *prometheus.CounterVec
+	blocked          *prometheus.CounterVec
+	detections       *prometheus.CounterVec
+	approvedRequests *prometheus.CounterVec
+	storeErrors      *prometheus.CounterVec
+	decision         prometheus.Histogram
+	gauges           []prometheus.Collector
+}{
+	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "requests_total",
+		Help: "Requests decided by Gatekeeper, by verdict.",
+	}, []string{"verdict"}),
+	blocked: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "blocked_total",
+		Help: "Requests refused, by reason and scanner family (none when no scanner was recognised).",
+	}, []string{"reason", "scanner"}),
+	detections: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "detections_total",
+		Help: "Scanner detections, by signal and mode.",
+	}, []string{"signal", "mode"}),
+	approvedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "approved_requests_total",
+		Help: "Requests from approved sources, by tenant and result.",
+	}, []string{"tenant", "result"}),
+	storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "store_errors_total",
+		Help: "Failed store operations, by operation.",
+	}, []string{"op"}),
+	decision: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: ns, Subsystem: sub, Name: "decision_duration_seconds",
+		Help:    "Time Gatekeeper takes to decide on a request.",
+		Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 0.025, 0.1, 0.5},
+	}),
+	gauges: []prometheus.Collector{
+		gaugeFunc("approvals_active", "Approvals whose window is open now, on this instance's snapshot.", func(a *App) float64 {
+			return float64(a.activeApprovals())
+		}),
+		gaugeFunc("bans_active", "Bans in force now, on this instance's snapshot.", func(a *App) float64 {
+			_, bans := a.Syncer().Snapshot().Counts(now())
+			return float64(bans)
+		}),
+		gaugeFunc("tracked_sources", "Sources whose behaviour is tracked.", func(*App) float64 { return 0 }),
+		gaugeFunc("store_up", "1 when the last read of the store worked, else 0.", func(a *App) float64 {
+			if a.Syncer().Health().Up {
+				return 1
+			}
+			return 0
+		}),
+	},
+}
+
+func gaugeFunc(name, help string, f func(*App) float64) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, func() float64 {
+		if a := current.Load(); a != nil {
+			return f(a)
+		}
+		return 0
+	})
+}
+
+func init() {
+	// Series with a fixed set of label values exist from the start, so an
+	// alert can tell "none yet" from "not reporting".
+	for _, v := range verdicts {
+		metrics.requests.WithLabelValues(v)
+	}
+	for _, r := range reasons {
+		if r != ReasonScanner {
+			metrics.blocked.WithLabelValues(r, "none")
+		}
+	}
+	for _, op := range storeOps {
+		metrics.storeErrors.WithLabelValues(op)
+	}
+}
+
+// registerMetrics adds the collectors to this config's registry.
+func registerMetrics(ctx caddy.Context) error {
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil
+	}
+	all := append([]prometheus.Collector{metrics.requests, metrics.blocked, metrics.detections,
+		metrics.approvedRequests, metrics.storeErrors, metrics.decision}, metrics.gauges...)
+	for _, c := range all {
+		if err := reg.Register(c); err != nil {
+			var dup prometheus.AlreadyRegisteredError
+			if !errors.As(err, &dup) {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -225,6 +225,7 @@ func goroutines(t *testing.T, in *instance) int {
 func TestClientCannotForgeGatekeeperHeaders(t *testing.T) {
 	in := start(t, "\t\tstore file ./data")
 	req, _ := http.NewRequest("GET", "http://"+in.Site+"/", nil)
+	req.Host = "acme.localhost"
 	req.Header.Set("Gatekeeper-Approval", "apr_forged")
 	req.Header.Set("gatekeeper-verdict", "approved")
 	resp, err := http.DefaultClient.Do(req)
@@ -233,7 +234,7 @@ func TestClientCannotForgeGatekeeperHeaders(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if string(b) != "tenant=acme approval=" {
+	if string(b) != "tenant=acme approval= token=" {
 		t.Fatalf("upstream saw %q; a forged Gatekeeper-Approval must never reach it", b)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,27 +53,38 @@ type instance struct {
 	log    *os.File
 }
 
-// start runs gatekeeper with the global options in globals and one site
-// behind the handler that echoes what reached the upstream.
-func start(t *testing.T, globals string) *instance {
+// echoSite is the default site body: the tenant is the first label of the
+// host (acme.localhost is acme), and the "upstream" answers with what
+// reached it.
+const echoSite = `
+	gatekeeper {
+		tenant {http.request.host.labels.1}
+	}
+	respond "tenant={http.gatekeeper.tenant} approval={http.request.header.Gatekeeper-Approval} token={http.request.header.Gatekeeper-Test-Token}"`
+
+// start runs gatekeeper with the global options in globals and the echo site.
+func start(t *testing.T, globals string) *instance { return startSite(t, globals, echoSite) }
+
+// startSite runs gatekeeper with the global options in globals and one site,
+// for every host, on a free loopback port, with the body site.
+func startSite(t *testing.T, globals, site string) *instance {
 	t.Helper()
 	dir := t.TempDir()
 	in := &instance{t: t, Admin: testutil.FreeAddr(t), Site: testutil.FreeAddr(t), Config: filepath.Join(dir, "Caddyfile")}
+	_, port, _ := net.SplitHostPort(in.Site)
 	caddyfile := fmt.Sprintf(`{
 	admin %s
 	default_bind 127.0.0.1
+	metrics
 	gatekeeper {
 %s
 	}
 }
 
-http://%s {
-	gatekeeper {
-		tenant acme
-	}
-	respond "tenant={http.gatekeeper.tenant} approval={http.request.header.Gatekeeper-Approval}"
+http://:%s {
+%s
 }
-`, in.Admin, globals, in.Site)
+`, in.Admin, globals, port, site)
 	if err := os.WriteFile(in.Config, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +102,8 @@ func (in *instance) run() {
 	}
 	in.cmd = exec.Command(bin, "run", "--config", in.Config, "--adapter", "caddyfile")
 	in.cmd.Dir = filepath.Dir(in.Config)
+	// Keep Caddy's autosave and certificate storage out of the user's home.
+	in.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+in.cmd.Dir, "XDG_DATA_HOME="+in.cmd.Dir)
 	in.cmd.Stdout, in.cmd.Stderr = in.log, in.log
 	if err := in.cmd.Start(); err != nil {
 		in.t.Fatal(err)
@@ -120,7 +134,13 @@ func (in *instance) stop() {
 	in.cmd = nil
 	if in.t.Failed() {
 		b, _ := os.ReadFile(in.log.Name())
-		in.t.Logf("gatekeeper log:\n%s", tail(string(b), 4000))
+		var keep []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, `"msg":"received request"`) {
+				keep = append(keep, line)
+			}
+		}
+		in.t.Logf("gatekeeper log:\n%s", tail(strings.Join(keep, "\n"), 3000))
 	}
 }
 
@@ -202,7 +222,10 @@ type approvalJSON struct {
 	Tenant string `json:"tenant"`
 	Status string `json:"status"`
 	Usage  struct {
-		Allowed int `json:"allowed"`
+		Allowed         int `json:"allowed"`
+		RateLimited     int `json:"rate_limited"`
+		BudgetExhausted int `json:"budget_exhausted"`
+		OutOfScope      int `json:"out_of_scope"`
 	} `json:"usage"`
 }
 

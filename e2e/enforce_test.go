@@ -1,0 +1,418 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+// client sends requests from one loopback source address, so that one test
+// has approved, unapproved and cross-tenant clients side by side.
+type client struct {
+	t    *testing.T
+	http *http.Client
+	site string
+}
+
+func from(t *testing.T, in *instance, source string) *client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 5 * time.Second}
+	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &client{t: t, http: &http.Client{Transport: tr, Timeout: 10 * time.Second}, site: in.Site}
+}
+
+type answer struct {
+	code   int
+	body   string
+	header http.Header
+}
+
+// get requests path on host ("acme.localhost") with extra headers.
+func (c *client) do(method, host, path string, headers ...string) answer {
+	c.t.Helper()
+	req, _ := http.NewRequest(method, "http://"+c.site+path, nil)
+	req.Host = host
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, string(b), resp.Header}
+}
+
+func (c *client) get(host, path string, headers ...string) answer {
+	c.t.Helper()
+	return c.do("GET", host, path, headers...)
+}
+
+// register posts an approval through the admin API and returns its id and
+// token.
+func (in *instance) register(change func(map[string]any)) (id, token string) {
+	in.t.Helper()
+	from := time.Now().UTC().Add(-time.Minute)
+	body := map[string]any{
+		"tenant": "acme", "sources": []string{"127.0.0.2"},
+		"not_before": from.Format(time.RFC3339Nano), "not_after": from.Add(4 * time.Hour).Format(time.RFC3339Nano),
+		"max_rps": 1000, "burst": 1000, "max_requests": 100000,
+		"requested_by": "ciso@acme.example", "approved_by": "secops@customernode", "approval_ref": "SEC-1",
+	}
+	if change != nil {
+		change(body)
+	}
+	b, _ := json.Marshal(body)
+	resp, err := http.Post("http://"+in.Admin+"/gatekeeper/approvals", "application/json", bytes.NewReader(b))
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 201 {
+		in.t.Fatalf("register: %d %s", resp.StatusCode, raw)
+	}
+	var out struct{ ID, Token string }
+	_ = json.Unmarshal(raw, &out)
+	return out.ID, out.Token
+}
+
+func TestApprovedUnapprovedAndCrossTenantSideBySide(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	id, _ := in.register(nil)
+	approved, stranger := from(t, in, "127.0.0.2"), from(t, in, "127.0.0.3")
+
+	if a := approved.get("acme.localhost", "/"); a.code != 200 || a.body != "tenant=acme approval="+id+" token=" {
+		t.Fatalf("approved source on its tenant: %d %q", a.code, a.body)
+	}
+	if a := approved.get("globex.localhost", "/"); a.code != 403 || strings.Contains(a.body, "out_of_scope") {
+		t.Fatalf("approved source on another tenant: %d %q, want 403 that does not say why", a.code, a.body)
+	}
+	if a := stranger.get("acme.localhost", "/"); a.code != 200 || a.body != "tenant=acme approval= token=" {
+		t.Fatalf("unapproved source: %d %q, want it to pass untouched", a.code, a.body)
+	}
+	// An untrusted peer cannot borrow the approved address, nor forge the header.
+	a := stranger.get("acme.localhost", "/", "X-Forwarded-For", "127.0.0.2", "Gatekeeper-Approval", id)
+	if a.code != 200 || a.body != "tenant=acme approval= token=" {
+		t.Fatalf("forged X-Forwarded-For and Gatekeeper-Approval: %d %q", a.code, a.body)
+	}
+}
+
+func TestTrustedProxyForwardsTheApprovedAddress(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\tclient_ip_headers X-Forwarded-For\n\t", echoSite)
+	id, _ := in.register(nil)
+	proxy := from(t, in, "127.0.0.5")
+	if a := proxy.get("acme.localhost", "/", "X-Forwarded-For", "127.0.0.2"); a.body != "tenant=acme approval="+id+" token=" {
+		t.Fatalf("trusted proxy forwarding the approved address: %d %q", a.code, a.body)
+	}
+	if a := proxy.get("acme.localhost", "/"); a.body != "tenant=acme approval= token=" {
+		t.Fatalf("the proxy itself is not approved: %d %q", a.code, a.body)
+	}
+}
+
+func TestScopeAndTokenAreEnforced(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	id, token := in.register(func(b map[string]any) {
+		b["hosts"] = []string{"acme.localhost"}
+		b["paths"] = []string{"/api/*"}
+		b["methods"] = []string{"GET"}
+		b["require_token"] = true
+	})
+	c := from(t, in, "127.0.0.2")
+	cases := []struct {
+		name, method, path, token string
+		code                      int
+	}{
+		{"in scope with token", "GET", "/api/users", token, 200},
+		{"path out of scope", "GET", "/admin", token, 403},
+		{"path traversal out of scope", "GET", "/api/../admin", token, 403},
+		{"method out of scope", "POST", "/api/users", token, 403},
+		{"token missing", "GET", "/api/users", "", 403},
+		{"token wrong", "GET", "/api/users", token + "x", 403},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var hdr []string
+			if tc.token != "" {
+				hdr = []string{"Gatekeeper-Test-Token", tc.token}
+			}
+			a := c.do(tc.method, "acme.localhost", tc.path, hdr...)
+			if a.code != tc.code {
+				t.Fatalf("%s %s = %d %q, want %d", tc.method, tc.path, a.code, a.body, tc.code)
+			}
+			if a.code == 200 && a.body != "tenant=acme approval="+id+" token=" {
+				t.Fatalf("upstream saw %q; the token must not reach it", a.body)
+			}
+		})
+	}
+	// Scope refusals are counted on the approval.
+	testutil.WaitFor(t, 3*time.Second, "usage flushed", func() bool {
+		var a approvalJSON
+		in.get("/gatekeeper/approvals/"+id, &a)
+		return a.Usage.Allowed == 1 && a.Usage.OutOfScope == 5
+	})
+}
+
+func TestWindowBoundsAreExact(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	opens := time.Now().Add(1500 * time.Millisecond)
+	closes := opens.Add(1500 * time.Millisecond)
+	id, _ := in.register(func(b map[string]any) {
+		b["not_before"] = opens.UTC().Format(time.RFC3339Nano)
+		b["not_after"] = closes.UTC().Format(time.RFC3339Nano)
+	})
+	c := from(t, in, "127.0.0.2")
+	approvedNow := func() bool { return strings.Contains(c.get("acme.localhost", "/").body, id) }
+	if approvedNow() {
+		t.Fatal("approved before not_before")
+	}
+	time.Sleep(time.Until(opens.Add(100 * time.Millisecond)))
+	if !approvedNow() {
+		t.Fatal("not approved inside the window")
+	}
+	time.Sleep(time.Until(closes))
+	if approvedNow() {
+		t.Fatal("approved at or after not_after")
+	}
+}
+
+func TestRateAndBudgetBoundsAnswer429(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	c := from(t, in, "127.0.0.2")
+
+	in.register(func(b map[string]any) { b["max_rps"], b["burst"] = 2, 2 })
+	var limited *answer
+	for range 10 {
+		if a := c.get("acme.localhost", "/"); a.code == 429 {
+			limited = &a
+			break
+		}
+	}
+	if limited == nil {
+		t.Fatal("10 quick requests at max_rps 2 were never rate-limited")
+	}
+	if ra, err := strconv.Atoi(limited.header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Fatalf("429 without a usable Retry-After: %q", limited.header.Get("Retry-After"))
+	}
+
+	in2 := start(t, "\t\tstore file ./data")
+	id, _ := in2.register(func(b map[string]any) { b["max_requests"] = 3 })
+	c2 := from(t, in2, "127.0.0.2")
+	var codes []int
+	for range 5 {
+		codes = append(codes, c2.get("acme.localhost", "/").code)
+	}
+	if want := []int{200, 200, 200, 429, 429}; !equalInts(codes, want) {
+		t.Fatalf("codes with max_requests 3 = %v, want %v", codes, want)
+	}
+	testutil.WaitFor(t, 3*time.Second, "approval shows exhausted", func() bool {
+		var a approvalJSON
+		in2.get("/gatekeeper/approvals/"+id, &a)
+		return a.Status == "exhausted" && a.Usage.Allowed == 3 && a.Usage.BudgetExhausted == 2
+	})
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestBannedSourceIsRefusedUntilLifted(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	c := from(t, in, "127.0.0.4")
+	in.mustCLI("bans", "add", "127.0.0.4", "--ttl", "10m")
+	if a := c.get("acme.localhost", "/"); a.code != 403 {
+		t.Fatalf("banned source: %d", a.code)
+	}
+	in.mustCLI("bans", "remove", "127.0.0.4")
+	if a := c.get("acme.localhost", "/"); a.code != 200 {
+		t.Fatalf("after the ban is lifted: %d", a.code)
+	}
+}
+
+func TestRevocationTakesEffectAtOnce(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	id, _ := in.register(nil)
+	c := from(t, in, "127.0.0.2")
+	if !strings.Contains(c.get("acme.localhost", "/").body, id) {
+		t.Fatal("not approved before revocation")
+	}
+	in.mustCLI("approvals", "revoke", id, "--reason", "stop")
+	if strings.Contains(c.get("acme.localhost", "/").body, id) {
+		t.Fatal("still approved right after revocation on the same instance")
+	}
+}
+
+func TestHandleErrorsRestylesRefusals(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data", echoSite+`
+	handle_errors {
+		respond "refused {err.status_code} {http.gatekeeper.reason}"
+	}`)
+	in.register(nil)
+	a := from(t, in, "127.0.0.2").get("globex.localhost", "/")
+	if a.code != 403 || a.body != "refused 403 out_of_scope" {
+		t.Fatalf("handle_errors saw %d %q", a.code, a.body)
+	}
+}
+
+// metric reads one series' value from the admin endpoint's /metrics.
+func (in *instance) metric(series string) float64 {
+	in.t.Helper()
+	resp, err := http.Get("http://" + in.Admin + "/metrics")
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	in.t.Fatalf("no series %s in /metrics", series)
+	return 0
+}
+
+func TestMetricsCountDecisionsAndSurviveReload(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	for _, s := range []string{
+		`caddy_gatekeeper_requests_total{verdict="flagged"}`,
+		`caddy_gatekeeper_blocked_total{reason="budget_exhausted",scanner="none"}`,
+		`caddy_gatekeeper_store_errors_total{op="lease"}`,
+	} {
+		if v := in.metric(s); v != 0 {
+			t.Fatalf("%s = %v at start, want 0", s, v)
+		}
+	}
+	in.register(nil)
+	approved, stranger := from(t, in, "127.0.0.2"), from(t, in, "127.0.0.3")
+	for range 3 {
+		approved.get("acme.localhost", "/")
+	}
+	approved.get("globex.localhost", "/")
+	stranger.get("acme.localhost", "/")
+
+	check := func(when string) {
+		t.Helper()
+		for s, want := range map[string]float64{
+			`caddy_gatekeeper_requests_total{verdict="approved"}`:                          3,
+			`caddy_gatekeeper_requests_total{verdict="pass"}`:                              1,
+			`caddy_gatekeeper_requests_total{verdict="blocked"}`:                           1,
+			`caddy_gatekeeper_blocked_total{reason="out_of_scope",scanner="none"}`:         1,
+			`caddy_gatekeeper_approved_requests_total{result="allowed",tenant="acme"}`:      3,
+			`caddy_gatekeeper_approved_requests_total{result="out_of_scope",tenant="acme"}`: 1,
+			`caddy_gatekeeper_approvals_active`:                                            1,
+			`caddy_gatekeeper_store_up`:                                                    1,
+			`caddy_gatekeeper_decision_duration_seconds_count`:                             5,
+		} {
+			if got := in.metric(s); got != want {
+				t.Errorf("%s: %s = %v, want %v", when, s, got, want)
+			}
+		}
+	}
+	check("before reload")
+	if out, err := runBin(t, "reload", "--config", in.Config, "--adapter", "caddyfile", "--address", in.Admin, "--force"); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	check("after reload")
+}
+
+// The handler must not break streaming responses or protocol upgrades.
+func TestWebSocketAndStreamingPassThrough(t *testing.T) {
+	upstream := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/stream":
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: one\n\n")
+			w.(http.Flusher).Flush()
+			time.Sleep(500 * time.Millisecond)
+			_, _ = io.WriteString(w, "data: two\n\n")
+		case "/ws":
+			if r.Header.Get("Gatekeeper-Approval") == "" {
+				http.Error(w, "no approval header", 400)
+				return
+			}
+			conn, buf, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			_, _ = buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			_ = buf.Flush()
+			_, _ = io.Copy(conn, buf) // echo until the client closes
+		}
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = upstream.Serve(l) }()
+	t.Cleanup(func() { _ = upstream.Shutdown(context.Background()) })
+
+	in := startSite(t, "\t\tstore file ./data", `
+	gatekeeper {
+		tenant {http.request.host.labels.1}
+	}
+	reverse_proxy `+l.Addr().String())
+	in.register(nil)
+
+	// Streaming: the first event arrives before the second is written.
+	c := from(t, in, "127.0.0.2")
+	req, _ := http.NewRequest("GET", "http://"+in.Site+"/stream", nil)
+	req.Host = "acme.localhost"
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, _ := resp.Body.Read(buf)
+	if !strings.Contains(string(buf[:n]), "data: one") || time.Since(start) > 400*time.Millisecond {
+		t.Fatalf("first event %q after %s; streaming is buffered", buf[:n], time.Since(start))
+	}
+	resp.Body.Close()
+
+	// WebSocket: the upgrade goes through and bytes echo both ways.
+	conn, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).Dial("tcp", in.Site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: acme.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	head := make([]byte, 0, 256)
+	one := make([]byte, 1)
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		if _, err := conn.Read(one); err != nil {
+			t.Fatalf("reading the upgrade answer: %v (got %q)", err, head)
+		}
+		head = append(head, one[0])
+	}
+	if !strings.HasPrefix(string(head), "HTTP/1.1 101") {
+		t.Fatalf("upgrade answer: %q", head)
+	}
+	_, _ = io.WriteString(conn, "ping")
+	echo := make([]byte, 4)
+	if _, err := io.ReadFull(conn, echo); err != nil || string(echo) != "ping" {
+		t.Fatalf("echo over the upgraded connection: %q %v", echo, err)
+	}
+}

@@ -36,7 +36,10 @@ func (l *ledger) take(a *Approval, want int, now time.Time) Lease {
 	l.Granted += n
 	out := Lease{Granted: int(n), Remaining: remaining - n}
 	if n == 0 && out.Remaining > 0 {
-		out.RetryAfter = time.Duration((1 - l.Tokens) / a.MaxRPS * float64(time.Second))
+		// Come back when a whole lease is due, not a single token, so that
+		// a starved instance asks a few times a second, not hundreds.
+		need := math.Min(float64(min(int64(want), remaining, endgameCap(remaining))), burst)
+		out.RetryAfter = time.Duration((need - l.Tokens) / a.MaxRPS * float64(time.Second))
 	}
 	return out
 }

@@ -47,10 +47,10 @@ type local struct {
 // gives them back, and how long it believes an exhausted budget before it
 // asks again (another instance may give some back).
 const (
-	idleRelease     = 2 * time.Second
+	idleRelease      = 2 * time.Second
 	exhaustedRecheck = time.Second
-	storeRetry      = time.Second
-	forgetIdle      = 5 * time.Minute
+	storeRetry       = time.Second
+	forgetIdle       = 5 * time.Minute
 )
 
 // NewLimiter returns a Limiter that leases from store. now is the clock

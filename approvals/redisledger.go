@@ -12,8 +12,8 @@ import (
 // so that every instance shares one bucket and one budget per approval.
 // KEYS[1] is the approval's usage hash; ARGV are max_rps, burst,
 // max_requests and the number of admissions wanted. It returns the number
-// granted, the microseconds until a token is due when none was, and the
-// budget remaining.
+// granted, the microseconds until a whole lease is due when none was, and
+// the budget remaining.
 var leaseScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -41,7 +41,8 @@ granted = granted + n
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'refill', tostring(refill), 'granted', granted)
 local retry = 0
 if n == 0 and remaining > 0 then
-	retry = math.ceil((1 - tokens) * 1000000 / rate)
+	local need = math.min(want, remaining, math.max(1, math.floor(remaining / 8)), burst)
+	retry = math.ceil((need - tokens) * 1000000 / rate)
 end
 return {n, retry, remaining - n}
 `)

@@ -313,15 +313,15 @@ func TestMetricsCountDecisionsAndSurviveReload(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		for s, want := range map[string]float64{
-			`caddy_gatekeeper_requests_total{verdict="approved"}`:                          3,
-			`caddy_gatekeeper_requests_total{verdict="pass"}`:                              1,
-			`caddy_gatekeeper_requests_total{verdict="blocked"}`:                           1,
-			`caddy_gatekeeper_blocked_total{reason="out_of_scope",scanner="none"}`:         1,
+			`caddy_gatekeeper_requests_total{verdict="approved"}`:                           3,
+			`caddy_gatekeeper_requests_total{verdict="pass"}`:                               1,
+			`caddy_gatekeeper_requests_total{verdict="blocked"}`:                            1,
+			`caddy_gatekeeper_blocked_total{reason="out_of_scope",scanner="none"}`:          1,
 			`caddy_gatekeeper_approved_requests_total{result="allowed",tenant="acme"}`:      3,
 			`caddy_gatekeeper_approved_requests_total{result="out_of_scope",tenant="acme"}`: 1,
-			`caddy_gatekeeper_approvals_active`:                                            1,
-			`caddy_gatekeeper_store_up`:                                                    1,
-			`caddy_gatekeeper_decision_duration_seconds_count`:                             5,
+			`caddy_gatekeeper_approvals_active`:                                             1,
+			`caddy_gatekeeper_store_up`:                                                     1,
+			`caddy_gatekeeper_decision_duration_seconds_count`:                              5,
 		} {
 			if got := in.metric(s); got != want {
 				t.Errorf("%s: %s = %v, want %v", when, s, got, want)

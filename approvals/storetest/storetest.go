@@ -254,7 +254,12 @@ func Run(t *testing.T, open Open) {
 		l, err = s.Lease(ctx, a, 1)
 		mustNil(t, err)
 		if l.Granted != 0 || l.RetryAfter <= 0 || l.RetryAfter > 100*time.Millisecond {
-			t.Fatalf("lease on an empty bucket = %+v, want none and a retry within 100ms", l)
+			t.Fatalf("lease of 1 on an empty bucket = %+v, want none and a retry within 100ms", l)
+		}
+		l, err = s.Lease(ctx, a, 5)
+		mustNil(t, err)
+		if l.Granted != 0 || l.RetryAfter <= 400*time.Millisecond || l.RetryAfter > 500*time.Millisecond {
+			t.Fatalf("lease of 5 on an empty bucket = %+v, want a retry when 5 are due, about 500ms", l)
 		}
 	})
 

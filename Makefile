@@ -40,8 +40,10 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 15s -fuzzminimizetime 2s ./approvals/
 
+# Go benchmarks, then a wrk run against a bare Caddy site of the same build.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./approvals/
+	$(GO) test -run '^$$' -bench . -benchmem ./approvals/ ./caddymodule/
+	BIN=$(BIN) scripts/bench-load.sh
 
 clean:
 	rm -rf bin data

@@ -102,9 +102,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	d := h.decide(w, r)
 	d.publish(r)
 	metrics.decision.Observe(time.Since(start).Seconds())
-	metrics.requests.WithLabelValues(d.verdict).Inc()
+	requestsByVerdict[d.verdict].Inc()
 	if d.status != 0 {
-		metrics.blocked.WithLabelValues(d.reason, "none").Inc()
+		refusedByReason[d.reason].Inc()
 		return caddyhttp.Error(d.status, fmt.Errorf("gatekeeper: %s (%s)", d.verdict, d.reason))
 	}
 	return next.ServeHTTP(w, r)

@@ -118,15 +118,22 @@ func gaugeFunc(name, help string, f func(*App) float64) prometheus.GaugeFunc {
 	})
 }
 
+// Counters with fixed labels, resolved once: a label lookup per request
+// costs more than the decision itself.
+var (
+	requestsByVerdict = map[string]prometheus.Counter{}
+	refusedByReason   = map[string]prometheus.Counter{} // scanner "none"
+)
+
 func init() {
 	// Series with a fixed set of label values exist from the start, so an
 	// alert can tell "none yet" from "not reporting".
 	for _, v := range verdicts {
-		metrics.requests.WithLabelValues(v)
+		requestsByVerdict[v] = metrics.requests.WithLabelValues(v)
 	}
 	for _, r := range reasons {
 		if r != ReasonScanner {
-			metrics.blocked.WithLabelValues(r, "none")
+			refusedByReason[r] = metrics.blocked.WithLabelValues(r, "none")
 		}
 	}
 	for _, op := range storeOps {

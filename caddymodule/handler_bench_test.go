@@ -1,0 +1,64 @@
+package caddymodule
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+// BenchmarkDecision measures the handler's decision, without an upstream,
+// for a request from an approved source (admitted from a local lease) and
+// from a source without an approval. Run with make bench.
+func BenchmarkDecision(b *testing.B) {
+	if err := caddy.Load(caddyConfig(testutil.FreeAddr(b), testutil.FreeAddr(b),
+		map[string]any{"kind": "file", "dir": b.TempDir()}, "ok"), true); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = caddy.Stop() }()
+	app := current.Load()
+	start := time.Now().UTC()
+	a := &approvals.Approval{
+		ID: "apr_bench", Tenant: "acme", Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")},
+		NotBefore: start.Add(-time.Hour), NotAfter: start.Add(24 * time.Hour),
+		MaxRPS: 1e6, Burst: 1e6, MaxRequests: 1 << 40, CreatedAt: start,
+		RequestedBy: "r", ApprovedBy: "a", ApprovalRef: "x",
+	}
+	if err := app.Syncer().Store().CreateApproval(context.Background(), a, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	if err := app.Syncer().Refresh(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	h := &Handler{Tenant: "acme", Mode: ModeBlock, app: app}
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+
+	for _, tc := range []struct{ name, ip string }{{"approved", "192.0.2.10"}, {"unapproved", "198.51.100.20"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("GET", "http://acme.example.com/api/users", nil)
+			r.RemoteAddr = tc.ip + ":40000"
+			r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0")
+			r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+			caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, tc.ip) // as the server does
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := h.ServeHTTP(w, r, next); err != nil {
+					b.Fatal(err)
+				}
+			}
+			want := tc.name == "approved"
+			if got := r.Header.Get(headerApproval) != ""; got != want {
+				b.Fatalf("approval header set = %v, want %v", got, want)
+			}
+		})
+	}
+}

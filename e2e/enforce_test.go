@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -414,5 +415,40 @@ func TestWebSocketAndStreamingPassThrough(t *testing.T) {
 	echo := make([]byte, 4)
 	if _, err := io.ReadFull(conn, echo); err != nil || string(echo) != "ping" {
 		t.Fatalf("echo over the upgraded connection: %q %v", echo, err)
+	}
+}
+
+func TestAccessLogCarriesTheDecision(t *testing.T) {
+	logFile := t.TempDir() + "/access.log"
+	in := startSite(t, "\t\tstore file ./data", echoSite+`
+	log {
+		output file `+logFile+`
+	}`)
+	id, _ := in.register(nil)
+	from(t, in, "127.0.0.2").get("acme.localhost", "/")
+	from(t, in, "127.0.0.2").get("globex.localhost", "/")
+	var entries []map[string]any
+	testutil.WaitFor(t, 2*time.Second, "two access log entries", func() bool {
+		b, _ := os.ReadFile(logFile)
+		entries = nil
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var e map[string]any
+			if json.Unmarshal([]byte(line), &e) == nil {
+				entries = append(entries, e)
+			}
+		}
+		return len(entries) == 2
+	})
+	want := []map[string]any{
+		{"verdict": "approved", "reason": "", "tenant": "acme", "approval_id": id},
+		{"verdict": "blocked", "reason": "out_of_scope", "tenant": "globex", "approval_id": id},
+	}
+	for i, e := range entries {
+		got, _ := e["gatekeeper"].(map[string]any)
+		for k, v := range want[i] {
+			if got[k] != v {
+				t.Errorf("entry %d: gatekeeper.%s = %v, want %v (entry %v)", i, k, got[k], v, e)
+			}
+		}
 	}
 }

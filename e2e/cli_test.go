@@ -162,9 +162,15 @@ func TestTwoInstancesSharingRedisSeeEachOthersChangesWithinOneSecond(t *testing.
 	t.Logf("registration reached instance b in %s", took)
 
 	id := listJSON(t, b)[0].ID
+	viaB := from(t, b, "127.0.0.2")
+	if r := viaB.get("acme.localhost", "/"); !strings.Contains(r.body, id) {
+		t.Fatalf("instance b does not approve the source: %d %q", r.code, r.body)
+	}
 	a.mustCLI("approvals", "revoke", id, "--reason", "done")
-	took = testutil.WaitFor(t, time.Second, "revocation on b", func() bool { return b.status().Approvals["revoked"] == 1 })
-	t.Logf("revocation reached instance b in %s", took)
+	took = testutil.WaitFor(t, time.Second, "revocation enforced on b", func() bool {
+		return !strings.Contains(viaB.get("acme.localhost", "/").body, id)
+	})
+	t.Logf("revocation reached instance b's requests in %s", took)
 
 	b.mustCLI("bans", "add", "198.51.100.7")
 	testutil.WaitFor(t, time.Second, "ban on a", func() bool { return a.status().BansActive == 1 })

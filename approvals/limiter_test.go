@@ -14,19 +14,6 @@ import (
 	"github.com/customernode/gatekeeper/internal/testredis"
 )
 
-// fakeClock is an injectable clock that only moves when told to.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func budgetApproval(maxRPS float64, burst int, maxRequests int64) *approvals.Approval {
 	a := storetest.Approval("apr_v", "acme")
 	a.MaxRPS, a.Burst, a.MaxRequests = maxRPS, burst, maxRequests
@@ -37,13 +24,13 @@ func budgetApproval(maxRPS float64, burst int, maxRequests int64) *approvals.App
 // max_rps for 10 simulated seconds, the limiter admits at most
 // burst + max_rps × 10, and then exactly max_requests in all.
 func TestFileStoreLimiterHoldsRateAndBudgetOnItsClock(t *testing.T) {
-	clock := &fakeClock{t: storetest.Epoch}
-	s, err := approvals.OpenFileStore(t.TempDir(), clock.now)
+	clock := storetest.NewClock(storetest.Epoch)
+	s, err := approvals.OpenFileStore(t.TempDir(), clock.Now)
 	mustNil(t, err)
 	defer s.Close()
 	a := budgetApproval(100, 10, 1500)
 	mustNil(t, s.CreateApproval(ctx, a, "admin"))
-	lim := approvals.NewLimiter(s, clock.now)
+	lim := approvals.NewLimiter(s, clock.Now)
 
 	admitted := map[approvals.Verdict]int{}
 	step := time.Millisecond
@@ -54,7 +41,7 @@ func TestFileStoreLimiterHoldsRateAndBudgetOnItsClock(t *testing.T) {
 			t.Fatal("rate-limited without a retry time")
 		}
 		admitted[v]++
-		clock.add(step)
+		clock.Add(step)
 	}
 	if got, max := admitted[approvals.Admitted], 10+100*10; got > max || got < max*95/100 {
 		t.Fatalf("admitted %d in 10 s at max_rps 100, burst 10; want at most %d and near it", got, max)
@@ -63,7 +50,7 @@ func TestFileStoreLimiterHoldsRateAndBudgetOnItsClock(t *testing.T) {
 		if v, _, _ := lim.Admit(ctx, a); v == approvals.Admitted {
 			admitted[v]++
 		}
-		clock.add(step)
+		clock.Add(step)
 	}
 	if got := admitted[approvals.Admitted]; got != 1500 {
 		t.Fatalf("admitted %d in all, want exactly max_requests = 1500", got)
@@ -74,8 +61,8 @@ func TestFileStoreLimiterHoldsRateAndBudgetOnItsClock(t *testing.T) {
 	mustNil(t, lim.Flush(ctx))
 	got, err := s.Approval(ctx, a.ID)
 	mustNil(t, err)
-	if got.Usage.Allowed != 1500 || got.StatusAt(clock.now()) != approvals.StatusExhausted || got.Usage.RateLimited == 0 {
-		t.Fatalf("usage after flush = %+v, status %s", got.Usage, got.StatusAt(clock.now()))
+	if got.Usage.Allowed != 1500 || got.StatusAt(clock.Now()) != approvals.StatusExhausted || got.Usage.RateLimited == 0 {
+		t.Fatalf("usage after flush = %+v, status %s", got.Usage, got.StatusAt(clock.Now()))
 	}
 }
 
@@ -83,8 +70,8 @@ func TestFileStoreLimiterHoldsRateAndBudgetOnItsClock(t *testing.T) {
 // than max_requests through.
 func TestFileStoreBudgetSurvivesRestartWithoutOverAdmitting(t *testing.T) {
 	dir := t.TempDir()
-	clock := &fakeClock{t: storetest.Epoch}
-	s, err := approvals.OpenFileStore(dir, clock.now)
+	clock := storetest.NewClock(storetest.Epoch)
+	s, err := approvals.OpenFileStore(dir, clock.Now)
 	mustNil(t, err)
 	a := budgetApproval(50, 50, 1000)
 	mustNil(t, s.CreateApproval(ctx, a, "admin"))
@@ -96,12 +83,12 @@ func TestFileStoreBudgetSurvivesRestartWithoutOverAdmitting(t *testing.T) {
 	}
 	mustNil(t, s.Close()) // as good as a crash: nothing is flushed on close but the checkpoint
 
-	s, err = approvals.OpenFileStore(dir, clock.now)
+	s, err = approvals.OpenFileStore(dir, clock.Now)
 	mustNil(t, err)
 	defer s.Close()
 	rest := 0
 	for range 10_000 {
-		clock.add(time.Second)
+		clock.Add(time.Second)
 		l, err := s.Lease(ctx, a, 64)
 		mustNil(t, err)
 		rest += l.Granted

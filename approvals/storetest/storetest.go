@@ -47,13 +47,20 @@ func Approval(id, tenant string) *approvals.Approval {
 	}
 }
 
-type clock struct {
+// Clock is an injectable clock that moves only when told to.
+type Clock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
+// NewClock returns a Clock set to t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now is the clock's time; pass c.Now where a func() time.Time is wanted.
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// Add moves the clock forward by d.
+func (c *Clock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
@@ -62,9 +69,9 @@ func (c *clock) add(d time.Duration) {
 // Run runs the conformance suite against stores made by open.
 func Run(t *testing.T, open Open) {
 	ctx := context.Background()
-	fresh := func(t *testing.T) (approvals.Store, *clock) {
-		c := &clock{t: Epoch}
-		return open(t, c.now), c
+	fresh := func(t *testing.T) (approvals.Store, *Clock) {
+		c := NewClock(Epoch)
+		return open(t, c.Now), c
 	}
 
 	t.Run("CreatedApprovalReadsBackUnchanged", func(t *testing.T) {
@@ -148,16 +155,16 @@ func Run(t *testing.T, open Open) {
 		assertBans(t, s, Epoch, short.Prefix, long.Prefix)
 		assertBans(t, s, Epoch.Add(2*time.Minute), long.Prefix)
 
-		c.add(2 * time.Minute)
-		if _, err := s.RemoveBan(ctx, short.Prefix, "admin", c.now()); !errors.Is(err, approvals.ErrNotFound) {
+		c.Add(2 * time.Minute)
+		if _, err := s.RemoveBan(ctx, short.Prefix, "admin", c.Now()); !errors.Is(err, approvals.ErrNotFound) {
 			t.Fatalf("lifting an expired ban: %v, want ErrNotFound", err)
 		}
-		got, err := s.RemoveBan(ctx, long.Prefix, "admin", c.now())
+		got, err := s.RemoveBan(ctx, long.Prefix, "admin", c.Now())
 		if err != nil || got.Prefix != long.Prefix {
 			t.Fatalf("RemoveBan = %v, %v", got, err)
 		}
-		assertBans(t, s, c.now())
-		if _, err := s.RemoveBan(ctx, long.Prefix, "admin", c.now()); !errors.Is(err, approvals.ErrNotFound) {
+		assertBans(t, s, c.Now())
+		if _, err := s.RemoveBan(ctx, long.Prefix, "admin", c.Now()); !errors.Is(err, approvals.ErrNotFound) {
 			t.Fatalf("lifting twice: %v, want ErrNotFound", err)
 		}
 	})
@@ -177,13 +184,13 @@ func Run(t *testing.T, open Open) {
 	t.Run("AuditIsNewestFirstWithLimitAndSince", func(t *testing.T) {
 		s, c := fresh(t)
 		mustNil(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice"))
-		c.add(time.Minute)
-		mustNil(t, s.AddBan(ctx, ban("198.51.100.7/32", c.now(), time.Hour), "bob"))
-		c.add(time.Minute)
-		_, err := s.RevokeApproval(ctx, "apr_1", "done", "carol", c.now())
+		c.Add(time.Minute)
+		mustNil(t, s.AddBan(ctx, ban("198.51.100.7/32", c.Now(), time.Hour), "bob"))
+		c.Add(time.Minute)
+		_, err := s.RevokeApproval(ctx, "apr_1", "done", "carol", c.Now())
 		mustNil(t, err)
-		c.add(time.Minute)
-		_, err = s.RemoveBan(ctx, netip.MustParsePrefix("198.51.100.7/32"), "dave", c.now())
+		c.Add(time.Minute)
+		_, err = s.RemoveBan(ctx, netip.MustParsePrefix("198.51.100.7/32"), "dave", c.Now())
 		mustNil(t, err)
 
 		evs, err := s.Audit(ctx, time.Time{}, 100)

@@ -1,6 +1,7 @@
 package approvals
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"time"
@@ -200,13 +201,13 @@ func (l *Limiter) Flush(ctx context.Context) error {
 				lo.mu.Lock()
 				lo.pending = addUsage(lo.pending, pending)
 				lo.mu.Unlock()
-				firstErr = cmpErr(firstErr, err)
+				firstErr = cmp.Or(firstErr, err)
 				continue
 			}
 		}
 		if release > 0 {
 			if err := l.store.Release(ctx, ids[i], release); err != nil {
-				firstErr = cmpErr(firstErr, err) // the budget stays reserved; never over-admits
+				firstErr = cmp.Or(firstErr, err) // the budget stays reserved; never over-admits
 			}
 		}
 		if idle && pending == (Usage{}) {
@@ -241,11 +242,4 @@ func addUsage(a, b Usage) Usage {
 		a.LastSeen = b.LastSeen
 	}
 	return a
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }

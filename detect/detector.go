@@ -1,0 +1,239 @@
+// Package detect scores requests and their sources for signs of automated
+// vulnerability scanning: scanner user agents and headers, probe paths, header
+// anomalies, and behaviour over time. It knows nothing of Caddy; the handler
+// asks it about each request from a source without an approval.
+package detect
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/customernode/gatekeeper/config"
+)
+
+// Signal is one kind of evidence.
+type Signal uint8
+
+// Signals, each with a default weight (see DefaultWeights).
+const (
+	SignalUserAgent     Signal = iota // a scanner tool's user-agent token
+	SignalScannerHeader               // a header only scanners send
+	SignalCVEProbe                    // a path or query known from exploit probes
+	SignalTraversal                   // path traversal, encoded forms included
+	SignalSensitivePath               // a file that leaks secrets (.env, .git/, dumps)
+	SignalAdminProbe                  // an admin login probed for weak passwords
+	SignalWeakClient                  // a generic HTTP client (curl, python-requests, …)
+	SignalHeaderAnomaly               // missing or empty User-Agent, no Accept, numeric-IP Host
+	SignalNotFound                    // too many 4xx answers on non-static paths
+	SignalDistinctPaths               // too many distinct paths too fast
+	SignalProbeRate                   // probe paths asked for again and again
+	numSignals
+)
+
+var signalNames = [numSignals]string{
+	"user_agent", "scanner_header", "cve_probe", "traversal", "sensitive_path", "admin_probe",
+	"weak_client", "header_anomaly", "not_found", "distinct_paths", "probe_rate",
+}
+
+func (s Signal) String() string { return signalNames[s] }
+
+// Signals lists every signal, for metrics that start at zero.
+func Signals() []Signal {
+	out := make([]Signal, numSignals)
+	for i := range out {
+		out[i] = Signal(i)
+	}
+	return out
+}
+
+// DefaultWeights: a scanner's own name, header or a behaviour bucket running
+// over is enough on its own (100 = the default threshold); a probe path is
+// strong evidence but not proof; weak signals only ever add up.
+var DefaultWeights = [numSignals]int{
+	SignalUserAgent: 100, SignalScannerHeader: 100, SignalCVEProbe: 60, SignalTraversal: 60,
+	SignalSensitivePath: 40, SignalAdminProbe: 20, SignalWeakClient: 10, SignalHeaderAnomaly: 10,
+	SignalNotFound: 100, SignalDistinctPaths: 100, SignalProbeRate: 100,
+}
+
+// DefaultThreshold is the score at which a source is taken for a scanner.
+const DefaultThreshold = 100
+
+// SignalSet is a set of signals.
+type SignalSet uint16
+
+// Has reports whether s holds sig.
+func (s SignalSet) Has(sig Signal) bool { return s&(1<<sig) != 0 }
+
+func (s *SignalSet) add(sig Signal) { *s |= 1 << sig }
+
+// Names lists the signals in s, strongest kind first.
+func (s SignalSet) Names() []string {
+	var out []string
+	for i := Signal(0); i < numSignals; i++ {
+		if s.Has(i) {
+			out = append(out, i.String())
+		}
+	}
+	return out
+}
+
+// Result is what detection found about one request.
+type Result struct {
+	Score   int
+	Signals SignalSet
+	// Family names the scanning tool when a signature said which, else "".
+	Family string
+}
+
+// Config sets up a Detector. Zero values take the defaults.
+type Config struct {
+	UserAgents     []config.Signature
+	ScannerHeaders []config.Signature
+	ProbePaths     []config.Signature
+	Weights        *[numSignals]int
+	Threshold      int
+	Behavior       BehaviorConfig
+	// Now is the clock for behaviour buckets (time.Now when nil).
+	Now func() time.Time
+}
+
+// Detector scores requests. It is safe for concurrent use.
+type Detector struct {
+	ua, headers, probes *phraseSet
+	uaSigs, headerSigs  []config.Signature
+	probeKinds          []Signal
+	weights             [numSignals]int
+	threshold           int
+	behavior            *Tracker
+}
+
+var probeSignal = map[string]Signal{
+	"sensitive": SignalSensitivePath, "traversal": SignalTraversal, "admin": SignalAdminProbe, "cve": SignalCVEProbe,
+}
+
+// New builds a Detector from cfg.
+func New(cfg Config) *Detector {
+	d := &Detector{
+		ua: newPhraseSet(true), headers: newPhraseSet(false), probes: newPhraseSet(false),
+		uaSigs: cfg.UserAgents, headerSigs: cfg.ScannerHeaders,
+		weights: DefaultWeights, threshold: cfg.Threshold,
+		behavior: NewTracker(cfg.Behavior, cfg.Now),
+	}
+	if cfg.Weights != nil {
+		d.weights = *cfg.Weights
+	}
+	if d.threshold <= 0 {
+		d.threshold = DefaultThreshold
+	}
+	for i, s := range cfg.UserAgents {
+		d.ua.add(s.Pattern, i)
+	}
+	for i, s := range cfg.ScannerHeaders {
+		d.headers.add(s.Pattern, i)
+	}
+	for i, s := range cfg.ProbePaths {
+		d.probes.add(s.Pattern, i)
+		d.probeKinds = append(d.probeKinds, probeSignal[s.Kind])
+	}
+	return d
+}
+
+// Threshold is the score at which a source is a scanner.
+func (d *Detector) Threshold() int { return d.threshold }
+
+// Tracker is the per-source behaviour state.
+func (d *Detector) Tracker() *Tracker { return d.behavior }
+
+// Inspect scores r from source src: its signatures, its path, its headers,
+// and what src has done lately. It also records r's path in src's behaviour.
+func (d *Detector) Inspect(r *http.Request, src netip.Addr) Result {
+	var res Result
+	ua := r.Header.Get("User-Agent")
+	d.ua.find(ua, func(i int) bool {
+		s := d.uaSigs[i]
+		if s.Kind == "weak" {
+			res.Signals.add(SignalWeakClient)
+			return true
+		}
+		res.Signals.add(SignalUserAgent)
+		res.Family = s.Family
+		return false
+	})
+	for name := range r.Header {
+		if i := d.headers.exact(name); i >= 0 {
+			res.Signals.add(SignalScannerHeader)
+			if res.Family == "" {
+				res.Family = d.headerSigs[i].Family
+			}
+		}
+	}
+
+	probe := d.probeSignals(r, &res)
+	if ua == "" {
+		res.Signals.add(SignalHeaderAnomaly)
+	}
+	if _, ok := r.Header["Accept"]; !ok {
+		res.Signals.add(SignalHeaderAnomaly)
+	}
+	if host := hostOnly(r.Host); host != "" && (host[0] == '[' || isDigit(host[0])) {
+		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+			res.Signals.add(SignalHeaderAnomaly)
+		}
+	}
+
+	res.Signals |= d.behavior.onRequest(src, r.URL.Path, probe)
+	for i := Signal(0); i < numSignals; i++ {
+		if res.Signals.Has(i) {
+			res.Score += d.weights[i]
+		}
+	}
+	return res
+}
+
+// Observe feeds the answer to a request from src back into its behaviour.
+func (d *Detector) Observe(src netip.Addr, path string, status int) {
+	d.behavior.onResponse(src, path, status)
+}
+
+// Scanner reports whether res reaches the threshold.
+func (d *Detector) Scanner(res Result) bool { return res.Score >= d.threshold }
+
+// probeSignals adds the probe-path signals of r's path and query, raw and
+// once decoded, and reports whether there were any.
+func (d *Detector) probeSignals(r *http.Request, res *Result) bool {
+	before := res.Signals
+	scan := func(s string) {
+		d.probes.find(s, func(i int) bool {
+			res.Signals.add(d.probeKinds[i])
+			return true
+		})
+	}
+	raw := r.URL.EscapedPath()
+	scan(raw)
+	if r.URL.RawQuery != "" {
+		scan(r.URL.RawQuery)
+		if q, err := url.QueryUnescape(r.URL.RawQuery); err == nil && q != r.URL.RawQuery {
+			scan(q)
+		}
+	}
+	if r.URL.Path != raw {
+		scan(r.URL.Path)
+	}
+	return res.Signals&probeSet != before&probeSet
+}
+
+// probeSet are the probe signals that fill a source's probe bucket. Admin
+// logins are left out: an administrator logs in more than twice an hour.
+var probeSet = SignalSet(1<<SignalCVEProbe | 1<<SignalTraversal | 1<<SignalSensitivePath)
+
+func hostOnly(hostport string) string {
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.Contains(hostport[i:], "]") {
+		return hostport[:i]
+	}
+	return hostport
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -1,0 +1,295 @@
+package detect
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/config"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func newDetector(t testing.TB, c *clock) *Detector {
+	t.Helper()
+	sigs, err := config.DefaultSignatures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{UserAgents: sigs.UserAgents, ScannerHeaders: sigs.ScannerHeaders, ProbePaths: sigs.ProbePaths}
+	if c != nil {
+		cfg.Now = c.now
+	}
+	return New(cfg)
+}
+
+const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+func browserRequest(target string) *http.Request {
+	r := httptest.NewRequest("GET", "http://acme.example.com"+target, nil)
+	r.Header.Set("User-Agent", firefox)
+	r.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+	r.Header.Set("Accept-Language", "en-US,en;q=0.5")
+	return r
+}
+
+var src = netip.MustParseAddr("198.51.100.7")
+
+// The user agents and headers scanners send, as their sources document them.
+func TestScannerSignaturesAreRecognised(t *testing.T) {
+	d := newDetector(t, nil)
+	cases := []struct {
+		ua     string
+		header string
+		family string
+	}{
+		{ua: "Mozilla/5.00 (Nikto/2.5.0) (Evasions:None) (Test:000003)", family: "nikto"},
+		{ua: "sqlmap/1.8.2#stable (https://sqlmap.org)", family: "sqlmap"},
+		{ua: "Nuclei - Open-source project (github.com/projectdiscovery/nuclei)", family: "nuclei"},
+		{ua: "WPScan v3.8.25 (https://wpscan.com/wordpress-security-scanner)", family: "wpscan"},
+		{ua: "Mozilla/5.0 (compatible; Nmap Scripting Engine; https://nmap.org/book/nse.html)", family: "nmap"},
+		{ua: "masscan/1.3 (https://github.com/robertdavidgraham/masscan)", family: "masscan"},
+		{ua: "Mozilla/5.0 zgrab/0.x", family: "zgrab"},
+		{ua: "gobuster/3.6", family: "gobuster"},
+		{ua: "DirBuster-1.0-RC1 (http://www.owasp.org/index.php/Category:OWASP_DirBuster_Project)", family: "dirbuster"},
+		{ua: "Fuzz Faster U Fool v2.1.0-dev", family: "ffuf"},
+		{ua: "Mozilla/5.0 (compatible; CensysInspect/1.1; +https://about.censys.io/)", family: "censys"},
+		{ua: firefox, header: "Acunetix-Product", family: "acunetix"},
+		{ua: firefox, header: "X-Scanner", family: "invicti"},
+	}
+	for _, tc := range cases {
+		r := browserRequest("/")
+		r.Header.Set("User-Agent", tc.ua)
+		if tc.header != "" {
+			r.Header.Set(tc.header, "1")
+		}
+		res := d.Inspect(r, src)
+		if !d.Scanner(res) || res.Family != tc.family {
+			t.Errorf("UA %q header %q: score %d family %q signals %v; want a %s scanner", tc.ua, tc.header, res.Score, res.Family, res.Signals.Names(), tc.family)
+		}
+	}
+}
+
+func TestTokensMatchOnlyWholeWords(t *testing.T) {
+	d := New(Config{UserAgents: []config.Signature{{Kind: "strong", Pattern: "vega", Family: "vega", Source: "test"}}})
+	for ua, want := range map[string]bool{
+		"Mozilla/5.0 (veganism.social bot)": false,
+		"Mozilla/5.0 Vegas/1.0":             false,
+		"Mozilla/5.0 (Vega scanner)":        true,
+		"VEGA/1.0":                          true,
+	} {
+		r := browserRequest("/")
+		r.Header.Set("User-Agent", ua)
+		if got := d.Inspect(r, src).Signals.Has(SignalUserAgent); got != want {
+			t.Errorf("%q matched = %v, want %v", ua, got, want)
+		}
+	}
+}
+
+func TestProbePathsAreRecognised(t *testing.T) {
+	d := newDetector(t, nil)
+	cases := []struct {
+		target string
+		signal Signal
+	}{
+		{"/.env", SignalSensitivePath},
+		{"/app/.git/config", SignalSensitivePath},
+		{"/backup.sql", SignalSensitivePath},
+		{"/wp-config.php.bak", SignalSensitivePath},
+		{"/static/..%2f..%2fetc/passwd", SignalTraversal},
+		{"/download?file=../../../../etc/passwd", SignalTraversal},
+		{"/download?file=%2e%2e%2f%2e%2e%2fwin.ini", SignalTraversal},
+		{"/img/%252e%252e/%252e%252e/etc/hosts", SignalTraversal},
+		{"/wp-login.php", SignalAdminProbe},
+		{"/phpMyAdmin/index.php", SignalAdminProbe},
+		{"/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php", SignalCVEProbe},
+		{"/cgi-bin/.%2e/.%2e/.%2e/bin/sh", SignalCVEProbe},
+		{"/?x=${jndi:ldap://198.51.100.9/a}", SignalCVEProbe},
+	}
+	for _, tc := range cases {
+		res := d.Inspect(browserRequest(tc.target), netip.MustParseAddr("203.0.113.50"))
+		if !res.Signals.Has(tc.signal) {
+			t.Errorf("%s: signals %v, want %s", tc.target, res.Signals.Names(), tc.signal)
+		}
+	}
+}
+
+// Generic clients and odd headers are weak signals: they never make a
+// scanner on their own, and a browser request is clean.
+func TestCommonClientsAreNotScanners(t *testing.T) {
+	d := newDetector(t, nil)
+	cases := map[string]func(*http.Request){
+		"browser":         func(*http.Request) {},
+		"curl":            func(r *http.Request) { r.Header.Set("User-Agent", "curl/8.5.0"); r.Header.Set("Accept", "*/*") },
+		"python-requests": func(r *http.Request) { r.Header.Set("User-Agent", "python-requests/2.31.0") },
+		"Go client":       func(r *http.Request) { r.Header.Set("User-Agent", "Go-http-client/1.1"); r.Header.Del("Accept") },
+		"no user agent":   func(r *http.Request) { r.Header.Del("User-Agent"); r.Header.Del("Accept"); r.Host = "192.0.2.1" },
+	}
+	for name, change := range cases {
+		r := browserRequest("/api/v1/orders")
+		change(r)
+		res := d.Inspect(r, netip.MustParseAddr("192.0.2.77"))
+		if d.Scanner(res) {
+			t.Errorf("%s: score %d (%v) reaches the threshold", name, res.Score, res.Signals.Names())
+		}
+		if name == "browser" && res.Signals != 0 {
+			t.Errorf("a plain browser request has signals %v", res.Signals.Names())
+		}
+	}
+}
+
+// A scanner with a browser user agent is caught by what it does.
+func TestBehaviourCatchesAScannerWithABrowserUserAgent(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	d := newDetector(t, c)
+	paths := []string{"/", "/admin", "/.env", "/backup", "/.git/config", "/old", "/phpinfo.php", "/test", "/server-status", "/db"}
+	caught := 0
+	for i, p := range paths {
+		res := d.Inspect(browserRequest(p), src)
+		if d.Scanner(res) {
+			caught = i + 1
+			break
+		}
+		d.Observe(src, p, 404)
+		c.add(50 * time.Millisecond)
+	}
+	// /.env, /.git/config, /phpinfo.php: the probe bucket (3 a minute) runs
+	// over at the fourth probe, /server-status, request 9.
+	if caught == 0 || caught > 9 {
+		t.Fatalf("a probe walk was caught at request %d, want by the fourth probe (request 9)", caught)
+	}
+
+	// Too many 404s on ordinary paths, too.
+	other := netip.MustParseAddr("198.51.100.8")
+	for i := range 11 {
+		d.Observe(other, fmt.Sprintf("/page-%d", i), 404)
+	}
+	if res := d.Inspect(browserRequest("/page-x"), other); !res.Signals.Has(SignalNotFound) {
+		t.Fatalf("11 404s in a row: %v", res.Signals.Names())
+	}
+	// Buckets leak: the same source is clean again after a while.
+	c.add(time.Minute)
+	if res := d.Inspect(browserRequest("/page-y"), other); res.Signals.Has(SignalNotFound) {
+		t.Fatalf("the 404 bucket did not leak: %v", res.Signals.Names())
+	}
+}
+
+// A browser session (a page, its assets, a missing favicon) and an API
+// client making many requests are never taken for scanners.
+func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	d := newDetector(t, c)
+	browser := netip.MustParseAddr("192.0.2.10")
+	for range 20 {
+		for _, p := range []string{"/", "/static/app.css", "/static/app.js", "/img/logo.png", "/favicon.ico"} {
+			res := d.Inspect(browserRequest(p), browser)
+			if d.Scanner(res) {
+				t.Fatalf("browser flagged on %s: %v", p, res.Signals.Names())
+			}
+			status := 200
+			if p == "/favicon.ico" {
+				status = 404
+			}
+			d.Observe(browser, p, status)
+		}
+		c.add(2 * time.Second)
+	}
+	api := netip.MustParseAddr("192.0.2.11")
+	for i := range 500 {
+		r := browserRequest(fmt.Sprintf("/api/v1/orders/%d", i%7))
+		r.Header.Set("User-Agent", "curl/8.5.0")
+		if res := d.Inspect(r, api); d.Scanner(res) {
+			t.Fatalf("API client flagged at request %d: %v", i, res.Signals.Names())
+		}
+		d.Observe(api, r.URL.Path, 200)
+		c.add(20 * time.Millisecond)
+	}
+}
+
+func TestIPv6SourcesAreTrackedByTheirPrefix(t *testing.T) {
+	d := newDetector(t, nil)
+	for i := range 11 {
+		d.Observe(netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1)), "/x", 404)
+	}
+	if res := d.Inspect(browserRequest("/y"), netip.MustParseAddr("2001:db8:1:2:ffff::1")); !res.Signals.Has(SignalNotFound) {
+		t.Fatalf("404s spread over one /64 were not added up: %v", res.Signals.Names())
+	}
+	if n := d.Tracker().Len(); n != 1 {
+		t.Fatalf("tracked %d sources for one /64", n)
+	}
+}
+
+// A flood from 2 000 000 distinct sources keeps memory bounded by the cap,
+// and a scanner hidden in the flood is still caught.
+func TestFloodKeepsMemoryBoundedAndStillCatchesTheScanner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2 000 000 requests")
+	}
+	c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	sigs, _ := config.DefaultSignatures()
+	d := New(Config{UserAgents: sigs.UserAgents, ProbePaths: sigs.ProbePaths, Now: c.now,
+		Behavior: BehaviorConfig{MaxSources: 100_000}})
+	scanner := netip.MustParseAddr("203.0.113.66")
+	probes := []string{"/.env", "/.git/config", "/wp-config.php.bak", "/backup.sql", "/phpinfo.php"}
+	r := browserRequest("/")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	caught := false
+	for i := range 2_000_000 {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		d.Inspect(r, ip)
+		if i%50_000 == 0 { // the scanner's probe walk, spread thin through the flood
+			if res := d.Inspect(browserRequest(probes[(i/50_000)%len(probes)]), scanner); d.Scanner(res) {
+				caught = true
+			}
+		}
+		if i%1000 == 0 {
+			c.add(time.Millisecond)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	n := d.Tracker().Len()
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("tracked %d sources after 2 000 000; heap grew %.1f MiB (%.0f B a source)", n, float64(grew)/(1<<20), float64(grew)/float64(n))
+	if n > 100_000 {
+		t.Fatalf("tracked %d sources, over the cap of 100 000", n)
+	}
+	if grew > 40<<20 {
+		t.Fatalf("heap grew %d MiB for 100 000 sources", grew>>20)
+	}
+	if !caught {
+		t.Fatal("the scanner hidden in the flood was not caught")
+	}
+}
+
+// BenchmarkInspectBrowser is detection on a benign browser request from a
+// source already tracked.
+func BenchmarkInspectBrowser(b *testing.B) {
+	d := newDetector(b, nil)
+	r := browserRequest("/products/42?ref=home")
+	r.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := d.Inspect(r, src); res.Score != 0 {
+			b.Fatal(res.Signals.Names())
+		}
+	}
+}
+

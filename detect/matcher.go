@@ -1,0 +1,107 @@
+package detect
+
+// phraseSet finds known phrases in a text in one pass, ignoring ASCII case.
+// It is a byte trie walked from each candidate start position: every
+// position for paths, only word starts for user agents, where a phrase must
+// also end at a word boundary (so "vega" never matches "veganism.social").
+// The root is an array, so a position whose byte starts no phrase costs one
+// index; texts are short, so the walks are too.
+type phraseSet struct {
+	root  [256]*trieNode
+	words bool // match only whole words
+	size  int
+}
+
+type trieNode struct {
+	next  map[byte]*trieNode
+	value int // index+1 of the phrase ending here; 0 when none does
+}
+
+func newPhraseSet(words bool) *phraseSet { return &phraseSet{words: words} }
+
+// add files phrase (lower-cased) with value v ≥ 0.
+func (s *phraseSet) add(phrase string, v int) {
+	if phrase == "" {
+		return
+	}
+	c := lower(phrase[0])
+	n := s.root[c]
+	if n == nil {
+		n = &trieNode{}
+		s.root[c] = n
+	}
+	for i := 1; i < len(phrase); i++ {
+		c := lower(phrase[i])
+		if n.next == nil {
+			n.next = map[byte]*trieNode{}
+		}
+		child := n.next[c]
+		if child == nil {
+			child = &trieNode{}
+			n.next[c] = child
+		}
+		n = child
+	}
+	if n.value == 0 {
+		s.size++
+	}
+	n.value = v + 1
+}
+
+// find calls yield with the value of every phrase found in text, in order
+// of position, until yield returns false.
+func (s *phraseSet) find(text string, yield func(v int) bool) {
+	for i := 0; i < len(text); i++ {
+		if s.words && i > 0 && isWordByte(text[i-1]) {
+			continue // not a word start
+		}
+		n := s.root[lower(text[i])]
+		for j := i + 1; n != nil; j++ {
+			if n.value != 0 && (!s.words || j == len(text) || !isWordByte(text[j])) {
+				if !yield(n.value - 1) {
+					return
+				}
+			}
+			if j == len(text) || n.next == nil {
+				break
+			}
+			n = n.next[lower(text[j])]
+		}
+	}
+}
+
+// any reports whether text holds any phrase.
+func (s *phraseSet) any(text string) bool {
+	found := false
+	s.find(text, func(int) bool { found = true; return false })
+	return found
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func isWordByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// exact returns the value of the phrase that is the whole of text, or -1.
+func (s *phraseSet) exact(text string) int {
+	if text == "" {
+		return -1
+	}
+	n := s.root[lower(text[0])]
+	for i := 1; n != nil && i < len(text); i++ {
+		if n.next == nil {
+			return -1
+		}
+		n = n.next[lower(text[i])]
+	}
+	if n == nil || n.value == 0 {
+		return -1
+	}
+	return n.value - 1
+}

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/detect"
 )
 
 func init() {
@@ -310,6 +311,8 @@ func (h adminRequest) removeBan(ip string) error {
 	if err != nil {
 		return apiError(http.StatusBadRequest, fmt.Errorf("ip: %w", err))
 	}
+	h.app.state.bans.remove(p)
+	trackers.Range(func(_, t any) bool { t.(*detect.Tracker).Forget(p); return true })
 	b, err := h.app.Syncer().Store().RemoveBan(h.ctx(), p, h.actor(), now())
 	if err != nil {
 		return storeError(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -213,6 +214,45 @@ func (a *App) Settings() config.Settings { return a.settings }
 // Syncer is the app's view of the store.
 func (a *App) Syncer() *approvals.Syncer { return a.state.syncer }
 
+// sourcePrefix is the prefix a source is banned by: the address, or its
+// IPv6 /64 (ipv6_prefix).
+func (a *App) sourcePrefix(ip netip.Addr) netip.Prefix {
+	bits := ip.BitLen()
+	if ip.Is6() {
+		bits = a.settings.IPv6Prefix
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// banned reports whether ip is banned, by the store or by this instance.
+func (a *App) banned(ip netip.Addr, at time.Time) bool {
+	snap := a.Syncer().Snapshot()
+	if _, ok := snap.Banned(ip, at); ok {
+		return true
+	}
+	return a.state.bans.banned(a.sourcePrefix(ip), snap.LoadedAt, at)
+}
+
+// banScanner bans ip's prefix for ban_ttl on every instance sharing the
+// store, and on this one at once.
+func (a *App) banScanner(ctx context.Context, ip netip.Addr, reason string) {
+	at := now()
+	p := a.sourcePrefix(ip)
+	until := at.Add(a.settings.BanTTL)
+	a.state.bans.set(p, localBan{until: until})
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	err := a.Syncer().Store().AddBan(ctx, approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: until.UTC()}, "detect")
+	if err != nil {
+		metrics.storeErrors.WithLabelValues(OpWrite).Inc()
+		a.logger.Error("storing a scanner ban failed; enforced on this instance only", zap.Stringer("source", p), zap.Error(err))
+		return
+	}
+	a.state.bans.set(p, localBan{until: until, stored: now()})
+	a.Syncer().Kick()
+}
+
 // Limiter enforces approvals' volume bounds on this instance.
 func (a *App) Limiter() *approvals.Limiter { return a.state.limiter }
 
@@ -233,8 +273,54 @@ var states = caddy.NewUsagePool()
 type sharedState struct {
 	syncer  *approvals.Syncer
 	limiter *approvals.Limiter
+	bans    localBans
 	cancel  context.CancelFunc
 	done    chan struct{}
+}
+
+// localBans are bans this instance made and enforces at once, before its
+// snapshot of the store has them. An entry counts until a snapshot loaded
+// after the ban was stored takes over; that snapshot is the authority, so a
+// ban lifted through any instance is lifted here too.
+type localBans struct {
+	mu sync.Mutex
+	m  map[netip.Prefix]localBan
+}
+
+type localBan struct {
+	until  time.Time
+	stored time.Time // when the store acknowledged it; zero while pending
+}
+
+func (lb *localBans) set(p netip.Prefix, b localBan) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	if lb.m == nil {
+		lb.m = map[netip.Prefix]localBan{}
+	}
+	lb.m[p] = b
+}
+
+func (lb *localBans) remove(p netip.Prefix) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	delete(lb.m, p)
+}
+
+// banned reports whether p is banned locally at now, given the snapshot's
+// load time; entries the snapshot has superseded or that expired are dropped.
+func (lb *localBans) banned(p netip.Prefix, loadedAt, now time.Time) bool {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	b, ok := lb.m[p]
+	if !ok {
+		return false
+	}
+	if !now.Before(b.until) || (!b.stored.IsZero() && loadedAt.After(b.stored)) {
+		delete(lb.m, p)
+		return false
+	}
+	return true
 }
 
 // housekeepingInterval is how often usage counts are written to the store,

@@ -247,6 +247,14 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 //	gatekeeper {
 //		tenant <placeholder or name>
 //		mode   monitor|flag|block
+//		detect {
+//			user_agents     default +mytool -curl
+//			probe_paths     default
+//			scanner_headers default
+//			behavior        not_found 10/10s distinct_paths 40/20s probe_hits 3/1m
+//			threshold       100
+//			max_sources     1000000
+//		}
 //	}
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var handler Handler
@@ -274,7 +282,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("mode: %q is not one of monitor, flag, block", h.Mode)
 			}
 		case "detect":
-			return d.Err("detect: scanner detection is not built yet; remove the detect block")
+			cfg, err := unmarshalDetect(d)
+			if err != nil {
+				return err
+			}
+			h.Detect = cfg
 		default:
 			return d.Errf("unknown gatekeeper option %q", opt)
 		}

@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/detect"
 )
 
 func init() {
@@ -25,9 +28,8 @@ func init() {
 // Handler puts a site behind Gatekeeper's restricted-testing policy. It
 // consults the gatekeeper app for approvals and bans.
 //
-// It enforces approvals (tenant, scope, token, rate and budget) and bans;
-// requests from sources without an approval pass (scanner detection is not
-// built yet).
+// It enforces approvals (tenant, scope, token, rate and budget) and bans,
+// and runs scanner detection on sources without an approval.
 type Handler struct {
 	// The tenant this site belongs to: a name or any placeholder, such as
 	// {http.request.host.labels.3} or the output of a `map`.
@@ -39,8 +41,12 @@ type Handler struct {
 	// Default: "block".
 	Mode string `json:"mode,omitempty"`
 
-	app    *App
-	logger *zap.Logger
+	// Scanner detection settings; every signal is on by default.
+	Detect *DetectConfig `json:"detect,omitempty"`
+
+	app      *App
+	detector *detect.Detector
+	logger   *zap.Logger
 }
 
 // Modes.
@@ -58,6 +64,8 @@ const (
 	headerPrefix    = "Gatekeeper-"
 	headerTestToken = "Gatekeeper-Test-Token"
 	headerApproval  = "Gatekeeper-Approval"
+	headerVerdict   = "Gatekeeper-Verdict"
+	headerReasons   = "Gatekeeper-Reasons"
 )
 
 // CaddyModule returns the Caddy module information.
@@ -83,6 +91,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = app.(*App)
 	h.logger = ctx.Logger()
+	if h.detector, err = h.Detect.build(h.app.Settings().IPv6Prefix); err != nil {
+		return err
+	}
+	trackers.Store(h, h.detector.Tracker())
+	return nil
+}
+
+// Cleanup stops counting this handler's tracked sources.
+func (h *Handler) Cleanup() error {
+	trackers.Delete(h)
 	return nil
 }
 
@@ -96,7 +114,8 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP decides on one request (SPEC §3): strip forged headers, refuse
 // banned sources, enforce approvals' tenant, scope, token and volume bounds,
-// and let everything else through.
+// run scanner detection on everything else, and watch the answer to sources
+// without an approval for behaviour.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	start := time.Now()
 	d := h.decide(w, r)
@@ -104,10 +123,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	metrics.decision.Observe(time.Since(start).Seconds())
 	requestsByVerdict[d.verdict].Inc()
 	if d.status != 0 {
-		refusedByReason[d.reason].Inc()
+		if d.reason == ReasonScanner {
+			metrics.blocked.WithLabelValues(ReasonScanner, d.family).Inc()
+		} else {
+			refusedByReason[d.reason].Inc()
+		}
 		return caddyhttp.Error(d.status, fmt.Errorf("gatekeeper: %s (%s)", d.verdict, d.reason))
 	}
-	return next.ServeHTTP(w, r)
+	if !d.observe {
+		return next.ServeHTTP(w, r)
+	}
+	rec := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err := next.ServeHTTP(rec, r)
+	status := rec.status
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) {
+		status = he.StatusCode
+	}
+	h.detector.Observe(d.ip, r.URL.Path, status)
+	return err
 }
 
 // decision is what the handler decided and why.
@@ -116,7 +150,10 @@ type decision struct {
 	reason   string
 	tenant   string
 	approval string
-	status   int // non-zero: refuse with this status
+	status   int    // non-zero: refuse with this status
+	family   string // scanner family, when detection fired
+	ip       netip.Addr
+	observe  bool // feed the answer back into detection
 }
 
 func (h *Handler) decide(w http.ResponseWriter, r *http.Request) decision {
@@ -135,10 +172,11 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) decision {
 	if !ok {
 		return d
 	}
+	d.ip = ip
 	at := now()
 	snap := h.app.Syncer().Snapshot()
 
-	if _, banned := snap.Banned(ip, at); banned {
+	if h.app.banned(ip, at) {
 		return d.refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
 	}
 
@@ -160,7 +198,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) decision {
 	lim := h.app.Limiter()
 	switch finding {
 	case approvals.NoApproval:
-		return d
+		return h.detectScanner(r, d)
 	case approvals.OtherTenant, approvals.OutOfScope, approvals.TokenInvalid:
 		lim.CountOutOfScope(a)
 		metrics.approvedRequests.WithLabelValues(a.Tenant, ResultOutOfScope).Inc()
@@ -186,7 +224,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) decision {
 				zap.String("approval_id", a.ID), zap.Error(err))
 			d.approval = ""
 			d.reason = "store_unavailable"
-			return d
+			return h.detectScanner(r, d)
 		}
 		h.logger.Warn("store unavailable: approved source admitted without accounting (store_unavailable fail_open)",
 			zap.String("approval_id", a.ID), zap.Error(err))
@@ -195,6 +233,61 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) decision {
 	r.Header.Set(headerApproval, a.ID)
 	d.verdict = VerdictApproved
 	return d
+}
+
+// detectScanner runs detection on a request with no approval behind it and
+// applies the mode when it fires.
+func (h *Handler) detectScanner(r *http.Request, d decision) decision {
+	d.observe = true
+	res := h.detector.Inspect(r, d.ip)
+	if !h.detector.Scanner(res) {
+		return d
+	}
+	d.family = cmp.Or(res.Family, "other")
+	reasons := strings.Join(res.Signals.Names(), ",")
+	for _, s := range detect.Signals() {
+		if res.Signals.Has(s) {
+			detectionsBy[h.Mode][s].Inc()
+		}
+	}
+	switch h.Mode {
+	case ModeMonitor:
+		d.verdict, d.reason = VerdictMonitored, ReasonScanner
+		h.logger.Info("scanner detected (monitor mode: passed)", zap.Stringer("source", d.ip),
+			zap.String("scanner", d.family), zap.String("signals", reasons), zap.Int("score", res.Score))
+		return d
+	case ModeFlag:
+		d.verdict, d.reason = VerdictFlagged, ReasonScanner
+		r.Header.Set(headerVerdict, "scanner")
+		r.Header.Set(headerReasons, reasons)
+		return d
+	}
+	h.logger.Warn("scanner blocked and banned", zap.Stringer("source", d.ip), zap.String("scanner", d.family),
+		zap.String("signals", reasons), zap.Int("score", res.Score), zap.Duration("ban_ttl", h.app.Settings().BanTTL))
+	h.app.banScanner(r.Context(), d.ip, "scanner: "+reasons)
+	d.observe = false
+	return d.refuse(VerdictBlocked, ReasonScanner, http.StatusForbidden)
+}
+
+// statusRecorder notes the status of the answer for behaviour tracking.
+// It embeds Caddy's wrapper, which keeps Flush, Hijack and Unwrap working.
+type statusRecorder struct {
+	*caddyhttp.ResponseWriterWrapper
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		s.status = code
+	}
+	s.ResponseWriterWrapper.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriterWrapper.Write(b)
 }
 
 func (d decision) refuse(verdict, reason string, status int) decision {
@@ -237,5 +330,6 @@ func clientIP(r *http.Request) (netip.Addr, bool) {
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -17,7 +17,8 @@ import (
 
 // BenchmarkDecision measures the handler's decision, without an upstream,
 // for a request from an approved source (admitted from a local lease) and
-// from a source without an approval. Run with make bench.
+// from a source without an approval (a browser request, through scanner
+// detection and behaviour tracking). Run with make bench.
 func BenchmarkDecision(b *testing.B) {
 	if err := caddy.Load(caddyConfig(testutil.FreeAddr(b), testutil.FreeAddr(b),
 		map[string]any{"kind": "file", "dir": b.TempDir()}, "ok"), true); err != nil {
@@ -38,7 +39,11 @@ func BenchmarkDecision(b *testing.B) {
 	if err := app.Syncer().Refresh(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	h := &Handler{Tenant: "acme", Mode: ModeBlock, app: app}
+	det, err := (*DetectConfig)(nil).build(64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := &Handler{Tenant: "acme", Mode: ModeBlock, app: app, detector: det}
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 
 	for _, tc := range []struct{ name, ip string }{{"approved", "192.0.2.10"}, {"unapproved", "198.51.100.20"}} {
@@ -47,6 +52,7 @@ func BenchmarkDecision(b *testing.B) {
 			r := httptest.NewRequest("GET", "http://acme.example.com/api/users", nil)
 			r.RemoteAddr = tc.ip + ":40000"
 			r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0")
+			r.Header.Set("Accept", "text/html,*/*;q=0.8")
 			r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
 			caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, tc.ip) // as the server does
 			b.ReportAllocs()

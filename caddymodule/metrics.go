@@ -2,9 +2,13 @@ package caddymodule
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/detect"
 )
 
 // Gatekeeper's metrics (SPEC §6). The collectors live at package level so
@@ -99,7 +103,11 @@ var metrics = struct {
 			_, bans := a.Syncer().Snapshot().Counts(now())
 			return float64(bans)
 		}),
-		gaugeFunc("tracked_sources", "Sources whose behaviour is tracked.", func(*App) float64 { return 0 }),
+		gaugeFunc("tracked_sources", "Sources whose behaviour is tracked, over all handlers.", func(*App) float64 {
+			n := 0
+			trackers.Range(func(_, t any) bool { n += t.(*detect.Tracker).Len(); return true })
+			return float64(n)
+		}),
 		gaugeFunc("store_up", "1 when the last read of the store worked, else 0.", func(a *App) float64 {
 			if a.Syncer().Health().Up {
 				return 1
@@ -123,7 +131,12 @@ func gaugeFunc(name, help string, f func(*App) float64) prometheus.GaugeFunc {
 var (
 	requestsByVerdict = map[string]prometheus.Counter{}
 	refusedByReason   = map[string]prometheus.Counter{} // scanner "none"
+	detectionsBy      = map[string]map[detect.Signal]prometheus.Counter{}
 )
+
+// trackers are the behaviour trackers of the provisioned handlers, for the
+// tracked_sources gauge.
+var trackers sync.Map
 
 func init() {
 	// Series with a fixed set of label values exist from the start, so an
@@ -138,6 +151,23 @@ func init() {
 	}
 	for _, op := range storeOps {
 		metrics.storeErrors.WithLabelValues(op)
+	}
+	for _, mode := range []string{ModeMonitor, ModeFlag, ModeBlock} {
+		detectionsBy[mode] = map[detect.Signal]prometheus.Counter{}
+		for _, s := range detect.Signals() {
+			detectionsBy[mode][s] = metrics.detections.WithLabelValues(s.String(), mode)
+		}
+	}
+	if sigs, err := config.DefaultSignatures(); err == nil {
+		families := map[string]bool{"other": true}
+		for _, s := range append(sigs.UserAgents, sigs.ScannerHeaders...) {
+			if s.Kind != "weak" {
+				families[s.Family] = true
+			}
+		}
+		for f := range families {
+			metrics.blocked.WithLabelValues(ReasonScanner, f)
+		}
 	}
 }
 

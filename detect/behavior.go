@@ -107,6 +107,21 @@ func (t *Tracker) Len() int {
 	return n
 }
 
+// Forget drops what is known of the sources inside p, as when a person
+// lifts their ban: they start again with empty buckets.
+func (t *Tracker) Forget(p netip.Prefix) {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for k := range sh.m {
+			if p.Contains(k) || p.Contains(t.key(k)) {
+				delete(sh.m, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
 // key is what a source is tracked by: the address, or an IPv6 prefix.
 func (t *Tracker) key(ip netip.Addr) netip.Addr {
 	ip = ip.Unmap()

@@ -292,4 +292,3 @@ func BenchmarkInspectBrowser(b *testing.B) {
 		}
 	}
 }
-

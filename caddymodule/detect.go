@@ -1,0 +1,229 @@
+package caddymodule
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/detect"
+)
+
+// DetectConfig tunes scanner detection. Every signal is on by default.
+type DetectConfig struct {
+	// User-agent tokens: "default" for the embedded list, "+token" to add a
+	// scanner token, "-token" to remove one, "off" for none.
+	UserAgents []string `json:"user_agents,omitempty"`
+	// Probe paths: "default" for the embedded list, "+fragment" to add one
+	// (as a sensitive-file probe), "-fragment" to remove one, "off" for none.
+	ProbePaths []string `json:"probe_paths,omitempty"`
+	// Scanner-specific request headers: "default", "+name", "-name" or "off".
+	ScannerHeaders []string `json:"scanner_headers,omitempty"`
+	// Behaviour buckets, each "N/duration" (such as "10/10s") or "off".
+	NotFound      string `json:"not_found,omitempty"`
+	DistinctPaths string `json:"distinct_paths,omitempty"`
+	ProbeHits     string `json:"probe_hits,omitempty"`
+	// Score at which a source is a scanner. Default 100.
+	Threshold int `json:"threshold,omitempty"`
+	// Most sources tracked at once; the least recently seen are forgotten.
+	// Default 1000000.
+	MaxSources int `json:"max_sources,omitempty"`
+}
+
+// offRate is a bucket no source can fill.
+var offRate = detect.Rate{N: 1 << 30, Per: time.Nanosecond}
+
+// build turns the config into a Detector. ipv6Prefix comes from the app.
+func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
+	sigs, err := config.DefaultSignatures()
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		c = &DetectConfig{}
+	}
+	cfg := detect.Config{Threshold: c.Threshold, Now: now}
+	if cfg.UserAgents, err = editList("user_agents", sigs.UserAgents, c.UserAgents, config.Signature{Kind: "strong", Family: "other"}); err != nil {
+		return nil, err
+	}
+	if cfg.ProbePaths, err = editList("probe_paths", sigs.ProbePaths, c.ProbePaths, config.Signature{Kind: "sensitive"}); err != nil {
+		return nil, err
+	}
+	if cfg.ScannerHeaders, err = editList("scanner_headers", sigs.ScannerHeaders, c.ScannerHeaders, config.Signature{Family: "other"}); err != nil {
+		return nil, err
+	}
+	b := detect.BehaviorConfig{MaxSources: c.MaxSources, IPv6Prefix: ipv6Prefix}
+	for _, r := range []struct {
+		name string
+		spec string
+		dst  *detect.Rate
+	}{{"not_found", c.NotFound, &b.NotFound}, {"distinct_paths", c.DistinctPaths, &b.DistinctPaths}, {"probe_hits", c.ProbeHits, &b.ProbeHits}} {
+		if *r.dst, err = parseRate(r.name, r.spec); err != nil {
+			return nil, err
+		}
+	}
+	cfg.Behavior = b
+	if c.Threshold < 0 || c.MaxSources < 0 {
+		return nil, fmt.Errorf("detect: threshold and max_sources must not be negative")
+	}
+	return detect.New(cfg), nil
+}
+
+// editList applies "default", "off", "+x" and "-x" to a default list.
+func editList(name string, defaults []config.Signature, edits []string, added config.Signature) ([]config.Signature, error) {
+	if len(edits) == 0 {
+		return defaults, nil
+	}
+	var out []config.Signature
+	for _, e := range edits {
+		switch {
+		case e == "default":
+			out = append(out, defaults...)
+		case e == "off":
+			if len(edits) != 1 {
+				return nil, fmt.Errorf("%s: off stands alone", name)
+			}
+			return nil, nil
+		case len(e) > 1 && e[0] == '+':
+			s := added
+			s.Pattern, s.Source = strings.ToLower(e[1:]), "configuration"
+			out = append(out, s)
+		case len(e) > 1 && e[0] == '-':
+			drop := strings.ToLower(e[1:])
+			before := len(out)
+			out = slices.DeleteFunc(out, func(s config.Signature) bool { return s.Pattern == drop })
+			if len(out) == before {
+				return nil, fmt.Errorf("%s: %q is not in the list to remove", name, drop)
+			}
+		default:
+			return nil, fmt.Errorf("%s: %q is not default, off, +entry or -entry", name, e)
+		}
+	}
+	return out, nil
+}
+
+// parseRate reads "N/duration" (or "off"; "" is the default).
+func parseRate(name, spec string) (detect.Rate, error) {
+	switch spec {
+	case "":
+		return detect.Rate{}, nil
+	case "off":
+		return offRate, nil
+	}
+	n, per, ok := strings.Cut(spec, "/")
+	count, err := strconv.Atoi(n)
+	if !ok || err != nil || count <= 0 {
+		return detect.Rate{}, fmt.Errorf("%s: %q is not N/duration such as 10/10s", name, spec)
+	}
+	d, err := caddy.ParseDuration(per)
+	if err != nil || d <= 0 {
+		return detect.Rate{}, fmt.Errorf("%s: %q is not N/duration such as 10/10s", name, spec)
+	}
+	return detect.Rate{N: count, Per: d}, nil
+}
+
+// unmarshalDetect reads a detect block.
+//
+//	detect {
+//		user_agents     default +mytool -curl
+//		probe_paths     default
+//		scanner_headers default
+//		behavior        not_found 10/10s distinct_paths 40/20s probe_hits 3/1m
+//		threshold       100
+//		max_sources     1000000
+//	}
+func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
+	c := &DetectConfig{}
+	if d.NextArg() {
+		if d.Val() != "off" || d.NextArg() {
+			return nil, d.Err("detect: want a block, or `detect off`")
+		}
+		return &DetectConfig{UserAgents: []string{"off"}, ProbePaths: []string{"off"}, ScannerHeaders: []string{"off"},
+			NotFound: "off", DistinctPaths: "off", ProbeHits: "off"}, nil
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return nil, d.Errf("detect %s: a value is missing", opt)
+		}
+		var err error
+		switch opt {
+		case "user_agents":
+			c.UserAgents = args
+			_, err = editList(opt, nil, withoutDefault(args), config.Signature{})
+		case "probe_paths":
+			c.ProbePaths = args
+			_, err = editList(opt, nil, withoutDefault(args), config.Signature{})
+		case "scanner_headers":
+			c.ScannerHeaders = args
+			_, err = editList(opt, nil, withoutDefault(args), config.Signature{})
+		case "behavior":
+			err = c.behavior(args)
+		case "threshold", "max_sources":
+			n, convErr := strconv.Atoi(args[0])
+			if convErr != nil || n <= 0 || len(args) != 1 {
+				return nil, d.Errf("detect %s: %q is not a positive number", opt, strings.Join(args, " "))
+			}
+			if opt == "threshold" {
+				c.Threshold = n
+			} else {
+				c.MaxSources = n
+			}
+		case "asn":
+			return nil, d.Err("detect asn: GeoIP lookups are not built yet; remove the asn line")
+		default:
+			return nil, d.Errf("detect: unknown option %q", opt)
+		}
+		if err != nil {
+			return nil, d.Errf("detect %v", err)
+		}
+	}
+	return c, nil
+}
+
+// withoutDefault checks edits for syntax only: removals are checked against
+// the real list when the handler is provisioned.
+func withoutDefault(args []string) []string {
+	out := make([]string, 0, len(args))
+	for _, a := range args {
+		if a != "default" && !strings.HasPrefix(a, "-") {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func (c *DetectConfig) behavior(args []string) error {
+	if len(args) == 1 && args[0] == "off" {
+		c.NotFound, c.DistinctPaths, c.ProbeHits = "off", "off", "off"
+		return nil
+	}
+	if len(args)%2 != 0 {
+		return fmt.Errorf("behavior: want pairs such as not_found 10/10s")
+	}
+	for i := 0; i < len(args); i += 2 {
+		if _, err := parseRate(args[i], args[i+1]); err != nil {
+			return err
+		}
+		switch args[i] {
+		case "not_found":
+			c.NotFound = args[i+1]
+		case "distinct_paths":
+			c.DistinctPaths = args[i+1]
+		case "probe_hits":
+			c.ProbeHits = args[i+1]
+		default:
+			return fmt.Errorf("behavior: unknown bucket %q (not_found, distinct_paths, probe_hits)", args[i])
+		}
+	}
+	return nil
+}

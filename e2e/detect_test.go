@@ -1,0 +1,180 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/internal/testredis"
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+// webSite serves a small static site (missing files are 404s, as
+// file_server answers them) and an API under /api/, behind the handler.
+func webSite(t *testing.T, mode string) string {
+	root := t.TempDir()
+	for name, body := range map[string]string{"index.html": "<html>home</html>", "app.css": "body{}", "app.js": "1", "logo.png": "png"} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fmt.Sprintf(`
+	gatekeeper {
+		tenant {http.request.host.labels.1}
+		mode %s
+	}
+	handle /api/* {
+		respond "api verdict={http.request.header.Gatekeeper-Verdict} reasons={http.request.header.Gatekeeper-Reasons}"
+	}
+	handle {
+		root * %s
+		file_server
+	}`, mode, root)
+}
+
+func browse(c *client, path string, ua string) answer {
+	c.t.Helper()
+	return c.get("acme.localhost", path, "User-Agent", ua, "Accept", "text/html,*/*;q=0.8", "Accept-Language", "en")
+}
+
+// A scanner with a browser user agent walking probe paths is blocked within
+// its first 15 requests and stays blocked, while a browser session and an
+// API client on curl, at the same time, are never refused.
+func TestScannerIsBlockedWhileBrowsersAndAPIClientsPass(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data", webSite(t, "block"))
+	scanner, browser, api := from(t, in, "127.0.0.6"), from(t, in, "127.0.0.7"), from(t, in, "127.0.0.8")
+
+	var wg sync.WaitGroup
+	var browserRefused, apiRefused []string
+	wg.Go(func() {
+		for range 10 {
+			for _, p := range []string{"/", "/app.css", "/app.js", "/logo.png", "/favicon.ico"} {
+				if a := browse(browser, p, firefox); a.code == 403 || a.code == 429 {
+					browserRefused = append(browserRefused, fmt.Sprintf("%s %d", p, a.code))
+				}
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := range 500 {
+			a := api.get("acme.localhost", fmt.Sprintf("/api/orders/%d", i%9), "User-Agent", "curl/8.5.0", "Accept", "*/*")
+			if a.code != 200 {
+				apiRefused = append(apiRefused, fmt.Sprintf("#%d %d", i, a.code))
+			}
+		}
+	})
+
+	probes := []string{"/", "/admin/", "/.env", "/backup/", "/.git/config", "/old/", "/phpinfo.php", "/test/",
+		"/server-status", "/db/", "/wp-config.php.bak", "/backup.sql", "/.aws/credentials", "/config/", "/dump.sql"}
+	blockedAt := 0
+	for i, p := range probes {
+		if a := browse(scanner, p, firefox); a.code == 403 {
+			blockedAt = i + 1
+			break
+		}
+	}
+	wg.Wait()
+	if blockedAt == 0 {
+		t.Fatal("a probe walk with a browser user agent was never blocked")
+	}
+	t.Logf("scanner blocked at request %d", blockedAt)
+	for _, p := range []string{"/", "/app.css", "/api/orders/1"} {
+		if a := browse(scanner, p, firefox); a.code != 403 {
+			t.Fatalf("after the block the scanner got %d for %s; it must stay banned", a.code, p)
+		}
+	}
+	if len(browserRefused) > 0 || len(apiRefused) > 0 {
+		t.Fatalf("refused a browser (%v) or the API client (%v)", browserRefused, apiRefused)
+	}
+
+	if out := in.mustCLI("bans", "list"); !strings.Contains(out, "127.0.0.6/32") || !strings.Contains(out, "scanner:") {
+		t.Fatalf("the scanner's ban is not listed:\n%s", out)
+	}
+	if v := in.metric(`caddy_gatekeeper_detections_total{mode="block",signal="probe_rate"}`); v != 1 {
+		t.Errorf("detections_total probe_rate/block = %v, want 1", v)
+	}
+	if v := in.metric(`caddy_gatekeeper_blocked_total{reason="scanner",scanner="other"}`); v != 1 {
+		t.Errorf("blocked_total scanner/other = %v, want 1", v)
+	}
+	if v := in.metric(`caddy_gatekeeper_blocked_total{reason="banned",scanner="none"}`); v != 3 {
+		t.Errorf("blocked_total banned = %v, want 3", v)
+	}
+	if v := in.metric(`caddy_gatekeeper_tracked_sources`); v != 3 {
+		t.Errorf("tracked_sources = %v, want 3", v)
+	}
+
+	in.mustCLI("bans", "remove", "127.0.0.6")
+	if a := browse(scanner, "/", firefox); a.code != 200 {
+		t.Fatalf("after bans remove: %d", a.code)
+	}
+}
+
+func TestFlagAndMonitorModesPassScanners(t *testing.T) {
+	sqlmap := "sqlmap/1.8.2#stable (https://sqlmap.org)"
+	flag := startSite(t, "\t\tstore file ./data", webSite(t, "flag"))
+	a := from(t, flag, "127.0.0.6").get("acme.localhost", "/api/items?id=1", "User-Agent", sqlmap)
+	if a.code != 200 || a.body != "api verdict=scanner reasons=user_agent,header_anomaly" {
+		t.Fatalf("flag mode: %d %q", a.code, a.body)
+	}
+
+	monitor := startSite(t, "\t\tstore file ./data", webSite(t, "monitor"))
+	a = from(t, monitor, "127.0.0.6").get("acme.localhost", "/api/items?id=1", "User-Agent", sqlmap)
+	if a.code != 200 || a.body != "api verdict= reasons=" {
+		t.Fatalf("monitor mode: %d %q; want it passed untouched", a.code, a.body)
+	}
+	if v := monitor.metric(`caddy_gatekeeper_detections_total{mode="monitor",signal="user_agent"}`); v != 1 {
+		t.Fatalf("monitor mode counts what it would have blocked: %v", v)
+	}
+	if v := monitor.metric(`caddy_gatekeeper_requests_total{verdict="monitored"}`); v != 1 {
+		t.Fatalf("requests_total monitored = %v", v)
+	}
+}
+
+// An approved, in-scope source is never scored nor banned; once its
+// approval is over it is scored like anyone.
+func TestApprovedSourceIsNeverScored(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data", webSite(t, "block"))
+	id, _ := in.register(nil)
+	c := from(t, in, "127.0.0.2")
+	for _, p := range []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php", "/server-status", "/dump.sql"} {
+		if a := c.get("acme.localhost", p, "User-Agent", "Nuclei - Open-source project (github.com/projectdiscovery/nuclei)"); a.code != 404 {
+			t.Fatalf("approved scanner on %s: %d, want the site's own 404", p, a.code)
+		}
+	}
+	in.mustCLI("approvals", "revoke", id, "--reason", "test over")
+	if a := c.get("acme.localhost", "/", "User-Agent", "Nuclei - Open-source project (github.com/projectdiscovery/nuclei)"); a.code != 403 {
+		t.Fatalf("after revocation the scanner got %d, want 403", a.code)
+	}
+}
+
+// A scanner blocked on one instance is banned on every instance sharing the
+// store, and `bans remove` lifts it everywhere.
+func TestScannerBanReachesEveryInstance(t *testing.T) {
+	srv := testredis.Start(t)
+	globals := "\t\tstore redis " + srv.URL(0)
+	a, b := startSite(t, globals, webSite(t, "block")), startSite(t, globals, webSite(t, "block"))
+	nikto := "Mozilla/5.00 (Nikto/2.5.0) (Evasions:None) (Test:000003)"
+	if r := from(t, a, "127.0.0.6").get("acme.localhost", "/", "User-Agent", nikto); r.code != 403 {
+		t.Fatalf("nikto on instance a: %d", r.code)
+	}
+	viaB := from(t, b, "127.0.0.6")
+	took := testutil.WaitFor(t, time.Second, "ban enforced on instance b", func() bool {
+		return browse(viaB, "/", firefox).code == 403
+	})
+	t.Logf("the ban reached instance b in %s", took)
+	b.mustCLI("bans", "remove", "127.0.0.6")
+	viaA := from(t, a, "127.0.0.6")
+	testutil.WaitFor(t, time.Second, "ban lifted on instance a", func() bool {
+		return browse(viaA, "/", firefox).code == 200
+	})
+	if r := browse(viaB, "/", firefox); r.code != http.StatusOK {
+		t.Fatalf("instance b after the lift: %d", r.code)
+	}
+}

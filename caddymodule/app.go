@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/detect"
 )
 
 func init() {
@@ -69,6 +69,7 @@ type App struct {
 	ResyncInterval caddy.Duration `json:"resync_interval,omitempty"`
 
 	settings config.Settings
+	geo      *detect.GeoIP
 	state    *sharedState
 	stateKey string
 	logger   *zap.Logger
@@ -139,16 +140,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.settings = s.WithDefaults()
-	if err := a.settings.Validate(); err != nil {
+	err := a.settings.Validate()
+	if err != nil {
 		return err
 	}
-	for _, f := range []struct{ name, path string }{{"geoip_country", a.settings.GeoIPCountry}, {"geoip_asn", a.settings.GeoIPASN}} {
-		if f.path == "" {
-			continue
-		}
-		if _, err := os.Stat(f.path); err != nil {
-			return fmt.Errorf("%s: %w", f.name, err)
-		}
+	if a.geo, err = detect.OpenGeoIP(a.settings.GeoIPCountry, a.settings.GeoIPASN); err != nil {
+		return err
 	}
 
 	key, err := stateKey(a.settings)
@@ -201,11 +198,12 @@ func (a *App) Stop() error {
 // Cleanup releases this config's hold on the shared store; the last config
 // to let go closes it.
 func (a *App) Cleanup() error {
+	geoErr := a.geo.Close()
 	if a.stateKey == "" {
-		return nil
+		return geoErr
 	}
 	_, err := states.Delete(a.stateKey)
-	return err
+	return errors.Join(geoErr, err)
 }
 
 // Settings are the app's resolved settings.

@@ -252,6 +252,7 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 //			probe_paths     default
 //			scanner_headers default
 //			behavior        not_found 10/10s distinct_paths 40/20s probe_hits 3/1m
+//			asn             398324 14061
 //			threshold       100
 //			max_sources     1000000
 //		}

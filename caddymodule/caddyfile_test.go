@@ -109,3 +109,52 @@ func TestBadCaddyfileNamesLineAndProblem(t *testing.T) {
 		})
 	}
 }
+
+func TestDetectBlockBecomesHandlerConfig(t *testing.T) {
+	cfg, err := adapt(t, `:8080 {
+	gatekeeper {
+		mode monitor
+		detect {
+			user_agents default +mytool -curl
+			probe_paths off
+			behavior not_found 5/10s probe_hits off
+			asn AS398324 14061
+			threshold 120
+			max_sources 5000
+		}
+	}
+	respond ok
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(cfg)
+	want := `"detect":{"asn":[398324,14061],"max_sources":5000,"not_found":"5/10s","probe_hits":"off","probe_paths":["off"],"threshold":120,"user_agents":["default","+mytool","-curl"]}`
+	if !strings.Contains(string(b), want) {
+		t.Fatalf("adapted:\n%s\nwant it to contain\n%s", b, want)
+	}
+}
+
+func TestBadDetectBlockNamesTheLine(t *testing.T) {
+	for body, says := range map[string]string{
+		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tbehavior not_found ten\n\t\t}\n\t}\n}":   `not_found: "ten" is not N/duration such as 10/10s, at Caddyfile:4`,
+		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tuser_agents default tool\n\t\t}\n\t}\n}": `"tool" is not default, off, +entry or -entry, at Caddyfile:4`,
+		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tasn cloudflare\n\t\t}\n\t}\n}":           `"cloudflare" is not an AS number, at Caddyfile:4`,
+		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tsignals all\n\t\t}\n\t}\n}":              `unknown option "signals", at Caddyfile:4`,
+	} {
+		if _, err := adapt(t, body); err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("adapt error = %v, want it to say %q", err, says)
+		}
+	}
+}
+
+func TestDetectEditsAreCheckedAgainstTheDefaultList(t *testing.T) {
+	if _, err := (&DetectConfig{UserAgents: []string{"default", "-notatool"}}).build(64); err == nil ||
+		!strings.Contains(err.Error(), `user_agents: "notatool" is not in the list to remove`) {
+		t.Fatalf("removing an unknown token: %v", err)
+	}
+	det, err := (&DetectConfig{UserAgents: []string{"default", "+mytool", "-curl"}}).build(64)
+	if err != nil || det == nil {
+		t.Fatal(err)
+	}
+}

@@ -28,6 +28,9 @@ type DetectConfig struct {
 	NotFound      string `json:"not_found,omitempty"`
 	DistinctPaths string `json:"distinct_paths,omitempty"`
 	ProbeHits     string `json:"probe_hits,omitempty"`
+	// Autonomous system numbers whose traffic counts as scanning (needs
+	// the app's geoip_asn database).
+	ASN []uint `json:"asn,omitempty"`
 	// Score at which a source is a scanner. Default 100.
 	Threshold int `json:"threshold,omitempty"`
 	// Most sources tracked at once; the least recently seen are forgotten.
@@ -47,7 +50,7 @@ func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
 	if c == nil {
 		c = &DetectConfig{}
 	}
-	cfg := detect.Config{Threshold: c.Threshold, Now: now}
+	cfg := detect.Config{Threshold: c.Threshold, Now: now, ScannerASNs: c.ASN}
 	if cfg.UserAgents, err = editList("user_agents", sigs.UserAgents, c.UserAgents, config.Signature{Kind: "strong", Family: "other"}); err != nil {
 		return nil, err
 	}
@@ -134,6 +137,7 @@ func parseRate(name, spec string) (detect.Rate, error) {
 //		probe_paths     default
 //		scanner_headers default
 //		behavior        not_found 10/10s distinct_paths 40/20s probe_hits 3/1m
+//		asn             398324 14061
 //		threshold       100
 //		max_sources     1000000
 //	}
@@ -176,7 +180,13 @@ func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
 				c.MaxSources = n
 			}
 		case "asn":
-			return nil, d.Err("detect asn: GeoIP lookups are not built yet; remove the asn line")
+			for _, a := range args {
+				n, convErr := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(a), "AS"), 10, 32)
+				if convErr != nil || n == 0 {
+					return nil, d.Errf("detect asn: %q is not an AS number", a)
+				}
+				c.ASN = append(c.ASN, uint(n))
+			}
 		default:
 			return nil, d.Errf("detect: unknown option %q", opt)
 		}

@@ -94,6 +94,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.detector, err = h.Detect.build(h.app.Settings().IPv6Prefix); err != nil {
 		return err
 	}
+	if h.Detect != nil && len(h.Detect.ASN) > 0 && h.app.Settings().GeoIPASN == "" {
+		return fmt.Errorf("detect asn: needs an ASN database; set geoip_asn in the gatekeeper global option")
+	}
 	trackers.Store(h, h.detector.Tracker())
 	return nil
 }
@@ -153,6 +156,8 @@ type decision struct {
 	status   int    // non-zero: refuse with this status
 	family   string // scanner family, when detection fired
 	ip       netip.Addr
+	country  string
+	asn      uint
 	observe  bool // feed the answer back into detection
 }
 
@@ -173,6 +178,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) decision {
 		return d
 	}
 	d.ip = ip
+	d.country, d.asn = h.app.geo.Lookup(ip)
 	at := now()
 	snap := h.app.Syncer().Snapshot()
 
@@ -239,7 +245,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) decision {
 // applies the mode when it fires.
 func (h *Handler) detectScanner(r *http.Request, d decision) decision {
 	d.observe = true
-	res := h.detector.Inspect(r, d.ip)
+	res := h.detector.Inspect(r, d.ip, d.asn)
 	if !h.detector.Scanner(res) {
 		return d
 	}
@@ -302,14 +308,20 @@ func (d decision) publish(r *http.Request) {
 	repl.Set("http.gatekeeper.reason", d.reason)
 	repl.Set("http.gatekeeper.tenant", d.tenant)
 	repl.Set("http.gatekeeper.approval_id", d.approval)
-	repl.Set("http.gatekeeper.country", "")
-	repl.Set("http.gatekeeper.asn", "")
+	repl.Set("http.gatekeeper.country", d.country)
+	asn := ""
+	if d.asn != 0 {
+		asn = strconv.FormatUint(uint64(d.asn), 10)
+	}
+	repl.Set("http.gatekeeper.asn", asn)
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.Dict("gatekeeper",
 			zap.String("verdict", d.verdict),
 			zap.String("reason", d.reason),
 			zap.String("tenant", d.tenant),
 			zap.String("approval_id", d.approval),
+			zap.String("country", d.country),
+			zap.String("asn", asn),
 		))
 	}
 }

@@ -30,12 +30,13 @@ const (
 	SignalNotFound                    // too many 4xx answers on non-static paths
 	SignalDistinctPaths               // too many distinct paths too fast
 	SignalProbeRate                   // probe paths asked for again and again
+	SignalASN                         // the source's autonomous system is a configured scanner network
 	numSignals
 )
 
 var signalNames = [numSignals]string{
 	"user_agent", "scanner_header", "cve_probe", "traversal", "sensitive_path", "admin_probe",
-	"weak_client", "header_anomaly", "not_found", "distinct_paths", "probe_rate",
+	"weak_client", "header_anomaly", "not_found", "distinct_paths", "probe_rate", "asn",
 }
 
 func (s Signal) String() string { return signalNames[s] }
@@ -50,12 +51,13 @@ func Signals() []Signal {
 }
 
 // DefaultWeights: a scanner's own name, header or a behaviour bucket running
-// over is enough on its own (100 = the default threshold); a probe path is
-// strong evidence but not proof; weak signals only ever add up.
+// over is enough on its own (100 = the default threshold); a probe path or
+// a scanner network is strong evidence but not proof; weak signals only ever
+// add up.
 var DefaultWeights = [numSignals]int{
 	SignalUserAgent: 100, SignalScannerHeader: 100, SignalCVEProbe: 60, SignalTraversal: 60,
 	SignalSensitivePath: 40, SignalAdminProbe: 20, SignalWeakClient: 10, SignalHeaderAnomaly: 10,
-	SignalNotFound: 100, SignalDistinctPaths: 100, SignalProbeRate: 100,
+	SignalNotFound: 100, SignalDistinctPaths: 100, SignalProbeRate: 100, SignalASN: 50,
 }
 
 // DefaultThreshold is the score at which a source is taken for a scanner.
@@ -96,6 +98,8 @@ type Config struct {
 	Weights        *[numSignals]int
 	Threshold      int
 	Behavior       BehaviorConfig
+	// ScannerASNs are autonomous systems whose traffic counts as scanning.
+	ScannerASNs []uint
 	// Now is the clock for behaviour buckets (time.Now when nil).
 	Now func() time.Time
 }
@@ -108,6 +112,7 @@ type Detector struct {
 	weights             [numSignals]int
 	threshold           int
 	behavior            *Tracker
+	asns                map[uint]bool
 }
 
 var probeSignal = map[string]Signal{
@@ -121,6 +126,10 @@ func New(cfg Config) *Detector {
 		uaSigs: cfg.UserAgents, headerSigs: cfg.ScannerHeaders,
 		weights: DefaultWeights, threshold: cfg.Threshold,
 		behavior: NewTracker(cfg.Behavior, cfg.Now),
+		asns:     map[uint]bool{},
+	}
+	for _, n := range cfg.ScannerASNs {
+		d.asns[n] = true
 	}
 	if cfg.Weights != nil {
 		d.weights = *cfg.Weights
@@ -147,10 +156,14 @@ func (d *Detector) Threshold() int { return d.threshold }
 // Tracker is the per-source behaviour state.
 func (d *Detector) Tracker() *Tracker { return d.behavior }
 
-// Inspect scores r from source src: its signatures, its path, its headers,
-// and what src has done lately. It also records r's path in src's behaviour.
-func (d *Detector) Inspect(r *http.Request, src netip.Addr) Result {
+// Inspect scores r from source src in autonomous system asn (0 when
+// unknown): its signatures, its path, its headers, its network and what src
+// has done lately. It also records r's path in src's behaviour.
+func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 	var res Result
+	if asn != 0 && d.asns[asn] {
+		res.Signals.add(SignalASN)
+	}
 	ua := r.Header.Get("User-Agent")
 	d.ua.find(ua, func(i int) bool {
 		s := d.uaSigs[i]

@@ -78,7 +78,7 @@ func TestScannerSignaturesAreRecognised(t *testing.T) {
 		if tc.header != "" {
 			r.Header.Set(tc.header, "1")
 		}
-		res := d.Inspect(r, src)
+		res := d.Inspect(r, src, 0)
 		if !d.Scanner(res) || res.Family != tc.family {
 			t.Errorf("UA %q header %q: score %d family %q signals %v; want a %s scanner", tc.ua, tc.header, res.Score, res.Family, res.Signals.Names(), tc.family)
 		}
@@ -95,7 +95,7 @@ func TestTokensMatchOnlyWholeWords(t *testing.T) {
 	} {
 		r := browserRequest("/")
 		r.Header.Set("User-Agent", ua)
-		if got := d.Inspect(r, src).Signals.Has(SignalUserAgent); got != want {
+		if got := d.Inspect(r, src, 0).Signals.Has(SignalUserAgent); got != want {
 			t.Errorf("%q matched = %v, want %v", ua, got, want)
 		}
 	}
@@ -122,7 +122,7 @@ func TestProbePathsAreRecognised(t *testing.T) {
 		{"/?x=${jndi:ldap://198.51.100.9/a}", SignalCVEProbe},
 	}
 	for _, tc := range cases {
-		res := d.Inspect(browserRequest(tc.target), netip.MustParseAddr("203.0.113.50"))
+		res := d.Inspect(browserRequest(tc.target), netip.MustParseAddr("203.0.113.50"), 0)
 		if !res.Signals.Has(tc.signal) {
 			t.Errorf("%s: signals %v, want %s", tc.target, res.Signals.Names(), tc.signal)
 		}
@@ -143,7 +143,7 @@ func TestCommonClientsAreNotScanners(t *testing.T) {
 	for name, change := range cases {
 		r := browserRequest("/api/v1/orders")
 		change(r)
-		res := d.Inspect(r, netip.MustParseAddr("192.0.2.77"))
+		res := d.Inspect(r, netip.MustParseAddr("192.0.2.77"), 0)
 		if d.Scanner(res) {
 			t.Errorf("%s: score %d (%v) reaches the threshold", name, res.Score, res.Signals.Names())
 		}
@@ -160,7 +160,7 @@ func TestBehaviourCatchesAScannerWithABrowserUserAgent(t *testing.T) {
 	paths := []string{"/", "/admin", "/.env", "/backup", "/.git/config", "/old", "/phpinfo.php", "/test", "/server-status", "/db"}
 	caught := 0
 	for i, p := range paths {
-		res := d.Inspect(browserRequest(p), src)
+		res := d.Inspect(browserRequest(p), src, 0)
 		if d.Scanner(res) {
 			caught = i + 1
 			break
@@ -179,12 +179,12 @@ func TestBehaviourCatchesAScannerWithABrowserUserAgent(t *testing.T) {
 	for i := range 11 {
 		d.Observe(other, fmt.Sprintf("/page-%d", i), 404)
 	}
-	if res := d.Inspect(browserRequest("/page-x"), other); !res.Signals.Has(SignalNotFound) {
+	if res := d.Inspect(browserRequest("/page-x"), other, 0); !res.Signals.Has(SignalNotFound) {
 		t.Fatalf("11 404s in a row: %v", res.Signals.Names())
 	}
 	// Buckets leak: the same source is clean again after a while.
 	c.add(time.Minute)
-	if res := d.Inspect(browserRequest("/page-y"), other); res.Signals.Has(SignalNotFound) {
+	if res := d.Inspect(browserRequest("/page-y"), other, 0); res.Signals.Has(SignalNotFound) {
 		t.Fatalf("the 404 bucket did not leak: %v", res.Signals.Names())
 	}
 }
@@ -197,7 +197,7 @@ func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
 	browser := netip.MustParseAddr("192.0.2.10")
 	for range 20 {
 		for _, p := range []string{"/", "/static/app.css", "/static/app.js", "/img/logo.png", "/favicon.ico"} {
-			res := d.Inspect(browserRequest(p), browser)
+			res := d.Inspect(browserRequest(p), browser, 0)
 			if d.Scanner(res) {
 				t.Fatalf("browser flagged on %s: %v", p, res.Signals.Names())
 			}
@@ -213,7 +213,7 @@ func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
 	for i := range 500 {
 		r := browserRequest(fmt.Sprintf("/api/v1/orders/%d", i%7))
 		r.Header.Set("User-Agent", "curl/8.5.0")
-		if res := d.Inspect(r, api); d.Scanner(res) {
+		if res := d.Inspect(r, api, 0); d.Scanner(res) {
 			t.Fatalf("API client flagged at request %d: %v", i, res.Signals.Names())
 		}
 		d.Observe(api, r.URL.Path, 200)
@@ -226,7 +226,7 @@ func TestIPv6SourcesAreTrackedByTheirPrefix(t *testing.T) {
 	for i := range 11 {
 		d.Observe(netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1)), "/x", 404)
 	}
-	if res := d.Inspect(browserRequest("/y"), netip.MustParseAddr("2001:db8:1:2:ffff::1")); !res.Signals.Has(SignalNotFound) {
+	if res := d.Inspect(browserRequest("/y"), netip.MustParseAddr("2001:db8:1:2:ffff::1"), 0); !res.Signals.Has(SignalNotFound) {
 		t.Fatalf("404s spread over one /64 were not added up: %v", res.Signals.Names())
 	}
 	if n := d.Tracker().Len(); n != 1 {
@@ -253,9 +253,9 @@ func TestFloodKeepsMemoryBoundedAndStillCatchesTheScanner(t *testing.T) {
 	caught := false
 	for i := range 2_000_000 {
 		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		d.Inspect(r, ip)
+		d.Inspect(r, ip, 0)
 		if i%50_000 == 0 { // the scanner's probe walk, spread thin through the flood
-			if res := d.Inspect(browserRequest(probes[(i/50_000)%len(probes)]), scanner); d.Scanner(res) {
+			if res := d.Inspect(browserRequest(probes[(i/50_000)%len(probes)]), scanner, 0); d.Scanner(res) {
 				caught = true
 			}
 		}
@@ -287,7 +287,7 @@ func BenchmarkInspectBrowser(b *testing.B) {
 	r.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := d.Inspect(r, src); res.Score != 0 {
+		if res := d.Inspect(r, src, 0); res.Score != 0 {
 			b.Fatal(res.Signals.Names())
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maxmind/mmdbwriter/mmdbtype"
+
 	"github.com/customernode/gatekeeper/internal/testredis"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
@@ -176,5 +178,48 @@ func TestScannerBanReachesEveryInstance(t *testing.T) {
 	})
 	if r := browse(viaB, "/", firefox); r.code != http.StatusOK {
 		t.Fatalf("instance b after the lift: %d", r.code)
+	}
+}
+
+// Country and ASN come from the configured databases into the placeholders,
+// and a configured scanner network adds to the score.
+func TestGeoIPFillsPlaceholdersAndScoresScannerNetworks(t *testing.T) {
+	country := testutil.WriteMMDB(t, "GeoLite2-Country", map[string]mmdbtype.Map{
+		"127.0.0.0/29": testutil.CountryRecord("DE"), "127.0.0.8/29": testutil.CountryRecord("US"),
+	})
+	asn := testutil.WriteMMDB(t, "GeoLite2-ASN", map[string]mmdbtype.Map{
+		"127.0.0.0/29": testutil.ASNRecord(64500, "EXAMPLE"), "127.0.0.8/29": testutil.ASNRecord(398324, "CENSYS-ARIN-01"),
+	})
+	in := startSite(t, "\t\tstore file ./data\n\t\tgeoip_country "+country+"\n\t\tgeoip_asn "+asn, `
+	gatekeeper {
+		tenant {http.request.host.labels.1}
+		detect {
+			asn 398324
+			threshold 50
+		}
+	}
+	respond "country={http.gatekeeper.country} asn={http.gatekeeper.asn}"`)
+	if a := browse(from(t, in, "127.0.0.3"), "/", firefox); a.code != 200 || a.body != "country=DE asn=64500" {
+		t.Fatalf("ordinary network: %d %q", a.code, a.body)
+	}
+	if a := browse(from(t, in, "127.0.0.9"), "/", firefox); a.code != 403 {
+		t.Fatalf("configured scanner network with threshold 50: %d %q, want 403", a.code, a.body)
+	}
+}
+
+func TestMissingOrCorruptGeoIPFileFailsValidation(t *testing.T) {
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "corrupt.mmdb")
+	writeFile(t, corrupt, "not a database")
+	for file, says := range map[string]string{
+		filepath.Join(dir, "missing.mmdb"): "geoip_asn: " + filepath.Join(dir, "missing.mmdb"),
+		corrupt:                            "geoip_asn: " + corrupt + ": cannot be read as a MaxMind DB file",
+	} {
+		path := filepath.Join(dir, "Caddyfile")
+		writeFile(t, path, "{\n\tgatekeeper {\n\t\tstore file "+dir+"/data\n\t\tgeoip_asn "+file+"\n\t}\n}\n:8080 {\n\trespond ok\n}\n")
+		out, err := runBin(t, "validate", "--config", path, "--adapter", "caddyfile")
+		if err == nil || !strings.Contains(out, says) || strings.Contains(out, "panic") {
+			t.Errorf("validate with %s: %v\n%s\nwant a clear error saying %q", file, err, out, says)
+		}
 	}
 }

@@ -234,16 +234,16 @@ func TestIPv6SourcesAreTrackedByTheirPrefix(t *testing.T) {
 	}
 }
 
-// A flood from 2 000 000 distinct sources keeps memory bounded by the cap,
-// and a scanner hidden in the flood is still caught.
+// A flood from 2 000 000 distinct sources keeps memory bounded by the
+// default cap of 1 000 000 sources, and a scanner hidden in the flood is
+// still caught.
 func TestFloodKeepsMemoryBoundedAndStillCatchesTheScanner(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2 000 000 requests")
 	}
 	c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 	sigs, _ := config.DefaultSignatures()
-	d := New(Config{UserAgents: sigs.UserAgents, ProbePaths: sigs.ProbePaths, Now: c.now,
-		Behavior: BehaviorConfig{MaxSources: 100_000}})
+	d := New(Config{UserAgents: sigs.UserAgents, ProbePaths: sigs.ProbePaths, Now: c.now})
 	scanner := netip.MustParseAddr("203.0.113.66")
 	probes := []string{"/.env", "/.git/config", "/wp-config.php.bak", "/backup.sql", "/phpinfo.php"}
 	r := browserRequest("/")
@@ -268,11 +268,11 @@ func TestFloodKeepsMemoryBoundedAndStillCatchesTheScanner(t *testing.T) {
 	n := d.Tracker().Len()
 	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
 	t.Logf("tracked %d sources after 2 000 000; heap grew %.1f MiB (%.0f B a source)", n, float64(grew)/(1<<20), float64(grew)/float64(n))
-	if n > 100_000 {
-		t.Fatalf("tracked %d sources, over the cap of 100 000", n)
+	if n > DefaultMaxSources {
+		t.Fatalf("tracked %d sources, over the cap of %d", n, DefaultMaxSources)
 	}
-	if grew > 40<<20 {
-		t.Fatalf("heap grew %d MiB for 100 000 sources", grew>>20)
+	if grew > 256<<20 {
+		t.Fatalf("heap grew %d MiB for %d sources; want under 256 MiB", grew>>20, n)
 	}
 	if !caught {
 		t.Fatal("the scanner hidden in the flood was not caught")

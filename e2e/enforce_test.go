@@ -356,10 +356,6 @@ func TestWebSocketAndStreamingPassThrough(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 			_, _ = io.WriteString(w, "data: two\n\n")
 		case "/ws":
-			if r.Header.Get("Gatekeeper-Approval") == "" {
-				http.Error(w, "no approval header", 400)
-				return
-			}
 			conn, buf, err := http.NewResponseController(w).Hijack()
 			if err != nil {
 				return
@@ -384,8 +380,16 @@ func TestWebSocketAndStreamingPassThrough(t *testing.T) {
 	reverse_proxy `+l.Addr().String())
 	in.register(nil)
 
+	// Approved requests pass straight through; others pass through the
+	// status recorder that feeds detection. Both must stream and upgrade.
+	for _, source := range []string{"127.0.0.2", "127.0.0.3"} {
+		t.Run(source, func(t *testing.T) { streamAndUpgrade(t, in, source) })
+	}
+}
+
+func streamAndUpgrade(t *testing.T, in *instance, source string) {
 	// Streaming: the first event arrives before the second is written.
-	c := from(t, in, "127.0.0.2")
+	c := from(t, in, source)
 	req, _ := http.NewRequest("GET", "http://"+in.Site+"/stream", nil)
 	req.Host = "acme.localhost"
 	start := time.Now()
@@ -401,7 +405,7 @@ func TestWebSocketAndStreamingPassThrough(t *testing.T) {
 	resp.Body.Close()
 
 	// WebSocket: the upgrade goes through and bytes echo both ways.
-	conn, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).Dial("tcp", in.Site)
+	conn, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}).Dial("tcp", in.Site)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -156,5 +158,39 @@ func TestDetectEditsAreCheckedAgainstTheDefaultList(t *testing.T) {
 	det, err := (&DetectConfig{UserAgents: []string{"default", "+mytool", "-curl"}}).build(64)
 	if err != nil || det == nil {
 		t.Fatal(err)
+	}
+}
+
+func TestDetectOffTurnsEverySignalOff(t *testing.T) {
+	cfg, err := adapt(t, ":80 {\n\tgatekeeper {\n\t\tdetect off\n\t}\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(cfg)
+	var h struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct{ Handle []Handler }
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	if d := h.Apps.HTTP.Servers["srv0"].Routes[0].Handle[0].Detect; d == nil || !d.Off {
+		t.Fatalf("detect off adapted to %+v", d)
+	}
+}
+
+func TestHeaderAnomaliesCanBeTurnedOff(t *testing.T) {
+	det, err := (&DetectConfig{HeaderAnomalies: "off"}).build(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "http://192.0.2.9/", nil) // no User-Agent, no Accept, numeric Host
+	if res := det.Inspect(r, netip.MustParseAddr("192.0.2.1"), 0); res.Score != 0 {
+		t.Fatalf("header anomalies off still scores %d: %v", res.Score, res.Signals.Names())
 	}
 }

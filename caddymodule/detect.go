@@ -16,6 +16,8 @@ import (
 
 // DetectConfig tunes scanner detection. Every signal is on by default.
 type DetectConfig struct {
+	// Turn detection off for this handler: no scoring, no tracking.
+	Off bool `json:"off,omitempty"`
 	// User-agent tokens: "default" for the embedded list, "+token" to add a
 	// scanner token, "-token" to remove one, "off" for none.
 	UserAgents []string `json:"user_agents,omitempty"`
@@ -24,6 +26,9 @@ type DetectConfig struct {
 	ProbePaths []string `json:"probe_paths,omitempty"`
 	// Scanner-specific request headers: "default", "+name", "-name" or "off".
 	ScannerHeaders []string `json:"scanner_headers,omitempty"`
+	// Header anomalies (missing User-Agent or Accept, numeric-IP Host):
+	// "off" to ignore them.
+	HeaderAnomalies string `json:"header_anomalies,omitempty"`
 	// Behaviour buckets, each "N/duration" (such as "10/10s") or "off".
 	NotFound      string `json:"not_found,omitempty"`
 	DistinctPaths string `json:"distinct_paths,omitempty"`
@@ -39,7 +44,7 @@ type DetectConfig struct {
 }
 
 // offRate is a bucket no source can fill.
-var offRate = detect.Rate{N: 1 << 30, Per: time.Nanosecond}
+var offRate = detect.Rate{N: 1 << 30, Per: time.Millisecond}
 
 // build turns the config into a Detector. ipv6Prefix comes from the app.
 func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
@@ -51,6 +56,15 @@ func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
 		c = &DetectConfig{}
 	}
 	cfg := detect.Config{Threshold: c.Threshold, Now: now, ScannerASNs: c.ASN}
+	switch c.HeaderAnomalies {
+	case "", "on":
+	case "off":
+		w := detect.DefaultWeights
+		w[detect.SignalHeaderAnomaly] = 0
+		cfg.Weights = &w
+	default:
+		return nil, fmt.Errorf("header_anomalies: %q is neither on nor off", c.HeaderAnomalies)
+	}
 	if cfg.UserAgents, err = editList("user_agents", sigs.UserAgents, c.UserAgents, config.Signature{Kind: "strong", Family: "other"}); err != nil {
 		return nil, err
 	}
@@ -137,6 +151,7 @@ func parseRate(name, spec string) (detect.Rate, error) {
 //		probe_paths     default
 //		scanner_headers default
 //		behavior        not_found 10/10s distinct_paths 40/20s probe_hits 3/1m
+//		header_anomalies on|off
 //		asn             398324 14061
 //		threshold       100
 //		max_sources     1000000
@@ -147,8 +162,7 @@ func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
 		if d.Val() != "off" || d.NextArg() {
 			return nil, d.Err("detect: want a block, or `detect off`")
 		}
-		return &DetectConfig{UserAgents: []string{"off"}, ProbePaths: []string{"off"}, ScannerHeaders: []string{"off"},
-			NotFound: "off", DistinctPaths: "off", ProbeHits: "off"}, nil
+		return &DetectConfig{Off: true}, nil
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
@@ -169,6 +183,11 @@ func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
 			_, err = editList(opt, nil, withoutDefault(args), config.Signature{})
 		case "behavior":
 			err = c.behavior(args)
+		case "header_anomalies":
+			if len(args) != 1 || (args[0] != "on" && args[0] != "off") {
+				return nil, d.Err("detect header_anomalies: want on or off")
+			}
+			c.HeaderAnomalies = args[0]
 		case "threshold", "max_sources":
 			n, convErr := strconv.Atoi(args[0])
 			if convErr != nil || n <= 0 || len(args) != 1 {

@@ -244,6 +244,9 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) decision {
 // detectScanner runs detection on a request with no approval behind it and
 // applies the mode when it fires.
 func (h *Handler) detectScanner(r *http.Request, d decision) decision {
+	if h.Detect != nil && h.Detect.Off {
+		return d
+	}
 	d.observe = true
 	res := h.detector.Inspect(r, d.ip, d.asn)
 	if !h.detector.Scanner(res) {

@@ -31,10 +31,11 @@ const (
 	SignalDistinctPaths               // too many distinct paths too fast
 	SignalProbeRate                   // probe paths asked for again and again
 	SignalASN                         // the source's autonomous system is a configured scanner network
-	numSignals
+	// NumSignals is how many signals there are.
+	NumSignals
 )
 
-var signalNames = [numSignals]string{
+var signalNames = [NumSignals]string{
 	"user_agent", "scanner_header", "cve_probe", "traversal", "sensitive_path", "admin_probe",
 	"weak_client", "header_anomaly", "not_found", "distinct_paths", "probe_rate", "asn",
 }
@@ -43,7 +44,7 @@ func (s Signal) String() string { return signalNames[s] }
 
 // Signals lists every signal, for metrics that start at zero.
 func Signals() []Signal {
-	out := make([]Signal, numSignals)
+	out := make([]Signal, NumSignals)
 	for i := range out {
 		out[i] = Signal(i)
 	}
@@ -54,7 +55,7 @@ func Signals() []Signal {
 // over is enough on its own (100 = the default threshold); a probe path or
 // a scanner network is strong evidence but not proof; weak signals only ever
 // add up.
-var DefaultWeights = [numSignals]int{
+var DefaultWeights = [NumSignals]int{
 	SignalUserAgent: 100, SignalScannerHeader: 100, SignalCVEProbe: 60, SignalTraversal: 60,
 	SignalSensitivePath: 40, SignalAdminProbe: 20, SignalWeakClient: 10, SignalHeaderAnomaly: 10,
 	SignalNotFound: 100, SignalDistinctPaths: 100, SignalProbeRate: 100, SignalASN: 50,
@@ -74,7 +75,7 @@ func (s *SignalSet) add(sig Signal) { *s |= 1 << sig }
 // Names lists the signals in s, strongest kind first.
 func (s SignalSet) Names() []string {
 	var out []string
-	for i := Signal(0); i < numSignals; i++ {
+	for i := Signal(0); i < NumSignals; i++ {
 		if s.Has(i) {
 			out = append(out, i.String())
 		}
@@ -95,7 +96,7 @@ type Config struct {
 	UserAgents     []config.Signature
 	ScannerHeaders []config.Signature
 	ProbePaths     []config.Signature
-	Weights        *[numSignals]int
+	Weights        *[NumSignals]int
 	Threshold      int
 	Behavior       BehaviorConfig
 	// ScannerASNs are autonomous systems whose traffic counts as scanning.
@@ -109,7 +110,7 @@ type Detector struct {
 	ua, headers, probes *phraseSet
 	uaSigs, headerSigs  []config.Signature
 	probeKinds          []Signal
-	weights             [numSignals]int
+	weights             [NumSignals]int
 	threshold           int
 	behavior            *Tracker
 	asns                map[uint]bool
@@ -198,7 +199,7 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 	}
 
 	res.Signals |= d.behavior.onRequest(src, r.URL.Path, probe)
-	for i := Signal(0); i < numSignals; i++ {
+	for i := Signal(0); i < NumSignals; i++ {
 		if res.Signals.Has(i) {
 			res.Score += d.weights[i]
 		}

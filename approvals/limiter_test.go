@@ -12,6 +12,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/approvals/storetest"
 	"github.com/customernode/gatekeeper/internal/testredis"
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 func budgetApproval(maxRPS float64, burst int, maxRequests int64) *approvals.Approval {
@@ -24,7 +25,7 @@ func budgetApproval(maxRPS float64, burst int, maxRequests int64) *approvals.App
 // max_rps for 10 simulated seconds, the limiter admits at most
 // burst + max_rps × 10, and then exactly max_requests in all.
 func TestFileStoreLimiterHoldsRateAndBudgetOnItsClock(t *testing.T) {
-	clock := storetest.NewClock(storetest.Epoch)
+	clock := testutil.NewClock(storetest.Epoch)
 	s, err := approvals.OpenFileStore(t.TempDir(), clock.Now)
 	mustNil(t, err)
 	defer s.Close()
@@ -70,7 +71,7 @@ func TestFileStoreLimiterHoldsRateAndBudgetOnItsClock(t *testing.T) {
 // than max_requests through.
 func TestFileStoreBudgetSurvivesRestartWithoutOverAdmitting(t *testing.T) {
 	dir := t.TempDir()
-	clock := storetest.NewClock(storetest.Epoch)
+	clock := testutil.NewClock(storetest.Epoch)
 	s, err := approvals.OpenFileStore(dir, clock.Now)
 	mustNil(t, err)
 	a := budgetApproval(50, 50, 1000)

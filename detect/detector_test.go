@@ -6,26 +6,14 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newDetector(t testing.TB, c *clock) *Detector {
+func newDetector(t testing.TB, c *testutil.Clock) *Detector {
 	t.Helper()
 	sigs, err := config.DefaultSignatures()
 	if err != nil {
@@ -33,7 +21,7 @@ func newDetector(t testing.TB, c *clock) *Detector {
 	}
 	cfg := Config{UserAgents: sigs.UserAgents, ScannerHeaders: sigs.ScannerHeaders, ProbePaths: sigs.ProbePaths}
 	if c != nil {
-		cfg.Now = c.now
+		cfg.Now = c.Now
 	}
 	return New(cfg)
 }
@@ -155,7 +143,7 @@ func TestCommonClientsAreNotScanners(t *testing.T) {
 
 // A scanner with a browser user agent is caught by what it does.
 func TestBehaviourCatchesAScannerWithABrowserUserAgent(t *testing.T) {
-	c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	d := newDetector(t, c)
 	paths := []string{"/", "/admin", "/.env", "/backup", "/.git/config", "/old", "/phpinfo.php", "/test", "/server-status", "/db"}
 	caught := 0
@@ -166,7 +154,7 @@ func TestBehaviourCatchesAScannerWithABrowserUserAgent(t *testing.T) {
 			break
 		}
 		d.Observe(src, p, 404)
-		c.add(50 * time.Millisecond)
+		c.Add(50 * time.Millisecond)
 	}
 	// /.env, /.git/config, /phpinfo.php: the probe bucket (3 a minute) runs
 	// over at the fourth probe, /server-status, request 9.
@@ -183,7 +171,7 @@ func TestBehaviourCatchesAScannerWithABrowserUserAgent(t *testing.T) {
 		t.Fatalf("11 404s in a row: %v", res.Signals.Names())
 	}
 	// Buckets leak: the same source is clean again after a while.
-	c.add(time.Minute)
+	c.Add(time.Minute)
 	if res := d.Inspect(browserRequest("/page-y"), other, 0); res.Signals.Has(SignalNotFound) {
 		t.Fatalf("the 404 bucket did not leak: %v", res.Signals.Names())
 	}
@@ -192,7 +180,7 @@ func TestBehaviourCatchesAScannerWithABrowserUserAgent(t *testing.T) {
 // A browser session (a page, its assets, a missing favicon) and an API
 // client making many requests are never taken for scanners.
 func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
-	c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	d := newDetector(t, c)
 	browser := netip.MustParseAddr("192.0.2.10")
 	for range 20 {
@@ -207,7 +195,7 @@ func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
 			}
 			d.Observe(browser, p, status)
 		}
-		c.add(2 * time.Second)
+		c.Add(2 * time.Second)
 	}
 	api := netip.MustParseAddr("192.0.2.11")
 	for i := range 500 {
@@ -217,7 +205,7 @@ func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
 			t.Fatalf("API client flagged at request %d: %v", i, res.Signals.Names())
 		}
 		d.Observe(api, r.URL.Path, 200)
-		c.add(20 * time.Millisecond)
+		c.Add(20 * time.Millisecond)
 	}
 }
 
@@ -241,9 +229,9 @@ func TestFloodKeepsMemoryBoundedAndStillCatchesTheScanner(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2 000 000 requests")
 	}
-	c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	sigs, _ := config.DefaultSignatures()
-	d := New(Config{UserAgents: sigs.UserAgents, ProbePaths: sigs.ProbePaths, Now: c.now})
+	d := New(Config{UserAgents: sigs.UserAgents, ProbePaths: sigs.ProbePaths, Now: c.Now})
 	scanner := netip.MustParseAddr("203.0.113.66")
 	probes := []string{"/.env", "/.git/config", "/wp-config.php.bak", "/backup.sql", "/phpinfo.php"}
 	r := browserRequest("/")
@@ -260,7 +248,7 @@ func TestFloodKeepsMemoryBoundedAndStillCatchesTheScanner(t *testing.T) {
 			}
 		}
 		if i%1000 == 0 {
-			c.add(time.Millisecond)
+			c.Add(time.Millisecond)
 		}
 	}
 	runtime.GC()

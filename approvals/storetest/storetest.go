@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 // Open returns a fresh, empty store whose audit times come from clock. The
@@ -47,30 +48,11 @@ func Approval(id, tenant string) *approvals.Approval {
 	}
 }
 
-// Clock is an injectable clock that moves only when told to.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock returns a Clock set to t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now is the clock's time; pass c.Now where a func() time.Time is wanted.
-func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-// Add moves the clock forward by d.
-func (c *Clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // Run runs the conformance suite against stores made by open.
 func Run(t *testing.T, open Open) {
 	ctx := context.Background()
-	fresh := func(t *testing.T) (approvals.Store, *Clock) {
-		c := NewClock(Epoch)
+	fresh := func(t *testing.T) (approvals.Store, *testutil.Clock) {
+		c := testutil.NewClock(Epoch)
 		return open(t, c.Now), c
 	}
 

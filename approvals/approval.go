@@ -87,6 +87,39 @@ type Usage struct {
 	LastSeen        *time.Time `json:"last_seen,omitempty"`
 }
 
+// History is what an approval's sources did, hour by hour, for the
+// close-out report of a test.
+type History struct {
+	FirstSeen *time.Time  `json:"first_seen,omitempty"`
+	Hours     []HourUsage `json:"hours"`
+}
+
+// HourUsage counts one hour (UTC) of an approval's use.
+type HourUsage struct {
+	Hour            time.Time `json:"hour"`
+	Allowed         int64     `json:"allowed"`
+	RateLimited     int64     `json:"rate_limited"`
+	BudgetExhausted int64     `json:"budget_exhausted"`
+	OutOfScope      int64     `json:"out_of_scope"`
+}
+
+// add adds the counts of u.
+func (h *HourUsage) add(u Usage) {
+	h.Allowed += u.Allowed
+	h.RateLimited += u.RateLimited
+	h.BudgetExhausted += u.BudgetExhausted
+	h.OutOfScope += u.OutOfScope
+}
+
+// usageHour is the hour a usage delta belongs to: that of its last
+// sighting (deltas cover a second), or now's.
+func usageHour(d Usage, now time.Time) time.Time {
+	if d.LastSeen != nil {
+		now = *d.LastSeen
+	}
+	return now.UTC().Truncate(time.Hour)
+}
+
 // StatusAt is the approval's status at instant now.
 func (a *Approval) StatusAt(now time.Time) Status {
 	switch {

@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 )
 
 // The file store keeps each approval's usage and volume ledger in
@@ -20,9 +22,11 @@ import (
 const usageFile = "usage.json"
 
 type fileUsage struct {
-	Usage    Usage  `json:"usage"`
-	Reserved int64  `json:"reserved"`
-	ledger   ledger // in memory only; Granted starts at Reserved
+	Usage     Usage                `json:"usage"`
+	Reserved  int64                `json:"reserved"`
+	FirstSeen *time.Time           `json:"first_seen,omitempty"`
+	Hours     map[int64]*HourUsage `json:"hours,omitempty"` // by Unix hour
+	ledger    ledger               // in memory only; Granted starts at Reserved
 }
 
 func (s *FileStore) loadUsage() error {
@@ -124,5 +128,43 @@ func (s *FileStore) RecordUsage(_ context.Context, id string, d Usage) error {
 		t := d.LastSeen.UTC()
 		u.Usage.LastSeen = &t
 	}
+	if d.LastSeen != nil && (u.FirstSeen == nil || d.LastSeen.Before(*u.FirstSeen)) {
+		t := d.LastSeen.UTC()
+		u.FirstSeen = &t
+	}
+	hour := usageHour(d, s.now())
+	if u.Hours == nil {
+		u.Hours = map[int64]*HourUsage{}
+	}
+	h := u.Hours[hour.Unix()]
+	if h == nil {
+		h = &HourUsage{Hour: hour}
+		u.Hours[hour.Unix()] = h
+	}
+	h.add(d)
 	return s.saveUsage()
+}
+
+// History implements Store.
+func (s *FileStore) History(_ context.Context, id string) (History, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.st.Approvals[id]; !ok {
+		return History{}, fmt.Errorf("approval %s: %w", id, ErrNotFound)
+	}
+	var out History
+	u, ok := s.usage[id]
+	if !ok {
+		return History{Hours: []HourUsage{}}, nil
+	}
+	if u.FirstSeen != nil {
+		t := *u.FirstSeen
+		out.FirstSeen = &t
+	}
+	out.Hours = make([]HourUsage, 0, len(u.Hours))
+	for _, h := range u.Hours {
+		out.Hours = append(out.Hours, *h)
+	}
+	slices.SortFunc(out.Hours, func(a, b HourUsage) int { return a.Hour.Compare(b.Hour) })
+	return out, nil
 }

@@ -2,7 +2,9 @@ package approvals
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -47,18 +49,26 @@ end
 return {n, retry, remaining - n}
 `)
 
-// recordScript adds usage counts and keeps the latest last_seen.
-// KEYS[1] is the usage hash; ARGV are allowed, rate_limited,
-// budget_exhausted, out_of_scope and last_seen in Unix milliseconds.
+// recordScript adds usage counts, to the totals and to one hour's, and
+// keeps the earliest first_seen and the latest last_seen. KEYS[1] is the
+// usage hash; ARGV are allowed, rate_limited, budget_exhausted,
+// out_of_scope, last_seen in Unix milliseconds, and the hour (Unix seconds).
 var recordScript = redis.NewScript(`
 local fields = {'allowed', 'rate_limited', 'budget_exhausted', 'out_of_scope'}
 for i, f in ipairs(fields) do
 	local n = tonumber(ARGV[i])
-	if n ~= 0 then redis.call('HINCRBY', KEYS[1], f, n) end
+	if n ~= 0 then
+		redis.call('HINCRBY', KEYS[1], f, n)
+		redis.call('HINCRBY', KEYS[1], 'h:' .. ARGV[6] .. ':' .. f, n)
+	end
 end
 local seen = tonumber(ARGV[5])
-local cur = tonumber(redis.call('HGET', KEYS[1], 'last_seen') or '0')
-if seen > cur then redis.call('HSET', KEYS[1], 'last_seen', ARGV[5]) end
+if seen > 0 then
+	local cur = tonumber(redis.call('HGET', KEYS[1], 'last_seen') or '0')
+	if seen > cur then redis.call('HSET', KEYS[1], 'last_seen', ARGV[5]) end
+	local first = tonumber(redis.call('HGET', KEYS[1], 'first_seen') or '0')
+	if first == 0 or seen < first then redis.call('HSET', KEYS[1], 'first_seen', ARGV[5]) end
+end
 return 1
 `)
 
@@ -94,11 +104,60 @@ func (s *RedisStore) RecordUsage(ctx context.Context, id string, d Usage) error 
 		seen = d.LastSeen.UnixMilli()
 	}
 	err := recordScript.Run(ctx, s.rdb, []string{s.usageKey(id)},
-		d.Allowed, d.RateLimited, d.BudgetExhausted, d.OutOfScope, seen).Err()
+		d.Allowed, d.RateLimited, d.BudgetExhausted, d.OutOfScope, seen, usageHour(d, s.now()).Unix()).Err()
 	if err != nil {
 		return unavailable("record usage", err)
 	}
 	return nil
+}
+
+// History implements Store.
+func (s *RedisStore) History(ctx context.Context, id string) (History, error) {
+	if _, err := s.Approval(ctx, id); err != nil {
+		return History{}, err
+	}
+	all, err := s.rdb.HGetAll(ctx, s.usageKey(id)).Result()
+	if err != nil {
+		return History{}, unavailable("usage history", err)
+	}
+	out := History{Hours: []HourUsage{}}
+	if ms, _ := strconv.ParseInt(all["first_seen"], 10, 64); ms > 0 {
+		t := time.UnixMilli(ms).UTC()
+		out.FirstSeen = &t
+	}
+	hours := map[int64]*HourUsage{}
+	for k, v := range all {
+		rest, ok := strings.CutPrefix(k, "h:")
+		if !ok {
+			continue
+		}
+		hs, field, _ := strings.Cut(rest, ":")
+		hour, err1 := strconv.ParseInt(hs, 10, 64)
+		n, err2 := strconv.ParseInt(v, 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		h := hours[hour]
+		if h == nil {
+			h = &HourUsage{Hour: time.Unix(hour, 0).UTC()}
+			hours[hour] = h
+		}
+		switch field {
+		case "allowed":
+			h.Allowed = n
+		case "rate_limited":
+			h.RateLimited = n
+		case "budget_exhausted":
+			h.BudgetExhausted = n
+		case "out_of_scope":
+			h.OutOfScope = n
+		}
+	}
+	for _, h := range hours {
+		out.Hours = append(out.Hours, *h)
+	}
+	slices.SortFunc(out.Hours, func(a, b HourUsage) int { return a.Hour.Compare(b.Hour) })
+	return out, nil
 }
 
 // withUsage reads the usage of each approval in one round trip.

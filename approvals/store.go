@@ -46,9 +46,11 @@ type Store interface {
 	Lease(ctx context.Context, a *Approval, want int) (Lease, error)
 	// Release gives n leased but unused admissions back to the budget.
 	Release(ctx context.Context, id string, n int) error
-	// RecordUsage adds d's counts to the approval's usage and moves its
-	// last_seen forward.
+	// RecordUsage adds d's counts to the approval's usage, to the hour of
+	// d.LastSeen in its history, and moves last_seen forward.
 	RecordUsage(ctx context.Context, id string, d Usage) error
+	// History returns the approval's first sighting and per-hour counts.
+	History(ctx context.Context, id string) (History, error)
 
 	// Audit returns up to limit audit events at or after since, newest first.
 	Audit(ctx context.Context, since time.Time, limit int) ([]AuditEvent, error)

@@ -74,6 +74,9 @@ func (api *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case head == "approvals" && tail == "":
 		return h.route(map[string]func() error{http.MethodGet: h.listApprovals, http.MethodPost: h.createApproval})
+	case head == "approvals" && strings.HasSuffix(tail, "/report") && strings.Count(tail, "/") == 1:
+		id := strings.TrimSuffix(tail, "/report")
+		return h.route(map[string]func() error{http.MethodGet: func() error { return h.report(id) }})
 	case head == "approvals" && !strings.Contains(tail, "/"):
 		return h.route(map[string]func() error{
 			http.MethodGet:    func() error { return h.showApproval(tail) },
@@ -234,6 +237,40 @@ func (h adminRequest) revokeApproval(id string) error {
 	h.afterWrite()
 	h.logger.Info("approval revoked", zap.String("id", id), zap.String("reason", reason), zap.String("actor", h.actor()))
 	return writeJSON(h.w, http.StatusOK, a.Public(at))
+}
+
+// Report is the close-out report of an approved test.
+type Report struct {
+	ID          string                `json:"id"`
+	Tenant      string                `json:"tenant"`
+	Status      approvals.Status      `json:"status"`
+	ApprovalRef string                `json:"approval_ref"`
+	NotBefore   time.Time             `json:"not_before"`
+	NotAfter    time.Time             `json:"not_after"`
+	MaxRPS      float64               `json:"max_rps"`
+	Burst       int                   `json:"burst"`
+	MaxRequests int64                 `json:"max_requests"`
+	Usage       approvals.Usage       `json:"usage"`
+	FirstSeen   *time.Time            `json:"first_seen,omitempty"`
+	Hours       []approvals.HourUsage `json:"hours"`
+}
+
+func (h adminRequest) report(id string) error {
+	st := h.app.Syncer().Store()
+	a, err := st.Approval(h.ctx(), id)
+	if err != nil {
+		return storeError(err)
+	}
+	hist, err := st.History(h.ctx(), id)
+	if err != nil {
+		return storeError(err)
+	}
+	p := a.Public(now())
+	return writeJSON(h.w, http.StatusOK, Report{
+		ID: p.ID, Tenant: p.Tenant, Status: p.Status, ApprovalRef: p.ApprovalRef,
+		NotBefore: p.NotBefore, NotAfter: p.NotAfter, MaxRPS: p.MaxRPS, Burst: p.Burst, MaxRequests: p.MaxRequests,
+		Usage: p.Usage, FirstSeen: hist.FirstSeen, Hours: hist.Hours,
+	})
 }
 
 // banRequest is the body of POST /gatekeeper/bans.

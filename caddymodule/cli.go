@@ -17,7 +17,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "approvals",
-		Usage: "add|list|show|revoke [flags]",
+		Usage: "add|list|show|revoke|report [flags]",
 		Short: "Registers, lists, shows and revokes approved security tests",
 		Long: `
 Talks to a running Gatekeeper's admin API (default localhost:2019; see
@@ -264,7 +264,16 @@ func approvalsCommand(cmd *cobra.Command) {
 		return nil
 	})
 
-	cmd.AddCommand(add, list, show, revoke)
+	report := &cobra.Command{Use: "report <id>", Short: "Prints the close-out report of a test: totals and per-hour counts", Args: cobra.ExactArgs(1)}
+	report.RunE = run(func(cmd *cobra.Command, args []string) error {
+		b, err := newClient(cmd).call("GET", "/gatekeeper/approvals/"+url.PathEscape(args[0])+"/report", nil)
+		if err != nil || b == nil {
+			return err
+		}
+		return printReport(cmd.OutOrStdout(), b)
+	})
+
+	cmd.AddCommand(add, list, show, revoke, report)
 }
 
 // requestFromFlags builds the registration body from the add flags, sending

@@ -76,6 +76,42 @@ func printApproval(w io.Writer, body []byte) error {
 	return tw.Flush()
 }
 
+func printReport(w io.Writer, body []byte) error {
+	var r Report
+	if err := json.Unmarshal(body, &r); err != nil {
+		return err
+	}
+	tw := table(w)
+	fmt.Fprintf(tw, "approval\t%s (%s), tenant %s, ref %s\n", r.ID, r.Status, r.Tenant, r.ApprovalRef)
+	fmt.Fprintf(tw, "window\t%s – %s\n", r.NotBefore.UTC().Format(cliTime), r.NotAfter.UTC().Format(cliTime))
+	fmt.Fprintf(tw, "bounds\t%g/s, burst %d, %d requests\n", r.MaxRPS, r.Burst, r.MaxRequests)
+	fmt.Fprintf(tw, "allowed\t%d (%.1f%% of the budget)\n", r.Usage.Allowed, 100*float64(r.Usage.Allowed)/float64(max(r.MaxRequests, 1)))
+	fmt.Fprintf(tw, "rate-limited\t%d\n", r.Usage.RateLimited)
+	fmt.Fprintf(tw, "budget-exhausted\t%d\n", r.Usage.BudgetExhausted)
+	fmt.Fprintf(tw, "out of scope\t%d\n", r.Usage.OutOfScope)
+	seen := func(t *time.Time) string {
+		if t == nil {
+			return "never"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(tw, "first seen\t%s\n", seen(r.FirstSeen))
+	fmt.Fprintf(tw, "last seen\t%s\n", seen(r.Usage.LastSeen))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Hours) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw = table(w)
+	fmt.Fprintln(tw, "HOUR (UTC)\tALLOWED\tRATE-LIMITED\tBUDGET-EXHAUSTED\tOUT OF SCOPE")
+	for _, h := range r.Hours {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", h.Hour.UTC().Format(cliTime), h.Allowed, h.RateLimited, h.BudgetExhausted, h.OutOfScope)
+	}
+	return tw.Flush()
+}
+
 func printCreated(w io.Writer, c approvalCreated) error {
 	fmt.Fprintf(w, "approval %s registered for tenant %s (%s)\n", c.ID, c.Tenant, c.Status)
 	fmt.Fprintf(w, "window %s, %g req/s (burst %d), %d requests in all\n", window(c.Approval), c.MaxRPS, c.Burst, c.MaxRequests)

@@ -268,3 +268,45 @@ func TestRedisBlockFormForClusterAndSentinel(t *testing.T) {
 		})
 	}
 }
+
+func TestUsageReportForTheCloseOutOfATest(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	id, _ := in.register(func(b map[string]any) { b["max_requests"] = 100 })
+	c := from(t, in, "127.0.0.2")
+	for range 3 {
+		c.get("acme.localhost", "/")
+	}
+	c.get("globex.localhost", "/")
+	var rep struct {
+		FirstSeen *time.Time `json:"first_seen"`
+		Hours     []struct {
+			Hour       time.Time `json:"hour"`
+			Allowed    int64     `json:"allowed"`
+			OutOfScope int64     `json:"out_of_scope"`
+		} `json:"hours"`
+	}
+	testutil.WaitFor(t, 3*time.Second, "usage in the report", func() bool {
+		out := in.mustCLI("approvals", "report", id, "--json")
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("report --json: %v\n%s", err, out)
+		}
+		var allowed, oos int64
+		for _, h := range rep.Hours {
+			allowed += h.Allowed
+			oos += h.OutOfScope
+		}
+		return allowed == 3 && oos == 1
+	})
+	if rep.FirstSeen == nil || time.Since(*rep.FirstSeen) > time.Minute {
+		t.Fatalf("first_seen = %v", rep.FirstSeen)
+	}
+	table := in.mustCLI("approvals", "report", id)
+	for _, want := range []string{"allowed           3 (3.0% of the budget)", "out of scope      1", "HOUR (UTC)", "ALLOWED"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("report table lacks %q:\n%s", want, table)
+		}
+	}
+	if _, errOut, code := in.cli("approvals", "report", "apr_nope"); code == 0 || !strings.Contains(errOut, "HTTP 404") {
+		t.Fatalf("report of an unknown approval: exit %d, %q", code, errOut)
+	}
+}

@@ -307,6 +307,33 @@ func Run(t *testing.T, open Open) {
 		}
 	})
 
+	t.Run("HistoryCountsByHour", func(t *testing.T) {
+		s, _ := fresh(t)
+		mustNil(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"))
+		first, second := Epoch.Add(10*time.Minute), Epoch.Add(70*time.Minute)
+		mustNil(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 5, OutOfScope: 1, LastSeen: &first}))
+		mustNil(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 2, RateLimited: 3, LastSeen: &second}))
+		mustNil(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{BudgetExhausted: 4, LastSeen: &second}))
+		h, err := s.History(ctx, "apr_1")
+		mustNil(t, err)
+		want := []approvals.HourUsage{
+			{Hour: Epoch, Allowed: 5, OutOfScope: 1},
+			{Hour: Epoch.Add(time.Hour), Allowed: 2, RateLimited: 3, BudgetExhausted: 4},
+		}
+		if h.FirstSeen == nil || !h.FirstSeen.Equal(first) || len(h.Hours) != 2 {
+			t.Fatalf("history = %+v, want first seen %v and two hours", h, first)
+		}
+		for i := range want {
+			if !h.Hours[i].Hour.Equal(want[i].Hour) || h.Hours[i].Allowed != want[i].Allowed || h.Hours[i].RateLimited != want[i].RateLimited ||
+				h.Hours[i].BudgetExhausted != want[i].BudgetExhausted || h.Hours[i].OutOfScope != want[i].OutOfScope {
+				t.Fatalf("hour %d = %+v, want %+v", i, h.Hours[i], want[i])
+			}
+		}
+		if _, err := s.History(ctx, "nope"); !errors.Is(err, approvals.ErrNotFound) {
+			t.Fatalf("History(nope) = %v, want ErrNotFound", err)
+		}
+	})
+
 	t.Run("PingAnswers", func(t *testing.T) {
 		s, _ := fresh(t)
 		mustNil(t, s.Ping(ctx))

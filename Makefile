@@ -4,7 +4,7 @@ GO    ?= go
 BIN   := $(CURDIR)/bin/gatekeeper
 PKGS  := ./...
 
-.PHONY: build run test deps vet fmt-check unit fuzz bench clean
+.PHONY: build run test deps vet fmt-check rules unit fuzz bench clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/gatekeeper
@@ -22,13 +22,18 @@ run: build
 # Everything the project checks: what the tests need, vet, gofmt, then the
 # unit, integration and end-to-end tests (real Redis, real Caddy) with the
 # race detector, then a short fuzz run of approval decoding.
-test: deps vet fmt-check build unit fuzz
+test: deps vet fmt-check rules build unit fuzz
 
 deps:
 	@scripts/ensure-deps.sh
 
 vet:
 	$(GO) vet $(PKGS)
+
+# The Prometheus alert rules and their unit tests.
+rules:
+	promtool check rules deploy/prometheus/alerts.yml
+	cd deploy/prometheus && promtool test rules alerts_test.yml
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

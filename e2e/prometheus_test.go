@@ -136,21 +136,21 @@ func TestPrometheusScrapesGatekeeper(t *testing.T) {
 
 	prom := startPrometheus(t, in.Admin)
 	want := map[string]float64{
-		`sum(caddy_gatekeeper_requests_total{verdict="approved"})`:                              3,
-		`sum(caddy_gatekeeper_requests_total{verdict="blocked"})`:                               2,
-		`sum(caddy_gatekeeper_requests_total{verdict="pass"})`:                                  1,
-		`sum(caddy_gatekeeper_blocked_total{reason="scanner",scanner="sqlmap"})`:                1,
-		`sum(caddy_gatekeeper_blocked_total{reason="out_of_scope",scanner="none"})`:             1,
-		`sum(caddy_gatekeeper_detections_total{signal="user_agent",mode="block"})`:              1,
-		`sum(caddy_gatekeeper_approved_requests_total{tenant="acme",result="allowed"})`:         3,
-		`sum(caddy_gatekeeper_approved_requests_total{tenant="acme",result="out_of_scope"})`:    1,
-		`sum(caddy_gatekeeper_approvals_active)`:                                                1,
-		`sum(caddy_gatekeeper_bans_active)`:                                                     1,
-		`sum(caddy_gatekeeper_store_up)`:                                                        1,
-		`sum(caddy_gatekeeper_decision_duration_seconds_count)`:                                 6,
-		`count(caddy_gatekeeper_requests_total)`:                                                6, // every verdict, from the start
-		`sum(caddy_gatekeeper_store_errors_total)`:                                              0,
-		`count(caddy_gatekeeper_detections_total{mode="monitor"})`:                              12, // every signal, from the start
+		`sum(caddy_gatekeeper_requests_total{verdict="approved"})`:                           3,
+		`sum(caddy_gatekeeper_requests_total{verdict="blocked"})`:                            2,
+		`sum(caddy_gatekeeper_requests_total{verdict="pass"})`:                               1,
+		`sum(caddy_gatekeeper_blocked_total{reason="scanner",scanner="sqlmap"})`:             1,
+		`sum(caddy_gatekeeper_blocked_total{reason="out_of_scope",scanner="none"})`:          1,
+		`sum(caddy_gatekeeper_detections_total{signal="user_agent",mode="block"})`:           1,
+		`sum(caddy_gatekeeper_approved_requests_total{tenant="acme",result="allowed"})`:      3,
+		`sum(caddy_gatekeeper_approved_requests_total{tenant="acme",result="out_of_scope"})`: 1,
+		`sum(caddy_gatekeeper_approvals_active)`:                                             1,
+		`sum(caddy_gatekeeper_bans_active)`:                                                  1,
+		`sum(caddy_gatekeeper_store_up)`:                                                     1,
+		`sum(caddy_gatekeeper_decision_duration_seconds_count)`:                              6,
+		`count(caddy_gatekeeper_requests_total)`:                                             6, // every verdict, from the start
+		`sum(caddy_gatekeeper_store_errors_total)`:                                           0,
+		`count(caddy_gatekeeper_detections_total{mode="monitor"})`:                           12, // every signal, from the start
 	}
 	testutil.WaitFor(t, 20*time.Second, "series scraped", func() bool {
 		return prom.value(`sum(caddy_gatekeeper_requests_total{verdict="approved"})`) == 3

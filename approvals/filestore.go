@@ -368,10 +368,16 @@ func (s *FileStore) Bans(_ context.Context, now time.Time) ([]Ban, error) {
 }
 
 // Audit implements Store. It reads the log from the start, keeping the newest
-// limit events at or after since.
+// limit events at or after since. It holds the store's lock only to learn
+// how much of the log is committed: the log is append-only, so reading up to
+// there needs no lock, and leases and writes are not held up meanwhile.
 func (s *FileStore) Audit(_ context.Context, since time.Time, limit int) ([]AuditEvent, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	committed, closed := s.auditSize, s.audit == nil
+	s.mu.Unlock()
+	if closed {
+		return nil, unavailable("file store", errors.New("closed"))
+	}
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -381,7 +387,7 @@ func (s *FileStore) Audit(_ context.Context, since time.Time, limit int) ([]Audi
 	}
 	defer f.Close()
 	var ring []AuditEvent
-	sc := bufio.NewScanner(io.LimitReader(f, s.auditSize))
+	sc := bufio.NewScanner(io.LimitReader(f, committed))
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
 		var ev AuditEvent

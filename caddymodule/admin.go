@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -286,7 +287,7 @@ func (h adminRequest) addBan() error {
 		return err
 	}
 	var req banRequest
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return apiError(http.StatusBadRequest, fmt.Errorf("body: %w", err))
@@ -326,8 +327,8 @@ func (h adminRequest) banPrefix(s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	if bits := h.app.Settings().IPv6Prefix; p.Addr().Is6() && p.Bits() > bits {
-		p, _ = p.Addr().Prefix(bits)
+	if p.IsSingleIP() || (p.Addr().Is6() && p.Bits() > h.app.Settings().IPv6Prefix) {
+		return h.app.sourcePrefix(p.Addr()), nil
 	}
 	return p, nil
 }

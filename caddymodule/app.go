@@ -112,34 +112,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx); err != nil {
 		return err
 	}
-	repl := caddy.NewReplacer()
-	s := config.Settings{
-		KeyPrefix:         a.KeyPrefix,
-		GeoIPCountry:      repl.ReplaceKnown(a.GeoIPCountry, ""),
-		GeoIPASN:          repl.ReplaceKnown(a.GeoIPASN, ""),
-		BanTTL:            time.Duration(a.BanTTL),
-		StoreUnavailable:  a.StoreUnavailable,
-		MaxWindow:         time.Duration(a.MaxWindow),
-		AllowBroadSources: a.AllowBroadSources,
-		IPv6Prefix:        a.IPv6Prefix,
-		ResyncInterval:    time.Duration(a.ResyncInterval),
-	}
-	if st := a.Store; st != nil {
-		s.Store = config.Store{
-			Kind: st.Kind,
-			Dir:  repl.ReplaceKnown(st.Dir, ""),
-			Redis: config.Redis{
-				URL:        repl.ReplaceKnown(st.URL, ""),
-				Addrs:      st.Addrs,
-				MasterName: st.MasterName,
-				Username:   repl.ReplaceKnown(st.Username, ""),
-				Password:   repl.ReplaceKnown(st.Password, ""),
-				DB:         st.DB,
-				TLS:        st.TLS,
-			},
-		}
-	}
-	a.settings = s.WithDefaults()
+	a.settings = a.toSettings(caddy.NewReplacer())
 	err := a.settings.Validate()
 	if err != nil {
 		return err
@@ -180,6 +153,38 @@ func stateKey(s config.Settings) (string, error) {
 		Prefix string
 	}{s.Store.Redis, s.KeyPrefix})
 	return "redis:" + string(key), err
+}
+
+// toSettings resolves the config into typed settings with defaults,
+// replacing placeholders such as {env.REDIS_PASSWORD} with repl.
+func (a *App) toSettings(repl *caddy.Replacer) config.Settings {
+	s := config.Settings{
+		KeyPrefix:         a.KeyPrefix,
+		GeoIPCountry:      repl.ReplaceKnown(a.GeoIPCountry, ""),
+		GeoIPASN:          repl.ReplaceKnown(a.GeoIPASN, ""),
+		BanTTL:            time.Duration(a.BanTTL),
+		StoreUnavailable:  a.StoreUnavailable,
+		MaxWindow:         time.Duration(a.MaxWindow),
+		AllowBroadSources: a.AllowBroadSources,
+		IPv6Prefix:        a.IPv6Prefix,
+		ResyncInterval:    time.Duration(a.ResyncInterval),
+	}
+	if st := a.Store; st != nil {
+		s.Store = config.Store{
+			Kind: st.Kind,
+			Dir:  repl.ReplaceKnown(st.Dir, ""),
+			Redis: config.Redis{
+				URL:        repl.ReplaceKnown(st.URL, ""),
+				Addrs:      st.Addrs,
+				MasterName: st.MasterName,
+				Username:   repl.ReplaceKnown(st.Username, ""),
+				Password:   repl.ReplaceKnown(st.Password, ""),
+				DB:         st.DB,
+				TLS:        st.TLS,
+			},
+		}
+	}
+	return s.WithDefaults()
 }
 
 // Start makes this app the one the admin API serves.
@@ -223,9 +228,9 @@ func (a *App) sourcePrefix(ip netip.Addr) netip.Prefix {
 	return p
 }
 
-// banned reports whether ip is banned, by the store or by this instance.
-func (a *App) banned(ip netip.Addr, at time.Time) bool {
-	snap := a.Syncer().Snapshot()
+// banned reports whether ip is banned, by the store (as snap has it) or by
+// this instance.
+func (a *App) banned(snap *approvals.Snapshot, ip netip.Addr, at time.Time) bool {
 	if _, ok := snap.Banned(ip, at); ok {
 		return true
 	}

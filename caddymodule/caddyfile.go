@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -130,25 +129,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	// Catch what only the settings as a whole can tell, with the block's line.
-	if err := a.settingsForCheck().Validate(); err != nil {
+	// The Caddyfile adapter has already replaced {env.*} placeholders.
+	if err := a.toSettings(caddy.NewReplacer()).Validate(); err != nil {
 		return fmt.Errorf("gatekeeper: %w, at %s:%d", err, d.File(), start)
 	}
 	return nil
-}
-
-// settingsForCheck is the settings the block describes, before placeholders
-// are replaced.
-func (a *App) settingsForCheck() config.Settings {
-	s := config.Settings{
-		KeyPrefix: a.KeyPrefix, BanTTL: time.Duration(a.BanTTL), StoreUnavailable: a.StoreUnavailable,
-		MaxWindow: time.Duration(a.MaxWindow), IPv6Prefix: a.IPv6Prefix, ResyncInterval: time.Duration(a.ResyncInterval),
-	}
-	if a.Store != nil {
-		s.Store = config.Store{Kind: a.Store.Kind, Dir: a.Store.Dir, Redis: config.Redis{
-			URL: a.Store.URL, Addrs: a.Store.Addrs, MasterName: a.Store.MasterName, DB: a.Store.DB,
-		}}
-	}
-	return s.WithDefaults()
 }
 
 func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {

@@ -91,10 +91,30 @@ func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
 	return detect.New(cfg), nil
 }
 
-// editList applies "default", "off", "+x" and "-x" to a default list.
+// checkEdits checks the words of a list edit: "default", "off" (alone),
+// "+entry" and "-entry".
+func checkEdits(name string, edits []string) error {
+	for _, e := range edits {
+		switch {
+		case e == "default", len(e) > 1 && (e[0] == '+' || e[0] == '-'):
+		case e == "off":
+			if len(edits) != 1 {
+				return fmt.Errorf("%s: off stands alone", name)
+			}
+		default:
+			return fmt.Errorf("%s: %q is not default, off, +entry or -entry", name, e)
+		}
+	}
+	return nil
+}
+
+// editList applies an edit checked by checkEdits to a default list.
 func editList(name string, defaults []config.Signature, edits []string, added config.Signature) ([]config.Signature, error) {
 	if len(edits) == 0 {
 		return defaults, nil
+	}
+	if err := checkEdits(name, edits); err != nil {
+		return nil, err
 	}
 	var out []config.Signature
 	for _, e := range edits {
@@ -102,23 +122,18 @@ func editList(name string, defaults []config.Signature, edits []string, added co
 		case e == "default":
 			out = append(out, defaults...)
 		case e == "off":
-			if len(edits) != 1 {
-				return nil, fmt.Errorf("%s: off stands alone", name)
-			}
 			return nil, nil
-		case len(e) > 1 && e[0] == '+':
+		case e[0] == '+':
 			s := added
 			s.Pattern, s.Source = strings.ToLower(e[1:]), "configuration"
 			out = append(out, s)
-		case len(e) > 1 && e[0] == '-':
+		default: // "-entry"
 			drop := strings.ToLower(e[1:])
 			before := len(out)
 			out = slices.DeleteFunc(out, func(s config.Signature) bool { return s.Pattern == drop })
 			if len(out) == before {
 				return nil, fmt.Errorf("%s: %q is not in the list to remove", name, drop)
 			}
-		default:
-			return nil, fmt.Errorf("%s: %q is not default, off, +entry or -entry", name, e)
 		}
 	}
 	return out, nil
@@ -173,14 +188,11 @@ func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
 		var err error
 		switch opt {
 		case "user_agents":
-			c.UserAgents = args
-			_, err = editList(opt, nil, withoutDefault(args), config.Signature{})
+			c.UserAgents, err = args, checkEdits(opt, args)
 		case "probe_paths":
-			c.ProbePaths = args
-			_, err = editList(opt, nil, withoutDefault(args), config.Signature{})
+			c.ProbePaths, err = args, checkEdits(opt, args)
 		case "scanner_headers":
-			c.ScannerHeaders = args
-			_, err = editList(opt, nil, withoutDefault(args), config.Signature{})
+			c.ScannerHeaders, err = args, checkEdits(opt, args)
 		case "behavior":
 			err = c.behavior(args)
 		case "header_anomalies":
@@ -214,21 +226,6 @@ func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
 		}
 	}
 	return c, nil
-}
-
-// withoutDefault checks edits for syntax only: removals are checked against
-// the real list when the handler is provisioned.
-func withoutDefault(args []string) []string {
-	out := make([]string, 0, len(args))
-	for _, a := range args {
-		if a != "default" && !strings.HasPrefix(a, "-") {
-			out = append(out, a)
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
 }
 
 func (c *DetectConfig) behavior(args []string) error {

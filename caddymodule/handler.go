@@ -182,7 +182,7 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request) decision {
 	at := now()
 	snap := h.app.Syncer().Snapshot()
 
-	if h.app.banned(ip, at) {
+	if h.app.banned(snap, ip, at) {
 		return d.refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
 	}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/config"
@@ -136,7 +137,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !d.observe {
 		return next.ServeHTTP(w, r)
 	}
-	rec := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	rec := &statusRecorder{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	err := next.ServeHTTP(rec, r)
 	status := rec.status
 	var he caddyhttp.HandlerError
@@ -281,7 +282,7 @@ func (h *Handler) detectScanner(r *http.Request, d decision) decision {
 // statusRecorder notes the status of the answer for behaviour tracking.
 // It embeds Caddy's wrapper, which keeps Flush, Hijack and Unwrap working.
 type statusRecorder struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	status int
 }
 
@@ -312,21 +313,32 @@ func (d decision) publish(r *http.Request) {
 	repl.Set("http.gatekeeper.tenant", d.tenant)
 	repl.Set("http.gatekeeper.approval_id", d.approval)
 	repl.Set("http.gatekeeper.country", d.country)
-	asn := ""
-	if d.asn != 0 {
-		asn = strconv.FormatUint(uint64(d.asn), 10)
-	}
-	repl.Set("http.gatekeeper.asn", asn)
+	repl.Set("http.gatekeeper.asn", d.asnString())
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.Dict("gatekeeper",
-			zap.String("verdict", d.verdict),
-			zap.String("reason", d.reason),
-			zap.String("tenant", d.tenant),
-			zap.String("approval_id", d.approval),
-			zap.String("country", d.country),
-			zap.String("asn", asn),
-		))
+		extra.Set(zap.Object("gatekeeper", logFields(d)))
 	}
+}
+
+func (d decision) asnString() string {
+	if d.asn == 0 {
+		return ""
+	}
+	return strconv.FormatUint(uint64(d.asn), 10)
+}
+
+// logFields is the decision as the access log shows it; it is encoded only
+// when the entry is written.
+type logFields decision
+
+// MarshalLogObject implements zapcore.ObjectMarshaler.
+func (f logFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("verdict", f.verdict)
+	enc.AddString("reason", f.reason)
+	enc.AddString("tenant", f.tenant)
+	enc.AddString("approval_id", f.approval)
+	enc.AddString("country", f.country)
+	enc.AddString("asn", decision(f).asnString())
+	return nil
 }
 
 // clientIP is Caddy's client_ip: the peer, or what trusted_proxies vouch

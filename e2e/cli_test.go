@@ -27,6 +27,19 @@ func TestListModulesShowsGatekeeper(t *testing.T) {
 	}
 }
 
+func TestStockSubcommandsWork(t *testing.T) {
+	if out, err := runBin(t, "version"); err != nil || !strings.HasPrefix(out, "v2.11") {
+		t.Fatalf("version: %v %q", err, out)
+	}
+	out, err := runBin(t, "adapt", "--config", "../Caddyfile", "--adapter", "caddyfile")
+	if err != nil || !strings.Contains(out, `"gatekeeper":{"store":{"kind":"file","dir":"./data"}`) || !strings.Contains(out, `"handler":"gatekeeper"`) {
+		t.Fatalf("adapt of the example Caddyfile: %v\n%s", err, out)
+	}
+	if out, err := runBin(t, "validate", "--config", "../Caddyfile", "--adapter", "caddyfile"); err != nil || !strings.Contains(out, "Valid configuration") {
+		t.Fatalf("validate of the example Caddyfile: %v\n%s", err, out)
+	}
+}
+
 func TestValidateNamesTheLineOfABadCaddyfile(t *testing.T) {
 	dir := t.TempDir()
 	path := dir + "/Caddyfile"

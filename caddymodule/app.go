@@ -70,6 +70,7 @@ type App struct {
 
 	settings config.Settings
 	geo      *detect.GeoIP
+	ready    chan struct{} // closed by Start once state is set
 	state    *sharedState
 	stateKey string
 	logger   *zap.Logger
@@ -121,19 +122,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	key, err := stateKey(a.settings)
-	if err != nil {
+	if a.stateKey, err = stateKey(a.settings); err != nil {
 		return err
 	}
-	val, _, err := states.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return openSharedState(a.settings, a.logger)
-	})
-	if err != nil {
-		return err
-	}
-	a.stateKey = key
-	a.state = val.(*sharedState)
-	a.state.syncer.SetInterval(a.settings.ResyncInterval)
+	a.ready = make(chan struct{})
 	return nil
 }
 
@@ -187,28 +179,54 @@ func (a *App) toSettings(repl *caddy.Replacer) config.Settings {
 	return s.WithDefaults()
 }
 
-// Start makes this app the one the admin API serves.
+// Start attaches to the shared store, opening it if no loaded config has it
+// yet, and makes this app the one the admin API serves. The store is opened
+// here, not in Provision, so that `gatekeeper validate` never touches it
+// (nor takes the file store's lock from the running server).
 func (a *App) Start() error {
+	val, _, err := states.LoadOrNew(a.stateKey, func() (caddy.Destructor, error) {
+		return openSharedState(a.settings, a.logger)
+	})
+	if err != nil {
+		return err
+	}
+	a.state = val.(*sharedState)
+	a.state.syncer.SetInterval(a.settings.ResyncInterval)
+	close(a.ready)
 	current.Store(a)
 	return nil
 }
 
 // Stop hands the admin API over to nobody, unless a newer config already
-// took it.
+// took it, and releases this config's hold on the shared store; the last
+// config to let go closes it.
 func (a *App) Stop() error {
 	current.CompareAndSwap(a, nil)
-	return nil
-}
-
-// Cleanup releases this config's hold on the shared store; the last config
-// to let go closes it.
-func (a *App) Cleanup() error {
-	geoErr := a.geo.Close()
-	if a.stateKey == "" {
-		return geoErr
+	if a.state == nil {
+		return nil
 	}
 	_, err := states.Delete(a.stateKey)
-	return errors.Join(geoErr, err)
+	return err
+}
+
+// Cleanup closes the GeoIP databases.
+func (a *App) Cleanup() error { return a.geo.Close() }
+
+// started waits, as long as ctx allows, until Start has attached the store:
+// Caddy starts apps in no set order, so the HTTP server may take a request
+// a moment before this app is ready for it.
+func (a *App) started(ctx context.Context) bool {
+	select {
+	case <-a.ready:
+		return true
+	default:
+	}
+	select {
+	case <-a.ready:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Settings are the app's resolved settings.

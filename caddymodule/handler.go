@@ -121,6 +121,9 @@ func (h *Handler) Validate() error {
 // run scanner detection on everything else, and watch the answer to sources
 // without an approval for behaviour.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !h.app.started(r.Context()) {
+		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("gatekeeper: not started"))
+	}
 	start := time.Now()
 	d := h.decide(w, r)
 	d.publish(r)

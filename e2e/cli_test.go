@@ -323,3 +323,15 @@ func TestUsageReportForTheCloseOutOfATest(t *testing.T) {
 		t.Fatalf("report of an unknown approval: exit %d, %q", code, errOut)
 	}
 }
+
+// `gatekeeper validate` provisions the config but never opens the store, so
+// it works while a server holds the same file store.
+func TestValidateWhileAServerHoldsTheFileStore(t *testing.T) {
+	dir := t.TempDir()
+	in := start(t, "\t\tstore file "+dir+"/data")
+	out, err := runBin(t, "validate", "--config", in.Config, "--adapter", "caddyfile")
+	if err != nil || !strings.Contains(out, "Valid configuration") {
+		t.Fatalf("validate beside a running server: %v\n%s", err, out)
+	}
+	in.mustCLI(addArgs("127.0.0.2")...)
+}

@@ -87,6 +87,18 @@ type Usage struct {
 	LastSeen        *time.Time `json:"last_seen,omitempty"`
 }
 
+// add adds d's counts to u and moves LastSeen forward to d's, if later.
+func (u *Usage) add(d Usage) {
+	u.Allowed += d.Allowed
+	u.RateLimited += d.RateLimited
+	u.BudgetExhausted += d.BudgetExhausted
+	u.OutOfScope += d.OutOfScope
+	if d.LastSeen != nil && (u.LastSeen == nil || d.LastSeen.After(*u.LastSeen)) {
+		t := d.LastSeen.UTC()
+		u.LastSeen = &t
+	}
+}
+
 // History is what an approval's sources did, hour by hour, for the
 // close-out report of a test.
 type History struct {

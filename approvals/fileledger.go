@@ -120,14 +120,7 @@ func (s *FileStore) RecordUsage(_ context.Context, id string, d Usage) error {
 		return unavailable("file store", errors.New("closed"))
 	}
 	u := s.usageOf(id)
-	u.Usage.Allowed += d.Allowed
-	u.Usage.RateLimited += d.RateLimited
-	u.Usage.BudgetExhausted += d.BudgetExhausted
-	u.Usage.OutOfScope += d.OutOfScope
-	if d.LastSeen != nil && (u.Usage.LastSeen == nil || d.LastSeen.After(*u.Usage.LastSeen)) {
-		t := d.LastSeen.UTC()
-		u.Usage.LastSeen = &t
-	}
+	u.Usage.add(d)
 	if d.LastSeen != nil && (u.FirstSeen == nil || d.LastSeen.Before(*u.FirstSeen)) {
 		t := d.LastSeen.UTC()
 		u.FirstSeen = &t

@@ -273,9 +273,6 @@ func syncDir(dir string) error {
 // Kind implements Store.
 func (s *FileStore) Kind() string { return "file" }
 
-// Dir is the directory the store keeps its files in.
-func (s *FileStore) Dir() string { return s.dir }
-
 // CreateApproval implements Store.
 func (s *FileStore) CreateApproval(_ context.Context, a *Approval, actor string) error {
 	s.mu.Lock()

@@ -58,14 +58,3 @@ func (x *PrefixIndex[T]) Lookup(ip netip.Addr, yield func(T) bool) {
 		}
 	}
 }
-
-// Len is the number of distinct prefixes filed.
-func (x *PrefixIndex[T]) Len() int {
-	n := 0
-	for _, t := range []*prefixTable[T]{&x.v4, &x.v6} {
-		for _, m := range t.byLen {
-			n += len(m)
-		}
-	}
-	return n
-}

@@ -199,7 +199,7 @@ func (l *Limiter) Flush(ctx context.Context) error {
 		if pending != (Usage{}) {
 			if err := l.store.RecordUsage(ctx, ids[i], pending); err != nil {
 				lo.mu.Lock()
-				lo.pending = addUsage(lo.pending, pending)
+				lo.pending.add(pending)
 				lo.mu.Unlock()
 				firstErr = cmp.Or(firstErr, err)
 				continue
@@ -231,15 +231,4 @@ func (l *Limiter) Close(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	return l.Flush(ctx)
-}
-
-func addUsage(a, b Usage) Usage {
-	a.Allowed += b.Allowed
-	a.RateLimited += b.RateLimited
-	a.BudgetExhausted += b.BudgetExhausted
-	a.OutOfScope += b.OutOfScope
-	if b.LastSeen != nil && (a.LastSeen == nil || b.LastSeen.After(*a.LastSeen)) {
-		a.LastSeen = b.LastSeen
-	}
-	return a
 }

@@ -109,12 +109,6 @@ func (s *RedisStore) signal() {
 // Kind implements Store.
 func (s *RedisStore) Kind() string { return "redis" }
 
-// Client is the Redis client the store uses.
-func (s *RedisStore) Client() redis.UniversalClient { return s.rdb }
-
-// Prefix is the key prefix the store writes under.
-func (s *RedisStore) Prefix() string { return s.prefix }
-
 // Changes implements Store.
 func (s *RedisStore) Changes() <-chan struct{} { return s.changes }
 

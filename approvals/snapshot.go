@@ -77,9 +77,6 @@ func (s *Snapshot) Approval(id string) *Approval { return s.byID[id] }
 // Approvals returns every approval, oldest first. Callers must not modify them.
 func (s *Snapshot) Approvals() []*Approval { return s.list }
 
-// Bans returns the bans the snapshot holds, expired ones included.
-func (s *Snapshot) Bans() []Ban { return s.banList }
-
 // Counts tallies approvals by status at now, and the bans in force.
 func (s *Snapshot) Counts(now time.Time) (byStatus map[Status]int, bans int) {
 	byStatus = make(map[Status]int, len(Statuses))

@@ -264,8 +264,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.Mode); err != nil {
 				return err
 			}
-			if !validMode(h.Mode) {
-				return d.Errf("mode: %q is not one of monitor, flag, block", h.Mode)
+			if err := checkMode(h.Mode); err != nil {
+				return d.Errf("%v", err)
 			}
 		case "detect":
 			cfg, err := unmarshalDetect(d)

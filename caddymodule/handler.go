@@ -57,7 +57,13 @@ const (
 	ModeBlock   = "block"
 )
 
-func validMode(m string) bool { return m == ModeMonitor || m == ModeFlag || m == ModeBlock }
+// checkMode says what is wrong with a mode, if anything.
+func checkMode(m string) error {
+	if m != ModeMonitor && m != ModeFlag && m != ModeBlock {
+		return fmt.Errorf("mode: %q is not one of monitor, flag, block", m)
+	}
+	return nil
+}
 
 // Request headers. headerPrefix starts every header Gatekeeper sets for the
 // upstream; clients may never send one.
@@ -109,12 +115,7 @@ func (h *Handler) Cleanup() error {
 }
 
 // Validate checks the mode.
-func (h *Handler) Validate() error {
-	if !validMode(h.Mode) {
-		return fmt.Errorf("mode: %q is not one of monitor, flag, block", h.Mode)
-	}
-	return nil
-}
+func (h *Handler) Validate() error { return checkMode(h.Mode) }
 
 // ServeHTTP decides on one request (SPEC §3): strip forged headers, refuse
 // banned sources, enforce approvals' tenant, scope, token and volume bounds,

@@ -151,9 +151,6 @@ func New(cfg Config) *Detector {
 	return d
 }
 
-// Threshold is the score at which a source is a scanner.
-func (d *Detector) Threshold() int { return d.threshold }
-
 // Tracker is the per-source behaviour state.
 func (d *Detector) Tracker() *Tracker { return d.behavior }
 

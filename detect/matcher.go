@@ -9,7 +9,6 @@ package detect
 type phraseSet struct {
 	root  [256]*trieNode
 	words bool // match only whole words
-	size  int
 }
 
 type trieNode struct {
@@ -42,9 +41,6 @@ func (s *phraseSet) add(phrase string, v int) {
 		}
 		n = child
 	}
-	if n.value == 0 {
-		s.size++
-	}
 	n.value = v + 1
 }
 
@@ -68,13 +64,6 @@ func (s *phraseSet) find(text string, yield func(v int) bool) {
 			n = n.next[lower(text[j])]
 		}
 	}
-}
-
-// any reports whether text holds any phrase.
-func (s *phraseSet) any(text string) bool {
-	found := false
-	s.find(text, func(int) bool { found = true; return false })
-	return found
 }
 
 func lower(c byte) byte {

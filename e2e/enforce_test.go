@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -222,7 +223,7 @@ func TestRateAndBudgetBoundsAnswer429(t *testing.T) {
 	for range 5 {
 		codes = append(codes, c2.get("acme.localhost", "/").code)
 	}
-	if want := []int{200, 200, 200, 429, 429}; !equalInts(codes, want) {
+	if want := []int{200, 200, 200, 429, 429}; !slices.Equal(codes, want) {
 		t.Fatalf("codes with max_requests 3 = %v, want %v", codes, want)
 	}
 	testutil.WaitFor(t, 3*time.Second, "approval shows exhausted", func() bool {
@@ -230,18 +231,6 @@ func TestRateAndBudgetBoundsAnswer429(t *testing.T) {
 		in2.get("/gatekeeper/approvals/"+id, &a)
 		return a.Status == "exhausted" && a.Usage.Allowed == 3 && a.Usage.BudgetExhausted == 2
 	})
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestBannedSourceIsRefusedUntilLifted(t *testing.T) {

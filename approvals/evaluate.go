@@ -15,13 +15,18 @@ type Access struct {
 	IP     netip.Addr
 	Tenant string
 	Host   string // without port
-	Method string
-	// Token is the Gatekeeper-Test-Token the request carried, if any.
+	// Methods are the request's method and any override it carries (see
+	// EffectiveMethods); every one must be in scope.
+	Methods []string
+	// Token is the test token the request carried, if any.
 	Token string
-	// MatchPath reports whether the request's path matches one of the
-	// patterns (Caddy path-matcher patterns, lower case). The caller
-	// supplies it so that scope uses exactly the server's path semantics.
-	MatchPath func(patterns []string) bool
+	// Paths are the views of the request's path (see PathViews); every one
+	// must be in scope.
+	Paths []string
+	// MatchPath reports whether path matches one of the patterns (Caddy
+	// path-matcher patterns, lower case). The caller supplies it so that
+	// scope uses exactly the server's path semantics.
+	MatchPath func(patterns []string, path string) bool
 }
 
 // Finding is what the approvals say about a request, before volume bounds.
@@ -52,7 +57,7 @@ func (s *Snapshot) Evaluate(acc Access, now time.Time) (Finding, *Approval) {
 	}
 	var own []*Approval
 	for _, a := range matches {
-		if a.Tenant == acc.Tenant {
+		if SameTenant(a.Tenant, acc.Tenant) {
 			own = append(own, a)
 		}
 	}
@@ -78,17 +83,31 @@ func (s *Snapshot) Evaluate(acc Access, now time.Time) (Finding, *Approval) {
 	return OutOfScope, own[0]
 }
 
-// InScope reports whether acc's host, method and path are inside the
+// InScope reports whether acc's host, methods and paths are inside the
 // approval's scope. An empty list allows everything.
 func (a *Approval) InScope(acc Access) bool {
 	if len(a.Hosts) > 0 && !slices.ContainsFunc(a.Hosts, func(h string) bool { return hostMatches(h, acc.Host) }) {
 		return false
 	}
-	if len(a.Methods) > 0 && !slices.Contains(a.Methods, strings.ToUpper(acc.Method)) {
-		return false
+	if len(a.Methods) > 0 {
+		if len(acc.Methods) == 0 {
+			return false
+		}
+		for _, m := range acc.Methods {
+			if !slices.Contains(a.Methods, strings.ToUpper(m)) {
+				return false
+			}
+		}
 	}
-	if len(a.Paths) > 0 && (acc.MatchPath == nil || !acc.MatchPath(a.Paths)) {
-		return false
+	if len(a.Paths) > 0 {
+		if acc.MatchPath == nil || len(acc.Paths) == 0 {
+			return false
+		}
+		for _, p := range acc.Paths {
+			if !acc.MatchPath(a.Paths, p) {
+				return false
+			}
+		}
 	}
 	return true
 }

@@ -18,6 +18,9 @@ const (
 	// Unaccounted: the store could not be reached to lease admissions; the
 	// caller applies store_unavailable.
 	Unaccounted
+	// Abandoned: the client went away while its request waited for a lease.
+	// Nothing was spent and the store is not to blame.
+	Abandoned
 )
 
 // Limiter enforces approvals' volume bounds on this instance. It spends
@@ -54,6 +57,12 @@ const (
 	forgetIdle       = 5 * time.Minute
 )
 
+// LeaseTimeout bounds one lease call to the store. It runs on a context of
+// its own, not the request's: a client that hangs up cannot cancel a lease
+// half-way (and so cannot make the store look down), and the admissions a
+// finished lease brings are kept for the next requests.
+const LeaseTimeout = time.Second
+
 // NewLimiter returns a Limiter that leases from store. now is the clock
 // (time.Now when nil).
 func NewLimiter(store Store, now func() time.Time) *Limiter {
@@ -74,9 +83,11 @@ func (l *Limiter) local(id string) *local {
 	return lo
 }
 
-// Admit decides whether one more request under a may go through. With
-// RateLimited, the duration says when to retry. With Unaccounted, the error
-// says why the store could not be reached.
+// Admit decides whether one more request under a may go through. ctx is the
+// request's: when it ends while the request waits for a lease, Admit
+// answers Abandoned. With RateLimited and Unaccounted, the duration says
+// when to retry; with Unaccounted, the error says why the store could not be
+// reached (ErrStoreRecentlyDown when it was not asked again so soon).
 func (l *Limiter) Admit(ctx context.Context, a *Approval) (Verdict, time.Duration, error) {
 	lo := l.local(a.ID)
 	lo.mu.Lock()
@@ -85,6 +96,8 @@ func (l *Limiter) Admit(ctx context.Context, a *Approval) (Verdict, time.Duratio
 		now := l.now()
 		lo.lastUsed = now
 		switch {
+		case ctx.Err() != nil:
+			return Abandoned, 0, ctx.Err()
 		case lo.leased > 0:
 			lo.leased--
 			lo.pending.Allowed++
@@ -105,16 +118,21 @@ func (l *Limiter) Admit(ctx context.Context, a *Approval) (Verdict, time.Duratio
 			select {
 			case <-ch:
 			case <-ctx.Done():
-				lo.mu.Lock()
-				return Unaccounted, 0, ctx.Err()
 			}
 			lo.mu.Lock()
 			continue
 		}
 		if err := l.lease(ctx, a, lo, now); err != nil {
-			return Unaccounted, 0, err
+			return Unaccounted, l.retryIn(), err
 		}
 	}
+}
+
+// retryIn is how long until the store is asked again after a failure.
+func (l *Limiter) retryIn() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return max(l.downTo.Sub(l.now()), time.Millisecond)
 }
 
 // lease asks the store for admissions, with lo.mu released while it waits.
@@ -123,12 +141,14 @@ func (l *Limiter) lease(ctx context.Context, a *Approval, lo *local, now time.Ti
 	down := now.Before(l.downTo)
 	l.mu.Unlock()
 	if down {
-		return errStoreRecentlyDown
+		return ErrStoreRecentlyDown
 	}
 	ch := make(chan struct{})
 	lo.inflight = ch
 	lo.mu.Unlock()
-	res, err := l.store.Lease(ctx, a, LeaseSize(a))
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LeaseTimeout)
+	res, err := l.store.Lease(lctx, a, LeaseSize(a))
+	cancel()
 	lo.mu.Lock()
 	lo.inflight = nil
 	close(ch)
@@ -151,7 +171,9 @@ func (l *Limiter) lease(ctx context.Context, a *Approval, lo *local, now time.Ti
 	return nil
 }
 
-var errStoreRecentlyDown = unavailable("lease", errRecentlyDown{})
+// ErrStoreRecentlyDown is the answer while a failed lease is less than a
+// second old: requests do not wait on a dead store one after another.
+var ErrStoreRecentlyDown = unavailable("lease", errRecentlyDown{})
 
 type errRecentlyDown struct{}
 

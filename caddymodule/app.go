@@ -246,12 +246,9 @@ func (a *App) sourcePrefix(ip netip.Addr) netip.Prefix {
 	return p
 }
 
-// banned reports whether ip is banned, by the store (as snap has it) or by
-// this instance.
-func (a *App) banned(snap *approvals.Snapshot, ip netip.Addr, at time.Time) bool {
-	if _, ok := snap.Banned(ip, at); ok {
-		return true
-	}
+// bannedHere reports whether this instance banned ip and its snapshot
+// (snap) does not say so yet.
+func (a *App) bannedHere(snap *approvals.Snapshot, ip netip.Addr, at time.Time) bool {
 	return a.state.bans.banned(a.sourcePrefix(ip), snap.LoadedAt, at)
 }
 
@@ -261,7 +258,7 @@ func (a *App) banScanner(ctx context.Context, ip netip.Addr, reason string) {
 	at := now()
 	p := a.sourcePrefix(ip)
 	until := at.Add(a.settings.BanTTL)
-	a.state.bans.set(p, localBan{until: until})
+	a.state.bans.set(p, localBan{until: until, made: at})
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	err := a.Syncer().Store().AddBan(ctx, approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: until.UTC()}, "detect")
@@ -270,7 +267,7 @@ func (a *App) banScanner(ctx context.Context, ip netip.Addr, reason string) {
 		a.logger.Error("storing a scanner ban failed; enforced on this instance only", zap.Stringer("source", p), zap.Error(err))
 		return
 	}
-	a.state.bans.set(p, localBan{until: until, stored: now()})
+	a.state.bans.set(p, localBan{until: until, made: at, stored: now()})
 	a.Syncer().Kick()
 }
 
@@ -302,7 +299,10 @@ type sharedState struct {
 // localBans are bans this instance made and enforces at once, before its
 // snapshot of the store has them. An entry counts until a snapshot loaded
 // after the ban was stored takes over; that snapshot is the authority, so a
-// ban lifted through any instance is lifted here too.
+// ban lifted through any instance is lifted here too. A ban the store never
+// acknowledged ends with the first snapshot read after it was made: the
+// store answers again and does not have it, so no instance but this one
+// would ever enforce it.
 type localBans struct {
 	mu sync.Mutex
 	m  map[netip.Prefix]localBan
@@ -310,6 +310,7 @@ type localBans struct {
 
 type localBan struct {
 	until  time.Time
+	made   time.Time
 	stored time.Time // when the store acknowledged it; zero while pending
 }
 
@@ -337,7 +338,11 @@ func (lb *localBans) banned(p netip.Prefix, loadedAt, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	if !now.Before(b.until) || (!b.stored.IsZero() && loadedAt.After(b.stored)) {
+	superseded := loadedAt.After(b.stored)
+	if b.stored.IsZero() {
+		superseded = loadedAt.After(b.made)
+	}
+	if !now.Before(b.until) || superseded {
 		delete(lb.m, p)
 		return false
 	}

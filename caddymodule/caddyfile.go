@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/policy"
 )
 
 func init() {
@@ -264,7 +265,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.Mode); err != nil {
 				return err
 			}
-			if err := checkMode(h.Mode); err != nil {
+			if err := policy.CheckMode(h.Mode); err != nil {
 				return d.Errf("%v", err)
 			}
 		case "detect":

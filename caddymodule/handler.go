@@ -1,13 +1,15 @@
 package caddymodule
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
-	"math"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +20,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/customernode/gatekeeper/approvals"
-	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/policy"
 )
 
 func init() {
@@ -50,31 +52,6 @@ type Handler struct {
 	logger   *zap.Logger
 }
 
-// Modes.
-const (
-	ModeMonitor = "monitor"
-	ModeFlag    = "flag"
-	ModeBlock   = "block"
-)
-
-// checkMode says what is wrong with a mode, if anything.
-func checkMode(m string) error {
-	if m != ModeMonitor && m != ModeFlag && m != ModeBlock {
-		return fmt.Errorf("mode: %q is not one of monitor, flag, block", m)
-	}
-	return nil
-}
-
-// Request headers. headerPrefix starts every header Gatekeeper sets for the
-// upstream; clients may never send one.
-const (
-	headerPrefix    = "Gatekeeper-"
-	headerTestToken = "Gatekeeper-Test-Token"
-	headerApproval  = "Gatekeeper-Approval"
-	headerVerdict   = "Gatekeeper-Verdict"
-	headerReasons   = "Gatekeeper-Reasons"
-)
-
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -90,7 +67,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.Tenant = "{http.request.host}"
 	}
 	if h.Mode == "" {
-		h.Mode = ModeBlock
+		h.Mode = policy.ModeBlock
 	}
 	app, err := ctx.App("gatekeeper")
 	if err != nil {
@@ -115,30 +92,25 @@ func (h *Handler) Cleanup() error {
 }
 
 // Validate checks the mode.
-func (h *Handler) Validate() error { return checkMode(h.Mode) }
+func (h *Handler) Validate() error { return policy.CheckMode(h.Mode) }
 
-// ServeHTTP decides on one request (SPEC §3): strip forged headers, refuse
-// banned sources, enforce approvals' tenant, scope, token and volume bounds,
-// run scanner detection on everything else, and watch the answer to sources
-// without an approval for behaviour.
+// ServeHTTP decides on one request (SPEC §3): it gathers what the policy
+// needs, lets policy.Decide decide, and applies the decision: headers for
+// the upstream, metrics, logs, a ban, or a refusal. The answer to a source
+// without an approval is fed back into its behaviour.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !h.app.started(r.Context()) {
 		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("gatekeeper: not started"))
 	}
 	start := time.Now()
-	d := h.decide(w, r)
-	d.publish(r)
+	in, view := h.inputs(r)
+	d := policy.Decide(in)
+	h.apply(w, r, d, view)
 	metrics.decision.Observe(time.Since(start).Seconds())
-	requestsByVerdict[d.verdict].Inc()
-	if d.status != 0 {
-		if d.reason == ReasonScanner {
-			metrics.blocked.WithLabelValues(ReasonScanner, d.family).Inc()
-		} else {
-			refusedByReason[d.reason].Inc()
-		}
-		return caddyhttp.Error(d.status, fmt.Errorf("gatekeeper: %s (%s)", d.verdict, d.reason))
+	if d.Refused() {
+		return caddyhttp.Error(d.Status, fmt.Errorf("gatekeeper: %s (%s)", cmp.Or(d.Verdict, "client closed"), d.Reason))
 	}
-	if !d.observe {
+	if !d.Observe {
 		return next.ServeHTTP(w, r)
 	}
 	rec := &statusRecorder{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
@@ -148,139 +120,167 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if errors.As(err, &he) {
 		status = he.StatusCode
 	}
-	h.detector.Observe(d.ip, r.URL.Path, status)
+	h.detector.Observe(view.ip, r.URL.Path, status)
 	return err
 }
 
-// decision is what the handler decided and why.
-type decision struct {
-	verdict  string
-	reason   string
-	tenant   string
-	approval string
-	status   int    // non-zero: refuse with this status
-	family   string // scanner family, when detection fired
-	ip       netip.Addr
-	country  string
-	asn      uint
-	observe  bool // feed the answer back into detection
+// requestView is what the handler learnt of a request while gathering the
+// policy's inputs, for logs and placeholders.
+type requestView struct {
+	tenant  string
+	ip      netip.Addr
+	country string
+	asn     uint
 }
 
-func (h *Handler) decide(w http.ResponseWriter, r *http.Request) decision {
-	// Step 0: read the test token, then drop every Gatekeeper-* header a
-	// client sent, so none can be forged on the way to the upstream.
-	token := r.Header.Get(headerTestToken)
-	for name := range r.Header {
-		if len(name) >= len(headerPrefix) && strings.EqualFold(name[:len(headerPrefix)], headerPrefix) {
-			delete(r.Header, name)
-		}
-	}
-
+// inputs gathers the policy's inputs for r. Step 0 happens here: the
+// tester's token is taken and every Gatekeeper header a client sent is
+// dropped, so none can be forged on the way to the upstream.
+func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
+	token := policy.TakeToken(r.Header)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	d := decision{verdict: VerdictPass, tenant: repl.ReplaceAll(h.Tenant, "")}
+	view := requestView{tenant: repl.ReplaceAll(h.Tenant, "")}
+	settings := h.app.Settings()
+	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: settings.StoreUnavailable, Now: now()}
 	ip, ok := clientIP(r)
 	if !ok {
-		return d
+		return in, view
 	}
-	d.ip = ip
-	d.country, d.asn = h.app.geo.Lookup(ip)
-	at := now()
-	snap := h.app.Syncer().Snapshot()
-
-	if h.app.banned(snap, ip, at) {
-		return d.refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
-	}
+	view.ip = ip
+	view.country, view.asn = h.app.geo.Lookup(ip)
+	in.Snapshot = h.app.Syncer().Snapshot()
+	in.BannedHere = h.app.bannedHere(in.Snapshot, ip, in.Now)
 
 	host, _, err := net.SplitHostPort(r.Host)
 	if err != nil {
 		host = r.Host
 	}
-	acc := approvals.Access{
-		IP: ip, Tenant: d.tenant, Host: host, Method: r.Method, Token: token,
-		MatchPath: func(patterns []string) bool {
-			ok, _ := caddyhttp.MatchPath(patterns).MatchWithError(r)
-			return ok
-		},
+	in.Access = approvals.Access{
+		IP: ip, Tenant: view.tenant, Host: host, Token: token,
+		Paths:     approvals.PathViews(r.URL.Path, r.URL.EscapedPath()),
+		MatchPath: func(patterns []string, p string) bool { return matchPath(r, patterns, p) },
 	}
-	finding, a := snap.Evaluate(acc, at)
-	if a != nil {
-		d.approval = a.ID
+	in.Access.Methods = approvals.EffectiveMethods(r.Method, r.Header, r.URL.Query(), overrideForm(r))
+	in.Bounds = func(a *approvals.Approval) policy.Bounds {
+		v, retry, err := h.app.Limiter().Admit(r.Context(), a)
+		return policy.Bounds{Verdict: v, RetryAfter: retry, Err: err}
 	}
-	lim := h.app.Limiter()
-	switch finding {
-	case approvals.NoApproval:
-		return h.detectScanner(r, d)
-	case approvals.OtherTenant, approvals.OutOfScope, approvals.TokenInvalid:
-		lim.CountOutOfScope(a)
-		metrics.approvedRequests.WithLabelValues(a.Tenant, ResultOutOfScope).Inc()
-		if finding == approvals.TokenInvalid {
-			return d.refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)
+	if h.Detect == nil || !h.Detect.Off {
+		in.Inspect = func() policy.Detection {
+			res := h.detector.Inspect(r, ip, view.asn)
+			return policy.Detection{Result: res, Scanner: h.detector.Scanner(res)}
 		}
-		return d.refuse(VerdictBlocked, ReasonOutOfScope, http.StatusForbidden)
 	}
-
-	verdict, retry, err := lim.Admit(r.Context(), a)
-	switch verdict {
-	case approvals.RateLimited:
-		metrics.approvedRequests.WithLabelValues(a.Tenant, ResultRateLimited).Inc()
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
-		return d.refuse(VerdictLimited, ReasonRateLimited, http.StatusTooManyRequests)
-	case approvals.BudgetExhausted:
-		metrics.approvedRequests.WithLabelValues(a.Tenant, ResultBudgetExhausted).Inc()
-		return d.refuse(VerdictLimited, ReasonBudgetExhausted, http.StatusTooManyRequests)
-	case approvals.Unaccounted:
-		metrics.storeErrors.WithLabelValues(OpLease).Inc()
-		if h.app.Settings().StoreUnavailable == config.FailClosed {
-			h.logger.Warn("store unavailable: approved source treated as unapproved (store_unavailable fail_closed)",
-				zap.String("approval_id", a.ID), zap.Error(err))
-			d.approval = ""
-			d.reason = "store_unavailable"
-			return h.detectScanner(r, d)
-		}
-		h.logger.Warn("store unavailable: approved source admitted without accounting (store_unavailable fail_open)",
-			zap.String("approval_id", a.ID), zap.Error(err))
-	}
-	metrics.approvedRequests.WithLabelValues(a.Tenant, ResultAllowed).Inc()
-	r.Header.Set(headerApproval, a.ID)
-	d.verdict = VerdictApproved
-	return d
+	return in, view
 }
 
-// detectScanner runs detection on a request with no approval behind it and
-// applies the mode when it fires.
-func (h *Handler) detectScanner(r *http.Request, d decision) decision {
-	if h.Detect != nil && h.Detect.Off {
-		return d
+// apply carries out d on r: headers for the upstream and the client,
+// counts, logs, a ban, placeholders and access-log fields.
+func (h *Handler) apply(w http.ResponseWriter, r *http.Request, d policy.Decision, view requestView) {
+	for name, vals := range d.Headers {
+		r.Header[name] = vals
 	}
-	d.observe = true
-	res := h.detector.Inspect(r, d.ip, d.asn)
-	if !h.detector.Scanner(res) {
-		return d
+	if s := d.RetryAfterSeconds(); s != "" {
+		w.Header().Set("Retry-After", s)
 	}
-	d.family = cmp.Or(res.Family, "other")
-	reasons := strings.Join(res.Signals.Names(), ",")
+	if c, ok := requestsByVerdict[d.Verdict]; ok {
+		c.Inc()
+	}
+	family := "none"
+	if d.Detection != nil && d.Detection.Scanner {
+		family = cmp.Or(d.Detection.Family, "other")
+		h.scannerDetected(r, d, view, family)
+	}
+	if d.Reason != "" && d.Refused() {
+		if d.Reason == policy.ReasonScanner {
+			metrics.blocked.WithLabelValues(policy.ReasonScanner, family).Inc()
+		} else {
+			refusedByReason[d.Reason].Inc()
+		}
+	}
+	if a := d.Approval; a != nil && d.Result != "" {
+		metrics.approvedRequests.WithLabelValues(a.Tenant, d.Result).Inc()
+		if d.Result == policy.ResultOutOfScope {
+			h.app.Limiter().CountOutOfScope(a)
+		}
+	}
+	if d.StoreErr != nil {
+		h.storeFault(d)
+	}
+	publish(r, d, view)
+}
+
+// scannerDetected counts, logs and (in block mode) bans a detection.
+func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view requestView, family string) {
+	det := d.Detection
 	for _, s := range detect.Signals() {
-		if res.Signals.Has(s) {
+		if det.Signals.Has(s) {
 			detectionsBy[h.Mode][s].Inc()
 		}
 	}
-	switch h.Mode {
-	case ModeMonitor:
-		d.verdict, d.reason = VerdictMonitored, ReasonScanner
-		h.logger.Info("scanner detected (monitor mode: passed)", zap.Stringer("source", d.ip),
-			zap.String("scanner", d.family), zap.String("signals", reasons), zap.Int("score", res.Score))
-		return d
-	case ModeFlag:
-		d.verdict, d.reason = VerdictFlagged, ReasonScanner
-		r.Header.Set(headerVerdict, "scanner")
-		r.Header.Set(headerReasons, reasons)
-		return d
+	reasons := strings.Join(det.Signals.Names(), ",")
+	fields := []zap.Field{zap.Stringer("source", view.ip), zap.String("scanner", family),
+		zap.String("signals", reasons), zap.Int("score", det.Score)}
+	switch {
+	case d.Ban:
+		h.logger.Warn("scanner blocked and banned", append(fields, zap.Duration("ban_ttl", h.app.Settings().BanTTL))...)
+		h.app.banScanner(r.Context(), view.ip, "scanner: "+reasons)
+	case d.Verdict == policy.VerdictMonitored:
+		h.logger.Info("scanner detected (monitor mode: passed)", fields...)
 	}
-	h.logger.Warn("scanner blocked and banned", zap.Stringer("source", d.ip), zap.String("scanner", d.family),
-		zap.String("signals", reasons), zap.Int("score", res.Score), zap.Duration("ban_ttl", h.app.Settings().BanTTL))
-	h.app.banScanner(r.Context(), d.ip, "scanner: "+reasons)
-	d.observe = false
-	return d.refuse(VerdictBlocked, ReasonScanner, http.StatusForbidden)
+}
+
+// storeFault counts and logs a lease the store could not give. Requests
+// turned away without asking the store again (it failed under a second
+// ago) are not counted again: store_errors_total counts failed calls.
+func (h *Handler) storeFault(d policy.Decision) {
+	if errors.Is(d.StoreErr, approvals.ErrStoreRecentlyDown) {
+		return
+	}
+	metrics.storeErrors.WithLabelValues(OpLease).Inc()
+	h.app.Syncer().ReportFailure(d.StoreErr)
+	if d.Refused() {
+		h.logger.Warn("store unavailable: approved request refused with 503 until the store answers (store_unavailable fail_closed)",
+			zap.String("approval_id", d.Approval.ID), zap.Error(d.StoreErr))
+		return
+	}
+	h.logger.Warn("store unavailable: approved source admitted without accounting (store_unavailable fail_open)",
+		zap.String("approval_id", d.Approval.ID), zap.Error(d.StoreErr))
+}
+
+// matchPath reports whether path p of r matches a Caddy path pattern, with
+// the server's own matcher; p is r's path or a view of it.
+func matchPath(r *http.Request, patterns []string, p string) bool {
+	if p != r.URL.Path {
+		r2, u := *r, *r.URL
+		u.Path, u.RawPath = p, ""
+		r2.URL = &u
+		r = &r2
+	}
+	ok, _ := caddyhttp.MatchPath(patterns).MatchWithError(r)
+	return ok
+}
+
+// maxOverrideForm is the largest form body read for a _method override.
+const maxOverrideForm = 64 << 10
+
+// overrideForm reads a small url-encoded form body for a _method field,
+// and puts the body back for the upstream. Other bodies are left alone.
+func overrideForm(r *http.Request) url.Values {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength <= 0 || r.ContentLength > maxOverrideForm ||
+		!strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
+	if err != nil || !bytes.Contains(body, []byte("_method")) {
+		return nil
+	}
+	form, _ := url.ParseQuery(string(body))
+	return form
 }
 
 // statusRecorder notes the status of the answer for behaviour tracking.
@@ -304,35 +304,37 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriterWrapper.Write(b)
 }
 
-func (d decision) refuse(verdict, reason string, status int) decision {
-	d.verdict, d.reason, d.status = verdict, reason, status
-	return d
-}
-
 // publish sets the placeholders and access-log fields of the decision.
-func (d decision) publish(r *http.Request) {
+func publish(r *http.Request, d policy.Decision, view requestView) {
+	f := logFields{verdict: d.Verdict, reason: d.Reason, tenant: view.tenant, country: view.country, asn: view.asn}
+	if d.Approval != nil {
+		f.approval = d.Approval.ID
+	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.gatekeeper.verdict", d.verdict)
-	repl.Set("http.gatekeeper.reason", d.reason)
-	repl.Set("http.gatekeeper.tenant", d.tenant)
-	repl.Set("http.gatekeeper.approval_id", d.approval)
-	repl.Set("http.gatekeeper.country", d.country)
-	repl.Set("http.gatekeeper.asn", d.asnString())
+	repl.Set("http.gatekeeper.verdict", f.verdict)
+	repl.Set("http.gatekeeper.reason", f.reason)
+	repl.Set("http.gatekeeper.tenant", f.tenant)
+	repl.Set("http.gatekeeper.approval_id", f.approval)
+	repl.Set("http.gatekeeper.country", f.country)
+	repl.Set("http.gatekeeper.asn", f.asnString())
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.Object("gatekeeper", logFields(d)))
+		extra.Set(zap.Object("gatekeeper", f))
 	}
-}
-
-func (d decision) asnString() string {
-	if d.asn == 0 {
-		return ""
-	}
-	return strconv.FormatUint(uint64(d.asn), 10)
 }
 
 // logFields is the decision as the access log shows it; it is encoded only
 // when the entry is written.
-type logFields decision
+type logFields struct {
+	verdict, reason, tenant, approval, country string
+	asn                                        uint
+}
+
+func (f logFields) asnString() string {
+	if f.asn == 0 {
+		return ""
+	}
+	return strconv.FormatUint(uint64(f.asn), 10)
+}
 
 // MarshalLogObject implements zapcore.ObjectMarshaler.
 func (f logFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -341,7 +343,7 @@ func (f logFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("tenant", f.tenant)
 	enc.AddString("approval_id", f.approval)
 	enc.AddString("country", f.country)
-	enc.AddString("asn", decision(f).asnString())
+	enc.AddString("asn", f.asnString())
 	return nil
 }
 

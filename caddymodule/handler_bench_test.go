@@ -13,6 +13,7 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/internal/testutil"
+	"github.com/customernode/gatekeeper/policy"
 )
 
 // BenchmarkDecision measures the handler's decision, without an upstream,
@@ -43,7 +44,7 @@ func BenchmarkDecision(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := &Handler{Tenant: "acme", Mode: ModeBlock, app: app, detector: det}
+	h := &Handler{Tenant: "acme", Mode: policy.ModeBlock, app: app, detector: det}
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 
 	for _, tc := range []struct{ name, ip string }{{"approved", "192.0.2.10"}, {"unapproved", "198.51.100.20"}} {
@@ -62,7 +63,7 @@ func BenchmarkDecision(b *testing.B) {
 				}
 			}
 			want := tc.name == "approved"
-			if got := r.Header.Get(headerApproval) != ""; got != want {
+			if got := r.Header.Get(policy.HeaderApproval) != ""; got != want {
 				b.Fatalf("approval header set = %v, want %v", got, want)
 			}
 		})

@@ -9,40 +9,13 @@ import (
 
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/policy"
 )
 
 // Gatekeeper's metrics (SPEC §6). The collectors live at package level so
 // that their counts survive config reloads; each config registers them with
 // its own metrics registry. No label ever carries an IP, a user agent, a path
 // or an approval id.
-
-// Verdicts, as in {http.gatekeeper.verdict} and the verdict label.
-const (
-	VerdictPass      = "pass"
-	VerdictApproved  = "approved"
-	VerdictFlagged   = "flagged"
-	VerdictMonitored = "monitored"
-	VerdictBlocked   = "blocked"
-	VerdictLimited   = "limited"
-)
-
-// Refusal reasons, as in {http.gatekeeper.reason} and the reason label.
-const (
-	ReasonBanned          = "banned"
-	ReasonOutOfScope      = "out_of_scope"
-	ReasonTokenInvalid    = "token_invalid"
-	ReasonRateLimited     = "rate_limited"
-	ReasonBudgetExhausted = "budget_exhausted"
-	ReasonScanner         = "scanner"
-)
-
-// Results of approved-source requests, for approved_requests_total.
-const (
-	ResultAllowed         = "allowed"
-	ResultRateLimited     = "rate_limited"
-	ResultBudgetExhausted = "budget_exhausted"
-	ResultOutOfScope      = "out_of_scope"
-)
 
 // Store operations, for store_errors_total.
 const (
@@ -54,8 +27,10 @@ const (
 )
 
 var (
-	verdicts = []string{VerdictPass, VerdictApproved, VerdictFlagged, VerdictMonitored, VerdictBlocked, VerdictLimited}
-	reasons  = []string{ReasonBanned, ReasonOutOfScope, ReasonTokenInvalid, ReasonRateLimited, ReasonBudgetExhausted, ReasonScanner}
+	verdicts = []string{policy.VerdictPass, policy.VerdictApproved, policy.VerdictFlagged, policy.VerdictMonitored,
+		policy.VerdictBlocked, policy.VerdictLimited}
+	reasons = []string{policy.ReasonBanned, policy.ReasonOutOfScope, policy.ReasonTokenInvalid, policy.ReasonRateLimited,
+		policy.ReasonBudgetExhausted, policy.ReasonStoreUnavailable, policy.ReasonScanner}
 	storeOps = []string{OpSync, OpLease, OpFlush, OpWrite, OpHealth}
 )
 
@@ -145,14 +120,14 @@ func init() {
 		requestsByVerdict[v] = metrics.requests.WithLabelValues(v)
 	}
 	for _, r := range reasons {
-		if r != ReasonScanner {
+		if r != policy.ReasonScanner {
 			refusedByReason[r] = metrics.blocked.WithLabelValues(r, "none")
 		}
 	}
 	for _, op := range storeOps {
 		metrics.storeErrors.WithLabelValues(op)
 	}
-	for _, mode := range []string{ModeMonitor, ModeFlag, ModeBlock} {
+	for _, mode := range []string{policy.ModeMonitor, policy.ModeFlag, policy.ModeBlock} {
 		detectionsBy[mode] = map[detect.Signal]prometheus.Counter{}
 		for _, s := range detect.Signals() {
 			detectionsBy[mode][s] = metrics.detections.WithLabelValues(s.String(), mode)
@@ -166,7 +141,7 @@ func init() {
 			}
 		}
 		for f := range families {
-			metrics.blocked.WithLabelValues(ReasonScanner, f)
+			metrics.blocked.WithLabelValues(policy.ReasonScanner, f)
 		}
 	}
 }

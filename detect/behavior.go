@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/customernode/gatekeeper/config"
 )
 
 // Rate is a leaky bucket's shape: it holds N and drains N every Per.
@@ -16,24 +18,37 @@ type Rate struct {
 }
 
 // BehaviorConfig shapes the per-source buckets. Zero values take defaults.
+//
+// The buckets count what scanners do and everyday clients do not: answers
+// that fail (see failureStatus) on paths that are neither assets nor
+// well-known files, and requests for probe paths. Successful answers never
+// fill a bucket, however many distinct paths they are for, so a page with
+// hundreds of images, an API client walking ids or a single-page app are
+// never taken for a scanner. See docs/design.md, "Behaviour signals".
 type BehaviorConfig struct {
-	// NotFound counts 4xx answers (400, 401, 403, 404, 405) on non-static paths.
+	// NotFound counts failed answers to distinct paths. Successful answers
+	// earn failures back (one a page or API call, a quarter an asset), and a
+	// source can bank up to N of them, so a source whose answers mostly
+	// succeed (an office behind one NAT address) never fills it.
 	NotFound Rate
-	// DistinctPaths counts paths a source had not asked for lately.
+	// DistinctPaths counts failed answers to distinct paths too, with only a
+	// quarter earned back a successful page: a slower, larger backstop for a
+	// scanner that pads its probes with requests that succeed.
 	DistinctPaths Rate
 	// ProbeHits counts requests for probe paths.
 	ProbeHits Rate
 	// MaxSources caps how many sources are tracked; the least recently seen
 	// are forgotten first. Default 1 000 000.
 	MaxSources int
-	// IPv6Prefix is the prefix length IPv6 sources are tracked by (default 64).
+	// IPv6Prefix is the prefix length IPv6 sources are tracked by (default
+	// config.DefaultIPv6Prefix).
 	IPv6Prefix int
 }
 
 // Behaviour defaults.
 var (
-	DefaultNotFound      = Rate{N: 10, Per: 10 * time.Second}
-	DefaultDistinctPaths = Rate{N: 40, Per: 20 * time.Second}
+	DefaultNotFound      = Rate{N: 10, Per: time.Minute}
+	DefaultDistinctPaths = Rate{N: 100, Per: time.Minute}
 	DefaultProbeHits     = Rate{N: 3, Per: time.Minute}
 )
 
@@ -57,15 +72,30 @@ type shard struct {
 	m  map[netip.Addr]*sourceState
 }
 
-// sourceState is 36 bytes a source.
+// sourceState is what is known of one source: 24 bytes, and 72 more once
+// one of its requests has failed.
 type sourceState struct {
 	last                      uint32 // milliseconds since the tracker's epoch (wraps after 49 days)
 	notFound, distinct, probe float32
-	// paths is a 128-bit Bloom filter of the paths asked for since
-	// pathsSince, cleared every DistinctPaths.Per: a path counts as
-	// distinct the first time in each period.
-	paths      [2]uint64
-	pathsSince uint32
+	failed                    *failedPaths // nil until the first failure
+}
+
+// failedPaths is a 512-bit Bloom filter (two bits a path) of the paths that
+// failed since `since`, cleared every DistinctPaths.Per: a failing path
+// counts once in each period, so a client retrying or polling one missing
+// resource adds one failure, not one a request.
+type failedPaths struct {
+	bits  [8]uint64
+	since uint32
+}
+
+// seen reports whether h was in the filter, and adds it.
+func (f *failedPaths) seen(h uint64) bool {
+	b1, b2 := h&511, (h>>9)&511
+	had := f.bits[b1>>6]&(1<<(b1&63)) != 0 && f.bits[b2>>6]&(1<<(b2&63)) != 0
+	f.bits[b1>>6] |= 1 << (b1 & 63)
+	f.bits[b2>>6] |= 1 << (b2 & 63)
+	return had
 }
 
 // NewTracker returns a Tracker with cfg (defaults filled in). now is the
@@ -87,7 +117,7 @@ func NewTracker(cfg BehaviorConfig, now func() time.Time) *Tracker {
 		cfg.MaxSources = DefaultMaxSources
 	}
 	if cfg.IPv6Prefix <= 0 {
-		cfg.IPv6Prefix = 64
+		cfg.IPv6Prefix = config.DefaultIPv6Prefix
 	}
 	t := &Tracker{cfg: cfg, now: now, epoch: now(), seed: maphash.MakeSeed(), perCap: max(1, cfg.MaxSources/shards)}
 	for i := range t.shards {
@@ -165,7 +195,7 @@ func (t *Tracker) evict(sh *shard) {
 	n := 0
 	for k, st := range sh.m {
 		at := uint64(st.last)
-		if st.notFound >= 1 || st.distinct >= 2 || st.probe >= 1 {
+		if st.notFound >= 1 || st.distinct >= 1 || st.probe >= 1 {
 			at += uint64(10 * time.Minute / time.Millisecond)
 		}
 		if n == 0 || at < oldestAt {
@@ -178,57 +208,90 @@ func (t *Tracker) evict(sh *shard) {
 	delete(sh.m, oldest)
 }
 
-// leak drains a bucket level for elapsed milliseconds at rate r and adds n.
+// leak drains a bucket level toward zero for elapsed milliseconds at rate r
+// and adds n. A level below zero is credit banked by successful answers.
 func leak(level float32, elapsedMS uint32, r Rate, n float32) float32 {
 	drained := float32(elapsedMS) * float32(r.N) / float32(r.Per.Milliseconds())
+	if level < 0 {
+		return min(0, level+drained) + n
+	}
 	return max(0, level-drained) + n
 }
 
-func (t *Tracker) onRequest(src netip.Addr, p string, probe bool) SignalSet {
+// drain brings st's buckets up to now.
+func (t *Tracker) drain(st *sourceState, now uint32) {
+	elapsed := now - st.last
+	st.last = now
+	st.notFound = leak(st.notFound, elapsed, t.cfg.NotFound, 0)
+	st.distinct = leak(st.distinct, elapsed, t.cfg.DistinctPaths, 0)
+	st.probe = leak(st.probe, elapsed, t.cfg.ProbeHits, 0)
+}
+
+// onRequest counts a request from src (a probe, or not) and says which
+// buckets are running over.
+func (t *Tracker) onRequest(src netip.Addr, probe bool) SignalSet {
 	k := t.key(src)
 	sh := t.shardOf(k)
 	now := t.clock()
-	h := uint32(maphash.String(t.seed, p))
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	st := t.state(sh, k, now)
-	elapsed := now - st.last
-	st.last = now
-	if now-st.pathsSince > uint32(t.cfg.DistinctPaths.Per.Milliseconds()) {
-		st.paths, st.pathsSince = [2]uint64{}, now
-	}
-	var add float32
-	if word, bit := (h>>6)&1, uint64(1)<<(h&63); st.paths[word]&bit == 0 {
-		st.paths[word] |= bit
-		add = 1
-	}
-	st.distinct = leak(st.distinct, elapsed, t.cfg.DistinctPaths, add)
-	var probeAdd float32
+	t.drain(st, now)
 	if probe {
-		probeAdd = 1
+		st.probe++
 	}
-	st.probe = leak(st.probe, elapsed, t.cfg.ProbeHits, probeAdd)
-	st.notFound = leak(st.notFound, elapsed, t.cfg.NotFound, 0)
 	return t.overflowing(st)
 }
 
+// onResponse counts the answer to a request from src for path p.
 func (t *Tracker) onResponse(src netip.Addr, p string, status int) {
-	switch status {
-	case 400, 401, 403, 404, 405:
-	default:
-		return
+	failed := failureStatus(status)
+	if !failed && (status < 200 || status >= 400) {
+		return // neither: 401, 429, 5xx and the like say nothing of the client
 	}
-	if isStatic(p) {
+	static := isStatic(p)
+	if static && failed {
 		return // a missing favicon or image is no sign of scanning
 	}
 	k := t.key(src)
 	sh := t.shardOf(k)
 	now := t.clock()
+	var h uint64
+	if failed {
+		h = maphash.String(t.seed, p)
+	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	st := t.state(sh, k, now)
-	st.notFound = leak(st.notFound, now-st.last, t.cfg.NotFound, 1)
-	st.last = now
+	t.drain(st, now)
+	if !failed {
+		credit := float32(1)
+		if static {
+			credit = 0.25
+		}
+		st.notFound = max(-float32(t.cfg.NotFound.N), st.notFound-credit)
+		if !static {
+			st.distinct = max(0, st.distinct-0.25)
+		}
+		return
+	}
+	f := st.failed
+	if f == nil || now-f.since > uint32(t.cfg.DistinctPaths.Per.Milliseconds()) {
+		if f == nil {
+			f = new(failedPaths)
+			st.failed = f
+		}
+		*f = failedPaths{since: now}
+	}
+	if f.seen(h) {
+		return
+	}
+	w := float32(1)
+	if endsInID(p) {
+		w = 0.25 // a record that is gone, such as /api/items/4711
+	}
+	st.notFound += w
+	st.distinct += w
 }
 
 func (t *Tracker) overflowing(st *sourceState) SignalSet {
@@ -245,16 +308,65 @@ func (t *Tracker) overflowing(st *sourceState) SignalSet {
 	return s
 }
 
+// failureStatus reports whether status is an answer scanners collect by the
+// dozen: not found, forbidden, gone, bad request, method not allowed. 401
+// is left out: an API client whose credentials lapsed is not scanning.
+func failureStatus(status int) bool {
+	switch status {
+	case 400, 403, 404, 405, 410:
+		return true
+	}
+	return false
+}
+
+// staticExt are the extensions of assets a page loads; their answers, found
+// or not, say nothing about who asks.
 var staticExt = map[string]bool{
 	".css": true, ".js": true, ".mjs": true, ".map": true, ".png": true, ".jpg": true, ".jpeg": true,
 	".gif": true, ".svg": true, ".ico": true, ".webp": true, ".avif": true, ".woff": true, ".woff2": true,
-	".ttf": true, ".otf": true, ".eot": true, ".mp4": true, ".webm": true,
+	".ttf": true, ".otf": true, ".eot": true, ".mp4": true, ".webm": true, ".mp3": true, ".m4a": true,
+	".bmp": true, ".tif": true, ".tiff": true, ".heic": true, ".webmanifest": true,
+}
+
+// wellKnown are files that browsers, apps and crawlers ask every site for,
+// whether it has them or not.
+var wellKnown = map[string]bool{
+	"/robots.txt": true, "/sitemap.xml": true, "/ads.txt": true, "/app-ads.txt": true, "/humans.txt": true,
+	"/security.txt": true, "/manifest.json": true, "/browserconfig.xml": true, "/crossdomain.xml": true,
 }
 
 func isStatic(p string) bool {
+	if strings.HasPrefix(p, "/.well-known/") || wellKnown[strings.ToLower(p)] {
+		return true
+	}
 	ext := path.Ext(p)
-	if len(ext) > 6 {
+	if len(ext) > 12 {
 		return false
 	}
 	return staticExt[strings.ToLower(ext)]
+}
+
+// endsInID reports whether the last segment of p names a record rather than
+// a page: mostly digits (/orders/4711, /v2/items/2024-05-01), a UUID or a
+// long hexadecimal key. Directory brute forcers ask for words instead.
+func endsInID(p string) bool {
+	seg := strings.TrimSuffix(p, "/")
+	seg = seg[strings.LastIndexByte(seg, '/')+1:]
+	if seg == "" {
+		return false
+	}
+	digits, hex := 0, 0
+	for i := 0; i < len(seg); i++ {
+		switch c := seg[i]; {
+		case '0' <= c && c <= '9':
+			digits++
+			hex++
+		case 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+			hex++
+		case c == '-' || c == '_':
+		default:
+			hex = -len(seg) // not hexadecimal
+		}
+	}
+	return 2*digits >= len(seg) || (len(seg) >= 16 && hex >= len(seg)-4 && digits > 0)
 }

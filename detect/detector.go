@@ -195,7 +195,7 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 		}
 	}
 
-	res.Signals |= d.behavior.onRequest(src, r.URL.Path, probe)
+	res.Signals |= d.behavior.onRequest(src, probe)
 	for i := Signal(0); i < NumSignals; i++ {
 		if res.Signals.Has(i) {
 			res.Score += d.weights[i]
@@ -214,27 +214,68 @@ func (d *Detector) Scanner(res Result) bool { return res.Score >= d.threshold }
 
 // probeSignals adds the probe-path signals of r's path and query, raw and
 // once decoded, and reports whether there were any.
+//
+// Every kind of probe counts in the path, which browsers and apps never fill
+// with dot segments or dotfiles. The query is what people type into search
+// boxes, so there only exploit strings count (Log4Shell lookups, Spring4Shell
+// parameters, and patterns that span path and query) and traversal only when
+// it climbs at least two levels: a search for "/etc/passwd", "wp-login.php"
+// or "../" is a question, "../../../etc/passwd" is a payload.
 func (d *Detector) probeSignals(r *http.Request, res *Result) bool {
 	before := res.Signals
-	scan := func(s string) {
+	scan := func(s string, kinds SignalSet) {
 		d.probes.find(s, func(i int) bool {
-			res.Signals.add(d.probeKinds[i])
+			if kinds.Has(d.probeKinds[i]) {
+				res.Signals.add(d.probeKinds[i])
+			}
 			return true
 		})
 	}
 	raw := r.URL.EscapedPath()
-	scan(raw)
-	if r.URL.RawQuery != "" {
-		scan(r.URL.RawQuery)
-		if q, err := url.QueryUnescape(r.URL.RawQuery); err == nil && q != r.URL.RawQuery {
-			scan(q)
-		}
-	}
+	scan(raw, allProbes)
 	if r.URL.Path != raw {
-		scan(r.URL.Path)
+		scan(r.URL.Path, allProbes)
+	}
+	if q := r.URL.RawQuery; q != "" {
+		scan(raw+"?"+q, 1<<SignalCVEProbe)
+		dq, err := url.QueryUnescape(q)
+		if err != nil {
+			dq = q
+		}
+		if dq != q {
+			scan(r.URL.Path+"?"+dq, 1<<SignalCVEProbe)
+		}
+		if deepTraversal(dq) {
+			res.Signals.add(SignalTraversal)
+		}
 	}
 	return res.Signals&probeSet != before&probeSet
 }
+
+// deepTraversal reports whether s climbs two directory levels or more in a
+// row ("../../", "..\..\"), also when the dots were encoded twice.
+func deepTraversal(s string) bool {
+	if strings.Contains(s, "%2") || strings.Contains(s, "%5") {
+		if u, err := url.PathUnescape(s); err == nil {
+			s = u
+		}
+	}
+	run := 0
+	for i := 0; i+2 < len(s); {
+		if s[i] == '.' && s[i+1] == '.' && (s[i+2] == '/' || s[i+2] == '\\') {
+			if run++; run == 2 {
+				return true
+			}
+			i += 3
+			continue
+		}
+		run = 0
+		i++
+	}
+	return false
+}
+
+var allProbes = probeSet | 1<<SignalAdminProbe
 
 // probeSet are the probe signals that fill a source's probe bucket. Admin
 // logins are left out: an administrator logs in more than twice an hour.

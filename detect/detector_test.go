@@ -212,7 +212,7 @@ func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
 func TestIPv6SourcesAreTrackedByTheirPrefix(t *testing.T) {
 	d := newDetector(t, nil)
 	for i := range 11 {
-		d.Observe(netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1)), "/x", 404)
+		d.Observe(netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1)), fmt.Sprintf("/page-%d", i), 404)
 	}
 	if res := d.Inspect(browserRequest("/y"), netip.MustParseAddr("2001:db8:1:2:ffff::1"), 0); !res.Signals.Has(SignalNotFound) {
 		t.Fatalf("404s spread over one /64 were not added up: %v", res.Signals.Names())

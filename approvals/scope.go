@@ -1,0 +1,94 @@
+package approvals
+
+import (
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+)
+
+// Scope is checked against every way the upstream might read a request, so
+// that a tester approved for part of a tenant cannot reach the rest through
+// a path or method the upstream interprets differently from Caddy.
+
+// CanonicalPath is the path a lenient upstream may end up serving for an
+// escaped request path: percent-encoding undone (up to three times, for
+// double and triple encoding), backslashes read as slashes, ";parameters"
+// dropped from every segment (as Java servlet containers do), trailing dots
+// and spaces dropped from segment names (as Windows servers do), slashes
+// merged and dot segments resolved.
+func CanonicalPath(escaped string) string {
+	p := escaped
+	for range 3 {
+		if !strings.Contains(p, "%") {
+			break
+		}
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			break
+		}
+		p = u
+	}
+	p = strings.ReplaceAll(p, "\\", "/")
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if j := strings.IndexByte(s, ';'); j >= 0 {
+			s = s[:j]
+		}
+		if s != "." && s != ".." {
+			s = strings.TrimRight(s, ". ")
+		}
+		segs[i] = s
+	}
+	trailing := len(segs) > 1 && segs[len(segs)-1] == ""
+	clean := path.Clean("/" + strings.Join(segs, "/"))
+	if trailing && clean != "/" {
+		clean += "/"
+	}
+	return clean
+}
+
+// PathViews are the paths a request's scope is checked against: the path as
+// the server decoded it, and its canonical form when that differs.
+func PathViews(decoded, escaped string) []string {
+	views := []string{decoded}
+	if c := CanonicalPath(escaped); c != decoded {
+		views = append(views, c)
+	}
+	return views
+}
+
+// methodOverrideHeaders are the headers frameworks read to let a POST stand
+// for another method.
+var methodOverrideHeaders = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+
+// EffectiveMethods are the methods a request may stand for: its own, and
+// any override in a header or in a _method parameter of the query or of a
+// form body (form holds the body's fields when the caller read them).
+func EffectiveMethods(method string, h http.Header, query, form url.Values) []string {
+	out := []string{strings.ToUpper(method)}
+	add := func(m string) {
+		if m = strings.ToUpper(strings.TrimSpace(m)); m != "" && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	for _, name := range methodOverrideHeaders {
+		for _, v := range h.Values(name) {
+			add(v)
+		}
+	}
+	for _, v := range query["_method"] {
+		add(v)
+	}
+	for _, v := range form["_method"] {
+		add(v)
+	}
+	return out
+}
+
+// SameTenant compares tenant names without regard to case or a trailing dot
+// (host names are the usual source of the request's tenant).
+func SameTenant(a, b string) bool {
+	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
+}

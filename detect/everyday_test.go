@@ -1,0 +1,201 @@
+package detect
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+// visit is one request of an everyday client and the answer it gets.
+type visit struct {
+	method, target, ua string
+	status             int
+	after              time.Duration // clock advance after the request
+}
+
+const (
+	chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+	edge   = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0"
+)
+
+func (v visit) request() *http.Request {
+	r := browserRequest(v.target)
+	r.Method = v.method
+	r.Header.Set("User-Agent", v.ua)
+	if v.ua != firefox && v.ua != chrome && v.ua != safari && v.ua != edge {
+		r.Header.Set("Accept", "application/json")
+		r.Header.Del("Accept-Language")
+	}
+	return r
+}
+
+// Everyday classes of traffic, each from one address, with default
+// detection: none of them may ever score as a scanner.
+func TestEverydayTrafficIsNeverAScanner(t *testing.T) {
+	classes := map[string][]visit{}
+
+	// A product page with 150 photos, opened three times.
+	var photos []visit
+	for range 3 {
+		photos = append(photos, visit{"GET", "/products/garden", chrome, 200, 0})
+		for i := range 150 {
+			photos = append(photos, visit{"GET", fmt.Sprintf("/media/products/%d/photo-%d.jpg", i, i), chrome, 200, time.Millisecond})
+		}
+		photos = append(photos, visit{"GET", "/favicon.ico", chrome, 404, 5 * time.Second})
+	}
+	classes["photo page"] = photos
+
+	// API and sync clients walking 400 distinct ids at about 25 a second,
+	// with a few records that are gone.
+	for _, ua := range []string{"python-requests/2.32.3", "curl/8.5.0", "okhttp/4.12.0", "Go-http-client/1.1"} {
+		var walk []visit
+		for i := 1; i <= 400; i++ {
+			status := 200
+			if i%37 == 0 {
+				status = 404
+			}
+			walk = append(walk, visit{"GET", fmt.Sprintf("/api/items/%d", i), ua, status, 40 * time.Millisecond})
+		}
+		classes["API client "+ua] = walk
+	}
+
+	// 60 people behind one office NAT address, with mixed browsers, each
+	// opening a page and its assets, a missing favicon and a broken link of
+	// their own, all within a few seconds.
+	var office []visit
+	browsers := []string{firefox, chrome, safari, edge}
+	for p := range 60 {
+		ua := browsers[p%len(browsers)]
+		office = append(office,
+			visit{"GET", "/", ua, 200, 0},
+			visit{"GET", "/static/app.css", ua, 200, 0},
+			visit{"GET", "/static/app.js", ua, 200, 0},
+			visit{"GET", "/favicon.ico", ua, 404, 0},
+			visit{"GET", fmt.Sprintf("/blog/old-post-%d", p), ua, 404, 0},
+			visit{"GET", "/docs/getting-started", ua, 200, 0},
+			visit{"GET", "/apple-touch-icon.png", ua, 404, 50 * time.Millisecond},
+		)
+	}
+	classes["office behind NAT"] = office
+	var rushHour []visit // 90 people arriving at once on a stale bookmark of their own
+	for p := range 90 {
+		ua := browsers[p%len(browsers)]
+		rushHour = append(rushHour,
+			visit{"GET", fmt.Sprintf("/intranet/old-%d", p), ua, 404, 0},
+			visit{"GET", "/", ua, 200, 0},
+			visit{"GET", "/static/app.css", ua, 200, 0},
+			visit{"GET", "/favicon.ico", ua, 404, 10 * time.Millisecond},
+		)
+	}
+	classes["office behind NAT, broken links first"] = rushHour
+
+	// A single-page app whose server answers 200 for every client route.
+	var spa []visit
+	for i := range 300 {
+		spa = append(spa, visit{"GET", fmt.Sprintf("/app/projects/%d/board/%s", i/5, []string{"todo", "doing", "done", "settings", "members"}[i%5]), chrome, 200, 20 * time.Millisecond})
+	}
+	classes["single-page app"] = spa
+
+	// Searches whose terms hold quotes, ampersands, SQL words, markup and paths.
+	var searches []visit
+	for _, q := range []string{`"rock & roll"`, "O'Brien", "select * from users", "drop table tennis", "what does 1=1 mean",
+		"<b>bold</b> <3", "a > b", "/etc/passwd", "../", "C:\\Windows\\System32", "/usr/local/bin/env", "wp-login.php",
+		".env file format", "union station", "tom & jerry; episode 2", "100% cotton", "C# generics", "user@example.com",
+		"{\"key\": [1,2]}", "naïve café", "https://example.com/a?b=c", "sleep 60", "`backticks`", "$(pwd)"} {
+		for page := 1; page <= 3; page++ {
+			searches = append(searches, visit{"GET", "/search?q=" + url.QueryEscape(q) + fmt.Sprintf("&page=%d", page), firefox, 200, 300 * time.Millisecond})
+		}
+	}
+	classes["searches"] = searches
+
+	// A mobile app polling four times a second and posting JSON for ten
+	// minutes, and one polling a job that is not there yet.
+	var mobile []visit
+	for i := range 2400 {
+		mobile = append(mobile, visit{"GET", "/api/v2/feed?since=1733050000", "okhttp/4.12.0", 200, 125 * time.Millisecond})
+		mobile = append(mobile, visit{"POST", "/api/v2/events", "MyApp/5.2 (iPhone; iOS 17.5) CFNetwork/1494 Darwin/23.4.0", 201, 125 * time.Millisecond})
+		if i%10 == 0 {
+			mobile = append(mobile, visit{"GET", "/api/v2/jobs/8f1c2e4a-77aa-4f0e-9d1d-0a7e5c1b2f33", "okhttp/4.12.0", 404, 0})
+		}
+	}
+	classes["mobile app"] = mobile
+
+	for name, visits := range classes {
+		t.Run(name, func(t *testing.T) {
+			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+			d := newDetector(t, c)
+			source := netip.MustParseAddr("192.0.2.50")
+			for i, v := range visits {
+				r := v.request()
+				if res := d.Inspect(r, source, 0); d.Scanner(res) {
+					t.Fatalf("request %d of %d (%s %s) scored %d: %v", i+1, len(visits), v.method, v.target, res.Score, res.Signals.Names())
+				}
+				d.Observe(source, r.URL.Path, v.status)
+				c.Add(v.after)
+			}
+		})
+	}
+}
+
+// A directory brute force behind a browser user agent, on words that are not
+// probe paths, is caught by its failures within its first 15 requests; so is
+// one that asks twice as slowly, and one that pads every probe with a page
+// that exists.
+func TestDirectoryBruteForceIsCaught(t *testing.T) {
+	words := []string{"admin", "backup", "old", "test", "db", "config", "private", "temp", "dev", "staging",
+		"secret", "logs", "uploads", "api-old", "beta", "internal", "data", "files", "cgi", "portal"}
+	for _, tc := range []struct {
+		name  string
+		every time.Duration
+		pad   bool
+		limit int
+	}{
+		{"fast", 20 * time.Millisecond, false, 15},
+		{"two a second", 500 * time.Millisecond, false, 15},
+		{"padded with pages that exist", 20 * time.Millisecond, true, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+			d := newDetector(t, c)
+			n := 0
+			for i := 0; n < tc.limit; i++ {
+				p := "/" + words[i%len(words)] + "/"
+				if i >= len(words) {
+					p = fmt.Sprintf("/%s%d/", words[i%len(words)], i/len(words))
+				}
+				steps := []visit{{"GET", p, firefox, 404, tc.every}}
+				if tc.pad {
+					steps = append(steps, visit{"GET", "/", firefox, 200, tc.every})
+				}
+				for _, v := range steps {
+					n++
+					if res := d.Inspect(v.request(), src, 0); d.Scanner(res) {
+						t.Logf("caught at request %d: %v", n, res.Signals.Names())
+						return
+					}
+					d.Observe(src, v.target, v.status)
+					c.Add(v.after)
+				}
+			}
+			t.Fatalf("not caught within %d requests", tc.limit)
+		})
+	}
+}
+
+func TestEndsInID(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/api/items/4711": true, "/orders/2024-05-01": true, "/jobs/8f1c2e4a-77aa-4f0e-9d1d-0a7e5c1b2f33": true,
+		"/u/5f2b9c0e1a2b3c4d5e6f7a8b": true, "/admin": false, "/backup2/": false, "/v2": true, "/api": false,
+		"/deadbeefcafebabe": false, "/": false,
+	} {
+		if got := endsInID(p); got != want {
+			t.Errorf("endsInID(%q) = %v, want %v", p, got, want)
+		}
+	}
+}

@@ -1,0 +1,227 @@
+// Package policy is the restricted-testing policy's decision for one
+// request, apart from Caddy: ban, then approval (tenant, scope, token), then
+// volume bounds, then store faults, then scanner detection, then the mode.
+// The caller gathers the inputs and applies the Decision; Decide itself has
+// no side effects beyond the two questions it asks (Bounds and Inspect),
+// which it asks only when the order reaches them.
+package policy
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/detect"
+)
+
+// Modes: what happens when detection fires.
+const (
+	ModeMonitor = "monitor"
+	ModeFlag    = "flag"
+	ModeBlock   = "block"
+)
+
+// CheckMode says what is wrong with a mode, if anything.
+func CheckMode(m string) error {
+	if m != ModeMonitor && m != ModeFlag && m != ModeBlock {
+		return fmt.Errorf("mode: %q is not one of monitor, flag, block", m)
+	}
+	return nil
+}
+
+// Verdicts, as in {http.gatekeeper.verdict} and the verdict label.
+const (
+	VerdictPass      = "pass"
+	VerdictApproved  = "approved"
+	VerdictFlagged   = "flagged"
+	VerdictMonitored = "monitored"
+	VerdictBlocked   = "blocked"
+	VerdictLimited   = "limited"
+)
+
+// Refusal reasons, as in {http.gatekeeper.reason} and the reason label.
+const (
+	ReasonBanned           = "banned"
+	ReasonOutOfScope       = "out_of_scope"
+	ReasonTokenInvalid     = "token_invalid"
+	ReasonRateLimited      = "rate_limited"
+	ReasonBudgetExhausted  = "budget_exhausted"
+	ReasonStoreUnavailable = "store_unavailable"
+	ReasonScanner          = "scanner"
+)
+
+// Results of approved-source requests, for approved_requests_total.
+const (
+	ResultAllowed         = "allowed"
+	ResultRateLimited     = "rate_limited"
+	ResultBudgetExhausted = "budget_exhausted"
+	ResultOutOfScope      = "out_of_scope"
+)
+
+// StatusClientClosed is the status of a request whose client went away
+// while it waited (nginx's and Caddy's 499).
+const StatusClientClosed = 499
+
+// Bounds is the limiter's answer for one in-scope request.
+type Bounds struct {
+	Verdict    approvals.Verdict
+	RetryAfter time.Duration
+	Err        error // why the store could not be reached, with Unaccounted
+}
+
+// Detection is the detector's answer for one request without an approval.
+type Detection struct {
+	detect.Result
+	Scanner bool // the score reached the threshold
+}
+
+// Inputs are what Decide needs to know about one request.
+type Inputs struct {
+	// Access is the request as the approvals see it.
+	Access approvals.Access
+	// Snapshot is the view of approvals and bans the request is decided on.
+	Snapshot *approvals.Snapshot
+	// BannedHere: this instance banned the source and its snapshot does not
+	// show it yet.
+	BannedHere bool
+	Now        time.Time
+
+	// Mode is monitor, flag or block.
+	Mode string
+	// StoreUnavailable is fail_open or fail_closed.
+	StoreUnavailable string
+
+	// Bounds asks the volume bounds about one more request under a.
+	Bounds func(a *approvals.Approval) Bounds
+	// Inspect runs scanner detection; nil when detection is off.
+	Inspect func() Detection
+}
+
+// Decision is what to do with the request.
+type Decision struct {
+	Verdict string
+	Reason  string
+	// Status is non-zero when the request is refused.
+	Status int
+	// RetryAfter is set for refusals the client may retry (429, 503).
+	RetryAfter time.Duration
+	// Headers are set on the request for the upstream.
+	Headers http.Header
+	// Approval is the approval the decision is about, if any; Result then
+	// says how it counts in approved_requests_total ("" for not at all).
+	Approval *approvals.Approval
+	Result   string
+	// Detection is set when detection ran.
+	Detection *Detection
+	// Ban: ban the source for ban_ttl on every instance.
+	Ban bool
+	// Observe: feed the answer into the source's behaviour.
+	Observe bool
+	// StoreErr is why the store could not be asked, when it could not.
+	StoreErr error
+}
+
+// Refused reports whether the request is refused.
+func (d Decision) Refused() bool { return d.Status != 0 }
+
+// RetryAfterSeconds is the Retry-After header's value, "" when none.
+func (d Decision) RetryAfterSeconds() string {
+	if d.RetryAfter <= 0 {
+		return ""
+	}
+	return strconv.Itoa(int(math.Ceil(d.RetryAfter.Seconds())))
+}
+
+// Decide applies the policy (SPEC §3, steps 2 to 5) to one request.
+func Decide(in Inputs) Decision {
+	if !in.Access.IP.IsValid() {
+		return Decision{Verdict: VerdictPass}
+	}
+	if _, ok := in.Snapshot.Banned(in.Access.IP, in.Now); ok || in.BannedHere {
+		return refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
+	}
+
+	finding, a := in.Snapshot.Evaluate(in.Access, in.Now)
+	switch finding {
+	case approvals.NoApproval:
+		return detection(in)
+	case approvals.OtherTenant, approvals.OutOfScope:
+		d := refuse(VerdictBlocked, ReasonOutOfScope, http.StatusForbidden)
+		d.Approval, d.Result = a, ResultOutOfScope
+		return d
+	case approvals.TokenInvalid:
+		d := refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)
+		d.Approval, d.Result = a, ResultOutOfScope
+		return d
+	}
+
+	// In scope: from here on the source is an approved tester and is never
+	// scored nor banned, whatever the store's health.
+	b := in.Bounds(a)
+	var d Decision
+	switch b.Verdict {
+	case approvals.RateLimited:
+		d = refuse(VerdictLimited, ReasonRateLimited, http.StatusTooManyRequests)
+		d.RetryAfter, d.Result = max(b.RetryAfter, time.Second), ResultRateLimited
+	case approvals.BudgetExhausted:
+		d = refuse(VerdictLimited, ReasonBudgetExhausted, http.StatusTooManyRequests)
+		d.Result = ResultBudgetExhausted
+	case approvals.Abandoned:
+		d = Decision{Status: StatusClientClosed}
+	case approvals.Unaccounted:
+		if in.StoreUnavailable != config.FailOpen {
+			d = refuse(VerdictLimited, ReasonStoreUnavailable, http.StatusServiceUnavailable)
+			d.RetryAfter = max(b.RetryAfter, time.Second)
+			d.StoreErr = b.Err
+			break
+		}
+		d = approved(a)
+		d.StoreErr = b.Err
+	default:
+		d = approved(a)
+	}
+	d.Approval = a
+	return d
+}
+
+func approved(a *approvals.Approval) Decision {
+	return Decision{
+		Verdict: VerdictApproved, Result: ResultAllowed,
+		Headers: http.Header{HeaderApproval: {a.ID}},
+	}
+}
+
+// detection decides on a source without an approval.
+func detection(in Inputs) Decision {
+	if in.Inspect == nil {
+		return Decision{Verdict: VerdictPass}
+	}
+	det := in.Inspect()
+	d := Decision{Verdict: VerdictPass, Observe: true, Detection: &det}
+	if !det.Scanner {
+		return d
+	}
+	d.Reason = ReasonScanner
+	switch in.Mode {
+	case ModeMonitor:
+		d.Verdict = VerdictMonitored
+	case ModeFlag:
+		d.Verdict = VerdictFlagged
+		d.Headers = http.Header{
+			HeaderVerdict: {"scanner"},
+			HeaderReasons: {strings.Join(det.Signals.Names(), ",")},
+		}
+	default:
+		d.Verdict, d.Status, d.Ban, d.Observe = VerdictBlocked, http.StatusForbidden, true, false
+	}
+	return d
+}
+
+func refuse(verdict, reason string, status int) Decision {
+	return Decision{Verdict: verdict, Reason: reason, Status: status}
+}

@@ -61,6 +61,13 @@ type App struct {
 	// Accept approval sources broader than /16 (IPv4) or /48 (IPv6).
 	AllowBroadSources bool `json:"allow_broad_sources,omitempty"`
 
+	// Run the gatekeeper handler on servers that trust proxies without
+	// trusted_proxies_strict. Caddy then takes the client IP from the
+	// left-most X-Forwarded-For address, which a client can write itself
+	// unless every proxy in front overwrites the header; only then is this
+	// safe. Without it, such a config is refused.
+	AllowNonStrictProxies bool `json:"allow_non_strict_proxies,omitempty"`
+
 	// Prefix length by which IPv6 sources are tracked and banned. Default: 64.
 	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
 

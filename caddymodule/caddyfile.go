@@ -45,6 +45,7 @@ func init() {
 //		store_unavailable   fail_open|fail_closed
 //		max_window          <duration>
 //		allow_broad_sources
+//		allow_non_strict_proxies
 //		ipv6_prefix         <bits>
 //		resync_interval     <duration>
 //	}
@@ -115,6 +116,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.AllowBroadSources = true
+		case "allow_non_strict_proxies":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.AllowNonStrictProxies = true
 		case "ipv6_prefix":
 			var s string
 			if err := oneArg(d, &s); err != nil {
@@ -245,8 +251,13 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 //	}
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var handler Handler
-	err := handler.UnmarshalCaddyfile(h.Dispenser)
-	return &handler, err
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	if err := checkProxiesCaddyfile(h); err != nil {
+		return nil, h.Errf("%v", err)
+	}
+	return &handler, nil
 }
 
 // UnmarshalCaddyfile reads the gatekeeper handler directive.

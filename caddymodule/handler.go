@@ -74,6 +74,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("getting gatekeeper app: %w", err)
 	}
 	h.app = app.(*App)
+	if err := checkProxies(ctx, h.app); err != nil {
+		return err
+	}
 	h.logger = ctx.Logger()
 	if h.detector, err = h.Detect.build(h.app.Settings().IPv6Prefix); err != nil {
 		return err

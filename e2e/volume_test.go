@@ -202,8 +202,9 @@ func TestRedisOutageFollowsStoreUnavailable(t *testing.T) {
 			}
 			switch mode {
 			case "fail_closed":
-				if a.code != 200 || a.body != "tenant=acme approval= token=" {
-					t.Fatalf("fail_closed during the outage: %d %q, want it treated as unapproved", a.code, a.body)
+				if a.code != 503 || a.header.Get("Retry-After") == "" {
+					t.Fatalf("fail_closed during the outage: %d %q (Retry-After %q), want 503 with Retry-After",
+						a.code, a.body, a.header.Get("Retry-After"))
 				}
 			case "fail_open":
 				if a.code != 200 || !strings.Contains(a.body, id) {

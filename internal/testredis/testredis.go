@@ -99,6 +99,7 @@ func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
+	s.Resume() // a paused server would not hear SIGTERM
 	testutil.Stop(s.cmd, 10*time.Second)
 	s.cmd = nil
 }
@@ -111,6 +112,22 @@ func (s *Server) Kill() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
+}
+
+// Pause stops the server with SIGSTOP, as a stall (a long fork, a swap
+// storm, a stuck disk) would: connections stay open, nothing is answered.
+// The test's cleanup resumes it before stopping it.
+func (s *Server) Pause() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume continues a paused server with SIGCONT.
+func (s *Server) Resume() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGCONT)
+	}
 }
 
 // Restart starts the server again on the same port and directory.

@@ -1,0 +1,196 @@
+package policy
+
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/detect"
+)
+
+var at = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func snapshot() *approvals.Snapshot {
+	window := func(a *approvals.Approval) *approvals.Approval {
+		a.NotBefore, a.NotAfter, a.MaxRPS, a.Burst, a.MaxRequests = at.Add(-time.Hour), at.Add(time.Hour), 10, 10, 1000
+		return a
+	}
+	list := []*approvals.Approval{
+		window(&approvals.Approval{ID: "apr_scoped", Tenant: "acme", Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/28")},
+			Paths: []string{"/api/*"}, Methods: []string{"GET", "POST"}}),
+		window(&approvals.Approval{ID: "apr_globex", Tenant: "globex", Sources: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/32")}}),
+		window(&approvals.Approval{ID: "apr_token", Tenant: "acme", Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.100/32")},
+			RequireToken: true, TokenHash: approvals.HashToken("s3cret")}),
+	}
+	bans := []approvals.Ban{{Prefix: netip.MustParsePrefix("203.0.113.9/32"), CreatedAt: at.Add(-time.Minute), ExpiresAt: at.Add(time.Hour)}}
+	return approvals.NewSnapshot(list, bans, at)
+}
+
+// matchPath is Caddy's path matching as far as these tests need it: exact
+// or a trailing *, without regard to case.
+func matchPath(patterns []string, p string) bool {
+	for _, pat := range patterns {
+		if prefix, ok := strings.CutSuffix(pat, "*"); ok && strings.HasPrefix(strings.ToLower(p), prefix) || strings.EqualFold(pat, p) {
+			return true
+		}
+	}
+	return false
+}
+
+type request struct {
+	ip, tenant, method, target, token string
+	override                          http.Header
+}
+
+func (rq request) access() approvals.Access {
+	path, query, _ := strings.Cut(rq.target, "?")
+	q, _ := urlValues(query)
+	return approvals.Access{
+		IP: netip.MustParseAddr(rq.ip), Tenant: rq.tenant, Host: rq.tenant + ".example.com", Token: rq.token,
+		Methods:   approvals.EffectiveMethods(rq.method, rq.override, q, nil),
+		Paths:     approvals.PathViews(decode(path), path),
+		MatchPath: matchPath,
+	}
+}
+
+func TestDecide(t *testing.T) {
+	scanner := Detection{Result: detect.Result{Score: 110, Family: "sqlmap"}, Scanner: true}
+	scanner.Signals = 1<<detect.SignalUserAgent | 1<<detect.SignalHeaderAnomaly
+	quiet := Detection{Result: detect.Result{Score: 10}}
+	storeDown := errors.New("lease: store unavailable: i/o timeout")
+
+	cases := []struct {
+		name        string
+		rq          request
+		bannedHere  bool
+		mode        string
+		failOpen    bool
+		bounds      approvals.Verdict
+		detection   Detection
+		wantVerdict string
+		wantReason  string
+		wantStatus  int
+		wantHeaders http.Header
+		wantResult  string
+		wantBan     bool
+		wantObserve bool
+		wantRetry   string
+		noBounds    bool // Bounds must not be asked
+		noInspect   bool // Inspect must not be asked
+	}{
+		{name: "banned by the store", rq: request{ip: "203.0.113.9", tenant: "acme", method: "GET", target: "/"},
+			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
+		{name: "banned by this instance", rq: request{ip: "203.0.113.10", tenant: "acme", method: "GET", target: "/"}, bannedHere: true,
+			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
+		{name: "approved for another tenant only", rq: request{ip: "198.51.100.1", tenant: "acme", method: "GET", target: "/"},
+			wantVerdict: VerdictBlocked, wantReason: ReasonOutOfScope, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
+		{name: "path outside the scope", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/admin"},
+			wantVerdict: VerdictBlocked, wantReason: ReasonOutOfScope, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
+		{name: "method outside the scope", rq: request{ip: "192.0.2.3", tenant: "acme", method: "DELETE", target: "/api/x"},
+			wantVerdict: VerdictBlocked, wantReason: ReasonOutOfScope, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
+		{name: "token missing", rq: request{ip: "192.0.2.100", tenant: "acme", method: "GET", target: "/"},
+			wantVerdict: VerdictBlocked, wantReason: ReasonTokenInvalid, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
+		{name: "token wrong", rq: request{ip: "192.0.2.100", tenant: "acme", method: "GET", target: "/", token: "guess"},
+			wantVerdict: VerdictBlocked, wantReason: ReasonTokenInvalid, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
+		{name: "over the rate", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"}, bounds: approvals.RateLimited,
+			wantVerdict: VerdictLimited, wantReason: ReasonRateLimited, wantStatus: 429, wantResult: ResultRateLimited, wantRetry: "1", noInspect: true},
+		{name: "budget used up", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"}, bounds: approvals.BudgetExhausted,
+			wantVerdict: VerdictLimited, wantReason: ReasonBudgetExhausted, wantStatus: 429, wantResult: ResultBudgetExhausted, noInspect: true},
+		{name: "approved and within bounds", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"},
+			wantVerdict: VerdictApproved, wantResult: ResultAllowed, wantHeaders: http.Header{HeaderApproval: {"apr_scoped"}}, noInspect: true},
+		{name: "approved with the token, tenant in capitals with a trailing dot", rq: request{ip: "192.0.2.100", tenant: "ACME.", method: "GET", target: "/", token: "s3cret"},
+			wantVerdict: VerdictApproved, wantResult: ResultAllowed, wantHeaders: http.Header{HeaderApproval: {"apr_token"}}, noInspect: true},
+		{name: "store cannot lease, fail_closed: 503, never scored", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"},
+			bounds: approvals.Unaccounted, detection: scanner,
+			wantVerdict: VerdictLimited, wantReason: ReasonStoreUnavailable, wantStatus: 503, wantRetry: "1", noInspect: true},
+		{name: "store cannot lease, fail_open: passes unaccounted", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"},
+			bounds: approvals.Unaccounted, failOpen: true,
+			wantVerdict: VerdictApproved, wantResult: ResultAllowed, wantHeaders: http.Header{HeaderApproval: {"apr_scoped"}}, noInspect: true},
+		{name: "client went away while waiting for a lease", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"},
+			bounds: approvals.Abandoned, wantStatus: StatusClientClosed, noInspect: true},
+		{name: "scanner, block", rq: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}, detection: scanner,
+			wantVerdict: VerdictBlocked, wantReason: ReasonScanner, wantStatus: 403, wantBan: true, noBounds: true},
+		{name: "scanner, flag", rq: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}, detection: scanner, mode: ModeFlag,
+			wantVerdict: VerdictFlagged, wantReason: ReasonScanner, wantObserve: true, noBounds: true,
+			wantHeaders: http.Header{HeaderVerdict: {"scanner"}, HeaderReasons: {"user_agent,header_anomaly"}}},
+		{name: "scanner, monitor", rq: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}, detection: scanner, mode: ModeMonitor,
+			wantVerdict: VerdictMonitored, wantReason: ReasonScanner, wantObserve: true, noBounds: true},
+		{name: "no approval, detection quiet", rq: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}, detection: quiet,
+			wantVerdict: VerdictPass, wantObserve: true, noBounds: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			askedBounds, askedInspect := false, false
+			in := Inputs{
+				Access: tc.rq.access(), Snapshot: snapshot(), BannedHere: tc.bannedHere, Now: at,
+				Mode: tc.mode, StoreUnavailable: config.FailClosed,
+				Bounds: func(*approvals.Approval) Bounds {
+					askedBounds = true
+					b := Bounds{Verdict: tc.bounds}
+					switch tc.bounds {
+					case approvals.RateLimited:
+						b.RetryAfter = 300 * time.Millisecond
+					case approvals.Unaccounted:
+						b.RetryAfter, b.Err = 700*time.Millisecond, storeDown
+					}
+					return b
+				},
+				Inspect: func() Detection { askedInspect = true; return tc.detection },
+			}
+			if in.Mode == "" {
+				in.Mode = ModeBlock
+			}
+			if tc.failOpen {
+				in.StoreUnavailable = config.FailOpen
+			}
+			d := Decide(in)
+			if d.Verdict != tc.wantVerdict || d.Reason != tc.wantReason || d.Status != tc.wantStatus {
+				t.Errorf("got %s/%s %d, want %s/%s %d", d.Verdict, d.Reason, d.Status, tc.wantVerdict, tc.wantReason, tc.wantStatus)
+			}
+			if d.Result != tc.wantResult || d.Ban != tc.wantBan || d.Observe != tc.wantObserve || d.RetryAfterSeconds() != tc.wantRetry {
+				t.Errorf("result %q ban %v observe %v retry %q; want %q %v %v %q",
+					d.Result, d.Ban, d.Observe, d.RetryAfterSeconds(), tc.wantResult, tc.wantBan, tc.wantObserve, tc.wantRetry)
+			}
+			if !equalHeaders(d.Headers, tc.wantHeaders) {
+				t.Errorf("headers %v, want %v", d.Headers, tc.wantHeaders)
+			}
+			if (tc.noBounds && askedBounds) || (tc.noInspect && askedInspect) {
+				t.Errorf("asked the limiter: %v, the detector: %v; the order should not have reached them", askedBounds, askedInspect)
+			}
+		})
+	}
+}
+
+func TestDetectionOffPassesWithoutObserving(t *testing.T) {
+	in := Inputs{Access: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}.access(), Snapshot: snapshot(), Now: at, Mode: ModeBlock}
+	if d := Decide(in); d.Verdict != VerdictPass || d.Refused() || d.Observe {
+		t.Fatalf("detect off: %+v", d)
+	}
+}
+
+func equalHeaders(a, b http.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if strings.Join(v, "\x00") != strings.Join(b[k], "\x00") {
+			return false
+		}
+	}
+	return true
+}
+
+func urlValues(q string) (map[string][]string, error) { return url.ParseQuery(q) }
+
+func decode(p string) string {
+	if u, err := url.PathUnescape(p); err == nil {
+		return u
+	}
+	return p
+}

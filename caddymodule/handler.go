@@ -141,6 +141,7 @@ type requestView struct {
 // dropped, so none can be forged on the way to the upstream.
 func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
 	token := policy.TakeToken(r.Header)
+	trimHostDot(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	view := requestView{tenant: repl.ReplaceAll(h.Tenant, "")}
 	settings := h.app.Settings()
@@ -249,6 +250,22 @@ func (h *Handler) storeFault(d policy.Decision) {
 	}
 	h.logger.Warn("store unavailable: approved source admitted without accounting (store_unavailable fail_open)",
 		zap.String("approval_id", d.Approval.ID), zap.Error(d.StoreErr))
+}
+
+// trimHostDot drops a trailing dot from the request's host ("acme.example.com."
+// names the same host), so that the tenant placeholder's labels and the
+// scope's hosts see the name every other client sends.
+func trimHostDot(r *http.Request) {
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host, port = r.Host, ""
+	}
+	if trimmed, ok := strings.CutSuffix(host, "."); ok && trimmed != "" {
+		r.Host = trimmed
+		if port != "" {
+			r.Host = net.JoinHostPort(trimmed, port)
+		}
+	}
 }
 
 // matchPath reports whether path p of r matches a Caddy path pattern, with

@@ -35,10 +35,21 @@ func checkProxies(ctx caddy.Context, app *App) error {
 	if !ok || srv == nil || app.AllowNonStrictProxies {
 		return nil
 	}
-	if len(srv.TrustedProxiesRaw) > 0 && srv.TrustedProxiesStrict == 0 {
+	if trustsProxies(srv) && srv.TrustedProxiesStrict == 0 {
 		return errNonStrictProxies(fmt.Sprintf("the server listening on %v", srv.Listen))
 	}
 	return nil
+}
+
+// trustsProxies reports whether srv trusts proxies. Caddy loads
+// trusted_proxies before it provisions the routes and then drops the raw
+// config, keeping only an unexported field, which is read here by name (for
+// nil only). Should that field ever go away, the raw config is the answer.
+func trustsProxies(srv *caddyhttp.Server) bool {
+	if f := reflect.ValueOf(srv).Elem().FieldByName("trustedProxies"); f.IsValid() && f.Kind() == reflect.Interface {
+		return !f.IsNil()
+	}
+	return len(srv.TrustedProxiesRaw) > 0
 }
 
 // checkProxiesCaddyfile is the same check at adapt time, on the `servers`

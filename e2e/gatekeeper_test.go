@@ -69,6 +69,12 @@ func start(t *testing.T, globals string) *instance { return startSite(t, globals
 // for every host, on a free loopback port, with the body site.
 func startSite(t *testing.T, globals, site string) *instance {
 	t.Helper()
+	return startSites(t, globals, site, "")
+}
+
+// startSites is startSite with more site blocks (extra) after the first.
+func startSites(t *testing.T, globals, site, extra string) *instance {
+	t.Helper()
 	dir := t.TempDir()
 	in := &instance{t: t, Admin: testutil.FreeAddr(t), Site: testutil.FreeAddr(t), Config: filepath.Join(dir, "Caddyfile")}
 	_, port, _ := net.SplitHostPort(in.Site)
@@ -84,7 +90,7 @@ func startSite(t *testing.T, globals, site string) *instance {
 http://:%s {
 %s
 }
-`, in.Admin, globals, port, site)
+%s`, in.Admin, globals, port, site, extra)
 	if err := os.WriteFile(in.Config, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +130,12 @@ func (in *instance) run() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// logText is what the process wrote to its standard output and error.
+func (in *instance) logText() string {
+	b, _ := os.ReadFile(in.log.Name())
+	return string(b)
 }
 
 func (in *instance) stop() {

@@ -205,7 +205,7 @@ func approvalsCommand(cmd *cobra.Command) {
 	f.String("ref", "", "Reference of the written approval (required)")
 	f.String("contact", "", "Who to call during the test")
 	f.String("notes", "", "Anything else")
-	f.Bool("require-token", false, "Require the Gatekeeper-Test-Token header; the token is printed once")
+	f.Bool("require-token", false, "Require a test token (sent as Proxy-Authorization: Gatekeeper <token>); it is printed once")
 	add.RunE = run(func(cmd *cobra.Command, _ []string) error {
 		b, err := newClient(cmd).call("POST", "/gatekeeper/approvals", requestFromFlags(cmd))
 		if err != nil || b == nil {

@@ -116,7 +116,7 @@ func printCreated(w io.Writer, c approvalCreated) error {
 	fmt.Fprintf(w, "approval %s registered for tenant %s (%s)\n", c.ID, c.Tenant, c.Status)
 	fmt.Fprintf(w, "window %s, %g req/s (burst %d), %d requests in all\n", window(c.Approval), c.MaxRPS, c.Burst, c.MaxRequests)
 	if c.Token != "" {
-		fmt.Fprintf(w, "test token (shown once, send it as Gatekeeper-Test-Token): %s\n", c.Token)
+		fmt.Fprintf(w, "test token (shown once; the tester sends it as \"Proxy-Authorization: Gatekeeper <token>\"): %s\n", c.Token)
 	}
 	return nil
 }

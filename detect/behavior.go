@@ -2,6 +2,7 @@ package detect
 
 import (
 	"hash/maphash"
+	"math/bits"
 	"net/netip"
 	"path"
 	"strings"
@@ -31,8 +32,8 @@ type BehaviorConfig struct {
 	// source can bank up to N of them, so a source whose answers mostly
 	// succeed (an office behind one NAT address) never fills it.
 	NotFound Rate
-	// DistinctPaths counts failed answers to distinct paths too, with only a
-	// quarter earned back a successful page: a slower, larger backstop for a
+	// DistinctPaths counts failed answers to distinct paths too, with only half
+	// a failure earned back a successful page: a slower, larger backstop for a
 	// scanner that pads its probes with requests that succeed.
 	DistinctPaths Rate
 	// ProbeHits counts requests for probe paths.
@@ -81,12 +82,22 @@ type sourceState struct {
 }
 
 // failedPaths is a 512-bit Bloom filter (two bits a path) of the paths that
-// failed since `since`, cleared every DistinctPaths.Per: a failing path
-// counts once in each period, so a client retrying or polling one missing
-// resource adds one failure, not one a request.
+// failed since `since`, cleared every DistinctPaths.Per, or sooner once half
+// its bits are set (about 170 paths), before false positives would hide new
+// paths: a failing path counts once in each period, so a client retrying or
+// polling one missing resource adds one failure, not one a request.
 type failedPaths struct {
 	bits  [8]uint64
 	since uint32
+}
+
+// full reports whether half the filter's bits are set.
+func (f *failedPaths) full() bool {
+	n := 0
+	for _, w := range f.bits {
+		n += bits.OnesCount64(w)
+	}
+	return n >= len(f.bits)*32
 }
 
 // seen reports whether h was in the filter, and adds it.
@@ -271,12 +282,12 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int) {
 		}
 		st.notFound = max(-float32(t.cfg.NotFound.N), st.notFound-credit)
 		if !static {
-			st.distinct = max(0, st.distinct-0.25)
+			st.distinct = max(0, st.distinct-0.5)
 		}
 		return
 	}
 	f := st.failed
-	if f == nil || now-f.since > uint32(t.cfg.DistinctPaths.Per.Milliseconds()) {
+	if f == nil || now-f.since > uint32(t.cfg.DistinctPaths.Per.Milliseconds()) || f.full() {
 		if f == nil {
 			f = new(failedPaths)
 			st.failed = f

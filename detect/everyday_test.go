@@ -158,7 +158,7 @@ func TestDirectoryBruteForceIsCaught(t *testing.T) {
 	}{
 		{"fast", 20 * time.Millisecond, false, 15},
 		{"two a second", 500 * time.Millisecond, false, 15},
-		{"padded with pages that exist", 20 * time.Millisecond, true, 400},
+		{"padded with pages that exist", 20 * time.Millisecond, true, 800},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))

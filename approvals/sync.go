@@ -5,11 +5,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// DefaultResyncInterval is how often a Syncer re-reads the whole store even
-// when it heard of no change, so that a missed notification heals itself.
-const DefaultResyncInterval = 10 * time.Second
+	"github.com/customernode/gatekeeper/config"
+)
 
 // Syncer keeps a Snapshot of a Store current: it reads the whole store on
 // start, whenever the store signals a change or a reconnect, on a timer, and
@@ -40,7 +38,7 @@ type Health struct {
 
 // NewSyncer returns a Syncer over store with an empty snapshot. now is the
 // clock (time.Now when nil); interval is the resync period
-// (DefaultResyncInterval when zero).
+// (config.DefaultResyncInterval when zero).
 func NewSyncer(store Store, interval time.Duration, now func() time.Time) *Syncer {
 	if now == nil {
 		now = time.Now
@@ -51,11 +49,11 @@ func NewSyncer(store Store, interval time.Duration, now func() time.Time) *Synce
 	return s
 }
 
-// SetInterval changes the resync period (DefaultResyncInterval when not
+// SetInterval changes the resync period (config.DefaultResyncInterval when not
 // positive); it takes effect after the current wait.
 func (s *Syncer) SetInterval(d time.Duration) {
 	if d <= 0 {
-		d = DefaultResyncInterval
+		d = config.DefaultResyncInterval
 	}
 	s.interval.Store(int64(d))
 }

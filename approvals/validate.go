@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/customernode/gatekeeper/config"
 )
 
 // FieldError says what is wrong with one field of an approval. Its message
@@ -29,8 +31,6 @@ type Limits struct {
 	AllowBroadSources bool
 }
 
-// DefaultMaxWindow is the longest test window allowed unless the app says otherwise.
-const DefaultMaxWindow = 31 * 24 * time.Hour
 
 // Narrowest prefixes a source may be broader than only when AllowBroadSources is set.
 const (
@@ -73,7 +73,7 @@ type Request struct {
 // first problem found is returned as a *FieldError.
 func (r *Request) Build(lim Limits, now time.Time) (*Approval, error) {
 	if lim.MaxWindow <= 0 {
-		lim.MaxWindow = DefaultMaxWindow
+		lim.MaxWindow = config.DefaultMaxWindow
 	}
 	a := &Approval{
 		MaxRPS:       r.MaxRPS,

@@ -9,7 +9,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/policy"
@@ -108,9 +107,6 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &a.StoreUnavailable); err != nil {
 				return err
 			}
-			if a.StoreUnavailable != config.FailOpen && a.StoreUnavailable != config.FailClosed {
-				return d.Errf("store_unavailable: %q is neither %s nor %s", a.StoreUnavailable, config.FailOpen, config.FailClosed)
-			}
 		case "allow_broad_sources":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -164,9 +160,6 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 	}
 	if d.NextArg() {
 		st.URL = d.Val()
-		if _, err := redis.ParseURL(st.URL); err != nil {
-			return nil, d.Errf("store redis: %q is not a Redis URL: %v", st.URL, err)
-		}
 		if d.NextArg() {
 			return nil, d.ArgErr()
 		}
@@ -213,9 +206,6 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 		default:
 			return nil, d.Errf("store redis: unknown option %q", opt)
 		}
-	}
-	if st.URL == "" && len(st.Addrs) == 0 {
-		return nil, d.Err("store redis: give a URL or an addrs line")
 	}
 	return st, nil
 }

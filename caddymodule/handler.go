@@ -123,7 +123,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if errors.As(err, &he) {
 		status = he.StatusCode
 	}
-	h.detector.Observe(view.ip, r.URL.Path, status)
+	h.detector.ObserveRequest(r, view.ip, status)
 	return err
 }
 
@@ -229,6 +229,8 @@ func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view reque
 	case d.Ban:
 		h.logger.Warn("scanner blocked and banned", append(fields, zap.Duration("ban_ttl", h.app.Settings().BanTTL))...)
 		h.app.banScanner(r.Context(), view.ip, "scanner: "+reasons)
+	case d.Refused():
+		h.logger.Info("scanner request blocked, source not banned: another site's page made the request", fields...)
 	case d.Verdict == policy.VerdictMonitored:
 		h.logger.Info("scanner detected (monitor mode: passed)", fields...)
 	}

@@ -254,13 +254,14 @@ func (t *Tracker) onRequest(src netip.Addr, probe bool) SignalSet {
 	return t.overflowing(st)
 }
 
-// onResponse counts the answer to a request from src for path p.
-func (t *Tracker) onResponse(src netip.Addr, p string, status int) {
+// onResponse counts the answer to a request from src for path p; asset
+// says the client loaded it as an asset, whatever its path.
+func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 	failed := failureStatus(status)
 	if !failed && (status < 200 || status >= 400) {
 		return // neither: 401, 429, 5xx and the like say nothing of the client
 	}
-	static := isStatic(p)
+	static := asset || isStatic(p)
 	if static && failed {
 		return // a missing favicon or image is no sign of scanning
 	}

@@ -89,6 +89,12 @@ type Result struct {
 	Signals SignalSet
 	// Family names the scanning tool when a signature said which, else "".
 	Family string
+	// CrossSite: the browser says another site's page made this request
+	// (an image, script or style it embeds; see crossSite). Such a request
+	// is scored on its own and its source's behaviour neither counts it
+	// nor is consulted: another site must not be able to ban its visitors
+	// by embedding probe paths.
+	CrossSite bool
 }
 
 // Config sets up a Detector. Zero values take the defaults.
@@ -195,7 +201,9 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 		}
 	}
 
-	res.Signals |= d.behavior.onRequest(src, probe)
+	if res.CrossSite = crossSite(r); !res.CrossSite {
+		res.Signals |= d.behavior.onRequest(src, probe)
+	}
 	for i := Signal(0); i < NumSignals; i++ {
 		if res.Signals.Has(i) {
 			res.Score += d.weights[i]
@@ -204,9 +212,40 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 	return res
 }
 
-// Observe feeds the answer to a request from src back into its behaviour.
+// Observe feeds the answer to a request for path from src back into its
+// behaviour.
 func (d *Detector) Observe(src netip.Addr, path string, status int) {
-	d.behavior.onResponse(src, path, status)
+	d.behavior.onResponse(src, path, status, false)
+}
+
+// ObserveRequest is Observe for the request r itself, which also tells
+// what kind of request it was: a browser's load of an asset counts as one
+// whatever its path, and CORS preflights and requests another site made
+// are not counted at all.
+func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int) {
+	if r.Method == http.MethodOptions || crossSite(r) {
+		return
+	}
+	d.behavior.onResponse(src, r.URL.Path, status, assetFetch(r))
+}
+
+// crossSite reports whether a browser says another site's page made r as
+// a subresource load (Fetch Metadata: Sec-Fetch-Site cross-site, mode
+// no-cors): <img src>, <script src> and the like, which any page can aim
+// at any site.
+func crossSite(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Site") == "cross-site" && r.Header.Get("Sec-Fetch-Mode") == "no-cors"
+}
+
+// assetFetch reports whether a browser says r loads an asset (image, style,
+// script, font, media), whatever its path looks like: image URLs without an
+// extension are common on photo sites and CDNs.
+func assetFetch(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Dest") {
+	case "image", "style", "script", "font", "audio", "video", "track", "manifest":
+		return true
+	}
+	return strings.HasPrefix(r.Header.Get("Accept"), "image/")
 }
 
 // Scanner reports whether res reaches the threshold.

@@ -199,3 +199,51 @@ func TestEndsInID(t *testing.T) {
 		}
 	}
 }
+
+// Another site's page can make its visitors' browsers ask for anything (an
+// <img> per probe path), so such requests never count in, nor look at, the
+// source's behaviour; nor do CORS preflights, and a browser's image fetch
+// counts as an asset whatever its path.
+func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	d := newDetector(t, c)
+	victim := netip.MustParseAddr("192.0.2.60")
+	embed := func(target, dest string) *http.Request {
+		r := browserRequest(target)
+		r.Header.Set("Sec-Fetch-Site", "cross-site")
+		r.Header.Set("Sec-Fetch-Mode", "no-cors")
+		r.Header.Set("Sec-Fetch-Dest", dest)
+		return r
+	}
+	for i, p := range []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php", "/server-status", "/dump.sql"} {
+		for n := range 5 {
+			r := embed(fmt.Sprintf("%s?%d", p, n), "image")
+			res := d.Inspect(r, victim, 0)
+			if d.Scanner(res) || !res.CrossSite {
+				t.Fatalf("embedded probe %d: %v (cross-site %v)", i, res.Signals.Names(), res.CrossSite)
+			}
+			d.ObserveRequest(r, victim, 404)
+		}
+	}
+	for i := range 30 { // missing images without an extension, and preflights that fail
+		img := browserRequest(fmt.Sprintf("/photos/item-%c/large", 'a'+i))
+		img.Header.Set("Sec-Fetch-Dest", "image")
+		d.Inspect(img, victim, 0)
+		d.ObserveRequest(img, victim, 404)
+		pre := browserRequest(fmt.Sprintf("/api/things-%c", 'a'+i))
+		pre.Method = http.MethodOptions
+		d.Inspect(pre, victim, 0)
+		d.ObserveRequest(pre, victim, 405)
+	}
+	if res := d.Inspect(browserRequest("/"), victim, 0); res.Signals != 0 {
+		t.Fatalf("the victim's own next request has %v", res.Signals.Names())
+	}
+	// The same probes from the source itself are caught.
+	res := Result{}
+	for _, p := range []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php"} {
+		res = d.Inspect(browserRequest(p), victim, 0)
+	}
+	if !d.Scanner(res) {
+		t.Fatalf("the source's own probe walk: %v", res.Signals.Names())
+	}
+}

@@ -198,12 +198,13 @@ func TestUnacknowledgedBanEndsWithTheNextSnapshot(t *testing.T) {
 }
 
 // A client that hangs up while its request waits for a lease does not mark
-// the store down nor count a store error; the lease it started is used by
-// the next request.
+// the store down nor count a store error, and strands nothing: the lease it
+// started is spent by the next requests, so the whole budget still reaches
+// the upstream.
 func TestClientHangUpIsNotAStoreFailure(t *testing.T) {
 	srv := testredis.Start(t)
 	in := startSite(t, "\t\tstore redis "+srv.URL(0), echoSite)
-	id, _ := in.register(func(b map[string]any) { b["max_rps"], b["burst"] = 100, 100 })
+	id, _ := in.register(func(b map[string]any) { b["max_rps"], b["burst"], b["max_requests"] = 100, 100, 10 })
 	before := in.metric(`caddy_gatekeeper_store_errors_total{op="lease"}`)
 
 	srv.Pause() // the first request's lease waits on Redis
@@ -218,10 +219,13 @@ func TestClientHangUpIsNotAStoreFailure(t *testing.T) {
 	srv.Resume() // within the lease's own timeout
 
 	tester := from(t, in, "127.0.0.2")
-	for i := range 5 {
+	for i := range 10 {
 		if a := tester.get("acme.localhost", "/"); a.code != 200 || !strings.Contains(a.body, id) {
-			t.Fatalf("request %d after the hang-up: %d %q", i, a.code, a.body)
+			t.Fatalf("request %d after the hang-up: %d %q; the budget of 10 must all be there", i+1, a.code, a.body)
 		}
+	}
+	if a := tester.get("acme.localhost", "/"); a.code != 429 {
+		t.Fatalf("request 11: %d, want 429 budget_exhausted", a.code)
 	}
 	if v := in.metric(`caddy_gatekeeper_store_errors_total{op="lease"}`); v != before {
 		t.Fatalf("store_errors_total{op=lease} went from %v to %v for a client's hang-up", before, v)
@@ -342,4 +346,27 @@ func TestScopeTricksAreOutOfScope(t *testing.T) {
 		t.Errorf("POST with _method=DELETE in the form: %d, want 403", resp.StatusCode)
 	}
 	_ = id
+}
+
+// Another site's page that embeds probe paths as images makes its
+// visitors' browsers send them; the visitor is never banned for it.
+func TestAnotherSitesPageCannotGetItsVisitorsBanned(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data", webSite(t, "block"))
+	victim := from(t, in, "127.0.0.11")
+	for _, p := range []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php", "/server-status", "/dump.sql",
+		"/.aws/credentials", "/wp-config.php.bak", "/admin/", "/old/", "/test/", "/db/", "/x1/", "/x2/", "/x3/", "/x4/"} {
+		for n := range 3 {
+			a := victim.get("acme.localhost", p+"?n="+string(rune('a'+n)), "User-Agent", firefox, "Accept", "image/avif,image/webp,*/*",
+				"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image")
+			if a.code == 403 {
+				t.Fatalf("an embedded %s was refused", p)
+			}
+		}
+	}
+	if a := browse(victim, "/", firefox); a.code != 200 {
+		t.Fatalf("the visitor's own next request: %d", a.code)
+	}
+	if out := in.mustCLI("bans", "list"); strings.Contains(out, "127.0.0.11") {
+		t.Fatalf("the visitor was banned:\n%s", out)
+	}
 }

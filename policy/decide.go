@@ -217,7 +217,9 @@ func detection(in Inputs) Decision {
 			HeaderReasons: {strings.Join(det.Signals.Names(), ",")},
 		}
 	default:
-		d.Verdict, d.Status, d.Ban, d.Observe = VerdictBlocked, http.StatusForbidden, true, false
+		// A request another site's page made is refused, but its source is
+		// not banned: that page chose it, not the person whose browser sent it.
+		d.Verdict, d.Status, d.Ban, d.Observe = VerdictBlocked, http.StatusForbidden, !det.CrossSite, false
 	}
 	return d
 }

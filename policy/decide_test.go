@@ -116,6 +116,9 @@ func TestDecide(t *testing.T) {
 			bounds: approvals.Abandoned, wantStatus: StatusClientClosed, noInspect: true},
 		{name: "scanner, block", rq: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}, detection: scanner,
 			wantVerdict: VerdictBlocked, wantReason: ReasonScanner, wantStatus: 403, wantBan: true, noBounds: true},
+		{name: "scanner, block, request made by another site's page: refused, not banned",
+			rq: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}, detection: crossSite(scanner),
+			wantVerdict: VerdictBlocked, wantReason: ReasonScanner, wantStatus: 403, noBounds: true},
 		{name: "scanner, flag", rq: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}, detection: scanner, mode: ModeFlag,
 			wantVerdict: VerdictFlagged, wantReason: ReasonScanner, wantObserve: true, noBounds: true,
 			wantHeaders: http.Header{HeaderVerdict: {"scanner"}, HeaderReasons: {"user_agent,header_anomaly"}}},
@@ -172,6 +175,11 @@ func TestDetectionOffPassesWithoutObserving(t *testing.T) {
 	if d := Decide(in); d.Verdict != VerdictPass || d.Refused() || d.Observe {
 		t.Fatalf("detect off: %+v", d)
 	}
+}
+
+func crossSite(d Detection) Detection {
+	d.CrossSite = true
+	return d
 }
 
 func equalHeaders(a, b http.Header) bool {

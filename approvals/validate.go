@@ -31,7 +31,6 @@ type Limits struct {
 	AllowBroadSources bool
 }
 
-
 // Narrowest prefixes a source may be broader than only when AllowBroadSources is set.
 const (
 	minIPv4Bits = 16

@@ -73,12 +73,32 @@ type shard struct {
 	m  map[netip.Addr]*sourceState
 }
 
-// sourceState is what is known of one source: 24 bytes, and 72 more once
+// sourceState is what is known of one source: 40 bytes, and 72 more once
 // one of its requests has failed.
 type sourceState struct {
 	last                      uint32 // milliseconds since the tracker's epoch (wraps after 49 days)
 	notFound, distinct, probe float32
 	failed                    *failedPaths // nil until the first failure
+	// agents is a 64-bit Bloom filter of the User-Agents seen since
+	// agentsSince: about how many different clients share the address.
+	agents      uint64
+	agentsSince uint32
+}
+
+// People behind one address (an office, a school, a carrier's NAT) use
+// different browsers; a scanner keeps one user agent. The failure buckets
+// of a source hold N for each user agent it was seen with lately, up to
+// maxAgents of them, so tens of people behind one NAT address each get
+// their share of broken links. A scanner rotating user agents gains room
+// too, but only in the failure buckets: probe paths count as before.
+const (
+	maxAgents    = 8
+	agentsPeriod = 10 * time.Minute
+)
+
+// clients is about how many user agents st was seen with, 1 to maxAgents.
+func (st *sourceState) clients() float32 {
+	return float32(min(max(bits.OnesCount64(st.agents), 1), maxAgents))
 }
 
 // failedPaths is a 512-bit Bloom filter (two bits a path) of the paths that
@@ -240,14 +260,19 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 
 // onRequest counts a request from src (a probe, or not) and says which
 // buckets are running over.
-func (t *Tracker) onRequest(src netip.Addr, probe bool) SignalSet {
+func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool) SignalSet {
 	k := t.key(src)
 	sh := t.shardOf(k)
 	now := t.clock()
+	agent := uint64(1) << (maphash.String(t.seed, ua) & 63)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	st := t.state(sh, k, now)
 	t.drain(st, now)
+	if now-st.agentsSince > uint32(agentsPeriod.Milliseconds()) {
+		st.agents, st.agentsSince = 0, now
+	}
+	st.agents |= agent
 	if probe {
 		st.probe++
 	}
@@ -308,10 +333,11 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 
 func (t *Tracker) overflowing(st *sourceState) SignalSet {
 	var s SignalSet
-	if st.notFound > float32(t.cfg.NotFound.N) {
+	clients := st.clients()
+	if st.notFound > float32(t.cfg.NotFound.N)*clients {
 		s.add(SignalNotFound)
 	}
-	if st.distinct > float32(t.cfg.DistinctPaths.N) {
+	if st.distinct > float32(t.cfg.DistinctPaths.N)*clients {
 		s.add(SignalDistinctPaths)
 	}
 	if st.probe > float32(t.cfg.ProbeHits.N) {

@@ -202,7 +202,7 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 	}
 
 	if res.CrossSite = crossSite(r); !res.CrossSite {
-		res.Signals |= d.behavior.onRequest(src, probe)
+		res.Signals |= d.behavior.onRequest(src, ua, probe)
 	}
 	for i := Signal(0); i < NumSignals; i++ {
 		if res.Signals.Has(i) {

@@ -247,3 +247,45 @@ func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 		t.Fatalf("the source's own probe walk: %v", res.Signals.Names())
 	}
 }
+
+// Tens of people behind one address, with mixed browsers, each with more
+// broken links than pages: every browser seen there lately adds room to the
+// failure buckets, so they still pass; one browser doing the same alone is
+// a brute force and is caught.
+func TestPeopleBehindOneAddressShareTheFailureBuckets(t *testing.T) {
+	browsers := []string{firefox, chrome, safari, edge,
+		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"}
+	var office []visit
+	for p := range 40 {
+		ua := browsers[p%len(browsers)]
+		office = append(office,
+			visit{"GET", fmt.Sprintf("/wiki/stale-%d", p), ua, 404, 0},
+			visit{"GET", fmt.Sprintf("/wiki/moved-%d", p), ua, 404, 0},
+			visit{"GET", "/wiki/", ua, 200, 50 * time.Millisecond},
+		)
+	}
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	d := newDetector(t, c)
+	nat := netip.MustParseAddr("192.0.2.70")
+	for i, v := range office {
+		r := v.request()
+		if res := d.Inspect(r, nat, 0); d.Scanner(res) {
+			t.Fatalf("request %d of %d (%s) scored %v", i+1, len(office), v.target, res.Signals.Names())
+		}
+		d.ObserveRequest(r, nat, v.status)
+		c.Add(v.after)
+	}
+	alone := netip.MustParseAddr("192.0.2.71")
+	for i, v := range office {
+		v.ua = firefox
+		r := v.request()
+		if res := d.Inspect(r, alone, 0); d.Scanner(res) {
+			t.Logf("one browser doing the same is caught at request %d", i+1)
+			return
+		}
+		d.ObserveRequest(r, alone, v.status)
+		c.Add(v.after)
+	}
+	t.Fatal("one browser with two failures a page was never caught")
+}

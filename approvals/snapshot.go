@@ -71,6 +71,22 @@ func (s *Snapshot) Banned(ip netip.Addr, now time.Time) (Ban, bool) {
 	return found, ok
 }
 
+// Bans says which kinds of ban in force at now cover ip: one made by hand,
+// one made by scanner detection (see Ban.Automatic), or both.
+func (s *Snapshot) Bans(ip netip.Addr, now time.Time) (byHand, automatic bool) {
+	s.bans.Lookup(ip, func(b Ban) bool {
+		if b.ActiveAt(now) {
+			if b.Automatic() {
+				automatic = true
+			} else {
+				byHand = true
+			}
+		}
+		return !byHand
+	})
+	return byHand, automatic
+}
+
 // Approval returns the approval with id, or nil.
 func (s *Snapshot) Approval(id string) *Approval { return s.byID[id] }
 

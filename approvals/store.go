@@ -1,6 +1,7 @@
 package approvals
 
 import (
+	"strings"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,13 @@ type Ban struct {
 	CreatedAt time.Time    `json:"created_at"`
 	ExpiresAt time.Time    `json:"expires_at"`
 }
+
+// ScannerBanPrefix starts the reason of every ban scanner detection makes.
+const ScannerBanPrefix = "scanner: "
+
+// Automatic reports whether scanner detection made the ban, rather than a
+// person.
+func (b Ban) Automatic() bool { return strings.HasPrefix(b.Reason, ScannerBanPrefix) }
 
 // ActiveAt reports whether the ban is in force at now.
 func (b Ban) ActiveAt(now time.Time) bool { return now.Before(b.ExpiresAt) }

@@ -110,8 +110,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	d := policy.Decide(in)
 	h.apply(w, r, d, view)
 	metrics.decision.Observe(time.Since(start).Seconds())
+	if d.Status == policy.StatusClientClosed {
+		return caddyhttp.Error(d.Status, errors.New("gatekeeper: the client went away while its request waited for a lease"))
+	}
 	if d.Refused() {
-		return caddyhttp.Error(d.Status, fmt.Errorf("gatekeeper: %s (%s)", cmp.Or(d.Verdict, "client closed"), d.Reason))
+		return caddyhttp.Error(d.Status, fmt.Errorf("gatekeeper: %s (%s)", d.Verdict, d.Reason))
 	}
 	if !d.Observe {
 		return next.ServeHTTP(w, r)
@@ -164,7 +167,11 @@ func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
 		Paths:     approvals.PathViews(r.URL.Path, r.URL.EscapedPath()),
 		MatchPath: func(patterns []string, p string) bool { return matchPath(r, patterns, p) },
 	}
-	in.Access.Methods = approvals.EffectiveMethods(r.Method, r.Header, r.URL.Query(), overrideForm(r))
+	var form url.Values
+	if len(in.Snapshot.Matching(ip, in.Now)) > 0 { // only an approved source's scope needs the body
+		form = overrideForm(r)
+	}
+	in.Access.Methods = approvals.EffectiveMethods(r.Method, r.Header, r.URL.Query(), form)
 	in.Bounds = func(a *approvals.Approval) policy.Bounds {
 		v, retry, err := h.app.Limiter().Admit(r.Context(), a)
 		return policy.Bounds{Verdict: v, RetryAfter: retry, Err: err}
@@ -228,7 +235,7 @@ func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view reque
 	switch {
 	case d.Ban:
 		h.logger.Warn("scanner blocked and banned", append(fields, zap.Duration("ban_ttl", h.app.Settings().BanTTL))...)
-		h.app.banScanner(r.Context(), view.ip, "scanner: "+reasons)
+		h.app.banScanner(r.Context(), view.ip, approvals.ScannerBanPrefix+reasons)
 	case d.Refused():
 		h.logger.Info("scanner request blocked, source not banned: another site's page made the request", fields...)
 	case d.Verdict == policy.VerdictMonitored:

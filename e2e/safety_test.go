@@ -370,3 +370,24 @@ func TestAnotherSitesPageCannotGetItsVisitorsBanned(t *testing.T) {
 		t.Fatalf("the visitor was banned:\n%s", out)
 	}
 }
+
+// A tester caught scanning before the approval was registered is approved
+// once it is, scanner ban or not; a ban made by hand still holds.
+func TestScannerBanYieldsToAnApprovalButABanByHandDoesNot(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data", echoSite)
+	early := from(t, in, "127.0.0.2")
+	if a := early.get("acme.localhost", "/", "User-Agent", sqlmapUA); a.code != 403 {
+		t.Fatalf("sqlmap before the approval: %d", a.code)
+	}
+	id, _ := in.register(nil)
+	if a := early.get("acme.localhost", "/", "User-Agent", sqlmapUA); a.code != 200 || !strings.Contains(a.body, id) {
+		t.Fatalf("the same tester once approved: %d %q", a.code, a.body)
+	}
+	if a := early.get("globex.localhost", "/"); a.code != 403 {
+		t.Fatalf("the scanner ban outside the approval's scope: %d", a.code)
+	}
+	in.mustCLI("bans", "add", "127.0.0.2", "--ttl", "10m", "--reason", "abuse report")
+	if a := early.get("acme.localhost", "/"); a.code != 403 {
+		t.Fatalf("a ban by hand on the approved tester: %d", a.code)
+	}
+}

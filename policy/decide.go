@@ -142,11 +142,19 @@ func Decide(in Inputs) Decision {
 	if !in.Access.IP.IsValid() {
 		return Decision{Verdict: VerdictPass}
 	}
-	if _, ok := in.Snapshot.Banned(in.Access.IP, in.Now); ok || in.BannedHere {
+	// A ban made by hand holds against everyone. A ban scanner detection
+	// made yields to an approval the request is in scope of: the tester may
+	// have been caught before the window opened, or share an IPv6 prefix with
+	// a scanner, and an approved test must not be locked out by either.
+	byHand, automatic := in.Snapshot.Bans(in.Access.IP, in.Now)
+	if byHand {
+		return refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
+	}
+	finding, a := in.Snapshot.Evaluate(in.Access, in.Now)
+	if (automatic || in.BannedHere) && finding != approvals.InScope {
 		return refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
 	}
 
-	finding, a := in.Snapshot.Evaluate(in.Access, in.Now)
 	switch finding {
 	case approvals.NoApproval:
 		return detection(in)

@@ -28,7 +28,14 @@ func snapshot() *approvals.Snapshot {
 		window(&approvals.Approval{ID: "apr_token", Tenant: "acme", Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.100/32")},
 			RequireToken: true, TokenHash: approvals.HashToken("s3cret")}),
 	}
-	bans := []approvals.Ban{{Prefix: netip.MustParsePrefix("203.0.113.9/32"), CreatedAt: at.Add(-time.Minute), ExpiresAt: at.Add(time.Hour)}}
+	ban := func(p, reason string) approvals.Ban {
+		return approvals.Ban{Prefix: netip.MustParsePrefix(p), Reason: reason, CreatedAt: at.Add(-time.Minute), ExpiresAt: at.Add(time.Hour)}
+	}
+	bans := []approvals.Ban{
+		ban("203.0.113.9/32", approvals.ScannerBanPrefix+"user_agent"),
+		ban("192.0.2.5/32", approvals.ScannerBanPrefix+"probe_rate"), // caught before its window opened
+		ban("192.0.2.6/32", "abuse report #4411"),                    // by hand
+	}
 	return approvals.NewSnapshot(list, bans, at)
 }
 
@@ -87,6 +94,14 @@ func TestDecide(t *testing.T) {
 		{name: "banned by the store", rq: request{ip: "203.0.113.9", tenant: "acme", method: "GET", target: "/"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
 		{name: "banned by this instance", rq: request{ip: "203.0.113.10", tenant: "acme", method: "GET", target: "/"}, bannedHere: true,
+			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
+		{name: "a scanner ban yields to an in-scope approval", rq: request{ip: "192.0.2.5", tenant: "acme", method: "GET", target: "/api/x"},
+			wantVerdict: VerdictApproved, wantResult: ResultAllowed, wantHeaders: http.Header{HeaderApproval: {"apr_scoped"}}, noInspect: true},
+		{name: "a scanner ban holds outside the scope", rq: request{ip: "192.0.2.5", tenant: "acme", method: "GET", target: "/admin"},
+			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
+		{name: "this instance's scanner ban yields to an in-scope approval", rq: request{ip: "192.0.2.7", tenant: "acme", method: "GET", target: "/api/x"},
+			bannedHere: true, wantVerdict: VerdictApproved, wantResult: ResultAllowed, wantHeaders: http.Header{HeaderApproval: {"apr_scoped"}}, noInspect: true},
+		{name: "a ban by hand holds against an approved tester", rq: request{ip: "192.0.2.6", tenant: "acme", method: "GET", target: "/api/x"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
 		{name: "approved for another tenant only", rq: request{ip: "198.51.100.1", tenant: "acme", method: "GET", target: "/"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonOutOfScope, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},

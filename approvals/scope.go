@@ -19,6 +19,9 @@ import (
 // and spaces dropped from segment names (as Windows servers do), slashes
 // merged and dot segments resolved.
 func CanonicalPath(escaped string) string {
+	if plainPath(escaped) {
+		return escaped
+	}
 	p := escaped
 	for range 3 {
 		if !strings.Contains(p, "%") {
@@ -49,6 +52,31 @@ func CanonicalPath(escaped string) string {
 	return clean
 }
 
+// plainPath reports whether p has nothing CanonicalPath would change: it
+// starts with a slash and holds no escape, backslash, parameter, doubled
+// slash, dot segment or trailing dot or space in a segment name. Most
+// paths are plain, and this costs no allocation.
+func plainPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; c {
+		case '%', '\\', ';':
+			return false
+		case '/':
+			if i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
+				return false
+			}
+		case '.', ' ':
+			if i+1 == len(p) || p[i+1] == '/' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // PathViews are the paths a request's scope is checked against: the path as
 // the server decoded it, and its canonical form when that differs.
 func PathViews(decoded, escaped string) []string {
@@ -60,13 +88,30 @@ func PathViews(decoded, escaped string) []string {
 }
 
 // methodOverrideHeaders are the headers frameworks read to let a POST stand
-// for another method.
-var methodOverrideHeaders = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+// for another method, in Go's canonical form.
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// plainMethods are the answers of EffectiveMethods for requests without an
+// override, shared (callers must not modify them).
+var plainMethods = map[string][]string{}
+
+func init() {
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"} {
+		plainMethods[m] = []string{m}
+	}
+}
 
 // EffectiveMethods are the methods a request may stand for: its own, and
 // any override in a header or in a _method parameter of the query or of a
 // form body (form holds the body's fields when the caller read them).
 func EffectiveMethods(method string, h http.Header, query, form url.Values) []string {
+	override := len(query["_method"]) > 0 || len(form["_method"]) > 0
+	for _, name := range methodOverrideHeaders {
+		override = override || len(h[name]) > 0
+	}
+	if m, ok := plainMethods[method]; ok && !override {
+		return m
+	}
 	out := []string{strings.ToUpper(method)}
 	add := func(m string) {
 		if m = strings.ToUpper(strings.TrimSpace(m)); m != "" && !slices.Contains(out, m) {
@@ -74,7 +119,7 @@ func EffectiveMethods(method string, h http.Header, query, form url.Values) []st
 		}
 	}
 	for _, name := range methodOverrideHeaders {
-		for _, v := range h.Values(name) {
+		for _, v := range h[name] {
 			add(v)
 		}
 	}

@@ -57,6 +57,16 @@ func (s *Snapshot) Matching(ip netip.Addr, now time.Time) []*Approval {
 	return out
 }
 
+// Covers reports whether any approval covers ip at now (see Matching).
+func (s *Snapshot) Covers(ip netip.Addr, now time.Time) bool {
+	found := false
+	s.sources.Lookup(ip, func(a *Approval) bool {
+		found = a.InWindow(now)
+		return !found
+	})
+	return found
+}
+
 // Banned returns the ban in force at now whose prefix contains ip, if any.
 func (s *Snapshot) Banned(ip netip.Addr, now time.Time) (Ban, bool) {
 	var found Ban

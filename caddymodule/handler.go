@@ -147,8 +147,8 @@ func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
 	trimHostDot(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	view := requestView{tenant: repl.ReplaceAll(h.Tenant, "")}
-	settings := h.app.Settings()
-	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: settings.StoreUnavailable, Now: now()}
+	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.Settings().StoreUnavailable, Now: now(),
+		Detect: h.Detect == nil || !h.Detect.Off}
 	ip, ok := clientIP(r)
 	if !ok {
 		return in, view
@@ -158,39 +158,50 @@ func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
 	in.Snapshot = h.app.Syncer().Snapshot()
 	in.BannedHere = h.app.bannedHere(in.Snapshot, ip, in.Now)
 
-	host, _, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		host = r.Host
-	}
-	in.Access = approvals.Access{
-		IP: ip, Tenant: view.tenant, Host: host, Token: token,
-		Paths:     approvals.PathViews(r.URL.Path, r.URL.EscapedPath()),
-		MatchPath: func(patterns []string, p string) bool { return matchPath(r, patterns, p) },
-	}
-	var form url.Values
-	if len(in.Snapshot.Matching(ip, in.Now)) > 0 { // only an approved source's scope needs the body
-		form = overrideForm(r)
-	}
-	in.Access.Methods = approvals.EffectiveMethods(r.Method, r.Header, r.URL.Query(), form)
-	in.Bounds = func(a *approvals.Approval) policy.Bounds {
-		v, retry, err := h.app.Limiter().Admit(r.Context(), a)
-		return policy.Bounds{Verdict: v, RetryAfter: retry, Err: err}
-	}
-	if h.Detect == nil || !h.Detect.Off {
-		in.Inspect = func() policy.Detection {
-			res := h.detector.Inspect(r, ip, view.asn)
-			return policy.Detection{Result: res, Scanner: h.detector.Scanner(res)}
+	host, _ := splitHost(r.Host)
+	ask := &question{h: h, r: r, ip: ip, asn: view.asn}
+	in.Ask = ask
+	in.Access = approvals.Access{IP: ip, Tenant: view.tenant, Host: host, Token: token}
+	if in.Snapshot.Covers(ip, in.Now) {
+		// Only an approved source's scope is checked; only then are the
+		// views of the path and the method worth working out.
+		in.Access.Paths = approvals.PathViews(r.URL.Path, r.URL.EscapedPath())
+		in.Access.MatchPath = ask.matchPath
+		var query url.Values
+		if strings.Contains(r.URL.RawQuery, "_method") {
+			query = r.URL.Query()
 		}
+		in.Access.Methods = approvals.EffectiveMethods(r.Method, r.Header, query, overrideForm(r))
 	}
 	return in, view
 }
 
+// question answers the policy's questions about one request.
+type question struct {
+	h   *Handler
+	r   *http.Request
+	ip  netip.Addr
+	asn uint
+}
+
+// Bounds asks the limiter; the request's context only bounds the wait.
+func (q *question) Bounds(a *approvals.Approval) policy.Bounds {
+	v, retry, err := q.h.app.Limiter().Admit(q.r.Context(), a)
+	return policy.Bounds{Verdict: v, RetryAfter: retry, Err: err}
+}
+
+// Inspect runs scanner detection.
+func (q *question) Inspect() policy.Detection {
+	res := q.h.detector.Inspect(q.r, q.ip, q.asn)
+	return policy.Detection{Result: res, Scanner: q.h.detector.Scanner(res)}
+}
+
+func (q *question) matchPath(patterns []string, p string) bool { return matchPath(q.r, patterns, p) }
+
 // apply carries out d on r: headers for the upstream and the client,
 // counts, logs, a ban, placeholders and access-log fields.
 func (h *Handler) apply(w http.ResponseWriter, r *http.Request, d policy.Decision, view requestView) {
-	for name, vals := range d.Headers {
-		r.Header[name] = vals
-	}
+	d.SetHeaders(r.Header)
 	if s := d.RetryAfterSeconds(); s != "" {
 		w.Header().Set("Retry-After", s)
 	}
@@ -198,7 +209,7 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, d policy.Decisio
 		c.Inc()
 	}
 	family := "none"
-	if d.Detection != nil && d.Detection.Scanner {
+	if d.Detection.Scanner {
 		family = cmp.Or(d.Detection.Family, "other")
 		h.scannerDetected(r, d, view, family)
 	}
@@ -265,16 +276,25 @@ func (h *Handler) storeFault(d policy.Decision) {
 // names the same host), so that the tenant placeholder's labels and the
 // scope's hosts see the name every other client sends.
 func trimHostDot(r *http.Request) {
-	host, port, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		host, port = r.Host, ""
-	}
+	host, port := splitHost(r.Host)
 	if trimmed, ok := strings.CutSuffix(host, "."); ok && trimmed != "" {
 		r.Host = trimmed
 		if port != "" {
 			r.Host = net.JoinHostPort(trimmed, port)
 		}
 	}
+}
+
+// splitHost splits a Host header into host and port ("" when none), as
+// net.SplitHostPort does but without an error to allocate for a Host
+// without a port, the usual case.
+func splitHost(hostport string) (host, port string) {
+	i := strings.LastIndexByte(hostport, ':')
+	if i < 0 || strings.IndexByte(hostport[i:], ']') >= 0 {
+		return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), ""
+	}
+	host, port = hostport[:i], hostport[i+1:]
+	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port
 }
 
 // matchPath reports whether path p of r matches a Caddy path pattern, with

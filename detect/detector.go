@@ -169,7 +169,7 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 		res.Signals.add(SignalASN)
 	}
 	ua := r.Header.Get("User-Agent")
-	d.ua.find(ua, func(i int) bool {
+	d.ua.find(ua, func(i, _ int) bool {
 		s := d.uaSigs[i]
 		if s.Kind == "weak" {
 			res.Signals.add(SignalWeakClient)
@@ -234,18 +234,22 @@ func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int) {
 // no-cors): <img src>, <script src> and the like, which any page can aim
 // at any site.
 func crossSite(r *http.Request) bool {
-	return r.Header.Get("Sec-Fetch-Site") == "cross-site" && r.Header.Get("Sec-Fetch-Mode") == "no-cors"
+	site, mode := r.Header["Sec-Fetch-Site"], r.Header["Sec-Fetch-Mode"]
+	return len(site) > 0 && site[0] == "cross-site" && len(mode) > 0 && mode[0] == "no-cors"
 }
 
 // assetFetch reports whether a browser says r loads an asset (image, style,
 // script, font, media), whatever its path looks like: image URLs without an
 // extension are common on photo sites and CDNs.
 func assetFetch(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Dest") {
-	case "image", "style", "script", "font", "audio", "video", "track", "manifest":
-		return true
+	if dest := r.Header["Sec-Fetch-Dest"]; len(dest) > 0 {
+		switch dest[0] {
+		case "image", "style", "script", "font", "audio", "video", "track", "manifest":
+			return true
+		}
 	}
-	return strings.HasPrefix(r.Header.Get("Accept"), "image/")
+	accept := r.Header["Accept"]
+	return len(accept) > 0 && strings.HasPrefix(accept[0], "image/")
 }
 
 // Scanner reports whether res reaches the threshold.
@@ -262,29 +266,36 @@ func (d *Detector) Scanner(res Result) bool { return res.Score >= d.threshold }
 // or "../" is a question, "../../../etc/passwd" is a payload.
 func (d *Detector) probeSignals(r *http.Request, res *Result) bool {
 	before := res.Signals
-	scan := func(s string, kinds SignalSet) {
-		d.probes.find(s, func(i int) bool {
-			if kinds.Has(d.probeKinds[i]) {
-				res.Signals.add(d.probeKinds[i])
+	scan := func(s string, pathEnd int) {
+		d.probes.find(s, func(i, end int) bool {
+			if k := d.probeKinds[i]; end <= pathEnd || k == SignalCVEProbe {
+				res.Signals.add(k)
 			}
 			return true
 		})
 	}
-	raw := r.URL.EscapedPath()
-	scan(raw, allProbes)
-	if r.URL.Path != raw {
-		scan(r.URL.Path, allProbes)
+	// The request target as sent, path and query in one pass.
+	uri := r.RequestURI
+	if uri == "" || uri[0] != '/' {
+		uri = r.URL.RequestURI()
 	}
-	if q := r.URL.RawQuery; q != "" {
-		scan(raw+"?"+q, 1<<SignalCVEProbe)
-		dq, err := url.QueryUnescape(q)
-		if err != nil {
-			dq = q
+	pathEnd := strings.IndexByte(uri, '?')
+	if pathEnd < 0 {
+		pathEnd = len(uri)
+	}
+	scan(uri, pathEnd)
+	if r.URL.Path != uri[:pathEnd] {
+		scan(r.URL.Path, len(r.URL.Path))
+	}
+	if pathEnd < len(uri) {
+		q := uri[pathEnd+1:]
+		if strings.ContainsAny(q, "%+") {
+			if dq, err := url.QueryUnescape(q); err == nil {
+				scan(dq, 0)
+				q = dq
+			}
 		}
-		if dq != q {
-			scan(r.URL.Path+"?"+dq, 1<<SignalCVEProbe)
-		}
-		if deepTraversal(dq) {
+		if deepTraversal(q) {
 			res.Signals.add(SignalTraversal)
 		}
 	}
@@ -313,8 +324,6 @@ func deepTraversal(s string) bool {
 	}
 	return false
 }
-
-var allProbes = probeSet | 1<<SignalAdminProbe
 
 // probeSet are the probe signals that fill a source's probe bucket. Admin
 // logins are left out: an administrator logs in more than twice an hour.

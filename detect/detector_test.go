@@ -30,6 +30,7 @@ const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefo
 
 func browserRequest(target string) *http.Request {
 	r := httptest.NewRequest("GET", "http://acme.example.com"+target, nil)
+	r.RequestURI = target // origin form, as a server receives it
 	r.Header.Set("User-Agent", firefox)
 	r.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
 	r.Header.Set("Accept-Language", "en-US,en;q=0.5")

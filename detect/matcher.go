@@ -44,9 +44,9 @@ func (s *phraseSet) add(phrase string, v int) {
 	n.value = v + 1
 }
 
-// find calls yield with the value of every phrase found in text, in order
-// of position, until yield returns false.
-func (s *phraseSet) find(text string, yield func(v int) bool) {
+// find calls yield with the value of every phrase found in text and the
+// offset just past it, in order of position, until yield returns false.
+func (s *phraseSet) find(text string, yield func(v, end int) bool) {
 	for i := 0; i < len(text); i++ {
 		if s.words && i > 0 && isWordByte(text[i-1]) {
 			continue // not a word start
@@ -54,7 +54,7 @@ func (s *phraseSet) find(text string, yield func(v int) bool) {
 		n := s.root[lower(text[i])]
 		for j := i + 1; n != nil; j++ {
 			if n.value != 0 && (!s.words || j == len(text) || !isWordByte(text[j])) {
-				if !yield(n.value - 1) {
+				if !yield(n.value-1, j) {
 					return
 				}
 			}

@@ -80,6 +80,15 @@ type Detection struct {
 	Scanner bool // the score reached the threshold
 }
 
+// Asker answers the two questions Decide may ask about a request, each only
+// when the policy's order reaches it.
+type Asker interface {
+	// Bounds asks the volume bounds about one more request under a.
+	Bounds(a *approvals.Approval) Bounds
+	// Inspect runs scanner detection.
+	Inspect() Detection
+}
+
 // Inputs are what Decide needs to know about one request.
 type Inputs struct {
 	// Access is the request as the approvals see it.
@@ -96,10 +105,10 @@ type Inputs struct {
 	// StoreUnavailable is fail_open or fail_closed.
 	StoreUnavailable string
 
-	// Bounds asks the volume bounds about one more request under a.
-	Bounds func(a *approvals.Approval) Bounds
-	// Inspect runs scanner detection; nil when detection is off.
-	Inspect func() Detection
+	// Ask answers the limiter's and the detector's questions.
+	Ask Asker
+	// Detect: scanner detection is on.
+	Detect bool
 }
 
 // Decision is what to do with the request.
@@ -110,14 +119,12 @@ type Decision struct {
 	Status int
 	// RetryAfter is set for refusals the client may retry (429, 503).
 	RetryAfter time.Duration
-	// Headers are set on the request for the upstream.
-	Headers http.Header
 	// Approval is the approval the decision is about, if any; Result then
 	// says how it counts in approved_requests_total ("" for not at all).
 	Approval *approvals.Approval
 	Result   string
-	// Detection is set when detection ran.
-	Detection *Detection
+	// Detection is the detector's answer, when detection ran.
+	Detection Detection
 	// Ban: ban the source for ban_ttl on every instance.
 	Ban bool
 	// Observe: feed the answer into the source's behaviour.
@@ -128,6 +135,18 @@ type Decision struct {
 
 // Refused reports whether the request is refused.
 func (d Decision) Refused() bool { return d.Status != 0 }
+
+// SetHeaders sets on h, the request's headers, what the decision passes to
+// the upstream: the approval's id, or the detection's verdict and reasons.
+func (d Decision) SetHeaders(h http.Header) {
+	switch d.Verdict {
+	case VerdictApproved:
+		h[HeaderApproval] = []string{d.Approval.ID}
+	case VerdictFlagged:
+		h[HeaderVerdict] = []string{"scanner"}
+		h[HeaderReasons] = []string{strings.Join(d.Detection.Signals.Names(), ",")}
+	}
+}
 
 // RetryAfterSeconds is the Retry-After header's value, "" when none.
 func (d Decision) RetryAfterSeconds() string {
@@ -170,7 +189,7 @@ func Decide(in Inputs) Decision {
 
 	// In scope: from here on the source is an approved tester and is never
 	// scored nor banned, whatever the store's health.
-	b := in.Bounds(a)
+	b := in.Ask.Bounds(a)
 	var d Decision
 	switch b.Verdict {
 	case approvals.RateLimited:
@@ -198,19 +217,16 @@ func Decide(in Inputs) Decision {
 }
 
 func approved(a *approvals.Approval) Decision {
-	return Decision{
-		Verdict: VerdictApproved, Result: ResultAllowed,
-		Headers: http.Header{HeaderApproval: {a.ID}},
-	}
+	return Decision{Verdict: VerdictApproved, Result: ResultAllowed, Approval: a}
 }
 
 // detection decides on a source without an approval.
 func detection(in Inputs) Decision {
-	if in.Inspect == nil {
+	if !in.Detect {
 		return Decision{Verdict: VerdictPass}
 	}
-	det := in.Inspect()
-	d := Decision{Verdict: VerdictPass, Observe: true, Detection: &det}
+	det := in.Ask.Inspect()
+	d := Decision{Verdict: VerdictPass, Observe: true, Detection: det}
 	if !det.Scanner {
 		return d
 	}
@@ -220,10 +236,6 @@ func detection(in Inputs) Decision {
 		d.Verdict = VerdictMonitored
 	case ModeFlag:
 		d.Verdict = VerdictFlagged
-		d.Headers = http.Header{
-			HeaderVerdict: {"scanner"},
-			HeaderReasons: {strings.Join(det.Signals.Names(), ",")},
-		}
 	default:
 		// A request another site's page made is refused, but its source is
 		// not banned: that page chose it, not the person whose browser sent it.

@@ -148,18 +148,21 @@ func TestDecide(t *testing.T) {
 			in := Inputs{
 				Access: tc.rq.access(), Snapshot: snapshot(), BannedHere: tc.bannedHere, Now: at,
 				Mode: tc.mode, StoreUnavailable: config.FailClosed,
-				Bounds: func(*approvals.Approval) Bounds {
-					askedBounds = true
-					b := Bounds{Verdict: tc.bounds}
-					switch tc.bounds {
-					case approvals.RateLimited:
-						b.RetryAfter = 300 * time.Millisecond
-					case approvals.Unaccounted:
-						b.RetryAfter, b.Err = 700*time.Millisecond, storeDown
-					}
-					return b
+				Detect: true,
+				Ask: asker{
+					bounds: func(*approvals.Approval) Bounds {
+						askedBounds = true
+						b := Bounds{Verdict: tc.bounds}
+						switch tc.bounds {
+						case approvals.RateLimited:
+							b.RetryAfter = 300 * time.Millisecond
+						case approvals.Unaccounted:
+							b.RetryAfter, b.Err = 700*time.Millisecond, storeDown
+						}
+						return b
+					},
+					inspect: func() Detection { askedInspect = true; return tc.detection },
 				},
-				Inspect: func() Detection { askedInspect = true; return tc.detection },
 			}
 			if in.Mode == "" {
 				in.Mode = ModeBlock
@@ -175,8 +178,10 @@ func TestDecide(t *testing.T) {
 				t.Errorf("result %q ban %v observe %v retry %q; want %q %v %v %q",
 					d.Result, d.Ban, d.Observe, d.RetryAfterSeconds(), tc.wantResult, tc.wantBan, tc.wantObserve, tc.wantRetry)
 			}
-			if !equalHeaders(d.Headers, tc.wantHeaders) {
-				t.Errorf("headers %v, want %v", d.Headers, tc.wantHeaders)
+			h := http.Header{}
+			d.SetHeaders(h)
+			if !equalHeaders(h, tc.wantHeaders) {
+				t.Errorf("headers %v, want %v", h, tc.wantHeaders)
 			}
 			if (tc.noBounds && askedBounds) || (tc.noInspect && askedInspect) {
 				t.Errorf("asked the limiter: %v, the detector: %v; the order should not have reached them", askedBounds, askedInspect)
@@ -191,6 +196,15 @@ func TestDetectionOffPassesWithoutObserving(t *testing.T) {
 		t.Fatalf("detect off: %+v", d)
 	}
 }
+
+// asker answers Decide's questions with functions.
+type asker struct {
+	bounds  func(*approvals.Approval) Bounds
+	inspect func() Detection
+}
+
+func (a asker) Bounds(ap *approvals.Approval) Bounds { return a.bounds(ap) }
+func (a asker) Inspect() Detection                   { return a.inspect() }
 
 func crossSite(d Detection) Detection {
 	d.CrossSite = true

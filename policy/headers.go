@@ -28,8 +28,11 @@ const TokenScheme = "Gatekeeper"
 // Gatekeeper's (any case, "_" read as "-"), the token's Proxy-Authorization
 // credentials, and Gatekeeper's names in Connection.
 func TakeToken(h http.Header) (token string) {
-	token = h.Get(HeaderTestToken)
-	if vals := h.Values("Proxy-Authorization"); len(vals) > 0 {
+	// Direct lookups: the names are canonical, and this runs on every request.
+	if v := h[HeaderTestToken]; len(v) > 0 {
+		token = v[0]
+	}
+	if vals := h["Proxy-Authorization"]; len(vals) > 0 {
 		kept := vals[:0:0]
 		for _, v := range vals {
 			scheme, cred, _ := strings.Cut(strings.TrimSpace(v), " ")
@@ -46,7 +49,7 @@ func TakeToken(h http.Header) (token string) {
 			delete(h, name)
 		}
 	}
-	if vals := h.Values("Connection"); len(vals) > 0 {
+	if vals := h["Connection"]; len(vals) > 0 {
 		var kept []string
 		for _, v := range vals {
 			var names []string

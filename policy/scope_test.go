@@ -30,7 +30,7 @@ func TestScopeCannotBeBypassed(t *testing.T) {
 	for _, rq := range outside {
 		rq.ip, rq.tenant, rq.method = "192.0.2.3", "acme", "POST"
 		d := Decide(Inputs{Access: rq.access(), Snapshot: snapshot(), Now: at, Mode: ModeBlock,
-			Bounds: func(*approvals.Approval) Bounds { return Bounds{} }})
+			Ask: asker{bounds: func(*approvals.Approval) Bounds { return Bounds{} }}})
 		if d.Reason != ReasonOutOfScope || d.Status != 403 {
 			t.Errorf("%s %v: %s/%s %d, want out_of_scope 403", rq.target, rq.override, d.Verdict, d.Reason, d.Status)
 		}
@@ -39,7 +39,7 @@ func TestScopeCannotBeBypassed(t *testing.T) {
 	for _, target := range inside {
 		rq := request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: target}
 		d := Decide(Inputs{Access: rq.access(), Snapshot: snapshot(), Now: at, Mode: ModeBlock,
-			Bounds: func(*approvals.Approval) Bounds { return Bounds{} }})
+			Ask: asker{bounds: func(*approvals.Approval) Bounds { return Bounds{} }}})
 		if d.Verdict != VerdictApproved {
 			t.Errorf("%s: %s/%s, want approved", target, d.Verdict, d.Reason)
 		}

@@ -1,11 +1,11 @@
 package approvals
 
 import (
-	"strings"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 

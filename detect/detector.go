@@ -302,8 +302,11 @@ func (d *Detector) probeSignals(r *http.Request, res *Result) bool {
 	return res.Signals&probeSet != before&probeSet
 }
 
-// deepTraversal reports whether s climbs two directory levels or more in a
-// row ("../../", "..\..\"), also when the dots were encoded twice.
+// deepTraversal reports whether s climbs three directory levels or more
+// in a row ("../../../", "..\\..\\..\\"), or two toward a file scanners
+// fetch to prove a traversal ("../../etc/passwd"), also when the dots were
+// encoded twice. Fewer levels are what people type when they search for a
+// relative path.
 func deepTraversal(s string) bool {
 	if strings.Contains(s, "%2") || strings.Contains(s, "%5") {
 		if u, err := url.PathUnescape(s); err == nil {
@@ -311,16 +314,49 @@ func deepTraversal(s string) bool {
 		}
 	}
 	run := 0
-	for i := 0; i+2 < len(s); {
-		if s[i] == '.' && s[i+1] == '.' && (s[i+2] == '/' || s[i+2] == '\\') {
-			if run++; run == 2 {
-				return true
-			}
-			i += 3
+	for i := 0; i < len(s); {
+		dots := 0
+		for i+dots < len(s) && s[i+dots] == '.' {
+			dots++
+		}
+		slashes := 0
+		for i+dots+slashes < len(s) && (s[i+dots+slashes] == '/' || s[i+dots+slashes] == '\\') {
+			slashes++
+		}
+		if dots < 2 || slashes == 0 { // "....//" counts too: filters that strip "../" leave one
+			run = 0
+			i += max(dots, 1)
 			continue
 		}
-		run = 0
-		i++
+		i += dots + slashes
+		if run++; run == 3 || (run == 2 && traversalTarget(s[i:])) {
+			return true
+		}
+	}
+	return false
+}
+
+// traversalTarget reports whether s starts with a file traversal probes
+// reach for.
+func traversalTarget(s string) bool {
+	for _, t := range []string{"etc/passwd", "etc/shadow", "etc/hosts", "proc/self/", "windows/win.ini", "win.ini", "boot.ini"} {
+		if len(s) < len(t) {
+			continue
+		}
+		match := true
+		for j := range len(t) {
+			c := lower(s[j])
+			if c == '\\' {
+				c = '/'
+			}
+			if c != t[j] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
 	}
 	return false
 }

@@ -105,7 +105,7 @@ func TestEverydayTrafficIsNeverAScanner(t *testing.T) {
 	// Searches whose terms hold quotes, ampersands, SQL words, markup and paths.
 	var searches []visit
 	for _, q := range []string{`"rock & roll"`, "O'Brien", "select * from users", "drop table tennis", "what does 1=1 mean",
-		"<b>bold</b> <3", "a > b", "/etc/passwd", "../", "C:\\Windows\\System32", "/usr/local/bin/env", "wp-login.php",
+		"<b>bold</b> <3", "a > b", "/etc/passwd", "../", "../../lib/utils.js", "C:\\Windows\\System32", "/usr/local/bin/env", "wp-login.php",
 		".env file format", "union station", "tom & jerry; episode 2", "100% cotton", "C# generics", "user@example.com",
 		"{\"key\": [1,2]}", "naïve café", "https://example.com/a?b=c", "sleep 60", "`backticks`", "$(pwd)"} {
 		for page := 1; page <= 3; page++ {
@@ -288,4 +288,16 @@ func TestPeopleBehindOneAddressShareTheFailureBuckets(t *testing.T) {
 		c.Add(v.after)
 	}
 	t.Fatal("one browser with two failures a page was never caught")
+}
+
+func TestDeepTraversal(t *testing.T) {
+	for q, want := range map[string]bool{
+		"../": false, "../../": false, "../../node_modules/.bin": false, "see ../config and ../lib": false,
+		"../../../": true, "../../etc/passwd": true, "..\\..\\windows\\win.ini": true, "%2e%2e%2f%2e%2e%2f%2e%2e%2f": true,
+		"....//....//....//etc/passwd": true,
+	} {
+		if got := deepTraversal(q); got != want {
+			t.Errorf("deepTraversal(%q) = %v, want %v", q, got, want)
+		}
+	}
 }

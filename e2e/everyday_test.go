@@ -115,7 +115,7 @@ func TestEverydayTrafficIsNeverRefused(t *testing.T) {
 		c := from(t, in, "127.0.0.32")
 		for _, q := range []string{`"rock & roll"`, "O'Brien", "select * from users where 1=1", "drop table tennis",
 			"<script>alert(1)</script> tutorial", "a > b && c < d", "/etc/passwd", "../config", "C:\\Windows\\System32",
-			"wp-login.php", ".env example", "union all", "tom & jerry; s02", "100% cotton", "C#", "user@example.com",
+			"wp-login.php", ".env example", "../../src/index.js", "union all", "tom & jerry; s02", "100% cotton", "C#", "user@example.com",
 			`{"key":[1,2]}`, "naïve café", "https://example.com/?a=b", "sleep 60", "$(pwd)", "`ls`", "${HOME}"} {
 			for page := 1; page <= 3; page++ {
 				p := "/search?q=" + url.QueryEscape(q) + fmt.Sprintf("&page=%d", page)

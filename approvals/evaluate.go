@@ -20,13 +20,19 @@ type Access struct {
 	Methods []string
 	// Token is the test token the request carried, if any.
 	Token string
-	// Paths are the views of the request's path (see PathViews); every one
-	// must be in scope.
-	Paths []string
-	// MatchPath reports whether path matches one of the patterns (Caddy
-	// path-matcher patterns, lower case). The caller supplies it so that
-	// scope uses exactly the server's path semantics.
-	MatchPath func(patterns []string, path string) bool
+	// Path is the request's path as the server decoded it, and Canonical
+	// its canonical form (see CanonicalPath) when that differs, else "";
+	// both must be in scope.
+	Path, Canonical string
+	// Paths matches paths against scope patterns with the server's own
+	// semantics.
+	Paths PathMatcher
+}
+
+// PathMatcher reports whether path matches one of the patterns (Caddy
+// path-matcher patterns, lower case).
+type PathMatcher interface {
+	MatchPath(patterns []string, path string) bool
 }
 
 // Finding is what the approvals say about a request, before volume bounds.
@@ -100,13 +106,9 @@ func (a *Approval) InScope(acc Access) bool {
 		}
 	}
 	if len(a.Paths) > 0 {
-		if acc.MatchPath == nil || len(acc.Paths) == 0 {
+		if acc.Paths == nil || !acc.Paths.MatchPath(a.Paths, acc.Path) ||
+			(acc.Canonical != "" && !acc.Paths.MatchPath(a.Paths, acc.Canonical)) {
 			return false
-		}
-		for _, p := range acc.Paths {
-			if !acc.MatchPath(a.Paths, p) {
-				return false
-			}
 		}
 	}
 	return true

@@ -52,6 +52,15 @@ func CanonicalPath(escaped string) string {
 	return clean
 }
 
+// Canonical is CanonicalPath(escaped) when that differs from decoded, the
+// path as the server decoded it; else "".
+func Canonical(decoded, escaped string) string {
+	if c := CanonicalPath(escaped); c != decoded {
+		return c
+	}
+	return ""
+}
+
 // plainPath reports whether p has nothing CanonicalPath would change: it
 // starts with a slash and holds no escape, backslash, parameter, doubled
 // slash, dot segment or trailing dot or space in a segment name. Most
@@ -75,16 +84,6 @@ func plainPath(p string) bool {
 		}
 	}
 	return true
-}
-
-// PathViews are the paths a request's scope is checked against: the path as
-// the server decoded it, and its canonical form when that differs.
-func PathViews(decoded, escaped string) []string {
-	views := []string{decoded}
-	if c := CanonicalPath(escaped); c != decoded {
-		views = append(views, c)
-	}
-	return views
 }
 
 // methodOverrideHeaders are the headers frameworks read to let a POST stand

@@ -165,8 +165,8 @@ func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
 	if in.Snapshot.Covers(ip, in.Now) {
 		// Only an approved source's scope is checked; only then are the
 		// views of the path and the method worth working out.
-		in.Access.Paths = approvals.PathViews(r.URL.Path, r.URL.EscapedPath())
-		in.Access.MatchPath = ask.matchPath
+		in.Access.Path, in.Access.Canonical = r.URL.Path, approvals.Canonical(r.URL.Path, r.URL.EscapedPath())
+		in.Access.Paths = ask
 		var query url.Values
 		if strings.Contains(r.URL.RawQuery, "_method") {
 			query = r.URL.Query()
@@ -196,7 +196,9 @@ func (q *question) Inspect() policy.Detection {
 	return policy.Detection{Result: res, Scanner: q.h.detector.Scanner(res)}
 }
 
-func (q *question) matchPath(patterns []string, p string) bool { return matchPath(q.r, patterns, p) }
+// MatchPath matches a path of the request (its own or a view of it) with
+// Caddy's path matcher.
+func (q *question) MatchPath(patterns []string, p string) bool { return matchPath(q.r, patterns, p) }
 
 // apply carries out d on r: headers for the upstream and the client,
 // counts, logs, a ban, placeholders and access-log fields.

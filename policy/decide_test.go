@@ -39,9 +39,11 @@ func snapshot() *approvals.Snapshot {
 	return approvals.NewSnapshot(list, bans, at)
 }
 
-// matchPath is Caddy's path matching as far as these tests need it: exact
+// pathMatcher is Caddy's path matching as far as these tests need it: exact
 // or a trailing *, without regard to case.
-func matchPath(patterns []string, p string) bool {
+type pathMatcher struct{}
+
+func (pathMatcher) MatchPath(patterns []string, p string) bool {
 	for _, pat := range patterns {
 		if prefix, ok := strings.CutSuffix(pat, "*"); ok && strings.HasPrefix(strings.ToLower(p), prefix) || strings.EqualFold(pat, p) {
 			return true
@@ -60,9 +62,9 @@ func (rq request) access() approvals.Access {
 	q, _ := urlValues(query)
 	return approvals.Access{
 		IP: netip.MustParseAddr(rq.ip), Tenant: rq.tenant, Host: rq.tenant + ".example.com", Token: rq.token,
-		Methods:   approvals.EffectiveMethods(rq.method, rq.override, q, nil),
-		Paths:     approvals.PathViews(decode(path), path),
-		MatchPath: matchPath,
+		Methods: approvals.EffectiveMethods(rq.method, rq.override, q, nil),
+		Path:    decode(path), Canonical: approvals.Canonical(decode(path), path),
+		Paths: pathMatcher{},
 	}
 }
 

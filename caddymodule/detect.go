@@ -10,7 +10,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
 )
 
@@ -48,7 +47,7 @@ var offRate = detect.Rate{N: 1 << 30, Per: time.Millisecond}
 
 // build turns the config into a Detector. ipv6Prefix comes from the app.
 func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
-	sigs, err := config.DefaultSignatures()
+	sigs, err := detect.DefaultSignatures()
 	if err != nil {
 		return nil, err
 	}
@@ -65,13 +64,13 @@ func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
 	default:
 		return nil, fmt.Errorf("header_anomalies: %q is neither on nor off", c.HeaderAnomalies)
 	}
-	if cfg.UserAgents, err = editList("user_agents", sigs.UserAgents, c.UserAgents, config.Signature{Kind: "strong", Family: "other"}); err != nil {
+	if cfg.UserAgents, err = editList("user_agents", sigs.UserAgents, c.UserAgents, detect.Signature{Kind: "strong", Family: "other"}); err != nil {
 		return nil, err
 	}
-	if cfg.ProbePaths, err = editList("probe_paths", sigs.ProbePaths, c.ProbePaths, config.Signature{Kind: "sensitive"}); err != nil {
+	if cfg.ProbePaths, err = editList("probe_paths", sigs.ProbePaths, c.ProbePaths, detect.Signature{Kind: "sensitive"}); err != nil {
 		return nil, err
 	}
-	if cfg.ScannerHeaders, err = editList("scanner_headers", sigs.ScannerHeaders, c.ScannerHeaders, config.Signature{Family: "other"}); err != nil {
+	if cfg.ScannerHeaders, err = editList("scanner_headers", sigs.ScannerHeaders, c.ScannerHeaders, detect.Signature{Family: "other"}); err != nil {
 		return nil, err
 	}
 	b := detect.BehaviorConfig{MaxSources: c.MaxSources, IPv6Prefix: ipv6Prefix}
@@ -109,14 +108,14 @@ func checkEdits(name string, edits []string) error {
 }
 
 // editList applies an edit checked by checkEdits to a default list.
-func editList(name string, defaults []config.Signature, edits []string, added config.Signature) ([]config.Signature, error) {
+func editList(name string, defaults []detect.Signature, edits []string, added detect.Signature) ([]detect.Signature, error) {
 	if len(edits) == 0 {
 		return defaults, nil
 	}
 	if err := checkEdits(name, edits); err != nil {
 		return nil, err
 	}
-	var out []config.Signature
+	var out []detect.Signature
 	for _, e := range edits {
 		switch {
 		case e == "default":
@@ -130,7 +129,7 @@ func editList(name string, defaults []config.Signature, edits []string, added co
 		default: // "-entry"
 			drop := strings.ToLower(e[1:])
 			before := len(out)
-			out = slices.DeleteFunc(out, func(s config.Signature) bool { return s.Pattern == drop })
+			out = slices.DeleteFunc(out, func(s detect.Signature) bool { return s.Pattern == drop })
 			if len(out) == before {
 				return nil, fmt.Errorf("%s: %q is not in the list to remove", name, drop)
 			}

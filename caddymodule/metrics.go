@@ -7,7 +7,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/policy"
 )
@@ -133,7 +132,7 @@ func init() {
 			detectionsBy[mode][s] = metrics.detections.WithLabelValues(s.String(), mode)
 		}
 	}
-	if sigs, err := config.DefaultSignatures(); err == nil {
+	if sigs, err := detect.DefaultSignatures(); err == nil {
 		families := map[string]bool{"other": true}
 		for _, s := range append(sigs.UserAgents, sigs.ScannerHeaders...) {
 			if s.Kind != "weak" {

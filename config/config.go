@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/customernode/gatekeeper/detect"
 )
 
 // Store kinds.
@@ -32,7 +34,7 @@ const (
 	DefaultKeyPrefix        = "gatekeeper:"
 	DefaultBanTTL           = time.Hour
 	DefaultMaxWindow        = 31 * 24 * time.Hour
-	DefaultIPv6Prefix       = 64
+	DefaultIPv6Prefix       = detect.DefaultIPv6Prefix
 	DefaultResyncInterval   = 10 * time.Second
 	DefaultStoreUnavailable = FailClosed
 )

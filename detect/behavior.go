@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/customernode/gatekeeper/config"
 )
 
 // Rate is a leaky bucket's shape: it holds N and drains N every Per.
@@ -42,7 +40,7 @@ type BehaviorConfig struct {
 	// are forgotten first. Default 1 000 000.
 	MaxSources int
 	// IPv6Prefix is the prefix length IPv6 sources are tracked by (default
-	// config.DefaultIPv6Prefix).
+	// DefaultIPv6Prefix).
 	IPv6Prefix int
 }
 
@@ -52,6 +50,10 @@ var (
 	DefaultDistinctPaths = Rate{N: 100, Per: time.Minute}
 	DefaultProbeHits     = Rate{N: 3, Per: time.Minute}
 )
+
+// DefaultIPv6Prefix is the prefix length IPv6 sources are tracked (and, by
+// the app, banned) by unless configured otherwise.
+const DefaultIPv6Prefix = 64
 
 // DefaultMaxSources is the default cap on tracked sources.
 const DefaultMaxSources = 1_000_000
@@ -148,7 +150,7 @@ func NewTracker(cfg BehaviorConfig, now func() time.Time) *Tracker {
 		cfg.MaxSources = DefaultMaxSources
 	}
 	if cfg.IPv6Prefix <= 0 {
-		cfg.IPv6Prefix = config.DefaultIPv6Prefix
+		cfg.IPv6Prefix = DefaultIPv6Prefix
 	}
 	t := &Tracker{cfg: cfg, now: now, epoch: now(), seed: maphash.MakeSeed(), perCap: max(1, cfg.MaxSources/shards)}
 	for i := range t.shards {

@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/customernode/gatekeeper/config"
 )
 
 // Signal is one kind of evidence.
@@ -99,9 +97,9 @@ type Result struct {
 
 // Config sets up a Detector. Zero values take the defaults.
 type Config struct {
-	UserAgents     []config.Signature
-	ScannerHeaders []config.Signature
-	ProbePaths     []config.Signature
+	UserAgents     []Signature
+	ScannerHeaders []Signature
+	ProbePaths     []Signature
 	Weights        *[NumSignals]int
 	Threshold      int
 	Behavior       BehaviorConfig
@@ -114,7 +112,7 @@ type Config struct {
 // Detector scores requests. It is safe for concurrent use.
 type Detector struct {
 	ua, headers, probes *phraseSet
-	uaSigs, headerSigs  []config.Signature
+	uaSigs, headerSigs  []Signature
 	probeKinds          []Signal
 	weights             [NumSignals]int
 	threshold           int

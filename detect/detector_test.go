@@ -9,13 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 func newDetector(t testing.TB, c *testutil.Clock) *Detector {
 	t.Helper()
-	sigs, err := config.DefaultSignatures()
+	sigs, err := DefaultSignatures()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +74,7 @@ func TestScannerSignaturesAreRecognised(t *testing.T) {
 }
 
 func TestTokensMatchOnlyWholeWords(t *testing.T) {
-	d := New(Config{UserAgents: []config.Signature{{Kind: "strong", Pattern: "vega", Family: "vega", Source: "test"}}})
+	d := New(Config{UserAgents: []Signature{{Kind: "strong", Pattern: "vega", Family: "vega", Source: "test"}}})
 	for ua, want := range map[string]bool{
 		"Mozilla/5.0 (veganism.social bot)": false,
 		"Mozilla/5.0 Vegas/1.0":             false,
@@ -231,7 +230,7 @@ func TestFloodKeepsMemoryBoundedAndStillCatchesTheScanner(t *testing.T) {
 		t.Skip("2 000 000 requests")
 	}
 	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
-	sigs, _ := config.DefaultSignatures()
+	sigs, _ := DefaultSignatures()
 	d := New(Config{UserAgents: sigs.UserAgents, ProbePaths: sigs.ProbePaths, Now: c.Now})
 	scanner := netip.MustParseAddr("203.0.113.66")
 	probes := []string{"/.env", "/.git/config", "/wp-config.php.bak", "/backup.sql", "/phpinfo.php"}

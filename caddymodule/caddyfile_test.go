@@ -119,7 +119,9 @@ func TestDetectBlockBecomesHandlerConfig(t *testing.T) {
 		detect {
 			user_agents default +mytool -curl
 			probe_paths off
-			behavior not_found 5/10s probe_hits off
+			behavior not_found 5/10s probe_hits off payload_hits 2/1m
+			payloads off
+			max_body 128KiB
 			asn AS398324 14061
 			threshold 120
 			max_sources 5000
@@ -131,7 +133,7 @@ func TestDetectBlockBecomesHandlerConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(cfg)
-	want := `"detect":{"asn":[398324,14061],"max_sources":5000,"not_found":"5/10s","probe_hits":"off","probe_paths":["off"],"threshold":120,"user_agents":["default","+mytool","-curl"]}`
+	want := `"detect":{"asn":[398324,14061],"max_body":131072,"max_sources":5000,"not_found":"5/10s","payload_hits":"2/1m","payloads":"off","probe_hits":"off","probe_paths":["off"],"threshold":120,"user_agents":["default","+mytool","-curl"]}`
 	if !strings.Contains(string(b), want) {
 		t.Fatalf("adapted:\n%s\nwant it to contain\n%s", b, want)
 	}
@@ -143,6 +145,8 @@ func TestBadDetectBlockNamesTheLine(t *testing.T) {
 		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tuser_agents default tool\n\t\t}\n\t}\n}": `"tool" is not default, off, +entry or -entry, at Caddyfile:4`,
 		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tasn cloudflare\n\t\t}\n\t}\n}":           `"cloudflare" is not an AS number, at Caddyfile:4`,
 		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tsignals all\n\t\t}\n\t}\n}":              `unknown option "signals", at Caddyfile:4`,
+		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tmax_body lots\n\t\t}\n\t}\n}":            `max_body: "lots" is not a size such as 64KiB, at Caddyfile:4`,
+		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tpayloads maybe\n\t\t}\n\t}\n}":           `payloads: want on or off, at Caddyfile:4`,
 	} {
 		if _, err := adapt(t, body); err == nil || !strings.Contains(err.Error(), says) {
 			t.Errorf("adapt error = %v, want it to say %q", err, says)

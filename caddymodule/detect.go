@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/dustin/go-humanize"
 
 	"github.com/customernode/gatekeeper/detect"
 )
@@ -28,10 +29,18 @@ type DetectConfig struct {
 	// Header anomalies (missing User-Agent or Accept, numeric-IP Host):
 	// "off" to ignore them.
 	HeaderAnomalies string `json:"header_anomalies,omitempty"`
+	// Attack payloads in query values, path segments and small form or
+	// JSON bodies (SQL injection, cross-site scripting, command injection,
+	// file inclusion): "off" to stop looking for them.
+	Payloads string `json:"payloads,omitempty"`
+	// Largest form or JSON body inspected for payloads, in bytes; larger
+	// bodies and bodies of unknown length pass unread. Default 65536.
+	MaxBody int64 `json:"max_body,omitempty"`
 	// Behaviour buckets, each "N/duration" (such as "10/10s") or "off".
 	NotFound      string `json:"not_found,omitempty"`
 	DistinctPaths string `json:"distinct_paths,omitempty"`
 	ProbeHits     string `json:"probe_hits,omitempty"`
+	PayloadHits   string `json:"payload_hits,omitempty"`
 	// Autonomous system numbers whose traffic counts as scanning (needs
 	// the app's geoip_asn database).
 	ASN []uint `json:"asn,omitempty"`
@@ -54,7 +63,17 @@ func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
 	if c == nil {
 		c = &DetectConfig{}
 	}
-	cfg := detect.Config{Threshold: c.Threshold, Now: now, ScannerASNs: c.ASN}
+	cfg := detect.Config{Threshold: c.Threshold, Now: now, ScannerASNs: c.ASN, MaxBody: c.MaxBody}
+	switch c.Payloads {
+	case "", "on":
+	case "off":
+		cfg.PayloadsOff = true
+	default:
+		return nil, fmt.Errorf("payloads: %q is neither on nor off", c.Payloads)
+	}
+	if c.MaxBody < 0 {
+		return nil, fmt.Errorf("max_body: %d is negative", c.MaxBody)
+	}
 	switch c.HeaderAnomalies {
 	case "", "on":
 	case "off":
@@ -78,7 +97,8 @@ func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
 		name string
 		spec string
 		dst  *detect.Rate
-	}{{"not_found", c.NotFound, &b.NotFound}, {"distinct_paths", c.DistinctPaths, &b.DistinctPaths}, {"probe_hits", c.ProbeHits, &b.ProbeHits}} {
+	}{{"not_found", c.NotFound, &b.NotFound}, {"distinct_paths", c.DistinctPaths, &b.DistinctPaths},
+		{"probe_hits", c.ProbeHits, &b.ProbeHits}, {"payload_hits", c.PayloadHits, &b.PayloadHits}} {
 		if *r.dst, err = parseRate(r.name, r.spec); err != nil {
 			return nil, err
 		}
@@ -164,7 +184,9 @@ func parseRate(name, spec string) (detect.Rate, error) {
 //		user_agents     default +mytool -curl
 //		probe_paths     default
 //		scanner_headers default
-//		behavior        not_found 10/10s distinct_paths 40/20s probe_hits 3/1m
+//		behavior        not_found 10/1m distinct_paths 100/1m probe_hits 3/1m payload_hits 3/1m
+//		payloads        on|off
+//		max_body        64KiB
 //		header_anomalies on|off
 //		asn             398324 14061
 //		threshold       100
@@ -194,6 +216,17 @@ func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
 			c.ScannerHeaders, err = args, checkEdits(opt, args)
 		case "behavior":
 			err = c.behavior(args)
+		case "payloads":
+			if len(args) != 1 || (args[0] != "on" && args[0] != "off") {
+				return nil, d.Err("detect payloads: want on or off")
+			}
+			c.Payloads = args[0]
+		case "max_body":
+			n, convErr := humanize.ParseBytes(strings.Join(args, " "))
+			if convErr != nil || n == 0 || n > 1<<30 {
+				return nil, d.Errf("detect max_body: %q is not a size such as 64KiB", strings.Join(args, " "))
+			}
+			c.MaxBody = int64(n)
 		case "header_anomalies":
 			if len(args) != 1 || (args[0] != "on" && args[0] != "off") {
 				return nil, d.Err("detect header_anomalies: want on or off")
@@ -229,7 +262,7 @@ func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
 
 func (c *DetectConfig) behavior(args []string) error {
 	if len(args) == 1 && args[0] == "off" {
-		c.NotFound, c.DistinctPaths, c.ProbeHits = "off", "off", "off"
+		c.NotFound, c.DistinctPaths, c.ProbeHits, c.PayloadHits = "off", "off", "off", "off"
 		return nil
 	}
 	if len(args)%2 != 0 {
@@ -246,8 +279,10 @@ func (c *DetectConfig) behavior(args []string) error {
 			c.DistinctPaths = args[i+1]
 		case "probe_hits":
 			c.ProbeHits = args[i+1]
+		case "payload_hits":
+			c.PayloadHits = args[i+1]
 		default:
-			return fmt.Errorf("behavior: unknown bucket %q (not_found, distinct_paths, probe_hits)", args[i])
+			return fmt.Errorf("behavior: unknown bucket %q (not_found, distinct_paths, probe_hits, payload_hits)", args[i])
 		}
 	}
 	return nil

@@ -36,6 +36,9 @@ type BehaviorConfig struct {
 	DistinctPaths Rate
 	// ProbeHits counts requests for probe paths.
 	ProbeHits Rate
+	// PayloadHits counts requests carrying an attack payload; a value sent
+	// again counts once.
+	PayloadHits Rate
 	// MaxSources caps how many sources are tracked; the least recently seen
 	// are forgotten first. Default 1 000 000.
 	MaxSources int
@@ -49,6 +52,7 @@ var (
 	DefaultNotFound      = Rate{N: 10, Per: time.Minute}
 	DefaultDistinctPaths = Rate{N: 100, Per: time.Minute}
 	DefaultProbeHits     = Rate{N: 3, Per: time.Minute}
+	DefaultPayloadHits   = Rate{N: 4, Per: time.Minute}
 )
 
 // DefaultIPv6Prefix is the prefix length IPv6 sources are tracked (and, by
@@ -75,15 +79,18 @@ type shard struct {
 	m  map[netip.Addr]*sourceState
 }
 
-// sourceState is what is known of one source: 40 bytes, and 72 more once
-// one of its requests has failed.
+// sourceState is what is known of one source: 48 bytes, and 72 more once
+// one of its requests has failed or carried a payload.
 type sourceState struct {
-	last                      uint32 // milliseconds since the tracker's epoch (wraps after 49 days)
-	notFound, distinct, probe float32
-	failed                    *failedPaths // nil until the first failure
-	// agents is a 64-bit Bloom filter of the User-Agents seen since
-	// agentsSince: about how many different clients share the address.
-	agents      uint64
+	last                               uint32 // milliseconds since the tracker's epoch (wraps after 49 days)
+	notFound, distinct, probe, payload float32
+	// failed holds the paths that failed and the payloads sent lately;
+	// nil until the first of either.
+	failed *failedPaths
+	// agents holds 16-bit hashes (never 0) of the first maxAgents
+	// User-Agents seen since agentsSince: how many different clients
+	// share the address.
+	agents      [maxAgents]uint16
 	agentsSince uint32
 }
 
@@ -98,9 +105,28 @@ const (
 	agentsPeriod = 10 * time.Minute
 )
 
-// clients is about how many user agents st was seen with, 1 to maxAgents.
+// clients is how many user agents st was seen with lately, 1 to maxAgents.
 func (st *sourceState) clients() float32 {
-	return float32(min(max(bits.OnesCount64(st.agents), 1), maxAgents))
+	n := 0
+	for _, a := range st.agents {
+		if a != 0 {
+			n++
+		}
+	}
+	return float32(max(n, 1))
+}
+
+// sawAgent notes a user agent's 16-bit hash.
+func (st *sourceState) sawAgent(h uint16) {
+	for i, a := range st.agents {
+		switch a {
+		case h:
+			return
+		case 0:
+			st.agents[i] = h
+			return
+		}
+	}
 }
 
 // failedPaths is a 512-bit Bloom filter (two bits a path) of the paths that
@@ -145,6 +171,9 @@ func NewTracker(cfg BehaviorConfig, now func() time.Time) *Tracker {
 	}
 	if cfg.ProbeHits.N <= 0 || cfg.ProbeHits.Per <= 0 {
 		cfg.ProbeHits = DefaultProbeHits
+	}
+	if cfg.PayloadHits.N <= 0 || cfg.PayloadHits.Per <= 0 {
+		cfg.PayloadHits = DefaultPayloadHits
 	}
 	if cfg.MaxSources <= 0 {
 		cfg.MaxSources = DefaultMaxSources
@@ -228,7 +257,7 @@ func (t *Tracker) evict(sh *shard) {
 	n := 0
 	for k, st := range sh.m {
 		at := uint64(st.last)
-		if st.notFound >= 1 || st.distinct >= 1 || st.probe >= 1 {
+		if st.notFound >= 1 || st.distinct >= 1 || st.probe >= 1 || st.payload >= 1 {
 			at += uint64(10 * time.Minute / time.Millisecond)
 		}
 		if n == 0 || at < oldestAt {
@@ -258,25 +287,32 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 	st.notFound = leak(st.notFound, elapsed, t.cfg.NotFound, 0)
 	st.distinct = leak(st.distinct, elapsed, t.cfg.DistinctPaths, 0)
 	st.probe = leak(st.probe, elapsed, t.cfg.ProbeHits, 0)
+	st.payload = leak(st.payload, elapsed, t.cfg.PayloadHits, 0)
 }
 
 // onRequest counts a request from src (a probe, or not) and says which
 // buckets are running over.
-func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool) SignalSet {
+// onRequest counts a request from src with user agent ua (a probe, or not;
+// carrying a payload whose hash is payload, or 0) and says which buckets
+// are running over.
+func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint64) SignalSet {
 	k := t.key(src)
 	sh := t.shardOf(k)
 	now := t.clock()
-	agent := uint64(1) << (maphash.String(t.seed, ua) & 63)
+	agent := uint16(maphash.String(t.seed, ua)%65535) + 1
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	st := t.state(sh, k, now)
 	t.drain(st, now)
 	if now-st.agentsSince > uint32(agentsPeriod.Milliseconds()) {
-		st.agents, st.agentsSince = 0, now
+		st.agents, st.agentsSince = [maxAgents]uint16{}, now
 	}
-	st.agents |= agent
+	st.sawAgent(agent)
 	if probe {
 		st.probe++
+	}
+	if payload != 0 && !t.filter(st, now).seen(payload) {
+		st.payload++
 	}
 	return t.overflowing(st)
 }
@@ -314,15 +350,7 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 		}
 		return
 	}
-	f := st.failed
-	if f == nil || now-f.since > uint32(t.cfg.DistinctPaths.Per.Milliseconds()) || f.full() {
-		if f == nil {
-			f = new(failedPaths)
-			st.failed = f
-		}
-		*f = failedPaths{since: now}
-	}
-	if f.seen(h) {
+	if t.filter(st, now).seen(h) {
 		return
 	}
 	w := float32(1)
@@ -331,6 +359,20 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 	}
 	st.notFound += w
 	st.distinct += w
+}
+
+// filter is st's filter of failed paths and payloads, new or cleared when
+// its period is over or it is half full.
+func (t *Tracker) filter(st *sourceState, now uint32) *failedPaths {
+	f := st.failed
+	if f == nil || now-f.since > uint32(t.cfg.DistinctPaths.Per.Milliseconds()) || f.full() {
+		if f == nil {
+			f = new(failedPaths)
+			st.failed = f
+		}
+		*f = failedPaths{since: now}
+	}
+	return f
 }
 
 func (t *Tracker) overflowing(st *sourceState) SignalSet {
@@ -344,6 +386,9 @@ func (t *Tracker) overflowing(st *sourceState) SignalSet {
 	}
 	if st.probe > float32(t.cfg.ProbeHits.N) {
 		s.add(SignalProbeRate)
+	}
+	if st.payload > float32(t.cfg.PayloadHits.N) {
+		s.add(SignalPayloadRate)
 	}
 	return s
 }

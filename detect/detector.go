@@ -17,18 +17,23 @@ type Signal uint8
 
 // Signals, each with a default weight (see DefaultWeights).
 const (
-	SignalUserAgent     Signal = iota // a scanner tool's user-agent token
-	SignalScannerHeader               // a header only scanners send
-	SignalCVEProbe                    // a path or query known from exploit probes
-	SignalTraversal                   // path traversal, encoded forms included
-	SignalSensitivePath               // a file that leaks secrets (.env, .git/, dumps)
-	SignalAdminProbe                  // an admin login probed for weak passwords
-	SignalWeakClient                  // a generic HTTP client (curl, python-requests, …)
-	SignalHeaderAnomaly               // missing or empty User-Agent, no Accept, numeric-IP Host
-	SignalNotFound                    // too many 4xx answers on non-static paths
-	SignalDistinctPaths               // too many distinct paths too fast
-	SignalProbeRate                   // probe paths asked for again and again
-	SignalASN                         // the source's autonomous system is a configured scanner network
+	SignalUserAgent        Signal = iota // a scanner tool's user-agent token
+	SignalScannerHeader                  // a header only scanners send
+	SignalCVEProbe                       // a path or query known from exploit probes
+	SignalTraversal                      // path traversal, encoded forms included
+	SignalSensitivePath                  // a file that leaks secrets (.env, .git/, dumps)
+	SignalAdminProbe                     // an admin login probed for weak passwords
+	SignalWeakClient                     // a generic HTTP client (curl, python-requests, …)
+	SignalHeaderAnomaly                  // missing or empty User-Agent, no Accept, numeric-IP Host
+	SignalNotFound                       // too many 4xx answers on non-static paths
+	SignalDistinctPaths                  // too many distinct paths too fast
+	SignalProbeRate                      // probe paths asked for again and again
+	SignalASN                            // the source's autonomous system is a configured scanner network
+	SignalSQLi                           // SQL injection in a value (libinjection)
+	SignalXSS                            // cross-site scripting in a value (libinjection)
+	SignalCommandInjection               // a shell command or code call after a shell metacharacter in a value
+	SignalFileInclusion                  // a stream wrapper, a system file, a NUL or deep traversal in a value
+	SignalPayloadRate                    // payloads sent again and again
 	// NumSignals is how many signals there are.
 	NumSignals
 )
@@ -36,6 +41,7 @@ const (
 var signalNames = [NumSignals]string{
 	"user_agent", "scanner_header", "cve_probe", "traversal", "sensitive_path", "admin_probe",
 	"weak_client", "header_anomaly", "not_found", "distinct_paths", "probe_rate", "asn",
+	"sqli", "xss", "command_injection", "file_inclusion", "payload_rate",
 }
 
 func (s Signal) String() string { return signalNames[s] }
@@ -57,13 +63,14 @@ var DefaultWeights = [NumSignals]int{
 	SignalUserAgent: 100, SignalScannerHeader: 100, SignalCVEProbe: 60, SignalTraversal: 60,
 	SignalSensitivePath: 40, SignalAdminProbe: 20, SignalWeakClient: 10, SignalHeaderAnomaly: 10,
 	SignalNotFound: 100, SignalDistinctPaths: 100, SignalProbeRate: 100, SignalASN: 50,
+	SignalSQLi: 50, SignalXSS: 50, SignalCommandInjection: 50, SignalFileInclusion: 50, SignalPayloadRate: 100,
 }
 
 // DefaultThreshold is the score at which a source is taken for a scanner.
 const DefaultThreshold = 100
 
 // SignalSet is a set of signals.
-type SignalSet uint16
+type SignalSet uint32
 
 // Has reports whether s holds sig.
 func (s SignalSet) Has(sig Signal) bool { return s&(1<<sig) != 0 }
@@ -105,6 +112,11 @@ type Config struct {
 	Behavior       BehaviorConfig
 	// ScannerASNs are autonomous systems whose traffic counts as scanning.
 	ScannerASNs []uint
+	// PayloadsOff turns off the inspection of values for attack payloads.
+	PayloadsOff bool
+	// MaxBody is the largest form or JSON body inspected for payloads
+	// (DefaultMaxBody when zero).
+	MaxBody int64
 	// Now is the clock for behaviour buckets (time.Now when nil).
 	Now func() time.Time
 }
@@ -118,6 +130,7 @@ type Detector struct {
 	threshold           int
 	behavior            *Tracker
 	asns                map[uint]bool
+	payloads            *payloadInspector // nil when off
 }
 
 var probeSignal = map[string]Signal{
@@ -132,6 +145,9 @@ func New(cfg Config) *Detector {
 		weights: DefaultWeights, threshold: cfg.Threshold,
 		behavior: NewTracker(cfg.Behavior, cfg.Now),
 		asns:     map[uint]bool{},
+	}
+	if !cfg.PayloadsOff {
+		d.payloads = newPayloadInspector(cfg.MaxBody)
 	}
 	for _, n := range cfg.ScannerASNs {
 		d.asns[n] = true
@@ -199,8 +215,12 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 		}
 	}
 
+	var payload uint64
+	if d.payloads != nil {
+		payload = d.payloads.inspect(r, &res)
+	}
 	if res.CrossSite = crossSite(r); !res.CrossSite {
-		res.Signals |= d.behavior.onRequest(src, ua, probe)
+		res.Signals |= d.behavior.onRequest(src, ua, probe, payload)
 	}
 	for i := Signal(0); i < NumSignals; i++ {
 		if res.Signals.Has(i) {

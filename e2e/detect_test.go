@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,5 +223,58 @@ func TestMissingOrCorruptGeoIPFileFailsValidation(t *testing.T) {
 		if err == nil || !strings.Contains(out, says) || strings.Contains(out, "panic") {
 			t.Errorf("validate with %s: %v\n%s\nwant a clear error saying %q", file, err, out, says)
 		}
+	}
+}
+
+// A crawling injector with a browser user agent, as wapiti runs by default:
+// it walks the site, then sends payloads in the parameters it found. It is
+// blocked within its first 15 requests, by one payload that is two attacks
+// at once or by the payload bucket, while a person searching for odd terms
+// at the same time is never refused.
+func TestCrawlingInjectorIsBlocked(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data", webSite(t, "block"))
+	crawl := []string{"/", "/app.css", "/app.js", "/api/items?id=1", "/api/search?q=chair"}
+	for _, tc := range []struct {
+		source   string
+		payloads []string
+	}{
+		{"127.0.0.12", []string{"/api/search?q=%3Benv%3B", "/api/items?id=a%3Bsleep+60%3B", "/api/search?q=..%2F..%2F..%2F..%2Fetc%2Fpasswd"}},
+		{"127.0.0.13", []string{"/api/search?q=%3Benv%3B", "/api/items?id=a%3Bsleep+60%3B", "/api/search?q=a%3Bexit(md5(%27wapiti%27))%3B%2F%2F",
+			"/api/items?id=1%27+AND+5436%3D5436+AND+%27xYzW%27%3D%27xYzW", "/api/search?q=%3Cscript%3Ealert(%27wapiti%27)%3C%2Fscript%3E",
+			"/api/items?id=%26ping+-n+25+127.0.0.1%26"}},
+	} {
+		c := from(t, in, tc.source)
+		blockedAt := 0
+		for i, p := range append(append([]string{}, crawl...), tc.payloads...) {
+			if a := browse(c, p, firefox); a.code == 403 {
+				blockedAt = i + 1
+				break
+			}
+		}
+		if blockedAt == 0 || blockedAt > 15 {
+			t.Fatalf("injector %s blocked at request %d, want within 15", tc.source, blockedAt)
+		}
+		t.Logf("injector %s blocked at request %d", tc.source, blockedAt)
+	}
+	person := from(t, in, "127.0.0.14")
+	for _, q := range []string{"O'Brien", "rock & roll", "what does 1=1 mean", "drop table tennis", "<3", "a > b",
+		"select count(*) from orders", "<script> tag", "/etc/passwd", "C#", "naïve café", "user@example.com", `{"a":[1,2]}`} {
+		for page := 1; page <= 3; page++ {
+			if a := browse(person, "/api/search?q="+url.QueryEscape(q)+"&page="+strconv.Itoa(page), firefox); a.code != 200 {
+				t.Fatalf("a search for %q was refused: %d", q, a.code)
+			}
+		}
+	}
+	for _, s := range []string{"file_inclusion", "traversal", "payload_rate", "xss"} {
+		if v := in.metric(`caddy_gatekeeper_detections_total{mode="block",signal="` + s + `"}`); v != 1 {
+			t.Errorf("detections_total %s = %v, want 1", s, v)
+		}
+	}
+
+	// In flag mode the payload signals reach the upstream by name.
+	flag := startSite(t, "\t\tstore file ./data", webSite(t, "flag"))
+	a := browse(from(t, flag, "127.0.0.15"), "/api/items?id=%3Bcat+%2Fetc%2Fpasswd%00", firefox)
+	if a.code != 200 || a.body != "api verdict=scanner reasons=command_injection,file_inclusion" {
+		t.Fatalf("flag mode: %d %q", a.code, a.body)
 	}
 }

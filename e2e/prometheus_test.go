@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
@@ -150,7 +151,7 @@ func TestPrometheusScrapesGatekeeper(t *testing.T) {
 		`sum(caddy_gatekeeper_decision_duration_seconds_count)`:                              6,
 		`count(caddy_gatekeeper_requests_total)`:                                             6, // every verdict, from the start
 		`sum(caddy_gatekeeper_store_errors_total)`:                                           0,
-		`count(caddy_gatekeeper_detections_total{mode="monitor"})`:                           12, // every signal, from the start
+		`count(caddy_gatekeeper_detections_total{mode="monitor"})`:                           float64(detect.NumSignals), // every signal, from the start
 	}
 	testutil.WaitFor(t, 20*time.Second, "series scraped", func() bool {
 		return prom.value(`sum(caddy_gatekeeper_requests_total{verdict="approved"})`) == 3

@@ -41,6 +41,8 @@ type DetectConfig struct {
 	DistinctPaths string `json:"distinct_paths,omitempty"`
 	ProbeHits     string `json:"probe_hits,omitempty"`
 	PayloadHits   string `json:"payload_hits,omitempty"`
+	// The hour-long bucket for scanners that pace themselves, "N/duration".
+	Slow string `json:"slow,omitempty"`
 	// Autonomous system numbers whose traffic counts as scanning (needs
 	// the app's geoip_asn database).
 	ASN []uint `json:"asn,omitempty"`
@@ -98,7 +100,7 @@ func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
 		spec string
 		dst  *detect.Rate
 	}{{"not_found", c.NotFound, &b.NotFound}, {"distinct_paths", c.DistinctPaths, &b.DistinctPaths},
-		{"probe_hits", c.ProbeHits, &b.ProbeHits}, {"payload_hits", c.PayloadHits, &b.PayloadHits}} {
+		{"probe_hits", c.ProbeHits, &b.ProbeHits}, {"payload_hits", c.PayloadHits, &b.PayloadHits}, {"slow", c.Slow, &b.Slow}} {
 		if *r.dst, err = parseRate(r.name, r.spec); err != nil {
 			return nil, err
 		}
@@ -184,7 +186,7 @@ func parseRate(name, spec string) (detect.Rate, error) {
 //		user_agents     default +mytool -curl
 //		probe_paths     default
 //		scanner_headers default
-//		behavior        not_found 10/1m distinct_paths 100/1m probe_hits 3/1m payload_hits 3/1m
+//		behavior        not_found 10/1m distinct_paths 100/1m probe_hits 3/1m payload_hits 4/1m slow 40/1h
 //		payloads        on|off
 //		max_body        64KiB
 //		header_anomalies on|off
@@ -262,7 +264,7 @@ func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
 
 func (c *DetectConfig) behavior(args []string) error {
 	if len(args) == 1 && args[0] == "off" {
-		c.NotFound, c.DistinctPaths, c.ProbeHits, c.PayloadHits = "off", "off", "off", "off"
+		c.NotFound, c.DistinctPaths, c.ProbeHits, c.PayloadHits, c.Slow = "off", "off", "off", "off", "off"
 		return nil
 	}
 	if len(args)%2 != 0 {
@@ -281,8 +283,10 @@ func (c *DetectConfig) behavior(args []string) error {
 			c.ProbeHits = args[i+1]
 		case "payload_hits":
 			c.PayloadHits = args[i+1]
+		case "slow":
+			c.Slow = args[i+1]
 		default:
-			return fmt.Errorf("behavior: unknown bucket %q (not_found, distinct_paths, probe_hits, payload_hits)", args[i])
+			return fmt.Errorf("behavior: unknown bucket %q (not_found, distinct_paths, probe_hits, payload_hits, slow)", args[i])
 		}
 	}
 	return nil

@@ -39,6 +39,10 @@ type BehaviorConfig struct {
 	// PayloadHits counts requests carrying an attack payload; a value sent
 	// again counts once.
 	PayloadHits Rate
+	// Slow counts, over a long window, what the short buckets count
+	// (failures net of successes, probes, payloads), for a scanner that
+	// paces itself under them.
+	Slow Rate
 	// MaxSources caps how many sources are tracked; the least recently seen
 	// are forgotten first. Default 1 000 000.
 	MaxSources int
@@ -53,6 +57,7 @@ var (
 	DefaultDistinctPaths = Rate{N: 100, Per: time.Minute}
 	DefaultProbeHits     = Rate{N: 3, Per: time.Minute}
 	DefaultPayloadHits   = Rate{N: 4, Per: time.Minute}
+	DefaultSlow          = Rate{N: 40, Per: time.Hour}
 )
 
 // DefaultIPv6Prefix is the prefix length IPv6 sources are tracked (and, by
@@ -79,11 +84,11 @@ type shard struct {
 	m  map[netip.Addr]*sourceState
 }
 
-// sourceState is what is known of one source: 48 bytes, and 72 more once
+// sourceState is what is known of one source: 52 bytes, and 72 more once
 // one of its requests has failed or carried a payload.
 type sourceState struct {
-	last                               uint32 // milliseconds since the tracker's epoch (wraps after 49 days)
-	notFound, distinct, probe, payload float32
+	last                                     uint32 // milliseconds since the tracker's epoch (wraps after 49 days)
+	notFound, distinct, probe, payload, slow float32
 	// failed holds the paths that failed and the payloads sent lately;
 	// nil until the first of either.
 	failed *failedPaths
@@ -175,6 +180,9 @@ func NewTracker(cfg BehaviorConfig, now func() time.Time) *Tracker {
 	if cfg.PayloadHits.N <= 0 || cfg.PayloadHits.Per <= 0 {
 		cfg.PayloadHits = DefaultPayloadHits
 	}
+	if cfg.Slow.N <= 0 || cfg.Slow.Per <= 0 {
+		cfg.Slow = DefaultSlow
+	}
 	if cfg.MaxSources <= 0 {
 		cfg.MaxSources = DefaultMaxSources
 	}
@@ -257,7 +265,7 @@ func (t *Tracker) evict(sh *shard) {
 	n := 0
 	for k, st := range sh.m {
 		at := uint64(st.last)
-		if st.notFound >= 1 || st.distinct >= 1 || st.probe >= 1 || st.payload >= 1 {
+		if st.notFound >= 1 || st.distinct >= 1 || st.probe >= 1 || st.payload >= 1 || st.slow >= 1 {
 			at += uint64(10 * time.Minute / time.Millisecond)
 		}
 		if n == 0 || at < oldestAt {
@@ -288,6 +296,7 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 	st.distinct = leak(st.distinct, elapsed, t.cfg.DistinctPaths, 0)
 	st.probe = leak(st.probe, elapsed, t.cfg.ProbeHits, 0)
 	st.payload = leak(st.payload, elapsed, t.cfg.PayloadHits, 0)
+	st.slow = leak(st.slow, elapsed, t.cfg.Slow, 0)
 }
 
 // onRequest counts a request from src (a probe, or not) and says which
@@ -310,9 +319,11 @@ func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint6
 	st.sawAgent(agent)
 	if probe {
 		st.probe++
+		st.slow++
 	}
 	if payload != 0 && !t.filter(st, now).seen(payload) {
 		st.payload++
+		st.slow++
 	}
 	return t.overflowing(st)
 }
@@ -345,6 +356,7 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 			credit = 0.25
 		}
 		st.notFound = max(-float32(t.cfg.NotFound.N), st.notFound-credit)
+		st.slow = max(-float32(t.cfg.Slow.N), st.slow-credit)
 		if !static {
 			st.distinct = max(0, st.distinct-0.5)
 		}
@@ -359,6 +371,7 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 	}
 	st.notFound += w
 	st.distinct += w
+	st.slow += w
 }
 
 // filter is st's filter of failed paths and payloads, new or cleared when
@@ -389,6 +402,9 @@ func (t *Tracker) overflowing(st *sourceState) SignalSet {
 	}
 	if st.payload > float32(t.cfg.PayloadHits.N) {
 		s.add(SignalPayloadRate)
+	}
+	if st.slow > float32(t.cfg.Slow.N)*clients {
+		s.add(SignalSlowScan)
 	}
 	return s
 }

@@ -25,8 +25,8 @@ const (
 	SignalAdminProbe                     // an admin login probed for weak passwords
 	SignalWeakClient                     // a generic HTTP client (curl, python-requests, …)
 	SignalHeaderAnomaly                  // missing or empty User-Agent, no Accept, numeric-IP Host
-	SignalNotFound                       // too many 4xx answers on non-static paths
-	SignalDistinctPaths                  // too many distinct paths too fast
+	SignalNotFound                       // failures on distinct paths, net of successes
+	SignalDistinctPaths                  // failures on distinct paths, padded or not
 	SignalProbeRate                      // probe paths asked for again and again
 	SignalASN                            // the source's autonomous system is a configured scanner network
 	SignalSQLi                           // SQL injection in a value (libinjection)
@@ -34,6 +34,7 @@ const (
 	SignalCommandInjection               // a shell command or code call after a shell metacharacter in a value
 	SignalFileInclusion                  // a stream wrapper, a system file, a NUL or deep traversal in a value
 	SignalPayloadRate                    // payloads sent again and again
+	SignalSlowScan                       // failures, probes and payloads paced under the short buckets, over an hour
 	// NumSignals is how many signals there are.
 	NumSignals
 )
@@ -41,7 +42,7 @@ const (
 var signalNames = [NumSignals]string{
 	"user_agent", "scanner_header", "cve_probe", "traversal", "sensitive_path", "admin_probe",
 	"weak_client", "header_anomaly", "not_found", "distinct_paths", "probe_rate", "asn",
-	"sqli", "xss", "command_injection", "file_inclusion", "payload_rate",
+	"sqli", "xss", "command_injection", "file_inclusion", "payload_rate", "slow_scan",
 }
 
 func (s Signal) String() string { return signalNames[s] }
@@ -64,6 +65,7 @@ var DefaultWeights = [NumSignals]int{
 	SignalSensitivePath: 40, SignalAdminProbe: 20, SignalWeakClient: 10, SignalHeaderAnomaly: 10,
 	SignalNotFound: 100, SignalDistinctPaths: 100, SignalProbeRate: 100, SignalASN: 50,
 	SignalSQLi: 50, SignalXSS: 50, SignalCommandInjection: 50, SignalFileInclusion: 50, SignalPayloadRate: 100,
+	SignalSlowScan: 100,
 }
 
 // DefaultThreshold is the score at which a source is taken for a scanner.

@@ -1,0 +1,87 @@
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+// A browser-UA scanner that paces its failures or probes under the short
+// buckets is caught by the hour-long one, within the stated number of
+// requests.
+func TestSlowScannersAreCaught(t *testing.T) {
+	probes := []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php", "/server-status", "/dump.sql",
+		"/.aws/credentials", "/wp-config.php.bak", "/web.config", "/.htpasswd", "/database.sql", "/backup.zip"}
+	for _, tc := range []struct {
+		name  string
+		every time.Duration
+		probe bool
+		limit int
+	}{
+		{"a failing path every 2 s", 2 * time.Second, false, 20},
+		{"a probe every 2 s", 2 * time.Second, true, 5},
+		{"a failing path every 10 s", 10 * time.Second, false, 50},
+		{"a failing path every 30 s", 30 * time.Second, false, 65},
+		{"a probe every 30 s", 30 * time.Second, true, 65},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+			d := newDetector(t, c)
+			for i := range tc.limit {
+				p := fmt.Sprintf("/old-%c%c/", 'a'+i%26, 'a'+i/26)
+				if tc.probe {
+					p = fmt.Sprintf("%s?v=%d", probes[i%len(probes)], i)
+				}
+				r := browserRequest(p)
+				if res := d.Inspect(r, src, 0); d.Scanner(res) {
+					t.Logf("caught at request %d (%s in): %v", i+1, time.Duration(i)*tc.every, res.Signals.Names())
+					return
+				}
+				d.ObserveRequest(r, src, 404)
+				c.Add(tc.every)
+			}
+			t.Fatalf("not caught within %d requests", tc.limit)
+		})
+	}
+}
+
+// Everyday classes, spread over an hour of simulated time, never reach the
+// hour-long bucket.
+func TestEverydayTrafficOverAnHour(t *testing.T) {
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	d := newDetector(t, c)
+	office, api, mobile := netip.MustParseAddr("192.0.2.80"), netip.MustParseAddr("192.0.2.81"), netip.MustParseAddr("192.0.2.82")
+	browsers := []string{firefox, chrome, safari, edge}
+	step := func(source netip.Addr, v visit) {
+		t.Helper()
+		r := v.request()
+		if res := d.Inspect(r, source, 0); d.Scanner(res) {
+			t.Fatalf("%s at %s: %s %s scored %v", source, c.Now().Format("15:04:05"), v.method, v.target, res.Signals.Names())
+		}
+		d.ObserveRequest(r, source, v.status)
+	}
+	for second := range 3600 {
+		if second%30 == 0 { // someone in the office every 30 s: a page, its assets, a missing favicon, a broken link
+			ua := browsers[second/30%len(browsers)]
+			step(office, visit{"GET", "/", ua, 200, 0})
+			step(office, visit{"GET", "/static/app.css", ua, 200, 0})
+			step(office, visit{"GET", "/favicon.ico", ua, 404, 0})
+			step(office, visit{"GET", fmt.Sprintf("/news/%d-old-story", second), ua, 404, 0})
+		}
+		status := 200
+		if second%50 == 0 {
+			status = 404
+		}
+		step(api, visit{"GET", fmt.Sprintf("/api/items/%d", second), "python-requests/2.32.3", status, 0})
+		for range 4 {
+			step(mobile, visit{"GET", "/api/v2/feed", "okhttp/4.12.0", 200, 0})
+		}
+		if second%60 == 0 {
+			step(mobile, visit{"GET", fmt.Sprintf("/api/v2/jobs/%d", second), "okhttp/4.12.0", 404, 0})
+		}
+		c.Add(time.Second)
+	}
+}

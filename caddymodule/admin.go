@@ -350,7 +350,7 @@ func (h adminRequest) removeBan(ip string) error {
 		return apiError(http.StatusBadRequest, fmt.Errorf("ip: %w", err))
 	}
 	h.app.state.bans.remove(p)
-	trackers.Range(func(_, t any) bool { t.(*detect.Tracker).Forget(p); return true })
+	eachMemory(func(m *detect.Memory) { m.Forget(p) })
 	b, err := h.app.Syncer().Store().RemoveBan(h.ctx(), p, h.actor(), now())
 	if err != nil {
 		return storeError(err)

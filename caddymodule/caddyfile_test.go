@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"github.com/customernode/gatekeeper/detect"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
@@ -155,11 +156,11 @@ func TestBadDetectBlockNamesTheLine(t *testing.T) {
 }
 
 func TestDetectEditsAreCheckedAgainstTheDefaultList(t *testing.T) {
-	if _, err := (&DetectConfig{UserAgents: []string{"default", "-notatool"}}).build(64); err == nil ||
+	if _, err := (&DetectConfig{UserAgents: []string{"default", "-notatool"}}).build(detect.NewMemory(0, 64, nil)); err == nil ||
 		!strings.Contains(err.Error(), `user_agents: "notatool" is not in the list to remove`) {
 		t.Fatalf("removing an unknown token: %v", err)
 	}
-	det, err := (&DetectConfig{UserAgents: []string{"default", "+mytool", "-curl"}}).build(64)
+	det, err := (&DetectConfig{UserAgents: []string{"default", "+mytool", "-curl"}}).build(detect.NewMemory(0, 64, nil))
 	if err != nil || det == nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestDetectOffTurnsEverySignalOff(t *testing.T) {
 }
 
 func TestHeaderAnomaliesCanBeTurnedOff(t *testing.T) {
-	det, err := (&DetectConfig{HeaderAnomalies: "off"}).build(64)
+	det, err := (&DetectConfig{HeaderAnomalies: "off"}).build(detect.NewMemory(0, 64, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

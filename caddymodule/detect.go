@@ -56,8 +56,9 @@ type DetectConfig struct {
 // offRate is a bucket no source can fill.
 var offRate = detect.Rate{N: 1 << 30, Per: time.Millisecond}
 
-// build turns the config into a Detector. ipv6Prefix comes from the app.
-func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
+// build turns the config into a Detector that keeps what it learns of
+// sources in mem.
+func (c *DetectConfig) build(mem *detect.Memory) (*detect.Detector, error) {
 	sigs, err := detect.DefaultSignatures()
 	if err != nil {
 		return nil, err
@@ -94,7 +95,7 @@ func (c *DetectConfig) build(ipv6Prefix int) (*detect.Detector, error) {
 	if cfg.ScannerHeaders, err = editList("scanner_headers", sigs.ScannerHeaders, c.ScannerHeaders, detect.Signature{Family: "other"}); err != nil {
 		return nil, err
 	}
-	b := detect.BehaviorConfig{MaxSources: c.MaxSources, IPv6Prefix: ipv6Prefix}
+	b := detect.BehaviorConfig{Memory: mem}
 	for _, r := range []struct {
 		name string
 		spec string

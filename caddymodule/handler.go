@@ -47,9 +47,10 @@ type Handler struct {
 	// Scanner detection settings; every signal is on by default.
 	Detect *DetectConfig `json:"detect,omitempty"`
 
-	app      *App
-	detector *detect.Detector
-	logger   *zap.Logger
+	app       *App
+	detector  *detect.Detector
+	memoryKey string
+	logger    *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -78,20 +79,32 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.logger = ctx.Logger()
-	if h.detector, err = h.Detect.build(h.app.Settings().IPv6Prefix); err != nil {
+	maxSources := 0
+	if h.Detect != nil {
+		maxSources = h.Detect.MaxSources
+	}
+	ipv6 := h.app.Settings().IPv6Prefix
+	h.memoryKey = memoryKey(maxSources, ipv6)
+	mem, err := takeMemory(h.memoryKey, maxSources, ipv6)
+	if err != nil {
+		return err
+	}
+	if h.detector, err = h.Detect.build(mem); err != nil {
 		return err
 	}
 	if h.Detect != nil && len(h.Detect.ASN) > 0 && h.app.Settings().GeoIPASN == "" {
 		return fmt.Errorf("detect asn: needs an ASN database; set geoip_asn in the gatekeeper global option")
 	}
-	trackers.Store(h, h.detector.Tracker())
 	return nil
 }
 
-// Cleanup stops counting this handler's tracked sources.
+// Cleanup lets go of this handler's hold on the process's detection memory.
 func (h *Handler) Cleanup() error {
-	trackers.Delete(h)
-	return nil
+	if h.memoryKey == "" {
+		return nil
+	}
+	_, err := memories.Delete(h.memoryKey)
+	return err
 }
 
 // Validate checks the mode.

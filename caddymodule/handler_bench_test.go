@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/internal/testutil"
 	"github.com/customernode/gatekeeper/policy"
 )
@@ -40,7 +41,7 @@ func BenchmarkDecision(b *testing.B) {
 	if err := app.Syncer().Refresh(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	det, err := (*DetectConfig)(nil).build(64)
+	det, err := (*DetectConfig)(nil).build(detect.NewMemory(0, 64, nil))
 	if err != nil {
 		b.Fatal(err)
 	}

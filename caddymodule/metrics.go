@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"errors"
-	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,7 +78,7 @@ var metrics = struct {
 		}),
 		gaugeFunc("tracked_sources", "Sources whose behaviour is tracked, over all handlers.", func(*App) float64 {
 			n := 0
-			trackers.Range(func(_, t any) bool { n += t.(*detect.Tracker).Len(); return true })
+			eachMemory(func(m *detect.Memory) { n += m.Len() })
 			return float64(n)
 		}),
 		gaugeFunc("store_up", "1 when the last read of the store worked, else 0.", func(a *App) float64 {
@@ -107,10 +106,6 @@ var (
 	refusedByReason   = map[string]prometheus.Counter{} // scanner "none"
 	detectionsBy      = map[string]map[detect.Signal]prometheus.Counter{}
 )
-
-// trackers are the behaviour trackers of the provisioned handlers, for the
-// tracked_sources gauge.
-var trackers sync.Map
 
 func init() {
 	// Series with a fixed set of label values exist from the start, so an

@@ -43,6 +43,9 @@ type BehaviorConfig struct {
 	// (failures net of successes, probes, payloads), for a scanner that
 	// paces itself under them.
 	Slow Rate
+	// Memory is where the sources are kept; when nil, the tracker has a
+	// memory of its own, shaped by MaxSources and IPv6Prefix.
+	Memory *Memory
 	// MaxSources caps how many sources are tracked; the least recently seen
 	// are forgotten first. Default 1 000 000.
 	MaxSources int
@@ -69,14 +72,43 @@ const DefaultMaxSources = 1_000_000
 
 const shards = 64
 
-// Tracker keeps a few leaky buckets per source, in bounded memory.
+// Tracker keeps a few leaky buckets per source, in a Memory: its own, or
+// one that several trackers share (every site of a process, across config
+// reloads), each applying its own rates to the same sources.
 type Tracker struct {
-	cfg    BehaviorConfig
-	now    func() time.Time
-	epoch  time.Time
-	seed   maphash.Seed
-	perCap int
-	shards [shards]shard
+	cfg BehaviorConfig
+	*Memory
+}
+
+// Memory is what is known of every tracked source, in bounded memory.
+type Memory struct {
+	now        func() time.Time
+	epoch      time.Time
+	seed       maphash.Seed
+	perCap     int
+	ipv6Prefix int
+	shards     [shards]shard
+}
+
+// NewMemory returns an empty Memory for at most maxSources sources
+// (DefaultMaxSources when not positive), IPv6 sources tracked by their
+// ipv6Prefix (DefaultIPv6Prefix when not positive). now is the clock
+// (time.Now when nil).
+func NewMemory(maxSources, ipv6Prefix int, now func() time.Time) *Memory {
+	if now == nil {
+		now = time.Now
+	}
+	if maxSources <= 0 {
+		maxSources = DefaultMaxSources
+	}
+	if ipv6Prefix <= 0 {
+		ipv6Prefix = DefaultIPv6Prefix
+	}
+	m := &Memory{now: now, epoch: now(), seed: maphash.MakeSeed(), perCap: max(1, maxSources/shards), ipv6Prefix: ipv6Prefix}
+	for i := range m.shards {
+		m.shards[i].m = make(map[netip.Addr]*sourceState)
+	}
+	return m
 }
 
 type shard struct {
@@ -165,9 +197,6 @@ func (f *failedPaths) seen(h uint64) bool {
 // NewTracker returns a Tracker with cfg (defaults filled in). now is the
 // clock (time.Now when nil).
 func NewTracker(cfg BehaviorConfig, now func() time.Time) *Tracker {
-	if now == nil {
-		now = time.Now
-	}
 	if cfg.NotFound.N <= 0 || cfg.NotFound.Per <= 0 {
 		cfg.NotFound = DefaultNotFound
 	}
@@ -183,38 +212,32 @@ func NewTracker(cfg BehaviorConfig, now func() time.Time) *Tracker {
 	if cfg.Slow.N <= 0 || cfg.Slow.Per <= 0 {
 		cfg.Slow = DefaultSlow
 	}
-	if cfg.MaxSources <= 0 {
-		cfg.MaxSources = DefaultMaxSources
+	mem := cfg.Memory
+	if mem == nil {
+		mem = NewMemory(cfg.MaxSources, cfg.IPv6Prefix, now)
 	}
-	if cfg.IPv6Prefix <= 0 {
-		cfg.IPv6Prefix = DefaultIPv6Prefix
-	}
-	t := &Tracker{cfg: cfg, now: now, epoch: now(), seed: maphash.MakeSeed(), perCap: max(1, cfg.MaxSources/shards)}
-	for i := range t.shards {
-		t.shards[i].m = make(map[netip.Addr]*sourceState)
-	}
-	return t
+	return &Tracker{cfg: cfg, Memory: mem}
 }
 
-// Len is how many sources are tracked.
-func (t *Tracker) Len() int {
+// Len is how many sources the memory holds.
+func (m *Memory) Len() int {
 	n := 0
-	for i := range t.shards {
-		t.shards[i].mu.Lock()
-		n += len(t.shards[i].m)
-		t.shards[i].mu.Unlock()
+	for i := range m.shards {
+		m.shards[i].mu.Lock()
+		n += len(m.shards[i].m)
+		m.shards[i].mu.Unlock()
 	}
 	return n
 }
 
 // Forget drops what is known of the sources inside p, as when a person
 // lifts their ban: they start again with empty buckets.
-func (t *Tracker) Forget(p netip.Prefix) {
-	for i := range t.shards {
-		sh := &t.shards[i]
+func (m *Memory) Forget(p netip.Prefix) {
+	for i := range m.shards {
+		sh := &m.shards[i]
 		sh.mu.Lock()
 		for k := range sh.m {
-			if p.Contains(k) || p.Contains(t.key(k)) {
+			if p.Contains(k) || p.Contains(m.key(k)) {
 				delete(sh.m, k)
 			}
 		}
@@ -223,32 +246,32 @@ func (t *Tracker) Forget(p netip.Prefix) {
 }
 
 // key is what a source is tracked by: the address, or an IPv6 prefix.
-func (t *Tracker) key(ip netip.Addr) netip.Addr {
+func (m *Memory) key(ip netip.Addr) netip.Addr {
 	ip = ip.Unmap()
 	if ip.Is6() {
-		if p, err := ip.Prefix(t.cfg.IPv6Prefix); err == nil {
+		if p, err := ip.Prefix(m.ipv6Prefix); err == nil {
 			return p.Addr()
 		}
 	}
 	return ip
 }
 
-func (t *Tracker) shardOf(k netip.Addr) *shard {
+func (m *Memory) shardOf(k netip.Addr) *shard {
 	b := k.As16()
-	return &t.shards[maphash.Bytes(t.seed, b[:])%shards]
+	return &m.shards[maphash.Bytes(m.seed, b[:])%shards]
 }
 
-func (t *Tracker) clock() uint32 { return uint32(t.now().Sub(t.epoch) / time.Millisecond) }
+func (m *Memory) clock() uint32 { return uint32(m.now().Sub(m.epoch) / time.Millisecond) }
 
 // state returns src's state, creating it (and evicting another when the
 // shard is full). The caller holds sh.mu.
-func (t *Tracker) state(sh *shard, k netip.Addr, now uint32) *sourceState {
+func (m *Memory) state(sh *shard, k netip.Addr, now uint32) *sourceState {
 	st, ok := sh.m[k]
 	if ok {
 		return st
 	}
-	if len(sh.m) >= t.perCap {
-		t.evict(sh)
+	if len(sh.m) >= m.perCap {
+		m.evict(sh)
 	}
 	st = &sourceState{last: now}
 	sh.m[k] = st
@@ -259,7 +282,7 @@ func (t *Tracker) state(sh *shard, k netip.Addr, now uint32) *sourceState {
 // (map order), as Redis's approximated LRU does. A source with anything in
 // its buckets counts as ten minutes younger, so a flood of fresh addresses
 // cannot wash a scanner out of the tracker.
-func (t *Tracker) evict(sh *shard) {
+func (m *Memory) evict(sh *shard) {
 	var oldest netip.Addr
 	var oldestAt uint64
 	n := 0

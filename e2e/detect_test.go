@@ -278,3 +278,40 @@ func TestCrawlingInjectorIsBlocked(t *testing.T) {
 		t.Fatalf("flag mode: %d %q", a.code, a.body)
 	}
 }
+
+// What detection knows of a source is one memory for every site of the
+// process and outlives a reload: a probe walk split by a config reload, and
+// across two sites, is caught at the same probe as one without.
+func TestDetectionMemoryIsSharedAndSurvivesReload(t *testing.T) {
+	second := port(t)
+	in := startSites(t, "\t\tstore file ./data", `
+	gatekeeper {
+		tenant {http.request.host.labels.1}
+	}
+	respond "site one"`, `
+http://:`+second+` {
+	gatekeeper
+	respond "site two"
+}
+`)
+	scanner := from(t, in, "127.0.0.16")
+	for _, p := range []string{"/.env", "/.git/config"} {
+		if a := browse(scanner, p, firefox); a.code != 200 {
+			t.Fatalf("probe %s before the reload: %d", p, a.code)
+		}
+	}
+	if out, err := runBin(t, "reload", "--config", in.Config, "--adapter", "caddyfile", "--address", in.Admin, "--force"); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	onSecond := from(t, in, "127.0.0.16")
+	onSecond.site = "127.0.0.1:" + second
+	if a := browse(onSecond, "/phpinfo.php", firefox); a.code != 200 || a.body != "site two" {
+		t.Fatalf("third probe, on the second site: %d %q", a.code, a.body)
+	}
+	if a := browse(scanner, "/server-status", firefox); a.code != 403 {
+		t.Fatalf("fourth probe after a reload: %d, want 403 (probe_hits 3/1m, counted across the reload)", a.code)
+	}
+	if v := in.metric("caddy_gatekeeper_tracked_sources"); v != 1 {
+		t.Fatalf("tracked_sources = %v, want 1 (one memory for both sites)", v)
+	}
+}

@@ -50,6 +50,10 @@ type App struct {
 	// How long a source blocked as a scanner stays banned. Default: 1h.
 	BanTTL caddy.Duration `json:"ban_ttl,omitempty"`
 
+	// Longest ban of a repeat offender: a source banned again after its ban
+	// ended is banned twice as long each time, up to this. Default: 24h.
+	MaxBanTTL caddy.Duration `json:"max_ban_ttl,omitempty"`
+
 	// What approved traffic gets while the store cannot be reached for
 	// volume accounting: "fail_closed" (default: treated as unapproved) or
 	// "fail_open" (admitted on the last snapshot).
@@ -162,6 +166,7 @@ func (a *App) toSettings(repl *caddy.Replacer) config.Settings {
 		GeoIPCountry:      repl.ReplaceKnown(a.GeoIPCountry, ""),
 		GeoIPASN:          repl.ReplaceKnown(a.GeoIPASN, ""),
 		BanTTL:            time.Duration(a.BanTTL),
+		MaxBanTTL:         time.Duration(a.MaxBanTTL),
 		StoreUnavailable:  a.StoreUnavailable,
 		MaxWindow:         time.Duration(a.MaxWindow),
 		AllowBroadSources: a.AllowBroadSources,
@@ -259,12 +264,20 @@ func (a *App) bannedHere(snap *approvals.Snapshot, ip netip.Addr, at time.Time) 
 	return a.state.bans.banned(a.sourcePrefix(ip), snap.LoadedAt, at)
 }
 
-// banScanner bans ip's prefix for ban_ttl on every instance sharing the
-// store, and on this one at once.
-func (a *App) banScanner(ctx context.Context, ip netip.Addr, reason string) {
+// offenceMemory is how long a repeat offence is remembered after the last.
+const offenceMemory = 7 * 24 * time.Hour
+
+// banScanner bans ip's prefix on every instance sharing the store, and on
+// this one at once, for ban_ttl, or longer for its offence-th ban (see
+// Settings.BanFor). It returns how long.
+func (a *App) banScanner(ctx context.Context, ip netip.Addr, reason string, offence int) time.Duration {
 	at := now()
 	p := a.sourcePrefix(ip)
-	until := at.Add(a.settings.BanTTL)
+	ttl := a.settings.BanFor(offence)
+	if offence > 1 {
+		reason = fmt.Sprintf("%s (offence %d: %s)", reason, offence, ttl)
+	}
+	until := at.Add(ttl)
 	a.state.bans.set(p, localBan{until: until, made: at})
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
@@ -272,10 +285,11 @@ func (a *App) banScanner(ctx context.Context, ip netip.Addr, reason string) {
 	if err != nil {
 		metrics.storeErrors.WithLabelValues(OpWrite).Inc()
 		a.logger.Error("storing a scanner ban failed; enforced on this instance only", zap.Stringer("source", p), zap.Error(err))
-		return
+		return ttl
 	}
 	a.state.bans.set(p, localBan{until: until, made: at, stored: now()})
 	a.Syncer().Kick()
+	return ttl
 }
 
 // Limiter enforces approvals' volume bounds on this instance.

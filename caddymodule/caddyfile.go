@@ -41,6 +41,7 @@ func init() {
 //		geoip_country       <file.mmdb>
 //		geoip_asn           <file.mmdb>
 //		ban_ttl             <duration>
+//		max_ban_ttl         <duration>
 //		store_unavailable   fail_open|fail_closed
 //		max_window          <duration>
 //		allow_broad_sources
@@ -86,7 +87,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &a.GeoIPASN); err != nil {
 				return err
 			}
-		case "ban_ttl", "max_window", "resync_interval":
+		case "ban_ttl", "max_ban_ttl", "max_window", "resync_interval":
 			var s string
 			if err := oneArg(d, &s); err != nil {
 				return err
@@ -98,6 +99,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			switch opt {
 			case "ban_ttl":
 				a.BanTTL = caddy.Duration(dur)
+			case "max_ban_ttl":
+				a.MaxBanTTL = caddy.Duration(dur)
 			case "max_window":
 				a.MaxWindow = caddy.Duration(dur)
 			default:

@@ -260,8 +260,9 @@ func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view reque
 		zap.String("signals", reasons), zap.Int("score", det.Score)}
 	switch {
 	case d.Ban:
-		h.logger.Warn("scanner blocked and banned", append(fields, zap.Duration("ban_ttl", h.app.Settings().BanTTL))...)
-		h.app.banScanner(r.Context(), view.ip, approvals.ScannerBanPrefix+reasons)
+		offence := h.detector.Tracker().Offence(view.ip, offenceMemory)
+		ttl := h.app.banScanner(r.Context(), view.ip, approvals.ScannerBanPrefix+reasons, offence)
+		h.logger.Warn("scanner blocked and banned", append(fields, zap.Int("offence", offence), zap.Duration("ban_ttl", ttl))...)
 	case d.Refused():
 		h.logger.Info("scanner request blocked, source not banned: another site's page made the request", fields...)
 	case d.Verdict == policy.VerdictMonitored:

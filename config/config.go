@@ -33,11 +33,23 @@ const (
 	DefaultStoreDir         = "./gatekeeper-data"
 	DefaultKeyPrefix        = "gatekeeper:"
 	DefaultBanTTL           = time.Hour
+	DefaultMaxBanTTL        = 24 * time.Hour
 	DefaultMaxWindow        = 31 * 24 * time.Hour
 	DefaultIPv6Prefix       = detect.DefaultIPv6Prefix
 	DefaultResyncInterval   = 10 * time.Second
 	DefaultStoreUnavailable = FailClosed
 )
+
+// BanFor is how long a source banned as a scanner for the offence-th time
+// stays banned: ban_ttl, doubled for each earlier offence, at most
+// max_ban_ttl.
+func (s Settings) BanFor(offence int) time.Duration {
+	d := s.BanTTL
+	for i := 1; i < offence && d < s.MaxBanTTL; i++ {
+		d *= 2
+	}
+	return min(d, s.MaxBanTTL)
+}
 
 // Settings are the app-wide settings of the gatekeeper app.
 type Settings struct {
@@ -46,6 +58,7 @@ type Settings struct {
 	GeoIPCountry      string
 	GeoIPASN          string
 	BanTTL            time.Duration
+	MaxBanTTL         time.Duration
 	StoreUnavailable  string
 	MaxWindow         time.Duration
 	AllowBroadSources bool
@@ -86,6 +99,9 @@ func (s Settings) WithDefaults() Settings {
 	if s.BanTTL == 0 {
 		s.BanTTL = DefaultBanTTL
 	}
+	if s.MaxBanTTL == 0 {
+		s.MaxBanTTL = max(DefaultMaxBanTTL, s.BanTTL)
+	}
 	if s.StoreUnavailable == "" {
 		s.StoreUnavailable = DefaultStoreUnavailable
 	}
@@ -118,6 +134,8 @@ func (s Settings) Validate() error {
 	switch {
 	case s.BanTTL < time.Second:
 		return fmt.Errorf("ban_ttl: %s is too short; want at least 1s", s.BanTTL)
+	case s.MaxBanTTL < s.BanTTL:
+		return fmt.Errorf("max_ban_ttl: %s is shorter than ban_ttl (%s)", s.MaxBanTTL, s.BanTTL)
 	case s.StoreUnavailable != FailOpen && s.StoreUnavailable != FailClosed:
 		return fmt.Errorf("store_unavailable: %q is neither %s nor %s", s.StoreUnavailable, FailOpen, FailClosed)
 	case s.MaxWindow < time.Minute:

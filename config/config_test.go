@@ -72,3 +72,20 @@ func TestRedisSettingsChooseSingleClusterOrSentinel(t *testing.T) {
 		}
 	}
 }
+
+func TestRepeatOffendersAreBannedLonger(t *testing.T) {
+	s := Settings{}.WithDefaults()
+	for offence, want := range map[int]time.Duration{
+		0: time.Hour, 1: time.Hour, 2: 2 * time.Hour, 3: 4 * time.Hour, 5: 16 * time.Hour, 6: 24 * time.Hour, 40: 24 * time.Hour,
+	} {
+		if got := s.BanFor(offence); got != want {
+			t.Errorf("BanFor(%d) = %s, want %s", offence, got, want)
+		}
+	}
+	if err := (Settings{BanTTL: 2 * time.Hour, MaxBanTTL: time.Hour}).WithDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "max_ban_ttl") {
+		t.Errorf("max_ban_ttl under ban_ttl: %v", err)
+	}
+	if s := (Settings{BanTTL: 48 * time.Hour}).WithDefaults(); s.MaxBanTTL != 48*time.Hour {
+		t.Errorf("a ban_ttl over the default max_ban_ttl raises it: %s", s.MaxBanTTL)
+	}
+}

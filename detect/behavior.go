@@ -129,6 +129,10 @@ type sourceState struct {
 	// share the address.
 	agents      [maxAgents]uint16
 	agentsSince uint32
+	// offences is how many times the source was banned as a scanner, the
+	// last at lastOffence.
+	offences    uint8
+	lastOffence uint32
 }
 
 // People behind one address (an office, a school, a carrier's NAT) use
@@ -245,6 +249,27 @@ func (m *Memory) Forget(p netip.Prefix) {
 	}
 }
 
+// Offence records that src is being banned as a scanner and returns how
+// many times it has been, this time included; offences are forgotten once
+// none came for forgetAfter. The count lives as long as the source is
+// remembered (see evict), on this process only.
+func (m *Memory) Offence(src netip.Addr, forgetAfter time.Duration) int {
+	k := m.key(src)
+	sh := m.shardOf(k)
+	now := m.clock()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := m.state(sh, k, now)
+	if st.offences > 0 && now-st.lastOffence > uint32(forgetAfter.Milliseconds()) {
+		st.offences = 0
+	}
+	if st.offences < 255 {
+		st.offences++
+	}
+	st.lastOffence = now
+	return int(st.offences)
+}
+
 // key is what a source is tracked by: the address, or an IPv6 prefix.
 func (m *Memory) key(ip netip.Addr) netip.Addr {
 	ip = ip.Unmap()
@@ -288,7 +313,7 @@ func (m *Memory) evict(sh *shard) {
 	n := 0
 	for k, st := range sh.m {
 		at := uint64(st.last)
-		if st.notFound >= 1 || st.distinct >= 1 || st.probe >= 1 || st.payload >= 1 || st.slow >= 1 {
+		if st.notFound >= 1 || st.distinct >= 1 || st.probe >= 1 || st.payload >= 1 || st.slow >= 1 || st.offences > 0 {
 			at += uint64(10 * time.Minute / time.Millisecond)
 		}
 		if n == 0 || at < oldestAt {

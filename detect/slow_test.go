@@ -85,3 +85,19 @@ func TestEverydayTrafficOverAnHour(t *testing.T) {
 		c.Add(time.Second)
 	}
 }
+
+// Each ban of a source is counted; a week without one forgets the count.
+func TestOffencesAreCountedAndForgotten(t *testing.T) {
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	m := NewMemory(0, 0, c.Now)
+	for want := 1; want <= 3; want++ {
+		if got := m.Offence(src, 7*24*time.Hour); got != want {
+			t.Fatalf("offence %d counted as %d", want, got)
+		}
+		c.Add(2 * time.Hour)
+	}
+	c.Add(8 * 24 * time.Hour)
+	if got := m.Offence(src, 7*24*time.Hour); got != 1 {
+		t.Fatalf("after a quiet week: offence %d, want 1", got)
+	}
+}

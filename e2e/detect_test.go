@@ -315,3 +315,24 @@ http://:`+second+` {
 		t.Fatalf("tracked_sources = %v, want 1 (one memory for both sites)", v)
 	}
 }
+
+// A source banned again after its ban ended is banned twice as long, up to
+// max_ban_ttl, and the ban says so.
+func TestRepeatOffenderIsBannedLonger(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data\n\t\tban_ttl 1s\n\t\tmax_ban_ttl 3s", webSite(t, "block"))
+	c := from(t, in, "127.0.0.17")
+	sqlmap := "sqlmap/1.8.2#stable (https://sqlmap.org)"
+	var bans []string
+	for offence := 1; offence <= 3; offence++ {
+		if a := c.get("acme.localhost", "/", "User-Agent", sqlmap); a.code != 403 {
+			t.Fatalf("offence %d: %d", offence, a.code)
+		}
+		bans = append(bans, in.mustCLI("bans", "list"))
+		testutil.WaitFor(t, 5*time.Second, "the ban ends", func() bool { return browse(c, "/", firefox).code == 200 })
+	}
+	for i, want := range []string{"scanner: user_agent,header_anomaly ", "(offence 2: 2s)", "(offence 3: 3s)"} {
+		if !strings.Contains(bans[i], want) {
+			t.Errorf("ban %d:\n%s\nwant it to say %q", i+1, bans[i], want)
+		}
+	}
+}

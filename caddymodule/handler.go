@@ -1,23 +1,18 @@
 package caddymodule
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/detect"
@@ -288,66 +283,6 @@ func (h *Handler) storeFault(d policy.Decision) {
 		zap.String("approval_id", d.Approval.ID), zap.Error(d.StoreErr))
 }
 
-// trimHostDot drops a trailing dot from the request's host ("acme.example.com."
-// names the same host), so that the tenant placeholder's labels and the
-// scope's hosts see the name every other client sends.
-func trimHostDot(r *http.Request) {
-	host, port := splitHost(r.Host)
-	if trimmed, ok := strings.CutSuffix(host, "."); ok && trimmed != "" {
-		r.Host = trimmed
-		if port != "" {
-			r.Host = net.JoinHostPort(trimmed, port)
-		}
-	}
-}
-
-// splitHost splits a Host header into host and port ("" when none), as
-// net.SplitHostPort does but without an error to allocate for a Host
-// without a port, the usual case.
-func splitHost(hostport string) (host, port string) {
-	i := strings.LastIndexByte(hostport, ':')
-	if i < 0 || strings.IndexByte(hostport[i:], ']') >= 0 {
-		return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), ""
-	}
-	host, port = hostport[:i], hostport[i+1:]
-	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port
-}
-
-// matchPath reports whether path p of r matches a Caddy path pattern, with
-// the server's own matcher; p is r's path or a view of it.
-func matchPath(r *http.Request, patterns []string, p string) bool {
-	if p != r.URL.Path {
-		r2, u := *r, *r.URL
-		u.Path, u.RawPath = p, ""
-		r2.URL = &u
-		r = &r2
-	}
-	ok, _ := caddyhttp.MatchPath(patterns).MatchWithError(r)
-	return ok
-}
-
-// maxOverrideForm is the largest form body read for a _method override.
-const maxOverrideForm = 64 << 10
-
-// overrideForm reads a small url-encoded form body for a _method field,
-// and puts the body back for the upstream. Other bodies are left alone.
-func overrideForm(r *http.Request) url.Values {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength <= 0 || r.ContentLength > maxOverrideForm ||
-		!strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
-		return nil
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
-	if err != nil || !bytes.Contains(body, []byte("_method")) {
-		return nil
-	}
-	form, _ := url.ParseQuery(string(body))
-	return form
-}
-
 // statusRecorder notes the status of the answer for behaviour tracking.
 // It embeds Caddy's wrapper, which keeps Flush, Hijack and Unwrap working.
 type statusRecorder struct {
@@ -367,61 +302,6 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 		s.status = http.StatusOK
 	}
 	return s.ResponseWriterWrapper.Write(b)
-}
-
-// publish sets the placeholders and access-log fields of the decision.
-func publish(r *http.Request, d policy.Decision, view requestView) {
-	f := logFields{verdict: d.Verdict, reason: d.Reason, tenant: view.tenant, country: view.country, asn: view.asn}
-	if d.Approval != nil {
-		f.approval = d.Approval.ID
-	}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.gatekeeper.verdict", f.verdict)
-	repl.Set("http.gatekeeper.reason", f.reason)
-	repl.Set("http.gatekeeper.tenant", f.tenant)
-	repl.Set("http.gatekeeper.approval_id", f.approval)
-	repl.Set("http.gatekeeper.country", f.country)
-	repl.Set("http.gatekeeper.asn", f.asnString())
-	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.Object("gatekeeper", f))
-	}
-}
-
-// logFields is the decision as the access log shows it; it is encoded only
-// when the entry is written.
-type logFields struct {
-	verdict, reason, tenant, approval, country string
-	asn                                        uint
-}
-
-func (f logFields) asnString() string {
-	if f.asn == 0 {
-		return ""
-	}
-	return strconv.FormatUint(uint64(f.asn), 10)
-}
-
-// MarshalLogObject implements zapcore.ObjectMarshaler.
-func (f logFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("verdict", f.verdict)
-	enc.AddString("reason", f.reason)
-	enc.AddString("tenant", f.tenant)
-	enc.AddString("approval_id", f.approval)
-	enc.AddString("country", f.country)
-	enc.AddString("asn", f.asnString())
-	return nil
-}
-
-// clientIP is Caddy's client_ip: the peer, or what trusted_proxies vouch
-// for. r.RemoteAddr is never used directly, so a forged X-Forwarded-For from
-// an untrusted peer changes nothing.
-func clientIP(r *http.Request) (netip.Addr, bool) {
-	s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return ip.Unmap().WithZone(""), true
 }
 
 // Interface guards

@@ -1,0 +1,88 @@
+package caddymodule
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// What the handler reads from a request for the policy: the client IP, the
+// host, the path as a scope sees it, a form body's method override.
+
+// clientIP is Caddy's client_ip: the peer, or what trusted_proxies vouch
+// for. r.RemoteAddr is never used directly, so a forged X-Forwarded-For from
+// an untrusted peer changes nothing.
+func clientIP(r *http.Request) (netip.Addr, bool) {
+	s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap().WithZone(""), true
+}
+
+// trimHostDot drops a trailing dot from the request's host ("acme.example.com."
+// names the same host), so that the tenant placeholder's labels and the
+// scope's hosts see the name every other client sends.
+func trimHostDot(r *http.Request) {
+	host, port := splitHost(r.Host)
+	if trimmed, ok := strings.CutSuffix(host, "."); ok && trimmed != "" {
+		r.Host = trimmed
+		if port != "" {
+			r.Host = net.JoinHostPort(trimmed, port)
+		}
+	}
+}
+
+// splitHost splits a Host header into host and port ("" when none), as
+// net.SplitHostPort does but without an error to allocate for a Host
+// without a port, the usual case.
+func splitHost(hostport string) (host, port string) {
+	i := strings.LastIndexByte(hostport, ':')
+	if i < 0 || strings.IndexByte(hostport[i:], ']') >= 0 {
+		return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), ""
+	}
+	host, port = hostport[:i], hostport[i+1:]
+	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port
+}
+
+// matchPath reports whether path p of r matches a Caddy path pattern, with
+// the server's own matcher; p is r's path or a view of it.
+func matchPath(r *http.Request, patterns []string, p string) bool {
+	if p != r.URL.Path {
+		r2, u := *r, *r.URL
+		u.Path, u.RawPath = p, ""
+		r2.URL = &u
+		r = &r2
+	}
+	ok, _ := caddyhttp.MatchPath(patterns).MatchWithError(r)
+	return ok
+}
+
+// maxOverrideForm is the largest form body read for a _method override.
+const maxOverrideForm = 64 << 10
+
+// overrideForm reads a small url-encoded form body for a _method field,
+// and puts the body back for the upstream. Other bodies are left alone.
+func overrideForm(r *http.Request) url.Values {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength <= 0 || r.ContentLength > maxOverrideForm ||
+		!strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
+	if err != nil || !bytes.Contains(body, []byte("_method")) {
+		return nil
+	}
+	form, _ := url.ParseQuery(string(body))
+	return form
+}

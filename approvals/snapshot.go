@@ -97,6 +97,44 @@ func (s *Snapshot) Bans(ip netip.Addr, now time.Time) (byHand, automatic bool) {
 	return byHand, automatic
 }
 
+// AutomaticBansWithin lists the prefixes inside p, p itself left out, that
+// scanner detection banned and that are banned at now.
+func (s *Snapshot) AutomaticBansWithin(p netip.Prefix, now time.Time) []netip.Prefix {
+	var out []netip.Prefix
+	for _, b := range s.banList {
+		if b.ActiveAt(now) && b.Automatic() && b.Prefix != p && b.Prefix.Bits() >= p.Bits() && p.Contains(b.Prefix.Addr()) {
+			out = append(out, b.Prefix)
+		}
+	}
+	return out
+}
+
+// HasBan reports whether p itself is banned at now.
+func (s *Snapshot) HasBan(p netip.Prefix, now time.Time) bool {
+	for _, b := range s.banList {
+		if b.Prefix == p && b.ActiveAt(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// ApprovalOverlaps reports whether an approval not revoked and not over at
+// now has a source overlapping p.
+func (s *Snapshot) ApprovalOverlaps(p netip.Prefix, now time.Time) bool {
+	for _, a := range s.list {
+		if a.RevokedAt != nil || !now.Before(a.NotAfter) {
+			continue
+		}
+		for _, src := range a.Sources {
+			if src.Overlaps(p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Approval returns the approval with id, or nil.
 func (s *Snapshot) Approval(id string) *Approval { return s.byID[id] }
 

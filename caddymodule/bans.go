@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/detect"
 )
 
 // sourcePrefix is the prefix a source is banned by: the address, or its
@@ -26,8 +27,16 @@ func (a *App) sourcePrefix(ip netip.Addr) netip.Prefix {
 // bannedHere reports whether this instance banned ip and its snapshot
 // (snap) does not say so yet.
 func (a *App) bannedHere(snap *approvals.Snapshot, ip netip.Addr, at time.Time) bool {
-	return a.state.bans.banned(a.sourcePrefix(ip), snap.LoadedAt, at)
+	if a.state.bans.banned(a.sourcePrefix(ip), snap.LoadedAt, at) {
+		return true
+	}
+	network, ok := detect.Network(ip)
+	return ok && a.state.bans.banned(network, snap.LoadedAt, at)
 }
+
+// escalateAfter is how many sources of one network (a public /24 or /48)
+// banned as scanners at once get the network banned as a whole.
+const escalateAfter = 3
 
 // offenceMemory is how long a repeat offence is remembered after the last.
 const offenceMemory = 7 * 24 * time.Hour
@@ -53,8 +62,45 @@ func (a *App) banScanner(ctx context.Context, ip netip.Addr, reason string, offe
 		return ttl
 	}
 	a.state.bans.set(p, localBan{until: until, made: at, stored: now()})
+	a.escalate(ctx, ip, at)
 	a.Syncer().Kick()
 	return ttl
+}
+
+// escalate bans ip's public /24 or /48 for ban_ttl when, with ip's, at
+// least escalateAfter sources in it stand banned as scanners, unless an
+// approval's source overlaps it. The network ban is a scanner ban too, so
+// it yields to an approval the request is in scope of.
+func (a *App) escalate(ctx context.Context, ip netip.Addr, at time.Time) {
+	network, ok := detect.Network(ip)
+	if !ok || network == a.sourcePrefix(ip) {
+		return
+	}
+	snap := a.Syncer().Snapshot()
+	banned := map[netip.Prefix]bool{}
+	for _, p := range snap.AutomaticBansWithin(network, at) {
+		banned[p] = true
+	}
+	for _, p := range a.state.bans.within(network, at) { // made here, perhaps not in the snapshot yet
+		banned[p] = true
+	}
+	n := len(banned)
+	if n < escalateAfter || snap.ApprovalOverlaps(network, at) {
+		return
+	}
+	if snap.HasBan(network, at) || a.state.bans.banned(network, snap.LoadedAt, at) {
+		return // already escalated
+	}
+	until := at.Add(a.settings.BanTTL)
+	reason := fmt.Sprintf("%snetwork: %d sources in it banned as scanners", approvals.ScannerBanPrefix, n)
+	a.state.bans.set(network, localBan{until: until, made: at})
+	if err := a.Syncer().Store().AddBan(ctx, approvals.Ban{Prefix: network, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: until.UTC()}, "detect"); err != nil {
+		metrics.storeErrors.WithLabelValues(OpWrite).Inc()
+		a.logger.Error("storing a network ban failed; enforced on this instance only", zap.Stringer("network", network), zap.Error(err))
+		return
+	}
+	a.state.bans.set(network, localBan{until: until, made: at, stored: now()})
+	a.logger.Warn("network banned: several of its sources were banned as scanners", zap.Stringer("network", network), zap.Int("sources", n))
 }
 
 // localBans are bans this instance made and enforces at once, before its
@@ -82,6 +128,20 @@ func (lb *localBans) set(p netip.Prefix, b localBan) {
 		lb.m = map[netip.Prefix]localBan{}
 	}
 	lb.m[p] = b
+}
+
+// within lists the prefixes inside network, network itself left out, that
+// this instance banned and that are banned at now.
+func (lb *localBans) within(network netip.Prefix, now time.Time) []netip.Prefix {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	var out []netip.Prefix
+	for p, b := range lb.m {
+		if p != network && p.Bits() >= network.Bits() && network.Contains(p.Addr()) && now.Before(b.until) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (lb *localBans) remove(p netip.Prefix) {

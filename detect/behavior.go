@@ -119,16 +119,30 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 	st.slow = leak(st.slow, elapsed, t.cfg.Slow, 0)
 }
 
-// onRequest counts a request from src (a probe, or not) and says which
-// buckets are running over.
 // onRequest counts a request from src with user agent ua (a probe, or not;
 // carrying a payload whose hash is payload, or 0) and says which buckets
-// are running over.
+// are running over: the source's, and its network's (see network.go).
 func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint64) SignalSet {
 	k := t.key(src)
+	agent := uint16(maphash.String(t.seed, ua)%65535) + 1
+	signals, suspect := t.request(k, agent, probe, payload, 1)
+	if nk, ok := networkKey(src); ok {
+		sourceHash := uint16(maphash.Comparable(t.seed, k)%65535) + 1
+		over, _ := t.request(nk, sourceHash, probe, payload, networkFactor)
+		if suspect && over&networkSignals != 0 && t.networkSources(nk) >= minNetworkSources {
+			signals.add(SignalNetwork)
+		}
+	}
+	return signals
+}
+
+// request counts a request under key k: from a client whose hash is agent,
+// a probe or not, with a payload or not; factor scales the buckets'
+// capacities. It returns what is running over, and whether the request or
+// k's recent past shows a scanning trait (a probe, a payload, a failure).
+func (t *Tracker) request(k netip.Addr, agent uint16, probe bool, payload uint64, factor float32) (SignalSet, bool) {
 	sh := t.shardOf(k)
 	now := t.clock()
-	agent := uint16(maphash.String(t.seed, ua)%65535) + 1
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	st := t.state(sh, k, now)
@@ -145,7 +159,8 @@ func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint6
 		st.payload++
 		st.slow++
 	}
-	return t.overflowing(st)
+	suspect := probe || payload != 0 || st.notFound > 0 || st.distinct > 0
+	return t.overflowing(st, factor), suspect
 }
 
 // onResponse counts the answer to a request from src for path p; asset
@@ -159,13 +174,20 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 	if static && failed {
 		return // a missing favicon or image is no sign of scanning
 	}
-	k := t.key(src)
-	sh := t.shardOf(k)
-	now := t.clock()
 	var h uint64
 	if failed {
 		h = maphash.String(t.seed, p)
 	}
+	t.response(t.key(src), h, failed, static, endsInID(p))
+	if nk, ok := networkKey(src); ok {
+		t.response(nk, h, failed, static, endsInID(p))
+	}
+}
+
+// response counts an answer under key k (see onResponse).
+func (t *Tracker) response(k netip.Addr, h uint64, failed, static, id bool) {
+	sh := t.shardOf(k)
+	now := t.clock()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	st := t.state(sh, k, now)
@@ -186,7 +208,7 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 		return
 	}
 	w := float32(1)
-	if endsInID(p) {
+	if id {
 		w = 0.25 // a record that is gone, such as /api/items/4711
 	}
 	st.notFound += w
@@ -208,19 +230,24 @@ func (t *Tracker) filter(st *sourceState, now uint32) *failedPaths {
 	return f
 }
 
-func (t *Tracker) overflowing(st *sourceState) SignalSet {
+// overflowing says which of st's buckets run over, their capacities
+// scaled by factor (and, for the failure buckets, by the clients seen).
+func (t *Tracker) overflowing(st *sourceState, factor float32) SignalSet {
 	var s SignalSet
-	clients := st.clients()
+	clients := st.clients() * factor
+	if factor > 1 {
+		clients = factor // a network's sources are not its clients' browsers
+	}
 	if st.notFound > float32(t.cfg.NotFound.N)*clients {
 		s.add(SignalNotFound)
 	}
 	if st.distinct > float32(t.cfg.DistinctPaths.N)*clients {
 		s.add(SignalDistinctPaths)
 	}
-	if st.probe > float32(t.cfg.ProbeHits.N) {
+	if st.probe > float32(t.cfg.ProbeHits.N)*factor {
 		s.add(SignalProbeRate)
 	}
-	if st.payload > float32(t.cfg.PayloadHits.N) {
+	if st.payload > float32(t.cfg.PayloadHits.N)*factor {
 		s.add(SignalPayloadRate)
 	}
 	if st.slow > float32(t.cfg.Slow.N)*clients {

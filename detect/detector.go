@@ -35,6 +35,7 @@ const (
 	SignalFileInclusion                  // a stream wrapper, a system file, a NUL or deep traversal in a value
 	SignalPayloadRate                    // payloads sent again and again
 	SignalSlowScan                       // failures, probes and payloads paced under the short buckets, over an hour
+	SignalNetwork                        // the source's /24 or /48 runs over, spread across several sources
 	// NumSignals is how many signals there are.
 	NumSignals
 )
@@ -42,7 +43,7 @@ const (
 var signalNames = [NumSignals]string{
 	"user_agent", "scanner_header", "cve_probe", "traversal", "sensitive_path", "admin_probe",
 	"weak_client", "header_anomaly", "not_found", "distinct_paths", "probe_rate", "asn",
-	"sqli", "xss", "command_injection", "file_inclusion", "payload_rate", "slow_scan",
+	"sqli", "xss", "command_injection", "file_inclusion", "payload_rate", "slow_scan", "network",
 }
 
 func (s Signal) String() string { return signalNames[s] }
@@ -65,7 +66,7 @@ var DefaultWeights = [NumSignals]int{
 	SignalSensitivePath: 40, SignalAdminProbe: 20, SignalWeakClient: 10, SignalHeaderAnomaly: 10,
 	SignalNotFound: 100, SignalDistinctPaths: 100, SignalProbeRate: 100, SignalASN: 50,
 	SignalSQLi: 50, SignalXSS: 50, SignalCommandInjection: 50, SignalFileInclusion: 50, SignalPayloadRate: 100,
-	SignalSlowScan: 100,
+	SignalSlowScan: 100, SignalNetwork: 100,
 }
 
 // DefaultThreshold is the score at which a source is taken for a scanner.

@@ -131,12 +131,16 @@ func (f *failedPaths) seen(h uint64) bool {
 	return had
 }
 
-// Len is how many sources the memory holds.
+// Len is how many sources the memory holds (networks are not counted).
 func (m *Memory) Len() int {
 	n := 0
 	for i := range m.shards {
 		m.shards[i].mu.Lock()
-		n += len(m.shards[i].m)
+		for k := range m.shards[i].m {
+			if k.Zone() == "" {
+				n++
+			}
+		}
 		m.shards[i].mu.Unlock()
 	}
 	return n

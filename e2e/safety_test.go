@@ -391,3 +391,40 @@ func TestScannerBanYieldsToAnApprovalButABanByHandDoesNot(t *testing.T) {
 		t.Fatalf("a ban by hand on the approved tester: %d", a.code)
 	}
 }
+
+// When three sources of one public /24 stand banned as scanners, the /24 is
+// banned as a whole and listed as such; not when an approval's source is in
+// it.
+func TestBansEscalateToTheNetwork(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For\n\t", echoSite)
+	proxy := from(t, in, "127.0.0.5")
+	scan := func(ip string) int {
+		return proxy.get("acme.localhost", "/", "X-Forwarded-For", ip, "User-Agent", sqlmapUA).code
+	}
+	for _, ip := range []string{"203.0.113.10", "203.0.113.11", "203.0.113.12"} {
+		if code := scan(ip); code != 403 {
+			t.Fatalf("sqlmap from %s: %d", ip, code)
+		}
+	}
+	bans := in.mustCLI("bans", "list")
+	if !strings.Contains(bans, "203.0.113.0/24") || !strings.Contains(bans, "network: 3 sources in it banned as scanners") {
+		t.Fatalf("no network ban:\n%s", bans)
+	}
+	if a := proxy.get("acme.localhost", "/", "X-Forwarded-For", "203.0.113.99", "User-Agent", firefox); a.code != 403 {
+		t.Fatalf("a browser elsewhere in the banned /24: %d", a.code)
+	}
+
+	// An approval's source in the network keeps the network from being banned.
+	in.register(func(b map[string]any) { b["sources"] = []string{"198.51.100.200"} })
+	for _, ip := range []string{"198.51.100.10", "198.51.100.11", "198.51.100.12"} {
+		if code := scan(ip); code != 403 {
+			t.Fatalf("sqlmap from %s: %d", ip, code)
+		}
+	}
+	if bans := in.mustCLI("bans", "list"); strings.Contains(bans, "198.51.100.0/24") {
+		t.Fatalf("a network holding an approved source was banned:\n%s", bans)
+	}
+	if a := proxy.get("acme.localhost", "/", "X-Forwarded-For", "198.51.100.200"); a.code != 200 {
+		t.Fatalf("the approved source: %d", a.code)
+	}
+}

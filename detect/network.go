@@ -1,0 +1,82 @@
+package detect
+
+import (
+	"net/netip"
+)
+
+// Networks: a scanner that rotates its address through a network it holds
+// (the /64s of an IPv6 /48, the addresses of an IPv4 /24) starts every
+// address with empty buckets. So behaviour is also counted per /24 and /48,
+// with capacities networkFactor times a source's, and a request is given the
+// network signal when its network runs over, at least minNetworkSources
+// sources there were seen lately, and the request itself shows a trait of
+// scanning (a probe, a payload, or its source's own failures): neighbours
+// who only browse are never refused for what someone else in their network
+// does.
+//
+// Only public addresses are counted by network. Private, loopback,
+// carrier-grade NAT and link-local ranges are somebody's own network behind
+// a proxy or a NAT; grouping them would put coworkers' behaviour together.
+
+const (
+	networkFactor     = 4
+	minNetworkSources = 3
+	networkZone       = "net" // marks a network's key apart from any source's
+	ipv4Network       = 24
+	ipv6Network       = 48
+)
+
+// networkSignals are the buckets that, running over for a network, make
+// its suspect requests scanners.
+var networkSignals = SignalSet(1<<SignalNotFound | 1<<SignalProbeRate | 1<<SignalPayloadRate | 1<<SignalSlowScan)
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// public reports whether ip is an address of the public internet.
+func public(ip netip.Addr) bool {
+	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !cgnat.Contains(ip)
+}
+
+// networkKey is the key ip's network is tracked by, when ip is public.
+func networkKey(ip netip.Addr) (netip.Addr, bool) {
+	ip = ip.Unmap()
+	if !public(ip) {
+		return netip.Addr{}, false
+	}
+	bits := ipv6Network
+	if ip.Is4() {
+		bits = ipv4Network
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom16(p.Addr().As16()).WithZone(networkZone), true
+}
+
+// Network is the prefix a public source's behaviour is also counted under
+// (its /24 or /48); false for other addresses.
+func Network(ip netip.Addr) (netip.Prefix, bool) {
+	ip = ip.Unmap()
+	if !public(ip) {
+		return netip.Prefix{}, false
+	}
+	bits := ipv6Network
+	if ip.Is4() {
+		bits = ipv4Network
+	}
+	p, err := ip.Prefix(bits)
+	return p, err == nil
+}
+
+// networkSources is about how many sources network key k saw lately.
+func (m *Memory) networkSources(k netip.Addr) int {
+	sh := m.shardOf(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st, ok := sh.m[k]
+	if !ok {
+		return 0
+	}
+	return int(st.clients())
+}

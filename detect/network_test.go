@@ -1,0 +1,114 @@
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+// A scanner rotating its address through a network it holds is caught by
+// its network's buckets, within the stated number of requests.
+func TestRotatingScannersAreCaughtByTheirNetwork(t *testing.T) {
+	probes := []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php", "/server-status", "/dump.sql",
+		"/.aws/credentials", "/wp-config.php.bak", "/web.config", "/.htpasswd", "/database.sql", "/backup.zip"}
+	payloads := []string{"1' AND 1=1-- -", ";env;", "<svg/onload=alert(1)>", "a;sleep 60;", "1 AND 8413=8413", "|id",
+		"$(whoami)", "`uname -a`", "1' ORDER BY 1-- -", "expect://id", "php://input", "<img src=x onerror=alert(1)>"}
+	for _, tc := range []struct {
+		name    string
+		address func(i int) netip.Addr
+		target  func(i int) string
+		perAddr int
+		limit   int
+	}{
+		{"a probe from each /64 of a /48", func(i int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("2001:db8:42:%x::1", i)) },
+			func(i int) string { return fmt.Sprintf("%s?r=%d", probes[i%len(probes)], i) }, 1, 13},
+		{"a payload from each address of a /24", func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)}) },
+			func(i int) string {
+				return "/item?id=" + url.QueryEscape(fmt.Sprintf("%s%d", payloads[i%len(payloads)], i))
+			}, 1, 20},
+		{"two failing paths from each /64 of a /48", func(i int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("2001:db8:43:%x::1", i/2)) },
+			func(i int) string { return fmt.Sprintf("/word-%c%c/", 'a'+i%26, 'a'+i/26) }, 2, 90},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+			d := newDetector(t, c)
+			for i := range tc.limit {
+				ip := tc.address(i)
+				r := browserRequest(tc.target(i))
+				res := d.Inspect(r, ip, 0)
+				if d.Scanner(res) {
+					if !res.Signals.Has(SignalNetwork) {
+						t.Fatalf("caught at request %d without the network signal: %v", i+1, res.Signals.Names())
+					}
+					t.Logf("caught at request %d: %v", i+1, res.Signals.Names())
+					return
+				}
+				d.ObserveRequest(r, ip, 404)
+				c.Add(200 * time.Millisecond)
+			}
+			t.Fatalf("not caught within %d requests", tc.limit)
+		})
+	}
+}
+
+// A busy public office network, with people on many addresses each
+// browsing with a missing favicon and a broken link, never runs its network
+// over; and while a scanner in the same /24 is caught, its neighbours'
+// browsing is never refused.
+func TestNetworkNeighboursAreNeverRefused(t *testing.T) {
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	d := newDetector(t, c)
+	browsers := []string{firefox, chrome, safari, edge}
+	step := func(ip netip.Addr, v visit) bool {
+		r := v.request()
+		res := d.Inspect(r, ip, 0)
+		d.ObserveRequest(r, ip, v.status)
+		return d.Scanner(res)
+	}
+	for p := range 200 {
+		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(p%250 + 1)})
+		ua := browsers[p%len(browsers)]
+		for _, v := range []visit{{"GET", "/", ua, 200, 0}, {"GET", "/favicon.ico", ua, 404, 0},
+			{"GET", fmt.Sprintf("/blog/gone-%d", p), ua, 404, 0}, {"GET", "/docs/", ua, 200, 0}} {
+			if step(ip, v) {
+				t.Fatalf("person %d at %s refused on %s", p, ip, v.target)
+			}
+		}
+		c.Add(100 * time.Millisecond)
+	}
+	scanner := netip.MustParseAddr("198.51.100.251")
+	caught := false
+	for i, p := range []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php", "/server-status"} {
+		if step(scanner, visit{"GET", p, firefox, 404, 0}) {
+			caught = true
+			t.Logf("the scanner in the office network is caught at request %d", i+1)
+			break
+		}
+	}
+	if !caught {
+		t.Fatal("the scanner was not caught")
+	}
+	for p := range 50 {
+		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(p + 1)})
+		if step(ip, visit{"GET", fmt.Sprintf("/products/%d", p), browsers[p%4], 200, 0}) {
+			t.Fatalf("a neighbour at %s was refused after the scanner", ip)
+		}
+	}
+}
+
+// Private, loopback and carrier-grade NAT addresses are not grouped.
+func TestOnlyPublicAddressesAreGroupedByNetwork(t *testing.T) {
+	for ip, want := range map[string]bool{
+		"203.0.113.7": true, "2001:db8::1": true, "8.8.8.8": true,
+		"10.1.2.3": false, "192.168.0.9": false, "172.16.5.5": false, "127.0.0.9": false, "100.64.1.1": false,
+		"fd00::1": false, "fe80::1": false, "::1": false,
+	} {
+		if _, got := Network(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("Network(%s) grouped = %v, want %v", ip, got, want)
+		}
+	}
+}

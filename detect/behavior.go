@@ -125,11 +125,16 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint64) SignalSet {
 	k := t.key(src)
 	agent := uint16(maphash.String(t.seed, ua)%65535) + 1
-	signals, suspect := t.request(k, agent, probe, payload, 1)
+	signals, failing := t.request(k, agent, probe, payload, 1)
 	if nk, ok := networkKey(src); ok {
 		sourceHash := uint16(maphash.Comparable(t.seed, k)%65535) + 1
 		over, _ := t.request(nk, sourceHash, probe, payload, networkFactor)
-		if suspect && over&networkSignals != 0 && t.networkSources(nk) >= minNetworkSources {
+		// The request must itself do what runs its network over: probe
+		// where probes do, send a payload where payloads do, fail where
+		// failures do.
+		alike := (probe && over.Has(SignalProbeRate)) || (payload != 0 && over.Has(SignalPayloadRate)) ||
+			(failing && (over.Has(SignalNotFound) || over.Has(SignalSlowScan)))
+		if alike && t.networkSources(nk) >= minNetworkSources {
 			signals.add(SignalNetwork)
 		}
 	}
@@ -138,8 +143,8 @@ func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint6
 
 // request counts a request under key k: from a client whose hash is agent,
 // a probe or not, with a payload or not; factor scales the buckets'
-// capacities. It returns what is running over, and whether the request or
-// k's recent past shows a scanning trait (a probe, a payload, a failure).
+// capacities. It returns what is running over, and whether k's failures
+// outweigh its successes lately.
 func (t *Tracker) request(k netip.Addr, agent uint16, probe bool, payload uint64, factor float32) (SignalSet, bool) {
 	sh := t.shardOf(k)
 	now := t.clock()
@@ -159,8 +164,7 @@ func (t *Tracker) request(k netip.Addr, agent uint16, probe bool, payload uint64
 		st.payload++
 		st.slow++
 	}
-	suspect := probe || payload != 0 || st.notFound > 0 || st.distinct > 0
-	return t.overflowing(st, factor), suspect
+	return t.overflowing(st, factor), st.notFound > 0
 }
 
 // onResponse counts the answer to a request from src for path p; asset

@@ -9,10 +9,10 @@ import (
 // address with empty buckets. So behaviour is also counted per /24 and /48,
 // with capacities networkFactor times a source's, and a request is given the
 // network signal when its network runs over, at least minNetworkSources
-// sources there were seen lately, and the request itself shows a trait of
-// scanning (a probe, a payload, or its source's own failures): neighbours
-// who only browse are never refused for what someone else in their network
-// does.
+// sources there were seen lately, and the request itself does what runs the
+// network over (a probe where probes do, a payload where payloads do, a
+// source failing more than it succeeds where failures do): neighbours who
+// only browse are never refused for what someone else in their network does.
 //
 // Only public addresses are counted by network. Private, loopback,
 // carrier-grade NAT and link-local ranges are somebody's own network behind
@@ -25,10 +25,6 @@ const (
 	ipv4Network       = 24
 	ipv6Network       = 48
 )
-
-// networkSignals are the buckets that, running over for a network, make
-// its suspect requests scanners.
-var networkSignals = SignalSet(1<<SignalNotFound | 1<<SignalProbeRate | 1<<SignalPayloadRate | 1<<SignalSlowScan)
 
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 

@@ -112,3 +112,23 @@ func TestOnlyPublicAddressesAreGroupedByNetwork(t *testing.T) {
 		}
 	}
 }
+
+// Even while a network of scanners runs its network over, a neighbour who
+// just hit a broken link among pages that load is not a suspect.
+func TestANeighbourWithABrokenLinkIsNoSuspect(t *testing.T) {
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	d := newDetector(t, c)
+	for i := range 20 { // a farm of scanners: a probe from each of 20 addresses
+		ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + i)})
+		d.Inspect(browserRequest(fmt.Sprintf("/.env?n=%d", i)), ip, 0)
+	}
+	neighbour := netip.AddrFrom4([4]byte{192, 0, 2, 7})
+	for _, v := range []visit{{"GET", "/old-page", chrome, 404, 0}, {"GET", "/", chrome, 200, 0}, {"GET", "/gone", chrome, 404, 0},
+		{"GET", "/docs/", chrome, 200, 0}, {"GET", "/pricing", chrome, 200, 0}} {
+		r := v.request()
+		if res := d.Inspect(r, neighbour, 0); d.Scanner(res) {
+			t.Fatalf("the neighbour was refused on %s: %v", v.target, res.Signals.Names())
+		}
+		d.ObserveRequest(r, neighbour, v.status)
+	}
+}

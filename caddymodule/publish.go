@@ -3,12 +3,14 @@ package caddymodule
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/policy"
 )
 
@@ -17,6 +19,9 @@ func publish(r *http.Request, d policy.Decision, view requestView) {
 	f := logFields{verdict: d.Verdict, reason: d.Reason, tenant: view.tenant, country: view.country, asn: view.asn}
 	if d.Approval != nil {
 		f.approval = d.Approval.ID
+	}
+	if d.Detection.Scanner {
+		f.signals = d.Detection.Signals // named only when the entry is written
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.gatekeeper.verdict", f.verdict)
@@ -35,6 +40,7 @@ func publish(r *http.Request, d policy.Decision, view requestView) {
 type logFields struct {
 	verdict, reason, tenant, approval, country string
 	asn                                        uint
+	signals                                    detect.SignalSet // when detection fired
 }
 
 func (f logFields) asnString() string {
@@ -52,5 +58,8 @@ func (f logFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("approval_id", f.approval)
 	enc.AddString("country", f.country)
 	enc.AddString("asn", f.asnString())
+	if f.signals != 0 {
+		enc.AddString("signals", strings.Join(f.signals.Names(), ","))
+	}
 	return nil
 }

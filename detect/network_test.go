@@ -29,7 +29,7 @@ func TestRotatingScannersAreCaughtByTheirNetwork(t *testing.T) {
 		{"a payload from each address of a /24", func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)}) },
 			func(i int) string {
 				return "/item?id=" + url.QueryEscape(fmt.Sprintf("%s%d", payloads[i%len(payloads)], i))
-			}, 1, 20},
+			}, 1, 22},
 		{"two failing paths from each /64 of a /48", func(i int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("2001:db8:43:%x::1", i/2)) },
 			func(i int) string { return fmt.Sprintf("/word-%c%c/", 'a'+i%26, 'a'+i/26) }, 2, 90},
 	} {

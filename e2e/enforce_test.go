@@ -429,8 +429,9 @@ func TestAccessLogCarriesTheDecision(t *testing.T) {
 	id, _ := in.register(nil)
 	from(t, in, "127.0.0.2").get("acme.localhost", "/")
 	from(t, in, "127.0.0.2").get("globex.localhost", "/")
+	from(t, in, "127.0.0.6").get("acme.localhost", "/?id=1%27+AND+1%3D1--+-", "User-Agent", "sqlmap/1.8.2#stable (https://sqlmap.org)")
 	var entries []map[string]any
-	testutil.WaitFor(t, 2*time.Second, "two access log entries", func() bool {
+	testutil.WaitFor(t, 2*time.Second, "three access log entries", func() bool {
 		b, _ := os.ReadFile(logFile)
 		entries = nil
 		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
@@ -439,11 +440,12 @@ func TestAccessLogCarriesTheDecision(t *testing.T) {
 				entries = append(entries, e)
 			}
 		}
-		return len(entries) == 2
+		return len(entries) == 3
 	})
 	want := []map[string]any{
 		{"verdict": "approved", "reason": "", "tenant": "acme", "approval_id": id},
 		{"verdict": "blocked", "reason": "out_of_scope", "tenant": "globex", "approval_id": id},
+		{"verdict": "blocked", "reason": "scanner", "signals": "user_agent,header_anomaly,sqli"},
 	}
 	for i, e := range entries {
 		got, _ := e["gatekeeper"].(map[string]any)

@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -10,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/customernode/gatekeeper/detect"
 )
 
 // What the handler reads from a request for the policy: the client IP, the
@@ -71,16 +72,11 @@ const maxOverrideForm = 64 << 10
 // overrideForm reads a small url-encoded form body for a _method field,
 // and puts the body back for the upstream. Other bodies are left alone.
 func overrideForm(r *http.Request) url.Values {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength <= 0 || r.ContentLength > maxOverrideForm ||
-		!strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
+	if !strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
 		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
-	if err != nil || !bytes.Contains(body, []byte("_method")) {
+	body := detect.PeekBody(r, maxOverrideForm)
+	if !bytes.Contains(body, []byte("_method")) {
 		return nil
 	}
 	form, _ := url.ParseQuery(string(body))

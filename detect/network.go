@@ -35,16 +35,8 @@ func public(ip netip.Addr) bool {
 
 // networkKey is the key ip's network is tracked by, when ip is public.
 func networkKey(ip netip.Addr) (netip.Addr, bool) {
-	ip = ip.Unmap()
-	if !public(ip) {
-		return netip.Addr{}, false
-	}
-	bits := ipv6Network
-	if ip.Is4() {
-		bits = ipv4Network
-	}
-	p, err := ip.Prefix(bits)
-	if err != nil {
+	p, ok := Network(ip)
+	if !ok {
 		return netip.Addr{}, false
 	}
 	return netip.AddrFrom16(p.Addr().As16()).WithZone(networkZone), true

@@ -287,14 +287,21 @@ func (p *payloadInspector) fileInclusion(v string) bool {
 	return found || deepTraversal(v)
 }
 
-// readBody reads a form or JSON body of known length up to maxBody, and
-// puts it back for the upstream. Other bodies are left alone.
+// readBody reads a form or JSON body of known length up to maxBody (see
+// PeekBody). Other bodies are left alone.
 func (p *payloadInspector) readBody(r *http.Request) []byte {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength <= 0 || r.ContentLength > p.maxBody {
-		return nil
-	}
 	mt := mediaType(r)
 	if mt != "application/x-www-form-urlencoded" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return nil
+	}
+	return PeekBody(r, p.maxBody)
+}
+
+// PeekBody reads r's body when its length is known and at most max, and
+// puts it back for whoever reads it next; nil for any other body, which is
+// left alone (a streamed upload is never held up).
+func PeekBody(r *http.Request, max int64) []byte {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength <= 0 || r.ContentLength > max {
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))

@@ -177,7 +177,7 @@ func (p *payloadInspector) value(v string) SignalSet {
 	}
 	var s SignalSet
 	if classes&classSQL != 0 {
-		if sqli, fp := libinjection.IsSQLi(v); sqli && injectedSQL(fp) {
+		if sqli, fp := libinjection.IsSQLi(v); sqli && injectedSQL(v, fp) {
 			s.add(SignalSQLi)
 		}
 	}
@@ -195,13 +195,45 @@ func (p *payloadInspector) value(v string) SignalSet {
 	return s
 }
 
-// injectedSQL reports whether a libinjection fingerprint is of SQL injected
-// into a value rather than SQL someone typed: a whole statement ("select
-// count(*) from orders", fingerprints starting with E) is what people
-// search for on a database site, and a lone comment ("nc") is prose.
-// Injections start inside a value: a number, a string or a bracket.
-func injectedSQL(fp string) bool {
-	return fp != "" && fp[0] != 'E' && fp != "nc" && fp != "c"
+// injectedSQL reports whether a libinjection fingerprint fp of value v is
+// SQL injected into a value rather than what people type into search boxes
+// and API parameters:
+//   - a whole statement starting the value ("select count(*) from orders":
+//     fingerprints starting with E), as on a database tutorial's search;
+//   - words joined by AND, OR and brackets ("(cats OR dogs) AND birds"), a
+//     boolean search;
+//   - one call of a harmless function ("max(price)", "date(2024-01-01)"),
+//     as aggregation and filter parameters are written; sleep(5) and the
+//     like still count;
+//   - a lone comment ("a /* b */").
+//
+// Injections start inside a value (a number, a string, a bracket) and
+// break out of it.
+func injectedSQL(v, fp string) bool {
+	switch {
+	case fp == "" || fp == "nc" || fp == "c":
+		return false
+	case fp[0] == 'E' && startsWithLetter(v):
+		return false
+	case strings.Trim(fp, "n&()") == "":
+		return false
+	case fp == "f(n)" || fp == "f(1)":
+		name, _, _ := strings.Cut(strings.TrimSpace(v), "(")
+		return riskySQLCalls[strings.ToLower(strings.TrimSpace(name))]
+	}
+	return true
+}
+
+// riskySQLCalls are functions a lone call of which is a probe: time-based
+// blind injection and file or error-based reads.
+var riskySQLCalls = map[string]bool{
+	"sleep": true, "pg_sleep": true, "benchmark": true, "load_file": true, "extractvalue": true,
+	"updatexml": true, "randomblob": true, "dbms_pipe.receive_message": true, "dbms_lock.sleep": true,
+}
+
+func startsWithLetter(v string) bool {
+	v = strings.TrimLeft(v, " \t")
+	return v != "" && ('a' <= lower(v[0]) && lower(v[0]) <= 'z')
 }
 
 // commandInjection reports whether a shell metacharacter (; | & ` $( or a

@@ -328,7 +328,8 @@ func openStore(s config.Settings) (approvals.Store, error) {
 	return nil, fmt.Errorf("store: unknown kind %q", s.Store.Kind)
 }
 
-// housekeep writes usage, gives back idle leases and notices outages and
+// housekeep writes usage, gives back idle leases, drops this instance's
+// bans that the store took over or that ended, and notices outages and
 // recoveries between two re-reads of the store.
 func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
 	tick := time.NewTicker(housekeepingInterval)
@@ -346,6 +347,7 @@ func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
 		}
 		err := st.syncer.Store().Ping(cctx)
 		cancel()
+		st.bans.prune(st.syncer.Snapshot().LoadedAt, now())
 		switch up := st.syncer.Health().Up; {
 		case err != nil && up:
 			metrics.storeErrors.WithLabelValues(OpHealth).Inc()

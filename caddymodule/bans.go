@@ -159,13 +159,38 @@ func (lb *localBans) banned(p netip.Prefix, loadedAt, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	superseded := loadedAt.After(b.stored)
-	if b.stored.IsZero() {
-		superseded = loadedAt.After(b.made)
-	}
-	if !now.Before(b.until) || superseded {
+	if b.over(loadedAt, now) {
 		delete(lb.m, p)
 		return false
 	}
 	return true
+}
+
+// over reports whether b no longer counts at now, given the snapshot's load
+// time: it expired, or a snapshot read after it took over.
+func (b localBan) over(loadedAt, now time.Time) bool {
+	superseded := loadedAt.After(b.stored)
+	if b.stored.IsZero() {
+		superseded = loadedAt.After(b.made)
+	}
+	return !now.Before(b.until) || superseded
+}
+
+// prune drops every entry that no longer counts, so that a flood of
+// scanners that never come back does not keep its bans here for ever.
+func (lb *localBans) prune(loadedAt, now time.Time) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	for p, b := range lb.m {
+		if b.over(loadedAt, now) {
+			delete(lb.m, p)
+		}
+	}
+}
+
+// len is how many entries there are.
+func (lb *localBans) len() int {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return len(lb.m)
 }

@@ -1,0 +1,27 @@
+package caddymodule
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// This instance's bans are dropped once they end or a snapshot read after
+// them takes over, whether or not their source comes back.
+func TestLocalBansArePruned(t *testing.T) {
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	var lb localBans
+	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+	lb.set(p("198.51.100.1/32"), localBan{until: at.Add(-time.Second), made: at.Add(-time.Hour)})                              // ended
+	lb.set(p("198.51.100.2/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Minute), stored: at.Add(-time.Minute)}) // stored, snapshot read since
+	lb.set(p("198.51.100.3/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Minute)})                               // never acknowledged, snapshot read since
+	lb.set(p("198.51.100.4/32"), localBan{until: at.Add(time.Hour), made: at, stored: at})                                     // the snapshot is older
+	lb.prune(at.Add(-2*time.Minute), at)
+	if n := lb.len(); n != 3 {
+		t.Fatalf("after a prune with an older snapshot: %d entries, want 3", n)
+	}
+	lb.prune(at.Add(-time.Second), at)
+	if n := lb.len(); n != 1 || !lb.banned(p("198.51.100.4/32"), at.Add(-time.Second), at) {
+		t.Fatalf("after a prune: %d entries, want only the one the snapshot does not have yet", n)
+	}
+}

@@ -49,6 +49,19 @@ end
 return {n, retry, remaining - n}
 `)
 
+// releaseScript gives n leased admissions back to the budget, inside the
+// ledger like a lease: granted never goes below zero (after a failover or a
+// restore lost grants, a release must not hand the budget out twice), and
+// a usage hash that does not exist is not created. KEYS[1] is the usage
+// hash; ARGV[1] is n. It returns granted after the release.
+var releaseScript = redis.NewScript(`
+local granted = tonumber(redis.call('HGET', KEYS[1], 'granted'))
+if granted == nil then return 0 end
+granted = math.max(0, granted - tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], 'granted', granted)
+return granted
+`)
+
 // recordScript adds usage counts, to the totals and to one hour's, and
 // keeps the earliest first_seen and the latest last_seen. KEYS[1] is the
 // usage hash; ARGV are allowed, rate_limited, budget_exhausted,
@@ -91,7 +104,7 @@ func (s *RedisStore) Release(ctx context.Context, id string, n int) error {
 	if n <= 0 {
 		return nil
 	}
-	if err := s.rdb.HIncrBy(ctx, s.usageKey(id), "granted", int64(-n)).Err(); err != nil {
+	if err := releaseScript.Run(ctx, s.rdb, []string{s.usageKey(id)}, n).Err(); err != nil {
 		return unavailable("release", err)
 	}
 	return nil

@@ -288,6 +288,45 @@ func Run(t *testing.T, open Open) {
 		}
 	})
 
+	// A release larger than what was granted (the store lost grants to a
+	// failover or a restore) never drives the count below zero, so the
+	// budget is never handed out twice; a release for an approval the
+	// store knows no grants of creates nothing.
+	t.Run("ReleasesAreClamped", func(t *testing.T) {
+		s, _ := fresh(t)
+		a := Approval("apr_clamp", "acme")
+		a.MaxRPS, a.Burst, a.MaxRequests = 1000, 1000, 10
+		mustNil(t, s.CreateApproval(ctx, a, "admin"))
+		l, err := s.Lease(ctx, a, 2)
+		mustNil(t, err)
+		if l.Granted != 1 { // endgame: an eighth of 10, at least one
+			t.Fatalf("first lease granted %d", l.Granted)
+		}
+		mustNil(t, s.Release(ctx, a.ID, 50))
+		total := 0
+		for range 40 {
+			l, err := s.Lease(ctx, a, 64)
+			mustNil(t, err)
+			total += l.Granted
+		}
+		if total != 10 {
+			t.Fatalf("after an over-release, leases granted %d in all, want max_requests = 10", total)
+		}
+		mustNil(t, s.Release(ctx, "apr_later", 5)) // before the approval exists
+		b := Approval("apr_later", "acme")
+		b.MaxRPS, b.Burst, b.MaxRequests = 1000, 1000, 10
+		mustNil(t, s.CreateApproval(ctx, b, "admin"))
+		total = 0
+		for range 40 {
+			l, err := s.Lease(ctx, b, 64)
+			mustNil(t, err)
+			total += l.Granted
+		}
+		if total != 10 {
+			t.Fatalf("an approval released before it existed granted %d, want max_requests = 10", total)
+		}
+	})
+
 	t.Run("UsageAddsUpAndKeepsTheLatestLastSeen", func(t *testing.T) {
 		s, _ := fresh(t)
 		mustNil(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"))

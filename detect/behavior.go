@@ -126,6 +126,9 @@ func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint6
 	k := t.key(src)
 	agent := uint16(maphash.String(t.seed, ua)%65535) + 1
 	signals, failing := t.request(k, agent, probe, payload, 1)
+	if !probe && payload == 0 && !failing {
+		return signals // nothing here a network counts or could be refused for
+	}
 	if nk, ok := networkKey(src); ok {
 		sourceHash := uint16(maphash.Comparable(t.seed, k)%65535) + 1
 		over, _ := t.request(nk, sourceHash, probe, payload, networkFactor)

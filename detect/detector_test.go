@@ -269,6 +269,21 @@ func TestFloodKeepsMemoryBoundedAndStillCatchesTheScanner(t *testing.T) {
 	}
 }
 
+// BenchmarkInspectBrowserNoQuery is detection on a benign browser request
+// without a query or body (the cost bound of issue 9: ≤ 1 µs, no
+// allocation).
+func BenchmarkInspectBrowserNoQuery(b *testing.B) {
+	d := newDetector(b, nil)
+	r := browserRequest("/products/garden-chair")
+	r.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := d.Inspect(r, src, 0); res.Score != 0 {
+			b.Fatal(res.Signals.Names())
+		}
+	}
+}
+
 // BenchmarkInspectBrowser is detection on a benign browser request from a
 // source already tracked.
 func BenchmarkInspectBrowser(b *testing.B) {

@@ -8,8 +8,8 @@ import (
 // (the /64s of an IPv6 /48, the addresses of an IPv4 /24) starts every
 // address with empty buckets. So behaviour is also counted per /24 and /48,
 // with capacities networkFactor times a source's, and a request is given the
-// network signal when its network runs over, at least minNetworkSources
-// sources there were seen lately, and the request itself does what runs the
+// network signal when its network runs over, at least minNetworkSources of
+// its sources did something suspect lately, and the request itself does what runs the
 // network over (a probe where probes do, a payload where payloads do, a
 // source failing more than it succeeds where failures do): neighbours who
 // only browse are never refused for what someone else in their network does.
@@ -57,7 +57,8 @@ func Network(ip netip.Addr) (netip.Prefix, bool) {
 	return p, err == nil
 }
 
-// networkSources is about how many sources network key k saw lately.
+// networkSources is about how many sources of network key k did something
+// suspect lately (a probe, a payload, failures outweighing successes).
 func (m *Memory) networkSources(k netip.Addr) int {
 	sh := m.shardOf(k)
 	sh.mu.Lock()

@@ -368,7 +368,8 @@ func (s *FileStore) Bans(_ context.Context, now time.Time) ([]Ban, error) {
 // limit events at or after since. It holds the store's lock only to learn
 // how much of the log is committed: the log is append-only, so reading up to
 // there needs no lock, and leases and writes are not held up meanwhile.
-func (s *FileStore) Audit(_ context.Context, since time.Time, limit int) ([]AuditEvent, error) {
+func (s *FileStore) Audit(_ context.Context, q AuditQuery) ([]AuditEvent, error) {
+	since, limit := q.Since, q.Limit
 	s.mu.Lock()
 	committed, closed := s.auditSize, s.audit == nil
 	s.mu.Unlock()
@@ -391,7 +392,7 @@ func (s *FileStore) Audit(_ context.Context, since time.Time, limit int) ([]Audi
 		if err := json.Unmarshal(bytes.TrimSpace(sc.Bytes()), &ev); err != nil {
 			return nil, fmt.Errorf("%s: %w", auditFile, err)
 		}
-		if ev.Time.Before(since) {
+		if ev.Time.Before(since) || !q.wants(ev) {
 			continue
 		}
 		if len(ring) == limit {

@@ -54,7 +54,7 @@ func TestFileStoreSurvivesRestart(t *testing.T) {
 	if len(bans) != 1 || bans[0].Prefix != ban.Prefix {
 		t.Fatalf("bans after restart = %v", bans)
 	}
-	evs, err := s.Audit(ctx, time.Time{}, 10)
+	evs, err := s.Audit(ctx, approvals.AuditQuery{Limit: 10})
 	mustNil(t, err)
 	if len(evs) != 4 {
 		t.Fatalf("audit after restart has %d events, want 4", len(evs))
@@ -88,7 +88,7 @@ func TestTornAuditLineIsDroppedOnOpen(t *testing.T) {
 		t.Fatal("a torn, unacknowledged write was applied")
 	}
 	mustNil(t, s.CreateApproval(ctx, storetest.Approval("apr_3", "acme"), "alice"))
-	evs, err := s.Audit(ctx, time.Time{}, 10)
+	evs, err := s.Audit(ctx, approvals.AuditQuery{Limit: 10})
 	mustNil(t, err)
 	if len(evs) != 2 || evs[0].Approval.ID != "apr_3" || evs[0].ID != "2" {
 		t.Fatalf("audit after recovery = %+v", evs)
@@ -177,7 +177,7 @@ func TestCrashAtEveryWriteStepLosesNothingAcknowledged(t *testing.T) {
 			}
 			list, err := s.Approvals(ctx)
 			mustNil(t, err)
-			evs, err := s.Audit(ctx, time.Time{}, 10)
+			evs, err := s.Audit(ctx, approvals.AuditQuery{Limit: 10})
 			mustNil(t, err)
 			if len(evs) != len(list) {
 				t.Fatalf("%d approvals but %d audit events", len(list), len(evs))

@@ -367,7 +367,8 @@ func (s *RedisStore) Bans(ctx context.Context, now time.Time) ([]Ban, error) {
 // entry and stops at the first event older than since: events are appended
 // in time order, and stream IDs carry Redis's clock, not ours, so they are no
 // use for the cut.
-func (s *RedisStore) Audit(ctx context.Context, since time.Time, limit int) ([]AuditEvent, error) {
+func (s *RedisStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
+	since, limit := q.Since, q.Limit
 	out := make([]AuditEvent, 0, min(limit, 256))
 	end := "+"
 	for len(out) < limit {
@@ -383,6 +384,9 @@ func (s *RedisStore) Audit(ctx context.Context, since time.Time, limit int) ([]A
 			}
 			if ev.Time.Before(since) {
 				return out, nil
+			}
+			if !q.wants(ev) {
+				continue
 			}
 			ev.ID = m.ID
 			out = append(out, ev)

@@ -55,7 +55,7 @@ func TestRedisStoreSurvivesRedisRestart(t *testing.T) {
 	if len(bans) != 1 {
 		t.Fatalf("bans after a Redis crash = %v", bans)
 	}
-	evs, err := s2.Audit(ctx, time.Time{}, 10)
+	evs, err := s2.Audit(ctx, approvals.AuditQuery{Limit: 10})
 	mustNil(t, err)
 	if len(evs) != 2 {
 		t.Fatalf("audit after a Redis crash has %d events, want 2", len(evs))

@@ -53,8 +53,8 @@ type Store interface {
 	// History returns the approval's first sighting and per-hour counts.
 	History(ctx context.Context, id string) (History, error)
 
-	// Audit returns up to limit audit events at or after since, newest first.
-	Audit(ctx context.Context, since time.Time, limit int) ([]AuditEvent, error)
+	// Audit returns the audit events q asks for, newest first.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 
 	// Changes signals, without blocking the sender, that another instance
 	// changed the store or that changes may have been missed (a reconnect).
@@ -116,6 +116,26 @@ type AuditEvent struct {
 	Approval *Approval `json:"approval,omitempty"`
 	Ban      *Ban      `json:"ban,omitempty"`
 }
+
+// AuditQuery says which audit events to return: at most Limit of them, at
+// or after Since, of kind Kind ("approval", "ban", or "" for every kind).
+type AuditQuery struct {
+	Since time.Time
+	Limit int
+	Kind  string
+}
+
+// AuditKinds are the kinds of audit event.
+var AuditKinds = []string{"approval", "ban"}
+
+// Kind is what the event is about: "approval" or "ban".
+func (e AuditEvent) Kind() string {
+	k, _, _ := strings.Cut(e.Action, ".")
+	return k
+}
+
+// wants reports whether q asks for ev, its time aside.
+func (q AuditQuery) wants(ev AuditEvent) bool { return q.Kind == "" || ev.Kind() == q.Kind }
 
 // Public returns the event as the admin API shows it, without token hashes.
 func (e AuditEvent) Public() AuditEvent {

@@ -378,7 +378,11 @@ func (h adminRequest) audit() error {
 		}
 		limit = n
 	}
-	evs, err := h.app.Syncer().Store().Audit(h.ctx(), since, limit)
+	kind := q.Get("kind")
+	if kind != "" && !slices.Contains(approvals.AuditKinds, kind) {
+		return apiError(http.StatusBadRequest, fmt.Errorf("kind: %q is neither approval nor ban", kind))
+	}
+	evs, err := h.app.Syncer().Store().Audit(h.ctx(), approvals.AuditQuery{Since: since, Limit: limit, Kind: kind})
 	if err != nil {
 		return storeError(err)
 	}

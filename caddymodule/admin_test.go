@@ -254,10 +254,22 @@ func TestAdminBansAndAudit(t *testing.T) {
 	if c.do("GET", "/gatekeeper/audit?since="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339), nil, &audit); len(audit) != 0 {
 		t.Fatalf("audit since the future = %+v", audit)
 	}
-	for _, q := range []string{"?since=yesterday", "?limit=0", "?limit=5000"} {
+	for _, q := range []string{"?since=yesterday", "?limit=0", "?limit=5000", "?kind=detections"} {
 		if code := c.do("GET", "/gatekeeper/audit"+q, nil, &e); code != 400 {
 			t.Errorf("GET audit%s = %d, want 400", q, code)
 		}
+	}
+	if !strings.Contains(e.Error, "kind") {
+		t.Errorf("a bad kind is refused with %q; want it to name kind", e.Error)
+	}
+	c.do("POST", "/gatekeeper/approvals", validApproval(), nil)
+	audit = nil
+	if code := c.do("GET", "/gatekeeper/audit?kind=ban", nil, &audit); code != 200 || len(audit) != 3 {
+		t.Fatalf("GET audit?kind=ban = %d %+v, want the 3 ban events", code, audit)
+	}
+	audit = nil
+	if code := c.do("GET", "/gatekeeper/audit?kind=approval", nil, &audit); code != 200 || len(audit) != 1 || audit[0].Action != "approval.created" {
+		t.Fatalf("GET audit?kind=approval = %d %+v", code, audit)
 	}
 }
 

@@ -175,7 +175,7 @@ func Run(t *testing.T, open Open) {
 		_, err = s.RemoveBan(ctx, netip.MustParsePrefix("198.51.100.7/32"), "dave", c.Now())
 		mustNil(t, err)
 
-		evs, err := s.Audit(ctx, time.Time{}, 100)
+		evs, err := s.Audit(ctx, approvals.AuditQuery{Limit: 100})
 		mustNil(t, err)
 		want := []string{
 			approvals.ActionBanRemoved + " dave", approvals.ActionApprovalRevoked + " carol",
@@ -190,12 +190,23 @@ func Run(t *testing.T, open Open) {
 		if evs[0].ID == "" || evs[0].ID == evs[1].ID {
 			t.Fatalf("events need distinct ids, got %q and %q", evs[0].ID, evs[1].ID)
 		}
-		evs, err = s.Audit(ctx, time.Time{}, 2)
+		evs, err = s.Audit(ctx, approvals.AuditQuery{Limit: 2})
 		mustNil(t, err)
 		if got := actions(evs); !reflect.DeepEqual(got, want[:2]) {
 			t.Fatalf("audit limit 2 = %v, want %v", got, want[:2])
 		}
-		evs, err = s.Audit(ctx, Epoch.Add(90*time.Second), 100)
+		// By kind: the limit counts events of that kind only.
+		evs, err = s.Audit(ctx, approvals.AuditQuery{Limit: 2, Kind: "approval"})
+		mustNil(t, err)
+		if got := actions(evs); !reflect.DeepEqual(got, []string{want[1], want[3]}) {
+			t.Fatalf("audit kind approval = %v, want %v", got, []string{want[1], want[3]})
+		}
+		evs, err = s.Audit(ctx, approvals.AuditQuery{Limit: 1, Kind: "ban"})
+		mustNil(t, err)
+		if got := actions(evs); !reflect.DeepEqual(got, want[:1]) {
+			t.Fatalf("audit kind ban limit 1 = %v, want %v", got, want[:1])
+		}
+		evs, err = s.Audit(ctx, approvals.AuditQuery{Since: Epoch.Add(90 * time.Second), Limit: 100})
 		mustNil(t, err)
 		if got := actions(evs); !reflect.DeepEqual(got, want[:2]) {
 			t.Fatalf("audit since +90s = %v, want %v", got, want[:2])
@@ -223,7 +234,7 @@ func Run(t *testing.T, open Open) {
 		mustNil(t, err)
 		bans, err := s.Bans(ctx, Epoch)
 		mustNil(t, err)
-		evs, err := s.Audit(ctx, time.Time{}, 1000)
+		evs, err := s.Audit(ctx, approvals.AuditQuery{Limit: 1000})
 		mustNil(t, err)
 		if len(list) != 20 || len(bans) != 20 || len(evs) != 40 {
 			t.Fatalf("after 40 concurrent writes: %d approvals, %d bans, %d audit events; want 20, 20, 40", len(list), len(bans), len(evs))

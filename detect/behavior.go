@@ -149,11 +149,8 @@ func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint6
 // capacities. It returns what is running over, and whether k's failures
 // outweigh its successes lately.
 func (t *Tracker) request(k netip.Addr, agent uint16, probe bool, payload uint64, factor float32) (SignalSet, bool) {
-	sh := t.shardOf(k)
-	now := t.clock()
-	sh.mu.Lock()
+	sh, st, now := t.locked(k)
 	defer sh.mu.Unlock()
-	st := t.state(sh, k, now)
 	t.drain(st, now)
 	if now-st.agentsSince > uint32(agentsPeriod.Milliseconds()) {
 		st.agents, st.agentsSince = [maxAgents]uint16{}, now
@@ -182,22 +179,20 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 		return // a missing favicon or image is no sign of scanning
 	}
 	var h uint64
+	var id bool
 	if failed {
-		h = maphash.String(t.seed, p)
+		h, id = maphash.String(t.seed, p), endsInID(p)
 	}
-	t.response(t.key(src), h, failed, static, endsInID(p))
+	t.response(t.key(src), h, failed, static, id)
 	if nk, ok := networkKey(src); ok {
-		t.response(nk, h, failed, static, endsInID(p))
+		t.response(nk, h, failed, static, id)
 	}
 }
 
 // response counts an answer under key k (see onResponse).
 func (t *Tracker) response(k netip.Addr, h uint64, failed, static, id bool) {
-	sh := t.shardOf(k)
-	now := t.clock()
-	sh.mu.Lock()
+	sh, st, now := t.locked(k)
 	defer sh.mu.Unlock()
-	st := t.state(sh, k, now)
 	t.drain(st, now)
 	if !failed {
 		credit := float32(1)

@@ -166,12 +166,8 @@ func (m *Memory) Forget(p netip.Prefix) {
 // none came for forgetAfter. The count lives as long as the source is
 // remembered (see evict), on this process only.
 func (m *Memory) Offence(src netip.Addr, forgetAfter time.Duration) int {
-	k := m.key(src)
-	sh := m.shardOf(k)
-	now := m.clock()
-	sh.mu.Lock()
+	sh, st, now := m.locked(m.key(src))
 	defer sh.mu.Unlock()
-	st := m.state(sh, k, now)
 	if st.offences > 0 && now-st.lastOffence > uint32(forgetAfter.Milliseconds()) {
 		st.offences = 0
 	}
@@ -180,6 +176,15 @@ func (m *Memory) Offence(src netip.Addr, forgetAfter time.Duration) int {
 	}
 	st.lastOffence = now
 	return int(st.offences)
+}
+
+// locked returns the state under key k, made if need be, with its shard
+// locked (the caller unlocks sh.mu), and the clock.
+func (m *Memory) locked(k netip.Addr) (sh *shard, st *sourceState, now uint32) {
+	sh = m.shardOf(k)
+	now = m.clock()
+	sh.mu.Lock()
+	return sh, m.state(sh, k, now), now
 }
 
 // key is what a source is tracked by: the address, or an IPv6 prefix.

@@ -123,16 +123,14 @@ func (p *payloadInspector) inspect(r *http.Request, res *Result) uint64 {
 			return first
 		}
 	}
-	if body := p.readBody(r); body != nil {
-		switch mediaType(r) {
-		case "application/x-www-form-urlencoded":
+	switch mt := mediaType(r); {
+	case mt == "application/x-www-form-urlencoded":
+		if body := PeekBody(r, p.maxBody); body != nil {
 			eachQueryValue(string(body), visit)
-		case "application/json":
+		}
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		if body := PeekBody(r, p.maxBody); body != nil {
 			eachJSONString(body, visit)
-		default:
-			if strings.HasSuffix(mediaType(r), "+json") {
-				eachJSONString(body, visit)
-			}
 		}
 	}
 	return first
@@ -317,16 +315,6 @@ func (p *payloadInspector) fileInclusion(v string) bool {
 	found := false
 	p.inclusion.find(v, func(int, int) bool { found = true; return false })
 	return found || deepTraversal(v)
-}
-
-// readBody reads a form or JSON body of known length up to maxBody (see
-// PeekBody). Other bodies are left alone.
-func (p *payloadInspector) readBody(r *http.Request) []byte {
-	mt := mediaType(r)
-	if mt != "application/x-www-form-urlencoded" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		return nil
-	}
-	return PeekBody(r, p.maxBody)
 }
 
 // PeekBody reads r's body when its length is known and at most max, and

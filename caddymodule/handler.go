@@ -152,7 +152,7 @@ type requestView struct {
 // dropped, so none can be forged on the way to the upstream.
 func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
 	token := policy.TakeToken(r.Header)
-	trimHostDot(r)
+	host := trimHostDot(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	view := requestView{tenant: repl.ReplaceAll(h.Tenant, "")}
 	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.Settings().StoreUnavailable, Now: now(),
@@ -166,7 +166,6 @@ func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
 	in.Snapshot = h.app.Syncer().Snapshot()
 	in.BannedHere = h.app.bannedHere(in.Snapshot, ip, in.Now)
 
-	host, _ := splitHost(r.Host)
 	ask := &question{h: h, r: r, ip: ip, asn: view.asn}
 	in.Ask = ask
 	in.Access = approvals.Access{IP: ip, Tenant: view.tenant, Host: host, Token: token}

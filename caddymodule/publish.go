@@ -24,15 +24,28 @@ func publish(r *http.Request, d policy.Decision, view requestView) {
 		f.signals = d.Detection.Signals // named only when the entry is written
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.gatekeeper.verdict", f.verdict)
-	repl.Set("http.gatekeeper.reason", f.reason)
-	repl.Set("http.gatekeeper.tenant", f.tenant)
-	repl.Set("http.gatekeeper.approval_id", f.approval)
-	repl.Set("http.gatekeeper.country", f.country)
-	repl.Set("http.gatekeeper.asn", f.asnString())
+	for i, v := range f.values() {
+		repl.Set(decisionFields[i].placeholder, v)
+	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.Object("gatekeeper", f))
 	}
+}
+
+// decisionFields name the fields of a decision, in the order values gives
+// them: as the access log's gatekeeper object has them, and as placeholders.
+var decisionFields = [...]struct{ log, placeholder string }{
+	{"verdict", "http.gatekeeper.verdict"},
+	{"reason", "http.gatekeeper.reason"},
+	{"tenant", "http.gatekeeper.tenant"},
+	{"approval_id", "http.gatekeeper.approval_id"},
+	{"country", "http.gatekeeper.country"},
+	{"asn", "http.gatekeeper.asn"},
+}
+
+// values are the fields' values, in decisionFields' order.
+func (f logFields) values() [len(decisionFields)]string {
+	return [...]string{f.verdict, f.reason, f.tenant, f.approval, f.country, f.asnString()}
 }
 
 // logFields is the decision as the access log shows it; it is encoded only
@@ -52,12 +65,9 @@ func (f logFields) asnString() string {
 
 // MarshalLogObject implements zapcore.ObjectMarshaler.
 func (f logFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("verdict", f.verdict)
-	enc.AddString("reason", f.reason)
-	enc.AddString("tenant", f.tenant)
-	enc.AddString("approval_id", f.approval)
-	enc.AddString("country", f.country)
-	enc.AddString("asn", f.asnString())
+	for i, v := range f.values() {
+		enc.AddString(decisionFields[i].log, v)
+	}
 	if f.signals != 0 {
 		enc.AddString("signals", strings.Join(f.signals.Names(), ","))
 	}

@@ -30,15 +30,17 @@ func clientIP(r *http.Request) (netip.Addr, bool) {
 
 // trimHostDot drops a trailing dot from the request's host ("acme.example.com."
 // names the same host), so that the tenant placeholder's labels and the
-// scope's hosts see the name every other client sends.
-func trimHostDot(r *http.Request) {
+// scope's hosts see the name every other client sends. It returns the host
+// without its port.
+func trimHostDot(r *http.Request) string {
 	host, port := splitHost(r.Host)
 	if trimmed, ok := strings.CutSuffix(host, "."); ok && trimmed != "" {
-		r.Host = trimmed
+		host, r.Host = trimmed, trimmed
 		if port != "" {
 			r.Host = net.JoinHostPort(trimmed, port)
 		}
 	}
+	return host
 }
 
 // splitHost splits a Host header into host and port ("" when none), as

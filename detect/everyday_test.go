@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -33,6 +34,21 @@ func (v visit) request() *http.Request {
 		r.Header.Del("Accept-Language")
 	}
 	return r
+}
+
+// replay sends visits from source through d, the clock moving on after each,
+// and returns the first request scored as a scanner (1-based) and its
+// result; 0 when none was.
+func replay(d *Detector, c *testutil.Clock, source netip.Addr, visits []visit) (int, Result) {
+	for i, v := range visits {
+		r := v.request()
+		if res := d.Inspect(r, source, 0); d.Scanner(res) {
+			return i + 1, res
+		}
+		d.ObserveRequest(r, source, v.status)
+		c.Add(v.after)
+	}
+	return 0, Result{}
 }
 
 // Everyday classes of traffic, each from one address, with default
@@ -129,15 +145,9 @@ func TestEverydayTrafficIsNeverAScanner(t *testing.T) {
 	for name, visits := range classes {
 		t.Run(name, func(t *testing.T) {
 			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
-			d := newDetector(t, c)
-			source := netip.MustParseAddr("192.0.2.50")
-			for i, v := range visits {
-				r := v.request()
-				if res := d.Inspect(r, source, 0); d.Scanner(res) {
-					t.Fatalf("request %d of %d (%s %s) scored %d: %v", i+1, len(visits), v.method, v.target, res.Score, res.Signals.Names())
-				}
-				d.Observe(source, r.URL.Path, v.status)
-				c.Add(v.after)
+			if n, res := replay(newDetector(t, c), c, netip.MustParseAddr("192.0.2.50"), visits); n != 0 {
+				v := visits[n-1]
+				t.Fatalf("request %d of %d (%s %s) scored %d: %v", n, len(visits), v.method, v.target, res.Score, res.Signals.Names())
 			}
 		})
 	}
@@ -161,29 +171,23 @@ func TestDirectoryBruteForceIsCaught(t *testing.T) {
 		{"padded with pages that exist", 20 * time.Millisecond, true, 800},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
-			d := newDetector(t, c)
-			n := 0
-			for i := 0; n < tc.limit; i++ {
+			var visits []visit
+			for i := 0; len(visits) < tc.limit; i++ {
 				p := "/" + words[i%len(words)] + "/"
 				if i >= len(words) {
 					p = fmt.Sprintf("/%s%d/", words[i%len(words)], i/len(words))
 				}
-				steps := []visit{{"GET", p, firefox, 404, tc.every}}
+				visits = append(visits, visit{"GET", p, firefox, 404, tc.every})
 				if tc.pad {
-					steps = append(steps, visit{"GET", "/", firefox, 200, tc.every})
-				}
-				for _, v := range steps {
-					n++
-					if res := d.Inspect(v.request(), src, 0); d.Scanner(res) {
-						t.Logf("caught at request %d: %v", n, res.Signals.Names())
-						return
-					}
-					d.Observe(src, v.target, v.status)
-					c.Add(v.after)
+					visits = append(visits, visit{"GET", "/", firefox, 200, tc.every})
 				}
 			}
-			t.Fatalf("not caught within %d requests", tc.limit)
+			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+			n, res := replay(newDetector(t, c), c, src, visits[:tc.limit])
+			if n == 0 {
+				t.Fatalf("not caught within %d requests", tc.limit)
+			}
+			t.Logf("caught at request %d: %v", n, res.Signals.Names())
 		})
 	}
 }
@@ -267,27 +271,18 @@ func TestPeopleBehindOneAddressShareTheFailureBuckets(t *testing.T) {
 	}
 	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	d := newDetector(t, c)
-	nat := netip.MustParseAddr("192.0.2.70")
-	for i, v := range office {
-		r := v.request()
-		if res := d.Inspect(r, nat, 0); d.Scanner(res) {
-			t.Fatalf("request %d of %d (%s) scored %v", i+1, len(office), v.target, res.Signals.Names())
-		}
-		d.ObserveRequest(r, nat, v.status)
-		c.Add(v.after)
+	if n, res := replay(d, c, netip.MustParseAddr("192.0.2.70"), office); n != 0 {
+		t.Fatalf("request %d of %d (%s) scored %v", n, len(office), office[n-1].target, res.Signals.Names())
 	}
-	alone := netip.MustParseAddr("192.0.2.71")
-	for i, v := range office {
-		v.ua = firefox
-		r := v.request()
-		if res := d.Inspect(r, alone, 0); d.Scanner(res) {
-			t.Logf("one browser doing the same is caught at request %d", i+1)
-			return
-		}
-		d.ObserveRequest(r, alone, v.status)
-		c.Add(v.after)
+	alone := slices.Clone(office)
+	for i := range alone {
+		alone[i].ua = firefox
 	}
-	t.Fatal("one browser with two failures a page was never caught")
+	n, _ := replay(d, c, netip.MustParseAddr("192.0.2.71"), alone)
+	if n == 0 {
+		t.Fatal("one browser with two failures a page was never caught")
+	}
+	t.Logf("one browser doing the same is caught at request %d", n)
 }
 
 func TestDeepTraversal(t *testing.T) {

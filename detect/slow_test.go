@@ -28,22 +28,20 @@ func TestSlowScannersAreCaught(t *testing.T) {
 		{"a probe every 30 s", 30 * time.Second, true, 65},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
-			d := newDetector(t, c)
+			var visits []visit
 			for i := range tc.limit {
 				p := fmt.Sprintf("/old-%c%c/", 'a'+i%26, 'a'+i/26)
 				if tc.probe {
 					p = fmt.Sprintf("%s?v=%d", probes[i%len(probes)], i)
 				}
-				r := browserRequest(p)
-				if res := d.Inspect(r, src, 0); d.Scanner(res) {
-					t.Logf("caught at request %d (%s in): %v", i+1, time.Duration(i)*tc.every, res.Signals.Names())
-					return
-				}
-				d.ObserveRequest(r, src, 404)
-				c.Add(tc.every)
+				visits = append(visits, visit{"GET", p, firefox, 404, tc.every})
 			}
-			t.Fatalf("not caught within %d requests", tc.limit)
+			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+			n, res := replay(newDetector(t, c), c, src, visits)
+			if n == 0 {
+				t.Fatalf("not caught within %d requests", tc.limit)
+			}
+			t.Logf("caught at request %d (%s in): %v", n, time.Duration(n-1)*tc.every, res.Signals.Names())
 		})
 	}
 }

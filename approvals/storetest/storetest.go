@@ -288,13 +288,7 @@ func Run(t *testing.T, open Open) {
 			t.Fatalf("the budget went in %d leases; leases must shrink as it runs out", leases)
 		}
 		mustNil(t, s.Release(ctx, a.ID, 3))
-		got := 0
-		for range 10 {
-			l, err := s.Lease(ctx, a, 64)
-			mustNil(t, err)
-			got += l.Granted
-		}
-		if got != 3 {
+		if got := leaseAll(t, s, a, 10); got != 3 {
 			t.Fatalf("after releasing 3, leases granted %d, want 3", got)
 		}
 	})
@@ -314,26 +308,14 @@ func Run(t *testing.T, open Open) {
 			t.Fatalf("first lease granted %d", l.Granted)
 		}
 		mustNil(t, s.Release(ctx, a.ID, 50))
-		total := 0
-		for range 40 {
-			l, err := s.Lease(ctx, a, 64)
-			mustNil(t, err)
-			total += l.Granted
-		}
-		if total != 10 {
+		if total := leaseAll(t, s, a, 40); total != 10 {
 			t.Fatalf("after an over-release, leases granted %d in all, want max_requests = 10", total)
 		}
 		mustNil(t, s.Release(ctx, "apr_later", 5)) // before the approval exists
 		b := Approval("apr_later", "acme")
 		b.MaxRPS, b.Burst, b.MaxRequests = 1000, 1000, 10
 		mustNil(t, s.CreateApproval(ctx, b, "admin"))
-		total = 0
-		for range 40 {
-			l, err := s.Lease(ctx, b, 64)
-			mustNil(t, err)
-			total += l.Granted
-		}
-		if total != 10 {
+		if total := leaseAll(t, s, b, 40); total != 10 {
 			t.Fatalf("an approval released before it existed granted %d, want max_requests = 10", total)
 		}
 	})
@@ -440,4 +422,17 @@ func mustNil(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// leaseAll asks for a lease of 64 for a, tries times, and returns how many
+// admissions were granted in all.
+func leaseAll(t *testing.T, s approvals.Store, a *approvals.Approval, tries int) int {
+	t.Helper()
+	total := 0
+	for range tries {
+		l, err := s.Lease(context.Background(), a, 64)
+		mustNil(t, err)
+		total += l.Granted
+	}
+	return total
 }

@@ -3,6 +3,7 @@ package approvals
 import (
 	"cmp"
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -158,6 +159,12 @@ func (l *Limiter) lease(ctx context.Context, a *Approval, lo *local, now time.Ti
 		l.mu.Unlock()
 		return err
 	}
+	if res.Recovering {
+		l.mu.Lock()
+		l.downTo = l.now().Add(res.RetryAfter)
+		l.mu.Unlock()
+		return ErrLedgerRecovering
+	}
 	lo.leased += res.Granted
 	lo.exhausted = false
 	switch {
@@ -178,6 +185,11 @@ var ErrStoreRecentlyDown = unavailable("lease", errRecentlyDown{})
 type errRecentlyDown struct{}
 
 func (errRecentlyDown) Error() string { return "the store failed less than a second ago" }
+
+// ErrLedgerRecovering is the answer while the ledger holds grants back after
+// finding that the store lost some (see LedgerHold): the store answers, but
+// the budget cannot be trusted yet, which to a tester is the same outage.
+var ErrLedgerRecovering = unavailable("lease", errors.New("the ledger lost grants and is counting them again"))
 
 func (lo *local) seen(now time.Time) {
 	t := now.UTC()

@@ -27,6 +27,7 @@ type RedisStore struct {
 	prefix   string
 	now      func() time.Time
 	instance string // tags our own notifications so we can ignore them
+	seen     grantsSeen
 
 	changes chan struct{}
 	ps      *redis.PubSub
@@ -55,6 +56,7 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, now func() time.Tim
 		changes:  make(chan struct{}, 1),
 		cancel:   cancel,
 	}
+	watchFailover(rdb)
 	s.ps = rdb.Subscribe(ctx, s.channel())
 	s.done.Add(1)
 	go s.listen(ctx, s.ps)

@@ -75,6 +75,10 @@ type Lease struct {
 	RetryAfter time.Duration
 	// Remaining is the budget left after this grant.
 	Remaining int64
+	// Recovering is set, with nothing granted, while the ledger holds the
+	// budget back after finding that the store lost grants; RetryAfter is
+	// when the hold ends.
+	Recovering bool
 }
 
 // Ban refuses every request from a source prefix until it expires.

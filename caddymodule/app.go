@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/customernode/gatekeeper/approvals"
@@ -319,11 +318,11 @@ func openStore(s config.Settings) (approvals.Store, error) {
 	case config.StoreFile:
 		return approvals.OpenFileStore(s.Store.Dir, now)
 	case config.StoreRedis:
-		opts, err := s.Store.Redis.UniversalOptions()
+		rdb, err := s.Store.Redis.NewClient()
 		if err != nil {
 			return nil, fmt.Errorf("store redis: %w", err)
 		}
-		return approvals.NewRedisStore(redis.NewUniversalClient(opts), s.KeyPrefix, now), nil
+		return approvals.NewRedisStore(rdb, s.KeyPrefix, now), nil
 	}
 	return nil, fmt.Errorf("store: unknown kind %q", s.Store.Kind)
 }

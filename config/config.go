@@ -211,6 +211,28 @@ func (r Redis) UniversalOptions() (*redis.UniversalOptions, error) {
 	return opts, nil
 }
 
+// ClusterStateReloadInterval is how often a Cluster client re-reads the slot
+// map while commands go through. go-redis re-reads it at once on MOVED, but
+// not when the master of a slot stops answering: without a short interval it
+// would keep dialing a dead master for a minute after its replica was
+// promoted. The store also asks for a re-read after every failure.
+const ClusterStateReloadInterval = time.Second
+
+// NewClient connects as the settings say: a single server, a Cluster or
+// Sentinels (see UniversalOptions).
+func (r Redis) NewClient() (redis.UniversalClient, error) {
+	opts, err := r.UniversalOptions()
+	if err != nil {
+		return nil, err
+	}
+	if opts.MasterName == "" && len(opts.Addrs) > 1 {
+		co := opts.Cluster()
+		co.ClusterStateReloadInterval = ClusterStateReloadInterval
+		return redis.NewClusterClient(co), nil
+	}
+	return redis.NewUniversalClient(opts), nil
+}
+
 // Describe names the store for logs and status, without secrets.
 func (s Store) Describe() string {
 	if s.Kind == StoreFile {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,6 +36,8 @@ type Options struct {
 	AppendOnly bool
 	// Cluster starts the server with cluster mode enabled.
 	Cluster bool
+	// Extra are further redis-server arguments.
+	Extra []string
 }
 
 // Start starts a redis-server on a free loopback port with nothing saved to
@@ -64,6 +67,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 	if opts.Cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
 	}
+	args = append(args, opts.Extra...)
 	s := &Server{Addr: addr, Dir: dir, args: append([]string{bin}, args...), t: t}
 	s.start()
 	t.Cleanup(s.Stop)
@@ -212,5 +216,171 @@ func StartSentinel(t testing.TB, masterName string) string {
 			t.Fatalf("sentinel on %s did not report master %s within 10s: %v %v", addr, masterName, got, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Cluster is a Redis Cluster of three masters, each with one replica, for
+// failover tests: nodes notice a dead master after NodeTimeout and promote
+// its replica.
+type Cluster struct {
+	Nodes []*Server
+	t     testing.TB
+}
+
+// ClusterNodeTimeout is cluster-node-timeout in the failover cluster: short,
+// so that a test sees a promotion within a few seconds.
+const ClusterNodeTimeout = 1000 * time.Millisecond
+
+// StartClusterWithReplicas starts six cluster-enabled servers and joins them
+// with redis-cli --cluster create --cluster-replicas 1.
+func StartClusterWithReplicas(t testing.TB) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t}
+	var addrs []string
+	for range 6 {
+		s := StartWith(t, Options{Cluster: true, Extra: []string{
+			"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout.Milliseconds())),
+			"--cluster-replica-validity-factor", "0",
+			"--repl-diskless-sync-delay", "0",
+		}})
+		c.Nodes = append(c.Nodes, s)
+		addrs = append(addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	out, err := exec.Command("redis-cli", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	waitFor(t, 30*time.Second, "every node to see cluster_state:ok and its replicas in sync", func() bool {
+		for _, s := range c.Nodes {
+			cl := redis.NewClient(&redis.Options{Addr: s.Addr})
+			info, err := cl.ClusterInfo(context.Background()).Result()
+			role, _ := cl.Do(context.Background(), "ROLE").Slice()
+			cl.Close()
+			if err != nil || !strings.Contains(info, "cluster_state:ok") || len(role) == 0 {
+				return false
+			}
+			if role[0] == "slave" && (len(role) < 4 || role[3] != "connected") {
+				return false
+			}
+		}
+		return true
+	})
+	return c
+}
+
+// Addrs are the addresses of every node.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.Nodes))
+	for i, s := range c.Nodes {
+		out[i] = s.Addr
+	}
+	return out
+}
+
+// MasterOf returns the node that a live node says serves key as master
+// now, or nil while none can say.
+func (c *Cluster) MasterOf(key string) *Server {
+	for _, n := range c.Nodes {
+		if n.cmd == nil {
+			continue // killed
+		}
+		cl := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+		slot, err1 := cl.ClusterKeySlot(context.Background(), key).Result()
+		slots, err2 := cl.ClusterSlots(context.Background()).Result()
+		cl.Close()
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		for _, r := range slots {
+			if int64(r.Start) > slot || slot > int64(r.End) || len(r.Nodes) == 0 {
+				continue
+			}
+			for _, s := range c.Nodes {
+				if s.Addr == r.Nodes[0].Addr {
+					return s
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Sentinels is a master, one replica and three Sentinels (quorum 2)
+// watching them under one name, for failover tests.
+type Sentinels struct {
+	Name    string
+	Master  *Server
+	Replica *Server
+	Addrs   []string // the Sentinels
+}
+
+// StartSentinels starts a master, a replica of it and three Sentinels that
+// call the master down after 500 ms and fail over to the replica.
+func StartSentinels(t testing.TB, name string) *Sentinels {
+	t.Helper()
+	master := StartWith(t, Options{Extra: []string{"--repl-diskless-sync-delay", "0"}})
+	host, mport, _ := net.SplitHostPort(master.Addr)
+	replica := StartWith(t, Options{Extra: []string{"--replicaof", host, mport, "--repl-diskless-sync-delay", "0"}})
+	g := &Sentinels{Name: name, Master: master, Replica: replica}
+	for range 3 {
+		dir := t.TempDir()
+		addr := testutil.FreeAddr(t)
+		_, port, _ := net.SplitHostPort(addr)
+		conf := filepath.Join(dir, "sentinel.conf")
+		body := fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor %s %s %s 2\n"+
+			"sentinel down-after-milliseconds %s 500\nsentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
+			port, dir, name, host, mport, name, name, name)
+		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("redis-server", conf, "--sentinel", "--logfile", filepath.Join(dir, "sentinel.log"))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("starting redis sentinel: %v", err)
+		}
+		t.Cleanup(func() { testutil.Stop(cmd, 5*time.Second) })
+		g.Addrs = append(g.Addrs, addr)
+	}
+	waitFor(t, 20*time.Second, "the replica in sync and the Sentinels to know both and each other", func() bool {
+		c := redis.NewClient(&redis.Options{Addr: replica.Addr})
+		info, _ := c.Info(context.Background(), "replication").Result()
+		c.Close()
+		if !strings.Contains(info, "master_link_status:up") {
+			return false
+		}
+		for _, a := range g.Addrs {
+			s := redis.NewSentinelClient(&redis.Options{Addr: a})
+			m, err := s.Master(context.Background(), name).Result()
+			s.Close()
+			if err != nil || m["num-slaves"] != "1" || m["num-other-sentinels"] != "2" {
+				return false
+			}
+		}
+		return true
+	})
+	return g
+}
+
+// MasterAddr is the master's address as the first Sentinel reports it.
+func (g *Sentinels) MasterAddr(t testing.TB) string {
+	s := redis.NewSentinelClient(&redis.Options{Addr: g.Addrs[0]})
+	defer s.Close()
+	got, err := s.GetMasterAddrByName(context.Background(), g.Name).Result()
+	if err != nil || len(got) != 2 {
+		return ""
+	}
+	return net.JoinHostPort(got[0], got[1])
+}
+
+func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

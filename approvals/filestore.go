@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -29,13 +30,15 @@ type FileStore struct {
 	dir string
 	now func() time.Time
 
-	mu        sync.Mutex
-	lock      *os.File // held for the store's life: one process per directory
-	audit     *os.File
-	auditSize int64
-	st        fileState
-	dirty     bool // state.json lags the audit log
-	usage     map[string]*fileUsage
+	mu          sync.Mutex
+	lock        *os.File // held for the store's life: one process per directory
+	audit       *os.File
+	auditSize   int64
+	st          fileState
+	dirty       bool  // state.json lags the audit log
+	banEvents   int64 // ban events in the audit log, for compaction
+	banAuditMax int64 // FileBanAuditMax but in tests
+	usage       map[string]*fileUsage
 }
 
 type fileState struct {
@@ -68,7 +71,7 @@ func OpenFileStore(dir string, now func() time.Time) (*FileStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file store %s: %w", dir, err)
 	}
-	s := &FileStore{dir: dir, now: now, lock: lock}
+	s := &FileStore{dir: dir, now: now, lock: lock, banAuditMax: FileBanAuditMax}
 	err = s.load()
 	if err == nil {
 		err = s.loadUsage()
@@ -156,6 +159,9 @@ func (s *FileStore) replay(f *os.File) (good int64, replayed bool, err error) {
 			s.st.apply(ev, seq)
 			replayed = true
 		}
+		if ev.Kind() == "ban" {
+			s.banEvents++
+		}
 		good += int64(len(b))
 	}
 }
@@ -172,22 +178,26 @@ func (st *fileState) apply(ev AuditEvent, seq int64) {
 	st.Seq = seq
 }
 
-// commit appends ev to the audit log, fsyncs it, applies it and checkpoints.
-// The caller holds s.mu. Once the append is durable the change is committed:
-// a failed checkpoint is retried by the next write or replayed on open.
-func (s *FileStore) commit(ev AuditEvent) error {
+// commit appends evs to the audit log in one write, fsyncs it, applies them
+// and checkpoints. The caller holds s.mu. Once the append is durable the
+// change is committed: a failed checkpoint is retried by the next write or
+// replayed on open.
+func (s *FileStore) commit(evs ...AuditEvent) error {
 	if s.audit == nil {
 		return unavailable("file store", errors.New("closed"))
 	}
-	seq := s.st.Seq + 1
-	ev.ID = strconv.FormatInt(seq, 10)
-	ev.Time = s.now().UTC()
-	line, err := json.Marshal(ev)
-	if err != nil {
-		return err
+	at := s.now().UTC()
+	var buf []byte
+	for i := range evs {
+		evs[i].ID = strconv.FormatInt(s.st.Seq+int64(i)+1, 10)
+		evs[i].Time = at
+		line, err := json.Marshal(evs[i])
+		if err != nil {
+			return err
+		}
+		buf = append(append(buf, line...), '\n')
 	}
-	line = append(line, '\n')
-	if _, err := s.audit.Write(line); err != nil {
+	if _, err := s.audit.Write(buf); err != nil {
 		return s.undoAppend(err)
 	}
 	testHook("audit-written")
@@ -195,10 +205,69 @@ func (s *FileStore) commit(ev AuditEvent) error {
 		return s.undoAppend(err)
 	}
 	testHook("audit-synced")
-	s.auditSize += int64(len(line))
-	s.st.apply(ev, seq)
+	s.auditSize += int64(len(buf))
+	for _, ev := range evs {
+		s.st.apply(ev, s.st.Seq+1)
+		if ev.Kind() == "ban" {
+			s.banEvents++
+		}
+	}
 	s.dirty = true
-	_ = s.checkpoint() // committed either way; see above
+	if s.checkpoint() == nil && s.banEvents > s.banAuditMax {
+		_ = s.compact() // the log is whole either way; tried again next write
+	}
+	return nil
+}
+
+// FileBanAuditMax is how many ban events the file store's audit log holds
+// before it is compacted down to the newest half of them. Approval events
+// are never dropped.
+const FileBanAuditMax = 100_000
+
+// compact rewrites the audit log without its oldest ban events. It runs
+// right after a checkpoint, which holds every event's effect, so the log is
+// no longer needed to replay them; the new log replaces the old one
+// atomically, and a crash leaves one or the other. The caller holds s.mu.
+func (s *FileStore) compact() error {
+	path := filepath.Join(s.dir, auditFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	drop := s.banEvents - s.banAuditMax/2
+	var out bytes.Buffer
+	sc := bufio.NewScanner(io.LimitReader(f, s.auditSize))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var ev struct{ Action string }
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return err
+		}
+		if drop > 0 && strings.HasPrefix(ev.Action, "ban.") {
+			drop--
+			continue
+		}
+		out.Write(line)
+		out.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	if err := writeAtomic(s.dir, auditFile, out.Bytes(), "compact"); err != nil {
+		return err
+	}
+	nf, err := os.OpenFile(path, os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := nf.Seek(0, io.SeekEnd); err != nil {
+		nf.Close()
+		return err
+	}
+	s.audit.Close()
+	s.audit, s.auditSize, s.banEvents = nf, int64(out.Len()), s.banAuditMax/2
 	return nil
 }
 
@@ -333,10 +402,22 @@ func (s *FileStore) Approvals(context.Context) ([]*Approval, error) {
 }
 
 // AddBan implements Store.
-func (s *FileStore) AddBan(_ context.Context, b Ban, actor string) error {
+func (s *FileStore) AddBan(ctx context.Context, b Ban, actor string) error {
+	return s.AddBans(ctx, []Ban{b}, actor)
+}
+
+// AddBans implements Store: one append and one fsync for them all.
+func (s *FileStore) AddBans(_ context.Context, bans []Ban, actor string) error {
+	if len(bans) == 0 {
+		return nil
+	}
+	evs := make([]AuditEvent, len(bans))
+	for i := range bans {
+		evs[i] = AuditEvent{Action: ActionBanAdded, Actor: actor, Ban: &bans[i]}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.commit(AuditEvent{Action: ActionBanAdded, Actor: actor, Ban: &b})
+	return s.commit(evs...)
 }
 
 // RemoveBan implements Store.
@@ -409,6 +490,9 @@ func (s *FileStore) Audit(_ context.Context, q AuditQuery) ([]AuditEvent, error)
 
 // Changes implements Store: nobody else writes this directory.
 func (s *FileStore) Changes() <-chan struct{} { return nil }
+
+// Pending implements Store: nobody else writes this directory.
+func (s *FileStore) Pending() Change { return Change{} }
 
 // Ping implements Store.
 func (s *FileStore) Ping(context.Context) error {

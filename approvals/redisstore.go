@@ -16,27 +16,42 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// RedisStore keeps approvals, bans and the audit stream in Redis, shared by
+// RedisStore keeps approvals, bans and the audit streams in Redis, shared by
 // every instance that uses the same key prefix. Each change is one MULTI
 // transaction that writes the record, appends the audit event and publishes a
 // notification, so other instances hear of it at once and nothing is ever
-// half-written. All keys carry one hash tag, so the transactions also work on
-// Redis Cluster.
+// half-written. A notification of new bans carries the bans, so that other
+// instances add them to what they hold instead of reading every ban again.
+// All keys carry one hash tag, so the transactions also work on Redis
+// Cluster.
+//
+// Approval events go to one stream, kept whole: they are the evidence the
+// audit exists for, and a few a day. Ban events go to another, capped at
+// BanAuditMaxLen, so that a flood of scanners never evicts approval history.
 type RedisStore struct {
 	rdb      redis.UniversalClient
 	prefix   string
 	now      func() time.Time
 	instance string // tags our own notifications so we can ignore them
 	seen     grantsSeen
+	// banAuditMax is BanAuditMaxLen but in tests.
+	banAuditMax int64
 
 	changes chan struct{}
+	pendMu  sync.Mutex
+	pending Change // what other instances changed; see Pending
 	ps      *redis.PubSub
 	cancel  context.CancelFunc
 	done    sync.WaitGroup
 }
 
-// AuditStreamMaxLen caps the audit stream (approximately, as XADD MAXLEN ~ does).
-const AuditStreamMaxLen = 100_000
+// BanAuditMaxLen caps the stream of ban events (approximately, as XADD
+// MAXLEN ~ does). Approval events are never trimmed.
+const BanAuditMaxLen = 100_000
+
+// maxPendingBans bounds the bans heard of and not yet taken by Pending;
+// beyond it the next Pending asks for a whole re-read instead.
+const maxPendingBans = 200_000
 
 // NewRedisStore uses rdb under key prefix and starts listening for other
 // instances' changes. now is the clock for audit times (time.Now when nil).
@@ -49,12 +64,13 @@ func NewRedisStore(rdb redis.UniversalClient, prefix string, now func() time.Tim
 	_, _ = rand.Read(id[:])
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &RedisStore{
-		rdb:      rdb,
-		prefix:   prefix,
-		now:      now,
-		instance: hex.EncodeToString(id[:]),
-		changes:  make(chan struct{}, 1),
-		cancel:   cancel,
+		rdb:         rdb,
+		prefix:      prefix,
+		now:         now,
+		instance:    hex.EncodeToString(id[:]),
+		changes:     make(chan struct{}, 1),
+		banAuditMax: BanAuditMaxLen,
+		cancel:      cancel,
 	}
 	watchFailover(rdb)
 	s.ps = rdb.Subscribe(ctx, s.channel())
@@ -92,13 +108,47 @@ func (s *RedisStore) listen(ctx context.Context, ps *redis.PubSub) {
 		backoff = 50 * time.Millisecond
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			s.signal()
+			s.heard(nil, true)
 		case *redis.Message:
-			if m.Payload != s.instance {
-				s.signal()
+			var n notice
+			if err := json.Unmarshal([]byte(m.Payload), &n); err != nil {
+				// Not ours to read (another version): read everything.
+				s.heard(nil, m.Payload != s.instance)
+				continue
+			}
+			if n.From != s.instance {
+				s.heard(n.Bans, len(n.Bans) == 0)
 			}
 		}
 	}
+}
+
+// notice is what a change publishes: who made it, and the bans it added
+// when that is all it did.
+type notice struct {
+	From string `json:"from"`
+	Bans []Ban  `json:"bans,omitempty"`
+}
+
+// heard queues what a notification said and signals Changes.
+func (s *RedisStore) heard(bans []Ban, full bool) {
+	s.pendMu.Lock()
+	if full || len(s.pending.Bans)+len(bans) > maxPendingBans {
+		s.pending = Change{Full: true}
+	} else if !s.pending.Full {
+		s.pending.Bans = append(s.pending.Bans, bans...)
+	}
+	s.pendMu.Unlock()
+	s.signal()
+}
+
+// Pending implements Store.
+func (s *RedisStore) Pending() Change {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	c := s.pending
+	s.pending = Change{}
+	return c
 }
 
 func (s *RedisStore) signal() {
@@ -130,22 +180,49 @@ func (s *RedisStore) Close() error {
 	return errors.Join(err, s.rdb.Close())
 }
 
-// logAndNotify queues, inside a transaction, the audit event for a change
-// and the notification other instances listen for.
-func (s *RedisStore) logAndNotify(ctx context.Context, pipe redis.Pipeliner, ev AuditEvent) error {
+// auditStream is the stream events of kind are appended to: "audit" for
+// approvals (it held every kind before bans had their own), "audit:ban" for
+// bans.
+func (s *RedisStore) auditStream(kind string) string {
+	if kind == "ban" {
+		return s.key("audit:ban")
+	}
+	return s.key("audit")
+}
+
+// logEvent queues, inside a transaction, the audit event for a change.
+func (s *RedisStore) logEvent(ctx context.Context, pipe redis.Pipeliner, ev AuditEvent) error {
 	ev.Time = s.now().UTC()
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	pipe.XAdd(ctx, &redis.XAddArgs{
-		Stream: s.key("audit"),
-		MaxLen: AuditStreamMaxLen,
-		Approx: true,
-		Values: []any{"event", b},
-	})
-	pipe.Publish(ctx, s.channel(), s.instance)
+	args := &redis.XAddArgs{Stream: s.auditStream(ev.Kind()), Values: []any{"event", b}}
+	if ev.Kind() == "ban" {
+		args.MaxLen, args.Approx = s.banAuditMax, s.banAuditMax >= 1000
+	}
+	pipe.XAdd(ctx, args)
 	return nil
+}
+
+// notify queues the notification other instances listen for: the bans
+// added, or none for "read everything again".
+func (s *RedisStore) notify(ctx context.Context, pipe redis.Pipeliner, bans []Ban) error {
+	b, err := json.Marshal(notice{From: s.instance, Bans: bans})
+	if err != nil {
+		return err
+	}
+	pipe.Publish(ctx, s.channel(), b)
+	return nil
+}
+
+// logAndNotify queues the audit event for a change and a notification that
+// asks other instances to read everything again.
+func (s *RedisStore) logAndNotify(ctx context.Context, pipe redis.Pipeliner, ev AuditEvent) error {
+	if err := s.logEvent(ctx, pipe, ev); err != nil {
+		return err
+	}
+	return s.notify(ctx, pipe, nil)
 }
 
 // update runs fn in a WATCH transaction over keys, retrying when another
@@ -268,31 +345,52 @@ func (s *RedisStore) Approvals(ctx context.Context) ([]*Approval, error) {
 	return out, nil
 }
 
-// AddBan implements Store. Expired bans are pruned in the same transaction.
+// pruneBansScript drops up to 1000 bans that expired before ARGV[1] (Unix
+// milliseconds). KEYS are the bans hash and the expiry set.
+var pruneBansScript = redis.NewScript(`
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+if #stale > 0 then
+	redis.call('HDEL', KEYS[1], unpack(stale))
+	redis.call('ZREM', KEYS[2], unpack(stale))
+end
+return #stale
+`)
+
+// AddBan implements Store.
 func (s *RedisStore) AddBan(ctx context.Context, b Ban, actor string) error {
-	bans, expiry := s.key("bans"), s.key("bans:expiry")
-	rec, err := json.Marshal(b)
-	if err != nil {
-		return err
+	return s.AddBans(ctx, []Ban{b}, actor)
+}
+
+// AddBans implements Store: one MULTI transaction, with no WATCH to retry,
+// that prunes expired bans, stores the new ones with their audit events
+// and publishes them.
+func (s *RedisStore) AddBans(ctx context.Context, list []Ban, actor string) error {
+	if len(list) == 0 {
+		return nil
 	}
-	member := b.Prefix.String()
-	now := s.now()
-	return s.update(ctx, "add ban", func(tx *redis.Tx) error {
-		stale, err := tx.ZRangeByScore(ctx, expiry, &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10)}).Result()
+	bans, expiry := s.key("bans"), s.key("bans:expiry")
+	fields := make([]any, 0, 2*len(list))
+	scores := make([]redis.Z, 0, len(list))
+	for _, b := range list {
+		rec, err := json.Marshal(b)
 		if err != nil {
 			return err
 		}
-		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			if len(stale) > 0 {
-				pipe.HDel(ctx, bans, stale...)
-				pipe.ZRem(ctx, expiry, toAny(stale)...)
+		fields = append(fields, b.Prefix.String(), rec)
+		scores = append(scores, redis.Z{Score: float64(b.ExpiresAt.UnixMilli()), Member: b.Prefix.String()})
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pruneBansScript.Eval(ctx, pipe, []string{bans, expiry}, s.now().UnixMilli())
+		pipe.HSet(ctx, bans, fields...)
+		pipe.ZAdd(ctx, expiry, scores...)
+		for i := range list {
+			if err := s.logEvent(ctx, pipe, AuditEvent{Action: ActionBanAdded, Actor: actor, Ban: &list[i]}); err != nil {
+				return err
 			}
-			pipe.HSet(ctx, bans, member, rec)
-			pipe.ZAdd(ctx, expiry, redis.Z{Score: float64(b.ExpiresAt.UnixMilli()), Member: member})
-			return s.logAndNotify(ctx, pipe, AuditEvent{Action: ActionBanAdded, Actor: actor, Ban: &b})
-		})
-		return err
-	}, bans, expiry)
+		}
+		return s.notify(ctx, pipe, list)
+	})
+	return s.wrap("add bans", err)
 }
 
 func toAny(ss []string) []any {
@@ -365,16 +463,41 @@ func (s *RedisStore) Bans(ctx context.Context, now time.Time) ([]Ban, error) {
 	return out, nil
 }
 
-// Audit implements Store. It pages back through the stream from the newest
-// entry and stops at the first event older than since: events are appended
-// in time order, and stream IDs carry Redis's clock, not ours, so they are no
-// use for the cut.
+// Audit implements Store. Approval events are read from the approval
+// stream and ban events from the ban stream (and from the approval stream,
+// which held every kind before); with no kind, the two are merged by time.
 func (s *RedisStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
-	since, limit := q.Since, q.Limit
-	out := make([]AuditEvent, 0, min(limit, 256))
+	var out []AuditEvent
+	if q.Kind == "" || q.Kind == "approval" || q.Kind == "ban" {
+		evs, err := s.readStream(ctx, s.auditStream("approval"), "", q)
+		if err != nil {
+			return nil, err
+		}
+		out = evs
+	}
+	if q.Kind == "" || q.Kind == "ban" {
+		evs, err := s.readStream(ctx, s.auditStream("ban"), "ban:", q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+		slices.SortStableFunc(out, func(a, b AuditEvent) int { return b.Time.Compare(a.Time) })
+	}
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	return out, nil
+}
+
+// readStream pages back through one audit stream from the newest entry and
+// stops at the first event older than q.Since: events are appended in time
+// order, and stream IDs carry Redis's clock, not ours, so they are no use
+// for the cut. Each event's ID is its entry's, after idPrefix.
+func (s *RedisStore) readStream(ctx context.Context, stream, idPrefix string, q AuditQuery) ([]AuditEvent, error) {
+	out := make([]AuditEvent, 0, min(q.Limit, 256))
 	end := "+"
-	for len(out) < limit {
-		msgs, err := s.rdb.XRevRangeN(ctx, s.key("audit"), end, "-", 256).Result()
+	for len(out) < q.Limit {
+		msgs, err := s.rdb.XRevRangeN(ctx, stream, end, "-", 256).Result()
 		if err != nil {
 			return nil, unavailable("read audit", err)
 		}
@@ -384,15 +507,15 @@ func (s *RedisStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, err
 			if err := json.Unmarshal([]byte(raw), &ev); err != nil {
 				return nil, fmt.Errorf("audit entry %s is corrupt: %w", m.ID, err)
 			}
-			if ev.Time.Before(since) {
+			if ev.Time.Before(q.Since) {
 				return out, nil
 			}
 			if !q.wants(ev) {
 				continue
 			}
-			ev.ID = m.ID
+			ev.ID = idPrefix + m.ID
 			out = append(out, ev)
-			if len(out) == limit {
+			if len(out) == q.Limit {
 				return out, nil
 			}
 		}

@@ -9,19 +9,38 @@ import (
 
 // Snapshot is an immutable, indexed copy of the store's approvals and bans,
 // the view every request is decided against. Build a new one to change it.
+//
+// Bans sit in two layers: those read with the whole store, and those added
+// since (WithBans), which are few and cheap to re-index. A ban flood thus
+// costs each new snapshot the recent layer, not every ban in force.
 type Snapshot struct {
 	byID    map[string]*Approval
 	list    []*Approval // sorted by CreatedAt, then ID
 	sources PrefixIndex[*Approval]
-	bans    PrefixIndex[Ban]
-	banList []Ban
-	// LoadedAt is when the data was read from the store.
+	base    banLayer
+	recent  banLayer
+	// LoadedAt is when the data was read from the store; bans added
+	// since do not move it.
 	LoadedAt time.Time
+}
+
+// banLayer is a list of bans and its index.
+type banLayer struct {
+	list  []Ban
+	index PrefixIndex[Ban]
+}
+
+func newBanLayer(list []Ban) banLayer {
+	l := banLayer{list: list}
+	for _, b := range list {
+		l.index.Add(b.Prefix, b)
+	}
+	return l
 }
 
 // NewSnapshot indexes approvals and bans. It takes ownership of both slices.
 func NewSnapshot(list []*Approval, bans []Ban, loadedAt time.Time) *Snapshot {
-	s := &Snapshot{byID: make(map[string]*Approval, len(list)), list: list, banList: bans, LoadedAt: loadedAt}
+	s := &Snapshot{byID: make(map[string]*Approval, len(list)), list: list, base: newBanLayer(bans), LoadedAt: loadedAt}
 	slices.SortFunc(s.list, func(a, b *Approval) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
@@ -37,10 +56,57 @@ func NewSnapshot(list []*Approval, bans []Ban, loadedAt time.Time) *Snapshot {
 			s.sources.Add(p, a)
 		}
 	}
-	for _, b := range bans {
-		s.bans.Add(b.Prefix, b)
-	}
 	return s
+}
+
+// WithBans returns a snapshot with bans added to s's and those expired at
+// now dropped. Only the recent layer is rebuilt, until it outgrows a
+// quarter of the older one; then both are merged.
+func (s *Snapshot) WithBans(bans []Ban, now time.Time) *Snapshot {
+	c := *s
+	recent := make([]Ban, 0, len(s.recent.list)+len(bans))
+	for _, b := range s.recent.list {
+		if b.ActiveAt(now) {
+			recent = append(recent, b)
+		}
+	}
+	for _, b := range bans {
+		if b.ActiveAt(now) {
+			recent = append(recent, b)
+		}
+	}
+	if len(recent) <= max(1024, len(s.base.list)/4) {
+		c.recent = newBanLayer(recent)
+		return &c
+	}
+	merged := make([]Ban, 0, len(s.base.list)+len(recent))
+	for _, b := range s.base.list {
+		if b.ActiveAt(now) {
+			merged = append(merged, b)
+		}
+	}
+	c.base, c.recent = newBanLayer(append(merged, recent...)), banLayer{}
+	return &c
+}
+
+// lookupBans calls yield for every ban whose prefix contains ip, in both
+// layers, until yield returns false.
+func (s *Snapshot) lookupBans(ip netip.Addr, yield func(Ban) bool) {
+	more := true
+	s.recent.index.Lookup(ip, func(b Ban) bool { more = yield(b); return more })
+	if more {
+		s.base.index.Lookup(ip, yield)
+	}
+}
+
+// allBans calls yield for every ban of both layers.
+func (s *Snapshot) allBans(yield func(Ban)) {
+	for _, b := range s.recent.list {
+		yield(b)
+	}
+	for _, b := range s.base.list {
+		yield(b)
+	}
 }
 
 // Matching returns the approvals that cover ip at now: ip is inside one of
@@ -71,7 +137,7 @@ func (s *Snapshot) Covers(ip netip.Addr, now time.Time) bool {
 func (s *Snapshot) Banned(ip netip.Addr, now time.Time) (Ban, bool) {
 	var found Ban
 	var ok bool
-	s.bans.Lookup(ip, func(b Ban) bool {
+	s.lookupBans(ip, func(b Ban) bool {
 		if b.ActiveAt(now) {
 			found, ok = b, true
 			return false
@@ -84,7 +150,7 @@ func (s *Snapshot) Banned(ip netip.Addr, now time.Time) (Ban, bool) {
 // Bans says which kinds of ban in force at now cover ip: one made by hand,
 // one made by scanner detection (see Ban.Automatic), or both.
 func (s *Snapshot) Bans(ip netip.Addr, now time.Time) (byHand, automatic bool) {
-	s.bans.Lookup(ip, func(b Ban) bool {
+	s.lookupBans(ip, func(b Ban) bool {
 		if b.ActiveAt(now) {
 			if b.Automatic() {
 				automatic = true
@@ -98,25 +164,34 @@ func (s *Snapshot) Bans(ip netip.Addr, now time.Time) (byHand, automatic bool) {
 }
 
 // AutomaticBansWithin lists the prefixes inside p, p itself left out, that
-// scanner detection banned and that are banned at now.
+// scanner detection banned and that are banned at now. It looks up each
+// address of p when p is small (an IPv4 /24), and otherwise goes through
+// every ban.
 func (s *Snapshot) AutomaticBansWithin(p netip.Prefix, now time.Time) []netip.Prefix {
 	var out []netip.Prefix
-	for _, b := range s.banList {
-		if b.ActiveAt(now) && b.Automatic() && b.Prefix != p && b.Prefix.Bits() >= p.Bits() && p.Contains(b.Prefix.Addr()) {
+	add := func(b Ban) {
+		if b.ActiveAt(now) && b.Automatic() && b.Prefix != p && b.Prefix.Bits() >= p.Bits() && p.Contains(b.Prefix.Addr()) && !slices.Contains(out, b.Prefix) {
 			out = append(out, b.Prefix)
 		}
 	}
+	if p.Addr().Is4() && p.Bits() >= 24 {
+		for ip := p.Masked().Addr(); p.Contains(ip); ip = ip.Next() {
+			s.lookupBans(ip, func(b Ban) bool { add(b); return true })
+		}
+		return out
+	}
+	s.allBans(add)
 	return out
 }
 
 // HasBan reports whether p itself is banned at now.
 func (s *Snapshot) HasBan(p netip.Prefix, now time.Time) bool {
-	for _, b := range s.banList {
-		if b.Prefix == p && b.ActiveAt(now) {
-			return true
-		}
-	}
-	return false
+	found := false
+	s.lookupBans(p.Addr(), func(b Ban) bool {
+		found = b.Prefix == p && b.ActiveAt(now)
+		return !found
+	})
+	return found
 }
 
 // ApprovalOverlaps reports whether an approval not revoked and not over at
@@ -150,8 +225,15 @@ func (s *Snapshot) Counts(now time.Time) (byStatus map[Status]int, bans int) {
 	for _, a := range s.list {
 		byStatus[a.StatusAt(now)]++
 	}
-	for _, b := range s.banList {
-		if b.ActiveAt(now) {
+	seen := make(map[netip.Prefix]bool, len(s.recent.list))
+	for _, b := range s.recent.list {
+		if b.ActiveAt(now) && !seen[b.Prefix] {
+			seen[b.Prefix] = true
+			bans++
+		}
+	}
+	for _, b := range s.base.list {
+		if b.ActiveAt(now) && !seen[b.Prefix] {
 			bans++
 		}
 	}

@@ -37,6 +37,9 @@ type Store interface {
 
 	// AddBan bans b.Prefix until b.ExpiresAt, replacing an earlier ban of it.
 	AddBan(ctx context.Context, b Ban, actor string) error
+	// AddBans is AddBan for many bans in one write: all are stored, each
+	// with its audit event, or none.
+	AddBans(ctx context.Context, bans []Ban, actor string) error
 	// RemoveBan lifts the ban of p; ErrNotFound when p is not banned.
 	RemoveBan(ctx context.Context, p netip.Prefix, actor string, at time.Time) (Ban, error)
 	// Bans returns the bans still in force at now.
@@ -57,13 +60,25 @@ type Store interface {
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
 
 	// Changes signals, without blocking the sender, that another instance
-	// changed the store or that changes may have been missed (a reconnect).
-	// A nil channel means the store has no other writers.
+	// changed the store or that changes may have been missed (a reconnect);
+	// Pending then says what changed. A nil channel means the store has no
+	// other writers.
 	Changes() <-chan struct{}
+	// Pending returns, and forgets, what other instances changed since the
+	// last call.
+	Pending() Change
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	// Close releases connections, files and goroutines.
 	Close() error
+}
+
+// Change is what other instances changed: bans they added, which can be
+// applied as they are, and whether anything else changed or may have been
+// missed, which needs the whole store read again.
+type Change struct {
+	Bans []Ban
+	Full bool
 }
 
 // Lease is the answer to a lease request.

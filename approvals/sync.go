@@ -10,9 +10,10 @@ import (
 )
 
 // Syncer keeps a Snapshot of a Store current: it reads the whole store on
-// start, whenever the store signals a change or a reconnect, on a timer, and
-// on demand after a local write. When the store cannot be read, the last good
-// snapshot stays in force.
+// start, whenever the store signals a change or a reconnect it cannot
+// describe, on a timer, and on demand after a local write. Bans added on any
+// instance are applied as they come, without reading the rest again. When the
+// store cannot be read, the last good snapshot stays in force.
 type Syncer struct {
 	store    Store
 	interval atomic.Int64 // time.Duration between full re-reads
@@ -20,6 +21,12 @@ type Syncer struct {
 
 	refreshMu sync.Mutex // one full read at a time, so an older read never wins
 	snap      atomic.Pointer[Snapshot]
+
+	// deltas are the bans applied since the start of the last full read
+	// began, applied again over its result: a read that started before
+	// they were stored may not have them.
+	deltaMu sync.Mutex
+	deltas  []delta
 
 	healthMu sync.Mutex
 	health   Health
@@ -89,6 +96,24 @@ func (s *Syncer) Kick() {
 	}
 }
 
+type delta struct {
+	at   time.Time
+	bans []Ban
+}
+
+// AddBans applies bans, stored by this instance or heard of from another,
+// to the snapshot at once.
+func (s *Syncer) AddBans(bans []Ban) {
+	if len(bans) == 0 {
+		return
+	}
+	at := s.now()
+	s.deltaMu.Lock()
+	defer s.deltaMu.Unlock()
+	s.deltas = append(s.deltas, delta{at, bans})
+	s.snap.Store(s.snap.Load().WithBans(bans, at))
+}
+
 // Refresh reads the whole store and replaces the snapshot. On failure the
 // previous snapshot stays and the error is returned.
 func (s *Syncer) Refresh(ctx context.Context) error {
@@ -108,10 +133,27 @@ func (s *Syncer) Refresh(ctx context.Context) error {
 		s.health.LastErrorAt = at
 		return err
 	}
-	s.snap.Store(NewSnapshot(list, bans, at))
+	s.install(NewSnapshot(list, bans, at), at)
 	s.health.Up = true
 	s.health.LastSync = at
 	return nil
+}
+
+// install replaces the snapshot with snap, read from a start at at, plus
+// the bans applied since at; older deltas are in snap and are forgotten.
+func (s *Syncer) install(snap *Snapshot, at time.Time) {
+	s.deltaMu.Lock()
+	defer s.deltaMu.Unlock()
+	keep := s.deltas[:0]
+	for _, d := range s.deltas {
+		if !d.at.Before(at) {
+			keep = append(keep, d)
+			snap = snap.WithBans(d.bans, at)
+		}
+	}
+	clear(s.deltas[len(keep):])
+	s.deltas = keep
+	s.snap.Store(snap)
 }
 
 // Run keeps the snapshot current until ctx is done. onRefresh, when not nil,
@@ -126,6 +168,10 @@ func (s *Syncer) Run(ctx context.Context, onRefresh func(error)) {
 			return
 		case <-timer.C:
 		case <-changes:
+			if c := s.store.Pending(); !c.Full {
+				s.AddBans(c.Bans)
+				continue
+			}
 		case <-s.kick:
 		}
 		interval := time.Duration(s.interval.Load())

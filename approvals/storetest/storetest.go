@@ -163,6 +163,23 @@ func Run(t *testing.T, open Open) {
 		assertBans(t, s, Epoch.Add(30*time.Minute), netip.MustParsePrefix(p))
 	})
 
+	t.Run("AddBansStoresEveryBanWithItsEvent", func(t *testing.T) {
+		s, _ := fresh(t)
+		var list []approvals.Ban
+		for i := range 500 {
+			list = append(list, ban(fmt.Sprintf("198.18.%d.%d/32", i/256, i%256), Epoch, time.Hour))
+		}
+		mustNil(t, s.AddBans(ctx, list, "detect"))
+		mustNil(t, s.AddBans(ctx, nil, "detect"))
+		bans, err := s.Bans(ctx, Epoch)
+		mustNil(t, err)
+		evs, err := s.Audit(ctx, approvals.AuditQuery{Limit: 1000, Kind: "ban"})
+		mustNil(t, err)
+		if len(bans) != 500 || len(evs) != 500 {
+			t.Fatalf("after one batch of 500 bans: %d bans, %d events", len(bans), len(evs))
+		}
+	})
+
 	t.Run("AuditIsNewestFirstWithLimitAndSince", func(t *testing.T) {
 		s, c := fresh(t)
 		mustNil(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice"))

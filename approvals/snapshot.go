@@ -210,6 +210,10 @@ func (s *Snapshot) ApprovalOverlaps(p netip.Prefix, now time.Time) bool {
 	return false
 }
 
+// BanCount is how many bans the snapshot holds, some perhaps expired since
+// it was made: a cheap upper bound of the bans in force.
+func (s *Snapshot) BanCount() int { return len(s.base.list) + len(s.recent.list) }
+
 // Approval returns the approval with id, or nil.
 func (s *Snapshot) Approval(id string) *Approval { return s.byID[id] }
 

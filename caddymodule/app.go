@@ -52,6 +52,11 @@ type App struct {
 	// ended is banned twice as long each time, up to this. Default: 24h.
 	MaxBanTTL caddy.Duration `json:"max_ban_ttl,omitempty"`
 
+	// Most bans in force at once; scanners beyond it are refused but not
+	// banned, and caddy_gatekeeper_bans_capped_total counts them.
+	// Default: 200000.
+	MaxBans int `json:"max_bans,omitempty"`
+
 	// What approved traffic gets while the store cannot be reached for
 	// volume accounting: "fail_closed" (default: treated as unapproved) or
 	// "fail_open" (admitted on the last snapshot).
@@ -170,6 +175,7 @@ func (a *App) toSettings(repl *caddy.Replacer) config.Settings {
 		AllowBroadSources: a.AllowBroadSources,
 		IPv6Prefix:        a.IPv6Prefix,
 		ResyncInterval:    time.Duration(a.ResyncInterval),
+		MaxBans:           a.MaxBans,
 	}
 	if st := a.Store; st != nil {
 		s.Store = config.Store{
@@ -266,8 +272,11 @@ type sharedState struct {
 	syncer  *approvals.Syncer
 	limiter *approvals.Limiter
 	bans    localBans
-	cancel  context.CancelFunc
-	done    chan struct{}
+	writer  *approvals.BanWriter
+	// cappedLog is when max_bans was last logged (Unix seconds).
+	cappedLog atomic.Int64
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 // housekeepingInterval is how often usage counts are written to the store,
@@ -291,8 +300,10 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 			zap.String("store", s.Store.Describe()), zap.Error(err))
 	}
 	st := &sharedState{syncer: sy, limiter: approvals.NewLimiter(store, now), cancel: cancel, done: make(chan struct{})}
+	st.writer = approvals.NewBanWriter(store, "detect", st.stored(logger))
 	wasUp := err == nil
 	var wg sync.WaitGroup
+	wg.Go(func() { st.writer.Run(ctx) })
 	wg.Go(func() {
 		sy.Run(ctx, func(err error) {
 			if err != nil {

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -43,40 +42,81 @@ const offenceMemory = 7 * 24 * time.Hour
 
 // banScanner bans ip's prefix on every instance sharing the store, and on
 // this one at once, for ban_ttl, or longer for its offence-th ban (see
-// Settings.BanFor). It returns how long.
-func (a *App) banScanner(ctx context.Context, ip netip.Addr, reason string, offence int) time.Duration {
+// Settings.BanFor). The ban is enforced here from now on and stored in the
+// background, in a batch with others. It returns how long, or zero when
+// max_bans bans are in force already and no ban was made.
+func (a *App) banScanner(ip netip.Addr, reason string, offence int) time.Duration {
 	at := now()
+	if a.bansFull(at) {
+		return 0
+	}
 	p := a.sourcePrefix(ip)
 	ttl := a.settings.BanFor(offence)
 	if offence > 1 {
 		reason = fmt.Sprintf("%s (offence %d: %s)", reason, offence, ttl)
 	}
-	until := at.Add(ttl)
-	a.state.bans.set(p, localBan{until: until, made: at})
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	err := a.Syncer().Store().AddBan(ctx, approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: until.UTC()}, "detect")
-	if err != nil {
-		metrics.storeErrors.WithLabelValues(OpWrite).Inc()
-		a.logger.Error("storing a scanner ban failed; enforced on this instance only", zap.Stringer("source", p), zap.Error(err))
-		return ttl
-	}
-	a.state.bans.set(p, localBan{until: until, made: at, stored: now()})
-	a.escalate(ctx, ip, at)
-	a.Syncer().Kick()
+	a.queueBan(approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: at.Add(ttl).UTC()})
+	a.escalate(ip, at)
 	return ttl
+}
+
+// queueBan enforces b here at once and queues it for the store.
+func (a *App) queueBan(b approvals.Ban) {
+	a.state.bans.set(b.Prefix, localBan{until: b.ExpiresAt, made: b.CreatedAt})
+	if !a.state.writer.Add(b) {
+		a.state.bans.failed([]approvals.Ban{b}, now())
+		metrics.storeErrors.WithLabelValues(OpWrite).Inc()
+		a.logger.Error("too many bans waiting to be stored; enforced on this instance only", zap.Stringer("source", b.Prefix))
+	}
+}
+
+// bansFull reports whether max_bans bans are in force, counting this
+// instance's own not yet in its snapshot; it counts and, once a minute,
+// logs the bans it thereby does not make.
+func (a *App) bansFull(at time.Time) bool {
+	n := a.Syncer().Snapshot().BanCount() + a.state.bans.len()
+	if n < a.settings.MaxBans {
+		return false
+	}
+	metrics.bansCapped.Inc()
+	if last := a.state.cappedLog.Load(); at.Unix()-last >= 60 && a.state.cappedLog.CompareAndSwap(last, at.Unix()) {
+		a.logger.Warn("max_bans reached: scanners are still refused but no longer banned until bans expire",
+			zap.Int("max_bans", a.settings.MaxBans), zap.Int("bans", n))
+	}
+	return true
+}
+
+// stored is the BanWriter's report on a batch: bans the store took are
+// applied to this instance's snapshot at once; the others stay enforced
+// here until the next read of the store, which does not have them.
+func (st *sharedState) stored(logger *zap.Logger) func([]approvals.Ban, error) {
+	return func(batch []approvals.Ban, err error) {
+		at := now()
+		if err != nil {
+			st.bans.failed(batch, at)
+			metrics.storeErrors.WithLabelValues(OpWrite).Inc()
+			logger.Error("storing scanner bans failed; enforced on this instance only",
+				zap.Int("bans", len(batch)), zap.Stringer("first", batch[0].Prefix), zap.Error(err))
+			return
+		}
+		st.bans.stored(batch, at)
+		st.syncer.AddBans(batch)
+	}
 }
 
 // escalate bans ip's public /24 or /48 for ban_ttl when, with ip's, at
 // least escalateAfter sources in it stand banned as scanners, unless an
 // approval's source overlaps it. The network ban is a scanner ban too, so
 // it yields to an approval the request is in scope of.
-func (a *App) escalate(ctx context.Context, ip netip.Addr, at time.Time) {
+func (a *App) escalate(ip netip.Addr, at time.Time) {
 	network, ok := detect.Network(ip)
 	if !ok || network == a.sourcePrefix(ip) {
 		return
 	}
 	snap := a.Syncer().Snapshot()
+	if snap.HasBan(network, at) || a.state.bans.banned(network, snap.LoadedAt, at) {
+		return // already escalated
+	}
 	banned := map[netip.Prefix]bool{}
 	for _, p := range snap.AutomaticBansWithin(network, at) {
 		banned[p] = true
@@ -88,28 +128,18 @@ func (a *App) escalate(ctx context.Context, ip netip.Addr, at time.Time) {
 	if n < escalateAfter || snap.ApprovalOverlaps(network, at) {
 		return
 	}
-	if snap.HasBan(network, at) || a.state.bans.banned(network, snap.LoadedAt, at) {
-		return // already escalated
-	}
-	until := at.Add(a.settings.BanTTL)
 	reason := fmt.Sprintf("%snetwork: %d sources in it banned as scanners", approvals.ScannerBanPrefix, n)
-	a.state.bans.set(network, localBan{until: until, made: at})
-	if err := a.Syncer().Store().AddBan(ctx, approvals.Ban{Prefix: network, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: until.UTC()}, "detect"); err != nil {
-		metrics.storeErrors.WithLabelValues(OpWrite).Inc()
-		a.logger.Error("storing a network ban failed; enforced on this instance only", zap.Stringer("network", network), zap.Error(err))
-		return
-	}
-	a.state.bans.set(network, localBan{until: until, made: at, stored: now()})
+	a.queueBan(approvals.Ban{Prefix: network, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: at.Add(a.settings.BanTTL).UTC()})
 	a.logger.Warn("network banned: several of its sources were banned as scanners", zap.Stringer("network", network), zap.Int("sources", n))
 }
 
 // localBans are bans this instance made and enforces at once, before its
-// snapshot of the store has them. An entry counts until a snapshot loaded
-// after the ban was stored takes over; that snapshot is the authority, so a
-// ban lifted through any instance is lifted here too. A ban the store never
-// acknowledged ends with the first snapshot read after it was made: the
-// store answers again and does not have it, so no instance but this one
-// would ever enforce it.
+// snapshot of the store has them. An entry counts while it waits to be
+// written, then until a snapshot read after the write takes over; that
+// snapshot is the authority, so a ban lifted through any instance is lifted
+// here too. A ban the store failed to take ends with the first snapshot read
+// after the failure: the store answers again and does not have it, so no
+// instance but this one would ever enforce it.
 type localBans struct {
 	mu sync.Mutex
 	m  map[netip.Prefix]localBan
@@ -118,7 +148,8 @@ type localBans struct {
 type localBan struct {
 	until  time.Time
 	made   time.Time
-	stored time.Time // when the store acknowledged it; zero while pending
+	stored time.Time // when the store acknowledged it
+	failed time.Time // when the store failed to take it
 }
 
 func (lb *localBans) set(p netip.Prefix, b localBan) {
@@ -130,12 +161,41 @@ func (lb *localBans) set(p netip.Prefix, b localBan) {
 	lb.m[p] = b
 }
 
+// stored and failed record the store's answer on bans written.
+func (lb *localBans) stored(bans []approvals.Ban, at time.Time) {
+	lb.mark(bans, func(b *localBan) { b.stored = at })
+}
+
+func (lb *localBans) failed(bans []approvals.Ban, at time.Time) {
+	lb.mark(bans, func(b *localBan) { b.failed = at })
+}
+
+func (lb *localBans) mark(bans []approvals.Ban, f func(*localBan)) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	for _, b := range bans {
+		if e, ok := lb.m[b.Prefix]; ok && e.until.Equal(b.ExpiresAt) {
+			f(&e)
+			lb.m[b.Prefix] = e
+		}
+	}
+}
+
 // within lists the prefixes inside network, network itself left out, that
-// this instance banned and that are banned at now.
+// this instance banned and that are banned at now. An IPv4 /24 is looked up
+// address by address; anything larger goes through every entry.
 func (lb *localBans) within(network netip.Prefix, now time.Time) []netip.Prefix {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	var out []netip.Prefix
+	if network.Addr().Is4() && network.Bits() >= 24 {
+		for ip := network.Masked().Addr(); network.Contains(ip); ip = ip.Next() {
+			if b, ok := lb.m[netip.PrefixFrom(ip, 32)]; ok && now.Before(b.until) {
+				out = append(out, netip.PrefixFrom(ip, 32))
+			}
+		}
+		return out
+	}
 	for p, b := range lb.m {
 		if p != network && p.Bits() >= network.Bits() && network.Contains(p.Addr()) && now.Before(b.until) {
 			out = append(out, p)
@@ -167,11 +227,14 @@ func (lb *localBans) banned(p netip.Prefix, loadedAt, now time.Time) bool {
 }
 
 // over reports whether b no longer counts at now, given the snapshot's load
-// time: it expired, or a snapshot read after it took over.
+// time: it expired, or a snapshot read after the store's answer took over.
 func (b localBan) over(loadedAt, now time.Time) bool {
-	superseded := loadedAt.After(b.stored)
-	if b.stored.IsZero() {
-		superseded = loadedAt.After(b.made)
+	var superseded bool
+	switch {
+	case !b.stored.IsZero():
+		superseded = loadedAt.After(b.stored)
+	case !b.failed.IsZero():
+		superseded = loadedAt.After(b.failed)
 	}
 	return !now.Before(b.until) || superseded
 }

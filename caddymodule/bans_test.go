@@ -14,14 +14,15 @@ func TestLocalBansArePruned(t *testing.T) {
 	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 	lb.set(p("198.51.100.1/32"), localBan{until: at.Add(-time.Second), made: at.Add(-time.Hour)})                              // ended
 	lb.set(p("198.51.100.2/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Minute), stored: at.Add(-time.Minute)}) // stored, snapshot read since
-	lb.set(p("198.51.100.3/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Minute)})                               // never acknowledged, snapshot read since
+	lb.set(p("198.51.100.3/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Minute), failed: at.Add(-time.Minute)}) // the store failed to take it, snapshot read since
 	lb.set(p("198.51.100.4/32"), localBan{until: at.Add(time.Hour), made: at, stored: at})                                     // the snapshot is older
+	lb.set(p("198.51.100.5/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Hour)})                                 // still waiting to be written
 	lb.prune(at.Add(-2*time.Minute), at)
-	if n := lb.len(); n != 3 {
-		t.Fatalf("after a prune with an older snapshot: %d entries, want 3", n)
+	if n := lb.len(); n != 4 {
+		t.Fatalf("after a prune with an older snapshot: %d entries, want 4", n)
 	}
 	lb.prune(at.Add(-time.Second), at)
-	if n := lb.len(); n != 1 || !lb.banned(p("198.51.100.4/32"), at.Add(-time.Second), at) {
-		t.Fatalf("after a prune: %d entries, want only the one the snapshot does not have yet", n)
+	if n := lb.len(); n != 2 || !lb.banned(p("198.51.100.4/32"), at.Add(-time.Second), at) || !lb.banned(p("198.51.100.5/32"), at.Add(-time.Second), at) {
+		t.Fatalf("after a prune: %d entries, want the one the snapshot does not have yet and the one waiting to be written", n)
 	}
 }

@@ -42,6 +42,7 @@ func init() {
 //		geoip_asn           <file.mmdb>
 //		ban_ttl             <duration>
 //		max_ban_ttl         <duration>
+//		max_bans            <n>
 //		store_unavailable   fail_open|fail_closed
 //		max_window          <duration>
 //		allow_broad_sources
@@ -130,6 +131,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("ipv6_prefix: %q is not a number of bits", s)
 			}
 			a.IPv6Prefix = n
+		case "max_bans":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				return d.Errf("max_bans: %q is not a positive number", s)
+			}
+			a.MaxBans = n
 		default:
 			return d.Errf("unknown gatekeeper option %q", opt)
 		}

@@ -255,8 +255,11 @@ func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view reque
 	switch {
 	case d.Ban:
 		offence := h.detector.Tracker().Offence(view.ip, offenceMemory)
-		ttl := h.app.banScanner(r.Context(), view.ip, approvals.ScannerBanPrefix+reasons, offence)
-		h.logger.Warn("scanner blocked and banned", append(fields, zap.Int("offence", offence), zap.Duration("ban_ttl", ttl))...)
+		if ttl := h.app.banScanner(view.ip, approvals.ScannerBanPrefix+reasons, offence); ttl > 0 {
+			h.logger.Warn("scanner blocked and banned", append(fields, zap.Int("offence", offence), zap.Duration("ban_ttl", ttl))...)
+		} else {
+			h.logger.Warn("scanner blocked, not banned: max_bans reached", fields...)
+		}
 	case d.Refused():
 		h.logger.Info("scanner request blocked, source not banned: another site's page made the request", fields...)
 	case d.Verdict == policy.VerdictMonitored:

@@ -41,8 +41,13 @@ var metrics = struct {
 	approvedRequests *prometheus.CounterVec
 	storeErrors      *prometheus.CounterVec
 	decision         prometheus.Histogram
+	bansCapped       prometheus.Counter
 	gauges           []prometheus.Collector
 }{
+	bansCapped: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "bans_capped_total",
+		Help: "Scanners refused but not banned because max_bans bans were in force.",
+	}),
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "requests_total",
 		Help: "Requests decided by Gatekeeper, by verdict.",
@@ -75,6 +80,9 @@ var metrics = struct {
 		gaugeFunc("bans_active", "Bans in force now, on this instance's snapshot.", func(a *App) float64 {
 			_, bans := a.Syncer().Snapshot().Counts(now())
 			return float64(bans)
+		}),
+		gaugeFunc("bans_queued", "Scanner bans enforced here and waiting to be written to the store.", func(a *App) float64 {
+			return float64(a.state.writer.Queued())
 		}),
 		gaugeFunc("tracked_sources", "Sources whose behaviour is tracked, over all handlers.", func(*App) float64 {
 			n := 0
@@ -147,7 +155,7 @@ func registerMetrics(ctx caddy.Context) error {
 		return nil
 	}
 	all := append([]prometheus.Collector{metrics.requests, metrics.blocked, metrics.detections,
-		metrics.approvedRequests, metrics.storeErrors, metrics.decision}, metrics.gauges...)
+		metrics.approvedRequests, metrics.storeErrors, metrics.decision, metrics.bansCapped}, metrics.gauges...)
 	for _, c := range all {
 		if err := reg.Register(c); err != nil {
 			var dup prometheus.AlreadyRegisteredError

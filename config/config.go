@@ -37,6 +37,7 @@ const (
 	DefaultMaxWindow        = 31 * 24 * time.Hour
 	DefaultIPv6Prefix       = detect.DefaultIPv6Prefix
 	DefaultResyncInterval   = 10 * time.Second
+	DefaultMaxBans          = 200_000
 	DefaultStoreUnavailable = FailClosed
 )
 
@@ -64,6 +65,7 @@ type Settings struct {
 	AllowBroadSources bool
 	IPv6Prefix        int
 	ResyncInterval    time.Duration
+	MaxBans           int
 }
 
 // Store says where approvals and bans are kept.
@@ -114,6 +116,9 @@ func (s Settings) WithDefaults() Settings {
 	if s.ResyncInterval == 0 {
 		s.ResyncInterval = DefaultResyncInterval
 	}
+	if s.MaxBans == 0 {
+		s.MaxBans = DefaultMaxBans
+	}
 	return s
 }
 
@@ -134,6 +139,8 @@ func (s Settings) Validate() error {
 	switch {
 	case s.BanTTL < time.Second:
 		return fmt.Errorf("ban_ttl: %s is too short; want at least 1s", s.BanTTL)
+	case s.MaxBans < 0:
+		return fmt.Errorf("max_bans: %d is negative", s.MaxBans)
 	case s.MaxBanTTL < s.BanTTL:
 		return fmt.Errorf("max_ban_ttl: %s is shorter than ban_ttl (%s)", s.MaxBanTTL, s.BanTTL)
 	case s.StoreUnavailable != FailOpen && s.StoreUnavailable != FailClosed:

@@ -190,6 +190,14 @@ func TestUnacknowledgedBanEndsWithTheNextSnapshot(t *testing.T) {
 	if a := browse(scanner, "/", firefox); a.code != 403 {
 		t.Fatalf("the ban is not enforced on this instance while the store is down: %d", a.code)
 	}
+	// The ban is written in the background; once the write has failed,
+	// the store will never have it.
+	testutil.WaitFor(t, 5*time.Second, "the ban's write to fail", func() bool {
+		return in.metric(`caddy_gatekeeper_store_errors_total{op="write"}`) >= 1
+	})
+	if a := browse(scanner, "/", firefox); a.code != 403 {
+		t.Fatalf("the ban is not enforced on this instance after its write failed: %d", a.code)
+	}
 	srv.Restart()
 	took := testutil.WaitFor(t, 3*time.Second, "the unacknowledged ban ends", func() bool {
 		return browse(scanner, "/", firefox).code == 200

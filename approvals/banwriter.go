@@ -28,6 +28,8 @@ const (
 	BanQueueMax = 100_000
 	// banWriteTimeout bounds one batch's write.
 	banWriteTimeout = 2 * time.Second
+	// banLinger is how long the first ban of a batch waits for others.
+	banLinger = 10 * time.Millisecond
 )
 
 // NewBanWriter writes to store as actor and calls done after each batch,
@@ -71,6 +73,12 @@ func (w *BanWriter) Run(ctx context.Context) {
 			}
 			return
 		case <-w.kick:
+		}
+		// Let a flood's bans gather into one write; a single ban waits
+		// no longer than this either.
+		select {
+		case <-ctx.Done():
+		case <-time.After(banLinger):
 		}
 		for w.writeBatch(ctx) {
 		}

@@ -60,8 +60,8 @@ func NewSnapshot(list []*Approval, bans []Ban, loadedAt time.Time) *Snapshot {
 }
 
 // WithBans returns a snapshot with bans added to s's and those expired at
-// now dropped. Only the recent layer is rebuilt, until it outgrows a
-// quarter of the older one; then both are merged.
+// now dropped. Only the recent layer is rebuilt, until it outgrows an
+// eighth of the older one; then both are merged.
 func (s *Snapshot) WithBans(bans []Ban, now time.Time) *Snapshot {
 	c := *s
 	recent := make([]Ban, 0, len(s.recent.list)+len(bans))
@@ -75,7 +75,7 @@ func (s *Snapshot) WithBans(bans []Ban, now time.Time) *Snapshot {
 			recent = append(recent, b)
 		}
 	}
-	if len(recent) <= max(1024, len(s.base.list)/4) {
+	if len(recent) <= max(512, len(s.base.list)/8) {
 		c.recent = newBanLayer(recent)
 		return &c
 	}

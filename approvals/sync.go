@@ -25,8 +25,10 @@ type Syncer struct {
 	// deltas are the bans applied since the start of the last full read
 	// began, applied again over its result: a read that started before
 	// they were stored may not have them.
-	deltaMu sync.Mutex
-	deltas  []delta
+	deltaMu   sync.Mutex
+	deltas    []delta
+	queued    []Ban // by QueueBans, for Run
+	deltaKick chan struct{}
 
 	healthMu sync.Mutex
 	health   Health
@@ -50,7 +52,7 @@ func NewSyncer(store Store, interval time.Duration, now func() time.Time) *Synce
 	if now == nil {
 		now = time.Now
 	}
-	s := &Syncer{store: store, now: now, kick: make(chan struct{}, 1)}
+	s := &Syncer{store: store, now: now, kick: make(chan struct{}, 1), deltaKick: make(chan struct{}, 1)}
 	s.SetInterval(interval)
 	s.snap.Store(NewSnapshot(nil, nil, time.Time{}))
 	return s
@@ -114,6 +116,31 @@ func (s *Syncer) AddBans(bans []Ban) {
 	s.snap.Store(s.snap.Load().WithBans(bans, at))
 }
 
+// QueueBans is AddBans by Run, with other bans that come within
+// DeltaInterval: a flood then costs a new snapshot a few times a second, not
+// once per batch written. Run must be running.
+func (s *Syncer) QueueBans(bans []Ban) {
+	s.deltaMu.Lock()
+	s.queued = append(s.queued, bans...)
+	s.deltaMu.Unlock()
+	select {
+	case s.deltaKick <- struct{}{}:
+	default:
+	}
+}
+
+// DeltaInterval is how long Run gathers bans before applying them.
+const DeltaInterval = 50 * time.Millisecond
+
+// applyQueued applies the bans queued.
+func (s *Syncer) applyQueued() {
+	s.deltaMu.Lock()
+	bans := s.queued
+	s.queued = nil
+	s.deltaMu.Unlock()
+	s.AddBans(bans)
+}
+
 // Refresh reads the whole store and replaces the snapshot. On failure the
 // previous snapshot stays and the error is returned.
 func (s *Syncer) Refresh(ctx context.Context) error {
@@ -162,6 +189,7 @@ func (s *Syncer) Run(ctx context.Context, onRefresh func(error)) {
 	changes := s.store.Changes()
 	timer := time.NewTimer(time.Duration(s.interval.Load()))
 	defer timer.Stop()
+	var gather <-chan time.Time // set while bans are being gathered
 	for {
 		select {
 		case <-ctx.Done():
@@ -169,9 +197,18 @@ func (s *Syncer) Run(ctx context.Context, onRefresh func(error)) {
 		case <-timer.C:
 		case <-changes:
 			if c := s.store.Pending(); !c.Full {
-				s.AddBans(c.Bans)
+				s.QueueBans(c.Bans)
 				continue
 			}
+		case <-s.deltaKick:
+			if gather == nil {
+				gather = time.After(DeltaInterval)
+			}
+			continue
+		case <-gather:
+			gather = nil
+			s.applyQueued()
+			continue
 		case <-s.kick:
 		}
 		interval := time.Duration(s.interval.Load())

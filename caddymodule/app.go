@@ -273,6 +273,7 @@ type sharedState struct {
 	limiter *approvals.Limiter
 	bans    localBans
 	writer  *approvals.BanWriter
+	banLog  logBudget
 	// cappedLog is when max_bans was last logged (Unix seconds).
 	cappedLog atomic.Int64
 	cancel    context.CancelFunc
@@ -358,6 +359,10 @@ func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
 		err := st.syncer.Store().Ping(cctx)
 		cancel()
 		st.bans.prune(st.syncer.Snapshot().LoadedAt, now())
+		if n := st.banLog.quiet(); n > 0 {
+			logger.Warn("more scanners banned than are logged one by one; see the audit (kind=ban) for each",
+				zap.Int64("not_logged", n), zap.Int("logged_per_second", banLogsPerSecond))
+		}
 		switch up := st.syncer.Health().Up; {
 		case err != nil && up:
 			metrics.storeErrors.WithLabelValues(OpHealth).Inc()

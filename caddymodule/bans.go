@@ -100,7 +100,7 @@ func (st *sharedState) stored(logger *zap.Logger) func([]approvals.Ban, error) {
 			return
 		}
 		st.bans.stored(batch, at)
-		st.syncer.AddBans(batch)
+		st.syncer.QueueBans(batch)
 	}
 }
 
@@ -131,6 +131,42 @@ func (a *App) escalate(ip netip.Addr, at time.Time) {
 	reason := fmt.Sprintf("%snetwork: %d sources in it banned as scanners", approvals.ScannerBanPrefix, n)
 	a.queueBan(approvals.Ban{Prefix: network, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: at.Add(a.settings.BanTTL).UTC()})
 	a.logger.Warn("network banned: several of its sources were banned as scanners", zap.Stringer("network", network), zap.Int("sources", n))
+}
+
+// banLogsPerSecond is how many bans a second are logged one by one; in a
+// flood the rest are summed up once a second, and the audit has each.
+const banLogsPerSecond = 20
+
+// logBudget lets banLogsPerSecond lines a second through and counts the
+// rest.
+type logBudget struct {
+	mu      sync.Mutex
+	second  int64
+	n       int
+	dropped int64
+}
+
+func (l *logBudget) allow(at time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := at.Unix(); s != l.second {
+		l.second, l.n = s, 0
+	}
+	l.n++
+	if l.n > banLogsPerSecond {
+		l.dropped++
+		return false
+	}
+	return true
+}
+
+// quiet returns, and resets, the count of lines not let through.
+func (l *logBudget) quiet() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.dropped
+	l.dropped = 0
+	return n
 }
 
 // localBans are bans this instance made and enforces at once, before its

@@ -256,7 +256,9 @@ func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view reque
 	case d.Ban:
 		offence := h.detector.Tracker().Offence(view.ip, offenceMemory)
 		if ttl := h.app.banScanner(view.ip, approvals.ScannerBanPrefix+reasons, offence); ttl > 0 {
-			h.logger.Warn("scanner blocked and banned", append(fields, zap.Int("offence", offence), zap.Duration("ban_ttl", ttl))...)
+			if h.app.state.banLog.allow(now()) {
+				h.logger.Warn("scanner blocked and banned", append(fields, zap.Int("offence", offence), zap.Duration("ban_ttl", ttl))...)
+			}
 		} else {
 			h.logger.Warn("scanner blocked, not banned: max_bans reached", fields...)
 		}

@@ -22,7 +22,7 @@ const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefo
 
 // webSite serves a small static site (missing files are 404s, as
 // file_server answers them) and an API under /api/, behind the handler.
-func webSite(t *testing.T, mode string) string {
+func webSite(t testing.TB, mode string) string {
 	root := t.TempDir()
 	for name, body := range map[string]string{"index.html": "<html>home</html>", "app.css": "body{}", "app.js": "1", "logo.png": "png"} {
 		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {

@@ -20,12 +20,12 @@ import (
 // client sends requests from one loopback source address, so that one test
 // has approved, unapproved and cross-tenant clients side by side.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	http *http.Client
 	site string
 }
 
-func from(t *testing.T, in *instance, source string) *client {
+func from(t testing.TB, in *instance, source string) *client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 5 * time.Second}
 	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}
 	t.Cleanup(tr.CloseIdleConnections)

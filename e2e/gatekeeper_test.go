@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 
 // instance is one running gatekeeper process.
 type instance struct {
-	t      *testing.T
+	t      testing.TB
 	Admin  string
 	Site   string
 	Config string
@@ -67,13 +67,13 @@ func start(t *testing.T, globals string) *instance { return startSite(t, globals
 
 // startSite runs gatekeeper with the global options in globals and one site,
 // for every host, on a free loopback port, with the body site.
-func startSite(t *testing.T, globals, site string) *instance {
+func startSite(t testing.TB, globals, site string) *instance {
 	t.Helper()
 	return startSites(t, globals, site, "")
 }
 
 // startSites is startSite with more site blocks (extra) after the first.
-func startSites(t *testing.T, globals, site, extra string) *instance {
+func startSites(t testing.TB, globals, site, extra string) *instance {
 	t.Helper()
 	dir := t.TempDir()
 	in := &instance{t: t, Admin: testutil.FreeAddr(t), Site: testutil.FreeAddr(t), Config: filepath.Join(dir, "Caddyfile")}

@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/internal/testredis"
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+// A ban flood on one Redis and two instances, each source (one address per
+// request, through a trusted proxy) sending one scanner request: every ban
+// holds at once on the instance that made it and within a second on the
+// other, the refusal throughput stays within half of what already banned
+// sources get, and an approved tester on the same instances keeps a low
+// latency and every admission. make bench runs the same with 50 000 sources.
+func TestBanFlood(t *testing.T) {
+	f := runFlood(t, 6000)
+	f.log(t)
+	// The load generator shares this machine's two cores with Redis and
+	// both instances, so the figures swing by a third from run to run;
+	// make bench records them (target: ratio 0.5, tester p99 20ms). These
+	// bounds fail on what a ban flood cost before batching and deltas
+	// (a ratio near 0.05, a tester waiting on a busy store).
+	for i, r := range f.ratio {
+		if r < 0.3 {
+			t.Errorf("instance %d refused new scanners at %.2f of its rate for banned ones, want at least 0.3 here (0.5 in make bench)", i, r)
+		}
+	}
+	if f.testerP99 > 50*time.Millisecond || f.testerRefused > 0 {
+		t.Errorf("approved tester during the flood: p99 %s, %d refused; want under 50ms here (20ms in make bench) and none", f.testerP99, f.testerRefused)
+	}
+	if f.propagationP99 > time.Second {
+		t.Errorf("ban propagation p99 %s, want within 1s", f.propagationP99)
+	}
+}
+
+// BenchmarkBanFlood is TestBanFlood at 50 000 sources; make bench runs it
+// once and docs/performance.md records its figures.
+func BenchmarkBanFlood(b *testing.B) {
+	for range b.N {
+		f := runFlood(b, 50_000)
+		b.ReportMetric(f.stored, "bans_stored/s")
+		b.ReportMetric(f.ratio[0], "ratio_a")
+		b.ReportMetric(f.ratio[1], "ratio_b")
+		b.ReportMetric(float64(f.propagationP99.Microseconds())/1000, "propagation_p99_ms")
+		b.ReportMetric(float64(f.testerP99.Microseconds())/1000, "tester_p99_ms")
+		f.log(b)
+	}
+}
+
+type flood struct {
+	sources        int
+	newRate        [2]float64 // requests/s refusing new scanners
+	bannedRate     [2]float64 // requests/s refusing banned sources
+	ratio          [2]float64
+	stored         float64 // bans/s stored, from first request to both instances holding every ban
+	propagationP99 time.Duration
+	testerP99      time.Duration
+	testerSent     int
+	testerRefused  int
+	goroutines     [2]int
+}
+
+func (f flood) log(t testing.TB) {
+	t.Logf("%d sources: new scanners refused at %.0f / %.0f req/s, banned ones at %.0f / %.0f req/s (ratios %.2f, %.2f); "+
+		"%.0f bans/s stored and held by both instances; propagation p99 %s; tester %d requests, p99 %s, %d refused",
+		f.sources, f.newRate[0], f.newRate[1], f.bannedRate[0], f.bannedRate[1], f.ratio[0], f.ratio[1],
+		f.stored, f.propagationP99, f.testerSent, f.testerP99, f.testerRefused)
+}
+
+func runFlood(tb testing.TB, n int) flood {
+	srv := testredis.Start(tb)
+	globals := "\t\tstore redis " + srv.URL(0) + "\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For\n\t"
+	ins := []*instance{startSite(tb, globals, webSite(tb, "block")), startSite(tb, globals, webSite(tb, "block"))}
+	_, token := ins[0].register(func(b map[string]any) { b["max_rps"], b["burst"], b["max_requests"] = 1000, 1000, 1_000_000 })
+	proxies := []*http.Client{proxyClient(), proxyClient()}
+	source := func(i int) string { // 10.0.0.1 onwards
+		a := 0x0a000001 + i
+		return fmt.Sprintf("%d.%d.%d.%d", a>>24, a>>16&255, a>>8&255, a&255)
+	}
+	hit := func(in int, src, ua string) int {
+		req, _ := http.NewRequest("GET", "http://"+ins[in].Site+"/", nil)
+		req.Host = "acme.localhost"
+		req.Header.Set("X-Forwarded-For", src)
+		req.Header.Set("User-Agent", ua)
+		resp, err := proxies[in].Do(req)
+		if err != nil {
+			return 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	// The tester, on both instances, all along.
+	var lat []time.Duration
+	var refused atomic.Int64
+	stop := make(chan struct{})
+	var tw sync.WaitGroup
+	tw.Go(func() {
+		c := from(tb, ins[0], "127.0.0.2")
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			c.site = ins[i%2].Site
+			start := time.Now()
+			code := sendWith(c.http, c.site, "Proxy-Authorization", "Gatekeeper "+token)
+			lat = append(lat, time.Since(start))
+			if code != 200 {
+				refused.Add(1)
+			}
+		}
+	})
+
+	f := flood{sources: n}
+	// Propagation: a sample of sources, polled on the other instance from
+	// the moment their scanner request was answered.
+	var prop []time.Duration
+	var propMu sync.Mutex
+	var pw sync.WaitGroup
+	phase := func(ua string, rates *[2]float64, sample bool) {
+		const workers = 8
+		var wg sync.WaitGroup
+		var took [2]time.Duration
+		for in := range 2 {
+			wg.Go(func() {
+				start := time.Now()
+				var inner sync.WaitGroup
+				for w := range workers {
+					inner.Go(func() {
+						for i := in + 2*w; i < n; i += 2 * workers {
+							if code := hit(in, source(i), ua); code != 403 {
+								tb.Errorf("source %s on instance %d: %d, want 403", source(i), in, code)
+								return
+							}
+							if sample && i%97 == 0 {
+								answered := time.Now()
+								pw.Go(func() {
+									for time.Since(answered) < 3*time.Second {
+										if hit(1-in, source(i), firefox) == 403 {
+											propMu.Lock()
+											prop = append(prop, time.Since(answered))
+											propMu.Unlock()
+											return
+										}
+										time.Sleep(5 * time.Millisecond)
+									}
+									propMu.Lock()
+									prop = append(prop, 3*time.Second)
+									propMu.Unlock()
+								})
+							}
+						}
+					})
+				}
+				inner.Wait()
+				took[in] = time.Since(start)
+			})
+		}
+		wg.Wait()
+		for in := range 2 {
+			rates[in] = float64((n+1-in)/2) / took[in].Seconds()
+		}
+	}
+	begin := time.Now()
+	if path := os.Getenv("GATEKEEPER_FLOOD_PROFILE"); path != "" {
+		go profile(tb, ins[0], path)
+	}
+	phase(sqlmapUA, &f.newRate, true)
+	testutil.WaitFor(tb, 30*time.Second, "every ban held by both instances", func() bool {
+		a, b := ins[0].status().BansActive, ins[1].status().BansActive
+		if os.Getenv("GATEKEEPER_FLOOD_DEBUG") != "" {
+			tb.Logf("bans active %d %d", a, b)
+		}
+		return a == n && b == n
+	})
+	f.stored = float64(n) / time.Since(begin).Seconds()
+	pw.Wait()
+	phase(firefox, &f.bannedRate, false)
+	close(stop)
+	tw.Wait()
+	for in := range 2 {
+		f.ratio[in] = f.newRate[in] / f.bannedRate[in]
+	}
+	f.propagationP99 = p99(prop)
+	f.testerP99, f.testerSent, f.testerRefused = p99(lat), len(lat), int(refused.Load())
+	return f
+}
+
+// profile saves a second of instance in's CPU profile to path.
+func profile(tb testing.TB, in *instance, path string) {
+	resp, err := http.Get("http://" + in.Admin + "/debug/pprof/profile?seconds=3")
+	if err != nil {
+		tb.Errorf("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	_ = os.WriteFile(path, b, 0o644)
+}
+
+func p99(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[len(ds)*99/100]
+}
+
+func proxyClient() *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}, Timeout: 5 * time.Second}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
+}
+
+func sendWith(c *http.Client, site string, headers ...string) int {
+	req, _ := http.NewRequest("GET", "http://"+site+"/api/x", nil)
+	req.Host = "acme.localhost"
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}

@@ -48,6 +48,7 @@ fuzz:
 # Go benchmarks, then a wrk run against a bare Caddy site of the same build.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./approvals/ ./caddymodule/
+	GATEKEEPER_BIN=$(BIN) $(GO) test -run '^$$' -bench BanFlood -benchtime 1x -timeout 10m ./e2e/
 	BIN=$(BIN) scripts/bench-load.sh
 
 clean:

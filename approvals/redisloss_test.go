@@ -1,6 +1,7 @@
 package approvals_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -60,4 +61,19 @@ func leaseN(t *testing.T, s *approvals.RedisStore, a *approvals.Approval, tries 
 		total += int64(l.Granted)
 	}
 	return total
+}
+
+// Settings that let Redis lose Gatekeeper's data are named.
+func TestRedisSetupWarnings(t *testing.T) {
+	srv := testredis.Start(t) // --appendonly no
+	s := redisStore(t, srv.Addr)
+	mustNil(t, srv.Client().ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err())
+	got := strings.Join(s.Check(ctx), "\n")
+	if !strings.Contains(got, "maxmemory-policy is allkeys-lru") || !strings.Contains(got, "appendonly is no") {
+		t.Fatalf("warnings for allkeys-lru without AOF:\n%s", got)
+	}
+	mustNil(t, srv.Client().ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
+	if got := s.Check(ctx); len(got) != 1 {
+		t.Fatalf("warnings for noeviction without AOF: %v, want the AOF's alone", got)
+	}
 }

@@ -399,6 +399,8 @@ type Status struct {
 		Kind        string `json:"kind"`
 		Description string `json:"description"`
 		approvals.Health
+		// Warnings name settings of the store that put its data at risk.
+		Warnings []string `json:"warnings,omitempty"`
 	} `json:"store"`
 	Approvals  map[approvals.Status]int `json:"approvals"`
 	BansActive int                      `json:"bans_active"`
@@ -413,6 +415,8 @@ func (h adminRequest) status() error {
 	if err := sy.Store().Ping(h.ctx()); err != nil {
 		st.Store.Up = false
 		st.Store.LastError = err.Error()
+	} else if c, ok := sy.Store().(approvals.Checker); ok {
+		st.Store.Warnings = c.Check(h.ctx())
 	}
 	st.Approvals, st.BansActive = sy.Snapshot().Counts(now())
 	return writeJSON(h.w, http.StatusOK, st)

@@ -322,6 +322,13 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 	wg.Go(func() { st.housekeep(ctx, logger) })
 	go func() { wg.Wait(); close(st.done) }()
 	logger.Info("gatekeeper store ready", zap.String("store", s.Store.Describe()))
+	if c, ok := store.(approvals.Checker); ok && err == nil {
+		cctx, ccancel := context.WithTimeout(ctx, time.Second)
+		for _, w := range c.Check(cctx) {
+			logger.Warn("store set-up puts Gatekeeper's data at risk", zap.String("store", s.Store.Describe()), zap.String("warning", w))
+		}
+		ccancel()
+	}
 	return st, nil
 }
 

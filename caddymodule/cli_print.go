@@ -151,6 +151,9 @@ func printStatus(w io.Writer, st Status) error {
 	if st.Store.LastError != "" {
 		fmt.Fprintf(tw, "last error\t%s\n", st.Store.LastError)
 	}
+	for _, w := range st.Store.Warnings {
+		fmt.Fprintf(tw, "WARNING\t%s\n", w)
+	}
 	var counts []string
 	for _, s := range approvals.Statuses {
 		counts = append(counts, fmt.Sprintf("%d %s", st.Approvals[s], s))

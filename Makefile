@@ -21,7 +21,8 @@ run: build
 
 # Everything the project checks: what the tests need, vet, gofmt, then the
 # unit, integration and end-to-end tests (real Redis, real Caddy) with the
-# race detector, then a short fuzz run of approval decoding.
+# race detector, then short fuzz runs: approval decoding, the Redis ledger
+# script against the Go ledger, and the Caddyfile.
 test: deps vet fmt-check rules build unit fuzz
 
 deps:
@@ -43,7 +44,9 @@ unit:
 	GATEKEEPER_BIN=$(BIN) $(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 15s -fuzzminimizetime 2s ./approvals/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 8s -fuzzminimizetime 2s ./approvals/
+	$(GO) test -run '^$$' -fuzz FuzzLedgerMatchesRedis -fuzztime 8s -fuzzminimizetime 2s ./approvals/
+	$(GO) test -run '^$$' -fuzz FuzzCaddyfile -fuzztime 8s -fuzzminimizetime 2s ./caddymodule/
 
 # Go benchmarks, then a wrk run against a bare Caddy site of the same build.
 bench: build

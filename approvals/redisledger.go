@@ -78,7 +78,7 @@ else
 end
 tokens = tokens - n
 granted = granted + n
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'refill', tostring(refill), 'granted', granted, 'released', released, 'hold', tostring(hold))
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'refill', string.format('%.17g', refill), 'granted', granted, 'released', released, 'hold', string.format('%.17g', hold))
 if n > 0 then redis.call('HSET', KEYS[2], ARGV[6], own + n) end
 local held = 0
 if now < hold then held = 1 end

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -172,6 +173,9 @@ func send(in *instance, source, path string, headers ...string) int {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
+		if os.Getenv("GATEKEEPER_SEND_DEBUG") != "" {
+			fmt.Fprintln(os.Stderr, "send:", err)
+		}
 		return 0
 	}
 	defer resp.Body.Close()

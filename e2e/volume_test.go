@@ -147,8 +147,11 @@ func TestVolumeBoundsHoldAcrossThreeInstances(t *testing.T) {
 		t.Errorf("admitted rate over 10s = %.1f/s, want within 10%% of %d", rate, maxRPS)
 	}
 	// Every request here came from the approved source; Redis must be
-	// reached per lease (a batch of admissions), not per request.
-	if calls >= total || calls*100 > sent.Load() {
+	// reached per lease (a batch of admissions), not per request: at least
+	// two admissions a call, and calls a small share of requests however
+	// fast this machine sends them (measured: 2.6-3.3 admissions a call,
+	// 0.2-1.5 % of requests).
+	if calls*2 > total || calls*20 > sent.Load() {
 		t.Errorf("%d Redis script calls for %d admissions and %d requests: Redis must be reached per lease, not per request",
 			calls, total, sent.Load())
 	}

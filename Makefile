@@ -22,7 +22,8 @@ run: build
 # Everything the project checks: what the tests need, vet, gofmt, then the
 # unit, integration and end-to-end tests (real Redis, real Caddy) with the
 # race detector, then short fuzz runs: approval decoding, the Redis ledger
-# script against the Go ledger, and the Caddyfile.
+# script against the Go ledger, the Caddyfile, and the admin API's routes,
+# query parameters and bodies.
 test: deps vet fmt-check rules build unit fuzz
 
 deps:
@@ -47,6 +48,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 8s -fuzzminimizetime 2s ./approvals/
 	$(GO) test -run '^$$' -fuzz FuzzLedgerMatchesRedis -fuzztime 8s -fuzzminimizetime 2s ./approvals/
 	$(GO) test -run '^$$' -fuzz FuzzCaddyfile -fuzztime 8s -fuzzminimizetime 2s ./caddymodule/
+	$(GO) test -run '^$$' -fuzz FuzzAdminAPI -fuzztime 8s -fuzzminimizetime 2s ./caddymodule/
 
 # Go benchmarks, then a wrk run against a bare Caddy site of the same build.
 bench: build

@@ -1,11 +1,19 @@
 package caddymodule
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 // FuzzCaddyfile feeds arbitrary bodies of the gatekeeper global option and
@@ -41,6 +49,53 @@ func FuzzCaddyfile(f *testing.F) {
 			if err := json.Unmarshal(cfg.Apps.Gatekeeper, &app); err != nil {
 				t.Fatalf("adapted app does not unmarshal: %v\n%s", err, cfg.Apps.Gatekeeper)
 			}
+		}
+	})
+}
+
+// FuzzAdminAPI sends arbitrary methods, paths, query parameters and JSON
+// bodies to every admin route of a running Caddy with the gatekeeper app:
+// no request may make it fail (500) or crash, and every error names what
+// was wrong in Caddy's JSON error form.
+func FuzzAdminAPI(f *testing.F) {
+	admin := testutil.FreeAddr(f)
+	store := map[string]any{"kind": "file", "dir": f.TempDir()}
+	if err := caddy.Load(caddyConfig(admin, testutil.FreeAddr(f), store, "ok"), true); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = caddy.Stop() })
+	valid, _ := json.Marshal(validApproval())
+	f.Add(uint8(0), uint8(0), "", "tenant=acme&status=active", []byte(nil))
+	f.Add(uint8(1), uint8(0), "", "", valid)
+	f.Add(uint8(1), uint8(2), "", "", []byte(`{"ip":"203.0.113.9","ttl":"1h","reason":"x"}`))
+	f.Add(uint8(2), uint8(3), "203.0.113.9", "", []byte(nil))
+	f.Add(uint8(0), uint8(4), "", "since=2026-01-01T00:00:00Z&limit=5&kind=ban", []byte(nil))
+	f.Add(uint8(2), uint8(1), "apr_x", "reason=done", []byte(nil))
+	f.Add(uint8(0), uint8(1), "apr_x/report", "", []byte(nil))
+	methods := []string{"GET", "POST", "DELETE", "PUT"}
+	routes := []string{"/gatekeeper/approvals", "/gatekeeper/approvals/", "/gatekeeper/bans", "/gatekeeper/bans/", "/gatekeeper/audit", "/gatekeeper/status"}
+	client := &http.Client{Timeout: 5 * time.Second}
+	f.Fuzz(func(t *testing.T, method, route uint8, tail, query string, body []byte) {
+		u := "http://" + admin + routes[int(route)%len(routes)] + url.PathEscape(tail)
+		if query != "" {
+			u += "?" + query
+		}
+		req, err := http.NewRequest(methods[int(method)%len(methods)], u, bytes.NewReader(body))
+		if err != nil {
+			return // not a URL a client could send
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", req.Method, u, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("%s %s with %q: %d %s", req.Method, u, body, resp.StatusCode, b)
+		}
+		if resp.StatusCode >= 400 && !json.Valid(b) {
+			t.Fatalf("%s %s: %d with a body that is not JSON: %q", req.Method, u, resp.StatusCode, b)
 		}
 	})
 }

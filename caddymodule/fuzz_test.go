@@ -76,6 +76,9 @@ func FuzzAdminAPI(f *testing.F) {
 	routes := []string{"/gatekeeper/approvals", "/gatekeeper/approvals/", "/gatekeeper/bans", "/gatekeeper/bans/", "/gatekeeper/audit", "/gatekeeper/status"}
 	client := &http.Client{Timeout: 5 * time.Second}
 	f.Fuzz(func(t *testing.T, method, route uint8, tail, query string, body []byte) {
+		if strings.ContainsFunc(query, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '#' }) {
+			return // not a request target: Go's server refuses it before Caddy sees it
+		}
 		u := "http://" + admin + routes[int(route)%len(routes)] + url.PathEscape(tail)
 		if query != "" {
 			u += "?" + query

@@ -88,17 +88,7 @@ func runFlood(tb testing.TB, n int) flood {
 		return fmt.Sprintf("%d.%d.%d.%d", a>>24, a>>16&255, a>>8&255, a&255)
 	}
 	hit := func(in int, src, ua string) int {
-		req, _ := http.NewRequest("GET", "http://"+ins[in].Site+"/", nil)
-		req.Host = "acme.localhost"
-		req.Header.Set("X-Forwarded-For", src)
-		req.Header.Set("User-Agent", ua)
-		resp, err := proxies[in].Do(req)
-		if err != nil {
-			return 0
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
+		return get(proxies[in], ins[in].Site, "/", "X-Forwarded-For", src, "User-Agent", ua)
 	}
 
 	// The tester, on both instances, all along.
@@ -116,7 +106,7 @@ func runFlood(tb testing.TB, n int) flood {
 			}
 			c.site = ins[i%2].Site
 			start := time.Now()
-			code := sendWith(c.http, c.site, "Proxy-Authorization", "Gatekeeper "+token)
+			code := get(c.http, c.site, "/api/x", "Proxy-Authorization", "Gatekeeper "+token)
 			lat = append(lat, time.Since(start))
 			if code != 200 {
 				refused.Add(1)
@@ -222,19 +212,4 @@ func p99(ds []time.Duration) time.Duration {
 func proxyClient() *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}, Timeout: 5 * time.Second}
 	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
-}
-
-func sendWith(c *http.Client, site string, headers ...string) int {
-	req, _ := http.NewRequest("GET", "http://"+site+"/api/x", nil)
-	req.Host = "acme.localhost"
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
 }

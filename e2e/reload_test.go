@@ -14,9 +14,10 @@ import (
 )
 
 // Fifty reloads, each changing the site's detection settings, while an
-// approved test, benign browsing and a banned scanner keep going: no request
-// fails, the goroutine count and the heap stay flat, and the shared state
-// (bans, detection memory, leases) is kept.
+// approved test, benign browsing and a banned scanner keep going: every
+// request Gatekeeper answers gets the answer it would get without a reload,
+// the goroutine count and the heap stay flat, and the shared state (bans,
+// detection memory, leases) is kept.
 func TestReloadsUnderLoad(t *testing.T) {
 	srv := testredis.Start(t)
 	site := func(threshold int) string {
@@ -32,11 +33,11 @@ func TestReloadsUnderLoad(t *testing.T) {
 	answers := map[string]map[int]int{} // by client, status → count
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	// Keep-alive clients, as browsers and API clients are: a connection
-	// Caddy opened before a reload and closes idle after it is retried by
-	// the client. (A request on a brand-new connection racing the reload's
-	// listener handover can see EOF in Caddy itself, with or without
-	// Gatekeeper; docs/operations.md has the figure.)
+	// Keep-alive clients, as browsers and API clients are: a request on a
+	// connection Caddy closes as idle at a reload is retried by the client.
+	// A request on a brand-new connection that races the reload's listener
+	// hand-over can still get EOF from Caddy itself, with or without
+	// Gatekeeper (status 0 here; docs/operations.md has the figure).
 	loop := func(name, source string, headers ...string) {
 		answers[name] = map[int]int{}
 		c := from(t, in, source).http
@@ -86,15 +87,22 @@ func TestReloadsUnderLoad(t *testing.T) {
 	defer mu.Unlock()
 	t.Logf("over 50 reloads: %v; goroutines %d → %d; heap in use %.1f → %.1f MiB",
 		answers, g0, g1, float64(h0)/(1<<20), float64(h1)/(1<<20))
+	sent, dropped := 0, 0
 	for name, want := range map[string]int{"tester": 200, "browser": 200, "banned scanner": 403} {
 		for code, n := range answers[name] {
-			if code != want {
+			sent += n
+			if code == 0 {
+				dropped += n
+			} else if code != want {
 				t.Errorf("%s: %d requests answered %d, want every one %d", name, n, code, want)
 			}
 		}
 		if answers[name][want] < 50 {
 			t.Errorf("%s: only %d requests during the reloads", name, answers[name][want])
 		}
+	}
+	if dropped*100 > sent {
+		t.Errorf("%d of %d connections dropped during the reloads; Caddy's own hand-over race drops well under 1%%", dropped, sent)
 	}
 	if g1 > g0+10 {
 		t.Errorf("goroutines grew from %d to %d over 50 reloads", g0, g1)
@@ -108,23 +116,6 @@ func TestReloadsUnderLoad(t *testing.T) {
 	if st := in.status(); st.BansActive != 1 || st.Approvals["active"] != 1 {
 		t.Errorf("after the reloads: %+v, want the ban and the approval", st)
 	}
-}
-
-// get is a GET of path on site for acme that never fails the test: a
-// transport error is status 0.
-func get(c *http.Client, site, path string, headers ...string) int {
-	req, _ := http.NewRequest("GET", "http://"+site+path, nil)
-	req.Host = "acme.localhost"
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
 }
 
 // heapInUse is the process's heap in use after a garbage collection.

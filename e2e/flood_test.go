@@ -144,6 +144,11 @@ func runFlood(tb testing.TB, n int) flood {
 							}
 							if sample && i%97 == 0 {
 								answered := time.Now()
+								// The instance that banned it refuses it at once,
+								// whatever it sends next.
+								if code := hit(in, source(i), firefox); code != 403 {
+									tb.Errorf("source %s right after its ban, on the same instance: %d, want 403", source(i), code)
+								}
 								pw.Go(func() {
 									for time.Since(answered) < 3*time.Second {
 										if hit(1-in, source(i), firefox) == 403 {

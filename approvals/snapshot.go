@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -24,14 +25,45 @@ type Snapshot struct {
 	LoadedAt time.Time
 }
 
-// banLayer is a list of bans and its index.
+// banLayer is a list of bans and its indexes.
 type banLayer struct {
-	list  []Ban
-	index PrefixIndex[Ban]
+	list   []Ban
+	index  PrefixIndex[Ban]
+	within *withinIndex
+}
+
+// withinIndex files a layer's bans under the network of one size that
+// contains each, built the first time a network of that size is asked
+// about, so that counting the bans inside an IPv6 /48 does not go through
+// every ban.
+type withinIndex struct {
+	mu     sync.Mutex
+	bySize map[int]map[netip.Prefix][]Ban
+}
+
+// inside returns the bans of list at least as long as p and inside it.
+func (x *withinIndex) inside(p netip.Prefix, list []Ban) []Ban {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	m, ok := x.bySize[p.Bits()]
+	if !ok {
+		m = map[netip.Prefix][]Ban{}
+		for _, b := range list {
+			if b.Prefix.Addr().BitLen() == p.Addr().BitLen() && b.Prefix.Bits() >= p.Bits() {
+				key, _ := b.Prefix.Addr().Prefix(p.Bits())
+				m[key] = append(m[key], b)
+			}
+		}
+		if x.bySize == nil {
+			x.bySize = map[int]map[netip.Prefix][]Ban{}
+		}
+		x.bySize[p.Bits()] = m
+	}
+	return m[p.Masked()]
 }
 
 func newBanLayer(list []Ban) banLayer {
-	l := banLayer{list: list}
+	l := banLayer{list: list, within: &withinIndex{}}
 	for _, b := range list {
 		l.index.Add(b.Prefix, b)
 	}
@@ -99,16 +131,6 @@ func (s *Snapshot) lookupBans(ip netip.Addr, yield func(Ban) bool) {
 	}
 }
 
-// allBans calls yield for every ban of both layers.
-func (s *Snapshot) allBans(yield func(Ban)) {
-	for _, b := range s.recent.list {
-		yield(b)
-	}
-	for _, b := range s.base.list {
-		yield(b)
-	}
-}
-
 // Matching returns the approvals that cover ip at now: ip is inside one of
 // their sources, now is inside their window and they are not revoked. Whether
 // the budget is used up is the enforcer's business, not the matcher's.
@@ -165,8 +187,8 @@ func (s *Snapshot) Bans(ip netip.Addr, now time.Time) (byHand, automatic bool) {
 
 // AutomaticBansWithin lists the prefixes inside p, p itself left out, that
 // scanner detection banned and that are banned at now. It looks up each
-// address of p when p is small (an IPv4 /24), and otherwise goes through
-// every ban.
+// address of p when p is small (an IPv4 /24); otherwise it asks the main
+// layer's index of bans by network and goes through the recent layer.
 func (s *Snapshot) AutomaticBansWithin(p netip.Prefix, now time.Time) []netip.Prefix {
 	var out []netip.Prefix
 	add := func(b Ban) {
@@ -180,7 +202,14 @@ func (s *Snapshot) AutomaticBansWithin(p netip.Prefix, now time.Time) []netip.Pr
 		}
 		return out
 	}
-	s.allBans(add)
+	for _, b := range s.recent.list {
+		add(b)
+	}
+	if s.base.within != nil {
+		for _, b := range s.base.within.inside(p, s.base.list) {
+			add(b)
+		}
+	}
 	return out
 }
 

@@ -127,3 +127,56 @@ func BenchmarkMatch(b *testing.B) {
 		})
 	}
 }
+
+// Bans added to a snapshot land in its recent layer, are found like the
+// others, are counted once when a prefix is banned again, and are merged
+// into the main layer when the recent one outgrows its bound; the scanner bans
+// inside a network are found in both layers, for IPv4 and IPv6.
+func TestSnapshotWithBans(t *testing.T) {
+	ban := func(p string, automatic bool) Ban {
+		reason := "by hand"
+		if automatic {
+			reason = ScannerBanPrefix + "test"
+		}
+		return Ban{Prefix: netip.MustParsePrefix(p), Reason: reason, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	var base []Ban
+	for i := range 2000 {
+		base = append(base, ban(fmt.Sprintf("2001:db8:%x:%x::/64", i/16, i%16), true))
+	}
+	base = append(base, ban("198.51.100.1/32", true), ban("198.51.100.2/32", false))
+	s := NewSnapshot(nil, base, now)
+	s = s.WithBans([]Ban{ban("198.51.100.3/32", true), ban("2001:db8:0:ff::/64", true), ban("198.51.100.1/32", true)}, now)
+	if len(s.recent.list) != 3 || len(s.base.list) != 2002 {
+		t.Fatalf("layers: %d recent, %d main; want 3 and 2002", len(s.recent.list), len(s.base.list))
+	}
+	if _, banned := s.Banned(netip.MustParseAddr("198.51.100.3"), now); !banned {
+		t.Fatal("a ban added to the snapshot is not found")
+	}
+	if _, bans := s.Counts(now); bans != 2004 {
+		t.Fatalf("bans in force = %d, want 2004 (one prefix banned twice counts once)", bans)
+	}
+	if got := s.AutomaticBansWithin(netip.MustParsePrefix("198.51.100.0/24"), now); len(got) != 2 {
+		t.Fatalf("scanner bans in the /24: %v, want .1 and .3", got)
+	}
+	if got := s.AutomaticBansWithin(netip.MustParsePrefix("2001:db8::/48"), now); len(got) != 17 {
+		t.Fatalf("scanner bans in 2001:db8::/48: %d, want the 16 of the main layer and the recent one", len(got))
+	}
+	var more []Ban
+	for i := range 600 { // past 512, the least the recent layer may hold
+		more = append(more, ban(fmt.Sprintf("203.0.%d.%d/32", i/250, i%250), true))
+	}
+	s = s.WithBans(more, now)
+	if len(s.recent.list) != 0 {
+		t.Fatalf("after outgrowing its bound, %d bans are still recent", len(s.recent.list))
+	}
+	if got := s.AutomaticBansWithin(netip.MustParsePrefix("2001:db8::/48"), now); len(got) != 17 {
+		t.Fatalf("after the merge, scanner bans in 2001:db8::/48: %d, want 17", len(got))
+	}
+	if _, banned := s.Banned(netip.MustParseAddr("203.0.1.7"), now); !banned {
+		t.Fatal("a merged ban is not found")
+	}
+	if _, banned := s.Banned(netip.MustParseAddr("203.0.1.7"), now.Add(2*time.Hour)); banned {
+		t.Fatal("an expired ban is still in force")
+	}
+}

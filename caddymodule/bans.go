@@ -179,6 +179,29 @@ func (l *logBudget) quiet() int64 {
 type localBans struct {
 	mu sync.Mutex
 	m  map[netip.Prefix]localBan
+	// v6 files the IPv6 entries by their /48, so that counting those in a
+	// network does not go through every entry.
+	v6 map[netip.Prefix]map[netip.Prefix]bool
+}
+
+// net48 is the /48 an IPv6 entry of /48 or longer is filed under.
+func net48(p netip.Prefix) (netip.Prefix, bool) {
+	if !p.Addr().Is6() || p.Bits() < 48 {
+		return netip.Prefix{}, false
+	}
+	n, _ := p.Addr().Prefix(48)
+	return n, true
+}
+
+// del drops p's entry. The caller holds lb.mu.
+func (lb *localBans) del(p netip.Prefix) {
+	delete(lb.m, p)
+	if n, ok := net48(p); ok {
+		delete(lb.v6[n], p)
+		if len(lb.v6[n]) == 0 {
+			delete(lb.v6, n)
+		}
+	}
 }
 
 type localBan struct {
@@ -195,6 +218,15 @@ func (lb *localBans) set(p netip.Prefix, b localBan) {
 		lb.m = map[netip.Prefix]localBan{}
 	}
 	lb.m[p] = b
+	if n, ok := net48(p); ok {
+		if lb.v6 == nil {
+			lb.v6 = map[netip.Prefix]map[netip.Prefix]bool{}
+		}
+		if lb.v6[n] == nil {
+			lb.v6[n] = map[netip.Prefix]bool{}
+		}
+		lb.v6[n][p] = true
+	}
 }
 
 // stored and failed record the store's answer on bans written.
@@ -219,7 +251,8 @@ func (lb *localBans) mark(bans []approvals.Ban, f func(*localBan)) {
 
 // within lists the prefixes inside network, network itself left out, that
 // this instance banned and that are banned at now. An IPv4 /24 is looked up
-// address by address; anything larger goes through every entry.
+// address by address, an IPv6 /48 in its own index; anything else goes
+// through every entry.
 func (lb *localBans) within(network netip.Prefix, now time.Time) []netip.Prefix {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
@@ -228,6 +261,14 @@ func (lb *localBans) within(network netip.Prefix, now time.Time) []netip.Prefix 
 		for ip := network.Masked().Addr(); network.Contains(ip); ip = ip.Next() {
 			if b, ok := lb.m[netip.PrefixFrom(ip, 32)]; ok && now.Before(b.until) {
 				out = append(out, netip.PrefixFrom(ip, 32))
+			}
+		}
+		return out
+	}
+	if n, ok := net48(network); ok && network.Bits() == 48 {
+		for p := range lb.v6[n] {
+			if b := lb.m[p]; p != network && now.Before(b.until) {
+				out = append(out, p)
 			}
 		}
 		return out
@@ -243,7 +284,7 @@ func (lb *localBans) within(network netip.Prefix, now time.Time) []netip.Prefix 
 func (lb *localBans) remove(p netip.Prefix) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
-	delete(lb.m, p)
+	lb.del(p)
 }
 
 // banned reports whether p is banned locally at now, given the snapshot's
@@ -256,7 +297,7 @@ func (lb *localBans) banned(p netip.Prefix, loadedAt, now time.Time) bool {
 		return false
 	}
 	if b.over(loadedAt, now) {
-		delete(lb.m, p)
+		lb.del(p)
 		return false
 	}
 	return true
@@ -282,7 +323,7 @@ func (lb *localBans) prune(loadedAt, now time.Time) {
 	defer lb.mu.Unlock()
 	for p, b := range lb.m {
 		if b.over(loadedAt, now) {
-			delete(lb.m, p)
+			lb.del(p)
 		}
 	}
 }

@@ -26,3 +26,27 @@ func TestLocalBansArePruned(t *testing.T) {
 		t.Fatalf("after a prune: %d entries, want the one the snapshot does not have yet and the one waiting to be written", n)
 	}
 }
+
+// The sources this instance banned inside a network are found through
+// their /24 or /48, and forgotten with their entries.
+func TestLocalBansWithinANetwork(t *testing.T) {
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	var lb localBans
+	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+	live := localBan{until: at.Add(time.Hour), made: at}
+	for _, s := range []string{"2001:db8:1:1::/64", "2001:db8:1:2::/64", "2001:db8:2:1::/64", "198.51.100.7/32", "198.51.100.9/32"} {
+		lb.set(p(s), live)
+	}
+	lb.set(p("2001:db8:1:3::/64"), localBan{until: at.Add(-time.Second), made: at.Add(-time.Hour)}) // ended
+	if got := lb.within(p("2001:db8:1::/48"), at); len(got) != 2 {
+		t.Fatalf("in 2001:db8:1::/48: %v, want the two in force", got)
+	}
+	if got := lb.within(p("198.51.100.0/24"), at); len(got) != 2 {
+		t.Fatalf("in 198.51.100.0/24: %v", got)
+	}
+	lb.remove(p("2001:db8:1:1::/64"))
+	lb.prune(at.Add(-time.Minute), at)
+	if got := lb.within(p("2001:db8:1::/48"), at); len(got) != 1 || len(lb.v6[p("2001:db8:1::/48")]) != 1 {
+		t.Fatalf("after a lift and a prune: %v, index %v", got, lb.v6)
+	}
+}

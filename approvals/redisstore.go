@@ -117,17 +117,42 @@ func (s *RedisStore) listen(ctx context.Context, ps *redis.PubSub) {
 				continue
 			}
 			if n.From != s.instance {
-				s.heard(n.Bans, len(n.Bans) == 0)
+				s.heard(fromWire(n.Bans), len(n.Bans) == 0)
 			}
 		}
 	}
 }
 
 // notice is what a change publishes: who made it, and the bans it added
-// when that is all it did.
+// when that is all it did. Bans travel in a compact form (times in Unix
+// milliseconds): a flood publishes thousands a second, and every other
+// instance decodes them.
 type notice struct {
-	From string `json:"from"`
-	Bans []Ban  `json:"bans,omitempty"`
+	From string    `json:"from"`
+	Bans []wireBan `json:"bans,omitempty"`
+}
+
+type wireBan struct {
+	Prefix  netip.Prefix `json:"p"`
+	Reason  string       `json:"r"`
+	Created int64        `json:"c"`
+	Expires int64        `json:"e"`
+}
+
+func toWire(bans []Ban) []wireBan {
+	out := make([]wireBan, len(bans))
+	for i, b := range bans {
+		out[i] = wireBan{b.Prefix, b.Reason, b.CreatedAt.UnixMilli(), b.ExpiresAt.UnixMilli()}
+	}
+	return out
+}
+
+func fromWire(ws []wireBan) []Ban {
+	out := make([]Ban, len(ws))
+	for i, w := range ws {
+		out[i] = Ban{Prefix: w.Prefix, Reason: w.Reason, CreatedAt: time.UnixMilli(w.Created).UTC(), ExpiresAt: time.UnixMilli(w.Expires).UTC()}
+	}
+	return out
 }
 
 // heard queues what a notification said and signals Changes.
@@ -197,18 +222,24 @@ func (s *RedisStore) logEvent(ctx context.Context, pipe redis.Pipeliner, ev Audi
 	if err != nil {
 		return err
 	}
-	args := &redis.XAddArgs{Stream: s.auditStream(ev.Kind()), Values: []any{"event", b}}
-	if ev.Kind() == "ban" {
+	s.appendEvent(ctx, pipe, ev.Kind(), b)
+	return nil
+}
+
+// appendEvent queues the encoded event b on the stream of its kind; ban
+// events are trimmed to banAuditMax.
+func (s *RedisStore) appendEvent(ctx context.Context, pipe redis.Pipeliner, kind string, b []byte) {
+	args := &redis.XAddArgs{Stream: s.auditStream(kind), Values: []any{"event", b}}
+	if kind == "ban" {
 		args.MaxLen, args.Approx = s.banAuditMax, s.banAuditMax >= 1000
 	}
 	pipe.XAdd(ctx, args)
-	return nil
 }
 
 // notify queues the notification other instances listen for: the bans
 // added, or none for "read everything again".
 func (s *RedisStore) notify(ctx context.Context, pipe redis.Pipeliner, bans []Ban) error {
-	b, err := json.Marshal(notice{From: s.instance, Bans: bans})
+	b, err := json.Marshal(notice{From: s.instance, Bans: toWire(bans)})
 	if err != nil {
 		return err
 	}
@@ -369,24 +400,32 @@ func (s *RedisStore) AddBans(ctx context.Context, list []Ban, actor string) erro
 		return nil
 	}
 	bans, expiry := s.key("bans"), s.key("bans:expiry")
+	// Each ban's record is encoded once, for the hash and inside its audit
+	// event: {"id":"","time":…,"action":"ban.added","actor":…,"ban":record}.
+	head, err := json.Marshal(AuditEvent{Time: s.now().UTC(), Action: ActionBanAdded, Actor: actor})
+	if err != nil {
+		return err
+	}
+	head = append(head[:len(head)-1], `,"ban":`...)
 	fields := make([]any, 0, 2*len(list))
 	scores := make([]redis.Z, 0, len(list))
+	events := make([][]byte, 0, len(list))
 	for _, b := range list {
 		rec, err := json.Marshal(b)
 		if err != nil {
 			return err
 		}
-		fields = append(fields, b.Prefix.String(), rec)
-		scores = append(scores, redis.Z{Score: float64(b.ExpiresAt.UnixMilli()), Member: b.Prefix.String()})
+		member := b.Prefix.String()
+		fields = append(fields, member, rec)
+		scores = append(scores, redis.Z{Score: float64(b.ExpiresAt.UnixMilli()), Member: member})
+		events = append(events, append(append(slices.Clip(head), rec...), '}'))
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pruneBansScript.Eval(ctx, pipe, []string{bans, expiry}, s.now().UnixMilli())
 		pipe.HSet(ctx, bans, fields...)
 		pipe.ZAdd(ctx, expiry, scores...)
-		for i := range list {
-			if err := s.logEvent(ctx, pipe, AuditEvent{Action: ActionBanAdded, Actor: actor, Ban: &list[i]}); err != nil {
-				return err
-			}
+		for _, ev := range events {
+			s.appendEvent(ctx, pipe, "ban", ev)
 		}
 		return s.notify(ctx, pipe, list)
 	})

@@ -1,6 +1,7 @@
 package approvals
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 )
@@ -35,7 +36,24 @@ func (x *PrefixIndex[T]) Add(p netip.Prefix, v T) {
 		t.lengths = append(t.lengths, p.Bits())
 		slices.SortFunc(t.lengths, func(a, b int) int { return b - a })
 	}
-	m[p] = append(m[p], v)
+	m[p] = append(slices.Clip(m[p]), v) // a new array: a clone may share the old one
+}
+
+// Clone returns a copy of x that Add can change without changing x: the
+// maps are copied, and Add never writes into a slice it did not allocate.
+func (x *PrefixIndex[T]) Clone() PrefixIndex[T] {
+	return PrefixIndex[T]{v4: x.v4.clone(), v6: x.v6.clone()}
+}
+
+func (t prefixTable[T]) clone() prefixTable[T] {
+	c := prefixTable[T]{lengths: slices.Clone(t.lengths)}
+	if t.byLen != nil {
+		c.byLen = make(map[int]map[netip.Prefix][]T, len(t.byLen))
+		for bits, m := range t.byLen {
+			c.byLen[bits] = maps.Clone(m)
+		}
+	}
+	return c
 }
 
 // Lookup calls yield for every value whose prefix contains ip, most specific

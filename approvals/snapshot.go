@@ -92,23 +92,36 @@ func NewSnapshot(list []*Approval, bans []Ban, loadedAt time.Time) *Snapshot {
 }
 
 // WithBans returns a snapshot with bans added to s's and those expired at
-// now dropped. Only the recent layer is rebuilt, until it outgrows an
-// eighth of the older one; then both are merged.
+// now dropped. Only the recent layer changes: its index is copied and the
+// new bans added, or rebuilt when some of it expired; once it outgrows an
+// eighth of the main layer (and 512), both are merged.
 func (s *Snapshot) WithBans(bans []Ban, now time.Time) *Snapshot {
 	c := *s
+	expired := false
+	for _, b := range s.recent.list {
+		expired = expired || !b.ActiveAt(now)
+	}
 	recent := make([]Ban, 0, len(s.recent.list)+len(bans))
 	for _, b := range s.recent.list {
 		if b.ActiveAt(now) {
 			recent = append(recent, b)
 		}
 	}
+	added := len(recent)
 	for _, b := range bans {
 		if b.ActiveAt(now) {
 			recent = append(recent, b)
 		}
 	}
 	if len(recent) <= max(512, len(s.base.list)/8) {
-		c.recent = newBanLayer(recent)
+		if expired {
+			c.recent = newBanLayer(recent)
+			return &c
+		}
+		c.recent = banLayer{list: recent, index: s.recent.index.Clone()}
+		for _, b := range recent[added:] {
+			c.recent.index.Add(b.Prefix, b)
+		}
 		return &c
 	}
 	merged := make([]Ban, 0, len(s.base.list)+len(recent))

@@ -27,7 +27,8 @@ type Syncer struct {
 	// they were stored may not have them.
 	deltaMu   sync.Mutex
 	deltas    []delta
-	queued    []Ban // by QueueBans, for Run
+	queued    []Ban    // by QueueBans, for Run
+	applied   []func() // called once the queued bans are in the snapshot
 	deltaKick chan struct{}
 
 	healthMu sync.Mutex
@@ -118,10 +119,14 @@ func (s *Syncer) AddBans(bans []Ban) {
 
 // QueueBans is AddBans by Run, with other bans that come within
 // DeltaInterval: a flood then costs a new snapshot a few times a second, not
-// once per batch written. Run must be running.
-func (s *Syncer) QueueBans(bans []Ban) {
+// once per batch written. applied, when not nil, is called from Run once the
+// bans are in the snapshot. Run must be running.
+func (s *Syncer) QueueBans(bans []Ban, applied func()) {
 	s.deltaMu.Lock()
 	s.queued = append(s.queued, bans...)
+	if applied != nil {
+		s.applied = append(s.applied, applied)
+	}
 	s.deltaMu.Unlock()
 	select {
 	case s.deltaKick <- struct{}{}:
@@ -135,10 +140,13 @@ const DeltaInterval = 50 * time.Millisecond
 // applyQueued applies the bans queued.
 func (s *Syncer) applyQueued() {
 	s.deltaMu.Lock()
-	bans := s.queued
-	s.queued = nil
+	bans, applied := s.queued, s.applied
+	s.queued, s.applied = nil, nil
 	s.deltaMu.Unlock()
 	s.AddBans(bans)
+	for _, f := range applied {
+		f()
+	}
 }
 
 // Refresh reads the whole store and replaces the snapshot. On failure the
@@ -197,7 +205,7 @@ func (s *Syncer) Run(ctx context.Context, onRefresh func(error)) {
 		case <-timer.C:
 		case <-changes:
 			if c := s.store.Pending(); !c.Full {
-				s.QueueBans(c.Bans)
+				s.QueueBans(c.Bans, nil)
 				continue
 			}
 		case <-s.deltaKick:

@@ -87,8 +87,10 @@ func (a *App) bansFull(at time.Time) bool {
 }
 
 // stored is the BanWriter's report on a batch: bans the store took are
-// applied to this instance's snapshot at once; the others stay enforced
-// here until the next read of the store, which does not have them.
+// added to this instance's snapshot within DeltaInterval, and then forgotten
+// here (a full read that began before the write adds them again over its
+// result); the others stay enforced here until the next read of the store,
+// which does not have them.
 func (st *sharedState) stored(logger *zap.Logger) func([]approvals.Ban, error) {
 	return func(batch []approvals.Ban, err error) {
 		at := now()
@@ -99,8 +101,7 @@ func (st *sharedState) stored(logger *zap.Logger) func([]approvals.Ban, error) {
 				zap.Int("bans", len(batch)), zap.Stringer("first", batch[0].Prefix), zap.Error(err))
 			return
 		}
-		st.bans.stored(batch, at)
-		st.syncer.QueueBans(batch)
+		st.syncer.QueueBans(batch, func() { st.bans.forget(batch) })
 	}
 }
 
@@ -171,11 +172,11 @@ func (l *logBudget) quiet() int64 {
 
 // localBans are bans this instance made and enforces at once, before its
 // snapshot of the store has them. An entry counts while it waits to be
-// written, then until a snapshot read after the write takes over; that
-// snapshot is the authority, so a ban lifted through any instance is lifted
-// here too. A ban the store failed to take ends with the first snapshot read
-// after the failure: the store answers again and does not have it, so no
-// instance but this one would ever enforce it.
+// written; once the store took it and the snapshot has it, the entry goes,
+// so the snapshot is the authority and a ban lifted through any instance is
+// lifted here too. A ban the store failed to take ends with the first
+// snapshot read after the failure: the store answers again and does not
+// have it, so no instance but this one would ever enforce it.
 type localBans struct {
 	mu sync.Mutex
 	m  map[netip.Prefix]localBan
@@ -207,8 +208,7 @@ func (lb *localBans) del(p netip.Prefix) {
 type localBan struct {
 	until  time.Time
 	made   time.Time
-	stored time.Time // when the store acknowledged it
-	failed time.Time // when the store failed to take it
+	failed time.Time // when the store failed to take it; zero while in flight
 }
 
 func (lb *localBans) set(p netip.Prefix, b localBan) {
@@ -229,21 +229,25 @@ func (lb *localBans) set(p netip.Prefix, b localBan) {
 	}
 }
 
-// stored and failed record the store's answer on bans written.
-func (lb *localBans) stored(bans []approvals.Ban, at time.Time) {
-	lb.mark(bans, func(b *localBan) { b.stored = at })
-}
-
-func (lb *localBans) failed(bans []approvals.Ban, at time.Time) {
-	lb.mark(bans, func(b *localBan) { b.failed = at })
-}
-
-func (lb *localBans) mark(bans []approvals.Ban, f func(*localBan)) {
+// forget drops the entries of bans the store took and the snapshot has;
+// an entry made again since (another ban of the prefix) stays.
+func (lb *localBans) forget(bans []approvals.Ban) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	for _, b := range bans {
 		if e, ok := lb.m[b.Prefix]; ok && e.until.Equal(b.ExpiresAt) {
-			f(&e)
+			lb.del(b.Prefix)
+		}
+	}
+}
+
+// failed records that the store did not take bans.
+func (lb *localBans) failed(bans []approvals.Ban, at time.Time) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	for _, b := range bans {
+		if e, ok := lb.m[b.Prefix]; ok && e.until.Equal(b.ExpiresAt) {
+			e.failed = at
 			lb.m[b.Prefix] = e
 		}
 	}
@@ -304,15 +308,9 @@ func (lb *localBans) banned(p netip.Prefix, loadedAt, now time.Time) bool {
 }
 
 // over reports whether b no longer counts at now, given the snapshot's load
-// time: it expired, or a snapshot read after the store's answer took over.
+// time: it expired, or the store failed to take it and was read since.
 func (b localBan) over(loadedAt, now time.Time) bool {
-	var superseded bool
-	switch {
-	case !b.stored.IsZero():
-		superseded = loadedAt.After(b.stored)
-	case !b.failed.IsZero():
-		superseded = loadedAt.After(b.failed)
-	}
+	superseded := !b.failed.IsZero() && loadedAt.After(b.failed)
 	return !now.Before(b.until) || superseded
 }
 

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
 )
 
 // This instance's bans are dropped once they end or a snapshot read after
@@ -12,11 +14,11 @@ func TestLocalBansArePruned(t *testing.T) {
 	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	var lb localBans
 	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-	lb.set(p("198.51.100.1/32"), localBan{until: at.Add(-time.Second), made: at.Add(-time.Hour)})                              // ended
-	lb.set(p("198.51.100.2/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Minute), stored: at.Add(-time.Minute)}) // stored, snapshot read since
-	lb.set(p("198.51.100.3/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Minute), failed: at.Add(-time.Minute)}) // the store failed to take it, snapshot read since
-	lb.set(p("198.51.100.4/32"), localBan{until: at.Add(time.Hour), made: at, stored: at})                                     // the snapshot is older
-	lb.set(p("198.51.100.5/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Hour)})                                 // still waiting to be written
+	lb.set(p("198.51.100.1/32"), localBan{until: at.Add(-time.Second), made: at.Add(-time.Hour)})                                   // ended
+	lb.set(p("198.51.100.2/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Minute), failed: at.Add(-90 * time.Second)}) // the store failed to take it, snapshot read since
+	lb.set(p("198.51.100.3/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Minute), failed: at.Add(-time.Minute)})      // the store failed to take it, snapshot read since
+	lb.set(p("198.51.100.4/32"), localBan{until: at.Add(time.Hour), made: at, failed: at})                                          // failed, the snapshot is older
+	lb.set(p("198.51.100.5/32"), localBan{until: at.Add(time.Hour), made: at.Add(-time.Hour)})                                      // still waiting to be written
 	lb.prune(at.Add(-2*time.Minute), at)
 	if n := lb.len(); n != 4 {
 		t.Fatalf("after a prune with an older snapshot: %d entries, want 4", n)
@@ -48,5 +50,20 @@ func TestLocalBansWithinANetwork(t *testing.T) {
 	lb.prune(at.Add(-time.Minute), at)
 	if got := lb.within(p("2001:db8:1::/48"), at); len(got) != 1 || len(lb.v6[p("2001:db8:1::/48")]) != 1 {
 		t.Fatalf("after a lift and a prune: %v, index %v", got, lb.v6)
+	}
+}
+
+// A ban the store took is forgotten here once the snapshot has it, unless
+// the prefix was banned again meanwhile.
+func TestStoredBansAreForgotten(t *testing.T) {
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	var lb localBans
+	p := netip.MustParsePrefix("198.51.100.1/32")
+	q := netip.MustParsePrefix("198.51.100.2/32")
+	lb.set(p, localBan{until: at.Add(time.Hour), made: at})
+	lb.set(q, localBan{until: at.Add(2 * time.Hour), made: at}) // banned again, longer
+	lb.forget([]approvals.Ban{{Prefix: p, ExpiresAt: at.Add(time.Hour)}, {Prefix: q, ExpiresAt: at.Add(time.Hour)}})
+	if lb.banned(p, time.Time{}, at) || !lb.banned(q, time.Time{}, at) || lb.len() != 1 {
+		t.Fatalf("after the store took both: %d entries; want only the one banned again", lb.len())
 	}
 }

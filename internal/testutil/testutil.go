@@ -5,22 +5,39 @@ package testutil
 
 import (
 	"net"
+	"sync"
 	"os/exec"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// FreeAddr returns a loopback host:port that was free a moment ago.
+// FreeAddr returns a loopback host:port that was free a moment ago and that
+// it has not returned before in this process: a test often takes several
+// addresses before anything listens on them, and the kernel may hand the
+// same free port out twice.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut.m[addr] {
+			handedOut.m[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+var handedOut = struct {
+	sync.Mutex
+	m map[string]bool
+}{m: map[string]bool{}}
 
 // WaitFor polls cond every 10ms and returns how long it took to hold; it
 // fails the test when cond does not hold within limit.

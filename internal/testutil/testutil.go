@@ -5,8 +5,8 @@ package testutil
 
 import (
 	"net"
-	"sync"
 	"os/exec"
+	"sync"
 	"syscall"
 	"testing"
 	"time"

@@ -367,7 +367,7 @@ func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
 		cancel()
 		st.bans.prune(st.syncer.Snapshot().LoadedAt, now())
 		if n := st.banLog.quiet(); n > 0 {
-			logger.Warn("more scanners banned than are logged one by one; see the audit (kind=ban) for each",
+			logger.Warn("more scanner bans than are logged one by one; the audit (kind=ban) has each ban",
 				zap.Int64("not_logged", n), zap.Int("logged_per_second", banLogsPerSecond))
 		}
 		switch up := st.syncer.Health().Up; {

@@ -97,6 +97,7 @@ func TestBadCaddyfileNamesLineAndProblem(t *testing.T) {
 		{"file store without dir", "{\n\tgatekeeper {\n\t\tstore file\n\t}\n}", `the directory is missing`},
 		{"ipv6 prefix out of range", "{\n\tgatekeeper {\n\t\tipv6_prefix 200\n\t}\n}", `ipv6_prefix: /200 is out of range; want 48 to 128, at Caddyfile:2`},
 		{"extra value", "{\n\tgatekeeper {\n\t\tkey_prefix a b\n\t}\n}", `key_prefix: takes one value`},
+		{"bad max_bans", "{\n\tgatekeeper {\n\t\tmax_bans lots\n\t}\n}", `max_bans: "lots" is not a positive number, at Caddyfile:3`},
 		{"bad mode", ":80 {\n\tgatekeeper {\n\t\tmode shout\n\t}\n}", `mode: "shout" is not one of monitor, flag, block`},
 		{"unknown handler option", ":80 {\n\tgatekeeper {\n\t\ttennant a\n\t}\n}", `unknown gatekeeper option "tennant", at Caddyfile:3`},
 	}

@@ -255,12 +255,13 @@ func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view reque
 	switch {
 	case d.Ban:
 		offence := h.detector.Tracker().Offence(view.ip, offenceMemory)
-		if ttl := h.app.banScanner(view.ip, approvals.ScannerBanPrefix+reasons, offence); ttl > 0 {
-			if h.app.state.banLog.allow(now()) {
-				h.logger.Warn("scanner blocked and banned", append(fields, zap.Int("offence", offence), zap.Duration("ban_ttl", ttl))...)
-			}
-		} else {
-			h.logger.Warn("scanner blocked, not banned: max_bans reached", fields...)
+		ttl := h.app.banScanner(view.ip, approvals.ScannerBanPrefix+reasons, offence)
+		switch {
+		case !h.app.state.banLog.allow(now()):
+		case ttl > 0:
+			h.logger.Warn("scanner blocked and banned", append(fields, zap.Int("offence", offence), zap.Duration("ban_ttl", ttl))...)
+		default:
+			h.logger.Warn("scanner blocked, not banned (max_bans bans in force)", fields...)
 		}
 	case d.Refused():
 		h.logger.Info("scanner request blocked, source not banned: another site's page made the request", fields...)

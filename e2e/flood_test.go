@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -236,4 +237,35 @@ func p99(ds []time.Duration) time.Duration {
 func proxyClient() *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}, Timeout: 5 * time.Second}
 	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
+}
+
+// max_bans caps the bans in force: past it, scanners are still refused but
+// not banned, the metric counts them and the log says so once.
+func TestMaxBansCapsBansInForce(t *testing.T) {
+	globals := "\t\tstore file ./data\n\t\tmax_bans 5\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For\n\t"
+	in := startSite(t, globals, webSite(t, "block"))
+	proxy := proxyClient()
+	for i := range 12 {
+		src := fmt.Sprintf("10.9.0.%d", i+1)
+		if code := get(proxy, in.Site, "/", "X-Forwarded-For", src, "User-Agent", sqlmapUA); code != 403 {
+			t.Fatalf("scanner %s: %d, want 403 whether or not it is banned", src, code)
+		}
+	}
+	testutil.WaitFor(t, 2*time.Second, "the bans stored and in the snapshot", func() bool { return in.status().BansActive >= 5 })
+	if st := in.status(); st.BansActive != 5 {
+		t.Fatalf("bans in force: %d, want max_bans = 5", st.BansActive)
+	}
+	if n := in.metric("caddy_gatekeeper_bans_capped_total"); n != 7 {
+		t.Fatalf("bans_capped_total = %v, want 7", n)
+	}
+	if n := strings.Count(in.logText(), "max_bans reached: scanners are still refused but no longer banned"); n != 1 {
+		t.Fatalf("the cap was logged %d times, want once a minute", n)
+	}
+	// The first five stay banned; the others are not, and browse freely.
+	if code := get(proxy, in.Site, "/", "X-Forwarded-For", "10.9.0.1", "User-Agent", firefox); code != 403 {
+		t.Fatalf("a banned source browsing: %d", code)
+	}
+	if code := get(proxy, in.Site, "/", "X-Forwarded-For", "10.9.0.12", "User-Agent", firefox); code != 200 {
+		t.Fatalf("a scanner refused but not banned, browsing: %d", code)
+	}
 }

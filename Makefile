@@ -4,7 +4,7 @@ GO    ?= go
 BIN   := $(CURDIR)/bin/gatekeeper
 PKGS  := ./...
 
-.PHONY: build run test deps vet fmt-check rules unit fuzz bench clean
+.PHONY: build run test deps vet fmt-check rules unit fuzz bench profile clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/gatekeeper
@@ -43,6 +43,7 @@ fmt-check:
 
 unit:
 	GATEKEEPER_BIN=$(BIN) $(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -count=1 -run 'Allocations' ./caddymodule/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 8s -fuzzminimizetime 2s ./approvals/
@@ -55,6 +56,10 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./approvals/ ./caddymodule/
 	GATEKEEPER_BIN=$(BIN) $(GO) test -run '^$$' -bench BanFlood -benchtime 1x -timeout 10m ./e2e/
 	BIN=$(BIN) scripts/bench-load.sh
+
+# A CPU profile of the server under a wrk load (scripts/profile.sh).
+profile: build
+	BIN=$(BIN) scripts/profile.sh
 
 clean:
 	rm -rf bin data

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -43,6 +44,7 @@ type Handler struct {
 	Detect *DetectConfig `json:"detect,omitempty"`
 
 	app       *App
+	tenant    tenantSource
 	detector  *detect.Detector
 	memoryKey string
 	logger    *zap.Logger
@@ -62,6 +64,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Tenant == "" {
 		h.Tenant = "{http.request.host}"
 	}
+	h.tenant = parseTenant(h.Tenant)
 	if h.Mode == "" {
 		h.Mode = policy.ModeBlock
 	}
@@ -127,12 +130,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !d.Observe {
 		return next.ServeHTTP(w, r)
 	}
-	rec := &statusRecorder{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	rec := recorders.Get().(*statusRecorder)
+	rec.ResponseWriter, rec.status = w, 0
 	err := next.ServeHTTP(rec, r)
 	status := rec.status
-	var he caddyhttp.HandlerError
-	if errors.As(err, &he) {
-		status = he.StatusCode
+	rec.ResponseWriter = nil // nothing writes through it once next is done
+	recorders.Put(rec)
+	if err != nil {
+		var he caddyhttp.HandlerError
+		if errors.As(err, &he) {
+			status = he.StatusCode
+		}
 	}
 	h.detector.ObserveRequest(r, view.ip, status)
 	return err
@@ -154,7 +162,7 @@ func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
 	token := policy.TakeToken(r.Header)
 	host := trimHostDot(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	view := requestView{tenant: repl.ReplaceAll(h.Tenant, "")}
+	view := requestView{tenant: h.tenant.of(r, repl)}
 	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.Settings().StoreUnavailable, Now: now(),
 		Detect: h.Detect == nil || !h.Detect.Off}
 	ip, ok := clientIP(r)
@@ -290,10 +298,13 @@ func (h *Handler) storeFault(d policy.Decision) {
 
 // statusRecorder notes the status of the answer for behaviour tracking.
 // It embeds Caddy's wrapper, which keeps Flush, Hijack and Unwrap working.
+// Recorders are reused through recorders.
 type statusRecorder struct {
 	caddyhttp.ResponseWriterWrapper
 	status int
 }
+
+var recorders = sync.Pool{New: func() any { return new(statusRecorder) }}
 
 func (s *statusRecorder) WriteHeader(code int) {
 	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {

@@ -22,41 +22,10 @@ import (
 // from a source without an approval (a browser request, through scanner
 // detection and behaviour tracking). Run with make bench.
 func BenchmarkDecision(b *testing.B) {
-	if err := caddy.Load(caddyConfig(testutil.FreeAddr(b), testutil.FreeAddr(b),
-		map[string]any{"kind": "file", "dir": b.TempDir()}, "ok"), true); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = caddy.Stop() }()
-	app := current.Load()
-	start := time.Now().UTC()
-	a := &approvals.Approval{
-		ID: "apr_bench", Tenant: "acme", Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")},
-		NotBefore: start.Add(-time.Hour), NotAfter: start.Add(24 * time.Hour),
-		MaxRPS: 1e6, Burst: 1e6, MaxRequests: 1 << 40, CreatedAt: start,
-		RequestedBy: "r", ApprovedBy: "a", ApprovalRef: "x",
-	}
-	if err := app.Syncer().Store().CreateApproval(context.Background(), a, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	if err := app.Syncer().Refresh(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	det, err := (*DetectConfig)(nil).build(detect.NewMemory(0, 64, nil))
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := &Handler{Tenant: "acme", Mode: policy.ModeBlock, app: app, detector: det}
-	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
-
-	for _, tc := range []struct{ name, ip string }{{"approved", "192.0.2.10"}, {"unapproved", "198.51.100.20"}} {
+	h, next := decisionHandler(b)
+	for _, tc := range decisionCases {
 		b.Run(tc.name, func(b *testing.B) {
-			w := httptest.NewRecorder()
-			r := httptest.NewRequest("GET", "http://acme.example.com/api/users", nil)
-			r.RemoteAddr = tc.ip + ":40000"
-			r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0")
-			r.Header.Set("Accept", "text/html,*/*;q=0.8")
-			r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
-			caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, tc.ip) // as the server does
+			w, r := decisionRequest(tc.ip)
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := h.ServeHTTP(w, r, next); err != nil {
@@ -69,4 +38,53 @@ func BenchmarkDecision(b *testing.B) {
 			}
 		})
 	}
+}
+
+var decisionCases = []struct {
+	name, ip  string
+	maxAllocs float64
+}{{"approved", "192.0.2.10", 9}, {"unapproved", "198.51.100.20", 5}}
+
+// decisionHandler is a provisioned gatekeeper handler, in block mode with
+// default detection, over a running app whose store holds one approval
+// for 192.0.2.10, and an upstream that does nothing.
+func decisionHandler(tb testing.TB) (*Handler, caddyhttp.Handler) {
+	if err := caddy.Load(caddyConfig(testutil.FreeAddr(tb), testutil.FreeAddr(tb),
+		map[string]any{"kind": "file", "dir": tb.TempDir()}, "ok"), true); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = caddy.Stop() })
+	app := current.Load()
+	start := time.Now().UTC()
+	a := &approvals.Approval{
+		ID: "apr_bench", Tenant: "acme", Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")},
+		NotBefore: start.Add(-time.Hour), NotAfter: start.Add(24 * time.Hour),
+		MaxRPS: 1e6, Burst: 1e6, MaxRequests: 1 << 40, CreatedAt: start,
+		RequestedBy: "r", ApprovedBy: "a", ApprovalRef: "x",
+	}
+	if err := app.Syncer().Store().CreateApproval(context.Background(), a, "bench"); err != nil {
+		tb.Fatal(err)
+	}
+	if err := app.Syncer().Refresh(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	det, err := (*DetectConfig)(nil).build(detect.NewMemory(0, 64, nil))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h := &Handler{Tenant: "acme", tenant: parseTenant("acme"), Mode: policy.ModeBlock, app: app, detector: det}
+	return h, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+}
+
+// decisionRequest is a browser's GET from ip, prepared as Caddy's server
+// prepares requests.
+func decisionRequest(ip string) (http.ResponseWriter, *http.Request) {
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "http://acme.example.com/api/users", nil)
+	r.RemoteAddr = ip + ":40000"
+	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0")
+	r.Header.Set("Accept", "text/html,*/*;q=0.8")
+	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), w, nil)
+	caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, ip) // as the server does
+	return w, r
 }

@@ -9,14 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/gatekeeper}
 DURATION=${DURATION:-10s}
-if ! command -v wrk >/dev/null; then
-	if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-	else echo "wrk is missing: sudo apt-get install -y wrk" >&2; exit 1; fi
-fi
+source scripts/lib.sh
+need_wrk
 work=$(mktemp -d)
+pid=""
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-admin=127.0.0.1:$(port); bare=$(port); guarded=$(port)
+admin=127.0.0.1:$(free_port); bare=$(free_port); guarded=$(free_port)
 cat > "$work/Caddyfile" <<CADDY
 {
 	admin $admin
@@ -35,9 +33,7 @@ http://:$guarded {
 	respond "ok"
 }
 CADDY
-"$BIN" run --config "$work/Caddyfile" --adapter caddyfile >"$work/log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do curl -fs "http://$admin/gatekeeper/status" >/dev/null && break; sleep 0.1; done
+start_gatekeeper "$work/Caddyfile"
 
 run() { wrk -t2 -c32 -d"$DURATION" -H "Host: $2" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {print $2}'; }
 b=$(run "$bare" acme.localhost)

@@ -3,7 +3,6 @@ package approvals
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -22,15 +21,10 @@ func watchFailover(rdb redis.UniversalClient) {
 	}
 }
 
-func (h clusterFailover) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := next(ctx, network, addr)
-		if err != nil {
-			h.c.ReloadState(context.WithoutCancel(ctx))
-		}
-		return conn, err
-	}
-}
+// DialHook leaves dialing alone: a Cluster client dials through its nodes'
+// clients, never its own hook, and a failed dial surfaces as a failed
+// command, which ProcessHook sees.
+func (h clusterFailover) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h clusterFailover) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {

@@ -113,7 +113,9 @@ func (s *RedisStore) listen(ctx context.Context, ps *redis.PubSub) {
 			var n notice
 			if err := json.Unmarshal([]byte(m.Payload), &n); err != nil {
 				// Not ours to read (another version): read everything.
-				s.heard(nil, m.Payload != s.instance)
+				if m.Payload != s.instance {
+					s.heard(nil, true)
+				}
 				continue
 			}
 			if n.From != s.instance {
@@ -432,14 +434,6 @@ func (s *RedisStore) AddBans(ctx context.Context, list []Ban, actor string) erro
 	return s.wrap("add bans", err)
 }
 
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
-}
-
 // RemoveBan implements Store.
 func (s *RedisStore) RemoveBan(ctx context.Context, p netip.Prefix, actor string, at time.Time) (Ban, error) {
 	bans, expiry := s.key("bans"), s.key("bans:expiry")
@@ -506,13 +500,9 @@ func (s *RedisStore) Bans(ctx context.Context, now time.Time) ([]Ban, error) {
 // stream and ban events from the ban stream (and from the approval stream,
 // which held every kind before); with no kind, the two are merged by time.
 func (s *RedisStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
-	var out []AuditEvent
-	if q.Kind == "" || q.Kind == "approval" || q.Kind == "ban" {
-		evs, err := s.readStream(ctx, s.auditStream("approval"), "", q)
-		if err != nil {
-			return nil, err
-		}
-		out = evs
+	out, err := s.readStream(ctx, s.auditStream("approval"), "", q)
+	if err != nil {
+		return nil, err
 	}
 	if q.Kind == "" || q.Kind == "ban" {
 		evs, err := s.readStream(ctx, s.auditStream("ban"), "ban:", q)

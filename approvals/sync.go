@@ -104,9 +104,9 @@ type delta struct {
 	bans []Ban
 }
 
-// AddBans applies bans, stored by this instance or heard of from another,
+// addBans applies bans, stored by this instance or heard of from another,
 // to the snapshot at once.
-func (s *Syncer) AddBans(bans []Ban) {
+func (s *Syncer) addBans(bans []Ban) {
 	if len(bans) == 0 {
 		return
 	}
@@ -117,7 +117,7 @@ func (s *Syncer) AddBans(bans []Ban) {
 	s.snap.Store(s.snap.Load().WithBans(bans, at))
 }
 
-// QueueBans is AddBans by Run, with other bans that come within
+// QueueBans is addBans by Run, with other bans that come within
 // DeltaInterval: a flood then costs a new snapshot a few times a second, not
 // once per batch written. applied, when not nil, is called from Run once the
 // bans are in the snapshot. Run must be running.
@@ -143,7 +143,7 @@ func (s *Syncer) applyQueued() {
 	bans, applied := s.queued, s.applied
 	s.queued, s.applied = nil, nil
 	s.deltaMu.Unlock()
-	s.AddBans(bans)
+	s.addBans(bans)
 	for _, f := range applied {
 		f()
 	}

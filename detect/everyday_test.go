@@ -51,6 +51,24 @@ func replay(d *Detector, c *testutil.Clock, source netip.Addr, visits []visit) (
 	return 0, Result{}
 }
 
+// caughtWithin replays visits from src on a fresh detector and clock and
+// fails t unless one of them is scored a scanner; it returns which (from 1)
+// and its result.
+func caughtWithin(t *testing.T, visits []visit) (int, Result) {
+	t.Helper()
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	n, res := replay(newDetector(t, c), c, src, visits)
+	if n == 0 {
+		t.Fatalf("not caught within %d requests", len(visits))
+	}
+	return n, res
+}
+
+// probeWalk is a scanner's probe paths, for tests that walk them slowly or
+// from many addresses.
+var probeWalk = []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php", "/server-status", "/dump.sql",
+	"/.aws/credentials", "/wp-config.php.bak", "/web.config", "/.htpasswd", "/database.sql", "/backup.zip"}
+
 // Everyday classes of traffic, each from one address, with default
 // detection: none of them may ever score as a scanner.
 func TestEverydayTrafficIsNeverAScanner(t *testing.T) {
@@ -182,11 +200,7 @@ func TestDirectoryBruteForceIsCaught(t *testing.T) {
 					visits = append(visits, visit{"GET", "/", firefox, 200, tc.every})
 				}
 			}
-			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
-			n, res := replay(newDetector(t, c), c, src, visits[:tc.limit])
-			if n == 0 {
-				t.Fatalf("not caught within %d requests", tc.limit)
-			}
+			n, res := caughtWithin(t, visits[:tc.limit])
 			t.Logf("caught at request %d: %v", n, res.Signals.Names())
 		})
 	}

@@ -13,8 +13,6 @@ import (
 // A scanner rotating its address through a network it holds is caught by
 // its network's buckets, within the stated number of requests.
 func TestRotatingScannersAreCaughtByTheirNetwork(t *testing.T) {
-	probes := []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php", "/server-status", "/dump.sql",
-		"/.aws/credentials", "/wp-config.php.bak", "/web.config", "/.htpasswd", "/database.sql", "/backup.zip"}
 	payloads := []string{"1' AND 1=1-- -", ";env;", "<svg/onload=alert(1)>", "a;sleep 60;", "1 AND 8413=8413", "|id",
 		"$(whoami)", "`uname -a`", "1' ORDER BY 1-- -", "expect://id", "php://input", "<img src=x onerror=alert(1)>"}
 	for _, tc := range []struct {
@@ -25,7 +23,7 @@ func TestRotatingScannersAreCaughtByTheirNetwork(t *testing.T) {
 		limit   int
 	}{
 		{"a probe from each /64 of a /48", func(i int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("2001:db8:42:%x::1", i)) },
-			func(i int) string { return fmt.Sprintf("%s?r=%d", probes[i%len(probes)], i) }, 1, 13},
+			func(i int) string { return fmt.Sprintf("%s?r=%d", probeWalk[i%len(probeWalk)], i) }, 1, 13},
 		{"a payload from each address of a /24", func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)}) },
 			func(i int) string {
 				return "/item?id=" + url.QueryEscape(fmt.Sprintf("%s%d", payloads[i%len(payloads)], i))

@@ -38,21 +38,27 @@ type answer struct {
 	header http.Header
 }
 
-// get requests path on host ("acme.localhost") with extra headers.
+// do sends method path to host ("acme.localhost") with extra headers.
 func (c *client) do(method, host, path string, headers ...string) answer {
 	c.t.Helper()
-	req, _ := http.NewRequest(method, "http://"+c.site+path, nil)
-	req.Host = host
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.http.Do(newRequest(method, c.site, host, path, headers...))
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return answer{resp.StatusCode, string(b), resp.Header}
+}
+
+// newRequest is method path on site, for host, with headers given as
+// name, value pairs.
+func newRequest(method, site, host, path string, headers ...string) *http.Request {
+	req, _ := http.NewRequest(method, "http://"+site+path, nil)
+	req.Host = host
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return req
 }
 
 func (c *client) get(host, path string, headers ...string) answer {

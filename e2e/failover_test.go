@@ -171,12 +171,7 @@ func send(in *instance, source, path string, headers ...string) int {
 // get is a GET of path on site for acme that never fails the test: a
 // transport error is status 0.
 func get(c *http.Client, site, path string, headers ...string) int {
-	req, _ := http.NewRequest("GET", "http://"+site+path, nil)
-	req.Host = "acme.localhost"
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.Do(req)
+	resp, err := c.Do(newRequest("GET", site, "acme.localhost", path, headers...))
 	if err != nil {
 		return 0
 	}

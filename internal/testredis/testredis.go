@@ -156,29 +156,44 @@ func (s *Server) Client() *redis.Client {
 // It returns the nodes' addresses.
 func StartCluster(t testing.TB) []string {
 	t.Helper()
-	var addrs []string
+	var nodes []*Server
 	for range 3 {
-		addrs = append(addrs, StartWith(t, Options{Cluster: true}).Addr)
+		nodes = append(nodes, StartWith(t, Options{Cluster: true}))
 	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	joinCluster(t, nodes, 0)
+	return (&Cluster{Nodes: nodes}).Addrs()
+}
+
+// joinCluster joins nodes into one Cluster with redis-cli --cluster create,
+// replicas replicas a master, and waits until every node sees the cluster
+// ok and every replica is in sync: one node saying ok is not enough, the
+// others may still answer CLUSTERDOWN.
+func joinCluster(t testing.TB, nodes []*Server, replicas int) {
+	t.Helper()
+	args := []string{"--cluster", "create"}
+	for _, s := range nodes {
+		args = append(args, s.Addr)
+	}
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	out, err := exec.Command("redis-cli", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	defer c.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		info, err := c.ClusterInfo(context.Background()).Result()
-		if err == nil && strings.Contains(info, "cluster_state:ok") {
-			return addrs
+	waitFor(t, 30*time.Second, "every node to see cluster_state:ok and its replicas in sync", func() bool {
+		for _, s := range nodes {
+			cl := redis.NewClient(&redis.Options{Addr: s.Addr})
+			info, err := cl.ClusterInfo(context.Background()).Result()
+			role, _ := cl.Do(context.Background(), "ROLE").Slice()
+			cl.Close()
+			if err != nil || !strings.Contains(info, "cluster_state:ok") || len(role) == 0 {
+				return false
+			}
+			if role[0] == "slave" && (len(role) < 4 || role[3] != "connected") {
+				return false
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster did not become ok within 20s: %v %s", err, info)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return true
+	})
 }
 
 // StartSentinel starts a master and one Sentinel watching it under
@@ -236,37 +251,14 @@ const ClusterNodeTimeout = 1000 * time.Millisecond
 func StartClusterWithReplicas(t testing.TB) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
-	var addrs []string
 	for range 6 {
-		s := StartWith(t, Options{Cluster: true, Extra: []string{
+		c.Nodes = append(c.Nodes, StartWith(t, Options{Cluster: true, Extra: []string{
 			"--cluster-node-timeout", strconv.Itoa(int(ClusterNodeTimeout.Milliseconds())),
 			"--cluster-replica-validity-factor", "0",
 			"--repl-diskless-sync-delay", "0",
-		}})
-		c.Nodes = append(c.Nodes, s)
-		addrs = append(addrs, s.Addr)
+		}}))
 	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
-	out, err := exec.Command("redis-cli", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	waitFor(t, 30*time.Second, "every node to see cluster_state:ok and its replicas in sync", func() bool {
-		for _, s := range c.Nodes {
-			cl := redis.NewClient(&redis.Options{Addr: s.Addr})
-			info, err := cl.ClusterInfo(context.Background()).Result()
-			role, _ := cl.Do(context.Background(), "ROLE").Slice()
-			cl.Close()
-			if err != nil || !strings.Contains(info, "cluster_state:ok") || len(role) == 0 {
-				return false
-			}
-			if role[0] == "slave" && (len(role) < 4 || role[3] != "connected") {
-				return false
-			}
-		}
-		return true
-	})
+	joinCluster(t, c.Nodes, 1)
 	return c
 }
 

@@ -30,7 +30,10 @@ func (l *ledger) take(a *Approval, want int, now time.Time) Lease {
 		l.Refill = now
 	}
 	remaining := a.MaxRequests - l.Granted
-	n := min(int64(want), int64(l.Tokens), remaining, endgameCap(remaining))
+	// A whole token less a rounding error is a whole token: the Redis
+	// script adds up the same time in another order, and both must grant
+	// alike (FuzzLedgerMatchesRedis).
+	n := min(int64(want), int64(l.Tokens+tokenSlack), remaining, endgameCap(remaining))
 	n = max(n, 0)
 	l.Tokens -= float64(n)
 	l.Granted += n
@@ -43,6 +46,11 @@ func (l *ledger) take(a *Approval, want int, now time.Time) Lease {
 	}
 	return out
 }
+
+// tokenSlack is how far below a whole token a bucket may be, from
+// floating-point rounding, and still grant it; the Redis script uses the
+// same 1e-9.
+const tokenSlack = 1e-9
 
 // endgameCap shrinks leases as the budget runs out, so that admissions
 // leased by instances that then go quiet strand little of it: one eighth of

@@ -70,7 +70,8 @@ local retry = 0
 if now < hold then
 	retry = math.ceil((hold - now) * 1000000)
 else
-	n = math.max(0, math.min(want, math.floor(tokens), remaining, math.max(1, math.floor(remaining / 8))))
+	-- a whole token less a rounding error counts (tokenSlack in lease.go)
+	n = math.max(0, math.min(want, math.floor(tokens + 1e-9), remaining, math.max(1, math.floor(remaining / 8))))
 	if n == 0 and remaining > 0 then
 		local need = math.min(want, remaining, math.max(1, math.floor(remaining / 8)), burst)
 		retry = math.ceil((need - tokens) * 1000000 / rate)

@@ -89,6 +89,11 @@ var metrics = struct {
 			eachMemory(func(m *detect.Memory) { n += m.Len() })
 			return float64(n)
 		}),
+		gaugeFunc("tracker_bytes", "Memory the behaviour trackers hold, outside the Go heap for the most part.", func(*App) float64 {
+			n := 0
+			eachMemory(func(m *detect.Memory) { n += m.Bytes() })
+			return float64(n)
+		}),
 		gaugeFunc("store_up", "1 when the last read of the store worked, else 0.", func(a *App) float64 {
 			if a.Syncer().Health().Up {
 				return 1

@@ -130,7 +130,7 @@ func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint6
 		return signals // nothing here a network counts or could be refused for
 	}
 	if nk, ok := networkKey(src); ok {
-		sourceHash := uint16(maphash.Comparable(t.seed, k)%65535) + 1
+		sourceHash := uint16(maphash.Bytes(t.seed, k.addr[:]) % 65535)
 		over, _ := t.request(nk, sourceHash, probe, payload, networkFactor)
 		// The request must itself do what runs its network over: probe
 		// where probes do, send a payload where payloads do, fail where
@@ -148,19 +148,19 @@ func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint6
 // a probe or not, with a payload or not; factor scales the buckets'
 // capacities. It returns what is running over, and whether k's failures
 // outweigh its successes lately.
-func (t *Tracker) request(k netip.Addr, agent uint16, probe bool, payload uint64, factor float32) (SignalSet, bool) {
+func (t *Tracker) request(k key, agent uint16, probe bool, payload uint64, factor float32) (SignalSet, bool) {
 	sh, st, now := t.locked(k)
 	defer sh.mu.Unlock()
 	t.drain(st, now)
 	if now-st.agentsSince > uint32(agentsPeriod.Milliseconds()) {
-		st.agents, st.agentsSince = [maxAgents]uint16{}, now
+		st.agents, st.agentsSince = 0, now
 	}
 	st.sawAgent(agent)
 	if probe {
 		st.probe++
 		st.slow++
 	}
-	if payload != 0 && !t.filter(st, now).seen(payload) {
+	if payload != 0 && !t.filter(sh, st, now).seen(payload) {
 		st.payload++
 		st.slow++
 	}
@@ -190,7 +190,7 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 }
 
 // response counts an answer under key k (see onResponse).
-func (t *Tracker) response(k netip.Addr, h uint64, failed, static, id bool) {
+func (t *Tracker) response(k key, h uint64, failed, static, id bool) {
 	sh, st, now := t.locked(k)
 	defer sh.mu.Unlock()
 	t.drain(st, now)
@@ -206,7 +206,7 @@ func (t *Tracker) response(k netip.Addr, h uint64, failed, static, id bool) {
 		}
 		return
 	}
-	if t.filter(st, now).seen(h) {
+	if t.filter(sh, st, now).seen(h) {
 		return
 	}
 	w := float32(1)
@@ -219,17 +219,13 @@ func (t *Tracker) response(k netip.Addr, h uint64, failed, static, id bool) {
 }
 
 // filter is st's filter of failed paths and payloads, new or cleared when
-// its period is over or it is half full.
-func (t *Tracker) filter(st *sourceState, now uint32) *failedPaths {
-	f := st.failed
-	if f == nil || now-f.since > uint32(t.cfg.DistinctPaths.Per.Milliseconds()) || f.full() {
-		if f == nil {
-			f = new(failedPaths)
-			st.failed = f
-		}
-		*f = failedPaths{since: now}
+// its period is over or it is half full. The caller holds sh.mu.
+func (t *Tracker) filter(sh *shard, st *sourceState, now uint32) *failedPaths {
+	x := sh.extraOf(st)
+	if !x.filtering || now-x.failed.since > uint32(t.cfg.DistinctPaths.Per.Milliseconds()) || x.failed.full() {
+		x.failed, x.filtering = failedPaths{since: now}, true
 	}
-	return f
+	return &x.failed
 }
 
 // overflowing says which of st's buckets run over, their capacities

@@ -2,10 +2,14 @@ package detect
 
 import (
 	"hash/maphash"
+	"math"
 	"math/bits"
+	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // DefaultMaxSources is the default cap on tracked sources.
@@ -13,14 +17,16 @@ const DefaultMaxSources = 1_000_000
 
 const shards = 64
 
-// Memory is what is known of every tracked source, in bounded memory.
+// Memory is what is known of every tracked source, in bounded memory: about
+// 60 bytes a source (see table.go), and 80 more for a source that failed,
+// sent payloads or was banned.
 type Memory struct {
 	now        func() time.Time
 	epoch      time.Time
 	seed       maphash.Seed
 	perCap     int
 	ipv6Prefix int
-	shards     [shards]shard
+	shards     *[shards]shard // apart from Memory, for the cleanup that frees their tables
 }
 
 // NewMemory returns an empty Memory for at most maxSources sources
@@ -37,31 +43,69 @@ func NewMemory(maxSources, ipv6Prefix int, now func() time.Time) *Memory {
 	if ipv6Prefix <= 0 {
 		ipv6Prefix = DefaultIPv6Prefix
 	}
-	m := &Memory{now: now, epoch: now(), seed: maphash.MakeSeed(), perCap: max(1, maxSources/shards), ipv6Prefix: ipv6Prefix}
+	m := &Memory{now: now, epoch: now(), seed: maphash.MakeSeed(), perCap: max(1, maxSources/shards), ipv6Prefix: ipv6Prefix,
+		shards: new([shards]shard)}
 	for i := range m.shards {
-		m.shards[i].m = make(map[netip.Addr]*sourceState)
+		m.shards[i].sources.seed = m.seed
+		m.shards[i].networks.seed = m.seed
 	}
+	// The tables' memory is outside the heap: give it back once no one
+	// can reach the Memory any more.
+	runtime.AddCleanup(m, func(s *[shards]shard) {
+		for i := range s {
+			s[i].sources.free()
+			s[i].networks.free()
+		}
+	}, m.shards)
 	return m
 }
 
-type shard struct {
-	mu sync.Mutex
-	m  map[netip.Addr]*sourceState
+// key is what a source or a network is tracked by: the 16 bytes of an
+// address (an IPv4 address in its IPv4-mapped form) or of a network's first
+// address.
+type key struct {
+	addr    [16]byte
+	network bool
 }
 
-// sourceState is what is known of one source: 52 bytes, and 72 more once
-// one of its requests has failed or carried a payload.
+// shard holds the sources and networks whose keys hash to it, and the
+// extras of those that have one.
+type shard struct {
+	mu         sync.Mutex
+	sources    table
+	networks   table
+	extras     []extra
+	freeExtras []uint32
+}
+
+func (sh *shard) table(k key) *table {
+	if k.network {
+		return &sh.networks
+	}
+	return &sh.sources
+}
+
+// sourceState is what is known of one source or network: 36 bytes, its
+// bucket levels and clocks, and an extra once one of its requests failed,
+// carried a payload or got it banned.
 type sourceState struct {
 	last                                     uint32 // milliseconds since the tracker's epoch (wraps after 49 days)
 	notFound, distinct, probe, payload, slow float32
-	// failed holds the paths that failed and the payloads sent lately;
-	// nil until the first of either.
-	failed *failedPaths
-	// agents holds 16-bit hashes (never 0) of the first maxAgents
-	// User-Agents seen since agentsSince: how many different clients
-	// share the address.
-	agents      [maxAgents]uint16
+	// agents has one bit set for each user agent (by a 5-bit hash) seen
+	// since agentsSince: how many different clients share the address.
+	agents      uint32
 	agentsSince uint32
+	// extra is 1 + the index of the source's extra in its shard, or 0.
+	extra uint32
+}
+
+// extra is what a source that failed, sent payloads or was banned needs
+// besides its buckets.
+type extra struct {
+	// failed holds the paths that failed and the payloads sent lately,
+	// when filtering.
+	failed    failedPaths
+	filtering bool
 	// offences is how many times the source was banned as a scanner, the
 	// last at lastOffence.
 	offences    uint8
@@ -79,29 +123,26 @@ const (
 	agentsPeriod = 10 * time.Minute
 )
 
-// clients is how many user agents st was seen with lately, 1 to maxAgents.
-func (st *sourceState) clients() float32 {
-	n := 0
-	for _, a := range st.agents {
-		if a != 0 {
-			n++
+// agentsSeen is how many distinct user agents k bits of a 32-bit set stand
+// for (linear counting, -32·ln(1-k/32), rounded and capped at maxAgents):
+// two agents share a bit now and then, which would otherwise shrink a
+// shared address's room.
+var agentsSeen = func() (n [33]float32) {
+	for k := range n {
+		est := float64(maxAgents)
+		if k < 32 {
+			est = math.Min(est, math.Round(-32*math.Log(1-float64(k)/32)))
 		}
+		n[k] = float32(max(est, 1))
 	}
-	return float32(max(n, 1))
-}
+	return n
+}()
 
-// sawAgent notes a user agent's 16-bit hash.
-func (st *sourceState) sawAgent(h uint16) {
-	for i, a := range st.agents {
-		switch a {
-		case h:
-			return
-		case 0:
-			st.agents[i] = h
-			return
-		}
-	}
-}
+// clients is how many user agents st was seen with lately, 1 to maxAgents.
+func (st *sourceState) clients() float32 { return agentsSeen[bits.OnesCount32(st.agents)] }
+
+// sawAgent notes a user agent by its hash.
+func (st *sourceState) sawAgent(h uint16) { st.agents |= 1 << (h % 32) }
 
 // failedPaths is a 512-bit Bloom filter (two bits a path) of the paths that
 // failed since `since`, cleared every DistinctPaths.Per, or sooner once half
@@ -131,30 +172,68 @@ func (f *failedPaths) seen(h uint64) bool {
 	return had
 }
 
+// extraOf returns st's extra, making one if need be. The caller holds
+// sh.mu; the pointer is good until the shard's next extraOf.
+func (sh *shard) extraOf(st *sourceState) *extra {
+	if st.extra == 0 {
+		if n := len(sh.freeExtras); n > 0 {
+			st.extra = sh.freeExtras[n-1]
+			sh.freeExtras = sh.freeExtras[:n-1]
+		} else {
+			sh.extras = append(sh.extras, extra{})
+			st.extra = uint32(len(sh.extras))
+		}
+	}
+	return &sh.extras[st.extra-1]
+}
+
+// release gives back the extra of a state being forgotten.
+func (sh *shard) release(st *sourceState) {
+	if st.extra != 0 {
+		sh.extras[st.extra-1] = extra{}
+		sh.freeExtras = append(sh.freeExtras, st.extra)
+	}
+}
+
 // Len is how many sources the memory holds (networks are not counted).
 func (m *Memory) Len() int {
 	n := 0
 	for i := range m.shards {
 		m.shards[i].mu.Lock()
-		for k := range m.shards[i].m {
-			if k.Zone() == "" {
-				n++
-			}
-		}
+		n += m.shards[i].sources.n
 		m.shards[i].mu.Unlock()
 	}
 	return n
 }
 
-// Forget drops what is known of the sources inside p, as when a person
-// lifts their ban: they start again with empty buckets.
-func (m *Memory) Forget(p netip.Prefix) {
+// Bytes is the memory the Memory holds for its states: their tables
+// (mapped outside the Go heap; pages never touched included) and extras.
+func (m *Memory) Bytes() int {
+	n := 0
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		for k := range sh.m {
-			if p.Contains(k) || p.Contains(m.key(k)) {
-				delete(sh.m, k)
+		n += sh.sources.bytes() + sh.networks.bytes() +
+			cap(sh.extras)*int(unsafe.Sizeof(extra{})) + 4*cap(sh.freeExtras)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Forget drops what is known of the sources inside p, and of the source
+// p's address is tracked under (its IPv6 prefix), as when a person lifts
+// their ban: they start again with empty buckets.
+func (m *Memory) Forget(p netip.Prefix) {
+	own := m.key(p.Addr())
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		t := &sh.sources
+		for pos := t.n - 1; pos >= 0; pos-- { // a removal moves the last entry to pos
+			e := t.at(pos)
+			if e.addr == own.addr || p.Contains(netip.AddrFrom16(e.addr).Unmap()) {
+				sh.release(&e.sourceState)
+				t.remove(pos)
 			}
 		}
 		sh.mu.Unlock()
@@ -168,77 +247,91 @@ func (m *Memory) Forget(p netip.Prefix) {
 func (m *Memory) Offence(src netip.Addr, forgetAfter time.Duration) int {
 	sh, st, now := m.locked(m.key(src))
 	defer sh.mu.Unlock()
-	if st.offences > 0 && now-st.lastOffence > uint32(forgetAfter.Milliseconds()) {
-		st.offences = 0
+	x := sh.extraOf(st)
+	if x.offences > 0 && now-x.lastOffence > uint32(forgetAfter.Milliseconds()) {
+		x.offences = 0
 	}
-	if st.offences < 255 {
-		st.offences++
+	if x.offences < 255 {
+		x.offences++
 	}
-	st.lastOffence = now
-	return int(st.offences)
+	x.lastOffence = now
+	return int(x.offences)
 }
 
 // locked returns the state under key k, made if need be, with its shard
-// locked (the caller unlocks sh.mu), and the clock.
-func (m *Memory) locked(k netip.Addr) (sh *shard, st *sourceState, now uint32) {
-	sh = m.shardOf(k)
+// locked (the caller unlocks sh.mu), and the clock. The pointer is good
+// while sh.mu is held.
+func (m *Memory) locked(k key) (sh *shard, st *sourceState, now uint32) {
+	h := maphash.Bytes(m.seed, k.addr[:])
+	sh = &m.shards[h>>(64-6)] // the top bits pick the shard, the low ones the slot
 	now = m.clock()
 	sh.mu.Lock()
-	return sh, m.state(sh, k, now), now
+	t := sh.table(k)
+	if pos, ok := t.find(&k.addr, h); ok {
+		return sh, &t.at(pos).sourceState, now
+	}
+	if sh.sources.n+sh.networks.n >= m.perCap {
+		m.evict(sh, t)
+	}
+	e := t.add(&k.addr, h)
+	e.last = now
+	return sh, &e.sourceState, now
+}
+
+// lookup returns the state under key k, if any, with its shard locked
+// (the caller unlocks sh.mu).
+func (m *Memory) lookup(k key) (sh *shard, st *sourceState) {
+	h := maphash.Bytes(m.seed, k.addr[:])
+	sh = &m.shards[h>>(64-6)]
+	sh.mu.Lock()
+	t := sh.table(k)
+	if pos, ok := t.find(&k.addr, h); ok {
+		return sh, &t.at(pos).sourceState
+	}
+	return sh, nil
 }
 
 // key is what a source is tracked by: the address, or an IPv6 prefix.
-func (m *Memory) key(ip netip.Addr) netip.Addr {
+func (m *Memory) key(ip netip.Addr) key {
 	ip = ip.Unmap()
 	if ip.Is6() {
 		if p, err := ip.Prefix(m.ipv6Prefix); err == nil {
-			return p.Addr()
+			ip = p.Addr()
 		}
 	}
-	return ip
-}
-
-func (m *Memory) shardOf(k netip.Addr) *shard {
-	b := k.As16()
-	return &m.shards[maphash.Bytes(m.seed, b[:])%shards]
+	return key{addr: ip.As16()}
 }
 
 func (m *Memory) clock() uint32 { return uint32(m.now().Sub(m.epoch) / time.Millisecond) }
 
-// state returns src's state, creating it (and evicting another when the
-// shard is full). The caller holds sh.mu.
-func (m *Memory) state(sh *shard, k netip.Addr, now uint32) *sourceState {
-	st, ok := sh.m[k]
-	if ok {
-		return st
-	}
-	if len(sh.m) >= m.perCap {
-		m.evict(sh)
-	}
-	st = &sourceState{last: now}
-	sh.m[k] = st
-	return st
-}
+// evictionSample is how many states evict compares.
+const evictionSample = 8
 
-// evict forgets the least recently seen of a few sources picked at random
-// (map order), as Redis's approximated LRU does. A source with anything in
-// its buckets counts as ten minutes younger, so a flood of fresh addresses
-// cannot wash a scanner out of the tracker.
-func (m *Memory) evict(sh *shard) {
-	var oldest netip.Addr
-	var oldestAt uint64
-	n := 0
-	for k, st := range sh.m {
+// evict forgets the least recently seen of a few states picked at random
+// from t (or from the shard's other table when t is empty), as Redis's
+// approximated LRU does. A state with anything in its buckets counts as ten
+// minutes younger, so a flood of fresh addresses cannot wash a scanner out
+// of the tracker. The caller holds sh.mu.
+func (m *Memory) evict(sh *shard, t *table) {
+	if t.n == 0 {
+		t = &sh.sources
+		if t.n == 0 {
+			t = &sh.networks
+		}
+	}
+	oldest, oldestAt := -1, uint64(0)
+	for range min(evictionSample, t.n) {
+		pos := rand.IntN(t.n)
+		st := &t.at(pos).sourceState
 		at := uint64(st.last)
-		if st.notFound >= 1 || st.distinct >= 1 || st.probe >= 1 || st.payload >= 1 || st.slow >= 1 || st.offences > 0 {
+		if st.notFound >= 1 || st.distinct >= 1 || st.probe >= 1 || st.payload >= 1 || st.slow >= 1 ||
+			(st.extra != 0 && sh.extras[st.extra-1].offences > 0) {
 			at += uint64(10 * time.Minute / time.Millisecond)
 		}
-		if n == 0 || at < oldestAt {
-			oldest, oldestAt = k, at
-		}
-		if n++; n == 8 {
-			break
+		if oldest < 0 || at < oldestAt {
+			oldest, oldestAt = pos, at
 		}
 	}
-	delete(sh.m, oldest)
+	sh.release(&t.at(oldest).sourceState)
+	t.remove(oldest)
 }

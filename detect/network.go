@@ -21,7 +21,6 @@ import (
 const (
 	networkFactor     = 4
 	minNetworkSources = 3
-	networkZone       = "net" // marks a network's key apart from any source's
 	ipv4Network       = 24
 	ipv6Network       = 48
 )
@@ -34,12 +33,12 @@ func public(ip netip.Addr) bool {
 }
 
 // networkKey is the key ip's network is tracked by, when ip is public.
-func networkKey(ip netip.Addr) (netip.Addr, bool) {
+func networkKey(ip netip.Addr) (key, bool) {
 	p, ok := Network(ip)
 	if !ok {
-		return netip.Addr{}, false
+		return key{}, false
 	}
-	return netip.AddrFrom16(p.Addr().As16()).WithZone(networkZone), true
+	return key{addr: p.Addr().As16(), network: true}, true
 }
 
 // Network is the prefix a public source's behaviour is also counted under
@@ -59,12 +58,10 @@ func Network(ip netip.Addr) (netip.Prefix, bool) {
 
 // networkSources is about how many sources of network key k did something
 // suspect lately (a probe, a payload, failures outweighing successes).
-func (m *Memory) networkSources(k netip.Addr) int {
-	sh := m.shardOf(k)
-	sh.mu.Lock()
+func (m *Memory) networkSources(k key) int {
+	sh, st := m.lookup(k)
 	defer sh.mu.Unlock()
-	st, ok := sh.m[k]
-	if !ok {
+	if st == nil {
 		return 0
 	}
 	return int(st.clients())

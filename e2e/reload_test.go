@@ -119,7 +119,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 }
 
 // heapInUse is the process's heap in use after a garbage collection.
-func heapInUse(t *testing.T, in *instance) uint64 {
+func heapInUse(t testing.TB, in *instance) uint64 {
 	t.Helper()
 	resp, err := http.Get("http://" + in.Admin + "/debug/pprof/heap?gc=1&debug=1")
 	if err != nil {

@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# A wrk load run against one gatekeeper process serving two sites from the
-# same build: a bare Caddy site and the same site behind the gatekeeper
-# handler, once from a source without an approval and once from an approved
-# source (wrk cannot pick its source address, so the approval covers
-# 127.0.0.1). Prints requests/s for each and the ratio to bare Caddy. All
-# traffic stays on loopback; each run lasts DURATION.
+# Gatekeeper's cost for the traffic it lets through (issue #11): one process
+# of this build serves two `respond "ok"` sites, one bare and one behind the
+# gatekeeper handler (block mode, default detection, file store, metrics on,
+# 1 000 approvals of other sources loaded). wrk sends a browser's requests,
+# in ROUNDS interleaved rounds (the order turning each round), to:
+#   bare        the bare site;
+#   unapproved  the guarded site, from a source without an approval;
+#   approved    the guarded site, from a source whose approval covers it,
+#               well within its rate and budget.
+# wrk cannot pick its source address, so the sources come in
+# X-Forwarded-For from a trusted loopback proxy, for both sites alike.
+# Each run lasts DURATION; the server's CPU time comes from /proc. It prints
+# every run, then the median over rounds of each round's ratio to the bare
+# site: requests/s, and CPU efficiency (bare CPU a request / the guarded
+# site's). All traffic stays on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/gatekeeper}
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-6s}
+ROUNDS=${ROUNDS:-5}
+APPROVALS=${APPROVALS:-1000}
 source scripts/lib.sh
 need_wrk
 work=$(mktemp -d)
@@ -19,6 +30,12 @@ cat > "$work/Caddyfile" <<CADDY
 {
 	admin $admin
 	default_bind 127.0.0.1
+	metrics
+	servers {
+		trusted_proxies static 127.0.0.1/32
+		trusted_proxies_strict
+		client_ip_headers X-Forwarded-For
+	}
 	gatekeeper {
 		store file $work/data
 	}
@@ -29,20 +46,61 @@ http://:$bare {
 http://:$guarded {
 	gatekeeper {
 		tenant {http.request.host.labels.1}
+		mode block
 	}
 	respond "ok"
 }
 CADDY
 start_gatekeeper "$work/Caddyfile"
 
-run() { wrk -t2 -c32 -d"$DURATION" -H "Host: $2" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {print $2}'; }
-b=$(run "$bare" acme.localhost)
-u=$(run "$guarded" acme.localhost)
-from=$(date -u -d '-1 min' +%FT%TZ); until=$(date -u -d '+1 hour' +%FT%TZ)
-"$BIN" approvals add --address "$admin" --tenant acme --source 127.0.0.1 --from "$from" --until "$until" \
-	--rps 1000000 --burst 1000000 --max-requests 1000000000 --requested-by bench --approved-by bench --ref BENCH >/dev/null
-a=$(run "$guarded" acme.localhost)
-printf '%-34s %12s %8s\n' "site (wrk -t2 -c32 -d$DURATION)" "requests/s" "ratio"
-printf '%-34s %12.0f %8s\n' "bare Caddy" "$b" "1.00"
-printf '%-34s %12.0f %8.2f\n' "gatekeeper, unapproved source" "$u" "$(awk "BEGIN {print $u / $b}")"
-printf '%-34s %12.0f %8.2f\n' "gatekeeper, approved source" "$a" "$(awk "BEGIN {print $a / $b}")"
+approve() { # tenant source
+	local from until
+	from=$(date -u -d '-1 min' +%FT%TZ); until=$(date -u -d '+1 hour' +%FT%TZ)
+	curl -fsS -o /dev/null -X POST "http://$admin/gatekeeper/approvals" -H 'Content-Type: application/json' -d @- <<JSON
+{"tenant":"$1","sources":["$2"],"not_before":"$from","not_after":"$until","max_rps":1000000,"burst":1000000,
+ "max_requests":1000000000,"requested_by":"bench","approved_by":"bench","approval_ref":"BENCH"}
+JSON
+}
+for i in $(seq 0 $((APPROVALS - 1))); do approve "t$((i % 50))" "10.$((i / 250)).$((i % 250)).1"; done
+approve acme 192.0.2.10
+
+# cpu prints the server's user+system CPU time so far, in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+
+declare -A rps cpureq
+run() { # name port source round
+	local before after out
+	before=$(cpu)
+	out=$(wrk -t1 -c32 -d"$DURATION" -H "Host: acme.localhost" -H "X-Forwarded-For: $3" \
+		-H "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" \
+		-H "Accept: text/html,*/*;q=0.8" -H "Accept-Language: en" "http://127.0.0.1:$2/")
+	after=$(cpu)
+	if grep -q "Non-2xx" <<<"$out"; then echo "$1: refused requests:" >&2; echo "$out" >&2; exit 1; fi
+	local r n
+	r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+	n=$(awk '/requests in/ {print $1}' <<<"$out")
+	rps[$1,$4]=$r
+	cpureq[$1,$4]=$(awk "BEGIN {print ($after - $before) / $hz / $n * 1e6}")
+}
+names=(bare unapproved approved)
+declare -A port=([bare]=$bare [unapproved]=$guarded [approved]=$guarded)
+declare -A src=([bare]=198.51.100.20 [unapproved]=198.51.100.20 [approved]=192.0.2.10)
+run bare "$bare" 198.51.100.20 warm >/dev/null # warm-up, not counted
+printf '%-6s %-11s %12s %14s\n' round site requests/s "CPU µs/request"
+for r in $(seq 1 "$ROUNDS"); do
+	for k in 0 1 2; do
+		name=${names[$(((r + k) % 3))]}
+		run "$name" "${port[$name]}" "${src[$name]}" "$r"
+		printf '%-6s %-11s %12.0f %14.1f\n' "$r" "$name" "${rps[$name,$r]}" "${cpureq[$name,$r]}"
+	done
+done
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+echo
+printf '%-34s %16s %16s\n' "median of $ROUNDS rounds (wrk -t1 -c32 -d$DURATION)" "requests/s ratio" "CPU efficiency"
+for name in unapproved approved; do
+	rr=$(for r in $(seq 1 "$ROUNDS"); do awk "BEGIN {print ${rps[$name,$r]} / ${rps[bare,$r]}}"; done | median)
+	cr=$(for r in $(seq 1 "$ROUNDS"); do awk "BEGIN {print ${cpureq[bare,$r]} / ${cpureq[$name,$r]}}"; done | median)
+	printf '%-34s %16.3f %16.3f\n' "gatekeeper, $name source" "$rr" "$cr"
+done

@@ -57,11 +57,12 @@ const (
 // returned is the one the finding is about (nil for NoApproval): the
 // in-scope approval, or the approval whose scope or token was not met.
 func (s *Snapshot) Evaluate(acc Access, now time.Time) (Finding, *Approval) {
-	matches := s.Matching(acc.IP, now)
+	var buf, ownBuf [4]*Approval // on the stack: a source rarely has more
+	matches := s.appendMatching(buf[:0], acc.IP, now)
 	if len(matches) == 0 {
 		return NoApproval, nil
 	}
-	var own []*Approval
+	own := ownBuf[:0]
 	for _, a := range matches {
 		if SameTenant(a.Tenant, acc.Tenant) {
 			own = append(own, a)

@@ -191,7 +191,14 @@ func (errRecentlyDown) Error() string { return "the store failed less than a sec
 // the budget cannot be trusted yet, which to a tester is the same outage.
 var ErrLedgerRecovering = unavailable("lease", errors.New("the ledger lost grants and is counting them again"))
 
+// seen moves the pending last_seen to now. The time it points to belongs to
+// lo.pending alone (Flush hands the pointer over with the counts), so it is
+// made once a flush, not once a request.
 func (lo *local) seen(now time.Time) {
+	if lo.pending.LastSeen != nil {
+		*lo.pending.LastSeen = now.UTC()
+		return
+	}
 	t := now.UTC()
 	lo.pending.LastSeen = &t
 }

@@ -148,7 +148,11 @@ func (s *Snapshot) lookupBans(ip netip.Addr, yield func(Ban) bool) {
 // their sources, now is inside their window and they are not revoked. Whether
 // the budget is used up is the enforcer's business, not the matcher's.
 func (s *Snapshot) Matching(ip netip.Addr, now time.Time) []*Approval {
-	var out []*Approval
+	return s.appendMatching(nil, ip, now)
+}
+
+// appendMatching appends the approvals Matching returns to out.
+func (s *Snapshot) appendMatching(out []*Approval, ip netip.Addr, now time.Time) []*Approval {
 	s.sources.Lookup(ip, func(a *Approval) bool {
 		if a.InWindow(now) && !slices.Contains(out, a) {
 			out = append(out, a)

@@ -174,14 +174,13 @@ func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
 	in.Snapshot = h.app.Syncer().Snapshot()
 	in.BannedHere = h.app.bannedHere(in.Snapshot, ip, in.Now)
 
-	ask := &question{h: h, r: r, ip: ip, asn: view.asn}
-	in.Ask = ask
+	in.Ask, in.Request, in.ASN = h, r, view.asn
 	in.Access = approvals.Access{IP: ip, Tenant: view.tenant, Host: host, Token: token}
 	if in.Snapshot.Covers(ip, in.Now) {
 		// Only an approved source's scope is checked; only then are the
 		// views of the path and the method worth working out.
 		in.Access.Path, in.Access.Canonical = r.URL.Path, approvals.Canonical(r.URL.Path, r.URL.EscapedPath())
-		in.Access.Paths = ask
+		in.Access.Paths = pathMatcher{r}
 		var query url.Values
 		if strings.Contains(r.URL.RawQuery, "_method") {
 			query = r.URL.Query()
@@ -191,29 +190,24 @@ func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
 	return in, view
 }
 
-// question answers the policy's questions about one request.
-type question struct {
-	h   *Handler
-	r   *http.Request
-	ip  netip.Addr
-	asn uint
-}
-
-// Bounds asks the limiter; the request's context only bounds the wait.
-func (q *question) Bounds(a *approvals.Approval) policy.Bounds {
-	v, retry, err := q.h.app.Limiter().Admit(q.r.Context(), a)
+// Bounds asks the limiter about one more request r under a; the request's
+// context only bounds the wait. (The handler is the policy's Asker.)
+func (h *Handler) Bounds(r *http.Request, a *approvals.Approval) policy.Bounds {
+	v, retry, err := h.app.Limiter().Admit(r.Context(), a)
 	return policy.Bounds{Verdict: v, RetryAfter: retry, Err: err}
 }
 
-// Inspect runs scanner detection.
-func (q *question) Inspect() policy.Detection {
-	res := q.h.detector.Inspect(q.r, q.ip, q.asn)
-	return policy.Detection{Result: res, Scanner: q.h.detector.Scanner(res)}
+// Inspect runs scanner detection on r.
+func (h *Handler) Inspect(r *http.Request, src netip.Addr, asn uint) policy.Detection {
+	res := h.detector.Inspect(r, src, asn)
+	return policy.Detection{Result: res, Scanner: h.detector.Scanner(res)}
 }
 
-// MatchPath matches a path of the request (its own or a view of it) with
+// pathMatcher matches a path of the request (its own or a view of it) with
 // Caddy's path matcher.
-func (q *question) MatchPath(patterns []string, p string) bool { return matchPath(q.r, patterns, p) }
+type pathMatcher struct{ r *http.Request }
+
+func (m pathMatcher) MatchPath(patterns []string, p string) bool { return matchPath(m.r, patterns, p) }
 
 // apply carries out d on r: headers for the upstream and the client,
 // counts, logs, a ban, placeholders and access-log fields.

@@ -14,7 +14,14 @@ import (
 	"github.com/customernode/gatekeeper/policy"
 )
 
-// publish sets the placeholders and access-log fields of the decision.
+// publish makes the decision's placeholders and access-log fields
+// available. Placeholders are worked out only when something reads them:
+// the first gatekeeper handler on a request adds a provider to its
+// replacer, one small allocation; a later one (two sites' handlers on one
+// request) sets its values outright, which Caddy's replacer reads before
+// any provider, so placeholders always show the last decision. The access
+// log's gatekeeper object is added only when the server writes access
+// logs, and encoded only when the entry is written.
 func publish(r *http.Request, d policy.Decision, view requestView) {
 	f := logFields{verdict: d.Verdict, reason: d.Reason, tenant: view.tenant, country: view.country, asn: view.asn}
 	if d.Approval != nil {
@@ -23,13 +30,42 @@ func publish(r *http.Request, d policy.Decision, view requestView) {
 	if d.Detection.Scanner {
 		f.signals = d.Detection.Signals // named only when the entry is written
 	}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	ctx := r.Context()
+	repl := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if caddyhttp.GetVar(ctx, publishedVar) == nil {
+		caddyhttp.SetVar(ctx, publishedVar, true)
+		repl.Map(f.placeholder)
+	} else {
+		for i, v := range f.values() {
+			repl.Set(decisionFields[i].placeholder, v)
+		}
+	}
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil && srv.Logs != nil {
+		if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+			extra.Set(zap.Object("gatekeeper", f))
+		}
+	}
+}
+
+// publishedVar is the request variable that says a gatekeeper handler has
+// published a decision on the request.
+const publishedVar = "gatekeeper.published"
+
+// placeholderPrefix begins every placeholder of decisionFields.
+const placeholderPrefix = "http.gatekeeper."
+
+// placeholder is the provider of the decision's placeholders.
+func (f logFields) placeholder(key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, placeholderPrefix)
+	if !ok {
+		return nil, false
+	}
 	for i, v := range f.values() {
-		repl.Set(decisionFields[i].placeholder, v)
+		if decisionFields[i].placeholder[len(placeholderPrefix):] == name {
+			return v, true
+		}
 	}
-	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.Object("gatekeeper", f))
-	}
+	return nil, false
 }
 
 // decisionFields name the fields of a decision, in the order values gives

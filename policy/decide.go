@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -81,12 +82,14 @@ type Detection struct {
 }
 
 // Asker answers the two questions Decide may ask about a request, each only
-// when the policy's order reaches it.
+// when the policy's order reaches it. It is handed the request back, so one
+// Asker serves every request (a handler, say) and asking allocates nothing.
 type Asker interface {
-	// Bounds asks the volume bounds about one more request under a.
-	Bounds(a *approvals.Approval) Bounds
-	// Inspect runs scanner detection.
-	Inspect() Detection
+	// Bounds asks the volume bounds about one more request r under a.
+	Bounds(r *http.Request, a *approvals.Approval) Bounds
+	// Inspect runs scanner detection on r, from src, whose autonomous
+	// system is asn (0 when unknown).
+	Inspect(r *http.Request, src netip.Addr, asn uint) Detection
 }
 
 // Inputs are what Decide needs to know about one request.
@@ -105,8 +108,11 @@ type Inputs struct {
 	// StoreUnavailable is fail_open or fail_closed.
 	StoreUnavailable string
 
-	// Ask answers the limiter's and the detector's questions.
-	Ask Asker
+	// Ask answers the limiter's and the detector's questions about Request,
+	// from a source in autonomous system ASN (0 when unknown).
+	Ask     Asker
+	Request *http.Request
+	ASN     uint
 	// Detect: scanner detection is on.
 	Detect bool
 }
@@ -189,7 +195,7 @@ func Decide(in Inputs) Decision {
 
 	// In scope: from here on the source is an approved tester and is never
 	// scored nor banned, whatever the store's health.
-	b := in.Ask.Bounds(a)
+	b := in.Ask.Bounds(in.Request, a)
 	var d Decision
 	switch b.Verdict {
 	case approvals.RateLimited:
@@ -225,7 +231,7 @@ func detection(in Inputs) Decision {
 	if !in.Detect {
 		return Decision{Verdict: VerdictPass}
 	}
-	det := in.Ask.Inspect()
+	det := in.Ask.Inspect(in.Request, in.Access.IP, in.ASN)
 	d := Decision{Verdict: VerdictPass, Observe: true, Detection: det}
 	if !det.Scanner {
 		return d

@@ -26,41 +26,9 @@ work=$(mktemp -d)
 pid=""
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 admin=127.0.0.1:$(free_port); bare=$(free_port); guarded=$(free_port)
-cat > "$work/Caddyfile" <<CADDY
-{
-	admin $admin
-	default_bind 127.0.0.1
-	metrics
-	servers {
-		trusted_proxies static 127.0.0.1/32
-		trusted_proxies_strict
-		client_ip_headers X-Forwarded-For
-	}
-	gatekeeper {
-		store file $work/data
-	}
-}
-http://:$bare {
-	respond "ok"
-}
-http://:$guarded {
-	gatekeeper {
-		tenant {http.request.host.labels.1}
-		mode block
-	}
-	respond "ok"
-}
-CADDY
+bench_caddyfile "$work/Caddyfile" "$work/data"
 start_gatekeeper "$work/Caddyfile"
 
-approve() { # tenant source
-	local from until
-	from=$(date -u -d '-1 min' +%FT%TZ); until=$(date -u -d '+1 hour' +%FT%TZ)
-	curl -fsS -o /dev/null -X POST "http://$admin/gatekeeper/approvals" -H 'Content-Type: application/json' -d @- <<JSON
-{"tenant":"$1","sources":["$2"],"not_before":"$from","not_after":"$until","max_rps":1000000,"burst":1000000,
- "max_requests":1000000000,"requested_by":"bench","approved_by":"bench","approval_ref":"BENCH"}
-JSON
-}
 for i in $(seq 0 $((APPROVALS - 1))); do approve "t$((i % 50))" "10.$((i / 250)).$((i % 250)).1"; done
 approve acme 192.0.2.10
 
@@ -72,9 +40,7 @@ declare -A rps cpureq
 run() { # name port source round
 	local before after out
 	before=$(cpu)
-	out=$(wrk -t1 -c32 -d"$DURATION" -H "Host: acme.localhost" -H "X-Forwarded-For: $3" \
-		-H "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" \
-		-H "Accept: text/html,*/*;q=0.8" -H "Accept-Language: en" "http://127.0.0.1:$2/")
+	out=$(browser_wrk "$3" "$2" "$DURATION")
 	after=$(cpu)
 	if grep -q "Non-2xx" <<<"$out"; then echo "$1: refused requests:" >&2; echo "$out" >&2; exit 1; fi
 	local r n

@@ -20,3 +20,57 @@ start_gatekeeper() {
 	for _ in $(seq 100); do curl -fs "http://$admin/gatekeeper/status" >/dev/null && return; sleep 0.1; done
 	echo "gatekeeper did not start:" >&2; cat "$1.log" >&2; exit 1
 }
+
+# bench_caddyfile writes to $1 the configuration bench-load.sh and
+# profile.sh measure: one process serving a bare `respond "ok"` site on
+# port $bare and the same behind the gatekeeper handler (block mode,
+# default detection, file store in $2) on port $guarded, with metrics on
+# and a trusted loopback proxy whose X-Forwarded-For gives each request
+# its source.
+bench_caddyfile() {
+	cat > "$1" <<CADDY
+{
+	admin $admin
+	default_bind 127.0.0.1
+	metrics
+	servers {
+		trusted_proxies static 127.0.0.1/32
+		trusted_proxies_strict
+		client_ip_headers X-Forwarded-For
+	}
+	gatekeeper {
+		store file $2
+	}
+}
+http://:$bare {
+	respond "ok"
+}
+http://:$guarded {
+	gatekeeper {
+		tenant {http.request.host.labels.1}
+		mode block
+	}
+	respond "ok"
+}
+CADDY
+}
+
+# browser_wrk runs wrk with a browser's headers from source $1 against
+# port $2 for $3 (wrk's -d), with one thread and 32 connections.
+browser_wrk() {
+	wrk -t1 -c32 -d"$3" -H "Host: acme.localhost" -H "X-Forwarded-For: $1" \
+		-H "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" \
+		-H "Accept: text/html,*/*;q=0.8" -H "Accept-Language: en" "http://127.0.0.1:$2/"
+}
+
+# approve registers, through the admin API at $admin, an approval for
+# tenant $1 and source $2 from a minute ago to an hour from now, with
+# bounds no benchmark reaches.
+approve() {
+	local from until
+	from=$(date -u -d '-1 min' +%FT%TZ); until=$(date -u -d '+1 hour' +%FT%TZ)
+	curl -fsS -o /dev/null -X POST "http://$admin/gatekeeper/approvals" -H 'Content-Type: application/json' -d @- <<JSON
+{"tenant":"$1","sources":["$2"],"not_before":"$from","not_after":"$until","max_rps":1000000,"burst":1000000,
+ "max_requests":1000000000,"requested_by":"bench","approved_by":"bench","approval_ref":"BENCH"}
+JSON
+}

@@ -1,42 +1,28 @@
 #!/usr/bin/env bash
-# Runs wrk against one gatekeeper process serving a site behind the handler
-# (block mode, default detection, file store) and saves a CPU profile of
-# the server under that load, then prints its top entries. PROFILE names
-# the file (default cpu.pprof); DURATION is how long the profile runs.
+# Runs wrk against the guarded site of bench-load.sh's configuration (a
+# browser's requests from a source without an approval: the whole detection
+# path runs on every request; SOURCE=192.0.2.10 profiles an approved
+# source instead) and saves a CPU profile of the server under that load,
+# then prints its top entries. PROFILE names the file (default cpu.pprof);
+# DURATION is how long the profile runs, in seconds.
 # Browse it with: go tool pprof -http=: bin/gatekeeper cpu.pprof
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/gatekeeper}
 PROFILE=${PROFILE:-cpu.pprof}
 DURATION=${DURATION:-8}
+SOURCE=${SOURCE:-198.51.100.20}
 source scripts/lib.sh
 need_wrk
 work=$(mktemp -d)
 pid=""
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-admin=127.0.0.1:$(free_port); guarded=$(free_port)
-cat > "$work/Caddyfile" <<CADDY
-{
-	admin $admin
-	default_bind 127.0.0.1
-	gatekeeper {
-		store file $work/data
-	}
-}
-http://:$guarded {
-	gatekeeper {
-		tenant {http.request.host.labels.1}
-	}
-	respond "ok"
-}
-CADDY
+admin=127.0.0.1:$(free_port); bare=$(free_port); guarded=$(free_port)
+bench_caddyfile "$work/Caddyfile" "$work/data"
 start_gatekeeper "$work/Caddyfile"
+[ "$SOURCE" = 192.0.2.10 ] && approve acme 192.0.2.10
 
-# A browser's headers, from a source without an approval: the whole
-# detection path runs on every request.
-wrk -t1 -c32 -d"$((DURATION + 2))s" -H "Host: acme.localhost" \
-	-H "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" \
-	-H "Accept: text/html,*/*;q=0.8" -H "Accept-Language: en" "http://127.0.0.1:$guarded/" >"$work/wrk" &
+browser_wrk "$SOURCE" "$guarded" "$((DURATION + 2))s" >"$work/wrk" &
 wrkpid=$!
 sleep 1
 curl -fs -o "$PROFILE" "http://$admin/debug/pprof/profile?seconds=$DURATION"

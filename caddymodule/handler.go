@@ -232,7 +232,7 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, d policy.Decisio
 		}
 	}
 	if a := d.Approval; a != nil && d.Result != "" {
-		metrics.approvedRequests.WithLabelValues(a.Tenant, d.Result).Inc()
+		approvedCounter(a.Tenant, d.Result).Inc()
 		if d.Result == policy.ResultOutOfScope {
 			h.app.Limiter().CountOutOfScope(a)
 		}

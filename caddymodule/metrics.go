@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,6 +120,24 @@ var (
 	refusedByReason   = map[string]prometheus.Counter{} // scanner "none"
 	detectionsBy      = map[string]map[detect.Signal]prometheus.Counter{}
 )
+
+// approvedCounters holds approved_requests_total's counters by tenant and
+// result, resolved at a tenant's first request.
+var approvedCounters sync.Map // tenant → *sync.Map of result → prometheus.Counter
+
+// approvedCounter is approved_requests_total's counter for tenant and result.
+func approvedCounter(tenant, result string) prometheus.Counter {
+	byResult, ok := approvedCounters.Load(tenant)
+	if !ok {
+		byResult, _ = approvedCounters.LoadOrStore(tenant, new(sync.Map))
+	}
+	m := byResult.(*sync.Map)
+	if c, ok := m.Load(result); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := m.LoadOrStore(result, metrics.approvedRequests.WithLabelValues(tenant, result))
+	return c.(prometheus.Counter)
+}
 
 func init() {
 	// Series with a fixed set of label values exist from the start, so an

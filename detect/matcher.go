@@ -5,15 +5,28 @@ package detect
 // position for paths, only word starts for user agents, where a phrase must
 // also end at a word boundary (so "vega" never matches "veganism.social").
 // The root is an array, so a position whose byte starts no phrase costs one
-// index; texts are short, so the walks are too.
+// index; below it a node lists its few children's bytes, scanned in a
+// cache line rather than hashed; texts are short, so the walks are too.
 type phraseSet struct {
 	root  [256]*trieNode
 	words bool // match only whole words
 }
 
 type trieNode struct {
-	next  map[byte]*trieNode
+	keys  []byte // the (lower-case) bytes that continue a phrase from here
+	kids  []*trieNode
 	value int // index+1 of the phrase ending here; 0 when none does
+}
+
+// child is the node after byte c, or nil. Most nodes have a child or two;
+// a plain loop beats bytes.IndexByte's call at that size.
+func (n *trieNode) child(c byte) *trieNode {
+	for i, k := range n.keys {
+		if k == c {
+			return n.kids[i]
+		}
+	}
+	return nil
 }
 
 func newPhraseSet(words bool) *phraseSet { return &phraseSet{words: words} }
@@ -31,13 +44,10 @@ func (s *phraseSet) add(phrase string, v int) {
 	}
 	for i := 1; i < len(phrase); i++ {
 		c := lower(phrase[i])
-		if n.next == nil {
-			n.next = map[byte]*trieNode{}
-		}
-		child := n.next[c]
+		child := n.child(c)
 		if child == nil {
 			child = &trieNode{}
-			n.next[c] = child
+			n.keys, n.kids = append(n.keys, c), append(n.kids, child)
 		}
 		n = child
 	}
@@ -58,10 +68,10 @@ func (s *phraseSet) find(text string, yield func(v, end int) bool) {
 					return
 				}
 			}
-			if j == len(text) || n.next == nil {
+			if j == len(text) {
 				break
 			}
-			n = n.next[lower(text[j])]
+			n = n.child(lower(text[j]))
 		}
 	}
 }
@@ -84,10 +94,7 @@ func (s *phraseSet) exact(text string) int {
 	}
 	n := s.root[lower(text[0])]
 	for i := 1; n != nil && i < len(text); i++ {
-		if n.next == nil {
-			return -1
-		}
-		n = n.next[lower(text[i])]
+		n = n.child(lower(text[i]))
 	}
 	if n == nil || n.value == 0 {
 		return -1

@@ -280,10 +280,10 @@ func (p *payloadInspector) commandAt(v string, j int) bool {
 				return true
 			}
 		}
-		if k == len(v) || n.next == nil {
+		if k == len(v) {
 			return false
 		}
-		n = n.next[lower(v[k])]
+		n = n.child(lower(v[k]))
 	}
 	return false
 }

@@ -116,11 +116,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !h.app.started(r.Context()) {
 		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("gatekeeper: not started"))
 	}
-	start := time.Now()
-	in, view := h.inputs(r)
+	start := now()
+	in, view := h.inputs(r, start)
 	d := policy.Decide(in)
 	h.apply(w, r, d, view)
-	metrics.decision.Observe(time.Since(start).Seconds())
+	metrics.decision.Observe(now().Sub(start).Seconds())
 	if d.Status == policy.StatusClientClosed {
 		return caddyhttp.Error(d.Status, errors.New("gatekeeper: the client went away while its request waited for a lease"))
 	}
@@ -155,15 +155,15 @@ type requestView struct {
 	asn     uint
 }
 
-// inputs gathers the policy's inputs for r. Step 0 happens here: the
+// inputs gathers the policy's inputs for r, arriving at at. Step 0 happens here: the
 // tester's token is taken and every Gatekeeper header a client sent is
 // dropped, so none can be forged on the way to the upstream.
-func (h *Handler) inputs(r *http.Request) (policy.Inputs, requestView) {
+func (h *Handler) inputs(r *http.Request, at time.Time) (policy.Inputs, requestView) {
 	token := policy.TakeToken(r.Header)
 	host := trimHostDot(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	view := requestView{tenant: h.tenant.of(r, repl)}
-	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.Settings().StoreUnavailable, Now: now(),
+	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.Settings().StoreUnavailable, Now: at,
 		Detect: h.Detect == nil || !h.Detect.Off}
 	ip, ok := clientIP(r)
 	if !ok {

@@ -108,9 +108,15 @@ func leak(level float32, elapsedMS uint32, r Rate, n float32) float32 {
 	return max(0, level-drained) + n
 }
 
-// drain brings st's buckets up to now.
+// drain brings st's buckets up to now. A reading older than st.last (taken
+// before the lock by a request another one overtook) drains nothing: as a
+// wrapped-around uint32 it would have emptied every bucket, and a scanner
+// sending requests in parallel would now and then have wiped its own.
 func (t *Tracker) drain(st *sourceState, now uint32) {
 	elapsed := now - st.last
+	if int32(elapsed) < 0 {
+		return
+	}
 	st.last = now
 	st.notFound = leak(st.notFound, elapsed, t.cfg.NotFound, 0)
 	st.distinct = leak(st.distinct, elapsed, t.cfg.DistinctPaths, 0)
@@ -125,13 +131,14 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint64) SignalSet {
 	k := t.key(src)
 	agent := uint16(maphash.String(t.seed, ua)%65535) + 1
-	signals, failing := t.request(k, agent, probe, payload, 1)
+	now := t.clock()
+	signals, failing := t.request(k, now, agent, probe, payload, 1)
 	if !probe && payload == 0 && !failing {
 		return signals // nothing here a network counts or could be refused for
 	}
 	if nk, ok := networkKey(src); ok {
 		sourceHash := uint16(maphash.Bytes(t.seed, k.addr[:]) % 65535)
-		over, _ := t.request(nk, sourceHash, probe, payload, networkFactor)
+		over, _ := t.request(nk, now, sourceHash, probe, payload, networkFactor)
 		// The request must itself do what runs its network over: probe
 		// where probes do, send a payload where payloads do, fail where
 		// failures do.
@@ -148,8 +155,8 @@ func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint6
 // a probe or not, with a payload or not; factor scales the buckets'
 // capacities. It returns what is running over, and whether k's failures
 // outweigh its successes lately.
-func (t *Tracker) request(k key, agent uint16, probe bool, payload uint64, factor float32) (SignalSet, bool) {
-	sh, st, now := t.locked(k)
+func (t *Tracker) request(k key, now uint32, agent uint16, probe bool, payload uint64, factor float32) (SignalSet, bool) {
+	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
 	t.drain(st, now)
 	if now-st.agentsSince > uint32(agentsPeriod.Milliseconds()) {
@@ -183,15 +190,16 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 	if failed {
 		h, id = maphash.String(t.seed, p), endsInID(p)
 	}
-	t.response(t.key(src), h, failed, static, id)
+	now := t.clock()
+	t.response(t.key(src), now, h, failed, static, id)
 	if nk, ok := networkKey(src); ok {
-		t.response(nk, h, failed, static, id)
+		t.response(nk, now, h, failed, static, id)
 	}
 }
 
 // response counts an answer under key k (see onResponse).
-func (t *Tracker) response(k key, h uint64, failed, static, id bool) {
-	sh, st, now := t.locked(k)
+func (t *Tracker) response(k key, now uint32, h uint64, failed, static, id bool) {
+	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
 	t.drain(st, now)
 	if !failed {

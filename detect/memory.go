@@ -245,7 +245,8 @@ func (m *Memory) Forget(p netip.Prefix) {
 // none came for forgetAfter. The count lives as long as the source is
 // remembered (see evict), on this process only.
 func (m *Memory) Offence(src netip.Addr, forgetAfter time.Duration) int {
-	sh, st, now := m.locked(m.key(src))
+	now := m.clock()
+	sh, st := m.locked(m.key(src), now)
 	defer sh.mu.Unlock()
 	x := sh.extraOf(st)
 	if x.offences > 0 && now-x.lastOffence > uint32(forgetAfter.Milliseconds()) {
@@ -258,24 +259,23 @@ func (m *Memory) Offence(src netip.Addr, forgetAfter time.Duration) int {
 	return int(x.offences)
 }
 
-// locked returns the state under key k, made if need be, with its shard
-// locked (the caller unlocks sh.mu), and the clock. The pointer is good
-// while sh.mu is held.
-func (m *Memory) locked(k key) (sh *shard, st *sourceState, now uint32) {
+// locked returns the state under key k, made at now (a clock reading) if
+// need be, with its shard locked (the caller unlocks sh.mu). The pointer is
+// good while sh.mu is held.
+func (m *Memory) locked(k key, now uint32) (sh *shard, st *sourceState) {
 	h := maphash.Bytes(m.seed, k.addr[:])
 	sh = &m.shards[h>>(64-6)] // the top bits pick the shard, the low ones the slot
-	now = m.clock()
 	sh.mu.Lock()
 	t := sh.table(k)
 	if pos, ok := t.find(&k.addr, h); ok {
-		return sh, &t.at(pos).sourceState, now
+		return sh, &t.at(pos).sourceState
 	}
 	if sh.sources.n+sh.networks.n >= m.perCap {
 		m.evict(sh, t)
 	}
 	e := t.add(&k.addr, h)
 	e.last = now
-	return sh, &e.sourceState, now
+	return sh, &e.sourceState
 }
 
 // lookup returns the state under key k, if any, with its shard locked
@@ -302,6 +302,8 @@ func (m *Memory) key(ip netip.Addr) key {
 	return key{addr: ip.As16()}
 }
 
+// clock reads the memory's clock: milliseconds since its epoch. A request
+// reads it once for its source and its network.
 func (m *Memory) clock() uint32 { return uint32(m.now().Sub(m.epoch) / time.Millisecond) }
 
 // evictionSample is how many states evict compares.

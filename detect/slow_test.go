@@ -93,3 +93,27 @@ func TestOffencesAreCountedAndForgotten(t *testing.T) {
 		t.Fatalf("after a quiet week: offence %d, want 1", got)
 	}
 }
+
+// A clock reading taken before another request's update (two requests
+// from one source racing for its shard) drains nothing: read as elapsed
+// time it would wrap around and empty every bucket, so that a scanner
+// sending in parallel would wipe its own record.
+func TestAnOvertakenClockReadingDrainsNothing(t *testing.T) {
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	tr := NewTracker(BehaviorConfig{}, c.Now)
+	src := netip.MustParseAddr("203.0.113.9")
+	for i := range 3 {
+		tr.onResponse(src, fmt.Sprintf("/missing-%d", i), 404, false)
+	}
+	early := tr.clock()
+	c.Add(time.Second)
+	tr.onResponse(src, "/missing-3", 404, false) // the request that overtook
+	k := tr.key(src)
+	tr.response(k, early, 0, false, false, false) // the overtaken one, a success
+	sh, st := tr.lookup(k)
+	defer sh.mu.Unlock()
+	// Four failures less one success's credit, less a second of draining.
+	if st.notFound < 2.5 {
+		t.Fatalf("not-found bucket at %.2f after 4 failures and a success; the overtaken reading drained it", st.notFound)
+	}
+}

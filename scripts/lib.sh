@@ -15,7 +15,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # output in $1.log and its pid in $pid, and waits until the admin API at
 # $admin answers.
 start_gatekeeper() {
-	"$BIN" run --config "$1" --adapter caddyfile >"$1.log" 2>&1 &
+	${SERVER_CPUS:+taskset -c $SERVER_CPUS} "$BIN" run --config "$1" --adapter caddyfile >"$1.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 100); do curl -fs "http://$admin/gatekeeper/status" >/dev/null && return; sleep 0.1; done
 	echo "gatekeeper did not start:" >&2; cat "$1.log" >&2; exit 1
@@ -58,7 +58,7 @@ CADDY
 # browser_wrk runs wrk with a browser's headers from source $1 against
 # port $2 for $3 (wrk's -d), with one thread and 32 connections.
 browser_wrk() {
-	wrk -t1 -c32 -d"$3" -H "Host: acme.localhost" -H "X-Forwarded-For: $1" \
+	${WRK_CPUS:+taskset -c $WRK_CPUS} wrk -t1 -c32 -d"$3" -H "Host: acme.localhost" -H "X-Forwarded-For: $1" \
 		-H "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" \
 		-H "Accept: text/html,*/*;q=0.8" -H "Accept-Language: en" "http://127.0.0.1:$2/"
 }

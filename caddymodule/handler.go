@@ -117,9 +117,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("gatekeeper: not started"))
 	}
 	start := now()
-	in, view := h.inputs(r, start)
+	rc := contextOf(r)
+	in, view := h.inputs(r, rc, start)
 	d := policy.Decide(in)
-	h.apply(w, r, d, view)
+	h.apply(w, r, rc, d, view)
 	metrics.decision.Observe(now().Sub(start).Seconds())
 	if d.Status == policy.StatusClientClosed {
 		return caddyhttp.Error(d.Status, errors.New("gatekeeper: the client went away while its request waited for a lease"))
@@ -158,14 +159,13 @@ type requestView struct {
 // inputs gathers the policy's inputs for r, arriving at at. Step 0 happens here: the
 // tester's token is taken and every Gatekeeper header a client sent is
 // dropped, so none can be forged on the way to the upstream.
-func (h *Handler) inputs(r *http.Request, at time.Time) (policy.Inputs, requestView) {
+func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (policy.Inputs, requestView) {
 	token := policy.TakeToken(r.Header)
 	host := trimHostDot(r)
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	view := requestView{tenant: h.tenant.of(r, repl)}
+	view := requestView{tenant: h.tenant.of(r, rc.repl)}
 	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.Settings().StoreUnavailable, Now: at,
 		Detect: h.Detect == nil || !h.Detect.Off}
-	ip, ok := clientIP(r)
+	ip, ok := clientIPOf(rc.vars)
 	if !ok {
 		return in, view
 	}
@@ -211,7 +211,7 @@ func (m pathMatcher) MatchPath(patterns []string, p string) bool { return matchP
 
 // apply carries out d on r: headers for the upstream and the client,
 // counts, logs, a ban, placeholders and access-log fields.
-func (h *Handler) apply(w http.ResponseWriter, r *http.Request, d policy.Decision, view requestView) {
+func (h *Handler) apply(w http.ResponseWriter, r *http.Request, rc requestContext, d policy.Decision, view requestView) {
 	d.SetHeaders(r.Header)
 	if s := d.RetryAfterSeconds(); s != "" {
 		w.Header().Set("Retry-After", s)
@@ -240,7 +240,7 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, d policy.Decisio
 	if d.StoreErr != nil {
 		h.storeFault(d)
 	}
-	publish(r, d, view)
+	publish(r, rc, d, view)
 }
 
 // scannerDetected counts, logs and (in block mode) bans a detection.

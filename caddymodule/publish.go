@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -22,7 +21,7 @@ import (
 // any provider, so placeholders always show the last decision. The access
 // log's gatekeeper object is added only when the server writes access
 // logs, and encoded only when the entry is written.
-func publish(r *http.Request, d policy.Decision, view requestView) {
+func publish(r *http.Request, rc requestContext, d policy.Decision, view requestView) {
 	f := logFields{verdict: d.Verdict, reason: d.Reason, tenant: view.tenant, country: view.country, asn: view.asn}
 	if d.Approval != nil {
 		f.approval = d.Approval.ID
@@ -30,18 +29,19 @@ func publish(r *http.Request, d policy.Decision, view requestView) {
 	if d.Detection.Scanner {
 		f.signals = d.Detection.Signals // named only when the entry is written
 	}
-	ctx := r.Context()
-	repl := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if caddyhttp.GetVar(ctx, publishedVar) == nil {
-		caddyhttp.SetVar(ctx, publishedVar, true)
-		repl.Map(f.placeholder)
+	if rc.repl == nil {
+		return // not a request Caddy's server prepared
+	}
+	if _, again := rc.vars[publishedVar]; !again && rc.vars != nil {
+		rc.vars[publishedVar] = true
+		rc.repl.Map(f.placeholder)
 	} else {
 		for i, v := range f.values() {
-			repl.Set(decisionFields[i].placeholder, v)
+			rc.repl.Set(decisionFields[i].placeholder, v)
 		}
 	}
-	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil && srv.Logs != nil {
-		if extra, ok := ctx.Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+	if rc.logs {
+		if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 			extra.Set(zap.Object("gatekeeper", f))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/customernode/gatekeeper/detect"
@@ -19,13 +20,33 @@ import (
 // clientIP is Caddy's client_ip: the peer, or what trusted_proxies vouch
 // for. r.RemoteAddr is never used directly, so a forged X-Forwarded-For from
 // an untrusted peer changes nothing.
-func clientIP(r *http.Request) (netip.Addr, bool) {
-	s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+func clientIP(r *http.Request) (netip.Addr, bool) { return clientIPOf(contextOf(r).vars) }
+
+// clientIPOf is clientIP from the request's variables.
+func clientIPOf(vars map[string]any) (netip.Addr, bool) {
+	s, _ := vars[caddyhttp.ClientIPVarKey].(string)
 	ip, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, false
 	}
 	return ip.Unmap().WithZone(""), true
+}
+
+// requestContext is what the handler reads from the request's context,
+// looked up once a request: each lookup walks the chain of values Caddy's
+// server and net/http put there.
+type requestContext struct {
+	repl *caddy.Replacer
+	vars map[string]any // Caddy's request variables
+	logs bool           // the server writes access logs
+}
+
+func contextOf(r *http.Request) requestContext {
+	ctx := r.Context()
+	repl, _ := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	vars, _ := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any)
+	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	return requestContext{repl: repl, vars: vars, logs: srv != nil && srv.Logs != nil}
 }
 
 // trimHostDot drops a trailing dot from the request's host ("acme.example.com."

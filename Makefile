@@ -51,10 +51,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCaddyfile -fuzztime 8s -fuzzminimizetime 2s ./caddymodule/
 	$(GO) test -run '^$$' -fuzz FuzzAdminAPI -fuzztime 8s -fuzzminimizetime 2s ./caddymodule/
 
-# Go benchmarks, then a wrk run against a bare Caddy site of the same build.
+# Go benchmarks; the ban flood (50 000 sources) and the source flood
+# (2 100 000 sources: tracker memory and RSS) against the built binary; then
+# the wrk comparison of a guarded site with a bare Caddy site of the same
+# build, in interleaved rounds (scripts/bench-load.sh: ROUNDS, DURATION,
+# SERVER_CPUS and WRK_CPUS to pin them).
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./approvals/ ./caddymodule/
-	GATEKEEPER_BIN=$(BIN) $(GO) test -run '^$$' -bench BanFlood -benchtime 1x -timeout 10m ./e2e/
+	$(GO) test -run '^$$' -bench . -benchmem ./approvals/ ./caddymodule/ ./detect/
+	GATEKEEPER_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BanFlood|SourceFlood' -benchtime 1x -timeout 15m ./e2e/
 	BIN=$(BIN) scripts/bench-load.sh
 
 # A CPU profile of the server under a wrk load (scripts/profile.sh).

@@ -132,12 +132,13 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 	st.slow = leak(st.slow, ms*t.perMS[4])
 }
 
-// onRequest counts a request from src with user agent ua (a probe, or not;
-// carrying a payload whose hash is payload, or 0) and says which buckets
-// are running over: the source's, and its network's (see network.go).
-func (t *Tracker) onRequest(src netip.Addr, ua string, probe bool, payload uint64) SignalSet {
+// onRequest counts a request from src whose user agent hashes to uaHash
+// (see agentHash), a probe or not, carrying a payload whose hash is
+// payload (or 0), and says which buckets are running over: the source's,
+// and its network's (see network.go).
+func (t *Tracker) onRequest(src netip.Addr, uaHash uint64, probe bool, payload uint64) SignalSet {
 	k := t.key(src)
-	agent := uint16(maphash.String(t.seed, ua)%65535) + 1
+	agent := uint16(uaHash%65535) + 1
 	now := t.clock()
 	signals, failing := t.request(k, now, agent, probe, payload, 1)
 	if !probe && payload == 0 && !failing {

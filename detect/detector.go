@@ -134,6 +134,7 @@ type Detector struct {
 	behavior            *Tracker
 	asns                map[uint]bool
 	payloads            *payloadInspector // nil when off
+	agents              agentCache
 }
 
 var probeSignal = map[string]Signal{
@@ -186,16 +187,10 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 		res.Signals.add(SignalASN)
 	}
 	ua := r.Header.Get("User-Agent")
-	d.ua.find(ua, func(i, _ int) bool {
-		s := d.uaSigs[i]
-		if s.Kind == "weak" {
-			res.Signals.add(SignalWeakClient)
-			return true
-		}
-		res.Signals.add(SignalUserAgent)
-		res.Family = s.Family
-		return false
-	})
+	uaHash := d.behavior.agentHash(ua)
+	v := d.uaVerdict(ua, uaHash)
+	res.Signals |= v.signals
+	res.Family = v.family
 	for name := range r.Header {
 		if i := d.headers.exact(name); i >= 0 {
 			res.Signals.add(SignalScannerHeader)
@@ -223,7 +218,7 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 		payload = d.payloads.inspect(r, &res)
 	}
 	if res.CrossSite = crossSite(r); !res.CrossSite {
-		res.Signals |= d.behavior.onRequest(src, ua, probe, payload)
+		res.Signals |= d.behavior.onRequest(src, uaHash, probe, payload)
 	}
 	for i := Signal(0); i < NumSignals; i++ {
 		if res.Signals.Has(i) {

@@ -60,15 +60,23 @@ func TestScannerSignaturesAreRecognised(t *testing.T) {
 		{ua: firefox, header: "Acunetix-Product", family: "acunetix"},
 		{ua: firefox, header: "X-Scanner", family: "invicti"},
 	}
-	for _, tc := range cases {
-		r := browserRequest("/")
-		r.Header.Set("User-Agent", tc.ua)
-		if tc.header != "" {
-			r.Header.Set(tc.header, "1")
-		}
-		res := d.Inspect(r, src, 0)
-		if !d.Scanner(res) || res.Family != tc.family {
-			t.Errorf("UA %q header %q: score %d family %q signals %v; want a %s scanner", tc.ua, tc.header, res.Score, res.Family, res.Signals.Names(), tc.family)
+	// Twice each, in turn with a browser: the second answer comes from the
+	// user-agent cache, which must not carry one agent's verdict to another.
+	for round := range 2 {
+		for _, tc := range cases {
+			r := browserRequest("/")
+			r.Header.Set("User-Agent", tc.ua)
+			if tc.header != "" {
+				r.Header.Set(tc.header, "1")
+			}
+			res := d.Inspect(r, src, 0)
+			if !d.Scanner(res) || res.Family != tc.family {
+				t.Errorf("round %d, UA %q header %q: score %d family %q signals %v; want a %s scanner",
+					round, tc.ua, tc.header, res.Score, res.Family, res.Signals.Names(), tc.family)
+			}
+			if res := d.Inspect(browserRequest("/"), src, 0); res.Signals.Has(SignalUserAgent) || res.Family != "" {
+				t.Errorf("round %d, a browser after %q: signals %v family %q", round, tc.ua, res.Signals.Names(), res.Family)
+			}
 		}
 	}
 }

@@ -1,0 +1,54 @@
+package detect
+
+import (
+	"hash/maphash"
+	"sync/atomic"
+)
+
+// agentCache remembers what the user-agent signatures said of the user
+// agents seen lately: browsers send the same few strings over and over, and
+// a lookup (a hash the tracker needs anyway, and a compare) costs a third
+// of a walk of the signature trie. It is direct-mapped: a new user agent
+// takes its slot's place. Long user agents are not kept, so the cache holds
+// at most agentCacheSlots × maxCachedAgent bytes of them.
+type agentCache struct {
+	slots [agentCacheSlots]atomic.Pointer[agentVerdict]
+}
+
+const (
+	agentCacheSlots = 1024
+	maxCachedAgent  = 512
+)
+
+// agentVerdict is what the signatures said of one user agent.
+type agentVerdict struct {
+	ua      string
+	signals SignalSet // SignalUserAgent, SignalWeakClient or none
+	family  string
+}
+
+// uaVerdict is what d's user-agent signatures say of ua, whose hash is h.
+func (d *Detector) uaVerdict(ua string, h uint64) agentVerdict {
+	slot := &d.agents.slots[h%agentCacheSlots]
+	if v := slot.Load(); v != nil && v.ua == ua {
+		return *v
+	}
+	v := agentVerdict{ua: ua}
+	d.ua.find(ua, func(i, _ int) bool {
+		s := d.uaSigs[i]
+		if s.Kind == "weak" {
+			v.signals.add(SignalWeakClient)
+			return true
+		}
+		v.signals.add(SignalUserAgent)
+		v.family = s.Family
+		return false
+	})
+	if len(ua) <= maxCachedAgent {
+		slot.Store(&v)
+	}
+	return v
+}
+
+// agentHash is the hash of a user agent the tracker and the cache share.
+func (t *Tracker) agentHash(ua string) uint64 { return maphash.String(t.seed, ua) }

@@ -32,7 +32,7 @@ type Limiter struct {
 	store Store
 	now   func() time.Time
 
-	mu     sync.Mutex
+	mu     sync.RWMutex // readers: looking up an approval's share, on every request
 	byID   map[string]*local
 	downTo time.Time // after a failed lease, do not try again before this
 }
@@ -74,10 +74,15 @@ func NewLimiter(store Store, now func() time.Time) *Limiter {
 }
 
 func (l *Limiter) local(id string) *local {
+	l.mu.RLock()
+	lo, ok := l.byID[id]
+	l.mu.RUnlock()
+	if ok {
+		return lo
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lo, ok := l.byID[id]
-	if !ok {
+	if lo, ok = l.byID[id]; !ok {
 		lo = &local{}
 		l.byID[id] = lo
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -180,6 +181,9 @@ func (l *logBudget) quiet() int64 {
 type localBans struct {
 	mu sync.Mutex
 	m  map[netip.Prefix]localBan
+	// n is len(m), read without the lock: most of the time there is no
+	// entry, and a request need not take the lock to find that out.
+	n atomic.Int64
 	// v6 files the IPv6 entries by their /48, so that counting those in a
 	// network does not go through every entry.
 	v6 map[netip.Prefix]map[netip.Prefix]bool
@@ -197,6 +201,7 @@ func net48(p netip.Prefix) (netip.Prefix, bool) {
 // del drops p's entry. The caller holds lb.mu.
 func (lb *localBans) del(p netip.Prefix) {
 	delete(lb.m, p)
+	lb.n.Store(int64(len(lb.m)))
 	if n, ok := net48(p); ok {
 		delete(lb.v6[n], p)
 		if len(lb.v6[n]) == 0 {
@@ -218,6 +223,7 @@ func (lb *localBans) set(p netip.Prefix, b localBan) {
 		lb.m = map[netip.Prefix]localBan{}
 	}
 	lb.m[p] = b
+	lb.n.Store(int64(len(lb.m)))
 	if n, ok := net48(p); ok {
 		if lb.v6 == nil {
 			lb.v6 = map[netip.Prefix]map[netip.Prefix]bool{}
@@ -294,6 +300,9 @@ func (lb *localBans) remove(p netip.Prefix) {
 // banned reports whether p is banned locally at now, given the snapshot's
 // load time; entries the snapshot has superseded or that expired are dropped.
 func (lb *localBans) banned(p netip.Prefix, loadedAt, now time.Time) bool {
+	if lb.n.Load() == 0 {
+		return false
+	}
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	b, ok := lb.m[p]

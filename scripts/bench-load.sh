@@ -12,8 +12,12 @@
 # X-Forwarded-For from a trusted loopback proxy, for both sites alike.
 # Each run lasts DURATION; the server's CPU time comes from /proc. It prints
 # every run, then the median over rounds of each round's ratio to the bare
-# site: requests/s, and CPU efficiency (bare CPU a request / the guarded
-# site's). All traffic stays on loopback.
+# site: requests/s, CPU efficiency (bare CPU a request / the guarded
+# site's), and the same for user CPU alone (the kernel's share of a
+# loopback request, half of it, swings from run to run with how the
+# server's writes and wrk's wake-ups fall). SERVER_CPUS and WRK_CPUS pin
+# the server and wrk to CPUs (taskset lists). All traffic stays on
+# loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/gatekeeper}
@@ -32,41 +36,43 @@ start_gatekeeper "$work/Caddyfile"
 for i in $(seq 0 $((APPROVALS - 1))); do approve "t$((i % 50))" "10.$((i / 250)).$((i % 250)).1"; done
 approve acme 192.0.2.10
 
-# cpu prints the server's user+system CPU time so far, in clock ticks.
-cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+# cpu prints the server's user and system CPU time so far, in clock ticks.
+cpu() { awk '{print $14, $15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
 
-declare -A rps cpureq
+declare -A rps cpureq userreq
 run() { # name port source round
-	local before after out
-	before=$(cpu)
+	local out ub sb ua sa
+	read -r ub sb < <(cpu)
 	out=$(browser_wrk "$3" "$2" "$DURATION")
-	after=$(cpu)
+	read -r ua sa < <(cpu)
 	if grep -q "Non-2xx" <<<"$out"; then echo "$1: refused requests:" >&2; echo "$out" >&2; exit 1; fi
 	local r n
 	r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
 	n=$(awk '/requests in/ {print $1}' <<<"$out")
 	rps[$1,$4]=$r
-	cpureq[$1,$4]=$(awk "BEGIN {print ($after - $before) / $hz / $n * 1e6}")
+	cpureq[$1,$4]=$(awk "BEGIN {print ($ua + $sa - $ub - $sb) / $hz / $n * 1e6}")
+	userreq[$1,$4]=$(awk "BEGIN {print ($ua - $ub) / $hz / $n * 1e6}")
 }
 names=(bare unapproved approved)
 declare -A port=([bare]=$bare [unapproved]=$guarded [approved]=$guarded)
 declare -A src=([bare]=198.51.100.20 [unapproved]=198.51.100.20 [approved]=192.0.2.10)
 run bare "$bare" 198.51.100.20 warm >/dev/null # warm-up, not counted
-printf '%-6s %-11s %12s %14s\n' round site requests/s "CPU µs/request"
+printf '%-6s %-11s %12s %15s %15s\n' round site requests/s "CPU µs/request" "user µs/request"
 for r in $(seq 1 "$ROUNDS"); do
 	for k in 0 1 2; do
 		name=${names[$(((r + k) % 3))]}
 		run "$name" "${port[$name]}" "${src[$name]}" "$r"
-		printf '%-6s %-11s %12.0f %14.1f\n' "$r" "$name" "${rps[$name,$r]}" "${cpureq[$name,$r]}"
+		printf '%-6s %-11s %12.0f %15.1f %15.1f\n' "$r" "$name" "${rps[$name,$r]}" "${cpureq[$name,$r]}" "${userreq[$name,$r]}"
 	done
 done
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 echo
-printf '%-34s %16s %16s\n' "median of $ROUNDS rounds (wrk -t1 -c32 -d$DURATION)" "requests/s ratio" "CPU efficiency"
+printf '%-34s %16s %16s %16s\n' "median of $ROUNDS rounds (wrk -t1 -c32 -d$DURATION)" "requests/s ratio" "CPU efficiency" "user CPU only"
 for name in unapproved approved; do
 	rr=$(for r in $(seq 1 "$ROUNDS"); do awk "BEGIN {print ${rps[$name,$r]} / ${rps[bare,$r]}}"; done | median)
 	cr=$(for r in $(seq 1 "$ROUNDS"); do awk "BEGIN {print ${cpureq[bare,$r]} / ${cpureq[$name,$r]}}"; done | median)
-	printf '%-34s %16.3f %16.3f\n' "gatekeeper, $name source" "$rr" "$cr"
+	ur=$(for r in $(seq 1 "$ROUNDS"); do awk "BEGIN {print ${userreq[bare,$r]} / ${userreq[$name,$r]}}"; done | median)
+	printf '%-34s %16.3f %16.3f %16.3f\n' "gatekeeper, $name source" "$rr" "$cr" "$ur"
 done

@@ -143,7 +143,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			status = he.StatusCode
 		}
 	}
-	h.detector.ObserveRequest(r, view.ip, status)
+	h.detector.ObserveRequest(r, view.ip, status, d.Detection.Result)
 	return err
 }
 

@@ -103,6 +103,9 @@ type Result struct {
 	// nor is consulted: another site must not be able to ban its visitors
 	// by embedding probe paths.
 	CrossSite bool
+	// Asset: the browser says it loads r as an asset (see headerView.asset);
+	// a failed answer to it is no sign of scanning.
+	Asset bool
 }
 
 // Config sets up a Detector. Zero values take the defaults.
@@ -186,25 +189,20 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 	if asn != 0 && d.asns[asn] {
 		res.Signals.add(SignalASN)
 	}
-	ua := r.Header.Get("User-Agent")
-	uaHash := d.behavior.agentHash(ua)
-	v := d.uaVerdict(ua, uaHash)
+	hv := d.readHeaders(r.Header, &res)
+	uaHash := d.behavior.agentHash(hv.ua)
+	v := d.uaVerdict(hv.ua, uaHash)
 	res.Signals |= v.signals
-	res.Family = v.family
-	for name := range r.Header {
-		if i := d.headers.exact(name); i >= 0 {
-			res.Signals.add(SignalScannerHeader)
-			if res.Family == "" {
-				res.Family = d.headerSigs[i].Family
-			}
-		}
+	if v.family != "" {
+		res.Family = v.family // a user agent's family before a header's
 	}
+	res.CrossSite, res.Asset = hv.crossSite(), hv.asset()
 
 	probe := d.probeSignals(r, &res)
-	if ua == "" {
+	if hv.ua == "" {
 		res.Signals.add(SignalHeaderAnomaly)
 	}
-	if _, ok := r.Header["Accept"]; !ok {
+	if !hv.accept {
 		res.Signals.add(SignalHeaderAnomaly)
 	}
 	if host := hostOnly(r.Host); host != "" && (host[0] == '[' || isDigit(host[0])) {
@@ -217,7 +215,7 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 	if d.payloads != nil {
 		payload = d.payloads.inspect(r, &res)
 	}
-	if res.CrossSite = crossSite(r); !res.CrossSite {
+	if !res.CrossSite {
 		res.Signals |= d.behavior.onRequest(src, uaHash, probe, payload)
 	}
 	for i := Signal(0); i < NumSignals; i++ {
@@ -234,38 +232,73 @@ func (d *Detector) Observe(src netip.Addr, path string, status int) {
 	d.behavior.onResponse(src, path, status, false)
 }
 
-// ObserveRequest is Observe for the request r itself, which also tells
-// what kind of request it was: a browser's load of an asset counts as one
-// whatever its path, and CORS preflights and requests another site made
-// are not counted at all.
-func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int) {
-	if r.Method == http.MethodOptions || crossSite(r) {
+// ObserveRequest is Observe for the request r itself, which Inspect judged
+// res and which also tells what kind of request it was: a browser's load of
+// an asset counts as one whatever its path, and CORS preflights and
+// requests another site made are not counted at all.
+func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, res Result) {
+	if r.Method == http.MethodOptions || res.CrossSite {
 		return
 	}
-	d.behavior.onResponse(src, r.URL.Path, status, assetFetch(r))
+	d.behavior.onResponse(src, r.URL.Path, status, res.Asset)
 }
 
-// crossSite reports whether a browser says another site's page made r as
-// a subresource load (Fetch Metadata: Sec-Fetch-Site cross-site, mode
-// no-cors): <img src>, <script src> and the like, which any page can aim
-// at any site.
-func crossSite(r *http.Request) bool {
-	site, mode := r.Header["Sec-Fetch-Site"], r.Header["Sec-Fetch-Mode"]
-	return len(site) > 0 && site[0] == "cross-site" && len(mode) > 0 && mode[0] == "no-cors"
+// headerView is what detection reads of a request's headers, gathered in
+// the one pass over them that also looks for scanners' header names: one
+// map iteration instead of a lookup each.
+type headerView struct {
+	ua                              string
+	accept, acceptImage             bool // Accept was sent; it starts with image/
+	fetchSite, fetchMode, fetchDest string
 }
 
-// assetFetch reports whether a browser says r loads an asset (image, style,
-// script, font, media), whatever its path looks like: image URLs without an
-// extension are common on photo sites and CDNs.
-func assetFetch(r *http.Request) bool {
-	if dest := r.Header["Sec-Fetch-Dest"]; len(dest) > 0 {
-		switch dest[0] {
-		case "image", "style", "script", "font", "audio", "video", "track", "manifest":
-			return true
+// readHeaders reads h's view and adds the scanner-header signal to res.
+func (d *Detector) readHeaders(h http.Header, res *Result) headerView {
+	var hv headerView
+	for name, vals := range h {
+		if i := d.headers.exact(name); i >= 0 {
+			res.Signals.add(SignalScannerHeader)
+			if res.Family == "" {
+				res.Family = d.headerSigs[i].Family
+			}
+		}
+		first := ""
+		if len(vals) > 0 {
+			first = vals[0]
+		}
+		switch name {
+		case "User-Agent":
+			hv.ua = first
+		case "Accept":
+			hv.accept, hv.acceptImage = true, strings.HasPrefix(first, "image/")
+		case "Sec-Fetch-Site":
+			hv.fetchSite = first
+		case "Sec-Fetch-Mode":
+			hv.fetchMode = first
+		case "Sec-Fetch-Dest":
+			hv.fetchDest = first
 		}
 	}
-	accept := r.Header["Accept"]
-	return len(accept) > 0 && strings.HasPrefix(accept[0], "image/")
+	return hv
+}
+
+// crossSite reports whether a browser says another site's page made the
+// request as a subresource load (Fetch Metadata: Sec-Fetch-Site
+// cross-site, mode no-cors): <img src>, <script src> and the like, which
+// any page can aim at any site.
+func (hv headerView) crossSite() bool {
+	return hv.fetchSite == "cross-site" && hv.fetchMode == "no-cors"
+}
+
+// asset reports whether a browser says the request loads an asset (image,
+// style, script, font, media), whatever its path looks like: image URLs
+// without an extension are common on photo sites and CDNs.
+func (hv headerView) asset() bool {
+	switch hv.fetchDest {
+	case "image", "style", "script", "font", "audio", "video", "track", "manifest":
+		return true
+	}
+	return hv.acceptImage
 }
 
 // Scanner reports whether res reaches the threshold.

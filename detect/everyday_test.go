@@ -42,10 +42,11 @@ func (v visit) request() *http.Request {
 func replay(d *Detector, c *testutil.Clock, source netip.Addr, visits []visit) (int, Result) {
 	for i, v := range visits {
 		r := v.request()
-		if res := d.Inspect(r, source, 0); d.Scanner(res) {
+		res := d.Inspect(r, source, 0)
+		if d.Scanner(res) {
 			return i + 1, res
 		}
-		d.ObserveRequest(r, source, v.status)
+		d.ObserveRequest(r, source, v.status, res)
 		c.Add(v.after)
 	}
 	return 0, Result{}
@@ -240,18 +241,16 @@ func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 			if d.Scanner(res) || !res.CrossSite {
 				t.Fatalf("embedded probe %d: %v (cross-site %v)", i, res.Signals.Names(), res.CrossSite)
 			}
-			d.ObserveRequest(r, victim, 404)
+			d.ObserveRequest(r, victim, 404, res)
 		}
 	}
 	for i := range 30 { // missing images without an extension, and preflights that fail
 		img := browserRequest(fmt.Sprintf("/photos/item-%c/large", 'a'+i))
 		img.Header.Set("Sec-Fetch-Dest", "image")
-		d.Inspect(img, victim, 0)
-		d.ObserveRequest(img, victim, 404)
+		d.ObserveRequest(img, victim, 404, d.Inspect(img, victim, 0))
 		pre := browserRequest(fmt.Sprintf("/api/things-%c", 'a'+i))
 		pre.Method = http.MethodOptions
-		d.Inspect(pre, victim, 0)
-		d.ObserveRequest(pre, victim, 405)
+		d.ObserveRequest(pre, victim, 405, d.Inspect(pre, victim, 0))
 	}
 	if res := d.Inspect(browserRequest("/"), victim, 0); res.Signals != 0 {
 		t.Fatalf("the victim's own next request has %v", res.Signals.Names())

@@ -45,7 +45,7 @@ func TestRotatingScannersAreCaughtByTheirNetwork(t *testing.T) {
 					t.Logf("caught at request %d: %v", i+1, res.Signals.Names())
 					return
 				}
-				d.ObserveRequest(r, ip, 404)
+				d.ObserveRequest(r, ip, 404, res)
 				c.Add(200 * time.Millisecond)
 			}
 			t.Fatalf("not caught within %d requests", tc.limit)
@@ -64,7 +64,7 @@ func TestNetworkNeighboursAreNeverRefused(t *testing.T) {
 	step := func(ip netip.Addr, v visit) bool {
 		r := v.request()
 		res := d.Inspect(r, ip, 0)
-		d.ObserveRequest(r, ip, v.status)
+		d.ObserveRequest(r, ip, v.status, res)
 		return d.Scanner(res)
 	}
 	for p := range 200 {
@@ -124,9 +124,10 @@ func TestANeighbourWithABrokenLinkIsNoSuspect(t *testing.T) {
 	for _, v := range []visit{{"GET", "/old-page", chrome, 404, 0}, {"GET", "/", chrome, 200, 0}, {"GET", "/gone", chrome, 404, 0},
 		{"GET", "/docs/", chrome, 200, 0}, {"GET", "/pricing", chrome, 200, 0}} {
 		r := v.request()
-		if res := d.Inspect(r, neighbour, 0); d.Scanner(res) {
+		res := d.Inspect(r, neighbour, 0)
+		if d.Scanner(res) {
 			t.Fatalf("the neighbour was refused on %s: %v", v.target, res.Signals.Names())
 		}
-		d.ObserveRequest(r, neighbour, v.status)
+		d.ObserveRequest(r, neighbour, v.status, res)
 	}
 }

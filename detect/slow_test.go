@@ -50,10 +50,11 @@ func TestEverydayTrafficOverAnHour(t *testing.T) {
 	step := func(source netip.Addr, v visit) {
 		t.Helper()
 		r := v.request()
-		if res := d.Inspect(r, source, 0); d.Scanner(res) {
+		res := d.Inspect(r, source, 0)
+		if d.Scanner(res) {
 			t.Fatalf("%s at %s: %s %s scored %v", source, c.Now().Format("15:04:05"), v.method, v.target, res.Signals.Names())
 		}
-		d.ObserveRequest(r, source, v.status)
+		d.ObserveRequest(r, source, v.status, res)
 	}
 	for second := range 3600 {
 		if second%30 == 0 { // someone in the office every 30 s: a page, its assets, a missing favicon, a broken link

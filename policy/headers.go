@@ -28,9 +28,15 @@ const TokenScheme = "Gatekeeper"
 // Gatekeeper's (any case, "_" read as "-"), the token's Proxy-Authorization
 // credentials, and Gatekeeper's names in Connection.
 func TakeToken(h http.Header) (token string) {
-	// Direct lookups: the names are canonical, and this runs on every request.
-	if v := h[HeaderTestToken]; len(v) > 0 {
-		token = v[0]
+	// One pass over the names finds Gatekeeper's (the token's among them);
+	// the other two are direct lookups of canonical names.
+	for name, v := range h {
+		if IsGatekeeperHeader(name) {
+			if name == HeaderTestToken && len(v) > 0 {
+				token = v[0]
+			}
+			delete(h, name)
+		}
 	}
 	if vals := h["Proxy-Authorization"]; len(vals) > 0 {
 		kept := vals[:0:0]
@@ -43,11 +49,6 @@ func TakeToken(h http.Header) (token string) {
 			kept = append(kept, v)
 		}
 		setOrDelete(h, "Proxy-Authorization", kept)
-	}
-	for name := range h {
-		if IsGatekeeperHeader(name) {
-			delete(h, name)
-		}
 	}
 	if vals := h["Connection"]; len(vals) > 0 {
 		var kept []string
@@ -79,7 +80,7 @@ func setOrDelete(h http.Header, name string, vals []string) {
 // starts with "Gatekeeper-" in any case, with "_" taken for "-" (CGI, PHP
 // and some proxies read the two alike).
 func IsGatekeeperHeader(name string) bool {
-	if len(name) < len(HeaderPrefix) {
+	if len(name) < len(HeaderPrefix) || name[0]|0x20 != 'g' { // most names fail here
 		return false
 	}
 	for i := range len(HeaderPrefix) {

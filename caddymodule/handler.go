@@ -121,7 +121,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	in, view := h.inputs(r, rc, start)
 	d := policy.Decide(in)
 	h.apply(w, r, rc, d, view)
-	metrics.decision.Observe(now().Sub(start).Seconds())
+	metrics.decision.Observe(time.Since(start).Seconds()) // one monotonic clock read
 	if d.Status == policy.StatusClientClosed {
 		return caddyhttp.Error(d.Status, errors.New("gatekeeper: the client went away while its request waited for a lease"))
 	}
@@ -197,9 +197,9 @@ func (h *Handler) Bounds(r *http.Request, a *approvals.Approval) policy.Bounds {
 	return policy.Bounds{Verdict: v, RetryAfter: retry, Err: err}
 }
 
-// Inspect runs scanner detection on r.
-func (h *Handler) Inspect(r *http.Request, src netip.Addr, asn uint) policy.Detection {
-	res := h.detector.Inspect(r, src, asn)
+// Inspect runs scanner detection on r, arriving at at.
+func (h *Handler) Inspect(r *http.Request, src netip.Addr, asn uint, at time.Time) policy.Detection {
+	res := h.detector.InspectAt(r, src, asn, at)
 	return policy.Detection{Result: res, Scanner: h.detector.Scanner(res)}
 }
 

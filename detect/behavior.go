@@ -132,14 +132,14 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 	st.slow = leak(st.slow, ms*t.perMS[4])
 }
 
-// onRequest counts a request from src whose user agent hashes to uaHash
+// onRequest counts a request from src at now (a clock reading) whose user
+// agent hashes to uaHash
 // (see agentHash), a probe or not, carrying a payload whose hash is
 // payload (or 0), and says which buckets are running over: the source's,
 // and its network's (see network.go).
-func (t *Tracker) onRequest(src netip.Addr, uaHash uint64, probe bool, payload uint64) SignalSet {
+func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64) SignalSet {
 	k := t.key(src)
 	agent := uint16(uaHash%65535) + 1
-	now := t.clock()
 	signals, failing := t.request(k, now, agent, probe, payload, 1)
 	if !probe && payload == 0 && !failing {
 		return signals // nothing here a network counts or could be refused for
@@ -184,7 +184,7 @@ func (t *Tracker) request(k key, now uint32, agent uint16, probe bool, payload u
 
 // onResponse counts the answer to a request from src for path p; asset
 // says the client loaded it as an asset, whatever its path.
-func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
+func (t *Tracker) onResponse(src netip.Addr, now uint32, p string, status int, asset bool) {
 	failed := failureStatus(status)
 	if !failed && (status < 200 || status >= 400) {
 		return // neither: 401, 429, 5xx and the like say nothing of the client
@@ -198,7 +198,6 @@ func (t *Tracker) onResponse(src netip.Addr, p string, status int, asset bool) {
 	if failed {
 		h, id = maphash.String(t.seed, p), endsInID(p)
 	}
-	now := t.clock()
 	t.response(t.key(src), now, h, failed, static, id)
 	if nk, ok := networkKey(src); ok {
 		t.response(nk, now, h, failed, static, id)

@@ -106,6 +106,9 @@ type Result struct {
 	// Asset: the browser says it loads r as an asset (see headerView.asset);
 	// a failed answer to it is no sign of scanning.
 	Asset bool
+	// at is the tracker's clock when the request was inspected; its answer
+	// is counted at the same time.
+	at uint32
 }
 
 // Config sets up a Detector. Zero values take the defaults.
@@ -185,7 +188,13 @@ func (d *Detector) Tracker() *Tracker { return d.behavior }
 // unknown): its signatures, its path, its headers, its network and what src
 // has done lately. It also records r's path in src's behaviour.
 func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
-	var res Result
+	return d.InspectAt(r, src, asn, d.behavior.now())
+}
+
+// InspectAt is Inspect for a request that arrived at at, for a caller that
+// has read the time already.
+func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.Time) Result {
+	res := Result{at: d.behavior.clockAt(at)}
 	if asn != 0 && d.asns[asn] {
 		res.Signals.add(SignalASN)
 	}
@@ -216,7 +225,7 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 		payload = d.payloads.inspect(r, &res)
 	}
 	if !res.CrossSite {
-		res.Signals |= d.behavior.onRequest(src, uaHash, probe, payload)
+		res.Signals |= d.behavior.onRequest(src, res.at, uaHash, probe, payload)
 	}
 	for i := Signal(0); i < NumSignals; i++ {
 		if res.Signals.Has(i) {
@@ -229,18 +238,19 @@ func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
 // Observe feeds the answer to a request for path from src back into its
 // behaviour.
 func (d *Detector) Observe(src netip.Addr, path string, status int) {
-	d.behavior.onResponse(src, path, status, false)
+	d.behavior.onResponse(src, d.behavior.clock(), path, status, false)
 }
 
 // ObserveRequest is Observe for the request r itself, which Inspect judged
-// res and which also tells what kind of request it was: a browser's load of
-// an asset counts as one whatever its path, and CORS preflights and
-// requests another site made are not counted at all.
+// res: res tells what kind of request it was (a browser's load of an asset
+// counts as one whatever its path; CORS preflights and requests another
+// site made are not counted at all) and when it arrived, the time its
+// answer is counted at.
 func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, res Result) {
 	if r.Method == http.MethodOptions || res.CrossSite {
 		return
 	}
-	d.behavior.onResponse(src, r.URL.Path, status, res.Asset)
+	d.behavior.onResponse(src, res.at, r.URL.Path, status, res.Asset)
 }
 
 // headerView is what detection reads of a request's headers, gathered in

@@ -302,9 +302,13 @@ func (m *Memory) key(ip netip.Addr) key {
 	return key{addr: ip.As16()}
 }
 
-// clock reads the memory's clock: milliseconds since its epoch. A request
-// reads it once for its source and its network.
-func (m *Memory) clock() uint32 { return uint32(m.now().Sub(m.epoch) / time.Millisecond) }
+// clock reads the memory's clock: milliseconds since its epoch.
+func (m *Memory) clock() uint32 { return m.clockAt(m.now()) }
+
+// clockAt is the memory's clock at t. A request is counted at the time it
+// arrived, its source and network alike, its answer too: one reading of
+// the time serves them all.
+func (m *Memory) clockAt(t time.Time) uint32 { return uint32(t.Sub(m.epoch) / time.Millisecond) }
 
 // evictionSample is how many states evict compares.
 const evictionSample = 8

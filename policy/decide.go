@@ -88,8 +88,8 @@ type Asker interface {
 	// Bounds asks the volume bounds about one more request r under a.
 	Bounds(r *http.Request, a *approvals.Approval) Bounds
 	// Inspect runs scanner detection on r, from src, whose autonomous
-	// system is asn (0 when unknown).
-	Inspect(r *http.Request, src netip.Addr, asn uint) Detection
+	// system is asn (0 when unknown), arriving at at.
+	Inspect(r *http.Request, src netip.Addr, asn uint, at time.Time) Detection
 }
 
 // Inputs are what Decide needs to know about one request.
@@ -231,7 +231,7 @@ func detection(in Inputs) Decision {
 	if !in.Detect {
 		return Decision{Verdict: VerdictPass}
 	}
-	det := in.Ask.Inspect(in.Request, in.Access.IP, in.ASN)
+	det := in.Ask.Inspect(in.Request, in.Access.IP, in.ASN, in.Now)
 	d := Decision{Verdict: VerdictPass, Observe: true, Detection: det}
 	if !det.Scanner {
 		return d

@@ -205,8 +205,8 @@ type asker struct {
 	inspect func() Detection
 }
 
-func (a asker) Bounds(_ *http.Request, ap *approvals.Approval) Bounds { return a.bounds(ap) }
-func (a asker) Inspect(*http.Request, netip.Addr, uint) Detection     { return a.inspect() }
+func (a asker) Bounds(_ *http.Request, ap *approvals.Approval) Bounds        { return a.bounds(ap) }
+func (a asker) Inspect(*http.Request, netip.Addr, uint, time.Time) Detection { return a.inspect() }
 
 func crossSite(d Detection) Detection {
 	d.CrossSite = true

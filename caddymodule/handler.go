@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -121,7 +122,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	in, view := h.inputs(r, rc, start)
 	d := policy.Decide(in)
 	h.apply(w, r, rc, d, view)
-	metrics.decision.Observe(time.Since(start).Seconds()) // one monotonic clock read
+	metrics.decision.Observe(time.Since(start), uintptr(unsafe.Pointer(r))) // one monotonic clock read
 	if d.Status == policy.StatusClientClosed {
 		return caddyhttp.Error(d.Status, errors.New("gatekeeper: the client went away while its request waited for a lease"))
 	}

@@ -41,7 +41,7 @@ var metrics = struct {
 	detections       *prometheus.CounterVec
 	approvedRequests *prometheus.CounterVec
 	storeErrors      *prometheus.CounterVec
-	decision         prometheus.Histogram
+	decision         *durationHistogram
 	bansCapped       prometheus.Counter
 	gauges           []prometheus.Collector
 }{
@@ -69,11 +69,9 @@ var metrics = struct {
 		Namespace: ns, Subsystem: sub, Name: "store_errors_total",
 		Help: "Failed store operations, by operation.",
 	}, []string{"op"}),
-	decision: prometheus.NewHistogram(prometheus.HistogramOpts{
-		Namespace: ns, Subsystem: sub, Name: "decision_duration_seconds",
-		Help:    "Time Gatekeeper takes to decide on a request.",
-		Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 0.025, 0.1, 0.5},
-	}),
+	decision: newDurationHistogram(prometheus.BuildFQName(ns, sub, "decision_duration_seconds"),
+		"Time Gatekeeper takes to decide on a request.",
+		[]float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 0.025, 0.1, 0.5}),
 	gauges: []prometheus.Collector{
 		gaugeFunc("approvals_active", "Approvals whose window is open now, on this instance's snapshot.", func(a *App) float64 {
 			return float64(a.activeApprovals())

@@ -164,7 +164,7 @@ func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (poli
 	token := policy.TakeToken(r.Header)
 	host := trimHostDot(r)
 	view := requestView{tenant: h.tenant.of(r, rc.repl)}
-	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.Settings().StoreUnavailable, Now: at,
+	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.settings.StoreUnavailable, Now: at,
 		Detect: h.Detect == nil || !h.Detect.Off}
 	ip, ok := clientIPOf(rc.vars)
 	if !ok {

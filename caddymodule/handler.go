@@ -132,12 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !d.Observe {
 		return next.ServeHTTP(w, r)
 	}
-	rec := recorders.Get().(*statusRecorder)
-	rec.ResponseWriter, rec.status = w, 0
-	err := next.ServeHTTP(rec, r)
-	status := rec.status
-	rec.ResponseWriter = nil // nothing writes through it once next is done
-	recorders.Put(rec)
+	status, err := serveNext(w, r, next)
 	if err != nil {
 		var he caddyhttp.HandlerError
 		if errors.As(err, &he) {
@@ -289,6 +284,24 @@ func (h *Handler) storeFault(d policy.Decision) {
 	}
 	h.logger.Warn("store unavailable: approved source admitted without accounting (store_unavailable fail_open)",
 		zap.String("approval_id", d.Approval.ID), zap.Error(d.StoreErr))
+}
+
+// serveNext runs next and returns the status of its answer, for behaviour
+// tracking. When w is a Caddy response recorder nothing has written to yet
+// (the server's, kept for access logs, or the metrics instrumentation's),
+// it notes the status already; otherwise a pooled statusRecorder does.
+func serveNext(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (int, error) {
+	if rr, ok := w.(caddyhttp.ResponseRecorder); ok && rr.Status() == 0 {
+		err := next.ServeHTTP(w, r)
+		return rr.Status(), err
+	}
+	rec := recorders.Get().(*statusRecorder)
+	rec.ResponseWriter, rec.status = w, 0
+	err := next.ServeHTTP(rec, r)
+	status := rec.status
+	rec.ResponseWriter = nil // nothing writes through it once next is done
+	recorders.Put(rec)
+	return status, err
 }
 
 // statusRecorder notes the status of the answer for behaviour tracking.

@@ -27,9 +27,6 @@ func (a *App) sourcePrefix(ip netip.Addr) netip.Prefix {
 // bannedHere reports whether this instance banned ip and its snapshot
 // (snap) does not say so yet.
 func (a *App) bannedHere(snap *approvals.Snapshot, ip netip.Addr, at time.Time) bool {
-	if a.state.bans.n.Load() == 0 {
-		return false // no ban of this instance's is waiting for the snapshot
-	}
 	if a.state.bans.banned(a.sourcePrefix(ip), snap.LoadedAt, at) {
 		return true
 	}

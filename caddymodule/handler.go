@@ -161,7 +161,7 @@ func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (poli
 	view := requestView{tenant: h.tenant.of(r, rc.repl)}
 	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.settings.StoreUnavailable, Now: at,
 		Detect: h.Detect == nil || !h.Detect.Off}
-	ip, ok := clientIPOf(rc.vars)
+	ip, ok := clientIP(rc.vars)
 	if !ok {
 		return in, view
 	}

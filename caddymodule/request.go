@@ -17,13 +17,11 @@ import (
 // What the handler reads from a request for the policy: the client IP, the
 // host, the path as a scope sees it, a form body's method override.
 
-// clientIP is Caddy's client_ip: the peer, or what trusted_proxies vouch
-// for. r.RemoteAddr is never used directly, so a forged X-Forwarded-For from
-// an untrusted peer changes nothing.
-func clientIP(r *http.Request) (netip.Addr, bool) { return clientIPOf(contextOf(r).vars) }
-
-// clientIPOf is clientIP from the request's variables.
-func clientIPOf(vars map[string]any) (netip.Addr, bool) {
+// clientIP is Caddy's client_ip, from the request's variables (vars): the
+// peer, or what trusted_proxies vouch for. r.RemoteAddr is never used
+// directly, so a forged X-Forwarded-For from an untrusted peer changes
+// nothing.
+func clientIP(vars map[string]any) (netip.Addr, bool) {
 	s, _ := vars[caddyhttp.ClientIPVarKey].(string)
 	ip, err := netip.ParseAddr(s)
 	if err != nil {

@@ -133,20 +133,17 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 }
 
 // onRequest counts a request from src at now (a clock reading) whose user
-// agent hashes to uaHash
-// (see agentHash), a probe or not, carrying a payload whose hash is
-// payload (or 0), and says which buckets are running over: the source's,
-// and its network's (see network.go).
+// agent hashes to uaHash (see agentHash), a probe or not, carrying a
+// payload whose hash is payload (or 0), and says which buckets are running
+// over: the source's, and its network's (see network.go).
 func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64) SignalSet {
 	k := t.key(src)
-	agent := uint16(uaHash%65535) + 1
-	signals, failing := t.request(k, now, agent, probe, payload, 1)
+	signals, failing := t.request(k, now, uaHash, probe, payload, 1)
 	if !probe && payload == 0 && !failing {
 		return signals // nothing here a network counts or could be refused for
 	}
 	if nk, ok := networkKey(src); ok {
-		sourceHash := uint16(maphash.Bytes(t.seed, k.addr[:]) % 65535)
-		over, _ := t.request(nk, now, sourceHash, probe, payload, networkFactor)
+		over, _ := t.request(nk, now, maphash.Bytes(t.seed, k.addr[:]), probe, payload, networkFactor)
 		// The request must itself do what runs its network over: probe
 		// where probes do, send a payload where payloads do, fail where
 		// failures do.
@@ -163,7 +160,7 @@ func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe boo
 // a probe or not, with a payload or not; factor scales the buckets'
 // capacities. It returns what is running over, and whether k's failures
 // outweigh its successes lately.
-func (t *Tracker) request(k key, now uint32, agent uint16, probe bool, payload uint64, factor float32) (SignalSet, bool) {
+func (t *Tracker) request(k key, now uint32, agent uint64, probe bool, payload uint64, factor float32) (SignalSet, bool) {
 	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
 	t.drain(st, now)

@@ -141,8 +141,8 @@ var agentsSeen = func() (n [33]float32) {
 // clients is how many user agents st was seen with lately, 1 to maxAgents.
 func (st *sourceState) clients() float32 { return agentsSeen[bits.OnesCount32(st.agents)] }
 
-// sawAgent notes a user agent by its hash.
-func (st *sourceState) sawAgent(h uint16) { st.agents |= 1 << (h % 32) }
+// sawAgent notes a user agent (or, for a network, a source) by its hash.
+func (st *sourceState) sawAgent(h uint64) { st.agents |= 1 << (h % 32) }
 
 // failedPaths is a 512-bit Bloom filter (two bits a path) of the paths that
 // failed since `since`, cleared every DistinctPaths.Per, or sooner once half
@@ -262,13 +262,10 @@ func (m *Memory) Offence(src netip.Addr, forgetAfter time.Duration) int {
 // locked returns the state under key k, made at now (a clock reading) if
 // need be, with its shard locked (the caller unlocks sh.mu). The pointer is
 // good while sh.mu is held.
-func (m *Memory) locked(k key, now uint32) (sh *shard, st *sourceState) {
-	h := maphash.Bytes(m.seed, k.addr[:])
-	sh = &m.shards[h>>(64-6)] // the top bits pick the shard, the low ones the slot
-	sh.mu.Lock()
-	t := sh.table(k)
-	if pos, ok := t.find(&k.addr, h); ok {
-		return sh, &t.at(pos).sourceState
+func (m *Memory) locked(k key, now uint32) (*shard, *sourceState) {
+	sh, t, h, st := m.find(k)
+	if st != nil {
+		return sh, st
 	}
 	if sh.sources.n+sh.networks.n >= m.perCap {
 		m.evict(sh, t)
@@ -280,15 +277,22 @@ func (m *Memory) locked(k key, now uint32) (sh *shard, st *sourceState) {
 
 // lookup returns the state under key k, if any, with its shard locked
 // (the caller unlocks sh.mu).
-func (m *Memory) lookup(k key) (sh *shard, st *sourceState) {
-	h := maphash.Bytes(m.seed, k.addr[:])
-	sh = &m.shards[h>>(64-6)]
+func (m *Memory) lookup(k key) (*shard, *sourceState) {
+	sh, _, _, st := m.find(k)
+	return sh, st
+}
+
+// find locks k's shard and returns it, k's table in it, k's hash, and k's
+// state, nil when there is none.
+func (m *Memory) find(k key) (sh *shard, t *table, h uint64, st *sourceState) {
+	h = maphash.Bytes(m.seed, k.addr[:])
+	sh = &m.shards[h>>(64-6)] // the top bits pick the shard, the low ones the slot
 	sh.mu.Lock()
-	t := sh.table(k)
+	t = sh.table(k)
 	if pos, ok := t.find(&k.addr, h); ok {
-		return sh, &t.at(pos).sourceState
+		st = &t.at(pos).sourceState
 	}
-	return sh, nil
+	return sh, t, h, st
 }
 
 // key is what a source is tracked by: the address, or an IPv6 prefix.

@@ -38,14 +38,18 @@ const (
 	pagedSlots = 1024
 )
 
-// newChunk maps a chunk of zero entries.
-func newChunk() []entry {
-	b := allocPages(chunkSize * int(unsafe.Sizeof(entry{})))
-	return unsafe.Slice((*entry)(unsafe.Pointer(unsafe.SliceData(b))), chunkSize)
+// mapped returns n zero values of T from allocPages. T must hold no
+// pointers: the collector does not look there.
+func mapped[T any](n int) []T {
+	var zero T
+	b := allocPages(n * int(unsafe.Sizeof(zero)))
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
 
-func freeChunk(c []entry) {
-	freePages(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c))), len(c)*int(unsafe.Sizeof(entry{}))))
+// unmap gives back a slice from mapped.
+func unmap[T any](s []T) {
+	var zero T
+	freePages(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(zero))))
 }
 
 // newSlots returns n empty slots, outside the heap from pagedSlots on.
@@ -53,12 +57,12 @@ func newSlots(n int) []uint32 {
 	if n < pagedSlots {
 		return make([]uint32, n)
 	}
-	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(allocPages(4*n)))), n)
+	return mapped[uint32](n)
 }
 
 func freeSlots(s []uint32) {
 	if len(s) >= pagedSlots {
-		freePages(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), 4*len(s)))
+		unmap(s)
 	}
 }
 
@@ -74,7 +78,7 @@ func (t *table) bytes() int {
 // free gives back the table's memory, leaving it empty.
 func (t *table) free() {
 	for _, c := range t.chunks {
-		freeChunk(c)
+		unmap(c)
 	}
 	freeSlots(t.slots)
 	*t = table{seed: t.seed}
@@ -119,7 +123,7 @@ func (t *table) add(a *[16]byte, h uint64) *entry {
 	}
 	pos := t.n
 	if pos>>chunkBits == len(t.chunks) {
-		t.chunks = append(t.chunks, newChunk())
+		t.chunks = append(t.chunks, mapped[entry](chunkSize))
 	}
 	e := t.at(pos)
 	*e = entry{addr: *a}
@@ -174,7 +178,7 @@ func (t *table) remove(pos int) {
 	case t.n == 0:
 		t.free()
 	case len(t.chunks) > t.n>>chunkBits+1: // two chunks are empty: give one back
-		freeChunk(t.chunks[len(t.chunks)-1])
+		unmap(t.chunks[len(t.chunks)-1])
 		t.chunks = t.chunks[:len(t.chunks)-1]
 	}
 }

@@ -25,13 +25,7 @@ DURATION=${DURATION:-6s}
 ROUNDS=${ROUNDS:-5}
 APPROVALS=${APPROVALS:-1000}
 source scripts/lib.sh
-need_wrk
-work=$(mktemp -d)
-pid=""
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-admin=127.0.0.1:$(free_port); bare=$(free_port); guarded=$(free_port)
-bench_caddyfile "$work/Caddyfile" "$work/data"
-start_gatekeeper "$work/Caddyfile"
+start_bench_server
 
 for i in $(seq 0 $((APPROVALS - 1))); do approve "t$((i % 50))" "10.$((i / 250)).$((i % 250)).1"; done
 approve acme 192.0.2.10

@@ -74,3 +74,17 @@ approve() {
  "max_requests":1000000000,"requested_by":"bench","approved_by":"bench","approval_ref":"BENCH"}
 JSON
 }
+
+# start_bench_server starts, in the background, a gatekeeper serving
+# bench_caddyfile's two sites from a temporary directory ($work, removed
+# on exit with the process), with wrk at hand; it sets admin, bare,
+# guarded and pid.
+start_bench_server() {
+	need_wrk
+	work=$(mktemp -d)
+	pid=""
+	trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+	admin=127.0.0.1:$(free_port); bare=$(free_port); guarded=$(free_port)
+	bench_caddyfile "$work/Caddyfile" "$work/data"
+	start_gatekeeper "$work/Caddyfile"
+}

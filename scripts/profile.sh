@@ -13,13 +13,7 @@ PROFILE=${PROFILE:-cpu.pprof}
 DURATION=${DURATION:-8}
 SOURCE=${SOURCE:-198.51.100.20}
 source scripts/lib.sh
-need_wrk
-work=$(mktemp -d)
-pid=""
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-admin=127.0.0.1:$(free_port); bare=$(free_port); guarded=$(free_port)
-bench_caddyfile "$work/Caddyfile" "$work/data"
-start_gatekeeper "$work/Caddyfile"
+start_bench_server
 [ "$SOURCE" = 192.0.2.10 ] && approve acme 192.0.2.10
 
 browser_wrk "$SOURCE" "$guarded" "$((DURATION + 2))s" >"$work/wrk" &

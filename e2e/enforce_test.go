@@ -117,7 +117,7 @@ func TestApprovedUnapprovedAndCrossTenantSideBySide(t *testing.T) {
 }
 
 func TestTrustedProxyForwardsTheApprovedAddress(t *testing.T) {
-	in := startSite(t, "\t\tstore file ./data\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For\n\t", echoSite)
+	in := startSite(t, behindProxy("\t\tstore file ./data"), echoSite)
 	id, _ := in.register(nil)
 	proxy := from(t, in, "127.0.0.5")
 	if a := proxy.get("acme.localhost", "/", "X-Forwarded-For", "127.0.0.2"); a.body != "tenant=acme approval="+id+" token=" {

@@ -83,14 +83,11 @@ func (f flood) log(t testing.TB) {
 
 func runFlood(tb testing.TB, n int) flood {
 	srv := testredis.Start(tb)
-	globals := "\t\tstore redis " + srv.URL(0) + "\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For\n\t"
+	globals := behindProxy("\t\tstore redis " + srv.URL(0))
 	ins := []*instance{startSite(tb, globals, webSite(tb, "block")), startSite(tb, globals, webSite(tb, "block"))}
 	_, token := ins[0].register(func(b map[string]any) { b["max_rps"], b["burst"], b["max_requests"] = 1000, 1000, 1_000_000 })
 	proxies := []*http.Client{proxyClient(), proxyClient()}
-	source := func(i int) string { // 10.0.0.1 onwards
-		a := 0x0a000001 + i
-		return fmt.Sprintf("%d.%d.%d.%d", a>>24, a>>16&255, a>>8&255, a&255)
-	}
+	source := func(i int) string { return ipv4(0x0a000001 + i) } // 10.0.0.1 onwards
 	hit := func(in int, src, ua string) int {
 		return get(proxies[in], ins[in].Site, "/", "X-Forwarded-For", src, "User-Agent", ua)
 	}
@@ -230,6 +227,18 @@ func p99(ds []time.Duration) time.Duration {
 	return ds[len(ds)*99/100]
 }
 
+// behindProxy is the global options of a gatekeeper whose clients come
+// through a trusted proxy at 127.0.0.5 (proxyClient) that names each
+// request's source in X-Forwarded-For; gatekeeper holds the lines of the
+// gatekeeper option.
+func behindProxy(gatekeeper string) string {
+	return gatekeeper + "\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For\n\t"
+}
+
+// ipv4 is the dotted form of the IPv4 address a.
+func ipv4(a int) string { return fmt.Sprintf("%d.%d.%d.%d", a>>24, a>>16&255, a>>8&255, a&255) }
+
+// proxyClient sends requests from 127.0.0.5, the trusted proxy of behindProxy.
 func proxyClient() *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}, Timeout: 5 * time.Second}
 	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
@@ -238,7 +247,7 @@ func proxyClient() *http.Client {
 // max_bans caps the bans in force: past it, scanners are still refused but
 // not banned, the metric counts them and the log says so once.
 func TestMaxBansCapsBansInForce(t *testing.T) {
-	globals := "\t\tstore file ./data\n\t\tmax_bans 5\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For\n\t"
+	globals := behindProxy("\t\tstore file ./data\n\t\tmax_bans 5")
 	in := startSite(t, globals, webSite(t, "block"))
 	proxy := proxyClient()
 	for i := range 12 {

@@ -74,7 +74,7 @@ func (f sourceFlood) log(t testing.TB) {
 // instance whose tracker holds maxSources (the default when 0), with a
 // scanner's probe among them every n/40 requests.
 func runSourceFlood(tb testing.TB, n, maxSources int) sourceFlood {
-	globals := "\t\tstore file data\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For\n\t"
+	globals := behindProxy("\t\tstore file data")
 	site := webSite(tb, "block")
 	if maxSources > 0 {
 		site = strings.Replace(site, "mode block", fmt.Sprintf("mode block\n\t\tdetect {\n\t\t\tmax_sources %d\n\t\t}", maxSources), 1)
@@ -82,10 +82,7 @@ func runSourceFlood(tb testing.TB, n, maxSources int) sourceFlood {
 	in := startSite(tb, globals, site)
 	proxy := proxyClient()
 	f := sourceFlood{sources: n}
-	source := func(i int) string { // 11.0.0.0 onwards: public addresses, so their /24s are tracked too
-		a := 0x0b000000 + i
-		return fmt.Sprintf("%d.%d.%d.%d", a>>24, a>>16&255, a>>8&255, a&255)
-	}
+	source := func(i int) string { return ipv4(0x0b000000 + i) } // 11.0.0.0 onwards: public, so their /24s are tracked too
 	probes := []string{"/.env", "/.git/config", "/wp-config.php.bak", "/backup.sql", "/phpinfo.php", "/.aws/credentials",
 		"/server-status", "/config.json.bak", "/.DS_Store", "/admin/.htpasswd"}
 	var probesSent, caughtAt atomic.Int64

@@ -86,7 +86,7 @@ func appendingProxy(t *testing.T, in *instance) string {
 // address, or someone else's, into X-Forwarded-For neither borrows the
 // approval nor gets that address banned: the one banned is its own.
 func TestAppendingProxyCannotFrameOrImpersonate(t *testing.T) {
-	in := startSite(t, "\t\tstore file ./data\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For\n\t", echoSite)
+	in := startSite(t, behindProxy("\t\tstore file ./data"), echoSite)
 	id, _ := in.register(nil) // approves 127.0.0.2
 	lb := appendingProxy(t, in)
 	attacker := from(t, in, "127.0.0.9")
@@ -404,7 +404,7 @@ func TestScannerBanYieldsToAnApprovalButABanByHandDoesNot(t *testing.T) {
 // banned as a whole and listed as such; not when an approval's source is in
 // it.
 func TestBansEscalateToTheNetwork(t *testing.T) {
-	in := startSite(t, "\t\tstore file ./data\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For\n\t", echoSite)
+	in := startSite(t, behindProxy("\t\tstore file ./data"), echoSite)
 	proxy := from(t, in, "127.0.0.5")
 	scan := func(ip string) int {
 		return proxy.get("acme.localhost", "/", "X-Forwarded-For", ip, "User-Agent", sqlmapUA).code

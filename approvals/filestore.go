@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -46,6 +47,8 @@ type fileState struct {
 	Seq       int64                `json:"seq"` // last audit event applied
 	Approvals map[string]*Approval `json:"approvals"`
 	Bans      map[netip.Prefix]Ban `json:"bans"`
+	// Chains are the audit chains' heads, by kind.
+	Chains map[string]ChainHead `json:"chains,omitempty"`
 }
 
 const (
@@ -103,6 +106,9 @@ func (s *FileStore) load() error {
 		if s.st.Bans == nil {
 			s.st.Bans = map[netip.Prefix]Ban{}
 		}
+	}
+	if s.st.Chains == nil {
+		s.st.Chains = map[string]ChainHead{}
 	}
 
 	path := filepath.Join(s.dir, auditFile)
@@ -175,6 +181,9 @@ func (st *fileState) apply(ev AuditEvent, seq int64) {
 	case ActionBanRemoved:
 		delete(st.Bans, ev.Ban.Prefix)
 	}
+	if ev.Hash != "" {
+		st.Chains[ev.Kind()] = ChainHead{Seq: ev.Seq, Hash: ev.Hash}
+	}
 	st.Seq = seq
 }
 
@@ -188,13 +197,21 @@ func (s *FileStore) commit(evs ...AuditEvent) error {
 	}
 	at := s.now().UTC()
 	var buf []byte
+	heads := maps.Clone(s.st.Chains)
 	for i := range evs {
 		evs[i].ID = strconv.FormatInt(s.st.Seq+int64(i)+1, 10)
 		evs[i].Time = at
-		line, err := json.Marshal(evs[i])
+		content, err := evs[i].content()
 		if err != nil {
 			return err
 		}
+		kind := evs[i].Kind()
+		line, head, err := chainEvent(heads[kind], evs[i].ID, content)
+		if err != nil {
+			return err
+		}
+		evs[i].Seq, evs[i].Prev, evs[i].Hash = head.Seq, linkPrev(heads[kind]), head.Hash
+		heads[kind] = head
 		buf = append(append(buf, line...), '\n')
 	}
 	if _, err := s.audit.Write(buf); err != nil {
@@ -486,6 +503,45 @@ func (s *FileStore) Audit(_ context.Context, q AuditQuery) ([]AuditEvent, error)
 	}
 	slices.Reverse(ring)
 	return ring, nil
+}
+
+// AuditHead implements Store.
+func (s *FileStore) AuditHead(_ context.Context, kind string) (ChainHead, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.audit == nil {
+		return ChainHead{}, unavailable("file store", errors.New("closed"))
+	}
+	return s.st.Chains[kind], nil
+}
+
+// AuditChain implements Store. Like Audit, it reads the log up to what is
+// committed without holding the store's lock.
+func (s *FileStore) AuditChain(ctx context.Context, kind string, fn func(raw []byte) error) error {
+	s.mu.Lock()
+	committed, closed := s.auditSize, s.audit == nil
+	s.mu.Unlock()
+	if closed {
+		return unavailable("file store", errors.New("closed"))
+	}
+	f, err := os.Open(filepath.Join(s.dir, auditFile))
+	if err != nil {
+		return unavailable("file store", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, committed))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if line := sc.Bytes(); kindOf(line) == kind {
+			if err := fn(line); err != nil {
+				return err
+			}
+		}
+	}
+	return sc.Err()
 }
 
 // Changes implements Store: nobody else writes this directory.

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -217,14 +219,41 @@ func (s *RedisStore) auditStream(kind string) string {
 	return s.key("audit")
 }
 
-// logEvent queues, inside a transaction, the audit event for a change.
-func (s *RedisStore) logEvent(ctx context.Context, pipe redis.Pipeliner, ev AuditEvent) error {
-	ev.Time = s.now().UTC()
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return err
+// headKey holds the head of kind's audit chain, "seq hash"; each chain has
+// its own, so that writers of one do not hold up writers of the other.
+func (s *RedisStore) headKey(kind string) string { return s.key("audit:head:" + kind) }
+
+// chainHead reads the head of kind's chain; inside a transaction, its key is
+// watched, so a chain is never extended from a stale head.
+func (s *RedisStore) chainHead(ctx context.Context, c redis.Cmdable, kind string) (ChainHead, error) {
+	v, err := c.Get(ctx, s.headKey(kind)).Result()
+	if errors.Is(err, redis.Nil) {
+		return ChainHead{}, nil
 	}
-	s.appendEvent(ctx, pipe, ev.Kind(), b)
+	if err != nil {
+		return ChainHead{}, err
+	}
+	seq, hash, _ := strings.Cut(v, " ")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if err != nil || n < 1 || len(hash) != len(zeroHash) {
+		return ChainHead{}, fmt.Errorf("audit chain head of %s is corrupt: %q", kind, v)
+	}
+	return ChainHead{Seq: n, Hash: hash}, nil
+}
+
+// logEvents queues, inside a transaction, events of kind with the
+// canonical contents given, linked into their chain after head, and the
+// chain's new head.
+func (s *RedisStore) logEvents(ctx context.Context, pipe redis.Pipeliner, head ChainHead, kind string, contents ...[]byte) error {
+	for _, c := range contents {
+		line, next, err := chainEvent(head, "", c)
+		if err != nil {
+			return err
+		}
+		s.appendEvent(ctx, pipe, kind, line)
+		head = next
+	}
+	pipe.Set(ctx, s.headKey(kind), strconv.FormatInt(head.Seq, 10)+" "+head.Hash, 0)
 	return nil
 }
 
@@ -249,22 +278,35 @@ func (s *RedisStore) notify(ctx context.Context, pipe redis.Pipeliner, bans []Ba
 	return nil
 }
 
-// logAndNotify queues the audit event for a change and a notification that
-// asks other instances to read everything again.
-func (s *RedisStore) logAndNotify(ctx context.Context, pipe redis.Pipeliner, ev AuditEvent) error {
-	if err := s.logEvent(ctx, pipe, ev); err != nil {
+// logAndNotify queues the audit event for a change, after head in its
+// chain, and a notification that asks other instances to read everything
+// again.
+func (s *RedisStore) logAndNotify(ctx context.Context, pipe redis.Pipeliner, head ChainHead, ev AuditEvent) error {
+	ev.Time = s.now().UTC()
+	content, err := ev.content()
+	if err != nil {
+		return err
+	}
+	if err := s.logEvents(ctx, pipe, head, ev.Kind(), content); err != nil {
 		return err
 	}
 	return s.notify(ctx, pipe, nil)
 }
 
 // update runs fn in a WATCH transaction over keys, retrying when another
-// writer got there first.
+// writer got there first, after a short random pause that grows with each
+// try so that writers racing for one key spread out.
 func (s *RedisStore) update(ctx context.Context, op string, fn func(*redis.Tx) error, keys ...string) error {
-	for range 20 {
+	for try := range 50 {
 		err := s.rdb.Watch(ctx, fn, keys...)
 		if !errors.Is(err, redis.TxFailedErr) {
 			return s.wrap(op, err)
+		}
+		pause := time.Duration(mrand.Int64N(int64(time.Millisecond) * int64(min(try+1, 20))))
+		select {
+		case <-ctx.Done():
+			return unavailable(op, ctx.Err())
+		case <-time.After(pause):
 		}
 	}
 	return unavailable(op, errors.New("too much contention; try again"))
@@ -298,12 +340,16 @@ func (s *RedisStore) CreateApproval(ctx context.Context, a *Approval, actor stri
 		if exists {
 			return fmt.Errorf("approval %s: %w", a.ID, ErrExists)
 		}
+		head, err := s.chainHead(ctx, tx, "approval")
+		if err != nil {
+			return err
+		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.HSet(ctx, key, a.ID, b)
-			return s.logAndNotify(ctx, pipe, AuditEvent{Action: ActionApprovalCreated, Actor: actor, Approval: a})
+			return s.logAndNotify(ctx, pipe, head, AuditEvent{Action: ActionApprovalCreated, Actor: actor, Approval: a})
 		})
 		return err
-	}, key)
+	}, key, s.headKey("approval"))
 }
 
 // RevokeApproval implements Store.
@@ -324,13 +370,17 @@ func (s *RedisStore) RevokeApproval(ctx context.Context, id, reason, actor strin
 		if err != nil {
 			return err
 		}
+		head, err := s.chainHead(ctx, tx, "approval")
+		if err != nil {
+			return err
+		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.HSet(ctx, key, id, b)
-			return s.logAndNotify(ctx, pipe, AuditEvent{Action: ActionApprovalRevoked, Actor: actor, Approval: a})
+			return s.logAndNotify(ctx, pipe, head, AuditEvent{Action: ActionApprovalRevoked, Actor: actor, Approval: a})
 		})
 		out = a
 		return err
-	}, key)
+	}, key, s.headKey("approval"))
 	return out, err
 }
 
@@ -394,24 +444,25 @@ func (s *RedisStore) AddBan(ctx context.Context, b Ban, actor string) error {
 	return s.AddBans(ctx, []Ban{b}, actor)
 }
 
-// AddBans implements Store: one MULTI transaction, with no WATCH to retry,
-// that prunes expired bans, stores the new ones with their audit events
-// and publishes them.
+// AddBans implements Store: one MULTI transaction that prunes expired bans,
+// stores the new ones, links their audit events into the ban chain and
+// publishes them. The chain's head is watched: when another instance
+// extended the chain first, the batch is linked again after its events.
 func (s *RedisStore) AddBans(ctx context.Context, list []Ban, actor string) error {
 	if len(list) == 0 {
 		return nil
 	}
 	bans, expiry := s.key("bans"), s.key("bans:expiry")
 	// Each ban's record is encoded once, for the hash and inside its audit
-	// event: {"id":"","time":…,"action":"ban.added","actor":…,"ban":record}.
-	head, err := json.Marshal(AuditEvent{Time: s.now().UTC(), Action: ActionBanAdded, Actor: actor})
+	// event's content: {"time":…,"action":"ban.added","actor":…,"ban":record}.
+	head, err := (AuditEvent{Time: s.now().UTC(), Action: ActionBanAdded, Actor: actor}).content()
 	if err != nil {
 		return err
 	}
 	head = append(head[:len(head)-1], `,"ban":`...)
 	fields := make([]any, 0, 2*len(list))
 	scores := make([]redis.Z, 0, len(list))
-	events := make([][]byte, 0, len(list))
+	contents := make([][]byte, 0, len(list))
 	for _, b := range list {
 		rec, err := json.Marshal(b)
 		if err != nil {
@@ -420,18 +471,24 @@ func (s *RedisStore) AddBans(ctx context.Context, list []Ban, actor string) erro
 		member := b.Prefix.String()
 		fields = append(fields, member, rec)
 		scores = append(scores, redis.Z{Score: float64(b.ExpiresAt.UnixMilli()), Member: member})
-		events = append(events, append(append(slices.Clip(head), rec...), '}'))
+		contents = append(contents, append(append(slices.Clip(head), rec...), '}'))
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		pruneBansScript.Eval(ctx, pipe, []string{bans, expiry}, s.now().UnixMilli())
-		pipe.HSet(ctx, bans, fields...)
-		pipe.ZAdd(ctx, expiry, scores...)
-		for _, ev := range events {
-			s.appendEvent(ctx, pipe, "ban", ev)
+	return s.update(ctx, "add bans", func(tx *redis.Tx) error {
+		chain, err := s.chainHead(ctx, tx, "ban")
+		if err != nil {
+			return err
 		}
-		return s.notify(ctx, pipe, list)
-	})
-	return s.wrap("add bans", err)
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pruneBansScript.Eval(ctx, pipe, []string{bans, expiry}, s.now().UnixMilli())
+			pipe.HSet(ctx, bans, fields...)
+			pipe.ZAdd(ctx, expiry, scores...)
+			if err := s.logEvents(ctx, pipe, chain, "ban", contents...); err != nil {
+				return err
+			}
+			return s.notify(ctx, pipe, list)
+		})
+		return err
+	}, s.headKey("ban"))
 }
 
 // RemoveBan implements Store.
@@ -453,13 +510,17 @@ func (s *RedisStore) RemoveBan(ctx context.Context, p netip.Prefix, actor string
 		if !out.ActiveAt(at) {
 			return fmt.Errorf("ban %s: %w", p, ErrNotFound)
 		}
+		head, err := s.chainHead(ctx, tx, "ban")
+		if err != nil {
+			return err
+		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.HDel(ctx, bans, member)
 			pipe.ZRem(ctx, expiry, member)
-			return s.logAndNotify(ctx, pipe, AuditEvent{Action: ActionBanRemoved, Actor: actor, Ban: &out})
+			return s.logAndNotify(ctx, pipe, head, AuditEvent{Action: ActionBanRemoved, Actor: actor, Ban: &out})
 		})
 		return err
-	}, bans, expiry)
+	}, bans, expiry, s.headKey("ban"))
 	return out, err
 }
 
@@ -516,6 +577,35 @@ func (s *RedisStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, err
 		out = out[:q.Limit]
 	}
 	return out, nil
+}
+
+// AuditHead implements Store.
+func (s *RedisStore) AuditHead(ctx context.Context, kind string) (ChainHead, error) {
+	head, err := s.chainHead(ctx, s.rdb, kind)
+	return head, s.wrap("read audit", err)
+}
+
+// AuditChain implements Store: the chain of approval events is the
+// approval stream (which also holds ban events from before the chains, of
+// no chain), the ban chain the ban stream.
+func (s *RedisStore) AuditChain(ctx context.Context, kind string, fn func(raw []byte) error) error {
+	stream, start := s.auditStream(kind), "-"
+	for {
+		msgs, err := s.rdb.XRangeN(ctx, stream, start, "+", 1000).Result()
+		if err != nil {
+			return unavailable("read audit", err)
+		}
+		for _, m := range msgs {
+			raw, _ := m.Values["event"].(string)
+			if err := fn([]byte(raw)); err != nil {
+				return err
+			}
+		}
+		if len(msgs) < 1000 {
+			return nil
+		}
+		start = "(" + msgs[len(msgs)-1].ID
+	}
 }
 
 // readStream pages back through one audit stream from the newest entry and

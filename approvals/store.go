@@ -58,6 +58,13 @@ type Store interface {
 
 	// Audit returns the audit events q asks for, newest first.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+	// AuditHead is the head the store recorded for the audit chain of kind
+	// ("approval" or "ban"): the zero head before its first event.
+	AuditHead(ctx context.Context, kind string) (ChainHead, error)
+	// AuditChain calls fn with each event of kind's chain, oldest first,
+	// exactly as stored. An error from fn stops the reading and is
+	// returned.
+	AuditChain(ctx context.Context, kind string, fn func(raw []byte) error) error
 
 	// Changes signals, without blocking the sender, that another instance
 	// changed the store or that changes may have been missed (a reconnect);
@@ -128,7 +135,12 @@ const (
 type AuditEvent struct {
 	// ID orders events within one store: a sequence number in the file
 	// store, a stream entry ID in Redis.
-	ID       string    `json:"id"`
+	ID string `json:"id"`
+	// Seq, Prev and Hash link the event into its kind's chain (see
+	// chain.go); events from before the chains began have none.
+	Seq      int64     `json:"seq,omitempty"`
+	Prev     string    `json:"prev,omitempty"`
+	Hash     string    `json:"hash,omitempty"`
 	Time     time.Time `json:"time"`
 	Action   string    `json:"action"`
 	Actor    string    `json:"actor,omitempty"`

@@ -1,6 +1,7 @@
 package approvals_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -24,10 +25,10 @@ func TestFileStoreConformance(t *testing.T) {
 
 func TestRedisStoreConformance(t *testing.T) {
 	srv := testredis.Start(t)
-	db := 0
+	n := 0
 	storetest.Run(t, func(t *testing.T, clock func() time.Time) approvals.Store {
-		db++ // a fresh, empty database per subtest
-		s := approvals.NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr, DB: db}), "gk:", clock)
+		n++ // a fresh prefix per subtest: more subtests than Redis has databases
+		s := approvals.NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}), fmt.Sprintf("gk%d:", n), clock)
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
@@ -39,7 +40,7 @@ func TestRedisClusterStoreConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, clock func() time.Time) approvals.Store {
 		n++ // a fresh prefix per subtest: Cluster has one database
 		rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
-		s := approvals.NewRedisStore(rdb, "gk"+string(rune('a'+n))+":", clock)
+		s := approvals.NewRedisStore(rdb, fmt.Sprintf("gk%d:", n), clock)
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
@@ -47,11 +48,11 @@ func TestRedisClusterStoreConformance(t *testing.T) {
 
 func TestRedisSentinelStoreConformance(t *testing.T) {
 	sentinel := testredis.StartSentinel(t, "gkmaster")
-	db := 0
+	n := 0
 	storetest.Run(t, func(t *testing.T, clock func() time.Time) approvals.Store {
-		db++
-		rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{sentinel}, MasterName: "gkmaster", DB: db})
-		s := approvals.NewRedisStore(rdb, "gk:", clock)
+		n++
+		rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{sentinel}, MasterName: "gkmaster"})
+		s := approvals.NewRedisStore(rdb, fmt.Sprintf("gk%d:", n), clock)
 		t.Cleanup(func() { s.Close() })
 		return s
 	})

@@ -256,6 +256,36 @@ func Run(t *testing.T, open Open) {
 		if len(list) != 20 || len(bans) != 20 || len(evs) != 40 {
 			t.Fatalf("after 40 concurrent writes: %d approvals, %d bans, %d audit events; want 20, 20, 40", len(list), len(bans), len(evs))
 		}
+		assertChains(t, s, 20, 20)
+	})
+
+	t.Run("AuditChainsLinkEveryChange", func(t *testing.T) {
+		s, clock := fresh(t)
+		mustNil(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice"))
+		clock.Add(time.Second)
+		mustNil(t, s.CreateApproval(ctx, Approval("apr_2", "acme"), "alice"))
+		clock.Add(time.Second)
+		mustNil(t, s.AddBans(ctx, []approvals.Ban{
+			ban("198.51.100.1/32", Epoch, time.Hour), ban("198.51.100.2/32", Epoch, time.Hour), ban("2001:db8::/64", Epoch, time.Hour),
+		}, "detect"))
+		clock.Add(time.Second)
+		_, err := s.RevokeApproval(ctx, "apr_1", "done", "bob", clock.Now())
+		mustNil(t, err)
+		_, err = s.RemoveBan(ctx, netip.MustParsePrefix("198.51.100.2/32"), "bob", clock.Now())
+		mustNil(t, err)
+		assertChains(t, s, 3, 4)
+
+		// The events the audit shows carry their links, numbered from 1 in
+		// each chain in the order they were made.
+		evs, err := s.Audit(ctx, approvals.AuditQuery{Limit: 100})
+		mustNil(t, err)
+		next := map[string]int64{"approval": 3, "ban": 4}
+		for _, ev := range evs { // newest first
+			if ev.Seq != next[ev.Kind()] || len(ev.Hash) != 64 || len(ev.Prev) != 64 {
+				t.Fatalf("%s event %s: seq %d hash %q prev %q; want seq %d and SHA-256 links", ev.Kind(), ev.Action, ev.Seq, ev.Hash, ev.Prev, next[ev.Kind()])
+			}
+			next[ev.Kind()]--
+		}
 	})
 
 	t.Run("LeasesStopAtTheBurstAndSayWhenToRetry", func(t *testing.T) {
@@ -387,6 +417,22 @@ func Run(t *testing.T, open Open) {
 		s, _ := fresh(t)
 		mustNil(t, s.Ping(ctx))
 	})
+}
+
+// assertChains checks that both of s's audit chains verify and end at the
+// head s recorded, after approvalEvents and banEvents events.
+func assertChains(t *testing.T, s approvals.Store, approvalEvents, banEvents int64) {
+	t.Helper()
+	reports, err := approvals.VerifyAudit(context.Background(), s)
+	mustNil(t, err)
+	want := map[string]int64{"approval": approvalEvents, "ban": banEvents}
+	for _, r := range reports {
+		head, err := s.AuditHead(context.Background(), r.Kind)
+		mustNil(t, err)
+		if !r.OK || r.Events != want[r.Kind] || r.Last != head || head.Seq != want[r.Kind] {
+			t.Fatalf("%s chain: %+v, recorded head %+v; want %d good events ending at the head", r.Kind, r, head, want[r.Kind])
+		}
+	}
 }
 
 func ban(prefix string, at time.Time, ttl time.Duration) approvals.Ban {

@@ -1,6 +1,7 @@
 package approvals
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 )
@@ -339,3 +341,35 @@ func VerifyAudit(ctx context.Context, store Store) ([]ChainReport, error) {
 }
 
 var errStop = errors.New("stop")
+
+// VerifyAuditLog checks the chains of an audit log read from r, one stored
+// event a line as the file store's audit.jsonl holds them, against heads
+// (by kind; a chain without one is checked as far as the log goes, and
+// cannot show that events were cut off its end).
+func VerifyAuditLog(r io.Reader, heads map[string]ChainHead) ([]ChainReport, error) {
+	vs := make(map[string]*ChainVerifier, len(AuditKinds))
+	for _, kind := range AuditKinds {
+		vs[kind] = NewChainVerifier(kind, heads[kind])
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 16<<20)
+	for line := 1; sc.Scan(); line++ {
+		raw := bytes.TrimSpace(sc.Bytes())
+		if len(raw) == 0 {
+			continue
+		}
+		v, ok := vs[kindOf(raw)]
+		if !ok {
+			return nil, fmt.Errorf("line %d is not an approval or ban audit event", line)
+		}
+		v.Add(raw)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]ChainReport, 0, len(vs))
+	for _, kind := range AuditKinds {
+		out = append(out, vs[kind].Report())
+	}
+	return out, nil
+}

@@ -20,3 +20,8 @@ func (s *FileStore) SetBanAuditMax(n int64) { s.banAuditMax = n }
 
 // SetBanAuditMax lowers the length the ban event stream is trimmed to.
 func (s *RedisStore) SetBanAuditMax(n int64) { s.banAuditMax = n }
+
+// ChainEvent links an event with content after head, as the stores do.
+func ChainEvent(head ChainHead, id string, content []byte) ([]byte, ChainHead, error) {
+	return chainEvent(head, id, content)
+}

@@ -10,9 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +22,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/customernode/gatekeeper/approvals"
-	"github.com/customernode/gatekeeper/detect"
 )
 
 func init() {
@@ -30,10 +29,13 @@ func init() {
 }
 
 // AdminAPI serves /gatekeeper/ on Caddy's admin endpoint: approvals, bans,
-// the audit trail and status. Admin routes are set up before any app, so it
-// finds the running gatekeeper app on each request.
+// the audit trail, status, and the console. Admin routes are set up before
+// any app, so it finds the running gatekeeper app on each request. Its
+// endpoints are routed by ServeMux patterns, one each, and each answers
+// only its methods (405 and Allow otherwise).
 type AdminAPI struct {
 	logger *zap.Logger
+	mux    *http.ServeMux
 }
 
 // maxBodyBytes bounds every request body; a larger one gets 413.
@@ -53,46 +55,88 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets up logging.
+// Provision sets up logging and the routes.
 func (api *AdminAPI) Provision(ctx caddy.Context) error {
 	api.logger = ctx.Logger()
+	api.mux = http.NewServeMux()
+	for pattern, methods := range adminEndpoints {
+		api.mux.Handle(pattern, endpoint{api, methods})
+	}
 	return nil
 }
 
-// Routes returns the admin routes.
+// adminEndpoints are the admin API's endpoints by ServeMux pattern, each
+// with a handler per method.
+var adminEndpoints = map[string]methods{
+	"/gatekeeper/approvals": {
+		http.MethodGet:  adminRequest.listApprovals,
+		http.MethodPost: adminRequest.createApproval,
+	},
+	"/gatekeeper/approvals/{id}": {
+		http.MethodGet:    adminRequest.showApproval,
+		http.MethodDelete: adminRequest.revokeApproval,
+	},
+	"/gatekeeper/approvals/{id}/report": {http.MethodGet: adminRequest.report},
+	"/gatekeeper/bans": {
+		http.MethodGet:  adminRequest.listBans,
+		http.MethodPost: adminRequest.addBan,
+	},
+	// An IPv6 CIDR has a slash in it.
+	"/gatekeeper/bans/{ip...}": {http.MethodDelete: adminRequest.removeBan},
+	"/gatekeeper/audit":        {http.MethodGet: adminRequest.audit},
+	"/gatekeeper/audit/verify": {http.MethodPost: adminRequest.verifyAudit},
+	"/gatekeeper/status":       {http.MethodGet: adminRequest.status},
+	"/gatekeeper/{unknown...}": {},
+}
+
+// Routes returns the admin routes: everything under /gatekeeper/, routed
+// by api's patterns.
 func (api *AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{{Pattern: "/gatekeeper/", Handler: caddy.AdminHandlerFunc(api.serve)}}
 }
 
+// serve hands r to its endpoint and returns the endpoint's error, which
+// Caddy's admin server writes as {"error": …} with its status.
 func (api *AdminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	var err error
+	api.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminErrKey{}, &err)))
+	return err
+}
+
+type adminErrKey struct{}
+
+// methods are an endpoint's handlers by HTTP method.
+type methods map[string]func(adminRequest) error
+
+// endpoint is one pattern's handlers.
+type endpoint struct {
+	api     *AdminAPI
+	methods methods
+}
+
+func (e endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	errp, _ := r.Context().Value(adminErrKey{}).(*error)
+	if errp == nil {
+		errp = new(error)
+	}
+	*errp = e.serve(w, r)
+}
+
+func (e endpoint) serve(w http.ResponseWriter, r *http.Request) error {
+	if len(e.methods) == 0 {
+		return apiError(http.StatusNotFound, fmt.Errorf("no such gatekeeper admin route: %s", r.URL.Path))
+	}
+	f, ok := e.methods[r.Method]
+	if !ok {
+		allowed := slices.Sorted(maps.Keys(e.methods))
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		return apiError(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed; use %s", r.Method, strings.Join(allowed, " or ")))
+	}
 	app := current.Load()
 	if app == nil {
-		return apiError(http.StatusServiceUnavailable, errors.New("the gatekeeper app is not running"))
+		return apiError(http.StatusServiceUnavailable, errNoApp)
 	}
-	rest := strings.TrimPrefix(r.URL.Path, "/gatekeeper/")
-	head, tail, _ := strings.Cut(rest, "/")
-	h := adminRequest{app: app, w: w, r: r, logger: api.logger}
-	switch {
-	case head == "approvals" && tail == "":
-		return h.route(map[string]func() error{http.MethodGet: h.listApprovals, http.MethodPost: h.createApproval})
-	case head == "approvals" && strings.HasSuffix(tail, "/report") && strings.Count(tail, "/") == 1:
-		id := strings.TrimSuffix(tail, "/report")
-		return h.route(map[string]func() error{http.MethodGet: func() error { return h.report(id) }})
-	case head == "approvals" && !strings.Contains(tail, "/"):
-		return h.route(map[string]func() error{
-			http.MethodGet:    func() error { return h.showApproval(tail) },
-			http.MethodDelete: func() error { return h.revokeApproval(tail) },
-		})
-	case head == "bans" && tail == "":
-		return h.route(map[string]func() error{http.MethodGet: h.listBans, http.MethodPost: h.addBan})
-	case head == "bans":
-		return h.route(map[string]func() error{http.MethodDelete: func() error { return h.removeBan(tail) }})
-	case head == "audit" && tail == "":
-		return h.route(map[string]func() error{http.MethodGet: h.audit})
-	case head == "status" && tail == "":
-		return h.route(map[string]func() error{http.MethodGet: h.status})
-	}
-	return apiError(http.StatusNotFound, fmt.Errorf("no such gatekeeper admin route: %s", r.URL.Path))
+	return f(adminRequest{app: app, w: w, r: r, logger: e.api.logger})
 }
 
 // adminRequest is one admin API call.
@@ -101,19 +145,6 @@ type adminRequest struct {
 	w      http.ResponseWriter
 	r      *http.Request
 	logger *zap.Logger
-}
-
-func (h adminRequest) route(byMethod map[string]func() error) error {
-	if f, ok := byMethod[h.r.Method]; ok {
-		return f()
-	}
-	allowed := make([]string, 0, len(byMethod))
-	for m := range byMethod {
-		allowed = append(allowed, m)
-	}
-	slices.Sort(allowed)
-	h.w.Header().Set("Allow", strings.Join(allowed, ", "))
-	return apiError(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed; use %s", h.r.Method, strings.Join(allowed, " or ")))
 }
 
 func (h adminRequest) ctx() context.Context { return h.r.Context() }
@@ -129,14 +160,6 @@ func (h adminRequest) actor() string {
 		host = h.r.RemoteAddr
 	}
 	return "admin@" + host
-}
-
-// afterWrite makes this instance enforce a change at once; others hear of it
-// through the store.
-func (h adminRequest) afterWrite() {
-	if err := h.app.Syncer().Refresh(h.ctx()); err != nil {
-		h.logger.Warn("change stored, but re-reading the store failed; the resync timer will retry", zap.Error(err))
-	}
 }
 
 func (h adminRequest) readBody() ([]byte, error) {
@@ -167,111 +190,44 @@ func (h adminRequest) createApproval() error {
 	if err != nil {
 		return apiError(http.StatusBadRequest, err)
 	}
-	s := h.app.Settings()
-	at := now()
-	a, err := req.Build(approvals.Limits{MaxWindow: s.MaxWindow, AllowBroadSources: s.AllowBroadSources}, at)
+	a, token, err := h.app.RegisterApproval(h.ctx(), req, h.actor())
 	if err != nil {
-		return apiError(http.StatusBadRequest, err)
-	}
-	a.ID = "apr_" + randomHex(8)
-	a.CreatedAt = at.UTC()
-	var token string
-	if a.RequireToken {
-		token = "gkt_" + randomBase64(32)
-		a.TokenHash = approvals.HashToken(token)
-	}
-	if err := h.app.Syncer().Store().CreateApproval(h.ctx(), a, h.actor()); err != nil {
 		return storeError(err)
 	}
-	h.afterWrite()
-	h.logger.Info("approval registered", zap.String("id", a.ID), zap.String("tenant", a.Tenant),
-		zap.String("approval_ref", a.ApprovalRef), zap.String("actor", h.actor()))
-	return writeJSON(h.w, http.StatusCreated, approvalCreated{Approval: a.Public(at), Token: token})
+	return writeJSON(h.w, http.StatusCreated, approvalCreated{Approval: a, Token: token})
 }
 
 func (h adminRequest) listApprovals() error {
 	q := h.r.URL.Query()
-	tenant := q.Get("tenant")
-	status := approvals.Status(q.Get("status"))
-	if status != "" && !status.Valid() {
-		return apiError(http.StatusBadRequest, fmt.Errorf("status: %q is not one of %v", status, approvals.Statuses))
-	}
-	list, err := h.app.Syncer().Store().Approvals(h.ctx())
+	list, err := h.app.Approvals(h.ctx(), q.Get("tenant"), approvals.Status(q.Get("status")))
 	if err != nil {
 		return storeError(err)
 	}
-	at := now()
-	out := make([]*approvals.Approval, 0, len(list))
-	for _, a := range list {
-		p := a.Public(at)
-		if (tenant == "" || p.Tenant == tenant) && (status == "" || p.Status == status) {
-			out = append(out, p)
-		}
-	}
-	slices.SortFunc(out, func(a, b *approvals.Approval) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	return writeJSON(h.w, http.StatusOK, out)
+	return writeJSON(h.w, http.StatusOK, list)
 }
 
-func (h adminRequest) showApproval(id string) error {
-	a, err := h.app.Syncer().Store().Approval(h.ctx(), id)
+func (h adminRequest) showApproval() error {
+	a, err := h.app.Approval(h.ctx(), h.r.PathValue("id"))
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusOK, a.Public(now()))
+	return writeJSON(h.w, http.StatusOK, a)
 }
 
-func (h adminRequest) revokeApproval(id string) error {
-	reason := strings.TrimSpace(h.r.URL.Query().Get("reason"))
-	if len(reason) > 1024 {
-		return apiError(http.StatusBadRequest, errors.New("reason: at most 1024 bytes"))
-	}
-	at := now()
-	a, err := h.app.Syncer().Store().RevokeApproval(h.ctx(), id, reason, h.actor(), at)
+func (h adminRequest) revokeApproval() error {
+	a, err := h.app.RevokeApproval(h.ctx(), h.r.PathValue("id"), h.r.URL.Query().Get("reason"), h.actor())
 	if err != nil {
 		return storeError(err)
 	}
-	h.afterWrite()
-	h.logger.Info("approval revoked", zap.String("id", id), zap.String("reason", reason), zap.String("actor", h.actor()))
-	return writeJSON(h.w, http.StatusOK, a.Public(at))
+	return writeJSON(h.w, http.StatusOK, a)
 }
 
-// Report is the close-out report of an approved test.
-type Report struct {
-	ID          string                `json:"id"`
-	Tenant      string                `json:"tenant"`
-	Status      approvals.Status      `json:"status"`
-	ApprovalRef string                `json:"approval_ref"`
-	NotBefore   time.Time             `json:"not_before"`
-	NotAfter    time.Time             `json:"not_after"`
-	MaxRPS      float64               `json:"max_rps"`
-	Burst       int                   `json:"burst"`
-	MaxRequests int64                 `json:"max_requests"`
-	Usage       approvals.Usage       `json:"usage"`
-	FirstSeen   *time.Time            `json:"first_seen,omitempty"`
-	Hours       []approvals.HourUsage `json:"hours"`
-}
-
-func (h adminRequest) report(id string) error {
-	st := h.app.Syncer().Store()
-	a, err := st.Approval(h.ctx(), id)
+func (h adminRequest) report() error {
+	rep, err := h.app.Report(h.ctx(), h.r.PathValue("id"))
 	if err != nil {
 		return storeError(err)
 	}
-	hist, err := st.History(h.ctx(), id)
-	if err != nil {
-		return storeError(err)
-	}
-	p := a.Public(now())
-	return writeJSON(h.w, http.StatusOK, Report{
-		ID: p.ID, Tenant: p.Tenant, Status: p.Status, ApprovalRef: p.ApprovalRef,
-		NotBefore: p.NotBefore, NotAfter: p.NotAfter, MaxRPS: p.MaxRPS, Burst: p.Burst, MaxRequests: p.MaxRequests,
-		Usage: p.Usage, FirstSeen: hist.FirstSeen, Hours: hist.Hours,
-	})
+	return writeJSON(h.w, http.StatusOK, rep)
 }
 
 // banRequest is the body of POST /gatekeeper/bans.
@@ -292,71 +248,33 @@ func (h adminRequest) addBan() error {
 	if err := dec.Decode(&req); err != nil {
 		return apiError(http.StatusBadRequest, fmt.Errorf("body: %w", err))
 	}
-	p, err := h.banPrefix(req.IP)
-	if err != nil {
-		return apiError(http.StatusBadRequest, fmt.Errorf("field \"ip\": %w", err))
-	}
-	ttl := h.app.Settings().BanTTL
+	var ttl time.Duration
 	if req.TTL != "" {
 		ttl, err = caddy.ParseDuration(req.TTL)
-		if err != nil || ttl <= 0 || ttl > 366*24*time.Hour {
+		if err != nil || ttl <= 0 {
 			return apiError(http.StatusBadRequest, fmt.Errorf("field \"ttl\": %q is not a duration between 1s and 366d, such as 1h", req.TTL))
 		}
 	}
-	reason := strings.TrimSpace(req.Reason)
-	if reason == "" {
-		reason = "manual"
-	}
-	if len(reason) > 1024 {
-		return apiError(http.StatusBadRequest, errors.New("field \"reason\": at most 1024 bytes"))
-	}
-	at := now().UTC()
-	b := approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at, ExpiresAt: at.Add(ttl)}
-	if err := h.app.Syncer().Store().AddBan(h.ctx(), b, h.actor()); err != nil {
+	b, err := h.app.Ban(h.ctx(), req.IP, ttl, req.Reason, h.actor())
+	if err != nil {
 		return storeError(err)
 	}
-	h.afterWrite()
-	h.logger.Info("source banned by hand", zap.Stringer("source", p), zap.Duration("ttl", ttl), zap.String("actor", h.actor()))
 	return writeJSON(h.w, http.StatusCreated, b)
 }
 
-// banPrefix turns an IP or CIDR into the prefix bans are kept by: a lone
-// IPv6 address stands for its /64 (or the configured ipv6_prefix).
-func (h adminRequest) banPrefix(s string) (netip.Prefix, error) {
-	p, err := approvals.ParseSource(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	if p.IsSingleIP() || (p.Addr().Is6() && p.Bits() > h.app.Settings().IPv6Prefix) {
-		return h.app.sourcePrefix(p.Addr()), nil
-	}
-	return p, nil
-}
-
 func (h adminRequest) listBans() error {
-	bans, err := h.app.Syncer().Store().Bans(h.ctx(), now())
+	bans, err := h.app.Bans(h.ctx())
 	if err != nil {
 		return storeError(err)
-	}
-	if bans == nil {
-		bans = []approvals.Ban{}
 	}
 	return writeJSON(h.w, http.StatusOK, bans)
 }
 
-func (h adminRequest) removeBan(ip string) error {
-	p, err := h.banPrefix(ip)
-	if err != nil {
-		return apiError(http.StatusBadRequest, fmt.Errorf("ip: %w", err))
-	}
-	h.app.state.bans.remove(p)
-	eachMemory(func(m *detect.Memory) { m.Forget(p) })
-	b, err := h.app.Syncer().Store().RemoveBan(h.ctx(), p, h.actor(), now())
+func (h adminRequest) removeBan() error {
+	b, err := h.app.LiftBan(h.ctx(), h.r.PathValue("ip"), h.actor())
 	if err != nil {
 		return storeError(err)
 	}
-	h.afterWrite()
-	h.logger.Info("ban lifted", zap.Stringer("source", p), zap.String("actor", h.actor()))
 	return writeJSON(h.w, http.StatusOK, b)
 }
 
@@ -378,48 +296,25 @@ func (h adminRequest) audit() error {
 		}
 		limit = n
 	}
-	kind := q.Get("kind")
-	if kind != "" && !slices.Contains(approvals.AuditKinds, kind) {
-		return apiError(http.StatusBadRequest, fmt.Errorf("kind: %q is neither approval nor ban", kind))
-	}
-	evs, err := h.app.Syncer().Store().Audit(h.ctx(), approvals.AuditQuery{Since: since, Limit: limit, Kind: kind})
+	evs, err := h.app.Audit(h.ctx(), approvals.AuditQuery{Since: since, Limit: limit, Kind: q.Get("kind")})
 	if err != nil {
 		return storeError(err)
 	}
-	out := make([]approvals.AuditEvent, len(evs))
-	for i, e := range evs {
-		out[i] = e.Public()
-	}
-	return writeJSON(h.w, http.StatusOK, out)
+	return writeJSON(h.w, http.StatusOK, evs)
 }
 
-// Status is the answer of GET /gatekeeper/status.
-type Status struct {
-	Store struct {
-		Kind        string `json:"kind"`
-		Description string `json:"description"`
-		approvals.Health
-		// Warnings name settings of the store that put its data at risk.
-		Warnings []string `json:"warnings,omitempty"`
-	} `json:"store"`
-	Approvals  map[approvals.Status]int `json:"approvals"`
-	BansActive int                      `json:"bans_active"`
+// verifyAudit checks the audit chains now and answers what it found (ok is
+// false when a chain is broken); 503 when the store cannot be read.
+func (h adminRequest) verifyAudit() error {
+	v := h.app.VerifyAudit(h.ctx())
+	if v.Error != "" {
+		return apiError(http.StatusServiceUnavailable, fmt.Errorf("reading the audit trail: %s", v.Error))
+	}
+	return writeJSON(h.w, http.StatusOK, v)
 }
 
 func (h adminRequest) status() error {
-	var st Status
-	sy := h.app.Syncer()
-	st.Store.Kind = sy.Store().Kind()
-	st.Store.Description = h.app.Settings().Store.Describe()
-	st.Store.Health = sy.Health()
-	if err := sy.Store().Ping(h.ctx()); err != nil {
-		st.Store.Up = false
-		st.Store.LastError = err.Error()
-	} else if c, ok := sy.Store().(approvals.Checker); ok {
-		st.Store.Warnings = c.Check(h.ctx())
-	}
-	st.Approvals, st.BansActive = sy.Snapshot().Counts(now())
-	return writeJSON(h.w, http.StatusOK, st)
+	return writeJSON(h.w, http.StatusOK, h.app.Status(h.ctx()))
 }
 
 // storeError maps store errors to HTTP statuses.
@@ -429,6 +324,8 @@ func storeError(err error) error {
 		return apiError(http.StatusNotFound, err)
 	case errors.Is(err, approvals.ErrExists), errors.Is(err, approvals.ErrAlreadyRevoked):
 		return apiError(http.StatusConflict, err)
+	case errors.As(err, new(BadInput)):
+		return apiError(http.StatusBadRequest, err)
 	case errors.Is(err, approvals.ErrUnavailable):
 		return apiError(http.StatusServiceUnavailable, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -283,6 +285,89 @@ func TestAdminStatus(t *testing.T) {
 	}
 	if !st.Store.Up || st.Store.Kind != "file" || st.Approvals["active"] != 1 || st.Store.LastSync.IsZero() {
 		t.Fatalf("status = %+v", st)
+	}
+}
+
+func TestAdminAuditChainIsShownAndVerified(t *testing.T) {
+	dir := t.TempDir()
+	c := startCaddy(t, map[string]any{"kind": "file", "dir": dir})
+	var created apiApproval
+	c.do("POST", "/gatekeeper/approvals", validApproval(), &created)
+	c.do("POST", "/gatekeeper/approvals", validApproval(), nil)
+	c.do("DELETE", "/gatekeeper/approvals/"+created.ID+"?reason=done", nil, nil)
+	c.do("POST", "/gatekeeper/bans", map[string]any{"ip": "198.51.100.7"}, nil)
+
+	var audit []struct {
+		Action, Hash, Prev string
+		Seq                int64
+	}
+	c.do("GET", "/gatekeeper/audit", nil, &audit)
+	if len(audit) != 4 || audit[0].Seq != 1 || audit[1].Seq != 3 || audit[1].Action != "approval.revoked" ||
+		len(audit[1].Hash) != 64 || audit[2].Hash != audit[1].Prev {
+		t.Fatalf("GET audit = %+v; want seq and linked hashes on each event", audit)
+	}
+
+	var v AuditVerification
+	if code := c.do("POST", "/gatekeeper/audit/verify", nil, &v); code != 200 || !v.OK || len(v.Chains) != 2 ||
+		v.Chains[0].Last.Seq != 3 || v.Chains[0].Last.Hash != audit[1].Hash || v.Chains[1].Last.Seq != 1 {
+		t.Fatalf("POST audit/verify = %d %+v", code, v)
+	}
+	var st Status
+	c.do("GET", "/gatekeeper/status", nil, &st)
+	if st.Audit == nil || !st.Audit.OK || st.Audit.Chains[0].Last != v.Chains[0].Last {
+		t.Fatalf("status audit = %+v; want the last verification", st.Audit)
+	}
+
+	// Someone edits the log behind Gatekeeper's back: the next check says
+	// where, and the status shows it.
+	path := filepath.Join(dir, "audit.jsonl")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(b, []byte(`"revoke_reason":"done"`), []byte(`"revoke_reason":"fine"`), 1)
+	if bytes.Equal(edited, b) {
+		t.Fatal("the revocation's reason is not in the log")
+	}
+	if err := os.WriteFile(path, edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.do("POST", "/gatekeeper/audit/verify", nil, &v); code != 200 || v.OK || v.Chains[0].BrokenAt != 3 {
+		t.Fatalf("POST audit/verify after an edit = %d %+v; want the approval chain broken at 3", code, v)
+	}
+	c.do("GET", "/gatekeeper/status", nil, &st)
+	if st.Audit.OK {
+		t.Fatalf("status after a broken check = %+v", st.Audit)
+	}
+}
+
+func TestAdminRoutesAnswerOnlyTheirMethods(t *testing.T) {
+	c := startCaddy(t, fileStore(t))
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"PUT", "/gatekeeper/approvals", 405, "GET, POST"},
+		{"POST", "/gatekeeper/approvals/apr_1", 405, "DELETE, GET"},
+		{"GET", "/gatekeeper/audit/verify", 405, "POST"},
+		{"GET", "/gatekeeper/bans/2001:db8::/64", 405, "DELETE"},
+		{"GET", "/gatekeeper/nothing", 404, ""},
+		{"GET", "/gatekeeper/approvals/apr_1/nothing", 404, ""},
+		{"GET", "/gatekeeper/approvals/apr_404/report", 404, ""},
+	} {
+		req, _ := http.NewRequest(tc.method, c.base+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error string }
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Allow") != tc.allow || e.Error == "" {
+			t.Errorf("%s %s = %d, Allow %q, error %q; want %d, Allow %q and a JSON error", tc.method, tc.path,
+				resp.StatusCode, resp.Header.Get("Allow"), e.Error, tc.status, tc.allow)
+		}
 	}
 }
 

@@ -276,6 +276,7 @@ type sharedState struct {
 	banLog  logBudget
 	// cappedLog is when max_bans was last logged (Unix seconds).
 	cappedLog atomic.Int64
+	audit     auditCheck
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
@@ -320,6 +321,7 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 		})
 	})
 	wg.Go(func() { st.housekeep(ctx, logger) })
+	wg.Go(func() { st.audit.run(ctx, store, logger) })
 	go func() { wg.Wait(); close(st.done) }()
 	logger.Info("gatekeeper store ready", zap.String("store", s.Store.Describe()))
 	if c, ok := store.(approvals.Checker); ok && err == nil {

@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/customernode/gatekeeper/approvals"
 )
 
 func init() {
@@ -32,6 +36,18 @@ volume. Tables are for people; --json prints the admin API's JSON as it is.`,
 		Short:     "Lists, adds and lifts bans of scanning sources",
 		Long:      "Talks to a running Gatekeeper's admin API to list, add and lift bans.",
 		CobraFunc: bansCommand,
+	})
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "audit",
+		Usage: "verify [--file F]",
+		Short: "Verifies the audit trail's hash chains",
+		Long: `
+verify checks the audit trail's hash chains (approval events, ban events):
+through the admin API, the whole trail in the store, or with --file an
+audit log (the file store's audit.jsonl; with the store's state.json beside
+it, also against the chain heads it recorded). It prints how far each chain
+verified, and exits non-zero naming the first broken seq when one is broken.`,
+		CobraFunc: auditCommand,
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:      "status",
@@ -146,6 +162,76 @@ func statusCommand(cmd *cobra.Command) {
 		}
 		return printStatus(cmd.OutOrStdout(), st)
 	})
+}
+
+func auditCommand(cmd *cobra.Command) {
+	adminFlags(cmd)
+	verify := &cobra.Command{Use: "verify", Short: "Checks the audit trail's hash chains", Args: cobra.NoArgs}
+	verify.Flags().String("file", "", "Verify this audit log instead of asking the admin API")
+	verify.RunE = run(func(cmd *cobra.Command, _ []string) error {
+		var reports []approvals.ChainReport
+		j, _ := cmd.Flags().GetBool("json")
+		if file, _ := cmd.Flags().GetString("file"); file != "" {
+			var err error
+			if reports, err = verifyFile(file); err != nil {
+				return err
+			}
+			if j {
+				b, _ := json.MarshalIndent(reports, "", "  ")
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
+			}
+		} else {
+			c := newClient(cmd)
+			c.json = false // read the answer for the exit status; printed below
+			b, err := c.call("POST", "/gatekeeper/audit/verify", nil)
+			if err != nil {
+				return err
+			}
+			if j {
+				cmd.OutOrStdout().Write(b)
+			}
+			var v AuditVerification
+			if err := json.Unmarshal(b, &v); err != nil {
+				return fmt.Errorf("reading the admin API's answer: %w", err)
+			}
+			reports = v.Chains
+		}
+		if !j {
+			if err := printChains(cmd.OutOrStdout(), reports); err != nil {
+				return err
+			}
+		}
+		for _, r := range reports {
+			if !r.OK {
+				return fmt.Errorf("the %s chain is broken at seq %d: %s", r.Kind, r.BrokenAt, r.Problem)
+			}
+		}
+		return nil
+	})
+	cmd.AddCommand(verify)
+}
+
+// verifyFile verifies the audit log in file; with the file store's
+// state.json beside it, against the chain heads recorded there.
+func verifyFile(file string) ([]approvals.ChainReport, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var state struct {
+		Chains map[string]approvals.ChainHead `json:"chains"`
+	}
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "state.json")); err == nil {
+		if err := json.Unmarshal(b, &state); err != nil {
+			return nil, fmt.Errorf("state.json beside %s: %w", file, err)
+		}
+	}
+	reports, err := approvals.VerifyAuditLog(f, state.Chains)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return reports, nil
 }
 
 func bansCommand(cmd *cobra.Command) {

@@ -160,6 +160,55 @@ func printStatus(w io.Writer, st Status) error {
 	}
 	fmt.Fprintf(tw, "approvals\t%s\n", strings.Join(counts, ", "))
 	fmt.Fprintf(tw, "bans\t%d active\n", st.BansActive)
+	if v := st.Audit; v != nil {
+		fmt.Fprintf(tw, "audit\t%s, checked %s\n", auditSummary(v), v.At.UTC().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+// auditSummary says in one line what a check of the audit chains found.
+func auditSummary(v *AuditVerification) string {
+	if v.Error != "" {
+		return "NOT CHECKED: " + v.Error
+	}
+	var parts []string
+	for _, r := range v.Chains {
+		if !r.OK {
+			return fmt.Sprintf("BROKEN: %s chain at seq %d: %s", r.Kind, r.BrokenAt, r.Problem)
+		}
+		parts = append(parts, fmt.Sprintf("%s seq %d %s", r.Kind, r.Last.Seq, shortHash(r.Last.Hash)))
+	}
+	return "intact (" + strings.Join(parts, ", ") + ")"
+}
+
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12] + "…"
+	}
+	return h
+}
+
+// printChains prints one line a chain: how far it verified, or where and
+// why it is broken.
+func printChains(w io.Writer, reports []approvals.ChainReport) error {
+	tw := table(w)
+	for _, r := range reports {
+		switch {
+		case !r.OK:
+			fmt.Fprintf(tw, "%s chain\tBROKEN at seq %d\t%s\n", r.Kind, r.BrokenAt, r.Problem)
+		case r.Events == 0:
+			fmt.Fprintf(tw, "%s chain\tempty\t\n", r.Kind)
+		default:
+			span := fmt.Sprintf("seq %d–%d", r.First, r.Last.Seq)
+			if r.First > 1 {
+				span += fmt.Sprintf(" (events before %d dropped by the ban audit's cap)", r.First)
+			}
+			if r.Unchained > 0 {
+				span += fmt.Sprintf(", after %d events from before the chain", r.Unchained)
+			}
+			fmt.Fprintf(tw, "%s chain\tintact\t%d events, %s, last hash %s\n", r.Kind, r.Events, span, r.Last.Hash)
+		}
+	}
 	return tw.Flush()
 }
 

@@ -93,6 +93,12 @@ var metrics = struct {
 			eachMemory(func(m *detect.Memory) { n += m.Bytes() })
 			return float64(n)
 		}),
+		gaugeFunc("audit_intact", "1 when the last check of the audit trail's hash chains found them intact, 0 when it found a break or could not read them.", func(a *App) float64 {
+			if v := a.state.audit.lastResult(); v != nil && v.OK {
+				return 1
+			}
+			return 0
+		}),
 		gaugeFunc("store_up", "1 when the last read of the store worked, else 0.", func(a *App) float64 {
 			if a.Syncer().Health().Up {
 				return 1

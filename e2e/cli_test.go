@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -334,4 +336,51 @@ func TestValidateWhileAServerHoldsTheFileStore(t *testing.T) {
 		t.Fatalf("validate beside a running server: %v\n%s", err, out)
 	}
 	in.mustCLI(addArgs("127.0.0.2")...)
+}
+
+// TestAuditVerify: `gatekeeper audit verify` checks the chains through the
+// admin API and, with --file, the file store's own log; an edit made behind
+// Gatekeeper's back makes it exit non-zero naming the seq.
+func TestAuditVerify(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	in.mustCLI(addArgs("127.0.0.2")...)
+	in.mustCLI(addArgs("127.0.0.3")...)
+	in.mustCLI("bans", "add", "198.51.100.7", "--reason", "manual test")
+	out := in.mustCLI("audit", "verify")
+	if !strings.Contains(out, "approval chain  intact  2 events, seq 1–2") || !strings.Contains(out, "ban chain       intact  1 events") {
+		t.Fatalf("audit verify printed:\n%s", out)
+	}
+	if st := in.mustCLI("status"); !regexp.MustCompile(`audit +intact \(approval seq 2 [0-9a-f]{12}…, ban seq 1 `).MatchString(st) {
+		t.Fatalf("status after a verification:\n%s", st)
+	}
+
+	log := filepath.Join(filepath.Dir(in.Config), "data", "audit.jsonl")
+	if out := in.mustCLI("audit", "verify", "--file", log); !strings.Contains(out, "approval chain  intact") {
+		t.Fatalf("audit verify --file printed:\n%s", out)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(b), "127.0.0.3/32", "127.0.0.9/32", 1)
+	if edited == string(b) {
+		t.Fatal("the second approval's source is not in the log")
+	}
+	copyOf := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(copyOf, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := in.cli("audit", "verify", "--file", copyOf)
+	if code == 0 || !strings.Contains(out, "approval chain  BROKEN at seq 2") ||
+		!strings.Contains(errOut, "the approval chain is broken at seq 2: event 2 was altered") {
+		t.Fatalf("audit verify of an edited log: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// The same edit in the store itself: the admin API's check finds it.
+	if err := os.WriteFile(log, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := in.cli("audit", "verify"); code == 0 || !strings.Contains(errOut, "broken at seq 2") {
+		t.Fatalf("audit verify after an edit in the store: exit %d %s", code, errOut)
+	}
 }

@@ -1,0 +1,85 @@
+package caddymodule
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/customernode/gatekeeper/approvals"
+)
+
+// AuditVerification is what the last check of the store's audit chains
+// found (GET /gatekeeper/status, POST /gatekeeper/audit/verify).
+type AuditVerification struct {
+	At time.Time `json:"verified_at"`
+	OK bool      `json:"ok"`
+	// Chains has a report per chain: how far it verified (last seq and
+	// hash), or the first broken seq and what is wrong there.
+	Chains []approvals.ChainReport `json:"chains,omitempty"`
+	// Error says why the store could not be read; the chains were then not
+	// checked.
+	Error string `json:"error,omitempty"`
+}
+
+// auditVerifyInterval is how often the chains are checked in the background,
+// besides once at start and whenever the admin API is asked to.
+const auditVerifyInterval = 10 * time.Minute
+
+// auditVerifyTimeout bounds one check; 100 000 events take well under a
+// second.
+const auditVerifyTimeout = time.Minute
+
+// auditCheck keeps the last verification of one store's audit chains.
+type auditCheck struct {
+	running sync.Mutex // one check at a time; a second caller waits for it
+	mu      sync.Mutex
+	last    *AuditVerification
+}
+
+// verify checks store's chains now, keeps the result and returns it.
+func (c *auditCheck) verify(ctx context.Context, store approvals.Store, logger *zap.Logger) AuditVerification {
+	c.running.Lock()
+	defer c.running.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, auditVerifyTimeout)
+	defer cancel()
+	reports, err := approvals.VerifyAudit(ctx, store)
+	v := AuditVerification{At: now().UTC(), OK: err == nil, Chains: reports}
+	if err != nil {
+		v.Error = err.Error()
+	}
+	for _, r := range reports {
+		if !r.OK {
+			v.OK = false
+			logger.Error("the audit trail is broken", zap.String("chain", r.Kind), zap.Int64("broken_at", r.BrokenAt),
+				zap.String("problem", r.Problem))
+		}
+	}
+	c.mu.Lock()
+	c.last = &v
+	c.mu.Unlock()
+	return v
+}
+
+// lastResult is the last verification's result; nil before the first.
+func (c *auditCheck) lastResult() *AuditVerification {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// run checks the chains at start and every auditVerifyInterval until ctx
+// ends.
+func (c *auditCheck) run(ctx context.Context, store approvals.Store, logger *zap.Logger) {
+	for {
+		if v := c.verify(ctx, store, logger); v.Error != "" && ctx.Err() == nil {
+			logger.Warn("could not read the audit trail to verify it; trying again later", zap.String("error", v.Error))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(auditVerifyInterval):
+		}
+	}
+}

@@ -1,0 +1,280 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/detect"
+)
+
+// The operations security staff carry out, through the admin API and the
+// console. Each change is stored with its audit event and enforced on this
+// instance at once; other instances sharing the store hear of it from the
+// store.
+
+// BadInput is an error in what the caller asked for (the admin API answers
+// it with 400); its text names the field.
+type BadInput struct{ Err error }
+
+func (e BadInput) Error() string { return e.Err.Error() }
+func (e BadInput) Unwrap() error { return e.Err }
+
+func badInput(format string, args ...any) error { return BadInput{fmt.Errorf(format, args...)} }
+
+// RegisterApproval stores the approval req describes, as registered by
+// actor, and returns it as the admin API shows it with its test token (the
+// one time the token is ever shown; "" unless the approval requires one).
+func (a *App) RegisterApproval(ctx context.Context, req *approvals.Request, actor string) (*approvals.Approval, string, error) {
+	s := a.Settings()
+	at := now()
+	ap, err := req.Build(approvals.Limits{MaxWindow: s.MaxWindow, AllowBroadSources: s.AllowBroadSources}, at)
+	if err != nil {
+		return nil, "", BadInput{err}
+	}
+	ap.ID = "apr_" + randomHex(8)
+	ap.CreatedAt = at.UTC()
+	var token string
+	if ap.RequireToken {
+		token = "gkt_" + randomBase64(32)
+		ap.TokenHash = approvals.HashToken(token)
+	}
+	if err := a.Syncer().Store().CreateApproval(ctx, ap, actor); err != nil {
+		return nil, "", err
+	}
+	a.changed(ctx)
+	a.logger.Info("approval registered", zap.String("id", ap.ID), zap.String("tenant", ap.Tenant),
+		zap.String("approval_ref", ap.ApprovalRef), zap.String("actor", actor))
+	return ap.Public(at), token, nil
+}
+
+// RevokeApproval withdraws approval id for reason, as actor.
+func (a *App) RevokeApproval(ctx context.Context, id, reason, actor string) (*approvals.Approval, error) {
+	reason = strings.TrimSpace(reason)
+	if len(reason) > 1024 {
+		return nil, badInput("reason: at most 1024 bytes")
+	}
+	at := now()
+	ap, err := a.Syncer().Store().RevokeApproval(ctx, id, reason, actor, at)
+	if err != nil {
+		return nil, err
+	}
+	a.changed(ctx)
+	a.logger.Info("approval revoked", zap.String("id", id), zap.String("reason", reason), zap.String("actor", actor))
+	return ap.Public(at), nil
+}
+
+// Approvals lists the approvals of tenant with status (either "" for all),
+// oldest first, as the admin API shows them.
+func (a *App) Approvals(ctx context.Context, tenant string, status approvals.Status) ([]*approvals.Approval, error) {
+	if status != "" && !status.Valid() {
+		return nil, badInput("status: %q is not one of %v", status, approvals.Statuses)
+	}
+	list, err := a.Syncer().Store().Approvals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	at := now()
+	out := make([]*approvals.Approval, 0, len(list))
+	for _, ap := range list {
+		p := ap.Public(at)
+		if (tenant == "" || p.Tenant == tenant) && (status == "" || p.Status == status) {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b *approvals.Approval) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// Approval is approval id with its usage, as the admin API shows it.
+func (a *App) Approval(ctx context.Context, id string) (*approvals.Approval, error) {
+	ap, err := a.Syncer().Store().Approval(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return ap.Public(now()), nil
+}
+
+// Report is the close-out report of an approved test.
+type Report struct {
+	ID          string                `json:"id"`
+	Tenant      string                `json:"tenant"`
+	Status      approvals.Status      `json:"status"`
+	ApprovalRef string                `json:"approval_ref"`
+	NotBefore   time.Time             `json:"not_before"`
+	NotAfter    time.Time             `json:"not_after"`
+	MaxRPS      float64               `json:"max_rps"`
+	Burst       int                   `json:"burst"`
+	MaxRequests int64                 `json:"max_requests"`
+	Usage       approvals.Usage       `json:"usage"`
+	FirstSeen   *time.Time            `json:"first_seen,omitempty"`
+	Hours       []approvals.HourUsage `json:"hours"`
+}
+
+// Report is the close-out report of approval id.
+func (a *App) Report(ctx context.Context, id string) (Report, error) {
+	st := a.Syncer().Store()
+	ap, err := st.Approval(ctx, id)
+	if err != nil {
+		return Report{}, err
+	}
+	hist, err := st.History(ctx, id)
+	if err != nil {
+		return Report{}, err
+	}
+	p := ap.Public(now())
+	return Report{
+		ID: p.ID, Tenant: p.Tenant, Status: p.Status, ApprovalRef: p.ApprovalRef,
+		NotBefore: p.NotBefore, NotAfter: p.NotAfter, MaxRPS: p.MaxRPS, Burst: p.Burst, MaxRequests: p.MaxRequests,
+		Usage: p.Usage, FirstSeen: hist.FirstSeen, Hours: hist.Hours,
+	}, nil
+}
+
+// Ban bans source (an IP or CIDR; a lone IPv6 address stands for its
+// ipv6_prefix network) for ttl (ban_ttl when 0), as actor, with reason.
+func (a *App) Ban(ctx context.Context, source string, ttl time.Duration, reason, actor string) (approvals.Ban, error) {
+	p, err := a.banPrefix(source)
+	if err != nil {
+		return approvals.Ban{}, BadInput{fmt.Errorf("field \"ip\": %w", err)}
+	}
+	if ttl == 0 {
+		ttl = a.Settings().BanTTL
+	}
+	if ttl < time.Second || ttl > 366*24*time.Hour {
+		return approvals.Ban{}, badInput("field \"ttl\": %v is not between 1s and 366d", ttl)
+	}
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		reason = "manual"
+	}
+	if len(reason) > 1024 {
+		return approvals.Ban{}, badInput("field \"reason\": at most 1024 bytes")
+	}
+	at := now().UTC()
+	b := approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at, ExpiresAt: at.Add(ttl)}
+	if err := a.Syncer().Store().AddBan(ctx, b, actor); err != nil {
+		return approvals.Ban{}, err
+	}
+	a.changed(ctx)
+	a.logger.Info("source banned by hand", zap.Stringer("source", p), zap.Duration("ttl", ttl), zap.String("actor", actor))
+	return b, nil
+}
+
+// LiftBan lifts the ban of source, as actor: here at once (with what the
+// behaviour trackers remember of it), everywhere once stored.
+func (a *App) LiftBan(ctx context.Context, source, actor string) (approvals.Ban, error) {
+	p, err := a.banPrefix(source)
+	if err != nil {
+		return approvals.Ban{}, BadInput{fmt.Errorf("ip: %w", err)}
+	}
+	a.state.bans.remove(p)
+	eachMemory(func(m *detect.Memory) { m.Forget(p) })
+	b, err := a.Syncer().Store().RemoveBan(ctx, p, actor, now())
+	if err != nil {
+		return approvals.Ban{}, err
+	}
+	a.changed(ctx)
+	a.logger.Info("ban lifted", zap.Stringer("source", p), zap.String("actor", actor))
+	return b, nil
+}
+
+// Bans lists the bans in force, oldest first.
+func (a *App) Bans(ctx context.Context) ([]approvals.Ban, error) {
+	bans, err := a.Syncer().Store().Bans(ctx, now())
+	if bans == nil && err == nil {
+		bans = []approvals.Ban{}
+	}
+	return bans, err
+}
+
+// banPrefix turns an IP or CIDR into the prefix bans are kept by: a lone
+// IPv6 address stands for its /64 (or the configured ipv6_prefix).
+func (a *App) banPrefix(s string) (netip.Prefix, error) {
+	p, err := approvals.ParseSource(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if p.IsSingleIP() || (p.Addr().Is6() && p.Bits() > a.Settings().IPv6Prefix) {
+		return a.sourcePrefix(p.Addr()), nil
+	}
+	return p, nil
+}
+
+// Audit lists the audit events q asks for, newest first, without token
+// hashes.
+func (a *App) Audit(ctx context.Context, q approvals.AuditQuery) ([]approvals.AuditEvent, error) {
+	if q.Kind != "" && !slices.Contains(approvals.AuditKinds, q.Kind) {
+		return nil, badInput("kind: %q is neither approval nor ban", q.Kind)
+	}
+	evs, err := a.Syncer().Store().Audit(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range evs {
+		evs[i] = e.Public()
+	}
+	return evs, nil
+}
+
+// VerifyAudit checks the store's audit chains now; the result is also what
+// Status shows from then on.
+func (a *App) VerifyAudit(ctx context.Context) AuditVerification {
+	return a.state.audit.verify(ctx, a.Syncer().Store(), a.logger)
+}
+
+// Status is the answer of GET /gatekeeper/status.
+type Status struct {
+	Store struct {
+		Kind        string `json:"kind"`
+		Description string `json:"description"`
+		approvals.Health
+		// Warnings name settings of the store that put its data at risk.
+		Warnings []string `json:"warnings,omitempty"`
+	} `json:"store"`
+	Approvals  map[approvals.Status]int `json:"approvals"`
+	BansActive int                      `json:"bans_active"`
+	// Audit is the last check of the audit chains (absent until the first
+	// has run, moments after start).
+	Audit *AuditVerification `json:"audit,omitempty"`
+}
+
+// Status is the store's health, the counts of approvals and bans, and the
+// audit chains' last check.
+func (a *App) Status(ctx context.Context) Status {
+	var st Status
+	sy := a.Syncer()
+	st.Store.Kind = sy.Store().Kind()
+	st.Store.Description = a.Settings().Store.Describe()
+	st.Store.Health = sy.Health()
+	if err := sy.Store().Ping(ctx); err != nil {
+		st.Store.Up = false
+		st.Store.LastError = err.Error()
+	} else if c, ok := sy.Store().(approvals.Checker); ok {
+		st.Store.Warnings = c.Check(ctx)
+	}
+	st.Approvals, st.BansActive = sy.Snapshot().Counts(now())
+	st.Audit = a.state.audit.lastResult()
+	return st
+}
+
+// changed makes this instance enforce a change at once; others hear of it
+// through the store.
+func (a *App) changed(ctx context.Context) {
+	if err := a.Syncer().Refresh(ctx); err != nil {
+		a.logger.Warn("change stored, but re-reading the store failed; the resync timer will retry", zap.Error(err))
+	}
+}
+
+var errNoApp = errors.New("the gatekeeper app is not running")

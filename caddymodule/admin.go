@@ -85,6 +85,7 @@ var adminEndpoints = map[string]methods{
 	"/gatekeeper/bans/{ip...}": {http.MethodDelete: adminRequest.removeBan},
 	"/gatekeeper/audit":        {http.MethodGet: adminRequest.audit},
 	"/gatekeeper/audit/verify": {http.MethodPost: adminRequest.verifyAudit},
+	"/gatekeeper/events":       {http.MethodGet: adminRequest.events},
 	"/gatekeeper/status":       {http.MethodGet: adminRequest.status},
 	"/gatekeeper/{unknown...}": {},
 }
@@ -311,6 +312,38 @@ func (h adminRequest) verifyAudit() error {
 		return apiError(http.StatusServiceUnavailable, fmt.Errorf("reading the audit trail: %s", v.Error))
 	}
 	return writeJSON(h.w, http.StatusOK, v)
+}
+
+// feedPage is the answer of GET /gatekeeper/events: the events after the
+// cursor asked for, oldest first, and the cursor to ask after next.
+type feedPage struct {
+	Events []FeedEvent `json:"events"`
+	Next   uint64      `json:"next"`
+}
+
+// events answers GET /gatekeeper/events[?since=ID&limit=N]: the live feed
+// of refused and flagged requests after event ID (from the oldest held
+// without since), at most limit (100 by default, 500 at most).
+func (h adminRequest) events() error {
+	q := h.r.URL.Query()
+	var since uint64
+	if s := q.Get("since"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return apiError(http.StatusBadRequest, fmt.Errorf("since: %q is not an event id (the next of the last answer)", s))
+		}
+		since = n
+	}
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxFeedLimit {
+			return apiError(http.StatusBadRequest, fmt.Errorf("limit: %q is not a number from 1 to %d", s, maxFeedLimit))
+		}
+		limit = n
+	}
+	evs, next := feed.since(since, limit)
+	return writeJSON(h.w, http.StatusOK, feedPage{Events: evs, Next: next})
 }
 
 func (h adminRequest) status() error {

@@ -51,16 +51,18 @@ func caddyConfigWith(admin, site string, app map[string]any, body string) []byte
 type adminClient struct {
 	t    *testing.T
 	base string
+	site string // the site behind the gatekeeper handler
 }
 
 func startCaddy(t *testing.T, store map[string]any) adminClient {
 	t.Helper()
 	admin := testutil.FreeAddr(t)
-	if err := caddy.Load(caddyConfig(admin, testutil.FreeAddr(t), store, "ok"), true); err != nil {
+	site := testutil.FreeAddr(t)
+	if err := caddy.Load(caddyConfig(admin, site, store, "ok"), true); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = caddy.Stop() })
-	return adminClient{t: t, base: "http://" + admin}
+	return adminClient{t: t, base: "http://" + admin, site: "http://" + site}
 }
 
 func fileStore(t *testing.T) map[string]any {
@@ -338,6 +340,44 @@ func TestAdminAuditChainIsShownAndVerified(t *testing.T) {
 	c.do("GET", "/gatekeeper/status", nil, &st)
 	if st.Audit.OK {
 		t.Fatalf("status after a broken check = %+v", st.Audit)
+	}
+}
+
+func TestAdminEventsFeedShowsRefusedRequests(t *testing.T) {
+	c := startCaddy(t, fileStore(t))
+	var page feedPage
+	if code := c.do("GET", "/gatekeeper/events?limit=500", nil, &page); code != 200 {
+		t.Fatalf("GET events = %d", code)
+	}
+	start := page.Next
+
+	req, _ := http.NewRequest("GET", c.site+"/index.php?id=1", nil)
+	req.Header.Set("User-Agent", "sqlmap/1.8#stable (https://sqlmap.org)")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("sqlmap got %d, want 403", resp.StatusCode)
+	}
+	c.do("GET", fmt.Sprintf("/gatekeeper/events?since=%d", start), nil, &page)
+	if len(page.Events) != 1 || page.Next != page.Events[0].ID {
+		t.Fatalf("events after %d = %+v; want the one refusal", start, page)
+	}
+	ev := page.Events[0]
+	if ev.Verdict != "blocked" || ev.Reason != "scanner" || ev.Scanner != "sqlmap" || ev.Source != "127.0.0.1" ||
+		ev.Tenant != "acme" || ev.Path != "/index.php" || ev.Method != "GET" || len(ev.Signals) == 0 {
+		t.Fatalf("feed event = %+v", ev)
+	}
+	if c.do("GET", fmt.Sprintf("/gatekeeper/events?since=%d", page.Next), nil, &page); len(page.Events) != 0 {
+		t.Fatalf("events after the last = %+v", page.Events)
+	}
+	var e struct{ Error string }
+	for _, q := range []string{"?since=-1", "?limit=0", "?limit=501"} {
+		if code := c.do("GET", "/gatekeeper/events"+q, nil, &e); code != 400 {
+			t.Errorf("GET events%s = %d, want 400", q, code)
+		}
 	}
 }
 

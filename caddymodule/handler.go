@@ -236,7 +236,28 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, rc requestContex
 	if d.StoreErr != nil {
 		h.storeFault(d)
 	}
+	if d.Verdict != policy.VerdictPass && d.Verdict != policy.VerdictApproved {
+		h.toFeed(r, d, view)
+	}
 	publish(r, rc, d, view)
+}
+
+// toFeed adds a refused or flagged request to the live feed.
+func (h *Handler) toFeed(r *http.Request, d policy.Decision, view requestView) {
+	ev := FeedEvent{Time: now().UTC(), Tenant: view.tenant, Verdict: d.Verdict, Reason: d.Reason,
+		Country: view.country, ASN: view.asn, Method: r.Method, Host: trimHostDot(r), Path: r.URL.Path}
+	if view.ip.IsValid() {
+		ev.Source = view.ip.String()
+	}
+	if d.Detection.Scanner {
+		ev.Scanner, ev.signals = cmp.Or(d.Detection.Family, "other"), d.Detection.Signals
+	}
+	if d.Approval != nil {
+		ev.Approval = d.Approval.ID
+	}
+	if feed.record(ev) {
+		metrics.feedRecorded.Inc()
+	}
 }
 
 // scannerDetected counts, logs and (in block mode) bans a detection.

@@ -43,8 +43,18 @@ var metrics = struct {
 	storeErrors      *prometheus.CounterVec
 	decision         *durationHistogram
 	bansCapped       prometheus.Counter
+	feedRecorded     prometheus.Counter
+	feedDropped      prometheus.Counter
 	gauges           []prometheus.Collector
 }{
+	feedRecorded: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "feed_recorded_total",
+		Help: "Refused and flagged requests added to the live feed (GET /gatekeeper/events).",
+	}),
+	feedDropped: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "feed_dropped_total",
+		Help: "Refused and flagged requests left out of the live feed because it was recording its most a second.",
+	}),
 	bansCapped: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "bans_capped_total",
 		Help: "Scanners refused but not banned because max_bans bans were in force.",
@@ -183,7 +193,8 @@ func registerMetrics(ctx caddy.Context) error {
 		return nil
 	}
 	all := append([]prometheus.Collector{metrics.requests, metrics.blocked, metrics.detections,
-		metrics.approvedRequests, metrics.storeErrors, metrics.decision, metrics.bansCapped}, metrics.gauges...)
+		metrics.approvedRequests, metrics.storeErrors, metrics.decision, metrics.bansCapped, metrics.feedRecorded,
+		metrics.feedDropped}, metrics.gauges...)
 	for _, c := range all {
 		if err := reg.Register(c); err != nil {
 			var dup prometheus.AlreadyRegisteredError

@@ -1,0 +1,108 @@
+package caddymodule
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/customernode/gatekeeper/detect"
+)
+
+// The live feed of refused and flagged requests (GET /gatekeeper/events,
+// the console's feed). It is this process's, kept across config reloads,
+// and bounded three ways: it holds the newest feedSize events, records at
+// most feedRate a second (a flood of scanners must not cost the edge more
+// than that, nor churn the feed too fast to read; caddy_gatekeeper_
+// feed_dropped_total counts the rest, and the audit's ban events and the
+// metrics still have them all), and one read returns at most maxFeedLimit.
+
+const (
+	feedSize     = 1000
+	feedRate     = 100 // events a second, with a burst of feedSize/10
+	maxFeedLimit = 500
+)
+
+// FeedEvent is one refused or flagged request.
+type FeedEvent struct {
+	// ID orders events: a read with since=ID returns those after it.
+	ID       uint64    `json:"id"`
+	Time     time.Time `json:"time"`
+	Source   string    `json:"source"`
+	Tenant   string    `json:"tenant,omitempty"`
+	Verdict  string    `json:"verdict"`
+	Reason   string    `json:"reason,omitempty"`
+	Scanner  string    `json:"scanner,omitempty"` // the tool family, when one was recognised
+	Signals  []string  `json:"signals,omitempty"`
+	Country  string    `json:"country,omitempty"`
+	ASN      uint      `json:"asn,omitempty"`
+	Approval string    `json:"approval_id,omitempty"`
+	Method   string    `json:"method"`
+	Host     string    `json:"host"`
+	// Path is the request's path, without its query, cut at maxFeedPath.
+	Path string `json:"path"`
+
+	signals detect.SignalSet
+}
+
+const maxFeedPath = 200
+
+// eventFeed is a ring of the newest events.
+type eventFeed struct {
+	mu      sync.Mutex
+	ring    [feedSize]FeedEvent
+	next    uint64 // the ID the next event gets; IDs start at 1
+	limiter *rate.Limiter
+}
+
+func newEventFeed() *eventFeed {
+	return &eventFeed{next: 1, limiter: rate.NewLimiter(feedRate, feedSize/10)}
+}
+
+// feed is the process's feed.
+var feed = newEventFeed()
+
+// record adds ev (its ID set here) unless the feed's rate is used up; it
+// reports whether it did.
+func (f *eventFeed) record(ev FeedEvent) bool {
+	if !f.limiter.AllowN(ev.Time, 1) {
+		metrics.feedDropped.Inc()
+		return false
+	}
+	if len(ev.Path) > maxFeedPath {
+		ev.Path = ev.Path[:maxFeedPath]
+	}
+	f.mu.Lock()
+	ev.ID = f.next
+	f.ring[ev.ID%feedSize] = ev
+	f.next++
+	f.mu.Unlock()
+	return true
+}
+
+// since returns up to limit events after ID after, oldest first, and the ID
+// to ask after next time (the last returned, or after when none are).
+// Events that have left the ring are gone: the first returned is then the
+// oldest held.
+func (f *eventFeed) since(after uint64, limit int) ([]FeedEvent, uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	last := f.next - 1
+	if after > last {
+		after = last // a cursor from before a restart, or made up
+	}
+	first := after + 1
+	if oldest := f.next - min(f.next-1, feedSize); first < oldest {
+		first = oldest
+	}
+	out := make([]FeedEvent, 0, min(int(last-first+1), limit))
+	for id := first; id <= last && len(out) < limit; id++ {
+		ev := f.ring[id%feedSize]
+		ev.Signals = ev.signals.Names()
+		out = append(out, ev)
+	}
+	if len(out) > 0 {
+		after = out[len(out)-1].ID
+	}
+	return out, after
+}

@@ -1,0 +1,52 @@
+package caddymodule
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFeedKeepsTheNewestAndPagesBySince(t *testing.T) {
+	f := newEventFeed()
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	// One event every 10 ms: within the feed's rate, so all are kept.
+	for i := range feedSize + 250 {
+		if !f.record(FeedEvent{Time: at.Add(time.Duration(i) * 10 * time.Millisecond), Path: "/" + strings.Repeat("x", i%300)}) {
+			t.Fatalf("event %d dropped at 100 a second", i+1)
+		}
+	}
+	evs, next := f.since(0, 10)
+	if len(evs) != 10 || evs[0].ID != 251 || next != 260 {
+		t.Fatalf("from the start: %d events from %d, next %d; want 10 from 251 (the oldest held), next 260", len(evs), evs[0].ID, next)
+	}
+	evs, next = f.since(1200, maxFeedLimit)
+	if len(evs) != 50 || evs[0].ID != 1201 || next != 1250 {
+		t.Fatalf("since 1200: %d events from %d, next %d", len(evs), evs[0].ID, next)
+	}
+	if evs, again := f.since(next, 10); len(evs) != 0 || again != next {
+		t.Fatalf("nothing new: %d events, next %d; want none and the same cursor", len(evs), again)
+	}
+	if evs, n := f.since(1<<40, 10); len(evs) != 0 || n != 1250 {
+		t.Fatalf("a cursor past the end: %d events, next %d; want none and the last id", len(evs), n)
+	}
+	for _, ev := range evs {
+		if len(ev.Path) > maxFeedPath {
+			t.Fatalf("path of %d bytes kept", len(ev.Path))
+		}
+	}
+}
+
+func TestFeedRecordsAtMostItsRate(t *testing.T) {
+	f := newEventFeed()
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	kept := 0
+	// A flood: 10 000 events in one second.
+	for i := range 10_000 {
+		if f.record(FeedEvent{Time: at.Add(time.Duration(i) * 100 * time.Microsecond)}) {
+			kept++
+		}
+	}
+	if max := feedSize/10 + feedRate; kept > max || kept < feedRate {
+		t.Fatalf("kept %d of 10 000 events in a second; want between %d and %d", kept, feedRate, max)
+	}
+}

@@ -1,0 +1,240 @@
+package approvals
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Evidence is one approved test's evidence for an auditor: the approval as
+// registered, every change to it, its usage report, and the part of the
+// approval chain that proves those events belong to the audit trail. Body
+// is signed when the app has a signing key.
+//
+// The chain part runs from the approval's first event to the chain's head
+// at export time: the approval's own events whole, as stored, and every
+// other approval's events as their seq and digest only, which is enough to
+// recompute each link's hash up to the head without showing other tenants'
+// approvals.
+type Evidence struct {
+	Classification string          `json:"classification"`
+	Body           json.RawMessage `json:"body"`
+	Signature      *Signature      `json:"signature,omitempty"`
+}
+
+// EvidenceClassification heads every export: the audit policy forbids
+// redistributing test evidence without the customer's consent.
+const EvidenceClassification = "CONFIDENTIAL: security-test evidence of one tenant. Do not redistribute without the customer's written consent (platform audit policy, restricted testing)."
+
+// EvidenceFormat names the body's format and version.
+const EvidenceFormat = "gatekeeper-evidence/1"
+
+// EvidenceBody is what an export says, and what its signature covers.
+type EvidenceBody struct {
+	Format         string    `json:"format"`
+	Classification string    `json:"classification"`
+	ExportedAt     time.Time `json:"exported_at"`
+	ExportedBy     string    `json:"exported_by"`
+	ApprovalID     string    `json:"approval_id"`
+	// Approval is the approval as registered; Changes every event about
+	// it, oldest first (without the token hash, which Chain's events
+	// keep).
+	Approval *Approval    `json:"approval"`
+	Changes  []AuditEvent `json:"changes"`
+	// Report is the usage report at export time.
+	Report json.RawMessage `json:"report,omitempty"`
+	Chain  EvidenceChain   `json:"chain"`
+}
+
+// EvidenceChain is the stretch of the approval chain the evidence needs.
+type EvidenceChain struct {
+	Kind string    `json:"kind"`
+	Head ChainHead `json:"head"`
+	// Links are the chain's events from the approval's first to Head: the
+	// approval's own as stored, the others as {"seq":…,"digest":…}.
+	Links []json.RawMessage `json:"links"`
+}
+
+// Signature is an Ed25519 signature over an export's body, compacted.
+type Signature struct {
+	Algorithm string `json:"algorithm"` // "Ed25519"
+	PublicKey string `json:"public_key"`
+	Value     string `json:"value"`
+}
+
+// stubLink is a link of another approval's event.
+type stubLink struct {
+	Seq    int64  `json:"seq"`
+	Digest string `json:"digest"`
+}
+
+// BuildEvidence exports approval id's evidence from store, with report (its
+// usage report, as JSON), as exported by actor at at; signed with key
+// unless key is nil.
+func BuildEvidence(ctx context.Context, store Store, id string, report []byte, actor string, at time.Time, key ed25519.PrivateKey) (*Evidence, error) {
+	ap, err := store.Approval(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	head, err := store.AuditHead(ctx, "approval")
+	if err != nil {
+		return nil, err
+	}
+	body := EvidenceBody{Format: EvidenceFormat, Classification: EvidenceClassification, ExportedAt: at.UTC(),
+		ExportedBy: actor, ApprovalID: ap.ID, Report: report, Chain: EvidenceChain{Kind: "approval", Head: head}}
+	mine := []byte(`"approval":{"id":` + strconv.Quote(id) + `,`)
+	err = store.AuditChain(ctx, "approval", func(raw []byte) error {
+		ev, err := parseStored(raw)
+		if err != nil || !ev.chained {
+			return nil // verification reports these; the export covers the chain's links
+		}
+		if ev.seq > head.Seq {
+			return errStop
+		}
+		if bytes.Contains(raw, mine) {
+			var e AuditEvent
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return err
+			}
+			if body.Approval == nil {
+				body.Approval = e.Approval.Clone()
+				body.Approval.TokenHash = ""
+			}
+			body.Changes = append(body.Changes, e.Public())
+			body.Chain.Links = append(body.Chain.Links, bytes.Clone(raw))
+		} else if len(body.Chain.Links) > 0 {
+			stub, _ := json.Marshal(stubLink{Seq: ev.seq, Digest: hex.EncodeToString(ev.digest[:])})
+			body.Chain.Links = append(body.Chain.Links, stub)
+		}
+		if ev.seq == head.Seq {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	if body.Approval == nil {
+		return nil, fmt.Errorf("approval %s: no chained audit event registers it (it predates the audit chain)", id)
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	ev := &Evidence{Classification: EvidenceClassification, Body: b}
+	if key != nil {
+		ev.Signature = &Signature{Algorithm: "Ed25519",
+			PublicKey: base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)),
+			Value:     base64.StdEncoding.EncodeToString(ed25519.Sign(key, b))}
+	}
+	return ev, nil
+}
+
+// EvidenceReport is what verifying an export found.
+type EvidenceReport struct {
+	OK         bool      `json:"ok"`
+	ApprovalID string    `json:"approval_id,omitempty"`
+	Events     int       `json:"events"` // the approval's own
+	Head       ChainHead `json:"head"`
+	// Signed: the body carries a good signature by the key whose SHA-256
+	// fingerprint is KeyFingerprint.
+	Signed         bool   `json:"signed"`
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
+	// BrokenAt is the seq of the first link that does not hold, and
+	// Problem what is wrong (also for a bad signature, with BrokenAt 0).
+	BrokenAt int64  `json:"broken_at,omitempty"`
+	Problem  string `json:"problem,omitempty"`
+}
+
+// VerifyEvidence checks an export: its signature, when it has one (against
+// trusted when that is not nil), and that its events link up to the head
+// it names. A document that is no export is an error.
+func VerifyEvidence(doc []byte, trusted ed25519.PublicKey) (EvidenceReport, error) {
+	var ev Evidence
+	if err := json.Unmarshal(doc, &ev); err != nil || len(ev.Body) == 0 {
+		return EvidenceReport{}, errors.New("not a Gatekeeper evidence export")
+	}
+	var body bytes.Buffer
+	if err := json.Compact(&body, ev.Body); err != nil {
+		return EvidenceReport{}, err
+	}
+	var b EvidenceBody
+	if err := json.Unmarshal(body.Bytes(), &b); err != nil || b.Format != EvidenceFormat {
+		return EvidenceReport{}, fmt.Errorf("not a %s export", EvidenceFormat)
+	}
+	r := EvidenceReport{OK: true, ApprovalID: b.ApprovalID, Head: b.Chain.Head}
+	fail := func(seq int64, format string, args ...any) (EvidenceReport, error) {
+		r.OK, r.BrokenAt, r.Problem = false, seq, fmt.Sprintf(format, args...)
+		return r, nil
+	}
+	switch {
+	case ev.Signature != nil:
+		pub, err := base64.StdEncoding.DecodeString(ev.Signature.PublicKey)
+		sig, err2 := base64.StdEncoding.DecodeString(ev.Signature.Value)
+		if err != nil || err2 != nil || len(pub) != ed25519.PublicKeySize || ev.Signature.Algorithm != "Ed25519" {
+			return fail(0, "the signature is not an Ed25519 signature with its public key")
+		}
+		fp := sha256.Sum256(pub)
+		r.KeyFingerprint = "SHA256:" + base64.RawStdEncoding.EncodeToString(fp[:])
+		if trusted != nil && !bytes.Equal(pub, trusted) {
+			return fail(0, "signed by key %s, not by the key given", r.KeyFingerprint)
+		}
+		if !ed25519.Verify(pub, body.Bytes(), sig) {
+			return fail(0, "the signature does not match the body: the export was altered")
+		}
+		r.Signed = true
+	case trusted != nil:
+		return fail(0, "the export is not signed")
+	}
+
+	var prev [sha256.Size]byte
+	var seq int64
+	for i, raw := range b.Chain.Links {
+		var lb bytes.Buffer
+		if err := json.Compact(&lb, raw); err != nil {
+			return fail(seq+1, "link %d is not JSON", i+1)
+		}
+		var stub stubLink
+		if !bytes.HasPrefix(lb.Bytes(), keyID) && json.Unmarshal(lb.Bytes(), &stub) == nil && stub.Seq > 0 {
+			var digest [sha256.Size]byte
+			if i == 0 || stub.Seq != seq+1 || len(stub.Digest) != 2*sha256.Size || !lowerHex([]byte(stub.Digest)) {
+				return fail(seq+1, "link %d (seq %d) is out of place or malformed", i+1, stub.Seq)
+			}
+			hex.Decode(digest[:], []byte(stub.Digest))
+			prev, seq = link(prev, stub.Seq, digest), stub.Seq
+			continue
+		}
+		e, err := parseStored(lb.Bytes())
+		switch {
+		case err != nil || !e.chained:
+			return fail(seq+1, "link %d is not a chained audit event", i+1)
+		case i > 0 && e.seq != seq+1:
+			return fail(seq+1, "event %d is missing (link %d has seq %d)", seq+1, i+1, e.seq)
+		case i > 0 && e.prev != prev:
+			return fail(e.seq, "event %d does not follow event %d", e.seq, seq)
+		case link(e.prev, e.seq, e.digest) != e.hash:
+			return fail(e.seq, "event %d was altered (its content does not match its hash)", e.seq)
+		case !bytes.Contains(lb.Bytes(), []byte(`"approval":{"id":`+strconv.Quote(b.ApprovalID)+`,`)):
+			return fail(e.seq, "event %d is not about approval %s", e.seq, b.ApprovalID)
+		}
+		prev, seq = e.hash, e.seq
+		r.Events++
+	}
+	switch {
+	case r.Events == 0:
+		return fail(0, "the export holds no event of approval %s", b.ApprovalID)
+	case r.Events != len(b.Changes):
+		return fail(0, "the export lists %d changes but its chain holds %d events of the approval", len(b.Changes), r.Events)
+	case seq != b.Chain.Head.Seq || hex.EncodeToString(prev[:]) != b.Chain.Head.Hash:
+		return fail(seq+1, "the links end at seq %d, not at the head the export names (seq %d)", seq, b.Chain.Head.Seq)
+	}
+	return r, nil
+}

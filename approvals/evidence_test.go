@@ -1,0 +1,108 @@
+package approvals_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/approvals/storetest"
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+// evidenceOf exports apr_1's evidence from a file store where apr_1's
+// events (created, revoked) lie between other approvals' events.
+func evidenceOf(t *testing.T, key ed25519.PrivateKey) []byte {
+	t.Helper()
+	clock := testutil.NewClock(storetest.Epoch)
+	s, err := approvals.OpenFileStore(t.TempDir(), clock.Now)
+	mustNil(t, err)
+	defer s.Close()
+	mustNil(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice"))
+	mustNil(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "globex"), "alice"))
+	_, err = s.RevokeApproval(ctx, "apr_1", "test over", "bob", clock.Now())
+	mustNil(t, err)
+	mustNil(t, s.CreateApproval(ctx, storetest.Approval("apr_3", "initech"), "alice"))
+	ev, err := approvals.BuildEvidence(ctx, s, "apr_1", []byte(`{"usage":{"allowed":7}}`), "auditor", clock.Now(), key)
+	mustNil(t, err)
+	b, err := json.MarshalIndent(ev, "", "  ") // as a person would keep it
+	mustNil(t, err)
+	return b
+}
+
+func TestEvidenceProvesTheApprovalsEventsBelongToTheTrail(t *testing.T) {
+	pub, key, _ := ed25519.GenerateKey(nil)
+	doc := evidenceOf(t, key)
+	if !bytes.HasPrefix(doc, []byte("{\n  \"classification\": \"CONFIDENTIAL")) {
+		t.Fatalf("the export does not begin by saying it is confidential:\n%.200s", doc)
+	}
+	for _, other := range []string{"globex", "initech", "apr_2", "apr_3"} {
+		if bytes.Contains(doc, []byte(other)) {
+			t.Fatalf("the export of apr_1 shows %s", other)
+		}
+	}
+	r, err := approvals.VerifyEvidence(doc, pub)
+	mustNil(t, err)
+	if !r.OK || !r.Signed || r.Events != 2 || r.Head.Seq != 4 || r.ApprovalID != "apr_1" {
+		t.Fatalf("verify = %+v; want the 2 events of apr_1 linked to the head at 4, signed", r)
+	}
+
+	// The same export re-indented or compacted still verifies.
+	var compact bytes.Buffer
+	mustNil(t, json.Compact(&compact, doc))
+	if r, err := approvals.VerifyEvidence(compact.Bytes(), pub); err != nil || !r.OK {
+		t.Fatalf("compacted export: %+v %v", r, err)
+	}
+	// Another key is told apart.
+	otherPub, _, _ := ed25519.GenerateKey(nil)
+	if r, _ := approvals.VerifyEvidence(doc, otherPub); r.OK || !strings.Contains(r.Problem, "not by the key given") {
+		t.Fatalf("verify against another key = %+v", r)
+	}
+	// Any change to a signed body breaks the signature.
+	edited := bytes.Replace(doc, []byte(`"test over"`), []byte(`"test fine"`), 1)
+	if r, _ := approvals.VerifyEvidence(edited, nil); r.OK || !strings.Contains(r.Problem, "signature does not match") {
+		t.Fatalf("verify of an edited signed export = %+v", r)
+	}
+}
+
+func TestUnsignedEvidenceTamperingIsFoundAtItsSeq(t *testing.T) {
+	doc := evidenceOf(t, nil)
+	if r, err := approvals.VerifyEvidence(doc, nil); err != nil || !r.OK || r.Signed {
+		t.Fatalf("unsigned export = %+v %v", r, err)
+	}
+	// The revocation (seq 3) edited inside the chain's links.
+	var ev approvals.Evidence
+	mustNil(t, json.Unmarshal(doc, &ev))
+	var body approvals.EvidenceBody
+	mustNil(t, json.Unmarshal(ev.Body, &body))
+	for name, tc := range map[string]struct {
+		change func(links []json.RawMessage) []json.RawMessage
+		seq    int64
+	}{
+		"edit": {func(l []json.RawMessage) []json.RawMessage {
+			l[2] = bytes.Replace(l[2], []byte("test over"), []byte("test fine"), 1)
+			return l
+		}, 3},
+		"drop a stub": {func(l []json.RawMessage) []json.RawMessage { return append(l[:1:1], l[2:]...) }, 2},
+		"cut the end": {func(l []json.RawMessage) []json.RawMessage { return l[:3] }, 4},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := body
+			b.Chain.Links = tc.change(append([]json.RawMessage(nil), body.Chain.Links...))
+			raw, err := json.Marshal(b)
+			mustNil(t, err)
+			doc, err := json.Marshal(approvals.Evidence{Classification: ev.Classification, Body: raw})
+			mustNil(t, err)
+			r, err := approvals.VerifyEvidence(doc, nil)
+			mustNil(t, err)
+			if r.OK || r.BrokenAt != tc.seq {
+				t.Fatalf("verify = %+v; want broken at %d", r, tc.seq)
+			}
+		})
+	}
+	if _, err := approvals.VerifyEvidence([]byte(`{"id":"1","time":"2026-01-01T00:00:00Z"}`), nil); err == nil {
+		t.Fatal("an audit event passed for an export")
+	}
+}

@@ -123,7 +123,7 @@ func BuildEvidence(ctx context.Context, store Store, id string, report []byte, a
 		return nil, err
 	}
 	if body.Approval == nil {
-		return nil, fmt.Errorf("approval %s: no chained audit event registers it (it predates the audit chain)", id)
+		return nil, fmt.Errorf("approval %s: %w", id, ErrUnchained)
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -137,6 +137,10 @@ func BuildEvidence(ctx context.Context, store Store, id string, report []byte, a
 	}
 	return ev, nil
 }
+
+// ErrUnchained: the approval was registered before the audit trail was
+// chained, so no evidence can tie it to the trail.
+var ErrUnchained = errors.New("registered before the audit trail was chained; no evidence can be exported")
 
 // EvidenceReport is what verifying an export found.
 type EvidenceReport struct {

@@ -77,6 +77,7 @@ var adminEndpoints = map[string]methods{
 		http.MethodDelete: adminRequest.revokeApproval,
 	},
 	"/gatekeeper/approvals/{id}/report": {http.MethodGet: adminRequest.report},
+	"/gatekeeper/approvals/{id}/export": {http.MethodGet: adminRequest.export},
 	"/gatekeeper/bans": {
 		http.MethodGet:  adminRequest.listBans,
 		http.MethodPost: adminRequest.addBan,
@@ -231,6 +232,18 @@ func (h adminRequest) report() error {
 	return writeJSON(h.w, http.StatusOK, rep)
 }
 
+// export answers one approval's evidence, as a file to keep.
+func (h adminRequest) export() error {
+	id := h.r.PathValue("id")
+	ev, err := h.app.Export(h.ctx(), id, h.actor())
+	if err != nil {
+		return storeError(err)
+	}
+	h.w.Header().Set("Content-Disposition", `attachment; filename="`+id+`-evidence.json"`)
+	h.w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(h.w, http.StatusOK, ev)
+}
+
 // banRequest is the body of POST /gatekeeper/bans.
 type banRequest struct {
 	IP     string `json:"ip"`
@@ -355,7 +368,7 @@ func storeError(err error) error {
 	switch {
 	case errors.Is(err, approvals.ErrNotFound):
 		return apiError(http.StatusNotFound, err)
-	case errors.Is(err, approvals.ErrExists), errors.Is(err, approvals.ErrAlreadyRevoked):
+	case errors.Is(err, approvals.ErrExists), errors.Is(err, approvals.ErrAlreadyRevoked), errors.Is(err, approvals.ErrUnchained):
 		return apiError(http.StatusConflict, err)
 	case errors.As(err, new(BadInput)):
 		return apiError(http.StatusBadRequest, err)

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,7 +83,15 @@ type App struct {
 	// change notification, so that a missed one heals. Default: 10s.
 	ResyncInterval caddy.Duration `json:"resync_interval,omitempty"`
 
+	// Ed25519 private key that signs evidence exports (gatekeeper audit
+	// export): a PKCS #8 PEM file's path, or the PEM itself (such as
+	// {env.GATEKEEPER_AUDIT_KEY}). Make one with
+	// `openssl genpkey -algorithm ed25519`. Without it, exports are not
+	// signed.
+	AuditSigningKey string `json:"audit_signing_key,omitempty"`
+
 	settings config.Settings
+	signer   ed25519.PrivateKey // nil: exports are not signed
 	geo      *detect.GeoIP
 	ready    chan struct{} // closed by Start once state is set
 	state    *sharedState
@@ -131,6 +140,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	err := a.settings.Validate()
 	if err != nil {
 		return err
+	}
+	if a.signer, err = loadSigningKey(caddy.NewReplacer().ReplaceKnown(a.AuditSigningKey, "")); err != nil {
+		return fmt.Errorf("audit_signing_key: %w", err)
 	}
 	if a.geo, err = detect.OpenGeoIP(a.settings.GeoIPCountry, a.settings.GeoIPASN); err != nil {
 		return err

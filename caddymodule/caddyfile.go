@@ -49,6 +49,7 @@ func init() {
 //		allow_non_strict_proxies
 //		ipv6_prefix         <bits>
 //		resync_interval     <duration>
+//		audit_signing_key   <key.pem|{env.VAR}>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if existing != nil {
@@ -86,6 +87,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "geoip_asn":
 			if err := oneArg(d, &a.GeoIPASN); err != nil {
+				return err
+			}
+		case "audit_signing_key":
+			if err := oneArg(d, &a.AuditSigningKey); err != nil {
 				return err
 			}
 		case "ban_ttl", "max_ban_ttl", "max_window", "resync_interval":

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,14 +40,22 @@ volume. Tables are for people; --json prints the admin API's JSON as it is.`,
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "audit",
-		Usage: "verify [--file F]",
-		Short: "Verifies the audit trail's hash chains",
+		Usage: "verify [--file F [--key pub.pem]] | export --approval <id> [--output F]",
+		Short: "Verifies the audit trail and exports a test's evidence",
 		Long: `
 verify checks the audit trail's hash chains (approval events, ban events):
 through the admin API, the whole trail in the store, or with --file an
 audit log (the file store's audit.jsonl; with the store's state.json beside
-it, also against the chain heads it recorded). It prints how far each chain
-verified, and exits non-zero naming the first broken seq when one is broken.`,
+it, also against the chain heads it recorded) or an evidence export. It
+prints what verified, and exits non-zero naming the first broken seq when
+something is broken. --key pins the public key an export must be signed
+with (PEM, as 'openssl pkey -pubout' writes).
+
+export writes one approval's evidence for an auditor: the approval as
+registered, every change to it, its usage report and the chain links that
+prove they belong to the trail, signed when the app has audit_signing_key.
+The file is confidential: the audit policy forbids passing it on without
+the customer's consent.`,
 		CobraFunc: auditCommand,
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
@@ -167,11 +176,19 @@ func statusCommand(cmd *cobra.Command) {
 func auditCommand(cmd *cobra.Command) {
 	adminFlags(cmd)
 	verify := &cobra.Command{Use: "verify", Short: "Checks the audit trail's hash chains", Args: cobra.NoArgs}
-	verify.Flags().String("file", "", "Verify this audit log instead of asking the admin API")
+	verify.Flags().String("file", "", "Verify this audit log or evidence export instead of asking the admin API")
+	verify.Flags().String("key", "", "With --file: the public key (PEM) an evidence export must be signed with")
 	verify.RunE = run(func(cmd *cobra.Command, _ []string) error {
 		var reports []approvals.ChainReport
 		j, _ := cmd.Flags().GetBool("json")
 		if file, _ := cmd.Flags().GetString("file"); file != "" {
+			keyFile, _ := cmd.Flags().GetString("key")
+			if r, err := verifyEvidenceFile(file, keyFile); !errors.Is(err, errNotEvidence) {
+				if err != nil {
+					return err
+				}
+				return printEvidence(cmd.OutOrStdout(), r, j)
+			}
 			var err error
 			if reports, err = verifyFile(file); err != nil {
 				return err
@@ -208,7 +225,99 @@ func auditCommand(cmd *cobra.Command) {
 		}
 		return nil
 	})
-	cmd.AddCommand(verify)
+	export := &cobra.Command{Use: "export", Short: "Writes one approval's evidence for an auditor", Args: cobra.NoArgs}
+	export.Flags().String("approval", "", "The approval's id (required)")
+	export.Flags().String("output", "", "The file to write (default: <id>-evidence.json; - for standard output)")
+	export.RunE = run(func(cmd *cobra.Command, _ []string) error {
+		id, _ := cmd.Flags().GetString("approval")
+		if id == "" {
+			return errors.New("--approval: give the id of the approval whose evidence to export")
+		}
+		out, _ := cmd.Flags().GetString("output")
+		if out == "" {
+			out = id + "-evidence.json"
+		}
+		c := newClient(cmd)
+		c.json = false
+		b, err := c.call("GET", "/gatekeeper/approvals/"+url.PathEscape(id)+"/export", nil)
+		if err != nil {
+			return err
+		}
+		if out == "-" {
+			_, err := cmd.OutOrStdout().Write(b)
+			return err
+		}
+		if err := os.WriteFile(out, b, 0o600); err != nil {
+			return err
+		}
+		r, err := approvals.VerifyEvidence(b, nil)
+		if err != nil {
+			return err
+		}
+		signed := "not signed (the app has no audit_signing_key)"
+		if r.Signed {
+			signed = "signed by " + r.KeyFingerprint
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "evidence of %s written to %s: %d events, chain head seq %d, %s\nCONFIDENTIAL: do not pass it on without the customer's consent.\n",
+			id, out, r.Events, r.Head.Seq, signed)
+		return nil
+	})
+	cmd.AddCommand(verify, export)
+}
+
+var errNotEvidence = errors.New("not an evidence export")
+
+// verifyEvidenceFile verifies file as an evidence export, against the
+// public key in keyFile when it is not "". errNotEvidence: file is
+// something else.
+func verifyEvidenceFile(file, keyFile string) (approvals.EvidenceReport, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return approvals.EvidenceReport{}, err
+	}
+	var probe struct {
+		Body json.RawMessage `json:"body"`
+	}
+	if json.Unmarshal(b, &probe) != nil || len(probe.Body) == 0 {
+		if keyFile != "" {
+			return approvals.EvidenceReport{}, fmt.Errorf("--key: %s is not an evidence export; only exports are signed", file)
+		}
+		return approvals.EvidenceReport{}, errNotEvidence
+	}
+	var trusted ed25519.PublicKey
+	if keyFile != "" {
+		if trusted, err = loadPublicKey(keyFile); err != nil {
+			return approvals.EvidenceReport{}, fmt.Errorf("--key: %w", err)
+		}
+	}
+	r, err := approvals.VerifyEvidence(b, trusted)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", file, err)
+	}
+	return r, nil
+}
+
+// printEvidence prints what verifying an export found; it fails when that
+// was not good.
+func printEvidence(w io.Writer, r approvals.EvidenceReport, asJSON bool) error {
+	if asJSON {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		fmt.Fprintf(w, "%s\n", b)
+	} else if r.OK {
+		signed := "NOT SIGNED: it shows its events belong to the chain up to its head, not that none were left out"
+		if r.Signed {
+			signed = "signed by " + r.KeyFingerprint
+		}
+		fmt.Fprintf(w, "evidence of %s intact: %d events linked to the approval chain's head at seq %d (%s), %s\n",
+			r.ApprovalID, r.Events, r.Head.Seq, shortHash(r.Head.Hash), signed)
+	}
+	if !r.OK {
+		if r.BrokenAt > 0 {
+			return fmt.Errorf("the evidence of %s is broken at seq %d: %s", r.ApprovalID, r.BrokenAt, r.Problem)
+		}
+		return fmt.Errorf("the evidence of %s does not verify: %s", r.ApprovalID, r.Problem)
+	}
+	return nil
 }
 
 // verifyFile verifies the audit log in file; with the file store's

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -140,6 +141,25 @@ func (a *App) Report(ctx context.Context, id string) (Report, error) {
 		NotBefore: p.NotBefore, NotAfter: p.NotAfter, MaxRPS: p.MaxRPS, Burst: p.Burst, MaxRequests: p.MaxRequests,
 		Usage: p.Usage, FirstSeen: hist.FirstSeen, Hours: hist.Hours,
 	}, nil
+}
+
+// Export is approval id's evidence for an auditor, as exported by actor;
+// signed when the app has audit_signing_key.
+func (a *App) Export(ctx context.Context, id, actor string) (*approvals.Evidence, error) {
+	rep, err := a.Report(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := approvals.BuildEvidence(ctx, a.Syncer().Store(), id, b, actor, now(), a.signer)
+	if err != nil {
+		return nil, err
+	}
+	a.logger.Info("approval evidence exported", zap.String("id", id), zap.Bool("signed", ev.Signature != nil), zap.String("actor", actor))
+	return ev, nil
 }
 
 // Ban bans source (an IP or CIDR; a lone IPv6 address stands for its

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -382,5 +385,54 @@ func TestAuditVerify(t *testing.T) {
 	}
 	if _, errOut, code := in.cli("audit", "verify"); code == 0 || !strings.Contains(errOut, "broken at seq 2") {
 		t.Fatalf("audit verify after an edit in the store: exit %d %s", code, errOut)
+	}
+}
+
+// TestAuditExportIsSignedAndVerifies: `gatekeeper audit export` writes one
+// approval's evidence, signed with audit_signing_key; `audit verify --file`
+// checks it against the public key, and finds an edit.
+func TestAuditExportIsSignedAndVerifies(t *testing.T) {
+	dir := t.TempDir()
+	pub, key, _ := ed25519.GenerateKey(nil)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	keyFile := filepath.Join(dir, "audit-key.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pubDER, _ := x509.MarshalPKIXPublicKey(pub)
+	pubFile := filepath.Join(dir, "audit-key.pub")
+	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	in := start(t, "\t\tstore file ./data\n\t\taudit_signing_key "+keyFile)
+	in.mustCLI(addArgs("127.0.0.2")...)
+	in.mustCLI(addArgs("127.0.0.3")...)
+	id := listJSON(t, in)[0].ID
+	in.mustCLI("approvals", "revoke", id, "--reason", "test finished")
+
+	file := filepath.Join(dir, "evidence.json")
+	out := in.mustCLI("audit", "export", "--approval", id, "--output", file)
+	if !strings.Contains(out, "2 events, chain head seq 3, signed by SHA256:") || !strings.Contains(out, "CONFIDENTIAL") {
+		t.Fatalf("audit export printed:\n%s", out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"classification": "CONFIDENTIAL`) || !strings.Contains(string(b), "test finished") {
+		t.Fatalf("the export lacks its classification or the revocation:\n%.400s", b)
+	}
+	if out := in.mustCLI("audit", "verify", "--file", file, "--key", pubFile); !strings.Contains(out, "evidence of "+id+" intact: 2 events") {
+		t.Fatalf("audit verify --file export printed:\n%s", out)
+	}
+	if err := os.WriteFile(file, []byte(strings.Replace(string(b), "test finished", "test complete", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := in.cli("audit", "verify", "--file", file, "--key", pubFile); code == 0 || !strings.Contains(errOut, "the export was altered") {
+		t.Fatalf("verify of an edited export: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := in.cli("audit", "export", "--approval", "apr_unknown"); code == 0 || !strings.Contains(errOut, "HTTP 404") {
+		t.Fatalf("export of an unknown approval: exit %d %s", code, errOut)
 	}
 }

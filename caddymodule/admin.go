@@ -88,6 +88,8 @@ var adminEndpoints = map[string]methods{
 	"/gatekeeper/audit/verify": {http.MethodPost: adminRequest.verifyAudit},
 	"/gatekeeper/events":       {http.MethodGet: adminRequest.events},
 	"/gatekeeper/status":       {http.MethodGet: adminRequest.status},
+	"/gatekeeper/ui":           {http.MethodGet: adminRequest.consoleRedirect},
+	"/gatekeeper/ui/{file...}": {http.MethodGet: adminRequest.console, http.MethodHead: adminRequest.console},
 	"/gatekeeper/{unknown...}": {},
 }
 
@@ -151,9 +153,13 @@ type adminRequest struct {
 
 func (h adminRequest) ctx() context.Context { return h.r.Context() }
 
-// actor names who made a change, for the audit: the client certificate's
+// actor names who made a change, for the audit: the user the site's
+// authentication named (gatekeeper_console), the client certificate's
 // subject when the admin endpoint uses mTLS, else the peer address.
 func (h adminRequest) actor() string {
+	if a, ok := h.r.Context().Value(actorKey{}).(string); ok {
+		return a // the console handler's authenticated user
+	}
 	if tls := h.r.TLS; tls != nil && len(tls.PeerCertificates) > 0 {
 		return "cert:" + tls.PeerCertificates[0].Subject.String()
 	}

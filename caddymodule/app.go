@@ -288,7 +288,7 @@ type sharedState struct {
 	banLog  logBudget
 	// cappedLog is when max_bans was last logged (Unix seconds).
 	cappedLog atomic.Int64
-	audit     auditCheck
+	audit     *auditCheck
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
@@ -313,7 +313,7 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 		logger.Error("store unreachable at start; retrying in the background",
 			zap.String("store", s.Store.Describe()), zap.Error(err))
 	}
-	st := &sharedState{syncer: sy, limiter: approvals.NewLimiter(store, now), cancel: cancel, done: make(chan struct{})}
+	st := &sharedState{syncer: sy, limiter: approvals.NewLimiter(store, now), audit: newAuditCheck(), cancel: cancel, done: make(chan struct{})}
 	st.writer = approvals.NewBanWriter(store, "detect", st.stored(logger))
 	wasUp := err == nil
 	var wg sync.WaitGroup

@@ -36,6 +36,17 @@ type auditCheck struct {
 	running sync.Mutex // one check at a time; a second caller waits for it
 	mu      sync.Mutex
 	last    *AuditVerification
+	again   chan struct{} // asks run for a check now
+}
+
+func newAuditCheck() *auditCheck { return &auditCheck{again: make(chan struct{}, 1)} }
+
+// soon asks for a check in the background, after a change.
+func (c *auditCheck) soon() {
+	select {
+	case c.again <- struct{}{}:
+	default: // one is asked for already
+	}
 }
 
 // verify checks store's chains now, keeps the result and returns it.
@@ -69,9 +80,11 @@ func (c *auditCheck) lastResult() *AuditVerification {
 	return c.last
 }
 
-// run checks the chains at start and every auditVerifyInterval until ctx
-// ends.
+// run checks the chains at start, every auditVerifyInterval and when asked
+// to (soon), until ctx ends.
 func (c *auditCheck) run(ctx context.Context, store approvals.Store, logger *zap.Logger) {
+	tick := time.NewTicker(auditVerifyInterval)
+	defer tick.Stop()
 	for {
 		if v := c.verify(ctx, store, logger); v.Error != "" && ctx.Err() == nil {
 			logger.Warn("could not read the audit trail to verify it; trying again later", zap.String("error", v.Error))
@@ -79,7 +92,8 @@ func (c *auditCheck) run(ctx context.Context, store approvals.Store, logger *zap
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(auditVerifyInterval):
+		case <-tick.C:
+		case <-c.again:
 		}
 	}
 }

@@ -289,12 +289,14 @@ func (a *App) Status(ctx context.Context) Status {
 	return st
 }
 
-// changed makes this instance enforce a change at once; others hear of it
-// through the store.
+// changed makes this instance enforce a change at once (others hear of it
+// through the store) and checks the audit chains again in the background,
+// so that the status shows the chain with the change in it.
 func (a *App) changed(ctx context.Context) {
 	if err := a.Syncer().Refresh(ctx); err != nil {
 		a.logger.Warn("change stored, but re-reading the store failed; the resync timer will retry", zap.Error(err))
 	}
+	a.state.audit.soon()
 }
 
 var errNoApp = errors.New("the gatekeeper app is not running")

@@ -1,0 +1,172 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+)
+
+// `gatekeeper console` opens the console in a browser through a bridge on
+// loopback. Caddy's admin endpoint turns away every request a browser makes
+// on its own (a navigation carries Sec-Fetch-Mode and no Origin, and Caddy
+// asks for one), which is what keeps web pages from reaching it; so the
+// console on the admin endpoint is reached the way the CLI reaches the API:
+// through this command, which forwards the browser's requests as a client
+// of its own. The bridge holds the same line Caddy does: it answers only
+// requests addressed to it by its loopback address (no DNS rebinding) and
+// takes changes only from its own page (no cross-site requests).
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "console",
+		Usage: "[--listen 127.0.0.1:0] [--address <admin>]",
+		Short: "Opens the security console through a loopback bridge to the admin API",
+		Long: `
+Serves the security console on a loopback address and prints its URL. The
+browser's requests go to the admin API (default localhost:2019; see
+--address) as the CLI's do. It runs until interrupted. To serve the console
+to others, mount the gatekeeper_console handler in a site behind
+authentication instead.`,
+		CobraFunc: consoleCommand,
+	})
+}
+
+func consoleCommand(cmd *cobra.Command) {
+	adminFlags(cmd)
+	cmd.Flags().String("listen", "127.0.0.1:0", "The loopback address to serve the console on")
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = run(func(cmd *cobra.Command, _ []string) error {
+		listen, _ := cmd.Flags().GetString("listen")
+		fl := cmd.Flags()
+		address, _ := fl.GetString("address")
+		cfg, _ := fl.GetString("config")
+		adapter, _ := fl.GetString("adapter")
+		admin, err := caddycmd.DetermineAdminAPIAddress(address, nil, cfg, adapter)
+		if err != nil {
+			return err
+		}
+		b, err := newConsoleBridge(admin)
+		if err != nil {
+			return err
+		}
+		ln, err := listenLoopback(listen)
+		if err != nil {
+			return err
+		}
+		b.host = ln.Addr().String()
+		srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
+		fmt.Fprintf(cmd.OutOrStdout(), "Gatekeeper console: http://%s/gatekeeper/ui/ (admin API %s; Ctrl-C to stop)\n", b.host, admin)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		go func() { <-ctx.Done(); srv.Close() }()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+}
+
+// listenLoopback listens on addr, which must be a loopback address: the
+// bridge asks for no credentials.
+func listenLoopback(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--listen: %s is not a loopback address; the bridge asks for no credentials, so it serves this machine only (mount gatekeeper_console in a site behind authentication to serve others)", host)
+	}
+	return net.Listen("tcp", addr)
+}
+
+// consoleBridge forwards the console's requests to the admin API.
+type consoleBridge struct {
+	base   string // the admin API's URL, without a path
+	client *http.Client
+	host   string // the bridge's own host:port: the only Host it answers
+}
+
+func newConsoleBridge(admin string) (*consoleBridge, error) {
+	addr, err := caddy.ParseNetworkAddress(admin)
+	if err != nil || addr.PortRangeSize() > 1 {
+		return nil, fmt.Errorf("invalid admin address %s: %v", admin, err)
+	}
+	b := &consoleBridge{base: "http://" + addr.JoinHostPort(0)}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return new(net.Dialer).DialContext(ctx, addr.Network, addr.JoinHostPort(0))
+	}
+	if addr.IsUnixNetwork() {
+		b.base = "http://127.0.0.1" // as Caddy's own CLI does for a socket
+		dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return new(net.Dialer).DialContext(ctx, "unix", addr.Host)
+		}
+	}
+	b.client = &http.Client{
+		Transport: &http.Transport{DialContext: dial},
+		Timeout:   time.Minute,
+		// The admin API's redirects are the bridge's to pass on.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return b, nil
+}
+
+// forwardedHeaders are the request headers the admin API is given; the
+// browser's Origin, Referer, cookies and Sec-Fetch-* stay behind.
+var forwardedHeaders = []string{"Content-Type", "Accept"}
+
+// answeredHeaders are the admin API's response headers the browser is given.
+var answeredHeaders = []string{"Content-Type", "Content-Disposition", "Cache-Control", "Allow", "Location", "Retry-After",
+	"Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"}
+
+func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case !strings.EqualFold(r.Host, b.host):
+		writeAPIError(w, apiError(http.StatusForbidden, fmt.Errorf("host not allowed: %s", r.Host)))
+		return
+	case r.URL.Path == "/":
+		http.Redirect(w, r, "/gatekeeper/ui/", http.StatusFound)
+		return
+	case !strings.HasPrefix(r.URL.Path, "/gatekeeper/"):
+		writeAPIError(w, apiError(http.StatusNotFound, fmt.Errorf("not found: %s", r.URL.Path)))
+		return
+	}
+	if err := sameOrigin(r); err != nil {
+		writeAPIError(w, apiError(http.StatusForbidden, err))
+		return
+	}
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, b.base+r.URL.RequestURI(), http.MaxBytesReader(w, r.Body, maxBodyBytes+1))
+	if err != nil {
+		writeAPIError(w, apiError(http.StatusBadRequest, err))
+		return
+	}
+	for _, h := range forwardedHeaders {
+		if v := r.Header.Get(h); v != "" {
+			out.Header.Set(h, v)
+		}
+	}
+	resp, err := b.client.Do(out)
+	if err != nil {
+		writeAPIError(w, apiError(http.StatusBadGateway, fmt.Errorf("the admin API did not answer: %w", err)))
+		return
+	}
+	defer resp.Body.Close()
+	for _, h := range answeredHeaders {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}

@@ -1,0 +1,344 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+// screenshotDir is where the console test saves a screenshot of each view:
+// artifacts/console at the top of the checkout (docs/img/console has the
+// copies the security guide shows).
+var screenshotDir = filepath.Join("..", "artifacts", "console")
+
+// browser starts the system Chromium, headless, at 1280×800, and collects
+// what the page reports as errors: uncaught exceptions, console.error, and
+// the browser's own log entries at error level (a refused CSP, a 404).
+func browser(t *testing.T) (context.Context, func() []string) {
+	t.Helper()
+	exe, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not installed: make test installs it (apt-get install chromium)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 800), chromedp.DisableGPU)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
+	var mu sync.Mutex
+	var problems []string
+	messages := chromedp.Console(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				mu.Lock()
+				problems = append(problems, fmt.Sprintf("%s:%d %s", m.URL, m.Line+1, m))
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { cancelTime(); cancelCtx(); cancelAlloc(); <-done })
+	return ctx, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), problems...) }
+}
+
+// shot saves a screenshot of the whole page as name.png.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// consoleBridge runs `gatekeeper console` against in's admin API and
+// returns the console's URL: Caddy's admin endpoint turns away a browser's
+// own requests, so the bridge is how a browser reaches the console there.
+func consoleBridge(t *testing.T, in *instance) string {
+	t.Helper()
+	listen := testutil.FreeAddr(t)
+	cmd := exec.Command(bin, "console", "--address", in.Admin, "--listen", listen)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testutil.Stop(cmd, 5*time.Second) })
+	ui := "http://" + listen + "/gatekeeper/ui/"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(ui); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("GET %s through the bridge = %d", ui, resp.StatusCode)
+			}
+			return ui
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gatekeeper console did not come up within 10 s:\n%s", out.String())
+		}
+	}
+}
+
+// TestConsoleInABrowser drives the console in Chromium against the built
+// binary: it loads without errors; an approval registered through the form
+// shows in the timeline; a bad CIDR is shown next to its field; revoking
+// works; a scanner's request from another loopback address shows in the
+// live feed within 2 s; its ban can be lifted. Each view is saved as a
+// screenshot.
+func TestConsoleInABrowser(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data", `
+	gatekeeper {
+		tenant {http.request.host.labels.1}
+		mode block
+	}
+	respond "ok"`)
+	in.mustCLI(addArgs("127.0.0.2")...)
+	in.mustCLI("bans", "add", "198.51.100.7", "--ttl", "2h", "--reason", "manual: port scan from this host")
+	ui := consoleBridge(t, in)
+	ctx, problems := browser(t)
+
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			p := problems()
+			t.Fatalf("%s: %v\n%d errors in the page: %v", what, err, len(p), p[:min(len(p), 5)])
+		}
+	}
+	read := func(what string, a chromedp.Action[string]) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, a)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	fill := func(ref, sources string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(
+			chromedp.Click(css(`a[href="#register"]`)), chromedp.WaitVisible(css(`#register-form`)),
+			chromedp.SendKeys(css(`#f-tenant`), "acme"), chromedp.SendKeys(css(`#f-sources`), sources),
+			chromedp.SendKeys(css(`#f-requested_by`), "ciso@acme.example"), chromedp.SendKeys(css(`#f-approved_by`), "secops@customernode"),
+			chromedp.SendKeys(css(`#f-approval_ref`), ref), chromedp.SendKeys(css(`#f-paths`), "/api/*"),
+			chromedp.Click(css(`#register-form button[type=submit]`)))
+	}
+
+	step("load the console", chromedp.Navigate(ui), chromedp.WaitVisible(css(`#timeline .row`)), chromedp.WaitVisible(css(`#audit-health.ok`)))
+	shot(t, ctx, "approvals")
+
+	// Register through the form: the approval shows in the timeline.
+	row := func(ref string) string { return `//div[@class="row"][.//div[contains(., "ref ` + ref + `")]]` }
+	step("register an approval", fill("SEC-UI-1", "127.0.0.5\n2001:db8:5::/64"),
+		chromedp.WaitVisible(css(`#view-approvals`)), chromedp.WaitVisible(row("SEC-UI-1")))
+	if n := read("the notice", chromedp.Text(css(`#notice`))); !strings.Contains(n, "registered for tenant acme (active)") {
+		t.Fatalf("notice after registering: %q", n)
+	}
+
+	// A bad CIDR: the API's error shows next to the sources field.
+	step("refuse a bad CIDR", fill("SEC-UI-2", "10.0.0.0/40"), chromedp.WaitVisible(css(`#e-sources`)))
+	sourcesErr := read("the sources error", chromedp.Text(css(`#e-sources`)))
+	invalid, err := chromedp.Run(ctx, chromedp.AttributeValue(css(`#f-sources`), "aria-invalid"))
+	if err != nil || !strings.Contains(sourcesErr, `"10.0.0.0/40" is not a valid CIDR prefix`) || invalid.Value != "true" {
+		t.Fatalf("bad CIDR: error %q next to sources, aria-invalid %+v (%v)", sourcesErr, invalid, err)
+	}
+	if focused, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`)); focused != "f-sources" {
+		t.Errorf("after the error the focus is on %q, want the sources field", focused)
+	}
+	shot(t, ctx, "register-error")
+
+	// Revoke the approval registered above, with a reason.
+	step("revoke it",
+		chromedp.Click(css(`a[href="#approvals"]`)), chromedp.WaitVisible(row("SEC-UI-1")),
+		chromedp.Click(row("SEC-UI-1")+`//button[contains(., "Revoke")]`), chromedp.WaitVisible(css(`#revoke-dialog`)),
+		chromedp.SendKeys(css(`#revoke-reason`), "tester asked to stop"), chromedp.Click(css(`#revoke-confirm`)),
+		chromedp.WaitVisible(row("SEC-UI-1")+`//span[contains(@class, "status-revoked")]`))
+	shot(t, ctx, "approvals-revoked")
+
+	// A scanner from another loopback address: in the feed within 2 s.
+	step("open the feed", chromedp.Click(css(`a[href="#feed"]`)), chromedp.WaitVisible(css(`#view-feed`)))
+	sent := time.Now()
+	if a := from(t, in, "127.0.0.9").do("GET", "acme.localhost", "/wp-login.php", "User-Agent", "sqlmap/1.8#stable (https://sqlmap.org)"); a.code != 403 {
+		t.Fatalf("the scanner got %d, want 403", a.code)
+	}
+	step("see the scanner in the feed", chromedp.WaitVisible(`//table[@id="feed-table"]//tr[td[contains(., "127.0.0.9")]][td[contains(., "sqlmap")]]`))
+	if took := time.Since(sent); took > 2*time.Second {
+		t.Fatalf("the scanner's request reached the feed after %v; want within 2 s", took)
+	}
+	shot(t, ctx, "feed")
+
+	// Its ban, beside the one made by hand: lift it.
+	banRow := `//table[@id="bans-table"]//tr[td[contains(., "127.0.0.9/32")]]`
+	step("list the bans", chromedp.Click(css(`a[href="#bans"]`)), chromedp.WaitVisible(banRow))
+	shot(t, ctx, "bans")
+	step("lift the scanner's ban",
+		chromedp.Click(banRow+`//button`), chromedp.WaitVisible(css(`#lift-dialog`)), chromedp.Click(css(`#lift-confirm`)),
+		chromedp.WaitNotPresent(banRow))
+	if out := in.mustCLI("bans", "list"); strings.Contains(out, "127.0.0.9") || !strings.Contains(out, "198.51.100.7") {
+		t.Fatalf("bans after lifting from the console:\n%s", out)
+	}
+
+	step("audit view", chromedp.Click(css(`a[href="#audit"]`)), chromedp.WaitVisible(css(`#chains .chain`)),
+		chromedp.Click(css(`#verify-now`)), chromedp.WaitVisible(`//p[@id="notice"][contains(., "verified intact")]`))
+	shot(t, ctx, "audit")
+
+	id := listJSON(t, in)[0].ID
+	step("report", chromedp.Navigate(ui+"#report/"+id), chromedp.WaitVisible(css(`#report-body dl`)))
+	shot(t, ctx, "report")
+
+	// Keyboard: the first Tab reaches the skip link.
+	step("keyboard", chromedp.Navigate(ui), chromedp.WaitVisible(css(`#timeline .row`)), chromedp.KeyEvent("\t"))
+	if focused, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.textContent`)); focused != "Skip to content" {
+		t.Fatalf("the first Tab focuses %q, want the skip link", focused)
+	}
+
+	// A narrow window: nothing scrolls sideways.
+	step("narrow window", chromedp.EmulateViewport(420, 900), chromedp.Navigate(ui), chromedp.WaitVisible(css(`#timeline .row`)))
+	if wide, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)); wide {
+		t.Error("the approvals view scrolls sideways in a 420 px window")
+	}
+	shot(t, ctx, "approvals-narrow")
+
+	// The one error expected: the browser logs the 400 the bad CIDR got.
+	var p []string
+	refused := 0
+	for _, m := range problems() {
+		if strings.Contains(m, "/gatekeeper/approvals:1 ") && strings.Contains(m, "status of 400") {
+			refused++
+			continue
+		}
+		p = append(p, m)
+	}
+	if len(p) > 0 || refused != 1 {
+		t.Fatalf("the console reported %d errors besides the bad CIDR's 400 (seen %d times), the first:\n%s", len(p), refused, strings.Join(p[:min(len(p), 5)], "\n"))
+	}
+}
+
+// TestConsoleMountedInASite: gatekeeper_console serves the console and its
+// API in a site, behind the authentication put before it; changes are
+// taken only from the console's own origin, and the audit names the user.
+func TestConsoleMountedInASite(t *testing.T) {
+	hash, err := runBin(t, "hash-password", "--plaintext", "correct horse")
+	if err != nil {
+		t.Fatalf("hash-password: %v %s", err, hash)
+	}
+	in := startSite(t, "\t\tstore file ./data", `
+	route /gatekeeper/* {
+		basic_auth {
+			secops `+strings.TrimSpace(hash)+`
+		}
+		gatekeeper_console
+	}
+	respond "site"`)
+	site := "http://" + in.Site
+	call := func(method, path, body string, headers ...string) (int, string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(method, site+path, strings.NewReader(body))
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("secops:correct horse"))
+
+	if code, _, _ := call("GET", "/gatekeeper/ui/", ""); code != 401 {
+		t.Fatalf("the console without credentials = %d, want 401", code)
+	}
+	code, body, h := call("GET", "/gatekeeper/ui/", "", "Authorization", auth)
+	if code != 200 || !strings.Contains(body, "<title>Gatekeeper security console</title>") ||
+		!strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Fatalf("the console with credentials = %d, CSP %q", code, h.Get("Content-Security-Policy"))
+	}
+	if code, body, _ := call("GET", "/elsewhere", ""); code != 200 || body != "site" {
+		t.Fatalf("the rest of the site = %d %q", code, body)
+	}
+
+	approval := `{"tenant":"acme","sources":["127.0.0.2"],"not_before":"` + time.Now().UTC().Add(-time.Minute).Format(time.RFC3339) +
+		`","not_after":"` + time.Now().UTC().Add(time.Hour).Format(time.RFC3339) + `","max_rps":5,"max_requests":100,` +
+		`"requested_by":"ciso@acme.example","approved_by":"secops@customernode","approval_ref":"SEC-9"}`
+	for _, cross := range [][]string{
+		{"Origin", "http://evil.example"},
+		{"Sec-Fetch-Site", "cross-site"},
+	} {
+		if code, body, _ := call("POST", "/gatekeeper/approvals", approval, "Authorization", auth, "Content-Type", "application/json", cross[0], cross[1]); code != 403 || !strings.Contains(body, `"error"`) {
+			t.Fatalf("a change with %s: %s = %d %s, want 403", cross[0], cross[1], code, body)
+		}
+	}
+	code, body, _ = call("POST", "/gatekeeper/approvals", approval, "Authorization", auth, "Content-Type", "application/json",
+		"Origin", site, "Sec-Fetch-Site", "same-origin")
+	if code != 201 {
+		t.Fatalf("a change from the console's origin = %d %s, want 201", code, body)
+	}
+	var audit []struct{ Actor string }
+	in.get("/gatekeeper/audit", &audit)
+	if len(audit) != 1 || audit[0].Actor != "console:secops" {
+		t.Fatalf("audit = %+v; want the change made by console:secops", audit)
+	}
+}
+
+// TestConsoleBridgeHoldsTheLine: the bridge answers only requests addressed
+// to its own loopback address and takes changes only from its own page.
+func TestConsoleBridgeHoldsTheLine(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	ui := consoleBridge(t, in)
+	bridge := strings.TrimSuffix(ui, "/gatekeeper/ui/")
+	send := func(method, path string, headers ...string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, bridge+path, strings.NewReader(`{"ip":"198.51.100.9"}`))
+		for i := 0; i+1 < len(headers); i += 2 {
+			if headers[i] == "Host" {
+				req.Host = headers[i+1]
+			} else {
+				req.Header.Set(headers[i], headers[i+1])
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := send("GET", "/gatekeeper/status", "Host", "attacker.example"); code != 403 {
+		t.Errorf("a request for another host (DNS rebinding) = %d, want 403", code)
+	}
+	if code := send("POST", "/gatekeeper/bans", "Origin", "http://attacker.example", "Content-Type", "application/json"); code != 403 {
+		t.Errorf("a cross-site change = %d, want 403", code)
+	}
+	if code := send("POST", "/gatekeeper/bans", "Origin", bridge, "Sec-Fetch-Site", "same-origin", "Content-Type", "application/json"); code != 201 {
+		t.Errorf("a change from the console's page = %d, want 201", code)
+	}
+	if code := send("GET", "/gatekeeper/nothing"); code != 404 {
+		t.Errorf("an unknown admin route through the bridge = %d, want 404", code)
+	}
+	if out, errOut, code := in.cli("console", "--listen", "0.0.0.0:0"); code == 0 || !strings.Contains(errOut, "not a loopback address") {
+		t.Errorf("console --listen 0.0.0.0:0: exit %d %s%s", code, out, errOut)
+	}
+}

@@ -15,6 +15,7 @@ run: build
 	@echo "  site:      curl -H 'Host: acme.localhost' http://127.0.0.1:8080/"
 	@echo "  admin API: curl http://127.0.0.1:2019/gatekeeper/status"
 	@echo "  CLI:       ./bin/gatekeeper approvals list   (in another terminal)"
+	@echo "  console:   ./bin/gatekeeper console          (prints the URL to open in a browser)"
 	@echo "Stop it with Ctrl-C."
 	@echo
 	$(BIN) run --config Caddyfile --adapter caddyfile

@@ -83,13 +83,14 @@ func (f *eventFeed) record(ev FeedEvent) bool {
 // since returns up to limit events after ID after, oldest first, and the ID
 // to ask after next time (the last returned, or after when none are).
 // Events that have left the ring are gone: the first returned is then the
-// oldest held.
+// oldest held. A cursor past the newest event (from before a restart of
+// the process) starts again from the oldest held.
 func (f *eventFeed) since(after uint64, limit int) ([]FeedEvent, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	last := f.next - 1
 	if after > last {
-		after = last // a cursor from before a restart, or made up
+		after = 0 // a cursor from before a restart: start again from the oldest held
 	}
 	first := after + 1
 	if oldest := f.next - min(f.next-1, feedSize); first < oldest {

@@ -11,7 +11,7 @@ func TestFeedKeepsTheNewestAndPagesBySince(t *testing.T) {
 	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	// One event every 10 ms: within the feed's rate, so all are kept.
 	for i := range feedSize + 250 {
-		if !f.record(FeedEvent{Time: at.Add(time.Duration(i) * 10 * time.Millisecond), Path: "/" + strings.Repeat("x", i%300)}) {
+		if !f.record(FeedEvent{Time: at.Add(time.Duration(i) * 10 * time.Millisecond), Path: "/"}) {
 			t.Fatalf("event %d dropped at 100 a second", i+1)
 		}
 	}
@@ -26,13 +26,13 @@ func TestFeedKeepsTheNewestAndPagesBySince(t *testing.T) {
 	if evs, again := f.since(next, 10); len(evs) != 0 || again != next {
 		t.Fatalf("nothing new: %d events, next %d; want none and the same cursor", len(evs), again)
 	}
-	if evs, n := f.since(1<<40, 10); len(evs) != 0 || n != 1250 {
-		t.Fatalf("a cursor past the end: %d events, next %d; want none and the last id", len(evs), n)
+	if evs, n := f.since(1<<40, 10); len(evs) != 10 || evs[0].ID != 251 || n != 260 {
+		t.Fatalf("a cursor from before a restart: %d events, next %d; want the oldest 10 held, from 251", len(evs), n)
 	}
-	for _, ev := range evs {
-		if len(ev.Path) > maxFeedPath {
-			t.Fatalf("path of %d bytes kept", len(ev.Path))
-		}
+	long := "/" + strings.Repeat("x", 299)
+	f.record(FeedEvent{Time: at.Add(time.Hour), Path: long})
+	if evs, _ := f.since(1250, 1); len(evs) != 1 || evs[0].Path != long[:maxFeedPath] {
+		t.Fatalf("a 300-byte path: %d events; want it cut at %d bytes", len(evs), maxFeedPath)
 	}
 }
 

@@ -181,8 +181,8 @@ func TestPrometheusScrapesGatekeeper(t *testing.T) {
 		}
 		return true
 	})
-	if n := len(rules.Groups[0].Rules); n != 6 {
-		t.Errorf("Prometheus loaded %d alert rules, want 6", n)
+	if n := len(rules.Groups[0].Rules); n != 7 {
+		t.Errorf("Prometheus loaded %d alert rules, want 7", n)
 	}
 
 	checkDashboard(t, prom)

@@ -123,12 +123,7 @@ func TestFileStoreAuditTamperingIsFoundAtItsSeq(t *testing.T) {
 			mustNil(t, err)
 			assertBrokenAt(t, reports, 5)
 
-			s, err = approvals.OpenFileStore(dir, clock.Now)
-			mustNil(t, err)
-			defer s.Close()
-			reports, err = approvals.VerifyAudit(ctx, s)
-			mustNil(t, err)
-			assertBrokenAt(t, reports, 5)
+			assertFileStoreBrokenAt(t, dir, 5)
 		})
 	}
 }
@@ -195,12 +190,19 @@ func TestAuditCutOffItsEndIsFound(t *testing.T) {
 	mustNil(t, err)
 	cut := strings.LastIndex(strings.TrimSuffix(string(b), "\n"), "\n")
 	mustNil(t, os.WriteFile(path, b[:cut+1], 0o600)) // the revocation, seq 9
-	fs, err = approvals.OpenFileStore(dir, clock.Now)
+	assertFileStoreBrokenAt(t, dir, 9)
+}
+
+// assertFileStoreBrokenAt opens the file store in dir and checks that its
+// approval chain verifies as broken at seq.
+func assertFileStoreBrokenAt(t *testing.T, dir string, seq int64) {
+	t.Helper()
+	s, err := approvals.OpenFileStore(dir, nil)
 	mustNil(t, err)
-	defer fs.Close()
-	reports, err = approvals.VerifyAudit(ctx, fs)
+	defer s.Close()
+	reports, err := approvals.VerifyAudit(ctx, s)
 	mustNil(t, err)
-	assertBrokenAt(t, reports, 9)
+	assertBrokenAt(t, reports, seq)
 }
 
 func assertReports(t *testing.T, s approvals.Store, ok bool) {

@@ -163,10 +163,13 @@ func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe boo
 func (t *Tracker) request(k key, now uint32, agent uint64, probe bool, payload uint64, factor float32) (SignalSet, bool) {
 	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
-	t.drain(st, now)
-	if now-st.agentsSince > uint32(agentsPeriod.Milliseconds()) {
-		st.agents, st.agentsSince = 0, now
+	// The agents seen are forgotten once the source has been quiet for
+	// agentsPeriod (an overtaken clock reading, older than st.last, is
+	// not quiet).
+	if idle := now - st.last; int32(idle) > 0 && idle > uint32(agentsPeriod.Milliseconds()) {
+		st.agents = agentSet{}
 	}
+	t.drain(st, now)
 	st.sawAgent(agent)
 	if probe {
 		st.probe++

@@ -2,7 +2,6 @@ package detect
 
 import (
 	"hash/maphash"
-	"math"
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
@@ -91,10 +90,9 @@ func (sh *shard) table(k key) *table {
 type sourceState struct {
 	last                                     uint32 // milliseconds since the tracker's epoch (wraps after 49 days)
 	notFound, distinct, probe, payload, slow float32
-	// agents has one bit set for each user agent (by a 5-bit hash) seen
-	// since agentsSince: how many different clients share the address.
-	agents      uint32
-	agentsSince uint32
+	// agents are the user agents seen since the source was last quiet for
+	// agentsPeriod: how many different clients share the address.
+	agents agentSet
 	// extra is 1 + the index of the source's extra in its shard, or 0.
 	extra uint32
 }
@@ -123,26 +121,22 @@ const (
 	agentsPeriod = 10 * time.Minute
 )
 
-// agentsSeen is how many distinct user agents k bits of a 32-bit set stand
-// for (linear counting, -32·ln(1-k/32), rounded and capped at maxAgents):
-// two agents share a bit now and then, which would otherwise shrink a
-// shared address's room.
-var agentsSeen = func() (n [33]float32) {
-	for k := range n {
-		est := float64(maxAgents)
-		if k < 32 {
-			est = math.Min(est, math.Round(-32*math.Log(1-float64(k)/32)))
-		}
-		n[k] = float32(max(est, 1))
+// clients is how many user agents st was seen with lately, 1 to maxAgents,
+// for the room in its failure buckets. From three on, one more is counted:
+// that many browsers say people share the address, and two of them having
+// the same fingerprint (one chance in 255 a pair) must not cost any of
+// them their room. A scanner rotating user agents gains one agent's room
+// in the failure buckets, and nothing elsewhere.
+func (st *sourceState) clients() float32 {
+	n := st.agents.len()
+	if n >= 3 {
+		n++
 	}
-	return n
-}()
-
-// clients is how many user agents st was seen with lately, 1 to maxAgents.
-func (st *sourceState) clients() float32 { return agentsSeen[bits.OnesCount32(st.agents)] }
+	return float32(min(max(n, 1), maxAgents))
+}
 
 // sawAgent notes a user agent (or, for a network, a source) by its hash.
-func (st *sourceState) sawAgent(h uint64) { st.agents |= 1 << (h % 32) }
+func (st *sourceState) sawAgent(h uint64) { st.agents.add(h) }
 
 // failedPaths is a 512-bit Bloom filter (two bits a path) of the paths that
 // failed since `since`, cleared every DistinctPaths.Per, or sooner once half

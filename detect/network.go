@@ -64,5 +64,5 @@ func (m *Memory) networkSources(k key) int {
 	if st == nil {
 		return 0
 	}
-	return int(st.clients())
+	return st.agents.len() // no allowance here: more sources would escalate sooner
 }

@@ -1,0 +1,46 @@
+package detect
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// agentSet remembers up to maxAgents user agents (or, for a network, its
+// sources) by 8-bit fingerprints, one a byte, 0 in a byte not yet used. Two
+// agents share a fingerprint once in 255 pairs; a 32-bit sketch read back by
+// linear counting, which this replaced, put six browsers on five bits four
+// times in ten, and an office's room in the failure buckets with them.
+// It is a byte array so that a sourceState keeps 4-byte alignment.
+type agentSet [8]byte
+
+const (
+	byteLSBs = 0x0101010101010101
+	low7Bits = 0x7f7f7f7f7f7f7f7f
+)
+
+// zeroBytes has the high bit of each byte of x that is zero set, and no
+// other bit.
+func zeroBytes(x uint64) uint64 { return ^((x&low7Bits + low7Bits) | x | low7Bits) }
+
+// add notes the agent whose hash is h.
+func (s *agentSet) add(h uint64) {
+	f := h >> 56
+	if f == 0 {
+		f = 1
+	}
+	x := binary.LittleEndian.Uint64(s[:])
+	if zeroBytes(x^(f*byteLSBs)) != 0 {
+		return // seen already
+	}
+	if empty := zeroBytes(x); empty != 0 {
+		binary.LittleEndian.PutUint64(s[:], x|f<<(bits.TrailingZeros64(empty)&^7))
+	} // else full: maxAgents are counted already
+}
+
+// len is how many different agents were noted.
+func (s *agentSet) len() int {
+	return len(s) - bits.OnesCount64(zeroBytes(binary.LittleEndian.Uint64(s[:])))
+}
+
+// The set holds exactly maxAgents fingerprints.
+var _ = [1]struct{}{}[len(agentSet{})-maxAgents]

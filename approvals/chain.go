@@ -44,9 +44,6 @@ type ChainHead struct {
 	Hash string `json:"hash"`
 }
 
-// zeroHash is prev for the first event of a chain.
-var zeroHash = hex.EncodeToString(make([]byte, sha256.Size))
-
 // link is the hash of the event at seq whose content has digest, after the
 // event whose hash is prev.
 func link(prev [sha256.Size]byte, seq int64, digest [sha256.Size]byte) [sha256.Size]byte {
@@ -78,7 +75,8 @@ func (e AuditEvent) content() ([]byte, error) {
 func chainEvent(head ChainHead, id string, content []byte) (line []byte, next ChainHead, err error) {
 	var prev [sha256.Size]byte
 	if head.Seq > 0 {
-		if _, err := hex.Decode(prev[:], []byte(head.Hash)); err != nil || len(head.Hash) != 2*sha256.Size {
+		var ok bool
+		if prev, ok = decodeHash([]byte(head.Hash)); !ok {
 			return nil, head, fmt.Errorf("audit chain head %d: hash %q is not SHA-256 hex", head.Seq, head.Hash)
 		}
 	}
@@ -100,14 +98,6 @@ func chainEvent(head ChainHead, id string, content []byte) (line []byte, next Ch
 	line = append(line, `",`...)
 	line = append(line, content[1:]...)
 	return line, next, nil
-}
-
-// linkPrev is prev for the event after head.
-func linkPrev(head ChainHead) string {
-	if head.Seq == 0 {
-		return zeroHash
-	}
-	return head.Hash
 }
 
 // storedEvent is a stored event's chain members, read without decoding the
@@ -161,32 +151,50 @@ func parseStored(raw []byte) (storedEvent, error) {
 	if err != nil || seq < 1 || (n > 1 && rest[0] == '0') {
 		return ev, errNotCanonical
 	}
-	rest, ok = bytes.CutPrefix(rest[n:], keyPrev)
-	if !ok || len(rest) < 2*sha256.Size {
+	if rest, ok = cutHash(rest[n:], keyPrev, &ev.prev); !ok {
 		return ev, errNotCanonical
 	}
-	if !lowerHex(rest[:2*sha256.Size]) {
+	if rest, ok = cutHash(rest, keyHash, &ev.hash); !ok {
 		return ev, errNotCanonical
 	}
-	hex.Decode(ev.prev[:], rest[:2*sha256.Size])
-	rest, ok = bytes.CutPrefix(rest[2*sha256.Size:], keyHash)
-	if !ok || len(rest) < 2*sha256.Size || !lowerHex(rest[:2*sha256.Size]) {
+	// rest is `",` and the content's members; the content is `{` and
+	// those members.
+	members, ok := bytes.CutPrefix(rest, []byte(`",`))
+	if !ok || !bytes.HasPrefix(members, []byte(`"time":`)) || members[len(members)-1] != '}' {
 		return ev, errNotCanonical
 	}
-	hex.Decode(ev.hash[:], rest[:2*sha256.Size])
-	rest = rest[2*sha256.Size:]
-	// rest is `",` followed by the content's members; the content is `{`
-	// and those members.
-	if !bytes.HasPrefix(rest, []byte(`","time":`)) || rest[len(rest)-1] != '}' {
-		return ev, errNotCanonical
-	}
-	content := rest[1:]
 	h := sha256.New()
 	h.Write([]byte{'{'})
-	h.Write(content[1:])
+	h.Write(members)
 	h.Sum(ev.digest[:0])
-	ev.chained, ev.seq, ev.kind = true, seq, kindOf(content)
+	ev.chained, ev.seq, ev.kind = true, seq, kindOf(members)
 	return ev, nil
+}
+
+// cutHash reads into h the hash that follows key at the start of b, and
+// returns what follows the hash.
+func cutHash(b, key []byte, h *[sha256.Size]byte) ([]byte, bool) {
+	b, ok := bytes.CutPrefix(b, key)
+	if !ok || len(b) < 2*sha256.Size {
+		return b, false
+	}
+	*h, ok = decodeHash(b[:2*sha256.Size])
+	return b[2*sha256.Size:], ok
+}
+
+// decodeHash decodes a SHA-256 hash written, as the chains write it, in 64
+// lower-case hex digits.
+func decodeHash(s []byte) (h [sha256.Size]byte, ok bool) {
+	if len(s) != 2*sha256.Size {
+		return h, false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return h, false
+		}
+	}
+	hex.Decode(h[:], s)
+	return h, true
 }
 
 // kindOf finds the kind of the event whose members after "time" are b.
@@ -200,15 +208,6 @@ func kindOf(b []byte) string {
 		return string(b[:j])
 	}
 	return ""
-}
-
-func lowerHex(b []byte) bool {
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // ChainReport is what verifying one chain found.
@@ -241,7 +240,13 @@ type ChainVerifier struct {
 // NewChainVerifier checks the chain of kind ("approval" or "ban") against
 // the head its store recorded (the zero head when there is none to check).
 func NewChainVerifier(kind string, head ChainHead) *ChainVerifier {
-	return &ChainVerifier{head: head, trimmable: kind == "ban", r: ChainReport{Kind: kind, OK: true}}
+	return newChainVerifier(kind, head, kind == "ban")
+}
+
+// newChainVerifier checks a chain that may begin after seq 1 when trimmable
+// (the ban chain, an export's stretch of the approval chain).
+func newChainVerifier(kind string, head ChainHead, trimmable bool) *ChainVerifier {
+	return &ChainVerifier{head: head, trimmable: trimmable, r: ChainReport{Kind: kind, OK: true}}
 }
 
 // Add checks the next stored event, as the store holds it. It reports false
@@ -265,6 +270,24 @@ func (v *ChainVerifier) Add(raw []byte) bool {
 	case ev.kind != v.r.Kind:
 		return v.fail(max(ev.seq, 1), "event %d is a %s event in the %s chain", ev.seq, ev.kind, v.r.Kind)
 	}
+	return v.next(ev)
+}
+
+// addDigest checks the next event given as its seq and content digest only
+// (an export's link to another approval's event): it follows the last.
+func (v *ChainVerifier) addDigest(seq int64, digest [sha256.Size]byte) bool {
+	if !v.r.OK {
+		return false
+	}
+	if v.r.Events == 0 {
+		return v.fail(max(seq, 1), "the chain begins with event %d's digest, not the event", seq)
+	}
+	return v.next(storedEvent{chained: true, seq: seq, prev: v.prev, digest: digest, hash: link(v.prev, seq, digest)})
+}
+
+// next checks that chained event ev follows the last.
+func (v *ChainVerifier) next(ev storedEvent) bool {
+	want := v.r.Last.Seq + 1
 	if v.r.Events == 0 {
 		if ev.seq != 1 && !v.trimmable {
 			return v.fail(1, "the chain begins at seq %d: the events before it are missing", ev.seq)

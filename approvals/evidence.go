@@ -90,7 +90,7 @@ func BuildEvidence(ctx context.Context, store Store, id string, report []byte, a
 	}
 	body := EvidenceBody{Format: EvidenceFormat, Classification: EvidenceClassification, ExportedAt: at.UTC(),
 		ExportedBy: actor, ApprovalID: ap.ID, Report: report, Chain: EvidenceChain{Kind: "approval", Head: head}}
-	mine := []byte(`"approval":{"id":` + strconv.Quote(id) + `,`)
+	mine := aboutApproval(id)
 	err = store.AuditChain(ctx, "approval", func(raw []byte) error {
 		ev, err := parseStored(raw)
 		if err != nil || !ev.chained {
@@ -141,6 +141,10 @@ func BuildEvidence(ctx context.Context, store Store, id string, report []byte, a
 // ErrUnchained: the approval was registered before the audit trail was
 // chained, so no evidence can tie it to the trail.
 var ErrUnchained = errors.New("registered before the audit trail was chained; no evidence can be exported")
+
+// aboutApproval is what a stored event about approval id holds: the
+// approval's record, whose first member is its id.
+func aboutApproval(id string) []byte { return []byte(`"approval":{"id":` + strconv.Quote(id) + `,`) }
 
 // EvidenceReport is what verifying an export found.
 type EvidenceReport struct {
@@ -199,46 +203,44 @@ func VerifyEvidence(doc []byte, trusted ed25519.PublicKey) (EvidenceReport, erro
 		return fail(0, "the export is not signed")
 	}
 
-	var prev [sha256.Size]byte
-	var seq int64
+	v := newChainVerifier("approval", b.Chain.Head, true)
+	mine := aboutApproval(b.ApprovalID)
 	for i, raw := range b.Chain.Links {
+		next := v.r.Last.Seq + 1
 		var lb bytes.Buffer
 		if err := json.Compact(&lb, raw); err != nil {
-			return fail(seq+1, "link %d is not JSON", i+1)
+			return fail(next, "link %d is not JSON", i+1)
 		}
 		var stub stubLink
 		if !bytes.HasPrefix(lb.Bytes(), keyID) && json.Unmarshal(lb.Bytes(), &stub) == nil && stub.Seq > 0 {
-			var digest [sha256.Size]byte
-			if i == 0 || stub.Seq != seq+1 || len(stub.Digest) != 2*sha256.Size || !lowerHex([]byte(stub.Digest)) {
-				return fail(seq+1, "link %d (seq %d) is out of place or malformed", i+1, stub.Seq)
+			digest, ok := decodeHash([]byte(stub.Digest))
+			if !ok {
+				return fail(next, "link %d (seq %d) has no SHA-256 digest", i+1, stub.Seq)
 			}
-			hex.Decode(digest[:], []byte(stub.Digest))
-			prev, seq = link(prev, stub.Seq, digest), stub.Seq
-			continue
+			v.addDigest(stub.Seq, digest)
+		} else if before := v.r.Events; v.Add(lb.Bytes()) {
+			switch {
+			case v.r.Events == before: // an event from before the chains, taken as such
+				return fail(next, "link %d is not a chained audit event", i+1)
+			case !bytes.Contains(lb.Bytes(), mine):
+				return fail(v.r.Last.Seq, "event %d is not about approval %s", v.r.Last.Seq, b.ApprovalID)
+			}
+			r.Events++
 		}
-		e, err := parseStored(lb.Bytes())
-		switch {
-		case err != nil || !e.chained:
-			return fail(seq+1, "link %d is not a chained audit event", i+1)
-		case i > 0 && e.seq != seq+1:
-			return fail(seq+1, "event %d is missing (link %d has seq %d)", seq+1, i+1, e.seq)
-		case i > 0 && e.prev != prev:
-			return fail(e.seq, "event %d does not follow event %d", e.seq, seq)
-		case link(e.prev, e.seq, e.digest) != e.hash:
-			return fail(e.seq, "event %d was altered (its content does not match its hash)", e.seq)
-		case !bytes.Contains(lb.Bytes(), []byte(`"approval":{"id":`+strconv.Quote(b.ApprovalID)+`,`)):
-			return fail(e.seq, "event %d is not about approval %s", e.seq, b.ApprovalID)
+		if !v.r.OK {
+			break
 		}
-		prev, seq = e.hash, e.seq
-		r.Events++
+	}
+	if c := v.Report(); !c.OK {
+		return fail(c.BrokenAt, "%s", c.Problem)
 	}
 	switch {
 	case r.Events == 0:
 		return fail(0, "the export holds no event of approval %s", b.ApprovalID)
 	case r.Events != len(b.Changes):
 		return fail(0, "the export lists %d changes but its chain holds %d events of the approval", len(b.Changes), r.Events)
-	case seq != b.Chain.Head.Seq || hex.EncodeToString(prev[:]) != b.Chain.Head.Hash:
-		return fail(seq+1, "the links end at seq %d, not at the head the export names (seq %d)", seq, b.Chain.Head.Seq)
+	case v.r.Last != b.Chain.Head:
+		return fail(v.r.Last.Seq+1, "the links end at seq %d, not at the head the export names (seq %d)", v.r.Last.Seq, b.Chain.Head.Seq)
 	}
 	return r, nil
 }

@@ -210,7 +210,7 @@ func (s *FileStore) commit(evs ...AuditEvent) error {
 		if err != nil {
 			return err
 		}
-		evs[i].Seq, evs[i].Prev, evs[i].Hash = head.Seq, linkPrev(heads[kind]), head.Hash
+		evs[i].Seq, evs[i].Hash = head.Seq, head.Hash // what apply records as the chain's head
 		heads[kind] = head
 		buf = append(append(buf, line...), '\n')
 	}
@@ -462,43 +462,28 @@ func (s *FileStore) Bans(_ context.Context, now time.Time) ([]Ban, error) {
 	return out, nil
 }
 
-// Audit implements Store. It reads the log from the start, keeping the newest
-// limit events at or after since. It holds the store's lock only to learn
-// how much of the log is committed: the log is append-only, so reading up to
-// there needs no lock, and leases and writes are not held up meanwhile.
-func (s *FileStore) Audit(_ context.Context, q AuditQuery) ([]AuditEvent, error) {
-	since, limit := q.Since, q.Limit
-	s.mu.Lock()
-	committed, closed := s.auditSize, s.audit == nil
-	s.mu.Unlock()
-	if closed {
-		return nil, unavailable("file store", errors.New("closed"))
+// Audit implements Store. It reads the log from the start (see
+// eachCommitted), keeping the newest limit events at or after since.
+func (s *FileStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEvent, error) {
+	if q.Limit <= 0 {
+		return nil, s.Ping(ctx)
 	}
-	if limit <= 0 {
-		return nil, nil
-	}
-	f, err := os.Open(filepath.Join(s.dir, auditFile))
-	if err != nil {
-		return nil, unavailable("file store", err)
-	}
-	defer f.Close()
 	var ring []AuditEvent
-	sc := bufio.NewScanner(io.LimitReader(f, committed))
-	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
+	err := s.eachCommitted(ctx, func(line []byte) error {
 		var ev AuditEvent
-		if err := json.Unmarshal(bytes.TrimSpace(sc.Bytes()), &ev); err != nil {
-			return nil, fmt.Errorf("%s: %w", auditFile, err)
+		if err := json.Unmarshal(bytes.TrimSpace(line), &ev); err != nil {
+			return fmt.Errorf("%s: %w", auditFile, err)
 		}
-		if ev.Time.Before(since) || !q.wants(ev) {
-			continue
+		if ev.Time.Before(q.Since) || !q.wants(ev) {
+			return nil
 		}
-		if len(ring) == limit {
+		if len(ring) == q.Limit {
 			ring = ring[1:]
 		}
 		ring = append(ring, ev)
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	slices.Reverse(ring)
@@ -515,9 +500,22 @@ func (s *FileStore) AuditHead(_ context.Context, kind string) (ChainHead, error)
 	return s.st.Chains[kind], nil
 }
 
-// AuditChain implements Store. Like Audit, it reads the log up to what is
-// committed without holding the store's lock.
+// AuditChain implements Store.
 func (s *FileStore) AuditChain(ctx context.Context, kind string, fn func(raw []byte) error) error {
+	return s.eachCommitted(ctx, func(line []byte) error {
+		if kindOf(line) != kind {
+			return nil
+		}
+		return fn(line)
+	})
+}
+
+// eachCommitted calls fn with each line of the audit log, oldest first, up
+// to what is committed; an error from fn stops it. It holds the store's
+// lock only to learn how much that is: the log is append-only, so reading
+// up to there needs no lock, and leases and writes are not held up
+// meanwhile.
+func (s *FileStore) eachCommitted(ctx context.Context, fn func(line []byte) error) error {
 	s.mu.Lock()
 	committed, closed := s.auditSize, s.audit == nil
 	s.mu.Unlock()
@@ -535,10 +533,8 @@ func (s *FileStore) AuditChain(ctx context.Context, kind string, fn func(raw []b
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if line := sc.Bytes(); kindOf(line) == kind {
-			if err := fn(line); err != nil {
-				return err
-			}
+		if err := fn(sc.Bytes()); err != nil {
+			return err
 		}
 	}
 	return sc.Err()

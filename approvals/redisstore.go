@@ -235,7 +235,7 @@ func (s *RedisStore) chainHead(ctx context.Context, c redis.Cmdable, kind string
 	}
 	seq, hash, _ := strings.Cut(v, " ")
 	n, err := strconv.ParseInt(seq, 10, 64)
-	if err != nil || n < 1 || len(hash) != len(zeroHash) {
+	if _, ok := decodeHash([]byte(hash)); err != nil || n < 1 || !ok {
 		return ChainHead{}, fmt.Errorf("audit chain head of %s is corrupt: %q", kind, v)
 	}
 	return ChainHead{Seq: n, Hash: hash}, nil

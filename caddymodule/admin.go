@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -163,11 +162,7 @@ func (h adminRequest) actor() string {
 	if tls := h.r.TLS; tls != nil && len(tls.PeerCertificates) > 0 {
 		return "cert:" + tls.PeerCertificates[0].Subject.String()
 	}
-	host, _, err := net.SplitHostPort(h.r.RemoteAddr)
-	if err != nil {
-		host = h.r.RemoteAddr
-	}
-	return "admin@" + host
+	return "admin@" + remoteHost(h.r)
 }
 
 func (h adminRequest) readBody() ([]byte, error) {

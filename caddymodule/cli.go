@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
@@ -76,6 +77,16 @@ func adminFlags(cmd *cobra.Command) {
 	cmd.PersistentFlags().Bool("json", false, "Print the admin API's JSON instead of a table")
 }
 
+// adminAddress is the admin API's address, from --address, else from the
+// config named by --config, else Caddy's default, as `caddy reload` finds it.
+func adminAddress(cmd *cobra.Command) (string, error) {
+	fl := cmd.Flags()
+	address, _ := fl.GetString("address")
+	cfg, _ := fl.GetString("config")
+	adapter, _ := fl.GetString("adapter")
+	return caddycmd.DetermineAdminAPIAddress(address, nil, cfg, adapter)
+}
+
 // client is one CLI invocation's view of the admin API.
 type client struct {
 	cmd  *cobra.Command
@@ -90,11 +101,7 @@ func newClient(cmd *cobra.Command) client {
 // call sends one request. With --json it copies the answer to stdout and
 // returns nil data; otherwise it returns the body for a table.
 func (c client) call(method, uri string, body any) ([]byte, error) {
-	fl := c.cmd.Flags()
-	address, _ := fl.GetString("address")
-	cfg, _ := fl.GetString("config")
-	adapter, _ := fl.GetString("adapter")
-	addr, err := caddycmd.DetermineAdminAPIAddress(address, nil, cfg, adapter)
+	addr, err := adminAddress(c.cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -183,15 +190,13 @@ func auditCommand(cmd *cobra.Command) {
 		j, _ := cmd.Flags().GetBool("json")
 		if file, _ := cmd.Flags().GetString("file"); file != "" {
 			keyFile, _ := cmd.Flags().GetString("key")
-			if r, err := verifyEvidenceFile(file, keyFile); !errors.Is(err, errNotEvidence) {
-				if err != nil {
-					return err
-				}
-				return printEvidence(cmd.OutOrStdout(), r, j)
-			}
+			var export *approvals.EvidenceReport
 			var err error
-			if reports, err = verifyFile(file); err != nil {
+			if reports, export, err = verifyFile(file, keyFile); err != nil {
 				return err
+			}
+			if export != nil {
+				return printEvidence(cmd.OutOrStdout(), *export, j)
 			}
 			if j {
 				b, _ := json.MarshalIndent(reports, "", "  ")
@@ -265,38 +270,6 @@ func auditCommand(cmd *cobra.Command) {
 	cmd.AddCommand(verify, export)
 }
 
-var errNotEvidence = errors.New("not an evidence export")
-
-// verifyEvidenceFile verifies file as an evidence export, against the
-// public key in keyFile when it is not "". errNotEvidence: file is
-// something else.
-func verifyEvidenceFile(file, keyFile string) (approvals.EvidenceReport, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return approvals.EvidenceReport{}, err
-	}
-	var probe struct {
-		Body json.RawMessage `json:"body"`
-	}
-	if json.Unmarshal(b, &probe) != nil || len(probe.Body) == 0 {
-		if keyFile != "" {
-			return approvals.EvidenceReport{}, fmt.Errorf("--key: %s is not an evidence export; only exports are signed", file)
-		}
-		return approvals.EvidenceReport{}, errNotEvidence
-	}
-	var trusted ed25519.PublicKey
-	if keyFile != "" {
-		if trusted, err = loadPublicKey(keyFile); err != nil {
-			return approvals.EvidenceReport{}, fmt.Errorf("--key: %w", err)
-		}
-	}
-	r, err := approvals.VerifyEvidence(b, trusted)
-	if err != nil {
-		return r, fmt.Errorf("%s: %w", file, err)
-	}
-	return r, nil
-}
-
 // printEvidence prints what verifying an export found; it fails when that
 // was not good.
 func printEvidence(w io.Writer, r approvals.EvidenceReport, asJSON bool) error {
@@ -320,27 +293,53 @@ func printEvidence(w io.Writer, r approvals.EvidenceReport, asJSON bool) error {
 	return nil
 }
 
-// verifyFile verifies the audit log in file; with the file store's
-// state.json beside it, against the chain heads recorded there.
-func verifyFile(file string) ([]approvals.ChainReport, error) {
+// verifyFile verifies file, read once: an audit log (stored events a line,
+// as the file store's audit.jsonl holds them; with the store's state.json
+// beside it, against the chain heads recorded there), whose chains' reports
+// it returns, or an evidence export, checked against the public key in
+// keyFile when that is not "", whose report it returns.
+func verifyFile(file, keyFile string) ([]approvals.ChainReport, *approvals.EvidenceReport, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
+	r := bufio.NewReader(f)
+	if first, _ := r.Peek(len(`{"id"`)); len(first) > 0 && first[0] == '{' && string(first) != `{"id"` {
+		// An export: one JSON document, which does not begin as every
+		// stored event does.
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		var trusted ed25519.PublicKey
+		if keyFile != "" {
+			if trusted, err = loadPublicKey(keyFile); err != nil {
+				return nil, nil, fmt.Errorf("--key: %w", err)
+			}
+		}
+		ev, err := approvals.VerifyEvidence(b, trusted)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return nil, &ev, nil
+	}
+	if keyFile != "" {
+		return nil, nil, fmt.Errorf("--key: %s is not an evidence export; only exports are signed", file)
+	}
 	var state struct {
 		Chains map[string]approvals.ChainHead `json:"chains"`
 	}
 	if b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "state.json")); err == nil {
 		if err := json.Unmarshal(b, &state); err != nil {
-			return nil, fmt.Errorf("state.json beside %s: %w", file, err)
+			return nil, nil, fmt.Errorf("state.json beside %s: %w", file, err)
 		}
 	}
-	reports, err := approvals.VerifyAuditLog(f, state.Chains)
+	reports, err := approvals.VerifyAuditLog(r, state.Chains)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return reports, nil
+	return reports, nil, nil
 }
 
 func bansCommand(cmd *cobra.Command) {

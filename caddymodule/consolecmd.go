@@ -49,11 +49,7 @@ func consoleCommand(cmd *cobra.Command) {
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = run(func(cmd *cobra.Command, _ []string) error {
 		listen, _ := cmd.Flags().GetString("listen")
-		fl := cmd.Flags()
-		address, _ := fl.GetString("address")
-		cfg, _ := fl.GetString("config")
-		adapter, _ := fl.GetString("adapter")
-		admin, err := caddycmd.DetermineAdminAPIAddress(address, nil, cfg, adapter)
+		admin, err := adminAddress(cmd)
 		if err != nil {
 			return err
 		}

@@ -177,20 +177,25 @@ async function loadApprovals() {
 // ---- revoke --------------------------------------------------------------
 
 function revoke(a) {
-  const dlg = $("#revoke-dialog");
   $("#revoke-id").textContent = a.id;
   $("#revoke-reason").value = "";
+  ask($("#revoke-dialog"), $("#revoke-reason"), async () => {
+    await api("DELETE", `approvals/${encodeURIComponent(a.id)}?reason=${encodeURIComponent($("#revoke-reason").value)}`);
+    notice(`Approval ${a.id} revoked.`);
+    await loadApprovals();
+  }, `Revoking ${a.id}`);
+}
+
+// ask opens dlg, focusing focus (the dialog's first control when null), and
+// runs action when it is closed with "confirm"; a failure is told as what.
+function ask(dlg, focus, action, what) {
   dlg.returnValue = "";
   dlg.onclose = async () => {
     if (dlg.returnValue !== "confirm") return;
-    try {
-      await api("DELETE", `approvals/${encodeURIComponent(a.id)}?reason=${encodeURIComponent($("#revoke-reason").value)}`);
-      notice(`Approval ${a.id} revoked.`);
-      await loadApprovals();
-    } catch (e) { notice(`Revoking ${a.id} failed: ${e.message}`, true); }
+    try { await action(); } catch (e) { notice(`${what} failed: ${e.message}`, true); }
   };
   dlg.showModal();
-  $("#revoke-reason").focus();
+  if (focus) focus.focus();
 }
 
 // ---- register ------------------------------------------------------------
@@ -309,18 +314,12 @@ async function loadBans() {
 }
 
 function lift(ip) {
-  const dlg = $("#lift-dialog");
   $("#lift-ip").textContent = ip;
-  dlg.returnValue = "";
-  dlg.onclose = async () => {
-    if (dlg.returnValue !== "confirm") return;
-    try {
-      await api("DELETE", `bans/${ip}`);
-      notice(`Ban of ${ip} lifted.`);
-      await loadBans();
-    } catch (e) { notice(`Lifting the ban of ${ip} failed: ${e.message}`, true); }
-  };
-  dlg.showModal();
+  ask($("#lift-dialog"), null, async () => {
+    await api("DELETE", `bans/${ip}`);
+    notice(`Ban of ${ip} lifted.`);
+    await loadBans();
+  }, `Lifting the ban of ${ip}`);
 }
 
 // ---- audit -----------------------------------------------------------------

@@ -115,10 +115,12 @@ func (a *Approval) InScope(acc Access) bool {
 	return true
 }
 
-// hostMatches compares a scope host (exact, or "*.example.com" for any
-// subdomain) with a request host, ignoring case and a trailing dot.
+// hostMatches compares a scope host in its canonical form (see
+// CanonicalHost: exact, or "*.example.com" for any subdomain) with a
+// request host, ignoring ASCII case and a trailing dot.
 func hostMatches(pattern, host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	host = asciiLower(strings.TrimSuffix(host, "."))
+	pattern = strings.TrimSuffix(pattern, ".") // stored before hosts were canonical
 	if suffix, ok := strings.CutPrefix(pattern, "*"); ok {
 		return strings.HasSuffix(host, suffix) && len(host) > len(suffix)
 	}

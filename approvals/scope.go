@@ -1,10 +1,7 @@
 package approvals
 
 import (
-	"net/http"
-	"net/url"
 	"path"
-	"slices"
 	"strings"
 )
 
@@ -14,7 +11,8 @@ import (
 
 // CanonicalPath is the path a lenient upstream may end up serving for an
 // escaped request path: percent-encoding undone (up to three times, for
-// double and triple encoding), backslashes read as slashes, ";parameters"
+// double and triple encoding; a malformed escape is kept as it is and
+// decoding goes on past it, as lenient decoders do, and IIS's %uXXXX is read), backslashes read as slashes, ";parameters"
 // dropped from every segment (as Java servlet containers do), trailing dots
 // and spaces dropped from segment names (as Windows servers do), slashes
 // merged and dot segments resolved.
@@ -24,11 +22,8 @@ func CanonicalPath(escaped string) string {
 	}
 	p := escaped
 	for range 3 {
-		if !strings.Contains(p, "%") {
-			break
-		}
-		u, err := url.PathUnescape(p)
-		if err != nil {
+		u, changed := lenientUnescape(p)
+		if !changed {
 			break
 		}
 		p = u
@@ -50,6 +45,57 @@ func CanonicalPath(escaped string) string {
 		clean += "/"
 	}
 	return clean
+}
+
+// lenientUnescape undoes every well-formed %XX (and IIS's %uXXXX) in p,
+// keeping a malformed one as it stands rather than giving up on the whole
+// path: "/api/%2e%2e/admin%" must still come out as "/admin%", which is
+// what an upstream that decodes as leniently serves.
+func lenientUnescape(p string) (string, bool) {
+	i := strings.IndexByte(p, '%')
+	if i < 0 {
+		return p, false
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	b.WriteString(p[:i])
+	changed := false
+	for ; i < len(p); i++ {
+		c := p[i]
+		if c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
+			b.WriteByte(unhex(p[i+1])<<4 | unhex(p[i+2]))
+			i += 2
+			changed = true
+			continue
+		}
+		if i+5 < len(p) && (p[i+1] == 'u' || p[i+1] == 'U') && isHex(p[i+2]) && isHex(p[i+3]) && isHex(p[i+4]) && isHex(p[i+5]) {
+			r := rune(unhex(p[i+2]))<<12 | rune(unhex(p[i+3]))<<8 | rune(unhex(p[i+4]))<<4 | rune(unhex(p[i+5]))
+			b.WriteRune(r)
+			i += 5
+			changed = true
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String(), changed
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // Canonical is CanonicalPath(escaped) when that differs from decoded, the
@@ -86,53 +132,27 @@ func plainPath(p string) bool {
 	return true
 }
 
-// methodOverrideHeaders are the headers frameworks read to let a POST stand
-// for another method, in Go's canonical form.
-var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
-
-// plainMethods are the answers of EffectiveMethods for requests without an
-// override, shared (callers must not modify them).
-var plainMethods = map[string][]string{}
-
-func init() {
-	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"} {
-		plainMethods[m] = []string{m}
-	}
-}
-
-// EffectiveMethods are the methods a request may stand for: its own, and
-// any override in a header or in a _method parameter of the query or of a
-// form body (form holds the body's fields when the caller read them).
-func EffectiveMethods(method string, h http.Header, query, form url.Values) []string {
-	override := len(query["_method"]) > 0 || len(form["_method"]) > 0
-	for _, name := range methodOverrideHeaders {
-		override = override || len(h[name]) > 0
-	}
-	if m, ok := plainMethods[method]; ok && !override {
-		return m
-	}
-	out := []string{strings.ToUpper(method)}
-	add := func(m string) {
-		if m = strings.ToUpper(strings.TrimSpace(m)); m != "" && !slices.Contains(out, m) {
-			out = append(out, m)
-		}
-	}
-	for _, name := range methodOverrideHeaders {
-		for _, v := range h[name] {
-			add(v)
-		}
-	}
-	for _, v := range query["_method"] {
-		add(v)
-	}
-	for _, v := range form["_method"] {
-		add(v)
-	}
-	return out
-}
-
-// SameTenant compares tenant names without regard to case or a trailing dot
-// (host names are the usual source of the request's tenant).
+// SameTenant compares tenant names without regard to ASCII case or a
+// trailing dot (host names are the usual source of the request's tenant).
+// Only ASCII letters fold: with Unicode's rules "ſ" would match "s" and the
+// Kelvin sign "k", so an approval could grant access under one name and be
+// missing from a review filtered by the other.
 func SameTenant(a, b string) bool {
-	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
+	a, b = strings.TrimSuffix(a, "."), strings.TrimSuffix(b, ".")
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

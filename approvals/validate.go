@@ -4,8 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 
 	"github.com/customernode/gatekeeper/config"
 )
@@ -229,14 +233,61 @@ func parseHosts(in []string) ([]string, error) {
 	}
 	out := make([]string, 0, len(in))
 	for i, h := range in {
-		h = strings.ToLower(strings.TrimSpace(h))
-		name := strings.TrimPrefix(h, "*.")
-		if h == "" || len(h) > 253 || strings.ContainsAny(name, "*/ \t:@?#") || strings.ContainsFunc(name, isControl) {
-			return nil, fieldErr(fmt.Sprintf("hosts[%d]", i), "%q is not a host name (a leading \"*.\" is the only wildcard allowed)", h)
+		c, err := CanonicalHost(h)
+		if err != nil {
+			return nil, fieldErr(fmt.Sprintf("hosts[%d]", i), "%v", err)
 		}
-		out = append(out, h)
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
 	}
 	return nilIfEmpty(out), nil
+}
+
+// CanonicalHost is the one form a scope host is stored and compared in:
+// lower case, without a trailing dot, an internationalised name as its
+// A-labels ("bücher.example" is "xn--bcher-kva.example"), with a leading
+// "*." as the only wildcard. Requests carry ASCII hosts (Go's server refuses
+// others), so a name stored any other way would never match.
+func CanonicalHost(h string) (string, error) {
+	h = strings.TrimSuffix(strings.TrimSpace(h), ".")
+	wild, name := "", h
+	if rest, ok := strings.CutPrefix(h, "*."); ok {
+		wild, name = "*.", rest
+	}
+	bad := fmt.Errorf("%q is not a host name (a leading \"*.\" is the only wildcard allowed)", h)
+	if name == "" || strings.ContainsAny(name, "*/\\ \t:@?#[]%") || strings.ContainsFunc(name, isControl) {
+		return "", bad
+	}
+	if strings.ContainsFunc(name, func(r rune) bool { return r >= utf8.RuneSelf }) {
+		a, err := idna.Lookup.ToASCII(name)
+		if err != nil {
+			return "", fmt.Errorf("%q is not a valid internationalised host name: %v", h, err)
+		}
+		name = a
+	}
+	name = asciiLower(name)
+	if len(wild+name) > 253 || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
+		return "", bad
+	}
+	return wild + name, nil
+}
+
+// asciiLower lowers ASCII letters only: names are compared as DNS compares
+// them, never with Unicode's folding ("ſ" is not "s", "K" is not "k").
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 func parsePaths(in []string) ([]string, error) {
@@ -247,6 +298,9 @@ func parsePaths(in []string) ([]string, error) {
 	for i, p := range in {
 		// Caddy's path matcher compares in lower case.
 		p = strings.ToLower(strings.TrimSpace(p))
+		if strings.ContainsAny(p, "{}") {
+			return nil, fieldErr(fmt.Sprintf("paths[%d]", i), "%q holds a brace: approval paths are literal Caddy path patterns and placeholders are never expanded in them (use * for a changing segment)", p)
+		}
 		if p == "" || len(p) > maxTextLen || !(strings.HasPrefix(p, "/") || strings.HasPrefix(p, "*")) || strings.ContainsFunc(p, isControl) {
 			return nil, fieldErr(fmt.Sprintf("paths[%d]", i), "%q is not a path pattern: it must start with \"/\" or \"*\"", p)
 		}

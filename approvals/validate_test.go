@@ -128,6 +128,10 @@ func TestEachRefusalNamesTheField(t *testing.T) {
 		{"wrong type bool", func(b map[string]any) { b["require_token"] = "yes" }, "require_token", "true or false", Limits{}},
 		{"bad host", func(b map[string]any) { b["hosts"] = []any{"acme.example.com/x"} }, "hosts[0]", "not a host name", Limits{}},
 		{"bad path", func(b map[string]any) { b["paths"] = []any{"api"} }, "paths[0]", "must start with", Limits{}},
+		{"placeholder in a path", func(b map[string]any) { b["paths"] = []any{"/api/*", "/users/{id}"} }, "paths[1]", "placeholders are never expanded", Limits{}},
+		{"header placeholder in a path", func(b map[string]any) { b["paths"] = []any{"{http.request.header.X-Scope}"} }, "paths[0]", "literal", Limits{}},
+		{"bad IDN host", func(b map[string]any) { b["hosts"] = []any{"\u0378.example"} }, "hosts[0]", "not a valid internationalised", Limits{}},
+		{"empty host label", func(b map[string]any) { b["hosts"] = []any{"acme..example.com"} }, "hosts[0]", "not a host name", Limits{}},
 		{"bad method", func(b map[string]any) { b["methods"] = []any{"GE T"} }, "methods[0]", "not an HTTP method", Limits{}},
 		{"control character", func(b map[string]any) { b["tenant"] = "ac\x00me" }, "tenant", "control characters", Limits{}},
 		{"overlong text", func(b map[string]any) { b["approval_ref"] = strings.Repeat("x", 1025) }, "approval_ref", "at most 1024", Limits{}},
@@ -198,5 +202,43 @@ func TestStatusFollowsTheClock(t *testing.T) {
 				t.Fatalf("StatusAt = %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// Hosts are stored as requests carry them: lower case, no trailing dot,
+// internationalised names as A-labels; so each of these matches.
+func TestHostsAreStoredInTheFormRequestsCarry(t *testing.T) {
+	body := validRequest()
+	body["hosts"] = []any{"Acme.Example.COM.", "*.Shop.Example.com.", "bücher.example", "BÜCHER.example"}
+	delete(body, "paths")
+	delete(body, "methods")
+	a, err := build(t, body, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"acme.example.com", "*.shop.example.com", "xn--bcher-kva.example"}
+	if strings.Join(a.Hosts, " ") != strings.Join(want, " ") {
+		t.Fatalf("hosts = %v, want %v", a.Hosts, want)
+	}
+	for _, host := range []string{"acme.example.com", "ACME.example.com.", "eu.shop.example.com", "xn--bcher-kva.example"} {
+		if !a.InScope(Access{Host: host}) {
+			t.Errorf("%s is out of scope of %v", host, a.Hosts)
+		}
+	}
+}
+
+// Tenants fold ASCII case only: "ſ" (long s) and "K" (Kelvin) are other
+// names, as the admin API's ?tenant= filter sees them.
+func TestTenantsFoldASCIICaseOnly(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"acme", "ACME", true}, {"acme", "acme.", true}, {"Acme.Example.com", "acme.example.com.", true},
+		{"ſhop", "shop", false}, {"\u212aiwi", "kiwi", false}, {"acme", "acm", false},
+	} {
+		if got := SameTenant(tc.a, tc.b); got != tc.same {
+			t.Errorf("SameTenant(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.same)
+		}
 	}
 }

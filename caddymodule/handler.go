@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -177,11 +176,7 @@ func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (poli
 		// views of the path and the method worth working out.
 		in.Access.Path, in.Access.Canonical = r.URL.Path, approvals.Canonical(r.URL.Path, r.URL.EscapedPath())
 		in.Access.Paths = pathMatcher{r}
-		var query url.Values
-		if strings.Contains(r.URL.RawQuery, "_method") {
-			query = r.URL.Query()
-		}
-		in.Access.Methods = approvals.EffectiveMethods(r.Method, r.Header, query, overrideForm(r))
+		in.Access.Methods = approvals.EffectiveMethods(r.Method, overrideCarriers(r))
 	}
 	return in, view
 }

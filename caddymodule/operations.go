@@ -86,7 +86,7 @@ func (a *App) Approvals(ctx context.Context, tenant string, status approvals.Sta
 	out := make([]*approvals.Approval, 0, len(list))
 	for _, ap := range list {
 		p := ap.Public(at)
-		if (tenant == "" || p.Tenant == tenant) && (status == "" || p.Status == status) {
+		if (tenant == "" || approvals.SameTenant(p.Tenant, tenant)) && (status == "" || p.Status == status) {
 			out = append(out, p)
 		}
 	}

@@ -1,16 +1,16 @@
 package caddymodule
 
 import (
-	"bytes"
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/detect"
 )
 
@@ -75,8 +75,13 @@ func splitHost(hostport string) (host, port string) {
 }
 
 // matchPath reports whether path p of r matches a Caddy path pattern, with
-// the server's own matcher; p is r's path or a view of it.
+// the server's own matcher; p is r's path or a view of it. Approval paths
+// are literal: Caddy's matcher would expand a placeholder in a pattern
+// ("/users/{id}" would become "/users/", and a header placeholder would hand
+// the scope to the client), so braces are escaped before it sees them.
+// Registration refuses them; this covers approvals stored before it did.
 func matchPath(r *http.Request, patterns []string, p string) bool {
+	patterns = literalPatterns(patterns)
 	if p != r.URL.Path {
 		r2, u := *r, *r.URL
 		u.Path, u.RawPath = p, ""
@@ -87,19 +92,37 @@ func matchPath(r *http.Request, patterns []string, p string) bool {
 	return ok
 }
 
-// maxOverrideForm is the largest form body read for a _method override.
-const maxOverrideForm = 64 << 10
+// maxOverrideBody is the largest form or JSON body read for a method
+// override. Only an approved source's requests are read, and a larger one
+// counts as an override that could not be read.
+const maxOverrideBody = 256 << 10
 
-// overrideForm reads a small url-encoded form body for a _method field,
-// and puts the body back for the upstream. Other bodies are left alone.
-func overrideForm(r *http.Request) url.Values {
-	if !strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/x-www-form-urlencoded") {
-		return nil
+// overrideCarriers gathers where r may carry a method override: headers,
+// query, and a form, multipart or JSON body, which is read when it is small
+// enough and put back for the upstream.
+func overrideCarriers(r *http.Request) approvals.OverrideCarriers {
+	c := approvals.OverrideCarriers{Header: r.Header, RawQuery: r.URL.RawQuery}
+	if ct := r.Header["Content-Type"]; len(ct) > 0 && r.Body != nil && r.Body != http.NoBody {
+		c.ContentType = ct[0]
+		if c.Body = detect.PeekBody(r, maxOverrideBody); c.Body == nil && r.ContentLength != 0 {
+			c.BodyUnread = true
+		}
 	}
-	body := detect.PeekBody(r, maxOverrideForm)
-	if !bytes.Contains(body, []byte("_method")) {
-		return nil
-	}
-	form, _ := url.ParseQuery(string(body))
-	return form
+	return c
 }
+
+// literalPatterns escapes the braces of path patterns for Caddy's replacer,
+// which then reads them as plain characters. Patterns without braces, all
+// that registration accepts, are returned as they are.
+func literalPatterns(patterns []string) []string {
+	if !slices.ContainsFunc(patterns, func(p string) bool { return strings.ContainsAny(p, "{}") }) {
+		return patterns
+	}
+	out := make([]string, len(patterns))
+	for i, p := range patterns {
+		out[i] = braceEscaper.Replace(p)
+	}
+	return out
+}
+
+var braceEscaper = strings.NewReplacer("{", `\{`, "}", `\}`)

@@ -55,14 +55,17 @@ func (pathMatcher) MatchPath(patterns []string, p string) bool {
 type request struct {
 	ip, tenant, method, target, token string
 	override                          http.Header
+	contentType, body                 string
+	bodyUnread                        bool // too large or streamed
 }
 
 func (rq request) access() approvals.Access {
 	path, query, _ := strings.Cut(rq.target, "?")
-	q, _ := urlValues(query)
+	carriers := approvals.OverrideCarriers{Header: rq.override, RawQuery: query, ContentType: rq.contentType,
+		Body: []byte(rq.body), BodyUnread: rq.bodyUnread}
 	return approvals.Access{
 		IP: netip.MustParseAddr(rq.ip), Tenant: rq.tenant, Host: rq.tenant + ".example.com", Token: rq.token,
-		Methods: approvals.EffectiveMethods(rq.method, rq.override, q, nil),
+		Methods: approvals.EffectiveMethods(rq.method, carriers),
 		Path:    decode(path), Canonical: approvals.Canonical(decode(path), path),
 		Paths: pathMatcher{},
 	}
@@ -224,8 +227,6 @@ func equalHeaders(a, b http.Header) bool {
 	}
 	return true
 }
-
-func urlValues(q string) (map[string][]string, error) { return url.ParseQuery(q) }
 
 func decode(p string) string {
 	if u, err := url.PathUnescape(p); err == nil {

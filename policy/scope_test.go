@@ -26,6 +26,28 @@ func TestScopeCannotBeBypassed(t *testing.T) {
 		{target: "/api/x", override: http.Header{"X-Http-Method": {"PUT"}}},
 		{target: "/api/x", override: http.Header{"X-Method-Override": {"patch"}}},
 		{target: "/api/x?_method=DELETE"},
+		{target: "/api/x?%5Fmethod=DELETE"},
+		{target: "/api/x?%5f%6d%65%74%68%6f%64=PUT"},
+		{target: "/api/x?_METHOD=DELETE"},
+		{target: "/api/x?.method=DELETE"},  // PHP reads "." in a name as "_"
+		{target: "/api/x?a=1;_method=PUT"}, // ";" separates pairs for Rack
+		{target: "/api/x?X-HTTP-Method-Override=DELETE"},
+		{target: "/api/x", override: http.Header{"X_http_method_override": {"DELETE"}}},
+		{target: "/api/x", override: http.Header{"X-HTTP-METHOD-OVERRIDE": {"DELETE"}}},
+		{target: "/api/x", override: http.Header{"x_method_override": {"PUT"}}},
+		{target: "/api/x", contentType: "application/x-www-form-urlencoded", body: "a=1&_method=DELETE"},
+		{target: "/api/x", contentType: "application/x-www-form-urlencoded", body: "a=1&%5Fmethod=put"},
+		{target: "/api/x", contentType: "application/json", body: `{"title":"x","_method":"DELETE"}`},
+		{target: "/api/x", contentType: "application/vnd.api+json; charset=utf-8", body: `{"_method":"PATCH"}`},
+		{target: "/api/x", contentType: "application/json", body: `{"_method":["DELETE"]}`},
+		{target: "/api/x", contentType: "multipart/form-data; boundary=XyZ",
+			body: "--XyZ\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--XyZ--\r\n"},
+		{target: "/api/x", contentType: "application/x-www-form-urlencoded", bodyUnread: true},
+		{target: "/api/x", contentType: "multipart/form-data; boundary=XyZ", bodyUnread: true},
+		{target: "/api/x", contentType: "application/json", bodyUnread: true},
+		{target: "/api/%252e%252e/admin%25"},
+		{target: "/api/%2e%2e/admin%zz"},
+		{target: "/api/%u002e%u002e/admin"},
 	}
 	for _, rq := range outside {
 		rq.ip, rq.tenant, rq.method = "192.0.2.3", "acme", "POST"
@@ -35,36 +57,45 @@ func TestScopeCannotBeBypassed(t *testing.T) {
 			t.Errorf("%s %v: %s/%s %d, want out_of_scope 403", rq.target, rq.override, d.Verdict, d.Reason, d.Status)
 		}
 	}
-	inside := []string{"/api/x", "/api/./x", "/api//x", "/API/x", "/api/a/../b", "/api/x;v=1"}
-	for _, target := range inside {
-		rq := request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: target}
+	inside := []request{
+		{target: "/api/x"}, {target: "/api/./x"}, {target: "/api//x"}, {target: "/API/x"}, {target: "/api/a/../b"}, {target: "/api/x;v=1"},
+		{target: "/api/x?methodology=1&_method=POST"},
+		{target: "/api/x", contentType: "application/x-www-form-urlencoded", body: "q=method&_method=post"},
+		{target: "/api/x", contentType: "application/json", body: `{"method":"DELETE","note":"_method"}`},
+		{target: "/api/x", contentType: "application/octet-stream", bodyUnread: true}, // no framework reads one
+	}
+	for _, rq := range inside {
+		rq.ip, rq.tenant, rq.method = "192.0.2.3", "acme", "POST"
 		d := Decide(Inputs{Access: rq.access(), Snapshot: snapshot(), Now: at, Mode: ModeBlock,
 			Ask: asker{bounds: func(*approvals.Approval) Bounds { return Bounds{} }}})
 		if d.Verdict != VerdictApproved {
-			t.Errorf("%s: %s/%s, want approved", target, d.Verdict, d.Reason)
+			t.Errorf("%s %q: %s/%s, want approved", rq.target, rq.body, d.Verdict, d.Reason)
 		}
 	}
 }
 
 func TestCanonicalPath(t *testing.T) {
 	for in, want := range map[string]string{
-		"/api/x":                 "/api/x",
-		"/api/../admin":          "/admin",
-		"/api/..;/admin":         "/admin",
-		"/api%2f..%2fadmin":      "/admin",
-		"/api/%252e%252e/admin":  "/admin",
-		"/a//b///c/":             "/a/b/c/",
-		"/admin./":               "/admin/",
-		"/x;a=b/y;c=d":           "/x/y",
-		"/a\\b":                  "/a/b",
-		"/../../etc/passwd":      "/etc/passwd",
-		"/caf%C3%A9/menu":        "/café/menu",
-		"":                       "/",
-		"/%zz":                   "/%zz",
-		"/docs/v1.2/":            "/docs/v1.2/",
-		"/a/%2e/b/%2E%2E/c":      "/a/c",
-		"/report...pdf":          "/report...pdf",
-		"/trailing%20dots.%20./": "/trailing dots/",
+		"/api/x":                   "/api/x",
+		"/api/../admin":            "/admin",
+		"/api/..;/admin":           "/admin",
+		"/api%2f..%2fadmin":        "/admin",
+		"/api/%252e%252e/admin":    "/admin",
+		"/a//b///c/":               "/a/b/c/",
+		"/admin./":                 "/admin/",
+		"/x;a=b/y;c=d":             "/x/y",
+		"/a\\b":                    "/a/b",
+		"/../../etc/passwd":        "/etc/passwd",
+		"/caf%C3%A9/menu":          "/café/menu",
+		"":                         "/",
+		"/%zz":                     "/%zz",
+		"/docs/v1.2/":              "/docs/v1.2/",
+		"/a/%2e/b/%2E%2E/c":        "/a/c",
+		"/report...pdf":            "/report...pdf",
+		"/trailing%20dots.%20./":   "/trailing dots/",
+		"/api/%252e%252e/admin%25": "/admin%",
+		"/api/%2e%2e/admin%zz":     "/admin%zz",
+		"/%u002e%u002e/%2e%2e/x":   "/x",
 	} {
 		if got := approvals.CanonicalPath(in); got != want {
 			t.Errorf("CanonicalPath(%q) = %q, want %q", in, got, want)

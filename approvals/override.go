@@ -1,0 +1,216 @@
+package approvals
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// A method scope holds only if every method the upstream may act on is in
+// it. Frameworks let a request stand for another method: Laravel and
+// Symfony read _method from the query, form and JSON bodies and the
+// X-HTTP-Method-Override header; Rails (Rack::MethodOverride) _method in
+// form and multipart bodies and the header; Express's method-override the
+// header and, as commonly configured, _method in the query or a parsed
+// body; ASP.NET X-HTTP-Method-Override in a header, the form or the query.
+// PHP turns ".", " " and "[" in a parameter's name into "_", and CGI turns
+// "-" in a header's name into "_", so names are read loosely.
+
+// UnreadableOverride stands in the effective methods for an override that
+// may be in a body Gatekeeper could not read (too large, or streamed). No
+// approval lists it, so an approval that limits methods refuses the request.
+const UnreadableOverride = "(override in an unread body)"
+
+// overrideNames are the names, lower case with "_" for "-", ".", " " and
+// "[", under which frameworks take a method override.
+var overrideNames = []string{"_method", "x_http_method_override", "x_http_method", "x_method_override"}
+
+// isOverrideName reports whether a header or parameter name is one of
+// overrideNames, read loosely.
+func isOverrideName(name string) bool {
+	name = strings.TrimLeft(name, " ")
+	if n := len(name); n < len("_method") || n > len("x_http_method_override") {
+		return false
+	}
+	var buf [32]byte
+	b := buf[:0]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '-', c == '.', c == ' ', c == '[':
+			c = '_'
+		}
+		b = append(b, c)
+	}
+	return slices.Contains(overrideNames, string(b))
+}
+
+// OverrideCarriers are the parts of a request an override may travel in.
+type OverrideCarriers struct {
+	Header   http.Header
+	RawQuery string
+	// ContentType is the body's media type header as sent.
+	ContentType string
+	// Body is the request body, when it was read whole; BodyUnread says it
+	// could not be (over the size read, or streamed without a length).
+	Body       []byte
+	BodyUnread bool
+}
+
+// overridableBody reports whether frameworks parse a body of this media
+// type for parameters: forms, multipart forms and JSON.
+func overridableBody(contentType string) bool {
+	ct := strings.ToLower(contentType)
+	return strings.Contains(ct, "form") || strings.Contains(ct, "json")
+}
+
+// EffectiveMethods are the methods a request may stand for: its own, and
+// every override it carries, read as the frameworks above read them. When
+// a form or JSON body could not be read, UnreadableOverride is among them.
+func EffectiveMethods(method string, c OverrideCarriers) []string {
+	out := []string{strings.ToUpper(method)}
+	add := func(m string) {
+		if m = strings.ToUpper(strings.TrimSpace(m)); m != "" && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	for name, vals := range c.Header {
+		if isOverrideName(name) {
+			for _, v := range vals {
+				add(v)
+			}
+		}
+	}
+	eachParam(c.RawQuery, add)
+	if c.ContentType != "" && overridableBody(c.ContentType) {
+		switch {
+		case c.BodyUnread:
+			out = append(out, UnreadableOverride)
+		case len(c.Body) > 0:
+			if !bodyOverrides(c.ContentType, c.Body, add) {
+				out = append(out, UnreadableOverride)
+			}
+		}
+	}
+	if len(out) == 1 {
+		if m, ok := plainMethods[out[0]]; ok {
+			return m
+		}
+	}
+	return out
+}
+
+// plainMethods are the answers of EffectiveMethods for requests without an
+// override, shared (callers must not modify them).
+var plainMethods = map[string][]string{}
+
+func init() {
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"} {
+		plainMethods[m] = []string{m}
+	}
+}
+
+// eachParam adds the value of every override parameter in an
+// "&"- or ";"-separated query or form body, names and values decoded
+// leniently ("%5Fmethod" is "_method", "+" is a space).
+func eachParam(q string, add func(string)) {
+	if q == "" || !mayHoldOverride(q) {
+		return
+	}
+	for pair := range strings.FieldsFuncSeq(q, func(r rune) bool { return r == '&' || r == ';' }) {
+		name, value, _ := strings.Cut(pair, "=")
+		if isOverrideName(formUnescape(name)) {
+			add(formUnescape(value))
+		}
+	}
+}
+
+// mayHoldOverride is a cheap first look: an override parameter's name has
+// "method" in it, in some case, or is escaped.
+func mayHoldOverride(q string) bool {
+	return strings.IndexByte(q, '%') >= 0 || containsFold(q, "method")
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func formUnescape(s string) string {
+	s = strings.ReplaceAll(s, "+", " ")
+	u, _ := lenientUnescape(s)
+	return u
+}
+
+// bodyOverrides adds the overrides in a whole form, multipart or JSON body;
+// false when the body cannot be parsed as its type says (a framework
+// might still make something of it).
+func bodyOverrides(contentType string, body []byte, add func(string)) bool {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		mt = strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
+	}
+	switch {
+	case mt == "multipart/form-data":
+		if params["boundary"] == "" {
+			return false
+		}
+		return multipartOverrides(body, params["boundary"], add)
+	case strings.Contains(mt, "json"):
+		return jsonOverrides(body, add)
+	default: // url-encoded forms, and anything else that calls itself a form
+		eachParam(string(body), add)
+		return true
+	}
+}
+
+func jsonOverrides(body []byte, add func(string)) bool {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return len(body) == 0 || body[0] == '['
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return false
+	}
+	for name, raw := range fields {
+		if !isOverrideName(name) {
+			continue
+		}
+		var v string
+		if json.Unmarshal(raw, &v) != nil {
+			return false // an array or object: what a framework makes of it is anyone's guess
+		}
+		add(v)
+	}
+	return true
+}
+
+func multipartOverrides(body []byte, boundary string, add func(string)) bool {
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			return errors.Is(err, io.EOF)
+		}
+		if isOverrideName(part.FormName()) {
+			var b bytes.Buffer
+			if _, err := b.ReadFrom(part); err != nil {
+				return false
+			}
+			add(b.String())
+		}
+	}
+}

@@ -42,7 +42,8 @@ type Finding int
 const (
 	// NoApproval: no approval covers the source now; scanner detection decides.
 	NoApproval Finding = iota
-	// OtherTenant: the source is approved, but only for other tenants.
+	// OtherTenant: the source is approved, but only for other tenants, and
+	// the request is the test's (a token, or a dedicated source).
 	OtherTenant
 	// OutOfScope: approved for this tenant, but not this host, path or method.
 	OutOfScope
@@ -69,7 +70,16 @@ func (s *Snapshot) Evaluate(acc Access, now time.Time) (Finding, *Approval) {
 		}
 	}
 	if len(own) == 0 {
-		return OtherTenant, matches[0]
+		// Another tenant's approval refuses only the test's own traffic:
+		// requests carrying a test token, or from a source dedicated to the
+		// test. Anyone else inside a broad approved range is not testing
+		// here and is treated like everyone else (detection decides).
+		for _, a := range matches {
+			if acc.Token != "" || a.dedicates(acc.IP) {
+				return OtherTenant, a
+			}
+		}
+		return NoApproval, nil
 	}
 	var badToken *Approval
 	for _, a := range own {
@@ -88,6 +98,26 @@ func (s *Snapshot) Evaluate(acc Access, now time.Time) (Finding, *Approval) {
 		return TokenInvalid, badToken
 	}
 	return OutOfScope, own[0]
+}
+
+// Narrowest prefixes that hold only the test's own machines: a source this
+// narrow is taken as dedicated to the test, and all its traffic as the
+// test's. A broader range (an office, a campus, a carrier) also holds
+// people who are not testing. IPv6 hosts are tracked by their /64 anyway.
+const (
+	DedicatedIPv4Bits = 28
+	DedicatedIPv6Bits = 64
+)
+
+// dedicates reports whether one of a's sources that contains ip is narrow
+// enough to be dedicated to the test.
+func (a *Approval) dedicates(ip netip.Addr) bool {
+	for _, p := range a.Sources {
+		if p.Contains(ip) && (p.Addr().Is4() && p.Bits() >= DedicatedIPv4Bits || p.Addr().Is6() && p.Bits() >= DedicatedIPv6Bits) {
+			return true
+		}
+	}
+	return false
 }
 
 // InScope reports whether acc's host, methods and paths are inside the

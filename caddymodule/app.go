@@ -286,6 +286,9 @@ type sharedState struct {
 	bans    localBans
 	writer  *approvals.BanWriter
 	banLog  logBudget
+	// unknownLog bounds the log lines of requests refused because their
+	// client address could not be known.
+	unknownLog logBudget
 	// cappedLog is when max_bans was last logged (Unix seconds).
 	cappedLog atomic.Int64
 	audit     *auditCheck

@@ -156,10 +156,11 @@ type requestView struct {
 // dropped, so none can be forged on the way to the upstream.
 func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (policy.Inputs, requestView) {
 	token := policy.TakeToken(r.Header)
+	policy.DropTrailers(r)
 	host := trimHostDot(r)
 	view := requestView{tenant: h.tenant.of(r, rc.repl)}
 	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.settings.StoreUnavailable, Now: at,
-		Detect: h.Detect == nil || !h.Detect.Off}
+		Detect: h.Detect == nil || !h.Detect.Off, LegacyToken: token.Legacy}
 	ip, ok := clientIP(rc.vars)
 	if !ok {
 		return in, view
@@ -170,7 +171,7 @@ func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (poli
 	in.BannedHere = h.app.bannedHere(in.Snapshot, ip, in.Now)
 
 	in.Ask, in.Request, in.ASN = h, r, view.asn
-	in.Access = approvals.Access{IP: ip, Tenant: view.tenant, Host: host, Token: token}
+	in.Access = approvals.Access{IP: ip, Tenant: view.tenant, Host: host, Token: token.Value}
 	if in.Snapshot.Covers(ip, in.Now) {
 		// Only an approved source's scope is checked; only then are the
 		// views of the path and the method worth working out.
@@ -230,6 +231,11 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, rc requestContex
 	}
 	if d.StoreErr != nil {
 		h.storeFault(d)
+	}
+	if d.Reason == policy.ReasonClientUnknown && h.app.state.unknownLog.allow(now()) {
+		h.logger.Error("request refused: its client address cannot be known; a server on a unix socket needs "+
+			"trusted_proxies_unix and trusted_proxies_strict, and its proxy must send the client's address in the client IP header",
+			zap.String("remote_addr", r.RemoteAddr), zap.String("host", r.Host))
 	}
 	if d.Verdict != policy.VerdictPass && d.Verdict != policy.VerdictApproved {
 		h.toFeed(r, d, view)

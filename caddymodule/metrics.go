@@ -29,7 +29,7 @@ var (
 	verdicts = []string{policy.VerdictPass, policy.VerdictApproved, policy.VerdictFlagged, policy.VerdictMonitored,
 		policy.VerdictBlocked, policy.VerdictLimited}
 	reasons = []string{policy.ReasonBanned, policy.ReasonOutOfScope, policy.ReasonTokenInvalid, policy.ReasonRateLimited,
-		policy.ReasonBudgetExhausted, policy.ReasonStoreUnavailable, policy.ReasonScanner}
+		policy.ReasonBudgetExhausted, policy.ReasonStoreUnavailable, policy.ReasonScanner, policy.ReasonClientUnknown}
 	storeOps = []string{OpSync, OpLease, OpFlush, OpWrite, OpHealth}
 )
 

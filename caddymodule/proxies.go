@@ -19,26 +19,56 @@ import (
 // says in the gatekeeper app that its proxies overwrite the header.
 
 // errNonStrictProxies names the setting that is missing and why it matters.
-func errNonStrictProxies(server string) error {
-	return fmt.Errorf("gatekeeper: %s trusts proxies (trusted_proxies) without trusted_proxies_strict: "+
+func errNonStrictProxies(server, setting string) error {
+	return fmt.Errorf("gatekeeper: %s trusts proxies (%s) without trusted_proxies_strict: "+
 		"Caddy would then take the client IP from the left-most X-Forwarded-For address, which a client "+
 		"behind an appending load balancer writes itself, so it could borrow an approved address or get "+
 		"another address banned; add trusted_proxies_strict to the server options, or set "+
-		"allow_non_strict_proxies in the gatekeeper global option if every proxy in front overwrites the header", server)
+		"allow_non_strict_proxies in the gatekeeper global option if every proxy in front overwrites the header", server, setting)
 }
 
-// checkProxies refuses the handler's server when it trusts proxies without
-// trusted_proxies_strict and the app does not allow it. The server is the
-// one whose routes are being provisioned.
+// errUnixWithoutProxies: on a unix socket the peer has no IP address, so
+// without trusted_proxies_unix no request's client could be known.
+func errUnixWithoutProxies(server string) error {
+	return fmt.Errorf("gatekeeper: %s listens on a unix socket without trusted_proxies_unix: no request's client "+
+		"address could be known, so every request would be refused; add trusted_proxies_unix and "+
+		"trusted_proxies_strict to the server options and have the proxy in front send the client's address "+
+		"(X-Forwarded-For, or the server's client_ip_headers)", server)
+}
+
+// checkProxies refuses the handler's server when it trusts proxies (by
+// address or on a unix socket) without trusted_proxies_strict and the app
+// does not allow it, or listens on a unix socket whose proxy it does not
+// trust. The server is the one whose routes are being provisioned.
 func checkProxies(ctx caddy.Context, app *App) error {
 	srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	if !ok || srv == nil || app.AllowNonStrictProxies {
+	if !ok || srv == nil {
 		return nil
 	}
-	if trustsProxies(srv) && srv.TrustedProxiesStrict == 0 {
-		return errNonStrictProxies(fmt.Sprintf("the server listening on %v", srv.Listen))
+	name := fmt.Sprintf("the server listening on %v", srv.Listen)
+	if !srv.TrustedProxiesUnix && listensOnUnix(srv) {
+		return errUnixWithoutProxies(name)
+	}
+	if app.AllowNonStrictProxies || srv.TrustedProxiesStrict != 0 {
+		return nil
+	}
+	switch {
+	case trustsProxies(srv):
+		return errNonStrictProxies(name, "trusted_proxies")
+	case srv.TrustedProxiesUnix:
+		return errNonStrictProxies(name, "trusted_proxies_unix")
 	}
 	return nil
+}
+
+// listensOnUnix reports whether one of srv's listeners is a unix socket.
+func listensOnUnix(srv *caddyhttp.Server) bool {
+	for _, l := range srv.Listen {
+		if a, err := caddy.ParseNetworkAddress(l); err == nil && a.IsUnixNetwork() {
+			return true
+		}
+	}
+	return false
 }
 
 // trustsProxies reports whether srv trusts proxies. Caddy loads
@@ -77,12 +107,19 @@ func checkProxiesCaddyfile(h httpcaddyfile.Helper) error {
 			continue
 		}
 		addr, raw, strict := s.FieldByName("ListenerAddress"), s.FieldByName("TrustedProxiesRaw"), s.FieldByName("TrustedProxiesStrict")
+		unix := s.FieldByName("TrustedProxiesUnix")
 		if !addr.IsValid() || !raw.IsValid() || !strict.IsValid() || addr.Kind() != reflect.String ||
 			raw.Kind() != reflect.Slice || strict.Kind() != reflect.Int {
 			return nil
 		}
-		if addr.String() == "" && raw.Len() > 0 && strict.Int() == 0 {
-			return errNonStrictProxies("every server (the servers global option)")
+		if addr.String() != "" || strict.Int() != 0 {
+			continue
+		}
+		switch {
+		case raw.Len() > 0:
+			return errNonStrictProxies("every server (the servers global option)", "trusted_proxies")
+		case unix.IsValid() && unix.Kind() == reflect.Bool && unix.Bool():
+			return errNonStrictProxies("every server (the servers global option)", "trusted_proxies_unix")
 		}
 	}
 	return nil

@@ -147,12 +147,15 @@ func TestScopeAndTokenAreEnforced(t *testing.T) {
 		{"method out of scope", "POST", "/api/users", token, 403},
 		{"token missing", "GET", "/api/users", "", 403},
 		{"token wrong", "GET", "/api/users", token + "x", 403},
+		{"token in the retired header", "GET", "/api/users", "legacy:" + token, 403},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var hdr []string
-			if tc.token != "" {
-				hdr = []string{"Gatekeeper-Test-Token", tc.token}
+			if old, ok := strings.CutPrefix(tc.token, "legacy:"); ok {
+				hdr = []string{"Gatekeeper-Test-Token", old}
+			} else if tc.token != "" {
+				hdr = []string{"Proxy-Authorization", "Gatekeeper " + tc.token}
 			}
 			a := c.do(tc.method, "acme.localhost", tc.path, hdr...)
 			if a.code != tc.code {
@@ -167,7 +170,7 @@ func TestScopeAndTokenAreEnforced(t *testing.T) {
 	testutil.WaitFor(t, 3*time.Second, "usage flushed", func() bool {
 		var a approvalJSON
 		in.get("/gatekeeper/approvals/"+id, &a)
-		return a.Usage.Allowed == 1 && a.Usage.OutOfScope == 5
+		return a.Usage.Allowed == 1 && a.Usage.OutOfScope == 6
 	})
 }
 

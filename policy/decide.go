@@ -54,6 +54,10 @@ const (
 	ReasonBudgetExhausted  = "budget_exhausted"
 	ReasonStoreUnavailable = "store_unavailable"
 	ReasonScanner          = "scanner"
+	// ReasonClientUnknown: the client's address could not be known (a unix
+	// socket whose proxy sent no address Caddy trusts); nothing can be
+	// decided about such a request, so it never passes silently.
+	ReasonClientUnknown = "client_unknown"
 )
 
 // Results of approved-source requests, for approved_requests_total.
@@ -101,6 +105,9 @@ type Inputs struct {
 	// BannedHere: this instance banned the source and its snapshot does not
 	// show it yet.
 	BannedHere bool
+	// LegacyToken: the request carried the retired Gatekeeper-Test-Token
+	// header (see TokenScheme).
+	LegacyToken bool
 	Now        time.Time
 
 	// Mode is monitor, flag or block.
@@ -165,7 +172,7 @@ func (d Decision) RetryAfterSeconds() string {
 // Decide applies the policy (SPEC §3, steps 2 to 5) to one request.
 func Decide(in Inputs) Decision {
 	if !in.Access.IP.IsValid() {
-		return Decision{Verdict: VerdictPass}
+		return refuse(VerdictBlocked, ReasonClientUnknown, http.StatusForbidden)
 	}
 	// A ban made by hand holds against everyone. A ban scanner detection
 	// made yields to an approval the request is in scope of: the tester may
@@ -178,6 +185,13 @@ func Decide(in Inputs) Decision {
 	finding, a := in.Snapshot.Evaluate(in.Access, in.Now)
 	if (automatic || in.BannedHere) && finding != approvals.InScope {
 		return refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
+	}
+	if in.LegacyToken {
+		d := refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)
+		if a != nil {
+			d.Approval, d.Result = a, ResultOutOfScope
+		}
+		return d
 	}
 
 	switch finding {

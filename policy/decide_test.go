@@ -25,6 +25,7 @@ func snapshot() *approvals.Snapshot {
 		window(&approvals.Approval{ID: "apr_scoped", Tenant: "acme", Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/28")},
 			Paths: []string{"/api/*"}, Methods: []string{"GET", "POST"}}),
 		window(&approvals.Approval{ID: "apr_globex", Tenant: "globex", Sources: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/32")}}),
+		window(&approvals.Approval{ID: "apr_campus", Tenant: "globex", Sources: []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16")}}),
 		window(&approvals.Approval{ID: "apr_token", Tenant: "acme", Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.100/32")},
 			RequireToken: true, TokenHash: approvals.HashToken("s3cret")}),
 	}
@@ -64,7 +65,7 @@ func (rq request) access() approvals.Access {
 	carriers := approvals.OverrideCarriers{Header: rq.override, RawQuery: query, ContentType: rq.contentType,
 		Body: []byte(rq.body), BodyUnread: rq.bodyUnread}
 	return approvals.Access{
-		IP: netip.MustParseAddr(rq.ip), Tenant: rq.tenant, Host: rq.tenant + ".example.com", Token: rq.token,
+		IP: addr(rq.ip), Tenant: rq.tenant, Host: rq.tenant + ".example.com", Token: rq.token,
 		Methods: approvals.EffectiveMethods(rq.method, carriers),
 		Path:    decode(path), Canonical: approvals.Canonical(decode(path), path),
 		Paths: pathMatcher{},
@@ -81,6 +82,7 @@ func TestDecide(t *testing.T) {
 		name        string
 		rq          request
 		bannedHere  bool
+		legacyToken bool
 		mode        string
 		failOpen    bool
 		bounds      approvals.Verdict
@@ -110,6 +112,22 @@ func TestDecide(t *testing.T) {
 			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
 		{name: "approved for another tenant only", rq: request{ip: "198.51.100.1", tenant: "acme", method: "GET", target: "/"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonOutOfScope, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
+		{name: "someone inside another tenant's broad approved range is not testing here: detection decides",
+			rq: request{ip: "10.20.3.4", tenant: "acme", method: "GET", target: "/"}, detection: quiet,
+			wantVerdict: VerdictPass, wantObserve: true, noBounds: true},
+		{name: "a scanner inside another tenant's broad approved range is caught like anyone's",
+			rq: request{ip: "10.20.3.4", tenant: "acme", method: "GET", target: "/"}, detection: scanner,
+			wantVerdict: VerdictBlocked, wantReason: ReasonScanner, wantStatus: 403, wantBan: true, noBounds: true},
+		{name: "a test token from another tenant's broad approved range is the test's traffic",
+			rq: request{ip: "10.20.3.4", tenant: "acme", method: "GET", target: "/", token: "anything"},
+			wantVerdict: VerdictBlocked, wantReason: ReasonOutOfScope, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
+		{name: "the retired token header is refused, not read", rq: request{ip: "192.0.2.100", tenant: "acme", method: "GET", target: "/"},
+			legacyToken: true,
+			wantVerdict: VerdictBlocked, wantReason: ReasonTokenInvalid, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
+		{name: "the retired token header from anywhere", rq: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"},
+			legacyToken: true, wantVerdict: VerdictBlocked, wantReason: ReasonTokenInvalid, wantStatus: 403, noBounds: true, noInspect: true},
+		{name: "client address unknown: refused, never passed silently", rq: request{tenant: "acme", method: "GET", target: "/"},
+			wantVerdict: VerdictBlocked, wantReason: ReasonClientUnknown, wantStatus: 403, noBounds: true, noInspect: true},
 		{name: "path outside the scope", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/admin"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonOutOfScope, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
 		{name: "method outside the scope", rq: request{ip: "192.0.2.3", tenant: "acme", method: "DELETE", target: "/api/x"},
@@ -151,7 +169,7 @@ func TestDecide(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			askedBounds, askedInspect := false, false
 			in := Inputs{
-				Access: tc.rq.access(), Snapshot: snapshot(), BannedHere: tc.bannedHere, Now: at,
+				Access: tc.rq.access(), Snapshot: snapshot(), BannedHere: tc.bannedHere, LegacyToken: tc.legacyToken, Now: at,
 				Mode: tc.mode, StoreUnavailable: config.FailClosed,
 				Detect: true,
 				Ask: asker{
@@ -226,6 +244,15 @@ func equalHeaders(a, b http.Header) bool {
 		}
 	}
 	return true
+}
+
+// addr is ip parsed, the zero Addr for "" (a client address Caddy could
+// not work out).
+func addr(ip string) netip.Addr {
+	if ip == "" {
+		return netip.Addr{}
+	}
+	return netip.MustParseAddr(ip)
 }
 
 func decode(p string) string {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"io"
 	"net/http"
 	"strings"
 )
@@ -17,23 +18,33 @@ const (
 )
 
 // TokenScheme is the Proxy-Authorization scheme that carries a tester's
-// token: "Proxy-Authorization: Gatekeeper <token>". Caddy's logs redact
-// Proxy-Authorization by default, and proxies never pass it on, so this is
-// how a token stays out of every log. HeaderTestToken works as well, but
-// Caddy's access log records it as it records any header.
+// token: "Proxy-Authorization: Gatekeeper <token>", the only place it is
+// read. Caddy's logs redact Proxy-Authorization by default and proxies never
+// pass it on, so the token stays out of every log. The older
+// Gatekeeper-Test-Token header, which Caddy's access log records as it
+// records any header, is refused (token_invalid) rather than read, so no
+// tester keeps sending a secret that ends up in logs.
 const TokenScheme = "Gatekeeper"
+
+// Token is what step 0 found of the tester's token.
+type Token struct {
+	// Value is the Proxy-Authorization credentials, "" when none.
+	Value string
+	// Legacy: the request carried the retired Gatekeeper-Test-Token header.
+	Legacy bool
+}
 
 // TakeToken reads the tester's token from h and removes every header a
 // client may not send upstream (SPEC §3 step 0): any header whose name is
 // Gatekeeper's (any case, "_" read as "-"), the token's Proxy-Authorization
 // credentials, and Gatekeeper's names in Connection.
-func TakeToken(h http.Header) (token string) {
-	// One pass over the names finds Gatekeeper's (the token's among them);
-	// the other two are direct lookups of canonical names.
-	for name, v := range h {
+func TakeToken(h http.Header) (tok Token) {
+	// One pass over the names finds Gatekeeper's (the old token's among
+	// them); the other two are direct lookups of canonical names.
+	for name := range h {
 		if IsGatekeeperHeader(name) {
-			if name == HeaderTestToken && len(v) > 0 {
-				token = v[0]
+			if isLegacyTokenHeader(name) {
+				tok.Legacy = true
 			}
 			delete(h, name)
 		}
@@ -43,7 +54,7 @@ func TakeToken(h http.Header) (token string) {
 		for _, v := range vals {
 			scheme, cred, _ := strings.Cut(strings.TrimSpace(v), " ")
 			if strings.EqualFold(scheme, TokenScheme) {
-				token = strings.TrimSpace(cred)
+				tok.Value = strings.TrimSpace(cred)
 				continue
 			}
 			kept = append(kept, v)
@@ -65,7 +76,59 @@ func TakeToken(h http.Header) (token string) {
 		}
 		setOrDelete(h, "Connection", kept)
 	}
-	return token
+	return tok
+}
+
+// isLegacyTokenHeader reports whether a Gatekeeper header's name is the
+// retired token header's, in any case and with "_" for "-".
+func isLegacyTokenHeader(name string) bool {
+	if len(name) != len(HeaderTestToken) {
+		return false
+	}
+	for i := range len(name) {
+		c, want := name[i], HeaderTestToken[i]
+		if c == '_' {
+			c = '-'
+		}
+		if c|0x20 != want|0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+// DropTrailers keeps Gatekeeper's names out of r's trailers, which Caddy's
+// reverse_proxy forwards and some upstreams merge into the headers: declared
+// ones are dropped now, and whatever arrives with the body is dropped when
+// the body has been read to its end (net/http fills the trailers in then,
+// declared or not, and reverse_proxy copies them right after).
+func DropTrailers(r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody || (len(r.Trailer) == 0 && r.ContentLength >= 0) {
+		return // only a body without a length, or one with declared trailers, carries any
+	}
+	dropGatekeeperNames(r.Trailer)
+	r.Body = &trailerGuard{ReadCloser: r.Body, r: r}
+}
+
+type trailerGuard struct {
+	io.ReadCloser
+	r *http.Request
+}
+
+func (g *trailerGuard) Read(p []byte) (int, error) {
+	n, err := g.ReadCloser.Read(p)
+	if err == io.EOF {
+		dropGatekeeperNames(g.r.Trailer)
+	}
+	return n, err
+}
+
+func dropGatekeeperNames(h http.Header) {
+	for name := range h {
+		if IsGatekeeperHeader(name) {
+			delete(h, name)
+		}
+	}
 }
 
 func setOrDelete(h http.Header, name string, vals []string) {

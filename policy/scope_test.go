@@ -114,8 +114,8 @@ func TestTakeTokenDropsEveryGatekeeperHeader(t *testing.T) {
 		"Gatekeeperish":         {"kept: not Gatekeeper's prefix"},
 		"X-Other":               {"kept"},
 	}
-	if tok := TakeToken(h); tok != "s3cret" {
-		t.Errorf("token %q, want the Proxy-Authorization one", tok)
+	if tok := TakeToken(h); tok.Value != "s3cret" || !tok.Legacy {
+		t.Errorf("token %+v, want the Proxy-Authorization one and the old header noticed", tok)
 	}
 	want := http.Header{
 		"Connection":          {"keep-alive", "Upgrade"},
@@ -126,8 +126,11 @@ func TestTakeTokenDropsEveryGatekeeperHeader(t *testing.T) {
 	if !equalHeaders(h, want) {
 		t.Errorf("after step 0:\n%v\nwant\n%v", h, want)
 	}
-	h = http.Header{"Gatekeeper-Test-Token": {"old"}, "Connection": {"Gatekeeper-Test-Token"}}
-	if tok := TakeToken(h); tok != "old" || len(h) != 0 {
-		t.Errorf("old header: token %q, left %v", tok, h)
+	// The old header is never read as a token, in any spelling.
+	for _, name := range []string{"Gatekeeper-Test-Token", "gatekeeper_test_token", "GATEKEEPER-TEST_TOKEN"} {
+		h = http.Header{name: {"old"}, "Connection": {"Gatekeeper-Test-Token"}}
+		if tok := TakeToken(h); tok.Value != "" || !tok.Legacy || len(h) != 0 {
+			t.Errorf("%s: token %+v, left %v; want it refused, not read", name, tok, h)
+		}
 	}
 }

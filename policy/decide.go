@@ -108,7 +108,7 @@ type Inputs struct {
 	// LegacyToken: the request carried the retired Gatekeeper-Test-Token
 	// header (see TokenScheme).
 	LegacyToken bool
-	Now        time.Time
+	Now         time.Time
 
 	// Mode is monitor, flag or block.
 	Mode string

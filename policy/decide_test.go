@@ -119,7 +119,7 @@ func TestDecide(t *testing.T) {
 			rq: request{ip: "10.20.3.4", tenant: "acme", method: "GET", target: "/"}, detection: scanner,
 			wantVerdict: VerdictBlocked, wantReason: ReasonScanner, wantStatus: 403, wantBan: true, noBounds: true},
 		{name: "a test token from another tenant's broad approved range is the test's traffic",
-			rq: request{ip: "10.20.3.4", tenant: "acme", method: "GET", target: "/", token: "anything"},
+			rq:          request{ip: "10.20.3.4", tenant: "acme", method: "GET", target: "/", token: "anything"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonOutOfScope, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
 		{name: "the retired token header is refused, not read", rq: request{ip: "192.0.2.100", tenant: "acme", method: "GET", target: "/"},
 			legacyToken: true,

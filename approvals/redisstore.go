@@ -141,12 +141,13 @@ type wireBan struct {
 	Reason  string       `json:"r"`
 	Created int64        `json:"c"`
 	Expires int64        `json:"e"`
+	Auto    bool         `json:"a,omitempty"`
 }
 
 func toWire(bans []Ban) []wireBan {
 	out := make([]wireBan, len(bans))
 	for i, b := range bans {
-		out[i] = wireBan{b.Prefix, b.Reason, b.CreatedAt.UnixMilli(), b.ExpiresAt.UnixMilli()}
+		out[i] = wireBan{b.Prefix, b.Reason, b.CreatedAt.UnixMilli(), b.ExpiresAt.UnixMilli(), b.Automatic}
 	}
 	return out
 }
@@ -154,7 +155,7 @@ func toWire(bans []Ban) []wireBan {
 func fromWire(ws []wireBan) []Ban {
 	out := make([]Ban, len(ws))
 	for i, w := range ws {
-		out[i] = Ban{Prefix: w.Prefix, Reason: w.Reason, CreatedAt: time.UnixMilli(w.Created).UTC(), ExpiresAt: time.UnixMilli(w.Expires).UTC()}
+		out[i] = Ban{Prefix: w.Prefix, Reason: w.Reason, CreatedAt: time.UnixMilli(w.Created).UTC(), ExpiresAt: time.UnixMilli(w.Expires).UTC(), Automatic: w.Auto}
 	}
 	return out
 }

@@ -191,7 +191,7 @@ func (s *Snapshot) Banned(ip netip.Addr, now time.Time) (Ban, bool) {
 func (s *Snapshot) Bans(ip netip.Addr, now time.Time) (byHand, automatic bool) {
 	s.lookupBans(ip, func(b Ban) bool {
 		if b.ActiveAt(now) {
-			if b.Automatic() {
+			if b.Automatic {
 				automatic = true
 			} else {
 				byHand = true
@@ -209,7 +209,7 @@ func (s *Snapshot) Bans(ip netip.Addr, now time.Time) (byHand, automatic bool) {
 func (s *Snapshot) AutomaticBansWithin(p netip.Prefix, now time.Time) []netip.Prefix {
 	var out []netip.Prefix
 	add := func(b Ban) {
-		if b.ActiveAt(now) && b.Automatic() && b.Prefix != p && b.Prefix.Bits() >= p.Bits() && p.Contains(b.Prefix.Addr()) && !slices.Contains(out, b.Prefix) {
+		if b.ActiveAt(now) && b.Automatic && b.Prefix != p && b.Prefix.Bits() >= p.Bits() && p.Contains(b.Prefix.Addr()) && !slices.Contains(out, b.Prefix) {
 			out = append(out, b.Prefix)
 		}
 	}

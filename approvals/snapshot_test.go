@@ -138,7 +138,7 @@ func TestSnapshotWithBans(t *testing.T) {
 		if automatic {
 			reason = ScannerBanPrefix + "test"
 		}
-		return Ban{Prefix: netip.MustParsePrefix(p), Reason: reason, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		return Ban{Prefix: netip.MustParsePrefix(p), Reason: reason, CreatedAt: now, ExpiresAt: now.Add(time.Hour), Automatic: automatic}
 	}
 	var base []Ban
 	for i := range 2000 {

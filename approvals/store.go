@@ -109,14 +109,17 @@ type Ban struct {
 	Reason    string       `json:"reason"`
 	CreatedAt time.Time    `json:"created_at"`
 	ExpiresAt time.Time    `json:"expires_at"`
+	// Automatic: scanner detection made the ban, not a person. Set only by
+	// the code that makes the ban, never read from the reason's text (a hand
+	// ban whose reason reads like a scanner's is still a hand ban). An
+	// automatic ban yields to an approval the request is in scope of and
+	// counts towards a network's escalation; a hand ban holds against all.
+	Automatic bool `json:"automatic"`
 }
 
-// ScannerBanPrefix starts the reason of every ban scanner detection makes.
+// ScannerBanPrefix starts the reason of every ban scanner detection makes,
+// for people reading it; Automatic is what the code goes by.
 const ScannerBanPrefix = "scanner: "
-
-// Automatic reports whether scanner detection made the ban, rather than a
-// person.
-func (b Ban) Automatic() bool { return strings.HasPrefix(b.Reason, ScannerBanPrefix) }
 
 // ActiveAt reports whether the ban is in force at now.
 func (b Ban) ActiveAt(now time.Time) bool { return now.Before(b.ExpiresAt) }

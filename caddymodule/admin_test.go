@@ -231,17 +231,31 @@ func TestAdminBansAndAudit(t *testing.T) {
 	}
 	var e struct{ Error string }
 	for body, says := range map[string]string{
-		`{"ip":"nope"}`:                  `field "ip"`,
-		`{"ip":"1.2.3.4","ttl":"ages"}`:  `field "ttl"`,
-		`{"ip":"1.2.3.4","color":"red"}`: `unknown field "color"`,
+		`{"ip":"nope"}`:                     `field "ip"`,
+		`{"ip":"1.2.3.4","ttl":"ages"}`:     `field "ttl"`,
+		`{"ip":"1.2.3.4","color":"red"}`:    `unknown field "color"`,
+		`{"ip":"1.2.3.4/0"}`:                `field "ip": 0.0.0.0/0 is broader than /16`,
+		`{"ip":"10.0.0.0/15"}`:              `field "ip": 10.0.0.0/15 is broader than /16`,
+		`{"ip":"2001:db8::/31"}`:            `field "ip": 2001:db8::/31 is broader than /16 (IPv4) or /32 (IPv6)`,
+		`{"ip":"1.2.3.4","automatic":true}`: `unknown field "automatic"`,
 	} {
 		if code := c.do("POST", "/gatekeeper/bans", body, &e); code != 400 || !strings.Contains(e.Error, says) {
 			t.Errorf("POST ban %s = %d %q, want 400 saying %s", body, code, e.Error, says)
 		}
 	}
+	// Whether a ban is by hand is set by who makes it, never read from the
+	// reason: one that reads like a scanner's is still a hand ban.
+	if code := c.do("POST", "/gatekeeper/bans", map[string]any{"ip": "10.1.0.0/16", "reason": "scanner: user_agent"}, nil); code != 201 {
+		t.Fatalf("POST a /16 ban = %d, want 201", code)
+	}
 	var bans []map[string]any
-	if c.do("GET", "/gatekeeper/bans", nil, &bans); len(bans) != 2 {
-		t.Fatalf("GET bans = %v, want 2", bans)
+	if c.do("GET", "/gatekeeper/bans", nil, &bans); len(bans) != 3 {
+		t.Fatalf("GET bans = %v, want 3", bans)
+	}
+	for _, b := range bans {
+		if b["automatic"] != false {
+			t.Errorf("hand ban %v is not marked automatic=false", b)
+		}
 	}
 	if code := c.do("DELETE", "/gatekeeper/bans/2001:db8::1", nil, nil); code != 200 {
 		t.Fatalf("DELETE ban by another address in the /64 = %d, want 200", code)
@@ -269,8 +283,8 @@ func TestAdminBansAndAudit(t *testing.T) {
 	}
 	c.do("POST", "/gatekeeper/approvals", validApproval(), nil)
 	audit = nil
-	if code := c.do("GET", "/gatekeeper/audit?kind=ban", nil, &audit); code != 200 || len(audit) != 3 {
-		t.Fatalf("GET audit?kind=ban = %d %+v, want the 3 ban events", code, audit)
+	if code := c.do("GET", "/gatekeeper/audit?kind=ban", nil, &audit); code != 200 || len(audit) != 4 {
+		t.Fatalf("GET audit?kind=ban = %d %+v, want the 4 ban events", code, audit)
 	}
 	audit = nil
 	if code := c.do("GET", "/gatekeeper/audit?kind=approval", nil, &audit); code != 200 || len(audit) != 1 || audit[0].Action != "approval.created" {

@@ -56,7 +56,7 @@ func (a *App) banScanner(ip netip.Addr, reason string, offence int) time.Duratio
 	if offence > 1 {
 		reason = fmt.Sprintf("%s (offence %d: %s)", reason, offence, ttl)
 	}
-	a.queueBan(approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: at.Add(ttl).UTC()})
+	a.queueBan(approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: at.Add(ttl).UTC(), Automatic: true})
 	a.escalate(ip, at)
 	return ttl
 }
@@ -131,7 +131,7 @@ func (a *App) escalate(ip netip.Addr, at time.Time) {
 		return
 	}
 	reason := fmt.Sprintf("%snetwork: %d sources in it banned as scanners", approvals.ScannerBanPrefix, n)
-	a.queueBan(approvals.Ban{Prefix: network, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: at.Add(a.settings.BanTTL).UTC()})
+	a.queueBan(approvals.Ban{Prefix: network, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: at.Add(a.settings.BanTTL).UTC(), Automatic: true})
 	a.logger.Warn("network banned: several of its sources were banned as scanners", zap.Stringer("network", network), zap.Int("sources", n))
 }
 

@@ -169,6 +169,10 @@ func (a *App) Ban(ctx context.Context, source string, ttl time.Duration, reason,
 	if err != nil {
 		return approvals.Ban{}, BadInput{fmt.Errorf("field \"ip\": %w", err)}
 	}
+	if p.Addr().Is4() && p.Bits() < maxHandBanIPv4 || p.Addr().Is6() && p.Bits() < maxHandBanIPv6 {
+		return approvals.Ban{}, badInput("field \"ip\": %s is broader than /%d (IPv4) or /%d (IPv6); block larger networks "+
+			"in Caddy itself (a remote_ip matcher with abort) or at the network's edge", p, maxHandBanIPv4, maxHandBanIPv6)
+	}
 	if ttl == 0 {
 		ttl = a.Settings().BanTTL
 	}
@@ -221,6 +225,13 @@ func (a *App) Bans(ctx context.Context) ([]approvals.Ban, error) {
 
 // banPrefix turns an IP or CIDR into the prefix bans are kept by: a lone
 // IPv6 address stands for its /64 (or the configured ipv6_prefix).
+// The broadest prefixes a ban by hand may cover: a ban is for sources that
+// misbehave, and "0.0.0.0/0" would ban the whole internet.
+const (
+	maxHandBanIPv4 = 16
+	maxHandBanIPv6 = 32
+)
+
 func (a *App) banPrefix(s string) (netip.Prefix, error) {
 	p, err := approvals.ParseSource(s)
 	if err != nil {

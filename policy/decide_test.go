@@ -30,12 +30,15 @@ func snapshot() *approvals.Snapshot {
 			RequireToken: true, TokenHash: approvals.HashToken("s3cret")}),
 	}
 	ban := func(p, reason string) approvals.Ban {
-		return approvals.Ban{Prefix: netip.MustParsePrefix(p), Reason: reason, CreatedAt: at.Add(-time.Minute), ExpiresAt: at.Add(time.Hour)}
+		return approvals.Ban{Prefix: netip.MustParsePrefix(p), Reason: reason, CreatedAt: at.Add(-time.Minute), ExpiresAt: at.Add(time.Hour),
+			Automatic: strings.HasPrefix(reason, approvals.ScannerBanPrefix)}
 	}
 	bans := []approvals.Ban{
 		ban("203.0.113.9/32", approvals.ScannerBanPrefix+"user_agent"),
 		ban("192.0.2.5/32", approvals.ScannerBanPrefix+"probe_rate"), // caught before its window opened
 		ban("192.0.2.6/32", "abuse report #4411"),                    // by hand
+		{Prefix: netip.MustParsePrefix("192.0.2.8/32"), Reason: approvals.ScannerBanPrefix + "user_agent", // by hand, whatever it says
+			CreatedAt: at.Add(-time.Minute), ExpiresAt: at.Add(time.Hour)},
 	}
 	return approvals.NewSnapshot(list, bans, at)
 }
@@ -109,6 +112,8 @@ func TestDecide(t *testing.T) {
 		{name: "this instance's scanner ban yields to an in-scope approval", rq: request{ip: "192.0.2.7", tenant: "acme", method: "GET", target: "/api/x"},
 			bannedHere: true, wantVerdict: VerdictApproved, wantResult: ResultAllowed, wantHeaders: http.Header{HeaderApproval: {"apr_scoped"}}, noInspect: true},
 		{name: "a ban by hand holds against an approved tester", rq: request{ip: "192.0.2.6", tenant: "acme", method: "GET", target: "/api/x"},
+			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
+		{name: "a hand ban whose reason reads like a scanner's still holds", rq: request{ip: "192.0.2.8", tenant: "acme", method: "GET", target: "/api/x"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
 		{name: "approved for another tenant only", rq: request{ip: "198.51.100.1", tenant: "acme", method: "GET", target: "/"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonOutOfScope, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},

@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -45,7 +47,42 @@ type FeedEvent struct {
 	signals detect.SignalSet
 }
 
-const maxFeedPath = 200
+// Bounds on a feed event's text, which a client may make as long as a
+// request line and headers allow (a megabyte): a banned client must not
+// fill the ring with tens of megabytes, nor every console poll with them.
+const (
+	maxFeedPath = 200
+	maxFeedText = 128 // method, host, tenant, and anything else a client may write
+	// maxFeedEventBytes bounds an event's whole text (its fields each cut,
+	// the fixed ones short): the ring holds at most feedSize times this.
+	maxFeedEventBytes = maxFeedPath + 6*maxFeedText
+)
+
+// bound cuts every text field of ev to its bound, on a character boundary,
+// and copies it, so that the event keeps no part of the request's memory
+// alive (a short tenant may be a slice of a long host).
+func (ev *FeedEvent) bound() {
+	ev.Path = cutText(ev.Path, maxFeedPath)
+	for _, f := range []*string{&ev.Source, &ev.Tenant, &ev.Method, &ev.Host, &ev.Country, &ev.Approval, &ev.Scanner} {
+		*f = cutText(*f, maxFeedText)
+	}
+}
+
+// textBytes is the length of ev's text fields.
+func (ev *FeedEvent) textBytes() int {
+	return len(ev.Source) + len(ev.Tenant) + len(ev.Verdict) + len(ev.Reason) + len(ev.Scanner) +
+		len(ev.Country) + len(ev.Approval) + len(ev.Method) + len(ev.Host) + len(ev.Path)
+}
+
+func cutText(s string, n int) string {
+	if len(s) > n {
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
+	}
+	return strings.Clone(s)
+}
 
 // eventFeed is a ring of the newest events.
 type eventFeed struct {
@@ -69,9 +106,7 @@ func (f *eventFeed) record(ev FeedEvent) bool {
 		metrics.feedDropped.Inc()
 		return false
 	}
-	if len(ev.Path) > maxFeedPath {
-		ev.Path = ev.Path[:maxFeedPath]
-	}
+	ev.bound()
 	f.mu.Lock()
 	ev.ID = f.next
 	f.ring[ev.ID%feedSize] = ev
@@ -106,4 +141,15 @@ func (f *eventFeed) since(after uint64, limit int) ([]FeedEvent, uint64) {
 		after = out[len(out)-1].ID
 	}
 	return out, after
+}
+
+// textBytes is the length of the text the ring holds.
+func (f *eventFeed) textBytes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for i := range f.ring {
+		n += f.ring[i].textBytes()
+	}
+	return n
 }

@@ -154,16 +154,27 @@ func (h adminRequest) ctx() context.Context { return h.r.Context() }
 
 // actor names who made a change, for the audit: the user the site's
 // authentication named (gatekeeper_console), the client certificate's
-// subject when the admin endpoint uses mTLS, else the peer address.
+// subject when the admin endpoint uses mTLS, else the peer address. A
+// client acting for someone (the console bridge, for the local user who
+// started it) says so in onBehalfOfHeader; that is its word, so the peer
+// stays in the record beside it.
 func (h adminRequest) actor() string {
 	if a, ok := h.r.Context().Value(actorKey{}).(string); ok {
 		return a // the console handler's authenticated user
 	}
+	peer := "admin@" + remoteHost(h.r)
 	if tls := h.r.TLS; tls != nil && len(tls.PeerCertificates) > 0 {
-		return "cert:" + tls.PeerCertificates[0].Subject.String()
+		peer = "cert:" + tls.PeerCertificates[0].Subject.String()
 	}
-	return "admin@" + remoteHost(h.r)
+	if who := h.r.Header.Get(onBehalfOfHeader); who != "" && len(who) <= 128 && !strings.ContainsFunc(who, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return who + " via " + peer
+	}
+	return peer
 }
+
+// onBehalfOfHeader names, on an admin API request, the person a client
+// acts for.
+const onBehalfOfHeader = "Gatekeeper-On-Behalf-Of"
 
 func (h adminRequest) readBody() ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(h.w, h.r.Body, maxBodyBytes))

@@ -2,6 +2,9 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"os/user"
 	"strings"
 	"syscall"
 	"time"
@@ -24,9 +28,12 @@ import (
 // asks for one), which is what keeps web pages from reaching it; so the
 // console on the admin endpoint is reached the way the CLI reaches the API:
 // through this command, which forwards the browser's requests as a client
-// of its own. The bridge holds the same line Caddy does: it answers only
-// requests addressed to it by its loopback address (no DNS rebinding) and
-// takes changes only from its own page (no cross-site requests).
+// of its own. The bridge must not widen who can reach the admin API (which
+// may sit on a unix socket only its owner can open): every request must
+// carry the random token printed at start in its path, it answers only
+// requests addressed to it by its loopback address (no DNS rebinding), and
+// it takes changes only from its own page (an Origin that is its own).
+// Changes are recorded as the local user who started it.
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
@@ -63,7 +70,8 @@ func consoleCommand(cmd *cobra.Command) {
 		}
 		b.host = ln.Addr().String()
 		srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
-		fmt.Fprintf(cmd.OutOrStdout(), "Gatekeeper console: http://%s/gatekeeper/ui/ (admin API %s; Ctrl-C to stop)\n", b.host, admin)
+		fmt.Fprintf(cmd.OutOrStdout(), "Gatekeeper console: http://%s/%s/gatekeeper/ui/ (admin API %s; changes recorded as %s; Ctrl-C to stop)\n"+
+			"Anyone with this URL can use the console as you: do not share it.\n", b.host, b.token, admin, b.actor)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		go func() { <-ctx.Done(); srv.Close() }()
@@ -92,6 +100,11 @@ type consoleBridge struct {
 	base   string // the admin API's URL, without a path
 	client *http.Client
 	host   string // the bridge's own host:port: the only Host it answers
+	// token is the first segment of every path the bridge answers: only
+	// whoever was shown the URL at start can use it.
+	token string
+	// actor names the local user who started the bridge, for the audit.
+	actor string
 }
 
 func newConsoleBridge(admin string) (*consoleBridge, error) {
@@ -99,7 +112,12 @@ func newConsoleBridge(admin string) (*consoleBridge, error) {
 	if err != nil || addr.PortRangeSize() > 1 {
 		return nil, fmt.Errorf("invalid admin address %s: %v", admin, err)
 	}
-	b := &consoleBridge{base: "http://" + addr.JoinHostPort(0)}
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	b := &consoleBridge{base: "http://" + addr.JoinHostPort(0), token: base64.RawURLEncoding.EncodeToString(secret),
+		actor: "console:" + localUser()}
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return new(net.Dialer).DialContext(ctx, addr.Network, addr.JoinHostPort(0))
 	}
@@ -127,22 +145,30 @@ var answeredHeaders = []string{"Content-Type", "Content-Disposition", "Cache-Con
 	"Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"}
 
 func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	token, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	switch {
 	case !strings.EqualFold(r.Host, b.host):
 		writeAPIError(w, apiError(http.StatusForbidden, fmt.Errorf("host not allowed: %s", r.Host)))
 		return
-	case r.URL.Path == "/":
-		http.Redirect(w, r, "/gatekeeper/ui/", http.StatusFound)
+	case subtle.ConstantTimeCompare([]byte(token), []byte(b.token)) != 1:
+		writeAPIError(w, apiError(http.StatusForbidden, errors.New("open the console with the URL `gatekeeper console` printed: its token is missing or wrong")))
 		return
-	case !strings.HasPrefix(r.URL.Path, "/gatekeeper/"):
-		writeAPIError(w, apiError(http.StatusNotFound, fmt.Errorf("not found: %s", r.URL.Path)))
+	case rest == "":
+		http.Redirect(w, r, "/"+b.token+"/gatekeeper/ui/", http.StatusFound)
+		return
+	case !strings.HasPrefix(rest, "gatekeeper/"):
+		writeAPIError(w, apiError(http.StatusNotFound, fmt.Errorf("not found: /%s", rest)))
 		return
 	}
-	if err := sameOrigin(r); err != nil {
+	if err := b.ownPage(r); err != nil {
 		writeAPIError(w, apiError(http.StatusForbidden, err))
 		return
 	}
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, b.base+r.URL.RequestURI(), http.MaxBytesReader(w, r.Body, maxBodyBytes+1))
+	target := b.base + "/" + rest
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, http.MaxBytesReader(w, r.Body, maxBodyBytes+1))
 	if err != nil {
 		writeAPIError(w, apiError(http.StatusBadRequest, err))
 		return
@@ -152,6 +178,7 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out.Header.Set(h, v)
 		}
 	}
+	out.Header.Set(onBehalfOfHeader, b.actor)
 	resp, err := b.client.Do(out)
 	if err != nil {
 		writeAPIError(w, apiError(http.StatusBadGateway, fmt.Errorf("the admin API did not answer: %w", err)))
@@ -165,4 +192,26 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)
+}
+
+// ownPage refuses a change (anything but GET and HEAD) that does not come
+// from the bridge's own page: browsers send Origin with every such fetch,
+// so a change without one (curl, another program) or with another is not
+// the console's.
+func (b *consoleBridge) ownPage(r *http.Request) error {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return nil
+	}
+	if o := r.Header.Get("Origin"); o != "http://"+b.host {
+		return fmt.Errorf("changes are taken only from the console's own page (Origin %q is not http://%s)", o, b.host)
+	}
+	return nil
+}
+
+// localUser names the user running the bridge.
+func localUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return fmt.Sprintf("uid%d", os.Getuid())
 }

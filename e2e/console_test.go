@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -81,26 +83,43 @@ func consoleBridge(t *testing.T, in *instance) string {
 	t.Helper()
 	listen := testutil.FreeAddr(t)
 	cmd := exec.Command(bin, "console", "--address", in.Admin, "--listen", listen)
-	var out strings.Builder
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { testutil.Stop(cmd, 5*time.Second) })
-	ui := "http://" + listen + "/gatekeeper/ui/"
+	// The URL, with its token, is printed at start.
+	urlRE := regexp.MustCompile(`http://` + regexp.QuoteMeta(listen) + `/[A-Za-z0-9_-]{32}/gatekeeper/ui/`)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(ui); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Fatalf("GET %s through the bridge = %d", ui, resp.StatusCode)
+		if ui := urlRE.FindString(out.String()); ui != "" {
+			if resp, err := http.Get(ui); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("GET %s through the bridge = %d", ui, resp.StatusCode)
+				}
+				return ui
 			}
-			return ui
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("gatekeeper console did not come up within 10 s:\n%s", out.String())
 		}
 	}
 }
+
+// syncBuffer is a strings.Builder that a process may write to while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestConsoleInABrowser drives the console in Chromium against the built
 // binary: it loads without errors; an approval registered through the form
@@ -303,15 +322,18 @@ func TestConsoleMountedInASite(t *testing.T) {
 	}
 }
 
-// TestConsoleBridgeHoldsTheLine: the bridge answers only requests addressed
-// to its own loopback address and takes changes only from its own page.
+// TestConsoleBridgeHoldsTheLine: the bridge answers only requests that
+// carry its token and are addressed to its own loopback address, takes
+// changes only from its own page, and records them as the local user.
 func TestConsoleBridgeHoldsTheLine(t *testing.T) {
 	in := start(t, "\t\tstore file ./data")
 	ui := consoleBridge(t, in)
-	bridge := strings.TrimSuffix(ui, "/gatekeeper/ui/")
-	send := func(method, path string, headers ...string) int {
+	base := strings.TrimSuffix(ui, "/gatekeeper/ui/") // http://host:port/token
+	bridge := base[:strings.LastIndexByte(base, '/')] // http://host:port
+	token := base[len(bridge)+1:]
+	send := func(method, url string, headers ...string) int {
 		t.Helper()
-		req, _ := http.NewRequest(method, bridge+path, strings.NewReader(`{"ip":"198.51.100.9"}`))
+		req, _ := http.NewRequest(method, url, strings.NewReader(`{"ip":"198.51.100.9"}`))
 		for i := 0; i+1 < len(headers); i += 2 {
 			if headers[i] == "Host" {
 				req.Host = headers[i+1]
@@ -326,16 +348,29 @@ func TestConsoleBridgeHoldsTheLine(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if code := send("GET", "/gatekeeper/status", "Host", "attacker.example"); code != 403 {
+	for _, url := range []string{bridge + "/gatekeeper/ui/", bridge + "/gatekeeper/status", bridge + "/x" + token[1:] + "/gatekeeper/status", bridge + "/"} {
+		if code := send("GET", url); code != 403 {
+			t.Errorf("GET %s without the token = %d, want 403", url, code)
+		}
+	}
+	if code := send("GET", base+"/gatekeeper/status", "Host", "attacker.example"); code != 403 {
 		t.Errorf("a request for another host (DNS rebinding) = %d, want 403", code)
 	}
-	if code := send("POST", "/gatekeeper/bans", "Origin", "http://attacker.example", "Content-Type", "application/json"); code != 403 {
+	if code := send("POST", base+"/gatekeeper/bans", "Origin", "http://attacker.example", "Content-Type", "application/json"); code != 403 {
 		t.Errorf("a cross-site change = %d, want 403", code)
 	}
-	if code := send("POST", "/gatekeeper/bans", "Origin", bridge, "Sec-Fetch-Site", "same-origin", "Content-Type", "application/json"); code != 201 {
+	if code := send("POST", base+"/gatekeeper/bans", "Content-Type", "application/json"); code != 403 {
+		t.Errorf("a change without Origin (curl, another program) = %d, want 403", code)
+	}
+	if code := send("POST", base+"/gatekeeper/bans", "Origin", bridge, "Sec-Fetch-Site", "same-origin", "Content-Type", "application/json"); code != 201 {
 		t.Errorf("a change from the console's page = %d, want 201", code)
 	}
-	if code := send("GET", "/gatekeeper/nothing"); code != 404 {
+	var audit []struct{ Actor string }
+	in.get("/gatekeeper/audit?limit=1", &audit)
+	if me, _ := user.Current(); len(audit) != 1 || audit[0].Actor != "console:"+me.Username+" via admin@127.0.0.1" {
+		t.Errorf("audit %+v; want the change recorded as the local user through the bridge", audit)
+	}
+	if code := send("GET", base+"/gatekeeper/nothing"); code != 404 {
 		t.Errorf("an unknown admin route through the bridge = %d, want 404", code)
 	}
 	if out, errOut, code := in.cli("console", "--listen", "0.0.0.0:0"); code == 0 || !strings.Contains(errOut, "not a loopback address") {

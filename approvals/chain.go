@@ -342,6 +342,16 @@ func (v *ChainVerifier) Report() ChainReport {
 // head the store recorded for it. A store that cannot be read is an error;
 // a broken chain is a report that is not OK.
 func VerifyAudit(ctx context.Context, store Store) ([]ChainReport, error) {
+	return VerifyAuditSince(ctx, store, nil)
+}
+
+// VerifyAuditSince is VerifyAudit that also holds each chain to a head seen
+// before (known, by kind): a store that lost its trail (Redis restarted
+// without persistence, a file store restored from an old copy) holds a
+// perfectly linked chain that is shorter than, or different from, what was
+// already seen, and only such an outside anchor shows it. The report then
+// fails at the known seq.
+func VerifyAuditSince(ctx context.Context, store Store, known map[string]ChainHead) ([]ChainReport, error) {
 	out := make([]ChainReport, 0, len(AuditKinds))
 	for _, kind := range AuditKinds {
 		head, err := store.AuditHead(ctx, kind)
@@ -349,9 +359,14 @@ func VerifyAudit(ctx context.Context, store Store) ([]ChainReport, error) {
 			return nil, err
 		}
 		v := NewChainVerifier(kind, head)
+		k := known[kind]
+		var atKnown string // the hash the chain holds at k.Seq
 		err = store.AuditChain(ctx, kind, func(raw []byte) error {
 			if !v.Add(raw) {
 				return errStop
+			}
+			if k.Seq > 0 && v.r.Last.Seq == k.Seq {
+				atKnown = v.r.Last.Hash
 			}
 			return nil
 		})
@@ -359,6 +374,18 @@ func VerifyAudit(ctx context.Context, store Store) ([]ChainReport, error) {
 			return nil, err
 		}
 		out = append(out, v.Report())
+		if r := &out[len(out)-1]; r.OK && k.Seq > 0 {
+			switch {
+			case r.Last.Seq < k.Seq:
+				r.OK, r.BrokenAt = false, k.Seq
+				r.Problem = fmt.Sprintf("the chain ends at seq %d, but seq %d (hash %.12s…) was seen before: the trail went backwards "+
+					"(the store lost or replaced events)", r.Last.Seq, k.Seq, k.Hash)
+			case atKnown != "" && atKnown != k.Hash:
+				r.OK, r.BrokenAt = false, k.Seq
+				r.Problem = fmt.Sprintf("seq %d holds hash %.12s…, but hash %.12s… was seen there before: the trail was replaced",
+					k.Seq, atKnown, k.Hash)
+			}
+		}
 	}
 	return out, nil
 }

@@ -316,7 +316,14 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 		logger.Error("store unreachable at start; retrying in the background",
 			zap.String("store", s.Store.Describe()), zap.Error(err))
 	}
-	st := &sharedState{syncer: sy, limiter: approvals.NewLimiter(store, now), audit: newAuditCheck(), cancel: cancel, done: make(chan struct{})}
+	id := storeIdentity(s)
+	known, kerr := loadKnownHeads(id, knownHeadsPath(id))
+	if kerr != nil {
+		cancel()
+		store.Close()
+		return nil, kerr
+	}
+	st := &sharedState{syncer: sy, limiter: approvals.NewLimiter(store, now), audit: newAuditCheck(known), cancel: cancel, done: make(chan struct{})}
 	st.writer = approvals.NewBanWriter(store, "detect", st.stored(logger))
 	wasUp := err == nil
 	var wg sync.WaitGroup

@@ -21,6 +21,9 @@ type AuditVerification struct {
 	// Error says why the store could not be read; the chains were then not
 	// checked.
 	Error string `json:"error,omitempty"`
+	// Known are the newest heads seen verified before, kept apart from the
+	// store (see knownHeads): each chain must still reach them.
+	Known map[string]approvals.ChainHead `json:"known_heads,omitempty"`
 }
 
 // auditVerifyInterval is how often the chains are checked in the background,
@@ -37,9 +40,12 @@ type auditCheck struct {
 	mu      sync.Mutex
 	last    *AuditVerification
 	again   chan struct{} // asks run for a check now
+	known   *knownHeads
 }
 
-func newAuditCheck() *auditCheck { return &auditCheck{again: make(chan struct{}, 1)} }
+func newAuditCheck(known *knownHeads) *auditCheck {
+	return &auditCheck{again: make(chan struct{}, 1), known: known}
+}
 
 // soon asks for a check in the background, after a change.
 func (c *auditCheck) soon() {
@@ -55,8 +61,9 @@ func (c *auditCheck) verify(ctx context.Context, store approvals.Store, logger *
 	defer c.running.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, auditVerifyTimeout)
 	defer cancel()
-	reports, err := approvals.VerifyAudit(ctx, store)
-	v := AuditVerification{At: now().UTC(), OK: err == nil, Chains: reports}
+	known := c.known.get()
+	reports, err := approvals.VerifyAuditSince(ctx, store, known)
+	v := AuditVerification{At: now().UTC(), OK: err == nil, Chains: reports, Known: known}
 	if err != nil {
 		v.Error = err.Error()
 	}
@@ -65,6 +72,15 @@ func (c *auditCheck) verify(ctx context.Context, store approvals.Store, logger *
 			v.OK = false
 			logger.Error("the audit trail is broken", zap.String("chain", r.Kind), zap.Int64("broken_at", r.BrokenAt),
 				zap.String("problem", r.Problem))
+		}
+	}
+	if v.OK {
+		heads := make(map[string]approvals.ChainHead, len(reports))
+		for _, r := range reports {
+			heads[r.Kind] = r.Last
+		}
+		if err := c.known.advance(heads); err != nil {
+			logger.Error("could not keep the audit heads seen; a lost trail may go unnoticed after a restart", zap.Error(err))
 		}
 	}
 	c.mu.Lock()

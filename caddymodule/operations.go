@@ -158,6 +158,10 @@ func (a *App) Export(ctx context.Context, id, actor string) (*approvals.Evidence
 	if err != nil {
 		return nil, err
 	}
+	var body approvals.EvidenceBody
+	if json.Unmarshal(ev.Body, &body) == nil {
+		_ = a.state.audit.known.advance(map[string]approvals.ChainHead{body.Chain.Kind: body.Chain.Head}) // a head seen
+	}
 	a.logger.Info("approval evidence exported", zap.String("id", id), zap.Bool("signed", ev.Signature != nil), zap.String("actor", actor))
 	return ev, nil
 }

@@ -436,3 +436,36 @@ func TestAuditExportIsSignedAndVerifies(t *testing.T) {
 		t.Fatalf("export of an unknown approval: exit %d %s", code, errOut)
 	}
 }
+
+// TestAuditTrailThatWentBackwardsFails: Redis restarted without persistence
+// holds empty, perfectly linked chains. The heads seen before are kept
+// apart from the store, so `audit verify` fails naming the last known seq,
+// audit_intact drops to 0 — and stays so after Gatekeeper itself restarts.
+func TestAuditTrailThatWentBackwardsFails(t *testing.T) {
+	srv := testredis.Start(t) // --save '' --appendonly no
+	in := start(t, "\t\tstore redis "+srv.URL(0))
+	in.mustCLI(addArgs("127.0.0.2")...)
+	in.mustCLI(addArgs("127.0.0.3")...)
+	in.mustCLI("bans", "add", "198.51.100.7", "--reason", "manual test")
+	if out := in.mustCLI("audit", "verify"); !strings.Contains(out, "approval chain  intact  2 events, seq 1–2") {
+		t.Fatalf("audit verify printed:\n%s", out)
+	}
+	srv.Restart() // everything Redis held is gone
+	testutil.WaitFor(t, 10*time.Second, "the store back up", func() bool { return in.status().Store.Up })
+	in.mustCLI("bans", "add", "198.51.100.8", "--reason", "after the loss") // the ban chain starts again at seq 1
+
+	check := func(when string) {
+		t.Helper()
+		_, errOut, code := in.cli("audit", "verify")
+		if code == 0 || !strings.Contains(errOut, "broken at seq 2") || !strings.Contains(errOut, "went backwards") {
+			t.Fatalf("%s: audit verify exit %d: %s; want a failure naming the last known approval seq 2", when, code, errOut)
+		}
+		if v := in.metric("caddy_gatekeeper_audit_intact"); v != 0 {
+			t.Fatalf("%s: caddy_gatekeeper_audit_intact = %v, want 0", when, v)
+		}
+	}
+	check("after Redis lost its data")
+	in.stop()
+	in.run()
+	check("after Gatekeeper restarted too")
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -156,6 +157,12 @@ type EvidenceReport struct {
 	// fingerprint is KeyFingerprint.
 	Signed         bool   `json:"signed"`
 	KeyFingerprint string `json:"key_fingerprint,omitempty"`
+	// Pinned: the signer is the key the verifier was given. A signature
+	// without that only shows that someone with some key signed.
+	Pinned bool `json:"pinned"`
+	// Unbound names what an unsigned export says that no chained event
+	// holds, and so nothing but a signature could vouch for.
+	Unbound []string `json:"unbound,omitempty"`
 	// BrokenAt is the seq of the first link that does not hold, and
 	// Problem what is wrong (also for a bad signature, with BrokenAt 0).
 	BrokenAt int64  `json:"broken_at,omitempty"`
@@ -198,13 +205,14 @@ func VerifyEvidence(doc []byte, trusted ed25519.PublicKey) (EvidenceReport, erro
 		if !ed25519.Verify(pub, body.Bytes(), sig) {
 			return fail(0, "the signature does not match the body: the export was altered")
 		}
-		r.Signed = true
+		r.Signed, r.Pinned = true, trusted != nil
 	case trusted != nil:
 		return fail(0, "the export is not signed")
 	}
 
 	v := newChainVerifier("approval", b.Chain.Head, true)
 	mine := aboutApproval(b.ApprovalID)
+	var own []AuditEvent // the approval's chained events, as stored
 	for i, raw := range b.Chain.Links {
 		next := v.r.Last.Seq + 1
 		var lb bytes.Buffer
@@ -225,6 +233,11 @@ func VerifyEvidence(doc []byte, trusted ed25519.PublicKey) (EvidenceReport, erro
 			case !bytes.Contains(lb.Bytes(), mine):
 				return fail(v.r.Last.Seq, "event %d is not about approval %s", v.r.Last.Seq, b.ApprovalID)
 			}
+			var e AuditEvent
+			if err := json.Unmarshal(lb.Bytes(), &e); err != nil || e.Approval == nil || e.Approval.ID != b.ApprovalID {
+				return fail(v.r.Last.Seq, "event %d is not about approval %s", v.r.Last.Seq, b.ApprovalID)
+			}
+			own = append(own, e)
 			r.Events++
 		}
 		if !v.r.OK {
@@ -242,5 +255,87 @@ func VerifyEvidence(doc []byte, trusted ed25519.PublicKey) (EvidenceReport, erro
 	case v.r.Last != b.Chain.Head:
 		return fail(v.r.Last.Seq+1, "the links end at seq %d, not at the head the export names (seq %d)", v.r.Last.Seq, b.Chain.Head.Seq)
 	}
+	// What the export shows must be what its chained events hold: the
+	// approval as registered, each change, and the report's terms.
+	first := own[0].Approval.Clone()
+	first.TokenHash = ""
+	if where := jsonDiff("approval", first, b.Approval); where != "" {
+		return fail(own[0].Seq, "%s is not what the chained event %d holds", where, own[0].Seq)
+	}
+	for i, e := range own {
+		if where := jsonDiff(fmt.Sprintf("changes[%d]", i), e.Public(), b.Changes[i]); where != "" {
+			return fail(e.Seq, "%s is not what the chained event %d holds", where, e.Seq)
+		}
+	}
+	last := own[len(own)-1]
+	if where := reportDiff(last.Approval, b.Report); where != "" {
+		return fail(last.Seq, "%s is not what the chained event %d holds", where, last.Seq)
+	}
+	if !r.Signed {
+		r.Unbound = []string{"exported_at", "exported_by", "report.usage", "report.first_seen", "report.hours"}
+	}
 	return r, nil
+}
+
+// jsonDiff names the first member, under name, in which want and got differ
+// as JSON; "" when they are the same.
+func jsonDiff(name string, want, got any) string {
+	var w, g any
+	wb, _ := json.Marshal(want)
+	gb, _ := json.Marshal(got)
+	_ = json.Unmarshal(wb, &w)
+	_ = json.Unmarshal(gb, &g)
+	return valueDiff(name, w, g)
+}
+
+func valueDiff(name string, w, g any) string {
+	wm, wok := w.(map[string]any)
+	gm, gok := g.(map[string]any)
+	if !wok || !gok {
+		wb, _ := json.Marshal(w)
+		gb, _ := json.Marshal(g)
+		if !bytes.Equal(wb, gb) {
+			return name
+		}
+		return ""
+	}
+	keys := make([]string, 0, len(wm)+len(gm))
+	for k := range wm {
+		keys = append(keys, k)
+	}
+	for k := range gm {
+		if _, ok := wm[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if d := valueDiff(name+"."+k, wm[k], gm[k]); d != "" {
+			return d
+		}
+	}
+	return ""
+}
+
+// reportDiff names the first of the report's terms (the approval's id,
+// tenant, reference, window and bounds) that is not what approval a holds.
+func reportDiff(a *Approval, report json.RawMessage) string {
+	if len(report) == 0 {
+		return ""
+	}
+	var rep map[string]any
+	if json.Unmarshal(report, &rep) != nil {
+		return "report"
+	}
+	var ap map[string]any
+	b, _ := json.Marshal(a)
+	_ = json.Unmarshal(b, &ap)
+	for _, k := range []string{"id", "tenant", "approval_ref", "not_before", "not_after", "max_rps", "burst", "max_requests"} {
+		if v, ok := rep[k]; ok {
+			if d := valueDiff("report."+k, ap[k], v); d != "" {
+				return d
+			}
+		}
+	}
+	return ""
 }

@@ -106,3 +106,39 @@ func TestUnsignedEvidenceTamperingIsFoundAtItsSeq(t *testing.T) {
 		t.Fatal("an audit event passed for an export")
 	}
 }
+
+// An unsigned export's approval, changes and report are held to what its
+// chained events hold: an edit to any field of them fails, naming it.
+func TestUnsignedEvidenceContentIsBoundToTheChain(t *testing.T) {
+	doc := evidenceOf(t, nil)
+	for _, tc := range []struct {
+		edit  func(b *approvals.EvidenceBody)
+		names string
+	}{
+		{func(b *approvals.EvidenceBody) { b.Approval.MaxRPS = 2000 }, "approval.max_rps"},
+		{func(b *approvals.EvidenceBody) { b.Approval.RequestedBy = "someone@else" }, "approval.requested_by"},
+		{func(b *approvals.EvidenceBody) { b.Changes[1].Actor = "carol" }, "changes[1].actor"},
+		{func(b *approvals.EvidenceBody) { b.Changes[1].Approval.RevokeReason = "all fine" }, "changes[1].approval.revoke_reason"},
+		{func(b *approvals.EvidenceBody) { b.Report = json.RawMessage(`{"tenant":"globex","usage":{"allowed":7}}`) }, "report.tenant"},
+	} {
+		var ev approvals.Evidence
+		mustNil(t, json.Unmarshal(doc, &ev))
+		var body approvals.EvidenceBody
+		mustNil(t, json.Unmarshal(ev.Body, &body))
+		tc.edit(&body)
+		raw, err := json.Marshal(body)
+		mustNil(t, err)
+		edited, err := json.Marshal(approvals.Evidence{Classification: ev.Classification, Body: raw})
+		mustNil(t, err)
+		r, err := approvals.VerifyEvidence(edited, nil)
+		mustNil(t, err)
+		if r.OK || !strings.Contains(r.Problem, tc.names) {
+			t.Errorf("%s edited: %+v; want a failure naming it", tc.names, r)
+		}
+	}
+	r, err := approvals.VerifyEvidence(doc, nil)
+	mustNil(t, err)
+	if !r.OK || r.Signed || r.Pinned || len(r.Unbound) == 0 {
+		t.Fatalf("the unedited unsigned export: %+v; want OK, unsigned, naming what only a signature could vouch for", r)
+	}
+}

@@ -277,9 +277,14 @@ func printEvidence(w io.Writer, r approvals.EvidenceReport, asJSON bool) error {
 		b, _ := json.MarshalIndent(r, "", "  ")
 		fmt.Fprintf(w, "%s\n", b)
 	} else if r.OK {
-		signed := "NOT SIGNED: it shows its events belong to the chain up to its head, not that none were left out"
-		if r.Signed {
-			signed = "signed by " + r.KeyFingerprint
+		signed := "NOT SIGNED: it shows its events belong to the chain up to its head, not that none were left out; " +
+			"nothing vouches for its " + strings.Join(r.Unbound, ", ")
+		switch {
+		case r.Pinned:
+			signed = "signed by the key given (" + r.KeyFingerprint + ")"
+		case r.Signed:
+			signed = "the signature is valid, but the signer is NOT PINNED: anyone can sign with a key of their own; " +
+				"verify with --key and the platform's public key to know who signed (this key is " + r.KeyFingerprint + ")"
 		}
 		fmt.Fprintf(w, "evidence of %s intact: %d events linked to the approval chain's head at seq %d (%s), %s\n",
 			r.ApprovalID, r.Events, r.Head.Seq, shortHash(r.Head.Hash), signed)

@@ -423,8 +423,12 @@ func TestAuditExportIsSignedAndVerifies(t *testing.T) {
 	if !strings.Contains(string(b), `"classification": "CONFIDENTIAL`) || !strings.Contains(string(b), "test finished") {
 		t.Fatalf("the export lacks its classification or the revocation:\n%.400s", b)
 	}
-	if out := in.mustCLI("audit", "verify", "--file", file, "--key", pubFile); !strings.Contains(out, "evidence of "+id+" intact: 2 events") {
+	if out := in.mustCLI("audit", "verify", "--file", file, "--key", pubFile); !strings.Contains(out, "evidence of "+id+" intact: 2 events") ||
+		!strings.Contains(out, "signed by the key given") {
 		t.Fatalf("audit verify --file export printed:\n%s", out)
+	}
+	if out := in.mustCLI("audit", "verify", "--file", file); !strings.Contains(out, "the signature is valid, but the signer is NOT PINNED") {
+		t.Fatalf("audit verify --file export without --key printed:\n%s", out)
 	}
 	if err := os.WriteFile(file, []byte(strings.Replace(string(b), "test finished", "test complete", 1)), 0o600); err != nil {
 		t.Fatal(err)

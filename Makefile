@@ -22,7 +22,8 @@ run: build
 
 # Everything the project checks: what the tests need, vet, gofmt, then the
 # unit, integration and end-to-end tests (real Redis, real Caddy) with the
-# race detector, then short fuzz runs: approval decoding, the Redis ledger
+# race detector, then short fuzz runs: the request view against what
+# frameworks serve, approval decoding, the Redis ledger
 # script against the Go ledger, the Caddyfile, and the admin API's routes,
 # query parameters and bodies.
 test: deps vet fmt-check rules build unit fuzz
@@ -47,6 +48,7 @@ unit:
 	$(GO) test -count=1 -run 'Allocations' ./caddymodule/
 
 fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzRequestView -fuzztime 8s -fuzzminimizetime 2s ./policy/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 8s -fuzzminimizetime 2s ./approvals/
 	$(GO) test -run '^$$' -fuzz FuzzLedgerMatchesRedis -fuzztime 8s -fuzzminimizetime 2s ./approvals/
 	$(GO) test -run '^$$' -fuzz FuzzCaddyfile -fuzztime 8s -fuzzminimizetime 2s ./caddymodule/

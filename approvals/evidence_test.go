@@ -119,7 +119,9 @@ func TestUnsignedEvidenceContentIsBoundToTheChain(t *testing.T) {
 		{func(b *approvals.EvidenceBody) { b.Approval.RequestedBy = "someone@else" }, "approval.requested_by"},
 		{func(b *approvals.EvidenceBody) { b.Changes[1].Actor = "carol" }, "changes[1].actor"},
 		{func(b *approvals.EvidenceBody) { b.Changes[1].Approval.RevokeReason = "all fine" }, "changes[1].approval.revoke_reason"},
-		{func(b *approvals.EvidenceBody) { b.Report = json.RawMessage(`{"tenant":"globex","usage":{"allowed":7}}`) }, "report.tenant"},
+		{func(b *approvals.EvidenceBody) {
+			b.Report = json.RawMessage(`{"tenant":"globex","usage":{"allowed":7}}`)
+		}, "report.tenant"},
 	} {
 		var ev approvals.Evidence
 		mustNil(t, json.Unmarshal(doc, &ev))

@@ -108,7 +108,9 @@ func gatekeeperName(name string) bool {
 	return strings.HasPrefix(strings.ReplaceAll(strings.ToLower(name), "_", "-"), "gatekeeper-")
 }
 
-func utf8Clean(s string) bool { return !strings.ContainsAny(s, "\x00?#") && strings.ToValidUTF8(s, "") == s }
+func utf8Clean(s string) bool {
+	return !strings.ContainsAny(s, "\x00?#") && strings.ToValidUTF8(s, "") == s
+}
 
 var tokenRE = regexp.MustCompile(`^[!#$%&'*+\-.^_` + "`" + `|~0-9A-Za-z]+$`)
 

@@ -345,13 +345,13 @@ func VerifyAudit(ctx context.Context, store Store) ([]ChainReport, error) {
 	return VerifyAuditSince(ctx, store, nil)
 }
 
-// VerifyAuditSince is VerifyAudit that also holds each chain to a head seen
+// VerifyAuditSince is VerifyAudit that also holds each chain to heads seen
 // before (known, by kind): a store that lost its trail (Redis restarted
 // without persistence, a file store restored from an old copy) holds a
 // perfectly linked chain that is shorter than, or different from, what was
 // already seen, and only such an outside anchor shows it. The report then
 // fails at the known seq.
-func VerifyAuditSince(ctx context.Context, store Store, known map[string]ChainHead) ([]ChainReport, error) {
+func VerifyAuditSince(ctx context.Context, store Store, known map[string][]ChainHead) ([]ChainReport, error) {
 	out := make([]ChainReport, 0, len(AuditKinds))
 	for _, kind := range AuditKinds {
 		head, err := store.AuditHead(ctx, kind)
@@ -359,14 +359,16 @@ func VerifyAuditSince(ctx context.Context, store Store, known map[string]ChainHe
 			return nil, err
 		}
 		v := NewChainVerifier(kind, head)
-		k := known[kind]
-		var atKnown string // the hash the chain holds at k.Seq
+		atKnown := map[int64]string{} // the hashes the chain holds at the known seqs
+		for _, k := range known[kind] {
+			atKnown[k.Seq] = ""
+		}
 		err = store.AuditChain(ctx, kind, func(raw []byte) error {
 			if !v.Add(raw) {
 				return errStop
 			}
-			if k.Seq > 0 && v.r.Last.Seq == k.Seq {
-				atKnown = v.r.Last.Hash
+			if _, ok := atKnown[v.r.Last.Seq]; ok {
+				atKnown[v.r.Last.Seq] = v.r.Last.Hash
 			}
 			return nil
 		})
@@ -374,16 +376,18 @@ func VerifyAuditSince(ctx context.Context, store Store, known map[string]ChainHe
 			return nil, err
 		}
 		out = append(out, v.Report())
-		if r := &out[len(out)-1]; r.OK && k.Seq > 0 {
+		for _, k := range known[kind] {
+			r := &out[len(out)-1]
 			switch {
+			case !r.OK || k.Seq <= 0:
 			case r.Last.Seq < k.Seq:
 				r.OK, r.BrokenAt = false, k.Seq
 				r.Problem = fmt.Sprintf("the chain ends at seq %d, but seq %d (hash %.12s…) was seen before: the trail went backwards "+
 					"(the store lost or replaced events)", r.Last.Seq, k.Seq, k.Hash)
-			case atKnown != "" && atKnown != k.Hash:
+			case atKnown[k.Seq] != "" && atKnown[k.Seq] != k.Hash:
 				r.OK, r.BrokenAt = false, k.Seq
 				r.Problem = fmt.Sprintf("seq %d holds hash %.12s…, but hash %.12s… was seen there before: the trail was replaced",
-					k.Seq, atKnown, k.Hash)
+					k.Seq, atKnown[k.Seq], k.Hash)
 			}
 		}
 	}
@@ -391,6 +395,13 @@ func VerifyAuditSince(ctx context.Context, store Store, known map[string]ChainHe
 }
 
 var errStop = errors.New("stop")
+
+// KnownHead is a chain's head as seen at some time (by an instance, or in
+// an export), which the chain must still reach.
+type KnownHead struct {
+	Kind string `json:"kind"`
+	ChainHead
+}
 
 // VerifyAuditLog checks the chains of an audit log read from r, one stored
 // event a line as the file store's audit.jsonl holds them, against heads

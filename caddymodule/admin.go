@@ -332,7 +332,28 @@ func (h adminRequest) audit() error {
 // verifyAudit checks the audit chains now and answers what it found (ok is
 // false when a chain is broken); 503 when the store cannot be read.
 func (h adminRequest) verifyAudit() error {
-	v := h.app.VerifyAudit(h.ctx())
+	body, err := h.readBody()
+	if err != nil {
+		return err
+	}
+	// Optionally, heads seen elsewhere (a signed export's) that the chains
+	// must still reach: {"known": [{"kind": "approval", "seq": …, "hash": …}]}.
+	var req struct {
+		Known []approvals.KnownHead `json:"known"`
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return apiError(http.StatusBadRequest, fmt.Errorf("body: %w", err))
+		}
+		for i, k := range req.Known {
+			if !slices.Contains(approvals.AuditKinds, k.Kind) || k.Seq <= 0 || len(k.Hash) != 64 {
+				return apiError(http.StatusBadRequest, fmt.Errorf("field \"known[%d]\": want a kind (approval or ban), a positive seq and a 64-digit hash", i))
+			}
+		}
+	}
+	v := h.app.VerifyAudit(h.ctx(), req.Known...)
 	if v.Error != "" {
 		return apiError(http.StatusServiceUnavailable, fmt.Errorf("reading the audit trail: %s", v.Error))
 	}

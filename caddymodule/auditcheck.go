@@ -55,14 +55,22 @@ func (c *auditCheck) soon() {
 	}
 }
 
-// verify checks store's chains now, keeps the result and returns it.
-func (c *auditCheck) verify(ctx context.Context, store approvals.Store, logger *zap.Logger) AuditVerification {
+// verify checks store's chains now, against the heads seen before and any
+// more the caller knows of (an export's), keeps the result and returns it.
+func (c *auditCheck) verify(ctx context.Context, store approvals.Store, logger *zap.Logger, more ...approvals.KnownHead) AuditVerification {
 	c.running.Lock()
 	defer c.running.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, auditVerifyTimeout)
 	defer cancel()
 	known := c.known.get()
-	reports, err := approvals.VerifyAuditSince(ctx, store, known)
+	against := map[string][]approvals.ChainHead{}
+	for kind, h := range known {
+		against[kind] = append(against[kind], h)
+	}
+	for _, k := range more {
+		against[k.Kind] = append(against[k.Kind], k.ChainHead)
+	}
+	reports, err := approvals.VerifyAuditSince(ctx, store, against)
 	v := AuditVerification{At: now().UTC(), OK: err == nil, Chains: reports, Known: known}
 	if err != nil {
 		v.Error = err.Error()

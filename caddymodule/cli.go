@@ -184,7 +184,8 @@ func auditCommand(cmd *cobra.Command) {
 	adminFlags(cmd)
 	verify := &cobra.Command{Use: "verify", Short: "Checks the audit trail's hash chains", Args: cobra.NoArgs}
 	verify.Flags().String("file", "", "Verify this audit log or evidence export instead of asking the admin API")
-	verify.Flags().String("key", "", "With --file: the public key (PEM) an evidence export must be signed with")
+	verify.Flags().String("key", "", "With --file or --against: the public key (PEM) an evidence export must be signed with")
+	verify.Flags().String("against", "", "Also hold the store's trail to this evidence export's chain head (it must verify first)")
 	verify.RunE = run(func(cmd *cobra.Command, _ []string) error {
 		var reports []approvals.ChainReport
 		j, _ := cmd.Flags().GetBool("json")
@@ -203,9 +204,18 @@ func auditCommand(cmd *cobra.Command) {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
 			}
 		} else {
+			var body any
+			if against, _ := cmd.Flags().GetString("against"); against != "" {
+				keyFile, _ := cmd.Flags().GetString("key")
+				known, err := exportHead(against, keyFile)
+				if err != nil {
+					return err
+				}
+				body = map[string]any{"known": []approvals.KnownHead{known}}
+			}
 			c := newClient(cmd)
 			c.json = false // read the answer for the exit status; printed below
-			b, err := c.call("POST", "/gatekeeper/audit/verify", nil)
+			b, err := c.call("POST", "/gatekeeper/audit/verify", body)
 			if err != nil {
 				return err
 			}
@@ -508,4 +518,19 @@ func requestFromFlags(cmd *cobra.Command) map[string]any {
 		body["require_token"] = true
 	}
 	return body
+}
+
+// exportHead is the chain head an evidence export names, once the export
+// itself verifies (against the key in keyFile, when given).
+func exportHead(file, keyFile string) (approvals.KnownHead, error) {
+	_, ev, err := verifyFile(file, keyFile)
+	switch {
+	case err != nil:
+		return approvals.KnownHead{}, fmt.Errorf("--against: %w", err)
+	case ev == nil:
+		return approvals.KnownHead{}, fmt.Errorf("--against: %s is not an evidence export", file)
+	case !ev.OK:
+		return approvals.KnownHead{}, fmt.Errorf("--against: the export does not verify: %s", ev.Problem)
+	}
+	return approvals.KnownHead{Kind: "approval", ChainHead: ev.Head}, nil
 }

@@ -265,8 +265,8 @@ func (a *App) Audit(ctx context.Context, q approvals.AuditQuery) ([]approvals.Au
 
 // VerifyAudit checks the store's audit chains now; the result is also what
 // Status shows from then on.
-func (a *App) VerifyAudit(ctx context.Context) AuditVerification {
-	return a.state.audit.verify(ctx, a.Syncer().Store(), a.logger)
+func (a *App) VerifyAudit(ctx context.Context, known ...approvals.KnownHead) AuditVerification {
+	return a.state.audit.verify(ctx, a.Syncer().Store(), a.logger, known...)
 }
 
 // Status is the answer of GET /gatekeeper/status.

@@ -454,6 +454,8 @@ func TestAuditTrailThatWentBackwardsFails(t *testing.T) {
 	if out := in.mustCLI("audit", "verify"); !strings.Contains(out, "approval chain  intact  2 events, seq 1–2") {
 		t.Fatalf("audit verify printed:\n%s", out)
 	}
+	export := filepath.Join(t.TempDir(), "evidence.json")
+	in.mustCLI("audit", "export", "--approval", listJSON(t, in)[0].ID, "--output", export)
 	srv.Restart() // everything Redis held is gone
 	testutil.WaitFor(t, 10*time.Second, "the store back up", func() bool { return in.status().Store.Up })
 	in.mustCLI("bans", "add", "198.51.100.8", "--reason", "after the loss") // the ban chain starts again at seq 1
@@ -472,4 +474,14 @@ func TestAuditTrailThatWentBackwardsFails(t *testing.T) {
 	in.stop()
 	in.run()
 	check("after Gatekeeper restarted too")
+
+	// An instance that never saw the old trail cannot tell by itself; an
+	// export from before the loss is an anchor it can be held to.
+	fresh := start(t, "\t\tstore redis "+srv.URL(0))
+	if out, errOut, code := fresh.cli("audit", "verify"); code != 0 {
+		t.Fatalf("a fresh instance: exit %d %s%s (it has nothing to hold the trail to)", code, out, errOut)
+	}
+	if _, errOut, code := fresh.cli("audit", "verify", "--against", export); code == 0 || !strings.Contains(errOut, "broken at seq 2") {
+		t.Fatalf("audit verify --against an export from before the loss: exit %d %s", code, errOut)
+	}
 }

@@ -75,37 +75,50 @@ func overridableBody(contentType string) bool {
 // EffectiveMethods are the methods a request may stand for: its own, and
 // every override it carries, read as the frameworks above read them. When
 // a form or JSON body could not be read, UnreadableOverride is among them.
+// A request without an override gets a shared answer and costs nothing.
 func EffectiveMethods(method string, c OverrideCarriers) []string {
-	out := []string{strings.ToUpper(method)}
-	add := func(m string) {
-		if m = strings.ToUpper(strings.TrimSpace(m)); m != "" && !slices.Contains(out, m) {
-			out = append(out, m)
-		}
-	}
+	ms := methodSet{own: method}
 	for name, vals := range c.Header {
 		if isOverrideName(name) {
 			for _, v := range vals {
-				add(v)
+				ms.add(v)
 			}
 		}
 	}
-	eachParam(c.RawQuery, add)
+	eachParam(c.RawQuery, &ms)
 	if c.ContentType != "" && overridableBody(c.ContentType) {
 		switch {
 		case c.BodyUnread:
-			out = append(out, UnreadableOverride)
+			ms.extra = append(ms.extra, UnreadableOverride)
 		case len(c.Body) > 0:
-			if !bodyOverrides(c.ContentType, c.Body, add) {
-				out = append(out, UnreadableOverride)
+			if !bodyOverrides(c.ContentType, c.Body, &ms) {
+				ms.extra = append(ms.extra, UnreadableOverride)
 			}
 		}
 	}
-	if len(out) == 1 {
-		if m, ok := plainMethods[out[0]]; ok {
+	return ms.methods()
+}
+
+// methodSet gathers a request's own method and its overrides, allocating
+// only once there is an override.
+type methodSet struct {
+	own   string
+	extra []string
+}
+
+func (ms *methodSet) add(m string) {
+	if m = strings.ToUpper(strings.TrimSpace(m)); m != "" && !strings.EqualFold(m, ms.own) && !slices.Contains(ms.extra, m) {
+		ms.extra = append(ms.extra, m)
+	}
+}
+
+func (ms *methodSet) methods() []string {
+	if len(ms.extra) == 0 {
+		if m, ok := plainMethods[ms.own]; ok {
 			return m
 		}
 	}
-	return out
+	return append([]string{strings.ToUpper(ms.own)}, ms.extra...)
 }
 
 // plainMethods are the answers of EffectiveMethods for requests without an
@@ -121,14 +134,14 @@ func init() {
 // eachParam adds the value of every override parameter in an
 // "&"- or ";"-separated query or form body, names and values decoded
 // leniently ("%5Fmethod" is "_method", "+" is a space).
-func eachParam(q string, add func(string)) {
+func eachParam(q string, ms *methodSet) {
 	if q == "" || !mayHoldOverride(q) {
 		return
 	}
 	for pair := range strings.FieldsFuncSeq(q, func(r rune) bool { return r == '&' || r == ';' }) {
 		name, value, _ := strings.Cut(pair, "=")
 		if isOverrideName(formUnescape(name)) {
-			add(formUnescape(value))
+			ms.add(formUnescape(value))
 		}
 	}
 }
@@ -157,7 +170,7 @@ func formUnescape(s string) string {
 // bodyOverrides adds the overrides in a whole form, multipart or JSON body;
 // false when the body cannot be parsed as its type says (a framework
 // might still make something of it).
-func bodyOverrides(contentType string, body []byte, add func(string)) bool {
+func bodyOverrides(contentType string, body []byte, ms *methodSet) bool {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		mt = strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
@@ -167,16 +180,16 @@ func bodyOverrides(contentType string, body []byte, add func(string)) bool {
 		if params["boundary"] == "" {
 			return false
 		}
-		return multipartOverrides(body, params["boundary"], add)
+		return multipartOverrides(body, params["boundary"], ms)
 	case strings.Contains(mt, "json"):
-		return jsonOverrides(body, add)
+		return jsonOverrides(body, ms)
 	default: // url-encoded forms, and anything else that calls itself a form
-		eachParam(string(body), add)
+		eachParam(string(body), ms)
 		return true
 	}
 }
 
-func jsonOverrides(body []byte, add func(string)) bool {
+func jsonOverrides(body []byte, ms *methodSet) bool {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return len(body) == 0 || body[0] == '['
@@ -193,12 +206,12 @@ func jsonOverrides(body []byte, add func(string)) bool {
 		if json.Unmarshal(raw, &v) != nil {
 			return false // an array or object: what a framework makes of it is anyone's guess
 		}
-		add(v)
+		ms.add(v)
 	}
 	return true
 }
 
-func multipartOverrides(body []byte, boundary string, add func(string)) bool {
+func multipartOverrides(body []byte, boundary string, ms *methodSet) bool {
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
 	for {
 		part, err := mr.NextPart()
@@ -210,7 +223,7 @@ func multipartOverrides(body []byte, boundary string, add func(string)) bool {
 			if _, err := b.ReadFrom(part); err != nil {
 				return false
 			}
-			add(b.String())
+			ms.add(b.String())
 		}
 	}
 }

@@ -163,6 +163,46 @@ func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe boo
 func (t *Tracker) request(k key, now uint32, agent uint64, probe bool, payload uint64, factor float32) (SignalSet, bool) {
 	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
+	return t.count(sh, st, now, agent, probe, payload, factor), st.notFound > 0
+}
+
+// holdFor is how long a third-party context that scanned stays held after
+// its last refused request.
+const holdFor = 10 * time.Minute
+
+// bucketSignals are the signals of buckets running over.
+var bucketSignals = SignalSet(1<<SignalNotFound | 1<<SignalDistinctPaths | 1<<SignalProbeRate | 1<<SignalPayloadRate | 1<<SignalSlowScan)
+
+// onThirdParty counts a request src's browser sent for another site's page
+// (see thirdPartyContext) in src's third-party context, never in its own
+// or its network's. Once the context's buckets run over it is held for
+// holdFor: its requests for paths the site has not served lately (served
+// says whether this one's was) get the signals that held it, whatever
+// else they carry, so a client that forges cross-site Fetch Metadata to
+// stay out of its own buckets is held to the same bounds, only without a
+// ban. Requests for served paths are judged as usual.
+func (t *Tracker) onThirdParty(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served bool) SignalSet {
+	k := t.key(src)
+	k.ctx = thirdPartyContext
+	sh, st := t.locked(k, now)
+	defer sh.mu.Unlock()
+	signals := t.count(sh, st, now, uaHash, probe, payload, 1)
+	hold := uint32(holdFor.Milliseconds())
+	switch {
+	case signals&bucketSignals != 0:
+		x := sh.extraOf(st)
+		x.heldUntil, x.held = now+hold, signals&bucketSignals
+	case st.extra != 0:
+		if x := &sh.extras[st.extra-1]; x.held != 0 && int32(x.heldUntil-now) > 0 && !served {
+			signals |= x.held
+			x.heldUntil = now + hold
+		}
+	}
+	return signals
+}
+
+// count counts a request in st (see request); the caller holds sh.mu.
+func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, probe bool, payload uint64, factor float32) SignalSet {
 	// The agents seen are forgotten once the source has been quiet for
 	// agentsPeriod (an overtaken clock reading, older than st.last, is
 	// not quiet).
@@ -179,12 +219,13 @@ func (t *Tracker) request(k key, now uint32, agent uint64, probe bool, payload u
 		st.payload++
 		st.slow++
 	}
-	return t.overflowing(st, factor), st.notFound > 0
+	return t.overflowing(st, factor)
 }
 
 // onResponse counts the answer to a request from src for path p; asset
-// says the client loaded it as an asset, whatever its path.
-func (t *Tracker) onResponse(src netip.Addr, now uint32, p string, status int, asset bool) {
+// says the client loaded it as an asset, whatever its path; thirdParty
+// that another site's page made it (see onThirdParty).
+func (t *Tracker) onResponse(src netip.Addr, now uint32, p string, status int, asset, thirdParty bool) {
 	failed := failureStatus(status)
 	if !failed && (status < 200 || status >= 400) {
 		return // neither: 401, 429, 5xx and the like say nothing of the client
@@ -198,7 +239,13 @@ func (t *Tracker) onResponse(src netip.Addr, now uint32, p string, status int, a
 	if failed {
 		h, id = maphash.String(t.seed, p), endsInID(p)
 	}
-	t.response(t.key(src), now, h, failed, static, id)
+	k := t.key(src)
+	if thirdParty {
+		k.ctx = thirdPartyContext
+		t.response(k, now, h, failed, static, id)
+		return
+	}
+	t.response(k, now, h, failed, static, id)
 	if nk, ok := networkKey(src); ok {
 		t.response(nk, now, h, failed, static, id)
 	}

@@ -97,12 +97,15 @@ type Result struct {
 	Signals SignalSet
 	// Family names the scanning tool when a signature said which, else "".
 	Family string
-	// CrossSite: the browser says another site's page made this request
-	// (an image, script or style it embeds; see crossSite). Such a request
-	// is scored on its own and its source's behaviour neither counts it
-	// nor is consulted: another site must not be able to ban its visitors
-	// by embedding probe paths.
-	CrossSite bool
+	// ThirdParty: the browser says another site's page made this request
+	// (Fetch Metadata cross-site or same-site: an embedded image, script
+	// or frame, a link followed, a form posted, a fetch). It is counted in
+	// the source's third-party context, not its own (see onThirdParty).
+	ThirdParty bool
+	// RefuseOnly: when the request is refused, its source must not be
+	// banned for it: another site's page may have chosen it, not the
+	// person whose browser sent it.
+	RefuseOnly bool
 	// Asset: the browser says it loads r as an asset (see headerView.asset);
 	// a failed answer to it is no sign of scanning.
 	Asset bool
@@ -141,6 +144,7 @@ type Detector struct {
 	asns                map[uint]bool
 	payloads            *payloadInspector // nil when off
 	agents              agentCache
+	served              *servedPaths
 }
 
 var probeSignal = map[string]Signal{
@@ -155,6 +159,7 @@ func New(cfg Config) *Detector {
 		weights: DefaultWeights, threshold: cfg.Threshold,
 		behavior: NewTracker(cfg.Behavior, cfg.Now),
 		asns:     map[uint]bool{},
+		served:   newServedPaths(),
 	}
 	if !cfg.PayloadsOff {
 		d.payloads = newPayloadInspector(cfg.MaxBody)
@@ -205,7 +210,7 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 	if v.family != "" {
 		res.Family = v.family // a user agent's family before a header's
 	}
-	res.CrossSite, res.Asset = hv.crossSite(), hv.asset()
+	res.ThirdParty, res.Asset = hv.thirdParty(), hv.asset()
 
 	probe := d.probeSignals(r, &res)
 	if hv.ua == "" {
@@ -224,7 +229,11 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 	if d.payloads != nil {
 		payload = d.payloads.inspect(r, &res)
 	}
-	if !res.CrossSite {
+	if res.ThirdParty {
+		served := d.served.has(r.URL.Path, minuteOf(res.at))
+		res.Signals |= d.behavior.onThirdParty(src, res.at, uaHash, probe, payload, served)
+		res.RefuseOnly = true
+	} else {
 		res.Signals |= d.behavior.onRequest(src, res.at, uaHash, probe, payload)
 	}
 	for i := Signal(0); i < NumSignals; i++ {
@@ -238,20 +247,26 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 // Observe feeds the answer to a request for path from src back into its
 // behaviour.
 func (d *Detector) Observe(src netip.Addr, path string, status int) {
-	d.behavior.onResponse(src, d.behavior.clock(), path, status, false)
+	now := d.behavior.clock()
+	d.served.note(path, status, now)
+	d.behavior.onResponse(src, now, path, status, false, false)
 }
 
 // ObserveRequest is Observe for the request r itself, which Inspect judged
 // res: res tells what kind of request it was (a browser's load of an asset
-// counts as one whatever its path; CORS preflights and requests another
-// site made are not counted at all) and when it arrived, the time its
-// answer is counted at.
+// counts as one whatever its path; CORS preflights are not counted at all;
+// one another site's page made counts in the source's third-party context)
+// and when it arrived, the time its answer is counted at.
 func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, res Result) {
-	if r.Method == http.MethodOptions || res.CrossSite {
+	if r.Method == http.MethodOptions {
 		return
 	}
-	d.behavior.onResponse(src, res.at, r.URL.Path, status, res.Asset)
+	d.served.note(r.URL.Path, status, res.at)
+	d.behavior.onResponse(src, res.at, r.URL.Path, status, res.Asset, res.ThirdParty)
 }
+
+// minuteOf is the minute of a tracker clock reading.
+func minuteOf(at uint32) uint32 { return at / 60_000 }
 
 // headerView is what detection reads of a request's headers, gathered in
 // the one pass over them that also looks for scanners' header names: one
@@ -292,12 +307,15 @@ func (d *Detector) readHeaders(h http.Header, res *Result) headerView {
 	return hv
 }
 
-// crossSite reports whether a browser says another site's page made the
-// request as a subresource load (Fetch Metadata: Sec-Fetch-Site
-// cross-site, mode no-cors): <img src>, <script src> and the like, which
-// any page can aim at any site.
-func (hv headerView) crossSite() bool {
-	return hv.fetchSite == "cross-site" && hv.fetchMode == "no-cors"
+// thirdParty reports whether a browser says another site's page made the
+// request (Fetch Metadata Sec-Fetch-Site cross-site, or same-site: on a
+// platform of tenants' subdomains, another tenant's page is same-site),
+// whatever its mode and destination: embedded images, scripts and frames,
+// links followed, forms posted and fetch() calls alike, which any page can
+// aim at any site. A client can send this itself; it buys no exemption,
+// only a context of its own (see onThirdParty).
+func (hv headerView) thirdParty() bool {
+	return hv.fetchSite == "cross-site" || hv.fetchSite == "same-site"
 }
 
 // asset reports whether a browser says the request loads an asset (image,

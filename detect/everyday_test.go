@@ -219,30 +219,44 @@ func TestEndsInID(t *testing.T) {
 	}
 }
 
-// Another site's page can make its visitors' browsers ask for anything (an
-// <img> per probe path), so such requests never count in, nor look at, the
-// source's behaviour; nor do CORS preflights, and a browser's image fetch
-// counts as an asset whatever its path.
+// Another site's page can make its visitors' browsers ask for anything:
+// images, scripts, frames and other navigations, form posts, fetch() with
+// and without CORS, cross-site or from a sibling subdomain (same-site).
+// Such requests may be refused when they scan, but never to ban the
+// visitor (RefuseOnly), and they never fill the buckets that judge the
+// visitor's own browsing; nor do CORS preflights, and a browser's image
+// fetch counts as an asset whatever its path.
 func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	d := newDetector(t, c)
 	victim := netip.MustParseAddr("192.0.2.60")
-	embed := func(target, dest string) *http.Request {
+	embed := func(target, site, mode, dest string) *http.Request {
 		r := browserRequest(target)
-		r.Header.Set("Sec-Fetch-Site", "cross-site")
-		r.Header.Set("Sec-Fetch-Mode", "no-cors")
+		r.Header.Set("Sec-Fetch-Site", site)
+		r.Header.Set("Sec-Fetch-Mode", mode)
 		r.Header.Set("Sec-Fetch-Dest", dest)
 		return r
 	}
-	for i, p := range []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php", "/server-status", "/dump.sql"} {
-		for n := range 5 {
-			r := embed(fmt.Sprintf("%s?%d", p, n), "image")
+	kinds := [][3]string{{"cross-site", "no-cors", "image"}, {"cross-site", "no-cors", "script"}, {"cross-site", "navigate", "iframe"},
+		{"cross-site", "navigate", "document"}, {"cross-site", "cors", "empty"}, {"same-site", "no-cors", "image"}, {"same-site", "navigate", "iframe"}}
+	refused := 0
+	for i, p := range []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php", "/server-status", "/dump.sql",
+		"/search?q=1'%20OR%20'1'='1", "/q?x=%3Cscript%3Ealert(1)%3C/script%3E", "/admin/", "/wp-login.php"} {
+		for n, k := range kinds {
+			r := embed(fmt.Sprintf("%s&%d", p, n), k[0], k[1], k[2])
 			res := d.Inspect(r, victim, 0)
-			if d.Scanner(res) || !res.CrossSite {
-				t.Fatalf("embedded probe %d: %v (cross-site %v)", i, res.Signals.Names(), res.CrossSite)
+			if !res.ThirdParty || !res.RefuseOnly {
+				t.Fatalf("embedded probe %d (%v): third party %v, refuse only %v", i, k, res.ThirdParty, res.RefuseOnly)
+			}
+			if d.Scanner(res) {
+				refused++
+				continue
 			}
 			d.ObserveRequest(r, victim, 404, res)
 		}
+	}
+	if refused == 0 {
+		t.Fatal("70 probes another site's page made were none of them refused")
 	}
 	for i := range 30 { // missing images without an extension, and preflights that fail
 		img := browserRequest(fmt.Sprintf("/photos/item-%c/large", 'a'+i))
@@ -252,16 +266,20 @@ func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 		pre.Method = http.MethodOptions
 		d.ObserveRequest(pre, victim, 405, d.Inspect(pre, victim, 0))
 	}
-	if res := d.Inspect(browserRequest("/"), victim, 0); res.Signals != 0 {
-		t.Fatalf("the victim's own next request has %v", res.Signals.Names())
+	for _, own := range []string{"/", "/account", "/api/orders"} {
+		r := browserRequest(own)
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+		if res := d.Inspect(r, victim, 0); res.Signals != 0 {
+			t.Fatalf("the victim's own next request %s has %v", own, res.Signals.Names())
+		}
 	}
-	// The same probes from the source itself are caught.
+	// The same probes from the source itself are caught, and may ban.
 	res := Result{}
 	for _, p := range []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php"} {
 		res = d.Inspect(browserRequest(p), victim, 0)
 	}
-	if !d.Scanner(res) {
-		t.Fatalf("the source's own probe walk: %v", res.Signals.Names())
+	if !d.Scanner(res) || res.RefuseOnly {
+		t.Fatalf("the source's own probe walk: %v (refuse only %v)", res.Signals.Names(), res.RefuseOnly)
 	}
 }
 

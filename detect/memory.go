@@ -47,6 +47,7 @@ func NewMemory(maxSources, ipv6Prefix int, now func() time.Time) *Memory {
 	for i := range m.shards {
 		m.shards[i].sources.seed = m.seed
 		m.shards[i].networks.seed = m.seed
+		m.shards[i].thirdParty.seed = m.seed
 	}
 	// The tables' memory is outside the heap: give it back once no one
 	// can reach the Memory any more.
@@ -54,6 +55,7 @@ func NewMemory(maxSources, ipv6Prefix int, now func() time.Time) *Memory {
 		for i := range s {
 			s[i].sources.free()
 			s[i].networks.free()
+			s[i].thirdParty.free()
 		}
 	}, m.shards)
 	return m
@@ -61,25 +63,46 @@ func NewMemory(maxSources, ipv6Prefix int, now func() time.Time) *Memory {
 
 // key is what a source or a network is tracked by: the 16 bytes of an
 // address (an IPv4 address in its IPv4-mapped form) or of a network's first
-// address.
+// address, and which of its contexts (see keyContext).
 type key struct {
-	addr    [16]byte
-	network bool
+	addr [16]byte
+	ctx  keyContext
 }
 
-// shard holds the sources and networks whose keys hash to it, and the
-// extras of those that have one.
+// keyContext says whose requests a key counts.
+type keyContext uint8
+
+const (
+	// ownContext: a source's own requests (typed, its own pages' links and
+	// scripts, any client that is not a browser).
+	ownContext keyContext = iota
+	// networkContext: the own requests of a /24's or /48's sources.
+	networkContext
+	// thirdPartyContext: the requests a source's browser sent for another
+	// site's page (Fetch Metadata cross-site or same-site). They are
+	// counted, and refused when they scan, but never ban the source, never
+	// fill its own buckets and never count towards its network: that page
+	// chose them, not the person (see Result.RefuseOnly).
+	thirdPartyContext
+)
+
+// shard holds the sources, networks and third-party contexts whose keys
+// hash to it, and the extras of those that have one.
 type shard struct {
 	mu         sync.Mutex
 	sources    table
 	networks   table
+	thirdParty table
 	extras     []extra
 	freeExtras []uint32
 }
 
 func (sh *shard) table(k key) *table {
-	if k.network {
+	switch k.ctx {
+	case networkContext:
 		return &sh.networks
+	case thirdPartyContext:
+		return &sh.thirdParty
 	}
 	return &sh.sources
 }
@@ -108,6 +131,11 @@ type extra struct {
 	// last at lastOffence.
 	offences    uint8
 	lastOffence uint32
+	// heldUntil: a third-party context that scanned is held until then
+	// (a clock reading): its requests for paths the site has not served
+	// lately are refused (see Tracker.onThirdParty); held says why.
+	heldUntil uint32
+	held      SignalSet
 }
 
 // People behind one address (an office, a school, a carrier's NAT) use
@@ -207,7 +235,7 @@ func (m *Memory) Bytes() int {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		n += sh.sources.bytes() + sh.networks.bytes() +
+		n += sh.sources.bytes() + sh.networks.bytes() + sh.thirdParty.bytes() +
 			cap(sh.extras)*int(unsafe.Sizeof(extra{})) + 4*cap(sh.freeExtras)
 		sh.mu.Unlock()
 	}
@@ -216,18 +244,19 @@ func (m *Memory) Bytes() int {
 
 // Forget drops what is known of the sources inside p, and of the source
 // p's address is tracked under (its IPv6 prefix), as when a person lifts
-// their ban: they start again with empty buckets.
+// their ban: they start again with empty buckets, third-party ones too.
 func (m *Memory) Forget(p netip.Prefix) {
 	own := m.key(p.Addr())
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		t := &sh.sources
-		for pos := t.n - 1; pos >= 0; pos-- { // a removal moves the last entry to pos
-			e := t.at(pos)
-			if e.addr == own.addr || p.Contains(netip.AddrFrom16(e.addr).Unmap()) {
-				sh.release(&e.sourceState)
-				t.remove(pos)
+		for _, t := range []*table{&sh.sources, &sh.thirdParty} {
+			for pos := t.n - 1; pos >= 0; pos-- { // a removal moves the last entry to pos
+				e := t.at(pos)
+				if e.addr == own.addr || p.Contains(netip.AddrFrom16(e.addr).Unmap()) {
+					sh.release(&e.sourceState)
+					t.remove(pos)
+				}
 			}
 		}
 		sh.mu.Unlock()
@@ -261,7 +290,7 @@ func (m *Memory) locked(k key, now uint32) (*shard, *sourceState) {
 	if st != nil {
 		return sh, st
 	}
-	if sh.sources.n+sh.networks.n >= m.perCap {
+	if sh.sources.n+sh.networks.n+sh.thirdParty.n >= m.perCap {
 		m.evict(sh, t)
 	}
 	e := t.add(&k.addr, h)
@@ -317,11 +346,11 @@ const evictionSample = 8
 // minutes younger, so a flood of fresh addresses cannot wash a scanner out
 // of the tracker. The caller holds sh.mu.
 func (m *Memory) evict(sh *shard, t *table) {
-	if t.n == 0 {
-		t = &sh.sources
-		if t.n == 0 {
-			t = &sh.networks
+	for _, other := range []*table{&sh.sources, &sh.thirdParty, &sh.networks} {
+		if t.n > 0 {
+			break
 		}
+		t = other
 	}
 	oldest, oldestAt := -1, uint64(0)
 	for range min(evictionSample, t.n) {

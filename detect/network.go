@@ -38,7 +38,7 @@ func networkKey(ip netip.Addr) (key, bool) {
 	if !ok {
 		return key{}, false
 	}
-	return key{addr: p.Addr().As16(), network: true}, true
+	return key{addr: p.Addr().As16(), ctx: networkContext}, true
 }
 
 // Network is the prefix a public source's behaviour is also counted under

@@ -29,7 +29,7 @@ var screenshotDir = filepath.Join("..", "artifacts", "console")
 // browser starts the system Chromium, headless, at 1280×800, and collects
 // what the page reports as errors: uncaught exceptions, console.error, and
 // the browser's own log entries at error level (a refused CSP, a 404).
-func browser(t *testing.T) (context.Context, func() []string) {
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.Context, func() []string) {
 	t.Helper()
 	exe, err := exec.LookPath("chromium")
 	if err != nil {
@@ -37,6 +37,7 @@ func browser(t *testing.T) (context.Context, func() []string) {
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
 		chromedp.WindowSize(1280, 800), chromedp.DisableGPU)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)

@@ -257,9 +257,11 @@ func detection(in Inputs) Decision {
 	case ModeFlag:
 		d.Verdict = VerdictFlagged
 	default:
-		// A request another site's page made is refused, but its source is
-		// not banned: that page chose it, not the person whose browser sent it.
-		d.Verdict, d.Status, d.Ban, d.Observe = VerdictBlocked, http.StatusForbidden, !det.CrossSite, false
+		// Refusing a request and banning its source are different
+		// decisions: a request another site's page may have made is
+		// refused, but its source is not banned for it (see
+		// detect.Result.RefuseOnly).
+		d.Verdict, d.Status, d.Ban, d.Observe = VerdictBlocked, http.StatusForbidden, !det.RefuseOnly, false
 	}
 	return d
 }

@@ -235,7 +235,7 @@ func (a asker) Bounds(_ *http.Request, ap *approvals.Approval) Bounds        { r
 func (a asker) Inspect(*http.Request, netip.Addr, uint, time.Time) Detection { return a.inspect() }
 
 func crossSite(d Detection) Detection {
-	d.CrossSite = true
+	d.ThirdParty, d.RefuseOnly = true, true
 	return d
 }
 

@@ -1,0 +1,81 @@
+package detect
+
+import (
+	"hash/maphash"
+	"strings"
+	"sync/atomic"
+)
+
+// servedPaths remembers which of a site's paths answered successfully
+// lately, whoever asked. It is what lets Gatekeeper refuse a suspect's
+// requests without refusing anyone's visit to the site: under suspicion
+// (a third-party context that scanned, a network that rotates a scanner
+// through its addresses) a request for a path the site has served lately
+// is judged like any other, and only paths it has not (what a brute force
+// asks for) are refused.
+//
+// Paths are kept by a 32-bit fingerprint in a direct-mapped table of
+// servedSlots slots, with the minute they last succeeded: a path forgotten
+// (overwritten by another, or older than servedFor) is only ever judged
+// the usual way again, and a scanner cannot add a path the site does not
+// serve. Record IDs (/orders/4711) stand for any record of their
+// collection, so a record nobody asked for yet counts as served too.
+// Lock-free: a slot is one atomic word.
+type servedPaths struct {
+	seed  maphash.Seed
+	slots [servedSlots]atomic.Uint64
+}
+
+const (
+	servedSlots = 1 << 15 // 256 KiB a site
+	// servedFor is how long a success keeps a path served, in minutes.
+	servedFor = 24 * 60
+)
+
+func newServedPaths() *servedPaths { return &servedPaths{seed: maphash.MakeSeed()} }
+
+// pathHash hashes p as served paths are kept: lower case, record IDs in
+// segments replaced by one placeholder, a trailing slash dropped.
+func (s *servedPaths) pathHash(p string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	p = strings.TrimSuffix(p, "/")
+	for p != "" {
+		seg := p
+		if i := strings.IndexByte(p[1:], '/'); i >= 0 {
+			seg, p = p[:i+1], p[i+1:]
+		} else {
+			p = ""
+		}
+		if endsInID(seg) {
+			h.WriteString("/{id}")
+			continue
+		}
+		for i := 0; i < len(seg); i++ {
+			h.WriteByte(lower(seg[i]))
+		}
+	}
+	return h.Sum64()
+}
+
+// add notes that p answered successfully at minute.
+func (s *servedPaths) add(p string, minute uint32) {
+	h := s.pathHash(p)
+	s.slots[h%servedSlots].Store(h>>32<<32 | uint64(minute))
+}
+
+// has reports whether p answered successfully within servedFor of minute.
+func (s *servedPaths) has(p string, minute uint32) bool {
+	h := s.pathHash(p)
+	v := s.slots[h%servedSlots].Load()
+	return v != 0 && v>>32 == h>>32 && minute-uint32(v) <= servedFor
+}
+
+// note records a successful answer (2xx, or 304) to a request for p at
+// the tracker clock reading at. Redirects are left out: sites that send
+// every unknown path to a sign-in page would have every probe served.
+func (s *servedPaths) note(p string, status int, at uint32) {
+	if status >= 200 && status < 300 || status == 304 {
+		s.add(p, minuteOf(at))
+	}
+}

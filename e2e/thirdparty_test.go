@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// evilPage is another origin's page that makes its visitor's browser send
+// attacks to acme (at site): images and scripts of probe paths, frames
+// navigated to probes and payloads, a form posted into a hidden frame,
+// fetch() with and without CORS. It shows #done once every request has
+// settled.
+func evilPage(site string) string {
+	probes := []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php", "/server-status", "/wp-config.php.bak",
+		"/admin/", "/old/", "/test/", "/db/", "/backup/", "/private/", "/.aws/credentials", "/dump.sql"}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<!doctype html><title>cats</title><body><h1>Cute cats</h1><script>
+const site = %q; let pending = 0;
+const settle = () => { if (--pending === 0) { const d = document.createElement("p"); d.id = "done"; d.textContent = "done"; document.body.append(d); } };
+const add = (tag, attrs) => { pending++; const e = document.createElement(tag); Object.assign(e, attrs); e.onload = settle; e.onerror = settle; document.body.append(e); return e; };
+const probes = %s;
+for (const p of probes) {
+  add("img", {src: site + p + "?i"});
+  add("script", {src: site + p + "?s"});
+  add("iframe", {src: site + p + "?f", hidden: true});
+  pending += 2;
+  fetch(site + p + "?n", {mode: "no-cors"}).finally(settle);
+  fetch(site + p + "?c").catch(() => {}).finally(settle);
+}
+add("iframe", {src: site + "/search?q=" + encodeURIComponent("1' UNION SELECT username,password FROM users--"), hidden: true});
+add("iframe", {src: site + "/?q=" + encodeURIComponent("<script>alert(document.cookie)<\/script>"), hidden: true});
+const f = add("iframe", {name: "sink", hidden: true});
+const form = document.createElement("form");
+form.method = "POST"; form.action = site + "/login"; form.target = "sink";
+for (const [k, v] of [["user", "admin' OR '1'='1' -- "], ["pass", "x"]]) { const i = document.createElement("input"); i.name = k; i.value = v; form.append(i); }
+document.body.append(form); form.submit();
+</script></body>`, "http://"+site, mustJSON(probes))
+	return b.String()
+}
+
+func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// TestAnotherOriginsPageInChromium: Chromium opens a page of another origin
+// that aims every kind of request a page can make at acme. Those requests
+// may be refused; the visitor is not banned, and their own visits after it
+// (a typed URL, the site's own script) are served.
+func TestAnotherOriginsPageInChromium(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data", webSite(t, "block"))
+	_, port, _ := net.SplitHostPort(in.Site)
+	// Browsers send Fetch Metadata only to trustworthy origins (HTTPS, and
+	// localhost names, which Chromium resolves to loopback itself).
+	acme := "acme.localhost:" + port
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, evilPage(acme))
+	}))
+	defer evil.Close()
+	_, evilPort, _ := net.SplitHostPort(strings.TrimPrefix(evil.URL, "http://"))
+
+	// Two sites on loopback, one visitor (127.0.0.1).
+	ctx, _ := browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://cats.localhost:"+evilPort+"/"), chromedp.WaitVisible(chromedp.CSS("#done"))); err != nil {
+		t.Fatalf("the other site's page: %v", err)
+	}
+	var feed struct {
+		Events []struct{ Source, Verdict, Path string }
+	}
+	in.get("/gatekeeper/events?limit=500", &feed)
+	if len(feed.Events) == 0 {
+		t.Fatal("no request the page made was refused: the page's attacks did not reach Gatekeeper, so the test shows nothing")
+	}
+	t.Logf("%d of the page's requests were refused", len(feed.Events))
+
+	// The visitor's own visits: a typed URL, then the site's own script.
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+acme+"/")); err != nil {
+		t.Fatal(err)
+	}
+	body, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil || !strings.Contains(body, "home") {
+		t.Fatalf("the visitor's own visit to the home page: %q %v", body, err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch("/api/orders").then(r => r.status)`, chromedp.EvalAwaitPromise))
+	if err != nil || status != 200 {
+		t.Fatalf("the site's own script calling its API: %d %v", status, err)
+	}
+	if out := in.mustCLI("bans", "list"); strings.Contains(out, "127.0.0.1") {
+		t.Fatalf("the visitor was banned:\n%s", out)
+	}
+}

@@ -230,29 +230,39 @@ func (t *Tracker) onResponse(src netip.Addr, now uint32, p string, status int, a
 	if !failed && (status < 200 || status >= 400) {
 		return // neither: 401, 429, 5xx and the like say nothing of the client
 	}
-	static := asset || isStatic(p)
-	if static && failed {
-		return // a missing favicon or image is no sign of scanning
+	// A missing favicon or image is no sign of scanning: failures of paths
+	// named as assets do not count. A browser's word that it loads an
+	// asset (Fetch Metadata, Accept) is only a client's word: such a
+	// failure counts for a quarter, as a missing record does. In the
+	// third-party context every failure counts: the page asks for nothing
+	// the visitor's own browsing needs.
+	named := isStatic(p)
+	if failed && named && !thirdParty {
+		return
 	}
+	w := float32(1)
 	var h uint64
-	var id bool
 	if failed {
-		h, id = maphash.String(t.seed, p), endsInID(p)
+		h = maphash.String(t.seed, p)
+		if endsInID(p) || (asset && !thirdParty) {
+			w = 0.25 // a record that is gone, such as /api/items/4711; a claimed asset
+		}
 	}
 	k := t.key(src)
 	if thirdParty {
 		k.ctx = thirdPartyContext
-		t.response(k, now, h, failed, static, id)
+		t.response(k, now, h, failed, asset || named, w)
 		return
 	}
-	t.response(k, now, h, failed, static, id)
+	t.response(k, now, h, failed, asset || named, w)
 	if nk, ok := networkKey(src); ok {
-		t.response(nk, now, h, failed, static, id)
+		t.response(nk, now, h, failed, asset || named, w)
 	}
 }
 
-// response counts an answer under key k (see onResponse).
-func (t *Tracker) response(k key, now uint32, h uint64, failed, static, id bool) {
+// response counts an answer under key k (see onResponse): a success earns
+// credit (less for an asset), a failure of a path not failed lately adds w.
+func (t *Tracker) response(k key, now uint32, h uint64, failed, static bool, w float32) {
 	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
 	t.drain(st, now)
@@ -270,10 +280,6 @@ func (t *Tracker) response(k key, now uint32, h uint64, failed, static, id bool)
 	}
 	if t.filter(sh, st, now).seen(h) {
 		return
-	}
-	w := float32(1)
-	if id {
-		w = 0.25 // a record that is gone, such as /api/items/4711
 	}
 	st.notFound += w
 	st.distinct += w

@@ -110,7 +110,7 @@ func TestAnOvertakenClockReadingDrainsNothing(t *testing.T) {
 	c.Add(time.Second)
 	tr.onResponse(src, tr.clock(), "/missing-3", 404, false, false) // the request that overtook
 	k := tr.key(src)
-	tr.response(k, early, 0, false, false, false) // the overtaken one, a success
+	tr.response(k, early, 0, false, false, 1) // the overtaken one, a success
 	sh, st := tr.lookup(k)
 	defer sh.mu.Unlock()
 	// Four failures less one success's credit, less a second of draining.

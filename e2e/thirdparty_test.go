@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -92,5 +93,50 @@ func TestAnotherOriginsPageInChromium(t *testing.T) {
 	}
 	if out := in.mustCLI("bans", "list"); strings.Contains(out, "127.0.0.1") {
 		t.Fatalf("the visitor was banned:\n%s", out)
+	}
+}
+
+// A directory brute force and an injection run that send cross-site Fetch
+// Metadata with every request, to pass for requests another site's page
+// made, are held to the bounds of those that do not: at most max(15, 5 %)
+// reach the upstream. Nothing bans them; a browser next door is served.
+func TestForgedFetchMetadataBuysNoRoom(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data", webSite(t, "block"))
+	browser, dirb, inj := from(t, in, "127.0.0.7"), from(t, in, "127.0.0.12"), from(t, in, "127.0.0.13")
+	browse(browser, "/", firefox) // the site's pages have been served
+	forged := []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image", "Accept", "*/*"}
+	words := []string{"admin", "backup", "old", "test", "dev", "staging", "private", "uploads", "tmp", "logs",
+		"config", "db", "data", "files", "include", "cgi-bin", "scripts", "secret", "internal", "archive"}
+	reached := 0
+	for i := range 300 {
+		a := dirb.get("acme.localhost", fmt.Sprintf("/%s%d/", words[i%len(words)], i/len(words)), append([]string{"User-Agent", firefox}, forged...)...)
+		if a.code != 403 {
+			reached++
+		}
+	}
+	t.Logf("brute force: %d of 300 reached the upstream", reached)
+	if reached > 15 {
+		t.Errorf("a brute force with forged cross-site headers: %d of 300 reached the upstream, want at most 15", reached)
+	}
+	injections := []string{"1' OR '1'='1", "1 AND 1=1-- -", "1' UNION SELECT NULL,NULL--", "1;SELECT pg_sleep(5)--",
+		"<script>alert(1)</script>", "\"><svg/onload=alert(1)>", "1' AND SLEEP(5)#", "1) OR (1=1", "admin'--",
+		"1 UNION ALL SELECT table_name FROM information_schema.tables"}
+	reached = 0
+	sent := 0
+	for round := range 10 {
+		for _, p := range injections {
+			sent++
+			a := inj.get("acme.localhost", "/api/orders?id="+url.QueryEscape(fmt.Sprintf("%d%s", round, p)), append([]string{"User-Agent", firefox}, forged...)...)
+			if a.code != 403 {
+				reached++
+			}
+		}
+	}
+	t.Logf("injections: %d of %d reached the upstream", reached, sent)
+	if limit := max(15, sent/20); reached > limit {
+		t.Errorf("injections with forged cross-site headers: %d of %d reached the upstream, want at most %d", reached, sent, limit)
+	}
+	if a := browse(browser, "/", firefox); a.code != 200 {
+		t.Fatalf("the browser next door: %d", a.code)
 	}
 }

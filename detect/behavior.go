@@ -210,7 +210,9 @@ func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, pr
 		st.agents = agentSet{}
 	}
 	t.drain(st, now)
-	st.sawAgent(agent)
+	if factor > 1 {
+		st.sawAgent(agent) // a network notes its suspect sources
+	}
 	if probe {
 		st.probe++
 		st.slow++
@@ -222,10 +224,11 @@ func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, pr
 	return t.overflowing(st, factor)
 }
 
-// onResponse counts the answer to a request from src for path p; asset
-// says the client loaded it as an asset, whatever its path; thirdParty
-// that another site's page made it (see onThirdParty).
-func (t *Tracker) onResponse(src netip.Addr, now uint32, p string, status int, asset, thirdParty bool) {
+// onResponse counts the answer to a request from src for path p, sent by
+// the client whose user agent hashes to agent (0 when unknown); asset says
+// the client loaded it as an asset, whatever its path; thirdParty that
+// another site's page made it (see onThirdParty).
+func (t *Tracker) onResponse(src netip.Addr, now uint32, p string, status int, agent uint64, asset, thirdParty bool) {
 	failed := failureStatus(status)
 	if !failed && (status < 200 || status >= 400) {
 		return // neither: 401, 429, 5xx and the like say nothing of the client
@@ -251,22 +254,26 @@ func (t *Tracker) onResponse(src netip.Addr, now uint32, p string, status int, a
 	k := t.key(src)
 	if thirdParty {
 		k.ctx = thirdPartyContext
-		t.response(k, now, h, failed, asset || named, w)
+		t.response(k, now, h, failed, asset || named, w, agent)
 		return
 	}
-	t.response(k, now, h, failed, asset || named, w)
+	t.response(k, now, h, failed, asset || named, w, agent)
 	if nk, ok := networkKey(src); ok {
-		t.response(nk, now, h, failed, asset || named, w)
+		t.response(nk, now, h, failed, asset || named, w, 0)
 	}
 }
 
 // response counts an answer under key k (see onResponse): a success earns
-// credit (less for an asset), a failure of a path not failed lately adds w.
-func (t *Tracker) response(k key, now uint32, h uint64, failed, static bool, w float32) {
+// credit (less for an asset) and counts its client (agent, unless 0) as
+// one of the people behind k; a failure of a path not failed lately adds w.
+func (t *Tracker) response(k key, now uint32, h uint64, failed, static bool, w float32, agent uint64) {
 	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
 	t.drain(st, now)
 	if !failed {
+		if agent != 0 && !static {
+			st.sawAgent(agent)
+		}
 		credit := float32(1)
 		if static {
 			credit = 0.25

@@ -112,6 +112,8 @@ type Result struct {
 	// at is the tracker's clock when the request was inspected; its answer
 	// is counted at the same time.
 	at uint32
+	// agent is the hash of the request's user agent.
+	agent uint64
 }
 
 // Config sets up a Detector. Zero values take the defaults.
@@ -205,6 +207,7 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 	}
 	hv := d.readHeaders(r.Header, &res)
 	uaHash := d.behavior.agentHash(hv.ua)
+	res.agent = uaHash
 	v := d.uaVerdict(hv.ua, uaHash)
 	res.Signals |= v.signals
 	if v.family != "" {
@@ -249,7 +252,7 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 func (d *Detector) Observe(src netip.Addr, path string, status int) {
 	now := d.behavior.clock()
 	d.served.note(path, status, now)
-	d.behavior.onResponse(src, now, path, status, false, false)
+	d.behavior.onResponse(src, now, path, status, 0, false, false)
 }
 
 // ObserveRequest is Observe for the request r itself, which Inspect judged
@@ -262,7 +265,7 @@ func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, r
 		return
 	}
 	d.served.note(r.URL.Path, status, res.at)
-	d.behavior.onResponse(src, res.at, r.URL.Path, status, res.Asset, res.ThirdParty)
+	d.behavior.onResponse(src, res.at, r.URL.Path, status, res.agent, res.Asset, res.ThirdParty)
 }
 
 // minuteOf is the minute of a tracker clock reading.

@@ -316,6 +316,36 @@ func TestPeopleBehindOneAddressShareTheFailureBuckets(t *testing.T) {
 	t.Logf("one browser doing the same is caught at request %d", n)
 }
 
+// A user-agent string is a client's word: a brute force that sends another
+// real browser's agent with every request, all of them failing, gets no
+// more room than one that keeps one agent.
+func TestRotatingUserAgentsBuyNoRoom(t *testing.T) {
+	agents := []string{firefox, chrome, safari, edge,
+		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+		"Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0"}
+	walk := func(rotate bool) []visit {
+		var out []visit
+		for i := range 300 {
+			ua := firefox
+			if rotate {
+				ua = agents[i%len(agents)]
+			}
+			out = append(out, visit{"GET", fmt.Sprintf("/word-%d/", i), ua, 404, 50 * time.Millisecond})
+		}
+		return out
+	}
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	d := newDetector(t, c)
+	one, _ := replay(d, c, netip.MustParseAddr("192.0.2.80"), walk(false))
+	many, _ := replay(d, c, netip.MustParseAddr("192.0.2.81"), walk(true))
+	t.Logf("caught at request %d with one agent, %d rotating %d agents", one, many, len(agents))
+	if one == 0 || many == 0 || many > one {
+		t.Fatalf("one agent caught at %d, rotating agents at %d; rotation must buy no room", one, many)
+	}
+}
+
 func TestDeepTraversal(t *testing.T) {
 	for q, want := range map[string]bool{
 		"../": false, "../../": false, "../../node_modules/.bin": false, "see ../config and ../lib": false,

@@ -113,8 +113,10 @@ func (sh *shard) table(k key) *table {
 type sourceState struct {
 	last                                     uint32 // milliseconds since the tracker's epoch (wraps after 49 days)
 	notFound, distinct, probe, payload, slow float32
-	// agents are the user agents seen since the source was last quiet for
-	// agentsPeriod: how many different clients share the address.
+	// agents are the user agents that loaded a page successfully since the
+	// source was last quiet for agentsPeriod: how many different people
+	// share the address (for a network: its sources that did something
+	// suspect).
 	agents agentSet
 	// extra is 1 + the index of the source's extra in its shard, or 0.
 	extra uint32
@@ -139,11 +141,13 @@ type extra struct {
 }
 
 // People behind one address (an office, a school, a carrier's NAT) use
-// different browsers; a scanner keeps one user agent. The failure buckets
-// of a source hold N for each user agent it was seen with lately, up to
-// maxAgents of them, so tens of people behind one NAT address each get
-// their share of broken links. A scanner rotating user agents gains room
-// too, but only in the failure buckets: probe paths count as before.
+// different browsers; a scanner keeps one user agent, or rotates them. The
+// failure buckets of a source hold N for each client seen there lately, up
+// to maxAgents of them, so tens of people behind one NAT address each get
+// their share of broken links; but a client counts only once it has loaded
+// a page successfully: that is evidence of a person using the site, where
+// a new user-agent string is only a client's word. A scanner rotating
+// agents while every answer fails gains no room.
 const (
 	maxAgents    = 8
 	agentsPeriod = 10 * time.Minute

@@ -187,7 +187,7 @@ func parseRate(name, spec string) (detect.Rate, error) {
 //		user_agents     default +mytool -curl
 //		probe_paths     default
 //		scanner_headers default
-//		behavior        not_found 10/1m distinct_paths 100/1m probe_hits 3/1m payload_hits 4/1m slow 40/1h
+//		behavior        not_found 10/1m distinct_paths 100/1m probe_hits 3/1m payload_hits 4/1m slow 30/1h
 //		payloads        on|off
 //		max_body        64KiB
 //		header_anomalies on|off

@@ -58,7 +58,7 @@ var (
 	DefaultDistinctPaths = Rate{N: 100, Per: time.Minute}
 	DefaultProbeHits     = Rate{N: 3, Per: time.Minute}
 	DefaultPayloadHits   = Rate{N: 4, Per: time.Minute}
-	DefaultSlow          = Rate{N: 40, Per: time.Hour}
+	DefaultSlow          = Rate{N: 30, Per: time.Hour}
 )
 
 // DefaultIPv6Prefix is the prefix length IPv6 sources are tracked (and, by
@@ -290,7 +290,9 @@ func (t *Tracker) response(k key, now uint32, h uint64, failed, static bool, w f
 	}
 	st.notFound += w
 	st.distinct += w
-	st.slow += w
+	if !sh.extraOf(st).pollFailure(h) {
+		st.slow += w
+	}
 }
 
 // filter is st's filter of failed paths and payloads, new or cleared when

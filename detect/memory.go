@@ -138,6 +138,25 @@ type extra struct {
 	// lately are refused (see Tracker.onThirdParty); held says why.
 	heldUntil uint32
 	held      SignalSet
+	// polled are fingerprints of the last paths that failed: asking for
+	// one of them again (a monitor polling a removed URL) is not scanning,
+	// and the long window's bucket counts it once.
+	polled     [4]uint32
+	polledNext uint8
+}
+
+// pollFailure reports whether the path whose hash is h failed lately
+// (one of the last four failures), noting it if not.
+func (x *extra) pollFailure(h uint64) bool {
+	f := uint32(h>>32) | 1
+	for _, p := range x.polled {
+		if p == f {
+			return true
+		}
+	}
+	x.polled[x.polledNext%uint8(len(x.polled))] = f
+	x.polledNext++
+	return false
 }
 
 // People behind one address (an office, a school, a carrier's NAT) use

@@ -19,9 +19,10 @@ func TestSlowScannersAreCaught(t *testing.T) {
 		probe bool
 		limit int
 	}{
+		{"a failing path every 1.5 s", 1500 * time.Millisecond, false, 15},
 		{"a failing path every 2 s", 2 * time.Second, false, 20},
 		{"a probe every 2 s", 2 * time.Second, true, 5},
-		{"a failing path every 10 s", 10 * time.Second, false, 50},
+		{"a failing path every 10 s", 10 * time.Second, false, 40},
 		{"a failing path every 30 s", 30 * time.Second, false, 65},
 		{"a probe every 30 s", 30 * time.Second, true, 65},
 	} {
@@ -37,6 +38,34 @@ func TestSlowScannersAreCaught(t *testing.T) {
 			n, res := caughtWithin(t, visits)
 			t.Logf("caught at request %d (%s in): %v", n, time.Duration(n-1)*tc.every, res.Signals.Names())
 		})
+	}
+}
+
+// Asking again for one removed URL is not scanning: a monitor (or an app)
+// that polls it every 30 s for hours, getting 404 each time, is never
+// taken for a scanner; nor one polling three.
+func TestPollingARemovedURLIsNotScanning(t *testing.T) {
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	d := newDetector(t, c)
+	for i, tc := range []struct {
+		ua    string
+		paths []string
+	}{
+		{"Uptime-Kuma/1.23.13", []string{"/health/old-check"}},
+		{"Mozilla/5.0 (compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)", []string{"/status", "/api/v1/ping", "/old/rss.xml"}},
+		{firefox, []string{"/api/notifications/unread"}}, // an open tab's script
+	} {
+		src := netip.AddrFrom4([4]byte{192, 0, 2, byte(90 + i)})
+		for n := range 6 * 120 { // six hours
+			v := visit{"GET", tc.paths[n%len(tc.paths)], tc.ua, 404, 0}
+			r := v.request()
+			res := d.Inspect(r, src, 0)
+			if d.Scanner(res) {
+				t.Fatalf("%s polling %v: request %d (%s in) scored %v", tc.ua, tc.paths, n+1, time.Duration(n)*30*time.Second, res.Signals.Names())
+			}
+			d.ObserveRequest(r, src, 404, res)
+			c.Add(30 * time.Second / time.Duration(len(tc.paths)))
+		}
 	}
 }
 

@@ -23,7 +23,7 @@ const (
 // agentVerdict is what the signatures said of one user agent.
 type agentVerdict struct {
 	ua      string
-	signals SignalSet // SignalUserAgent, SignalWeakClient or none
+	signals SignalSet // SignalUserAgent, SignalWeakClient, exploit and payload signals, or none
 	family  string
 }
 
@@ -44,6 +44,9 @@ func (d *Detector) uaVerdict(ua string, h uint64) agentVerdict {
 		v.family = s.Family
 		return false
 	})
+	if d.payloads != nil {
+		v.signals |= d.payloads.headerValue("User-Agent", ua)
+	}
 	if len(ua) <= maxCachedAgent {
 		slot.Store(&v)
 	}

@@ -5,6 +5,7 @@
 package detect
 
 import (
+	"hash/maphash"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -36,6 +37,7 @@ const (
 	SignalPayloadRate                    // payloads sent again and again
 	SignalSlowScan                       // failures, probes and payloads paced under the short buckets, over an hour
 	SignalNetwork                        // the source's /24 or /48 runs over, spread across several sources
+	SignalExploit                        // an exploit string in a header: a Log4Shell lookup, shellshock, OGNL, EL or template injection
 	// NumSignals is how many signals there are.
 	NumSignals
 )
@@ -43,7 +45,7 @@ const (
 var signalNames = [NumSignals]string{
 	"user_agent", "scanner_header", "cve_probe", "traversal", "sensitive_path", "admin_probe",
 	"weak_client", "header_anomaly", "not_found", "distinct_paths", "probe_rate", "asn",
-	"sqli", "xss", "command_injection", "file_inclusion", "payload_rate", "slow_scan", "network",
+	"sqli", "xss", "command_injection", "file_inclusion", "payload_rate", "slow_scan", "network", "exploit",
 }
 
 func (s Signal) String() string { return signalNames[s] }
@@ -66,7 +68,7 @@ var DefaultWeights = [NumSignals]int{
 	SignalSensitivePath: 40, SignalAdminProbe: 20, SignalWeakClient: 10, SignalHeaderAnomaly: 10,
 	SignalNotFound: 100, SignalDistinctPaths: 100, SignalProbeRate: 100, SignalASN: 50,
 	SignalSQLi: 50, SignalXSS: 50, SignalCommandInjection: 50, SignalFileInclusion: 50, SignalPayloadRate: 100,
-	SignalSlowScan: 100, SignalNetwork: 100,
+	SignalSlowScan: 100, SignalNetwork: 100, SignalExploit: 100,
 }
 
 // DefaultThreshold is the score at which a source is taken for a scanner.
@@ -231,6 +233,12 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 	var payload uint64
 	if d.payloads != nil {
 		payload = d.payloads.inspect(r, &res)
+		if payload == 0 {
+			payload = hv.payload
+		}
+		if payload == 0 && v.signals&payloadSet != 0 {
+			payload = uaHash | 1 // the user agent's payload
+		}
 	}
 	if res.ThirdParty {
 		served := d.served.has(r.URL.Path, minuteOf(res.at))
@@ -272,18 +280,38 @@ func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, r
 func minuteOf(at uint32) uint32 { return at / 60_000 }
 
 // headerView is what detection reads of a request's headers, gathered in
-// the one pass over them that also looks for scanners' header names: one
-// map iteration instead of a lookup each.
+// the one pass over them that also looks for scanners' header names and
+// exploits in values: one map iteration instead of a lookup each.
 type headerView struct {
 	ua                              string
 	accept, acceptImage             bool // Accept was sent; it starts with image/
 	fetchSite, fetchMode, fetchDest string
+	// payload is the hash of the first header value (the user agent
+	// aside) that carried a payload, 0 when none.
+	payload uint64
 }
 
 // readHeaders reads h's view and adds the scanner-header signal to res.
 func (d *Detector) readHeaders(h http.Header, res *Result) headerView {
 	var hv headerView
+	budget := maxHeaderBytes
 	for name, vals := range h {
+		if d.payloads != nil && budget > 0 && !skipHeader(name) {
+			for _, v := range vals {
+				var s SignalSet
+				if name == "Cookie" {
+					s = d.payloads.cookieVerdict(v, maphash.String(d.payloads.seed, v))
+				} else {
+					s = d.payloads.headerValue(name, v)
+				}
+				if res.Signals |= s; s&payloadSet != 0 && hv.payload == 0 {
+					hv.payload = hashValue(d.payloads, v)
+				}
+				if budget -= len(v); budget <= 0 {
+					break
+				}
+			}
+		}
 		if i := d.headers.exact(name); i >= 0 {
 			res.Signals.add(SignalScannerHeader)
 			if res.Family == "" {

@@ -37,6 +37,8 @@ var payloadSet = SignalSet(1<<SignalSQLi | 1<<SignalXSS | 1<<SignalCommandInject
 type payloadInspector struct {
 	commands  *phraseSet // shell commands and code-execution calls, as words
 	inclusion *phraseSet // file-inclusion markers, anywhere in a value
+	exploits  *phraseSet // exploit markers, anywhere in a header value
+	cookies   cookieCache
 	firstWord int        // values of commands from wordCommands start here
 	maxBody   int64
 	seed      maphash.Seed
@@ -73,7 +75,11 @@ var inclusionMarkers = []string{
 }
 
 func newPayloadInspector(maxBody int64) *payloadInspector {
-	p := &payloadInspector{commands: newPhraseSet(false), inclusion: newPhraseSet(false), maxBody: maxBody, seed: maphash.MakeSeed()}
+	p := &payloadInspector{commands: newPhraseSet(false), inclusion: newPhraseSet(false), exploits: newPhraseSet(false),
+		maxBody: maxBody, seed: maphash.MakeSeed()}
+	for i, m := range exploitMarkers {
+		p.exploits.add(m, i)
+	}
 	if p.maxBody == 0 {
 		p.maxBody = DefaultMaxBody
 	}
@@ -110,7 +116,7 @@ func (p *payloadInspector) inspect(r *http.Request, res *Result) uint64 {
 		if s := p.value(v); s != 0 {
 			res.Signals |= s
 			if first == 0 {
-				first = maphash.String(p.seed, v) | 1
+				first = hashValue(p, v)
 			}
 		}
 		return true
@@ -403,3 +409,6 @@ func containsFold(s, sub string) bool {
 	}
 	return false
 }
+
+// hashValue is a payload value's hash for the payload bucket's filter.
+func hashValue(p *payloadInspector, v string) uint64 { return maphash.String(p.seed, v) | 1 }

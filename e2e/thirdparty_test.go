@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -139,4 +140,66 @@ func TestForgedFetchMetadataBuysNoRoom(t *testing.T) {
 	if a := browse(browser, "/", firefox); a.code != 200 {
 		t.Fatalf("the browser next door: %d", a.code)
 	}
+}
+
+// Exploit strings in headers (detect/testdata/header_exploits.txt): each
+// unmistakable one is refused from a fresh address; the SQL and script
+// injections in cookies and headers, sent by one client in a row, get at
+// most 5 through. A browser with a shop's everyday cookies is served.
+func TestExploitsInHeadersAreRefused(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data", webSite(t, "block"))
+	var injections [][2]string
+	lines := readLines(t, "../detect/testdata/header_exploits.txt")
+	for i, l := range lines {
+		name, v, _ := strings.Cut(l, " | ")
+		if strings.ContainsAny(name, "._") {
+			continue // Caddy drops such header names unless the server expects them
+		}
+		if strings.Contains(v, "' ") || strings.Contains(v, "<script") || strings.Contains(v, "%27") || strings.Contains(v, "svg") || strings.Contains(v, "'\"") {
+			injections = append(injections, [2]string{name, v})
+			continue
+		}
+		c := from(t, in, fmt.Sprintf("127.0.3.%d", i+1))
+		if a := c.get("acme.localhost", "/", "User-Agent", firefox, "Accept", "text/html", name, v); a.code != 403 {
+			t.Errorf("%s: %s reached the upstream (%d)", name, v, a.code)
+		}
+	}
+	c := from(t, in, "127.0.4.1")
+	reached := 0
+	for _, hv := range injections {
+		if a := c.get("acme.localhost", "/", "User-Agent", firefox, "Accept", "text/html", hv[0], hv[1]); a.code != 403 {
+			reached++
+		}
+	}
+	t.Logf("injections in headers: %d of %d reached the upstream", reached, len(injections))
+	if reached > 5 {
+		t.Errorf("%d of %d header injections from one client reached the upstream, want at most 5", reached, len(injections))
+	}
+	shopper := from(t, in, "127.0.4.2")
+	for _, l := range readLines(t, "../detect/testdata/header_everyday.txt") {
+		name, v, _ := strings.Cut(l, " | ")
+		if strings.EqualFold(name, "Content-Type") || strings.EqualFold(name, "If-Match") {
+			continue // they change what the file server answers
+		}
+		if a := shopper.get("acme.localhost", "/", "Accept", "text/html", name, v); a.code != 200 {
+			t.Errorf("everyday %s: %s: %d", name, v, a.code)
+		}
+	}
+}
+
+// readLines reads the lines of a corpus file that are neither blank nor
+// comments.
+func readLines(t *testing.T, file string) []string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -39,7 +39,7 @@ type payloadInspector struct {
 	inclusion *phraseSet // file-inclusion markers, anywhere in a value
 	exploits  *phraseSet // exploit markers, anywhere in a header value
 	cookies   cookieCache
-	firstWord int        // values of commands from wordCommands start here
+	firstWord int // values of commands from wordCommands start here
 	maxBody   int64
 	seed      maphash.Seed
 }

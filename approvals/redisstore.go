@@ -142,12 +142,13 @@ type wireBan struct {
 	Created int64        `json:"c"`
 	Expires int64        `json:"e"`
 	Auto    bool         `json:"a,omitempty"`
+	Net     bool         `json:"n,omitempty"`
 }
 
 func toWire(bans []Ban) []wireBan {
 	out := make([]wireBan, len(bans))
 	for i, b := range bans {
-		out[i] = wireBan{b.Prefix, b.Reason, b.CreatedAt.UnixMilli(), b.ExpiresAt.UnixMilli(), b.Automatic}
+		out[i] = wireBan{b.Prefix, b.Reason, b.CreatedAt.UnixMilli(), b.ExpiresAt.UnixMilli(), b.Automatic, b.Network}
 	}
 	return out
 }
@@ -155,7 +156,7 @@ func toWire(bans []Ban) []wireBan {
 func fromWire(ws []wireBan) []Ban {
 	out := make([]Ban, len(ws))
 	for i, w := range ws {
-		out[i] = Ban{Prefix: w.Prefix, Reason: w.Reason, CreatedAt: time.UnixMilli(w.Created).UTC(), ExpiresAt: time.UnixMilli(w.Expires).UTC(), Automatic: w.Auto}
+		out[i] = Ban{Prefix: w.Prefix, Reason: w.Reason, CreatedAt: time.UnixMilli(w.Created).UTC(), ExpiresAt: time.UnixMilli(w.Expires).UTC(), Automatic: w.Auto, Network: w.Net}
 	}
 	return out
 }

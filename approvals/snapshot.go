@@ -187,19 +187,22 @@ func (s *Snapshot) Banned(ip netip.Addr, now time.Time) (Ban, bool) {
 }
 
 // Bans says which kinds of ban in force at now cover ip: one made by hand,
-// one made by scanner detection (see Ban.Automatic), or both.
-func (s *Snapshot) Bans(ip netip.Addr, now time.Time) (byHand, automatic bool) {
+// one made by scanner detection (see Ban.Automatic), or both; networkOnly
+// when every automatic one is a network's (see Ban.Network).
+func (s *Snapshot) Bans(ip netip.Addr, now time.Time) (byHand, automatic, networkOnly bool) {
+	networkOnly = true
 	s.lookupBans(ip, func(b Ban) bool {
 		if b.ActiveAt(now) {
 			if b.Automatic {
 				automatic = true
+				networkOnly = networkOnly && b.Network
 			} else {
 				byHand = true
 			}
 		}
 		return !byHand
 	})
-	return byHand, automatic
+	return byHand, automatic, automatic && networkOnly
 }
 
 // AutomaticBansWithin lists the prefixes inside p, p itself left out, that

@@ -115,6 +115,10 @@ type Ban struct {
 	// automatic ban yields to an approval the request is in scope of and
 	// counts towards a network's escalation; a hand ban holds against all.
 	Automatic bool `json:"automatic"`
+	// Network: an automatic ban of a whole /24 or /48 that several of its
+	// sources' bans escalated to. It refuses no request for a path the
+	// site serves: neighbours who only browse are not refused for it.
+	Network bool `json:"network,omitempty"`
 }
 
 // ScannerBanPrefix starts the reason of every ban scanner detection makes,

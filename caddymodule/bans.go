@@ -24,14 +24,18 @@ func (a *App) sourcePrefix(ip netip.Addr) netip.Prefix {
 	return p
 }
 
-// bannedHere reports whether this instance banned ip and its snapshot
+// bannedHere reports whether this instance banned ip (network: only as
+// part of its network's ban) and its snapshot
 // (snap) does not say so yet.
-func (a *App) bannedHere(snap *approvals.Snapshot, ip netip.Addr, at time.Time) bool {
+func (a *App) bannedHere(snap *approvals.Snapshot, ip netip.Addr, at time.Time) (banned, network bool) {
 	if a.state.bans.banned(a.sourcePrefix(ip), snap.LoadedAt, at) {
-		return true
+		return true, false
 	}
-	network, ok := detect.Network(ip)
-	return ok && a.state.bans.banned(network, snap.LoadedAt, at)
+	n, ok := detect.Network(ip)
+	if ok && a.state.bans.banned(n, snap.LoadedAt, at) {
+		return true, true
+	}
+	return false, false
 }
 
 // escalateAfter is how many sources of one network (a public /24 or /48)
@@ -131,7 +135,8 @@ func (a *App) escalate(ip netip.Addr, at time.Time) {
 		return
 	}
 	reason := fmt.Sprintf("%snetwork: %d sources in it banned as scanners", approvals.ScannerBanPrefix, n)
-	a.queueBan(approvals.Ban{Prefix: network, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: at.Add(a.settings.BanTTL).UTC(), Automatic: true})
+	a.queueBan(approvals.Ban{Prefix: network, Reason: reason, CreatedAt: at.UTC(), ExpiresAt: at.Add(a.settings.BanTTL).UTC(),
+		Automatic: true, Network: true})
 	a.logger.Warn("network banned: several of its sources were banned as scanners", zap.Stringer("network", network), zap.Int("sources", n))
 }
 

@@ -168,7 +168,7 @@ func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (poli
 	view.ip = ip
 	view.country, view.asn = h.app.geo.Lookup(ip)
 	in.Snapshot = h.app.Syncer().Snapshot()
-	in.BannedHere = h.app.bannedHere(in.Snapshot, ip, in.Now)
+	in.BannedHere, in.BannedHereNetwork = h.app.bannedHere(in.Snapshot, ip, in.Now)
 
 	in.Ask, in.Request, in.ASN = h, r, view.asn
 	in.Access = approvals.Access{IP: ip, Tenant: view.tenant, Host: host, Token: token.Value}
@@ -187,6 +187,12 @@ func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (poli
 func (h *Handler) Bounds(r *http.Request, a *approvals.Approval) policy.Bounds {
 	v, retry, err := h.app.Limiter().Admit(r.Context(), a)
 	return policy.Bounds{Verdict: v, RetryAfter: retry, Err: err}
+}
+
+// Served reports whether the site served r's path lately (see
+// detect.Detector.Served).
+func (h *Handler) Served(r *http.Request, at time.Time) bool {
+	return h.detector.Served(r.URL.Path, at)
 }
 
 // Inspect runs scanner detection on r, arriving at at.

@@ -135,12 +135,22 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 // onRequest counts a request from src at now (a clock reading) whose user
 // agent hashes to uaHash (see agentHash), a probe or not, carrying a
 // payload whose hash is payload (or 0), and says which buckets are running
-// over: the source's, and its network's (see network.go).
-func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64) SignalSet {
+// over: the source's, and its network's (see network.go). served says
+// whether the site served the request's path lately; it is asked only
+// when the network is under suspicion. refuseOnly: the network signal was
+// given for the network's doing, not the source's, so it must not ban.
+func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served func() bool) (signals SignalSet, refuseOnly bool) {
 	k := t.key(src)
 	signals, failing := t.request(k, now, uaHash, probe, payload, 1)
 	if !probe && payload == 0 && !failing {
-		return signals // nothing here a network counts or could be refused for
+		// A fresh address (a scanner rotating through its network) is
+		// not failing yet: under its network's suspicion, a request for a
+		// path the site has not served is refused, not passed.
+		if nk, ok := networkKey(src); ok && t.refuseUnserved(nk, now, served) {
+			signals.add(SignalNetwork)
+			return signals, true
+		}
+		return signals, false
 	}
 	if nk, ok := networkKey(src); ok {
 		over, _ := t.request(nk, now, maphash.Bytes(t.seed, k.addr[:]), probe, payload, networkFactor)
@@ -149,11 +159,15 @@ func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe boo
 		// failures do.
 		alike := (probe && over.Has(SignalProbeRate)) || (payload != 0 && over.Has(SignalPayloadRate)) ||
 			(failing && (over.Has(SignalNotFound) || over.Has(SignalSlowScan)))
-		if alike && t.networkSources(nk) >= minNetworkSources {
+		switch {
+		case alike && t.networkSources(nk) >= minNetworkSources:
 			signals.add(SignalNetwork)
+		case t.refuseUnserved(nk, now, served):
+			signals.add(SignalNetwork)
+			return signals, true
 		}
 	}
-	return signals
+	return signals, false
 }
 
 // request counts a request under key k: from a client whose hash is agent,
@@ -259,17 +273,25 @@ func (t *Tracker) onResponse(src netip.Addr, now uint32, p string, status int, a
 	}
 	t.response(k, now, h, failed, asset || named, w, agent)
 	if nk, ok := networkKey(src); ok {
-		t.response(nk, now, h, failed, asset || named, w, 0)
+		t.response(nk, now, h, failed, asset || named, w, maphash.Bytes(t.seed, k.addr[:]))
 	}
 }
 
 // response counts an answer under key k (see onResponse): a success earns
 // credit (less for an asset) and counts its client (agent, unless 0) as
-// one of the people behind k; a failure of a path not failed lately adds w.
+// one of the people behind k; a failure of a path not failed lately adds
+// w, and, for a network, counts the source that failed (agent) among its
+// suspect ones.
 func (t *Tracker) response(k key, now uint32, h uint64, failed, static bool, w float32, agent uint64) {
 	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
 	t.drain(st, now)
+	if k.ctx == networkContext {
+		if failed && agent != 0 {
+			st.sawAgent(agent)
+		}
+		agent = 0
+	}
 	if !failed {
 		if agent != 0 && !static {
 			st.sawAgent(agent)
@@ -290,6 +312,9 @@ func (t *Tracker) response(k key, now uint32, h uint64, failed, static bool, w f
 	}
 	st.notFound += w
 	st.distinct += w
+	if k.ctx == networkContext && st.notFound > float32(t.cfg.NotFound.N*networkSuspicion) {
+		t.suspicion.Store(max(now, 1))
+	}
 	if !sh.extraOf(st).pollFailure(h) {
 		st.slow += w
 	}

@@ -245,7 +245,11 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 		res.Signals |= d.behavior.onThirdParty(src, res.at, uaHash, probe, payload, served)
 		res.RefuseOnly = true
 	} else {
-		res.Signals |= d.behavior.onRequest(src, res.at, uaHash, probe, payload)
+		signals, refuseOnly := d.behavior.onRequest(src, res.at, uaHash, probe, payload, func() bool {
+			return d.served.has(r.URL.Path, minuteOf(res.at))
+		})
+		res.Signals |= signals
+		res.RefuseOnly = refuseOnly
 	}
 	for i := Signal(0); i < NumSignals; i++ {
 		if res.Signals.Has(i) {
@@ -274,6 +278,13 @@ func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, r
 	}
 	d.served.note(r.URL.Path, status, res.at)
 	d.behavior.onResponse(src, res.at, r.URL.Path, status, res.agent, res.Asset, res.ThirdParty)
+}
+
+// Served reports whether the site answered path successfully lately, at
+// at: a neighbour's request for it is judged on its own, whatever its
+// network did.
+func (d *Detector) Served(path string, at time.Time) bool {
+	return d.served.has(path, minuteOf(d.behavior.clockAt(at)))
 }
 
 // minuteOf is the minute of a tracker clock reading.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -26,6 +27,9 @@ type Memory struct {
 	perCap     int
 	ipv6Prefix int
 	shards     *[shards]shard // apart from Memory, for the cleanup that frees their tables
+	// suspicion is the clock reading when a network last reached
+	// networkSuspicion failures (0 before any did).
+	suspicion atomic.Uint32
 }
 
 // NewMemory returns an empty Memory for at most maxSources sources

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"net/netip"
+	"time"
 )
 
 // Networks: a scanner that rotates its address through a network it holds
@@ -66,3 +67,44 @@ func (m *Memory) networkSources(k key) int {
 	}
 	return st.agents.len() // no allowance here: more sources would escalate sooner
 }
+
+// networkSuspicion is how many failures (net of successes) a network's
+// bucket must hold, with minNetworkSources of its sources failing, for
+// its fresh addresses' requests for paths the site has not served to be
+// refused: twice a source's not_found capacity, half what gets a request
+// of a failing source the network signal.
+const networkSuspicion = 2
+
+// refuseUnserved reports whether a request from network key k, at now,
+// for a path the site has or has not served lately (served), is refused
+// for its network's doing: the network is under suspicion (its failures
+// ran over networkSuspicion times a source's capacity, spread over at least
+// minNetworkSources sources) and the path was not served. Suspicion holds
+// for holdFor after the last request it refused, so the network's
+// neighbours' successes, which earn its bucket credit, do not let the
+// scanner's next requests through. A scanner that rotates through its /24
+// or /48 puts its network there within a few dozen requests, at any pace
+// the failure bucket does not drain faster than.
+func (t *Tracker) refuseUnserved(k key, now uint32, served func() bool) bool {
+	if last := t.suspicion.Load(); last == 0 || now-last > uint32(suspicionWindow.Milliseconds()) {
+		return false // no network came near suspicion lately: most of the time, no lookup
+	}
+	sh, st := t.lookup(k)
+	defer sh.mu.Unlock()
+	if st == nil {
+		return false
+	}
+	t.drain(st, now)
+	held := st.extra != 0 && sh.extras[st.extra-1].held != 0 && int32(sh.extras[st.extra-1].heldUntil-now) > 0
+	over := st.notFound > float32(t.cfg.NotFound.N*networkSuspicion) && st.agents.len() >= minNetworkSources
+	if !held && !over || served() {
+		return false
+	}
+	x := sh.extraOf(st)
+	x.held, x.heldUntil = 1<<SignalNetwork, now+uint32(holdFor.Milliseconds())
+	return true
+}
+
+// suspicionWindow: once a network's failures reach networkSuspicion, every
+// public source's network is looked at for this long.
+const suspicionWindow = 10 * time.Minute

@@ -131,3 +131,58 @@ func TestANeighbourWithABrokenLinkIsNoSuspect(t *testing.T) {
 		d.ObserveRequest(r, neighbour, v.status, res)
 	}
 }
+
+// A directory brute force whose every request comes from another address
+// of one /24 (or another /64 of one /48), in a tight loop or one request
+// every 50 ms, gets at most 40 of its first 600 through; a neighbour in the
+// same network asking only for pages the site serves is never refused.
+func TestRotationIsCaughtAtAnyPaceAndNeighboursAreServed(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		address func(i int) netip.Addr
+		every   time.Duration
+	}{
+		{"a /24, tight loop", func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + i%254)}) }, time.Millisecond},
+		{"a /24, every 50 ms", func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + i%254)}) }, 50 * time.Millisecond},
+		{"the /64s of a /48, tight loop", func(i int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("2001:db8:44:%x::1", i)) }, time.Millisecond},
+		{"the /64s of a /48, every 50 ms", func(i int) netip.Addr { return netip.MustParseAddr(fmt.Sprintf("2001:db8:44:%x::1", i)) }, 50 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+			d := newDetector(t, c)
+			pages := []string{"/", "/products", "/products/4711", "/about", "/cart"}
+			neighbour := netip.AddrFrom4([4]byte{203, 0, 113, 255})
+			if tc.address(0).Is6() {
+				neighbour = netip.MustParseAddr("2001:db8:44:ffff::1")
+			}
+			for _, p := range pages { // the site's pages, served to someone
+				r := browserRequest(p)
+				d.ObserveRequest(r, neighbour, 200, d.Inspect(r, neighbour, 0))
+			}
+			reached := 0
+			for i := range 600 {
+				ip := tc.address(i)
+				r := browserRequest(fmt.Sprintf("/%s-%d/", []string{"admin", "backup", "old", "test", "dev", "tmp"}[i%6], i))
+				res := d.Inspect(r, ip, 0)
+				if !d.Scanner(res) {
+					reached++
+					d.ObserveRequest(r, ip, 404, res)
+				}
+				if i%10 == 0 { // the neighbour browses all along
+					p := pages[i/10%len(pages)]
+					nr := browserRequest(p)
+					nres := d.Inspect(nr, neighbour, 0)
+					if d.Scanner(nres) {
+						t.Fatalf("the neighbour's %s refused at request %d: %v", p, i, nres.Signals.Names())
+					}
+					d.ObserveRequest(nr, neighbour, 200, nres)
+				}
+				c.Add(tc.every)
+			}
+			t.Logf("%d of 600 reached the upstream", reached)
+			if reached > 40 {
+				t.Fatalf("%d of the first 600 rotating requests reached the upstream, want at most 40", reached)
+			}
+		})
+	}
+}

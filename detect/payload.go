@@ -129,14 +129,30 @@ func (p *payloadInspector) inspect(r *http.Request, res *Result) uint64 {
 			return first
 		}
 	}
+	// Body values may be documents (see documents.go).
+	visitBody := func(v string) bool {
+		if n++; n > maxValues {
+			return false
+		}
+		if len(v) > maxValueLen {
+			v = v[:maxValueLen]
+		}
+		if s := p.bodyValue(v); s != 0 {
+			res.Signals |= s
+			if first == 0 {
+				first = hashValue(p, v)
+			}
+		}
+		return true
+	}
 	switch mt := mediaType(r); {
 	case mt == "application/x-www-form-urlencoded":
 		if body := PeekBody(r, p.maxBody); body != nil {
-			eachQueryValue(string(body), visit)
+			eachQueryValue(string(body), visitBody)
 		}
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
 		if body := PeekBody(r, p.maxBody); body != nil {
-			eachJSONString(body, visit)
+			eachJSONString(body, visitBody)
 		}
 	}
 	return first

@@ -94,6 +94,9 @@ type Asker interface {
 	// Inspect runs scanner detection on r, from src, whose autonomous
 	// system is asn (0 when unknown), arriving at at.
 	Inspect(r *http.Request, src netip.Addr, asn uint, at time.Time) Detection
+	// Served reports whether the site answered r's path successfully
+	// lately, at at.
+	Served(r *http.Request, at time.Time) bool
 }
 
 // Inputs are what Decide needs to know about one request.
@@ -103,8 +106,8 @@ type Inputs struct {
 	// Snapshot is the view of approvals and bans the request is decided on.
 	Snapshot *approvals.Snapshot
 	// BannedHere: this instance banned the source and its snapshot does not
-	// show it yet.
-	BannedHere bool
+	// show it yet; BannedHereNetwork: only as part of its network.
+	BannedHere, BannedHereNetwork bool
 	// LegacyToken: the request carried the retired Gatekeeper-Test-Token
 	// header (see TokenScheme).
 	LegacyToken bool
@@ -178,13 +181,18 @@ func Decide(in Inputs) Decision {
 	// made yields to an approval the request is in scope of: the tester may
 	// have been caught before the window opened, or share an IPv6 prefix with
 	// a scanner, and an approved test must not be locked out by either.
-	byHand, automatic := in.Snapshot.Bans(in.Access.IP, in.Now)
+	byHand, automatic, networkOnly := in.Snapshot.Bans(in.Access.IP, in.Now)
 	if byHand {
 		return refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
 	}
 	finding, a := in.Snapshot.Evaluate(in.Access, in.Now)
 	if (automatic || in.BannedHere) && finding != approvals.InScope {
-		return refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
+		// A network's ban is about its scanners, not its neighbours: a
+		// request for a path the site serves goes on to be judged itself.
+		network := (!automatic || networkOnly) && (!in.BannedHere || in.BannedHereNetwork)
+		if !network || in.Ask == nil || !in.Ask.Served(in.Request, in.Now) {
+			return refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
+		}
 	}
 	if in.LegacyToken {
 		d := refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)

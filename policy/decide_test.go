@@ -39,6 +39,8 @@ func snapshot() *approvals.Snapshot {
 		ban("192.0.2.6/32", "abuse report #4411"),                    // by hand
 		{Prefix: netip.MustParsePrefix("192.0.2.8/32"), Reason: approvals.ScannerBanPrefix + "user_agent", // by hand, whatever it says
 			CreatedAt: at.Add(-time.Minute), ExpiresAt: at.Add(time.Hour)},
+		{Prefix: netip.MustParsePrefix("203.0.114.0/24"), Reason: approvals.ScannerBanPrefix + "network: 3 sources", // a network's
+			CreatedAt: at.Add(-time.Minute), ExpiresAt: at.Add(time.Hour), Automatic: true, Network: true},
 	}
 	return approvals.NewSnapshot(list, bans, at)
 }
@@ -85,6 +87,7 @@ func TestDecide(t *testing.T) {
 		name        string
 		rq          request
 		bannedHere  bool
+		served      bool // the site served the path lately
 		legacyToken bool
 		mode        string
 		failOpen    bool
@@ -114,6 +117,12 @@ func TestDecide(t *testing.T) {
 		{name: "a ban by hand holds against an approved tester", rq: request{ip: "192.0.2.6", tenant: "acme", method: "GET", target: "/api/x"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
 		{name: "a hand ban whose reason reads like a scanner's still holds", rq: request{ip: "192.0.2.8", tenant: "acme", method: "GET", target: "/api/x"},
+			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
+		{name: "a network's ban does not refuse a path the site serves: the request is judged itself",
+			rq: request{ip: "203.0.114.77", tenant: "acme", method: "GET", target: "/"}, served: true, detection: quiet,
+			wantVerdict: VerdictPass, wantObserve: true, noBounds: true},
+		{name: "a network's ban refuses a path the site has not served",
+			rq:          request{ip: "203.0.114.77", tenant: "acme", method: "GET", target: "/backup/"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
 		{name: "approved for another tenant only", rq: request{ip: "198.51.100.1", tenant: "acme", method: "GET", target: "/"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonOutOfScope, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
@@ -190,6 +199,7 @@ func TestDecide(t *testing.T) {
 						return b
 					},
 					inspect: func() Detection { askedInspect = true; return tc.detection },
+					served:  func(*http.Request) bool { return tc.served },
 				},
 			}
 			if in.Mode == "" {
@@ -229,10 +239,12 @@ func TestDetectionOffPassesWithoutObserving(t *testing.T) {
 type asker struct {
 	bounds  func(*approvals.Approval) Bounds
 	inspect func() Detection
+	served  func(*http.Request) bool
 }
 
 func (a asker) Bounds(_ *http.Request, ap *approvals.Approval) Bounds        { return a.bounds(ap) }
 func (a asker) Inspect(*http.Request, netip.Addr, uint, time.Time) Detection { return a.inspect() }
+func (a asker) Served(r *http.Request, _ time.Time) bool                     { return a.served != nil && a.served(r) }
 
 func crossSite(d Detection) Detection {
 	d.ThirdParty, d.RefuseOnly = true, true

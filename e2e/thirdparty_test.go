@@ -203,3 +203,63 @@ func readLines(t *testing.T, file string) []string {
 	}
 	return out
 }
+
+// A code host's push webhooks whose commit messages talk about SQL, shell
+// and markup, and a CMS editor autosaving rich text that embeds a video,
+// are never refused and their senders never banned; the same fields
+// carrying an injection as their whole value are.
+func TestBodiesThatCarryCodeAreNotAttacks(t *testing.T) {
+	in := startSite(t, "\t\tstore file ./data", webSite(t, "block"))
+	post := func(c *client, ct, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+in.Site+"/api/hooks", strings.NewReader(body))
+		req.Host = "acme.localhost"
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("User-Agent", "GitHub-Hookshot/1a2b3c4")
+		req.Header.Set("Accept", "*/*")
+		resp, err := c.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile("../detect/testdata/bodies/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	hooks, editor := from(t, in, "127.0.5.1"), from(t, in, "127.0.5.2")
+	for i := range 30 {
+		body := strings.Replace(read("github-push.json"), "#482", fmt.Sprintf("#%d", 482+i), 1)
+		if code := post(hooks, "application/json", body); code != 200 {
+			t.Fatalf("push webhook %d: %d", i+1, code)
+		}
+	}
+	for i := range 14 {
+		body := strings.Replace(read("wordpress-autosave.form"), "Our+new+garden+chairs", fmt.Sprintf("Our+new+garden+chairs+%d", i), 1)
+		if code := post(editor, "application/x-www-form-urlencoded", body); code != 200 {
+			t.Fatalf("autosave %d: %d", i+1, code)
+		}
+		if code := post(editor, "application/json", read("cms-richtext.json")); code != 200 {
+			t.Fatalf("rich text save %d: %d", i+1, code)
+		}
+	}
+	if out := in.mustCLI("bans", "list"); strings.Contains(out, "127.0.5.") {
+		t.Fatalf("a webhook sender or an editor was banned:\n%s", out)
+	}
+	attacker := from(t, in, "127.0.5.3")
+	reached := 0
+	for _, p := range []string{`{"id":"1' AND 1=1-- -"}`, `{"id":"1' UNION ALL SELECT NULL,NULL-- -"}`, `{"q":"<script>alert(1)</script>"}`,
+		`{"host":"127.0.0.1;cat /etc/passwd"}`, `{"id":"1 AND SLEEP(5)"}`, `{"html":"<p>x</p><img src=x onerror=alert(1)>"}`,
+		`{"id":"1' OR '1'='1"}`, `{"name":"\"><svg/onload=alert(1)>"}`} {
+		if post(attacker, "application/json", p) != 403 {
+			reached++
+		}
+	}
+	if reached > 4 {
+		t.Fatalf("%d of 8 injected JSON fields reached the upstream, want at most 4", reached)
+	}
+}

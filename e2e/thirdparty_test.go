@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -261,5 +262,57 @@ func TestBodiesThatCarryCodeAreNotAttacks(t *testing.T) {
 	}
 	if reached > 4 {
 		t.Fatalf("%d of 8 injected JSON fields reached the upstream, want at most 4", reached)
+	}
+}
+
+// A directory brute force that sends each request from another address of
+// one public /24 (or another /64 of one /48), behind a trusted proxy, gets
+// at most 40 of its first 600 requests through, in a tight loop and at one
+// every 50 ms; a neighbour in the same network browsing the site's pages
+// all along is never refused.
+func TestRotationThroughANetworkIsHeld(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		address   func(i int) string
+		neighbour string
+		every     time.Duration
+	}{
+		{"IPv4 /24, tight loop", func(i int) string { return fmt.Sprintf("203.0.113.%d", 1+i%250) }, "203.0.113.254", 0},
+		{"IPv6 /48, every 50 ms", func(i int) string { return fmt.Sprintf("2001:db8:44:%x::1", i) }, "2001:db8:44:ffff::7", 50 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := startSite(t, behindProxy("\t\tstore file ./data"), webSite(t, "block"))
+			proxy := proxyClient()
+			get := func(xff, path string) int {
+				req := newRequest("GET", in.Site, "acme.localhost", path, "X-Forwarded-For", xff, "User-Agent", firefox, "Accept", "text/html,*/*;q=0.8")
+				resp, err := proxy.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			if code := get(tc.neighbour, "/"); code != 200 {
+				t.Fatalf("the neighbour's first visit: %d", code)
+			}
+			reached := 0
+			for i := range 600 {
+				if get(tc.address(i), fmt.Sprintf("/%s-%d/", []string{"admin", "backup", "old", "test", "dev", "tmp"}[i%6], i)) != 403 {
+					reached++
+				}
+				if i%20 == 0 {
+					for _, p := range []string{"/", "/app.css"} {
+						if code := get(tc.neighbour, p); code != 200 {
+							t.Fatalf("the neighbour's %s at request %d: %d", p, i, code)
+						}
+					}
+				}
+				time.Sleep(tc.every)
+			}
+			t.Logf("%d of 600 reached the upstream", reached)
+			if reached > 40 {
+				t.Fatalf("%d of the first 600 rotating requests reached the upstream, want at most 40", reached)
+			}
+		})
 	}
 }

@@ -290,7 +290,7 @@ func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view reque
 			h.logger.Warn("scanner blocked, not banned (max_bans bans in force)", fields...)
 		}
 	case d.Refused():
-		h.logger.Info("scanner request blocked, source not banned: another site's page made the request", fields...)
+		h.logger.Info("scanner request blocked, source not banned: another site's page may have made it, or its network is under suspicion for another source's scanning", fields...)
 	case d.Verdict == policy.VerdictMonitored:
 		h.logger.Info("scanner detected (monitor mode: passed)", fields...)
 	}

@@ -268,7 +268,7 @@ func VerifyEvidence(doc []byte, trusted ed25519.PublicKey) (EvidenceReport, erro
 		}
 	}
 	last := own[len(own)-1]
-	if where := reportDiff(last.Approval, b.Report); where != "" {
+	if where := reportDiff(last, b.Report); where != "" {
 		return fail(last.Seq, "%s is not what the chained event %d holds", where, last.Seq)
 	}
 	if !r.Signed {
@@ -318,8 +318,10 @@ func valueDiff(name string, w, g any) string {
 }
 
 // reportDiff names the first of the report's terms (the approval's id,
-// tenant, reference, window and bounds) that is not what approval a holds.
-func reportDiff(a *Approval, report json.RawMessage) string {
+// tenant, reference, window, bounds and revocation) that is not what the
+// approval's last chained event e holds.
+func reportDiff(e AuditEvent, report json.RawMessage) string {
+	a := e.Approval
 	if len(report) == 0 {
 		return ""
 	}
@@ -330,12 +332,16 @@ func reportDiff(a *Approval, report json.RawMessage) string {
 	var ap map[string]any
 	b, _ := json.Marshal(a)
 	_ = json.Unmarshal(b, &ap)
-	for _, k := range []string{"id", "tenant", "approval_ref", "not_before", "not_after", "max_rps", "burst", "max_requests"} {
+	for _, k := range []string{"id", "tenant", "approval_ref", "not_before", "not_after", "max_rps", "burst", "max_requests",
+		"revoked_at", "revoke_reason"} {
 		if v, ok := rep[k]; ok {
 			if d := valueDiff("report."+k, ap[k], v); d != "" {
 				return d
 			}
 		}
+	}
+	if by, ok := rep["revoked_by"]; ok && (e.Action != ActionApprovalRevoked || by != e.Actor) {
+		return "report.revoked_by"
 	}
 	return ""
 }

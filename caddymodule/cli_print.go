@@ -97,6 +97,13 @@ func printReport(w io.Writer, body []byte) error {
 	}
 	fmt.Fprintf(tw, "first seen\t%s\n", seen(r.FirstSeen))
 	fmt.Fprintf(tw, "last seen\t%s\n", seen(r.Usage.LastSeen))
+	if r.RevokedAt != nil {
+		by := r.RevokedBy
+		if by == "" {
+			by = "(not in the newest 1 000 approval events)"
+		}
+		fmt.Fprintf(tw, "revoked\t%s by %s: %s\n", r.RevokedAt.UTC().Format(time.RFC3339), by, r.RevokeReason)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

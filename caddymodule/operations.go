@@ -122,6 +122,11 @@ type Report struct {
 	Usage       approvals.Usage       `json:"usage"`
 	FirstSeen   *time.Time            `json:"first_seen,omitempty"`
 	Hours       []approvals.HourUsage `json:"hours"`
+	// RevokedAt, RevokeReason and RevokedBy say when, why and by whom a
+	// revoked approval was revoked (RevokedBy from the audit trail).
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason string     `json:"revoke_reason,omitempty"`
+	RevokedBy    string     `json:"revoked_by,omitempty"`
 }
 
 // Report is the close-out report of approval id.
@@ -136,11 +141,31 @@ func (a *App) Report(ctx context.Context, id string) (Report, error) {
 		return Report{}, err
 	}
 	p := ap.Public(now())
-	return Report{
+	rep := Report{
 		ID: p.ID, Tenant: p.Tenant, Status: p.Status, ApprovalRef: p.ApprovalRef,
 		NotBefore: p.NotBefore, NotAfter: p.NotAfter, MaxRPS: p.MaxRPS, Burst: p.Burst, MaxRequests: p.MaxRequests,
 		Usage: p.Usage, FirstSeen: hist.FirstSeen, Hours: hist.Hours,
-	}, nil
+		RevokedAt: p.RevokedAt, RevokeReason: p.RevokeReason,
+	}
+	if p.RevokedAt != nil {
+		rep.RevokedBy = a.revokedBy(ctx, id)
+	}
+	return rep, nil
+}
+
+// revokedBy is the actor of approval id's revocation, from the newest
+// approval events ("" when they do not reach back to it).
+func (a *App) revokedBy(ctx context.Context, id string) string {
+	evs, err := a.Syncer().Store().Audit(ctx, approvals.AuditQuery{Kind: "approval", Limit: 1000})
+	if err != nil {
+		return ""
+	}
+	for _, e := range evs {
+		if e.Action == approvals.ActionApprovalRevoked && e.Approval != nil && e.Approval.ID == id {
+			return e.Actor
+		}
+	}
+	return ""
 }
 
 // Export is approval id's evidence for an auditor, as exported by actor;

@@ -327,6 +327,12 @@ func TestUsageReportForTheCloseOutOfATest(t *testing.T) {
 	if _, errOut, code := in.cli("approvals", "report", "apr_nope"); code == 0 || !strings.Contains(errOut, "HTTP 404") {
 		t.Fatalf("report of an unknown approval: exit %d, %q", code, errOut)
 	}
+	// A revoked approval's report says when, why and by whom.
+	in.mustCLI("approvals", "revoke", id, "--reason", "customer called it off")
+	table = in.mustCLI("approvals", "report", id)
+	if !regexp.MustCompile(`revoked +20\d\d-\d\d-\d\dT[0-9:]+Z by admin@127\.0\.0\.1: customer called it off`).MatchString(table) {
+		t.Fatalf("a revoked approval's report:\n%s", table)
+	}
 }
 
 // `gatekeeper validate` provisions the config but never opens the store, so

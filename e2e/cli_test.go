@@ -491,3 +491,14 @@ func TestAuditTrailThatWentBackwardsFails(t *testing.T) {
 		t.Fatalf("audit verify --against an export from before the loss: exit %d %s", code, errOut)
 	}
 }
+
+// Caddy's upgrade, add-package and remove-package would replace this build
+// with a stock Caddy, without Gatekeeper: they refuse and say why.
+func TestCommandsThatWouldReplaceTheBuildRefuse(t *testing.T) {
+	for _, cmd := range []string{"upgrade", "add-package", "remove-package"} {
+		out, err := runBin(t, cmd, "github.com/example/plugin")
+		if err == nil || !strings.Contains(out, "refused") || !strings.Contains(out, "stock Caddy") {
+			t.Errorf("gatekeeper %s: %v\n%s", cmd, err, out)
+		}
+	}
+}

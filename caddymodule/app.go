@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/bans"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
 )
@@ -283,7 +284,7 @@ var states = caddy.NewUsagePool()
 type sharedState struct {
 	syncer  *approvals.Syncer
 	limiter *approvals.Limiter
-	bans    localBans
+	bans    bans.Local
 	writer  *approvals.BanWriter
 	banLog  logBudget
 	// unknownLog bounds the log lines of requests refused because their
@@ -389,7 +390,7 @@ func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
 		}
 		err := st.syncer.Store().Ping(cctx)
 		cancel()
-		st.bans.prune(st.syncer.Snapshot().LoadedAt, now())
+		st.bans.Prune(st.syncer.Snapshot().LoadedAt, now())
 		if n := st.banLog.quiet(); n > 0 {
 			logger.Warn("more scanner bans than are logged one by one; the audit (kind=ban) has each ban",
 				zap.Int64("not_logged", n), zap.Int("logged_per_second", banLogsPerSecond))

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/bans"
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/policy"
 )
@@ -280,8 +281,8 @@ func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view reque
 		zap.String("signals", reasons), zap.Int("score", det.Score)}
 	switch {
 	case d.Ban:
-		offence := h.detector.Tracker().Offence(view.ip, offenceMemory)
-		ttl := h.app.banScanner(view.ip, approvals.ScannerBanPrefix+reasons, offence)
+		offence := h.detector.Tracker().Offence(view.ip, bans.OffenceMemory)
+		ttl := h.app.banScanner(view.ip, reasons, offence)
 		switch {
 		case !h.app.state.banLog.allow(now()):
 		case ttl > 0:

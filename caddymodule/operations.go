@@ -232,7 +232,7 @@ func (a *App) LiftBan(ctx context.Context, source, actor string) (approvals.Ban,
 	if err != nil {
 		return approvals.Ban{}, BadInput{fmt.Errorf("ip: %w", err)}
 	}
-	a.state.bans.remove(p)
+	a.state.bans.Remove(p)
 	eachMemory(func(m *detect.Memory) { m.Forget(p) })
 	b, err := a.Syncer().Store().RemoveBan(ctx, p, actor, now())
 	if err != nil {

@@ -1,0 +1,184 @@
+package bans
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+)
+
+// Local are the bans this instance made and enforces at once, before its
+// snapshot of the store has them. An entry counts while it waits to be
+// written; once the store took it and the snapshot has it, the entry goes,
+// so the snapshot is the authority and a ban lifted through any instance is
+// lifted here too. A ban the store failed to take ends with the first
+// snapshot read after the failure: the store answers again and does not
+// have it, so no instance but this one would ever enforce it.
+type Local struct {
+	mu sync.Mutex
+	m  map[netip.Prefix]Entry
+	// n is len(m), read without the lock: most of the time there is no
+	// entry, and a request need not take the lock to find that out.
+	n atomic.Int64
+	// v6 files the IPv6 entries by their /48, so that counting those in a
+	// network does not go through every entry.
+	v6 map[netip.Prefix]map[netip.Prefix]bool
+}
+
+// net48 is the /48 an IPv6 entry of /48 or longer is filed under.
+func net48(p netip.Prefix) (netip.Prefix, bool) {
+	if !p.Addr().Is6() || p.Bits() < 48 {
+		return netip.Prefix{}, false
+	}
+	n, _ := p.Addr().Prefix(48)
+	return n, true
+}
+
+// del drops p's entry. The caller holds lb.mu.
+func (lb *Local) del(p netip.Prefix) {
+	delete(lb.m, p)
+	lb.n.Store(int64(len(lb.m)))
+	if n, ok := net48(p); ok {
+		delete(lb.v6[n], p)
+		if len(lb.v6[n]) == 0 {
+			delete(lb.v6, n)
+		}
+	}
+}
+
+// Entry is one ban this instance made.
+type Entry struct {
+	Until  time.Time // when it ends
+	Made   time.Time // when it was made
+	failed time.Time // when the store failed to take it; zero while in flight
+}
+
+// Set records a ban of p this instance made.
+func (lb *Local) Set(p netip.Prefix, b Entry) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	if lb.m == nil {
+		lb.m = map[netip.Prefix]Entry{}
+	}
+	lb.m[p] = b
+	lb.n.Store(int64(len(lb.m)))
+	if n, ok := net48(p); ok {
+		if lb.v6 == nil {
+			lb.v6 = map[netip.Prefix]map[netip.Prefix]bool{}
+		}
+		if lb.v6[n] == nil {
+			lb.v6[n] = map[netip.Prefix]bool{}
+		}
+		lb.v6[n][p] = true
+	}
+}
+
+// Forget drops the entries of bans the store took and the snapshot has;
+// an entry made again since (another ban of the prefix) stays.
+func (lb *Local) Forget(bans []approvals.Ban) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	for _, b := range bans {
+		if e, ok := lb.m[b.Prefix]; ok && e.Until.Equal(b.ExpiresAt) {
+			lb.del(b.Prefix)
+		}
+	}
+}
+
+// Failed records that the store did not take bans.
+func (lb *Local) Failed(bans []approvals.Ban, at time.Time) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	for _, b := range bans {
+		if e, ok := lb.m[b.Prefix]; ok && e.Until.Equal(b.ExpiresAt) {
+			e.failed = at
+			lb.m[b.Prefix] = e
+		}
+	}
+}
+
+// Within lists the prefixes inside network, network itself left out, that
+// this instance banned and that are banned at now. An IPv4 /24 is looked up
+// address by address, an IPv6 /48 in its own index; anything else goes
+// through every entry.
+func (lb *Local) Within(network netip.Prefix, now time.Time) []netip.Prefix {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	var out []netip.Prefix
+	if network.Addr().Is4() && network.Bits() >= 24 {
+		for ip := network.Masked().Addr(); network.Contains(ip); ip = ip.Next() {
+			if b, ok := lb.m[netip.PrefixFrom(ip, 32)]; ok && now.Before(b.Until) {
+				out = append(out, netip.PrefixFrom(ip, 32))
+			}
+		}
+		return out
+	}
+	if n, ok := net48(network); ok && network.Bits() == 48 {
+		for p := range lb.v6[n] {
+			if b := lb.m[p]; p != network && now.Before(b.Until) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	for p, b := range lb.m {
+		if p != network && p.Bits() >= network.Bits() && network.Contains(p.Addr()) && now.Before(b.Until) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Remove drops p's entry (its ban was lifted).
+func (lb *Local) Remove(p netip.Prefix) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	lb.del(p)
+}
+
+// Banned reports whether p is banned locally at now, given the snapshot's
+// load time; entries the snapshot has superseded or that expired are dropped.
+func (lb *Local) Banned(p netip.Prefix, loadedAt, now time.Time) bool {
+	if lb.n.Load() == 0 {
+		return false
+	}
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	b, ok := lb.m[p]
+	if !ok {
+		return false
+	}
+	if b.over(loadedAt, now) {
+		lb.del(p)
+		return false
+	}
+	return true
+}
+
+// over reports whether b no longer counts at now, given the snapshot's load
+// time: it expired, or the store failed to take it and was read since.
+func (b Entry) over(loadedAt, now time.Time) bool {
+	superseded := !b.failed.IsZero() && loadedAt.After(b.failed)
+	return !now.Before(b.Until) || superseded
+}
+
+// Prune drops every entry that no longer counts, so that a flood of
+// scanners that never come back does not keep its bans here for ever.
+func (lb *Local) Prune(loadedAt, now time.Time) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	for p, b := range lb.m {
+		if b.over(loadedAt, now) {
+			lb.del(p)
+		}
+	}
+}
+
+// Len is how many entries there are.
+func (lb *Local) Len() int {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return len(lb.m)
+}

@@ -1,0 +1,66 @@
+package bans
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+)
+
+// This instance's bans are dropped once they end or a snapshot read after
+// them takes over, whether or not their source comes back.
+func TestLocalBansArePruned(t *testing.T) {
+	var lb Local
+	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+	lb.Set(p("198.51.100.1/32"), Entry{Until: at.Add(-time.Second), Made: at.Add(-time.Hour)})                                   // ended
+	lb.Set(p("198.51.100.2/32"), Entry{Until: at.Add(time.Hour), Made: at.Add(-time.Minute), failed: at.Add(-90 * time.Second)}) // the store failed to take it, snapshot read since
+	lb.Set(p("198.51.100.3/32"), Entry{Until: at.Add(time.Hour), Made: at.Add(-time.Minute), failed: at.Add(-time.Minute)})      // the store failed to take it, snapshot read since
+	lb.Set(p("198.51.100.4/32"), Entry{Until: at.Add(time.Hour), Made: at, failed: at})                                          // failed, the snapshot is older
+	lb.Set(p("198.51.100.5/32"), Entry{Until: at.Add(time.Hour), Made: at.Add(-time.Hour)})                                      // still waiting to be written
+	lb.Prune(at.Add(-2*time.Minute), at)
+	if n := lb.Len(); n != 4 {
+		t.Fatalf("after a prune with an older snapshot: %d entries, want 4", n)
+	}
+	lb.Prune(at.Add(-time.Second), at)
+	if n := lb.Len(); n != 2 || !lb.Banned(p("198.51.100.4/32"), at.Add(-time.Second), at) || !lb.Banned(p("198.51.100.5/32"), at.Add(-time.Second), at) {
+		t.Fatalf("after a prune: %d entries, want the one the snapshot does not have yet and the one waiting to be written", n)
+	}
+}
+
+// The sources this instance banned inside a network are found through
+// their /24 or /48, and forgotten with their entries.
+func TestLocalBansWithinANetwork(t *testing.T) {
+	var lb Local
+	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+	live := Entry{Until: at.Add(time.Hour), Made: at}
+	for _, s := range []string{"2001:db8:1:1::/64", "2001:db8:1:2::/64", "2001:db8:2:1::/64", "198.51.100.7/32", "198.51.100.9/32"} {
+		lb.Set(p(s), live)
+	}
+	lb.Set(p("2001:db8:1:3::/64"), Entry{Until: at.Add(-time.Second), Made: at.Add(-time.Hour)}) // ended
+	if got := lb.Within(p("2001:db8:1::/48"), at); len(got) != 2 {
+		t.Fatalf("in 2001:db8:1::/48: %v, want the two in force", got)
+	}
+	if got := lb.Within(p("198.51.100.0/24"), at); len(got) != 2 {
+		t.Fatalf("in 198.51.100.0/24: %v", got)
+	}
+	lb.Remove(p("2001:db8:1:1::/64"))
+	lb.Prune(at.Add(-time.Minute), at)
+	if got := lb.Within(p("2001:db8:1::/48"), at); len(got) != 1 || len(lb.v6[p("2001:db8:1::/48")]) != 1 {
+		t.Fatalf("after a lift and a prune: %v, index %v", got, lb.v6)
+	}
+}
+
+// A ban the store took is forgotten here once the snapshot has it, unless
+// the prefix was banned again meanwhile.
+func TestStoredBansAreForgotten(t *testing.T) {
+	var lb Local
+	p := netip.MustParsePrefix("198.51.100.1/32")
+	q := netip.MustParsePrefix("198.51.100.2/32")
+	lb.Set(p, Entry{Until: at.Add(time.Hour), Made: at})
+	lb.Set(q, Entry{Until: at.Add(2 * time.Hour), Made: at}) // banned again, longer
+	lb.Forget([]approvals.Ban{{Prefix: p, ExpiresAt: at.Add(time.Hour)}, {Prefix: q, ExpiresAt: at.Add(time.Hour)}})
+	if lb.Banned(p, time.Time{}, at) || !lb.Banned(q, time.Time{}, at) || lb.Len() != 1 {
+		t.Fatalf("after the store took both: %d entries; want only the one banned again", lb.Len())
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/customernode/gatekeeper/internal/pct"
 )
 
 // A method scope holds only if every method the upstream may act on is in
@@ -163,7 +165,7 @@ func containsFold(s, sub string) bool {
 
 func formUnescape(s string) string {
 	s = strings.ReplaceAll(s, "+", " ")
-	u, _ := lenientUnescape(s)
+	u, _ := pct.Decode(s)
 	return u
 }
 

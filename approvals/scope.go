@@ -3,6 +3,8 @@ package approvals
 import (
 	"path"
 	"strings"
+
+	"github.com/customernode/gatekeeper/internal/pct"
 )
 
 // Scope is checked against every way the upstream might read a request, so
@@ -22,7 +24,7 @@ func CanonicalPath(escaped string) string {
 	}
 	p := escaped
 	for range 3 {
-		u, changed := lenientUnescape(p)
+		u, changed := pct.Decode(p)
 		if !changed {
 			break
 		}
@@ -45,57 +47,6 @@ func CanonicalPath(escaped string) string {
 		clean += "/"
 	}
 	return clean
-}
-
-// lenientUnescape undoes every well-formed %XX (and IIS's %uXXXX) in p,
-// keeping a malformed one as it stands rather than giving up on the whole
-// path: "/api/%2e%2e/admin%" must still come out as "/admin%", which is
-// what an upstream that decodes as leniently serves.
-func lenientUnescape(p string) (string, bool) {
-	i := strings.IndexByte(p, '%')
-	if i < 0 {
-		return p, false
-	}
-	var b strings.Builder
-	b.Grow(len(p))
-	b.WriteString(p[:i])
-	changed := false
-	for ; i < len(p); i++ {
-		c := p[i]
-		if c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		if i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
-			b.WriteByte(unhex(p[i+1])<<4 | unhex(p[i+2]))
-			i += 2
-			changed = true
-			continue
-		}
-		if i+5 < len(p) && (p[i+1] == 'u' || p[i+1] == 'U') && isHex(p[i+2]) && isHex(p[i+3]) && isHex(p[i+4]) && isHex(p[i+5]) {
-			r := rune(unhex(p[i+2]))<<12 | rune(unhex(p[i+3]))<<8 | rune(unhex(p[i+4]))<<4 | rune(unhex(p[i+5]))
-			b.WriteRune(r)
-			i += 5
-			changed = true
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String(), changed
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c >= 'a':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
 }
 
 // Canonical is CanonicalPath(escaped) when that differs from decoded, the

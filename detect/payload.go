@@ -106,21 +106,26 @@ func newPayloadInspector(maxBody int64) *payloadInspector {
 func (p *payloadInspector) inspect(r *http.Request, res *Result) uint64 {
 	var first uint64
 	n := 0
-	visit := func(v string) bool {
-		if n++; n > maxValues {
-			return false
-		}
-		if len(v) > maxValueLen {
-			v = v[:maxValueLen]
-		}
-		if s := p.value(v); s != 0 {
-			res.Signals |= s
-			if first == 0 {
-				first = hashValue(p, v)
+	// visitor visits values with judge: p.value for values, p.bodyValue
+	// for body fields, which may be documents (see documents.go).
+	visitor := func(judge func(string) SignalSet) func(string) bool {
+		return func(v string) bool {
+			if n++; n > maxValues {
+				return false
 			}
+			if len(v) > maxValueLen {
+				v = v[:maxValueLen]
+			}
+			if s := judge(v); s != 0 {
+				res.Signals |= s
+				if first == 0 {
+					first = hashValue(p, v)
+				}
+			}
+			return true
 		}
-		return true
 	}
+	visit := visitor(p.value)
 	if !eachQueryValue(r.URL.RawQuery, visit) {
 		return first
 	}
@@ -129,22 +134,7 @@ func (p *payloadInspector) inspect(r *http.Request, res *Result) uint64 {
 			return first
 		}
 	}
-	// Body values may be documents (see documents.go).
-	visitBody := func(v string) bool {
-		if n++; n > maxValues {
-			return false
-		}
-		if len(v) > maxValueLen {
-			v = v[:maxValueLen]
-		}
-		if s := p.bodyValue(v); s != 0 {
-			res.Signals |= s
-			if first == 0 {
-				first = hashValue(p, v)
-			}
-		}
-		return true
-	}
+	visitBody := visitor(p.bodyValue)
 	switch mt := mediaType(r); {
 	case mt == "application/x-www-form-urlencoded":
 		if body := PeekBody(r, p.maxBody); body != nil {

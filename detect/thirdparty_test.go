@@ -1,12 +1,11 @@
 package detect
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,25 +102,14 @@ func TestForgedCrossSiteInjectionIsHeld(t *testing.T) {
 	}
 }
 
-// attackValues reads testdata/payloads.txt's values of the given families.
+// attackValues are testdata/payloads.txt's values of the given families.
 func attackValues(t *testing.T, families ...string) []string {
 	t.Helper()
-	f, err := os.Open("testdata/payloads.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fam, v, ok := strings.Cut(sc.Text(), " | ")
-		if !ok || strings.HasPrefix(fam, "#") {
-			continue
-		}
-		for _, want := range families {
-			if strings.TrimSpace(fam) == want {
-				out = append(out, v)
-			}
+	for _, line := range readLines(t, "payloads.txt") {
+		fam, v, ok := strings.Cut(line, " | ")
+		if ok && slices.Contains(families, strings.TrimSpace(fam)) {
+			out = append(out, v)
 		}
 	}
 	if len(out) == 0 {

@@ -13,7 +13,7 @@ import "testing"
 func TestDecisionAllocationsDoNotGrow(t *testing.T) {
 	h, next := decisionHandler(t)
 	for _, tc := range decisionCases {
-		if n := handlerAllocs(t, h, next, tc.ip); n > tc.maxAllocs {
+		if n := handlerAllocs(t, h, next, tc.ip, tc.verdict); n > tc.maxAllocs {
 			t.Errorf("%s request: %.1f allocations, want at most %.0f", tc.name, n, tc.maxAllocs)
 		}
 	}

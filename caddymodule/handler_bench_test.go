@@ -56,14 +56,22 @@ func BenchmarkDecision(b *testing.B) {
 // placeholder provider Caddy's replacer needs per request; two for an
 // approved one).
 var decisionCases = []struct {
-	name, ip  string
-	maxAllocs float64
-}{{"approved", "192.0.2.10", 2}, {"unapproved", "198.51.100.20", 1}}
+	name, ip, verdict string
+	maxAllocs         float64
+}{{"approved", "192.0.2.10", "approved", 2}, {"unapproved", "198.51.100.20", "pass", 1}}
 
 // handlerAllocs is how many allocations the handler makes deciding on a
 // request from ip: those of a fresh request and its decision, less those of
-// the fresh request alone.
-func handlerAllocs(tb testing.TB, h *Handler, next caddyhttp.Handler, ip string) float64 {
+// the fresh request alone. Every decision must be verdict, or what is
+// counted is some other path through the handler.
+func handlerAllocs(tb testing.TB, h *Handler, next caddyhttp.Handler, ip, verdict string) float64 {
+	w, r := decisionRequest(ip)
+	if err := h.ServeHTTP(w, r, next); err != nil {
+		tb.Fatal(err)
+	}
+	if got, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer).GetString("http.gatekeeper.verdict"); got != verdict {
+		tb.Fatalf("request from %s decided %q, want %q: the allocations counted would be another path's", ip, got, verdict)
+	}
 	prepared := testing.AllocsPerRun(200, func() { decisionRequest(ip) })
 	total := testing.AllocsPerRun(200, func() {
 		w, r := decisionRequest(ip)

@@ -151,7 +151,7 @@ func TestVolumeBoundsHoldAcrossThreeInstances(t *testing.T) {
 	// two admissions a call, and calls a small share of requests however
 	// fast this machine sends them (measured: 2.6-3.3 admissions a call,
 	// 0.2-1.5 % of requests).
-	if calls*2 > total || calls*20 > sent.Load() {
+	if calls <= 0 || calls*2 > total || calls*20 > sent.Load() {
 		t.Errorf("%d Redis script calls for %d admissions and %d requests: Redis must be reached per lease, not per request",
 			calls, total, sent.Load())
 	}
@@ -161,6 +161,8 @@ func TestVolumeBoundsHoldAcrossThreeInstances(t *testing.T) {
 }
 
 // evalCalls is how many Lua scripts Redis has run (leases and usage writes).
+// A line it cannot read fails the test: the per-lease check would
+// otherwise pass on nothing.
 func evalCalls(t *testing.T, srv *testredis.Server) int64 {
 	t.Helper()
 	info, err := srv.Client().Info(context.Background(), "commandstats").Result()
@@ -172,7 +174,10 @@ func evalCalls(t *testing.T, srv *testredis.Server) int64 {
 		for _, cmd := range []string{"cmdstat_evalsha:", "cmdstat_eval:"} {
 			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd); ok {
 				calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
-				c, _ := strconv.ParseInt(calls, 10, 64)
+				c, err := strconv.ParseInt(calls, 10, 64)
+				if err != nil || !strings.HasPrefix(rest, "calls=") {
+					t.Fatalf("cannot read Redis's %s line %q", cmd, line)
+				}
 				n += c
 			}
 		}

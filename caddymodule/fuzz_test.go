@@ -39,6 +39,7 @@ func FuzzCaddyfile(f *testing.F) {
 		var cfg struct {
 			Apps struct {
 				Gatekeeper json.RawMessage `json:"gatekeeper"`
+				HTTP       any             `json:"http"`
 			} `json:"apps"`
 		}
 		if err := json.Unmarshal(out, &cfg); err != nil {
@@ -46,11 +47,43 @@ func FuzzCaddyfile(f *testing.F) {
 		}
 		if len(cfg.Apps.Gatekeeper) > 0 {
 			var app App
-			if err := json.Unmarshal(cfg.Apps.Gatekeeper, &app); err != nil {
+			if err := caddy.StrictUnmarshalJSON(cfg.Apps.Gatekeeper, &app); err != nil {
 				t.Fatalf("adapted app does not unmarshal: %v\n%s", err, cfg.Apps.Gatekeeper)
 			}
 		}
+		handlers := 0
+		eachHandler(cfg.Apps.HTTP, func(raw map[string]any) {
+			handlers++
+			delete(raw, "handler") // the module's name, which Caddy takes off before unmarshalling
+			b, _ := json.Marshal(raw)
+			var h Handler
+			if err := caddy.StrictUnmarshalJSON(b, &h); err != nil {
+				t.Fatalf("adapted handler does not unmarshal: %v\n%s", err, b)
+			}
+		})
+		if handlers != 1 {
+			t.Fatalf("the adapted config holds %d gatekeeper handlers, want the directive's one", handlers)
+		}
 	})
+}
+
+// eachHandler calls fn with every gatekeeper handler in a decoded config,
+// however deep (subroutes included).
+func eachHandler(v any, fn func(map[string]any)) {
+	switch x := v.(type) {
+	case map[string]any:
+		if x["handler"] == "gatekeeper" {
+			fn(x)
+			return
+		}
+		for _, c := range x {
+			eachHandler(c, fn)
+		}
+	case []any:
+		for _, c := range x {
+			eachHandler(c, fn)
+		}
+	}
 }
 
 // FuzzAdminAPI sends arbitrary methods, paths, query parameters and JSON

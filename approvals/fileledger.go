@@ -106,8 +106,8 @@ func (s *FileStore) Lease(_ context.Context, a *Approval, want int) (Lease, erro
 func (s *FileStore) Release(_ context.Context, id string, n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if u, ok := s.usage[id]; ok && n > 0 {
-		u.ledger.Granted = max(0, u.ledger.Granted-int64(n))
+	if u, ok := s.usage[id]; ok {
+		u.ledger.release(n)
 	}
 	return nil
 }

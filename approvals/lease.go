@@ -64,3 +64,10 @@ func LeaseSize(a *Approval) int {
 	n := int(math.Ceil(a.MaxRPS / 10))
 	return max(1, min(n, 64, max(a.Burst, 1)))
 }
+
+// release gives back n admissions granted but not used.
+func (l *ledger) release(n int) {
+	if n > 0 {
+		l.Granted = max(0, l.Granted-int64(n))
+	}
+}

@@ -46,7 +46,7 @@ func FuzzLedgerMatchesRedis(f *testing.F) {
 				if err := s.Release(context.Background(), a.ID, n); err != nil {
 					t.Fatal(err)
 				}
-				l.Granted = max(0, l.Granted-int64(n))
+				l.release(n)
 			case 3: // the clock moves 1..64 × 37 ms
 				now = now.Add(time.Duration(op&63+1) * 37 * time.Millisecond)
 			}

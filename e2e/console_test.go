@@ -108,20 +108,6 @@ func consoleBridge(t *testing.T, in *instance) string {
 	}
 }
 
-// syncBuffer is a strings.Builder that a process may write to while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestConsoleInABrowser drives the console in Chromium against the built
 // binary: it loads without errors; an approval registered through the form
 // shows in the timeline; a bad CIDR is shown next to its field; revoking

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,36 +16,6 @@ import (
 	"github.com/customernode/gatekeeper/internal/testredis"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
-
-const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-
-// webSite serves a small static site (missing files are 404s, as
-// file_server answers them) and an API under /api/, behind the handler.
-func webSite(t testing.TB, mode string) string {
-	root := t.TempDir()
-	for name, body := range map[string]string{"index.html": "<html>home</html>", "app.css": "body{}", "app.js": "1", "logo.png": "png"} {
-		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return fmt.Sprintf(`
-	gatekeeper {
-		tenant {http.request.host.labels.1}
-		mode %s
-	}
-	handle /api/* {
-		respond "api verdict={http.request.header.Gatekeeper-Verdict} reasons={http.request.header.Gatekeeper-Reasons}"
-	}
-	handle {
-		root * %s
-		file_server
-	}`, mode, root)
-}
-
-func browse(c *client, path string, ua string) answer {
-	c.t.Helper()
-	return c.get("acme.localhost", path, "User-Agent", ua, "Accept", "text/html,*/*;q=0.8", "Accept-Language", "en")
-}
 
 // A scanner with a browser user agent walking probe paths is blocked within
 // its first 15 requests and stays blocked, while a browser session and an

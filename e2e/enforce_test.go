@@ -17,84 +17,6 @@ import (
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
-// client sends requests from one loopback source address, so that one test
-// has approved, unapproved and cross-tenant clients side by side.
-type client struct {
-	t    testing.TB
-	http *http.Client
-	site string
-}
-
-func from(t testing.TB, in *instance, source string) *client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 5 * time.Second}
-	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &client{t: t, http: &http.Client{Transport: tr, Timeout: 10 * time.Second}, site: in.Site}
-}
-
-type answer struct {
-	code   int
-	body   string
-	header http.Header
-}
-
-// do sends method path to host ("acme.localhost") with extra headers.
-func (c *client) do(method, host, path string, headers ...string) answer {
-	c.t.Helper()
-	resp, err := c.http.Do(newRequest(method, c.site, host, path, headers...))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, string(b), resp.Header}
-}
-
-// newRequest is method path on site, for host, with headers given as
-// name, value pairs.
-func newRequest(method, site, host, path string, headers ...string) *http.Request {
-	req, _ := http.NewRequest(method, "http://"+site+path, nil)
-	req.Host = host
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	return req
-}
-
-func (c *client) get(host, path string, headers ...string) answer {
-	c.t.Helper()
-	return c.do("GET", host, path, headers...)
-}
-
-// register posts an approval through the admin API and returns its id and
-// token.
-func (in *instance) register(change func(map[string]any)) (id, token string) {
-	in.t.Helper()
-	from := time.Now().UTC().Add(-time.Minute)
-	body := map[string]any{
-		"tenant": "acme", "sources": []string{"127.0.0.2"},
-		"not_before": from.Format(time.RFC3339Nano), "not_after": from.Add(4 * time.Hour).Format(time.RFC3339Nano),
-		"max_rps": 1000, "burst": 1000, "max_requests": 100000,
-		"requested_by": "ciso@acme.example", "approved_by": "secops@customernode", "approval_ref": "SEC-1",
-	}
-	if change != nil {
-		change(body)
-	}
-	b, _ := json.Marshal(body)
-	resp, err := http.Post("http://"+in.Admin+"/gatekeeper/approvals", "application/json", bytes.NewReader(b))
-	if err != nil {
-		in.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 201 {
-		in.t.Fatalf("register: %d %s", resp.StatusCode, raw)
-	}
-	var out struct{ ID, Token string }
-	_ = json.Unmarshal(raw, &out)
-	return out.ID, out.Token
-}
-
 func TestApprovedUnapprovedAndCrossTenantSideBySide(t *testing.T) {
 	in := start(t, "\t\tstore file ./data")
 	id, _ := in.register(nil)
@@ -278,25 +200,6 @@ func TestHandleErrorsRestylesRefusals(t *testing.T) {
 	if a.code != 403 || a.body != "refused 403 out_of_scope" {
 		t.Fatalf("handle_errors saw %d %q", a.code, a.body)
 	}
-}
-
-// metric reads one series' value from the admin endpoint's /metrics.
-func (in *instance) metric(series string) float64 {
-	in.t.Helper()
-	resp, err := http.Get("http://" + in.Admin + "/metrics")
-	if err != nil {
-		in.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	in.t.Fatalf("no series %s in /metrics", series)
-	return 0
 }
 
 func TestMetricsCountDecisionsAndSurviveReload(t *testing.T) {

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -174,24 +172,4 @@ func firstApprovedAfter(ss []sample, t time.Time, instance int) time.Duration {
 		}
 	}
 	return -1
-}
-
-// send is a GET from source through in, on a new connection, that never
-// fails the test: a transport error is status 0.
-func send(in *instance, source, path string, headers ...string) int {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 5 * time.Second}
-	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	return get(c, in.Site, path, headers...)
-}
-
-// get is a GET of path on site for acme that never fails the test: a
-// transport error is status 0.
-func get(c *http.Client, site, path string, headers ...string) int {
-	resp, err := c.Do(newRequest("GET", site, "acme.localhost", path, headers...))
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -225,23 +224,6 @@ func p99(ds []time.Duration) time.Duration {
 	}
 	slices.Sort(ds)
 	return ds[len(ds)*99/100]
-}
-
-// behindProxy is the global options of a gatekeeper whose clients come
-// through a trusted proxy at 127.0.0.5 (proxyClient) that names each
-// request's source in X-Forwarded-For; gatekeeper holds the lines of the
-// gatekeeper option.
-func behindProxy(gatekeeper string) string {
-	return gatekeeper + "\n\t}\n\tservers {\n\t\ttrusted_proxies static 127.0.0.5/32\n\t\ttrusted_proxies_strict\n\t\tclient_ip_headers X-Forwarded-For\n\t"
-}
-
-// ipv4 is the dotted form of the IPv4 address a.
-func ipv4(a int) string { return fmt.Sprintf("%d.%d.%d.%d", a>>24, a>>16&255, a>>8&255, a&255) }
-
-// proxyClient sends requests from 127.0.0.5, the trusted proxy of behindProxy.
-func proxyClient() *http.Client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}, Timeout: 5 * time.Second}
-	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
 }
 
 // max_bans caps the bans in force: past it, scanners are still refused but

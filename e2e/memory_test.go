@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -128,28 +126,6 @@ func runSourceFlood(tb testing.TB, n, maxSources int) sourceFlood {
 	grew := max(float64(f.heap)-float64(f.heapBefore), 0) / max(float64(f.tracked)-trackedBefore, 1)
 	f.perSource = float64(f.tracker)/float64(max(f.tracked, 1)) + grew
 	return f
-}
-
-// metricValue reads an unlabelled metric from the instance's admin endpoint.
-func metricValue(tb testing.TB, in *instance, name string) float64 {
-	tb.Helper()
-	resp, err := http.Get("http://" + in.Admin + "/metrics")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				tb.Fatalf("%s: %v", name, err)
-			}
-			return f
-		}
-	}
-	tb.Fatalf("no %s in the metrics", name)
-	return 0
 }
 
 // rss is the resident set size of process pid, from /proc.

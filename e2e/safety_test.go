@@ -16,8 +16,6 @@ import (
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
-const sqlmapUA = "sqlmap/1.8.2#stable (https://sqlmap.org)"
-
 // A server that trusts proxies without trusted_proxies_strict is refused by
 // run, validate and adapt, with an error that names the setting, unless the
 // gatekeeper app opts out.
@@ -56,11 +54,6 @@ func TestNonStrictTrustedProxiesAreRefused(t *testing.T) {
 			t.Fatalf("%s with a non-strict server for one listener: %v\n%s", cmd, err, out)
 		}
 	}
-}
-
-func port(t *testing.T) string {
-	_, p, _ := net.SplitHostPort(testutil.FreeAddr(t))
-	return p
 }
 
 // appendingProxy is a load balancer like most: it appends the address it

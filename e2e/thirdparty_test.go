@@ -188,23 +188,6 @@ func TestExploitsInHeadersAreRefused(t *testing.T) {
 	}
 }
 
-// readLines reads the lines of a corpus file that are neither blank nor
-// comments.
-func readLines(t *testing.T, file string) []string {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // A code host's push webhooks whose commit messages talk about SQL, shell
 // and markup, and a CMS editor autosaving rich text that embeds a video,
 // are never refused and their senders never banned; the same fields

@@ -1,0 +1,125 @@
+package caddymodule
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// docsText is the README and every guide, as one text.
+func docsText(t *testing.T) string {
+	t.Helper()
+	files, _ := filepath.Glob("../docs/*.md")
+	var b strings.Builder
+	for _, f := range append(files, "../README.md") {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(text)
+	}
+	return b.String()
+}
+
+// The docs name every admin endpoint (the README's table, method and
+// path), every metric, and every flag of Gatekeeper's own subcommands, as
+// the code has them: a new one cannot land undocumented.
+func TestDocsListWhatTheCodeHas(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pattern, ms := range adminEndpoints {
+		path := strings.ReplaceAll(pattern, "...}", "}")
+		switch pattern {
+		case "/gatekeeper/{unknown...}":
+			continue
+		case "/gatekeeper/ui", "/gatekeeper/ui/{file...}":
+			path = "/gatekeeper/ui/"
+		}
+		for m := range ms {
+			if m == http.MethodHead {
+				continue
+			}
+			if !strings.Contains(string(readme), "`"+m+" "+path) {
+				t.Errorf("the README's admin API table lacks %s %s", m, path)
+			}
+		}
+	}
+
+	docs := docsText(t)
+	c := startCaddy(t, fileStore(t))
+	resp, err := http.Get(c.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	names := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE (caddy_gatekeeper_\w+)`).FindAllStringSubmatch(string(body), -1) {
+		names[m[1]] = true
+	}
+	if len(names) < 10 {
+		t.Fatalf("only %d gatekeeper metrics scraped; the test would prove little", len(names))
+	}
+	for name := range names {
+		if !strings.Contains(docs, name) {
+			t.Errorf("no guide names the metric %s", name)
+		}
+	}
+
+	own := []string{"approvals", "bans", "audit", "status", "console"}
+	for name, cmd := range caddycmd.Commands() {
+		if !slices.Contains(own, name) {
+			continue
+		}
+		root := &cobra.Command{Use: name}
+		if cmd.CobraFunc != nil {
+			cmd.CobraFunc(root)
+		}
+		for _, c := range append([]*cobra.Command{root}, root.Commands()...) {
+			check := func(f *pflag.Flag) {
+				if !strings.Contains(docs, "--"+f.Name) {
+					t.Errorf("no guide names gatekeeper %s %s's flag --%s", name, c.Name(), f.Name)
+				}
+			}
+			c.Flags().VisitAll(check)
+			c.PersistentFlags().VisitAll(check)
+		}
+	}
+}
+
+// docs/design.md's table of Redis keys names every key the Redis store
+// writes (read from its source: the keys are built in one place, key()).
+func TestDesignListsEveryRedisKey(t *testing.T) {
+	design, err := os.ReadFile("../docs/design.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("../approvals/redis*.go")
+	seen := 0
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`s\.key\("([^"]*)"`).FindAllStringSubmatch(string(src), -1) {
+			seen++
+			if !strings.Contains(string(design), "{state}:"+m[1]) {
+				t.Errorf("docs/design.md's Redis keys lack <prefix>{state}:%s (%s)", m[1], filepath.Base(f))
+			}
+		}
+	}
+	if seen < 5 {
+		t.Fatalf("only %d keys found in the Redis store's source; the test would prove little", seen)
+	}
+}

@@ -29,7 +29,12 @@ type Evidence struct {
 	Classification string          `json:"classification"`
 	Body           json.RawMessage `json:"body"`
 	Signature      *Signature      `json:"signature,omitempty"`
+
+	head ChainHead // the approval chain's head the body names, when built here
 }
+
+// Head is the approval chain's head an export built by BuildEvidence names.
+func (e *Evidence) Head() ChainHead { return e.head }
 
 // EvidenceClassification heads every export: the audit policy forbids
 // redistributing test evidence without the customer's consent.
@@ -130,7 +135,7 @@ func BuildEvidence(ctx context.Context, store Store, id string, report []byte, a
 	if err != nil {
 		return nil, err
 	}
-	ev := &Evidence{Classification: EvidenceClassification, Body: b}
+	ev := &Evidence{Classification: EvidenceClassification, Body: b, head: head}
 	if key != nil {
 		ev.Signature = &Signature{Algorithm: "Ed25519",
 			PublicKey: base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)),

@@ -28,7 +28,7 @@ import (
 // knownHeads are the newest chain heads seen for one store.
 type knownHeads struct {
 	mu    sync.Mutex
-	path  string // "" when there is nowhere to keep them
+	path  string
 	store string
 	heads map[string]approvals.ChainHead
 }
@@ -96,7 +96,7 @@ func (k *knownHeads) advance(heads map[string]approvals.ChainHead) error {
 			k.heads[kind], changed = h, true
 		}
 	}
-	if !changed || k.path == "" {
+	if !changed {
 		return nil
 	}
 	b, err := json.MarshalIndent(knownHeadsFile{Store: k.store, Heads: k.heads}, "", "  ")

@@ -183,10 +183,7 @@ func (a *App) Export(ctx context.Context, id, actor string) (*approvals.Evidence
 	if err != nil {
 		return nil, err
 	}
-	var body approvals.EvidenceBody
-	if json.Unmarshal(ev.Body, &body) == nil {
-		_ = a.state.audit.known.advance(map[string]approvals.ChainHead{body.Chain.Kind: body.Chain.Head}) // a head seen
-	}
+	_ = a.state.audit.known.advance(map[string]approvals.ChainHead{"approval": ev.Head()}) // a head seen
 	a.logger.Info("approval evidence exported", zap.String("id", id), zap.Bool("signed", ev.Signature != nil), zap.String("actor", actor))
 	return ev, nil
 }
@@ -252,8 +249,6 @@ func (a *App) Bans(ctx context.Context) ([]approvals.Ban, error) {
 	return bans, err
 }
 
-// banPrefix turns an IP or CIDR into the prefix bans are kept by: a lone
-// IPv6 address stands for its /64 (or the configured ipv6_prefix).
 // The broadest prefixes a ban by hand may cover: a ban is for sources that
 // misbehave, and "0.0.0.0/0" would ban the whole internet.
 const (
@@ -261,6 +256,8 @@ const (
 	maxHandBanIPv6 = 32
 )
 
+// banPrefix turns an IP or CIDR into the prefix bans are kept by: a lone
+// IPv6 address stands for its /64 (or the configured ipv6_prefix).
 func (a *App) banPrefix(s string) (netip.Prefix, error) {
 	p, err := approvals.ParseSource(s)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 // have it, so no instance but this one would ever enforce it.
 type Local struct {
 	mu sync.Mutex
-	m  map[netip.Prefix]Entry
+	m  map[netip.Prefix]entry
 	// n is len(m), read without the lock: most of the time there is no
 	// entry, and a request need not take the lock to find that out.
 	n atomic.Int64
@@ -48,21 +48,20 @@ func (lb *Local) del(p netip.Prefix) {
 	}
 }
 
-// Entry is one ban this instance made.
-type Entry struct {
-	Until  time.Time // when it ends
-	Made   time.Time // when it was made
+// entry is one ban this instance made.
+type entry struct {
+	until  time.Time // when it ends
 	failed time.Time // when the store failed to take it; zero while in flight
 }
 
-// Set records a ban of p this instance made.
-func (lb *Local) Set(p netip.Prefix, b Entry) {
+// Set records a ban of p until until, which this instance made.
+func (lb *Local) Set(p netip.Prefix, until time.Time) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	if lb.m == nil {
-		lb.m = map[netip.Prefix]Entry{}
+		lb.m = map[netip.Prefix]entry{}
 	}
-	lb.m[p] = b
+	lb.m[p] = entry{until: until}
 	lb.n.Store(int64(len(lb.m)))
 	if n, ok := net48(p); ok {
 		if lb.v6 == nil {
@@ -81,7 +80,7 @@ func (lb *Local) Forget(bans []approvals.Ban) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	for _, b := range bans {
-		if e, ok := lb.m[b.Prefix]; ok && e.Until.Equal(b.ExpiresAt) {
+		if e, ok := lb.m[b.Prefix]; ok && e.until.Equal(b.ExpiresAt) {
 			lb.del(b.Prefix)
 		}
 	}
@@ -92,7 +91,7 @@ func (lb *Local) Failed(bans []approvals.Ban, at time.Time) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	for _, b := range bans {
-		if e, ok := lb.m[b.Prefix]; ok && e.Until.Equal(b.ExpiresAt) {
+		if e, ok := lb.m[b.Prefix]; ok && e.until.Equal(b.ExpiresAt) {
 			e.failed = at
 			lb.m[b.Prefix] = e
 		}
@@ -109,7 +108,7 @@ func (lb *Local) Within(network netip.Prefix, now time.Time) []netip.Prefix {
 	var out []netip.Prefix
 	if network.Addr().Is4() && network.Bits() >= 24 {
 		for ip := network.Masked().Addr(); network.Contains(ip); ip = ip.Next() {
-			if b, ok := lb.m[netip.PrefixFrom(ip, 32)]; ok && now.Before(b.Until) {
+			if b, ok := lb.m[netip.PrefixFrom(ip, 32)]; ok && now.Before(b.until) {
 				out = append(out, netip.PrefixFrom(ip, 32))
 			}
 		}
@@ -117,14 +116,14 @@ func (lb *Local) Within(network netip.Prefix, now time.Time) []netip.Prefix {
 	}
 	if n, ok := net48(network); ok && network.Bits() == 48 {
 		for p := range lb.v6[n] {
-			if b := lb.m[p]; p != network && now.Before(b.Until) {
+			if b := lb.m[p]; p != network && now.Before(b.until) {
 				out = append(out, p)
 			}
 		}
 		return out
 	}
 	for p, b := range lb.m {
-		if p != network && p.Bits() >= network.Bits() && network.Contains(p.Addr()) && now.Before(b.Until) {
+		if p != network && p.Bits() >= network.Bits() && network.Contains(p.Addr()) && now.Before(b.until) {
 			out = append(out, p)
 		}
 	}
@@ -159,9 +158,9 @@ func (lb *Local) Banned(p netip.Prefix, loadedAt, now time.Time) bool {
 
 // over reports whether b no longer counts at now, given the snapshot's load
 // time: it expired, or the store failed to take it and was read since.
-func (b Entry) over(loadedAt, now time.Time) bool {
+func (b entry) over(loadedAt, now time.Time) bool {
 	superseded := !b.failed.IsZero() && loadedAt.After(b.failed)
-	return !now.Before(b.Until) || superseded
+	return !now.Before(b.until) || superseded
 }
 
 // Prune drops every entry that no longer counts, so that a flood of

@@ -13,11 +13,17 @@ import (
 func TestLocalBansArePruned(t *testing.T) {
 	var lb Local
 	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-	lb.Set(p("198.51.100.1/32"), Entry{Until: at.Add(-time.Second), Made: at.Add(-time.Hour)})                                   // ended
-	lb.Set(p("198.51.100.2/32"), Entry{Until: at.Add(time.Hour), Made: at.Add(-time.Minute), failed: at.Add(-90 * time.Second)}) // the store failed to take it, snapshot read since
-	lb.Set(p("198.51.100.3/32"), Entry{Until: at.Add(time.Hour), Made: at.Add(-time.Minute), failed: at.Add(-time.Minute)})      // the store failed to take it, snapshot read since
-	lb.Set(p("198.51.100.4/32"), Entry{Until: at.Add(time.Hour), Made: at, failed: at})                                          // failed, the snapshot is older
-	lb.Set(p("198.51.100.5/32"), Entry{Until: at.Add(time.Hour), Made: at.Add(-time.Hour)})                                      // still waiting to be written
+	failed := func(s string, at time.Time) { // the store failed to take the ban of s at at
+		lb.Failed([]approvals.Ban{{Prefix: p(s), ExpiresAt: lb.m[p(s)].until}}, at)
+	}
+	lb.Set(p("198.51.100.1/32"), at.Add(-time.Second)) // ended
+	lb.Set(p("198.51.100.2/32"), at.Add(time.Hour))
+	failed("198.51.100.2/32", at.Add(-90*time.Second)) // the store failed to take it, snapshot read since
+	lb.Set(p("198.51.100.3/32"), at.Add(time.Hour))
+	failed("198.51.100.3/32", at.Add(-time.Minute)) // the store failed to take it, snapshot read since
+	lb.Set(p("198.51.100.4/32"), at.Add(time.Hour))
+	failed("198.51.100.4/32", at)                   // failed, the snapshot is older
+	lb.Set(p("198.51.100.5/32"), at.Add(time.Hour)) // still waiting to be written
 	lb.Prune(at.Add(-2*time.Minute), at)
 	if n := lb.Len(); n != 4 {
 		t.Fatalf("after a prune with an older snapshot: %d entries, want 4", n)
@@ -33,11 +39,11 @@ func TestLocalBansArePruned(t *testing.T) {
 func TestLocalBansWithinANetwork(t *testing.T) {
 	var lb Local
 	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-	live := Entry{Until: at.Add(time.Hour), Made: at}
+	live := at.Add(time.Hour)
 	for _, s := range []string{"2001:db8:1:1::/64", "2001:db8:1:2::/64", "2001:db8:2:1::/64", "198.51.100.7/32", "198.51.100.9/32"} {
 		lb.Set(p(s), live)
 	}
-	lb.Set(p("2001:db8:1:3::/64"), Entry{Until: at.Add(-time.Second), Made: at.Add(-time.Hour)}) // ended
+	lb.Set(p("2001:db8:1:3::/64"), at.Add(-time.Second)) // ended
 	if got := lb.Within(p("2001:db8:1::/48"), at); len(got) != 2 {
 		t.Fatalf("in 2001:db8:1::/48: %v, want the two in force", got)
 	}
@@ -57,8 +63,8 @@ func TestStoredBansAreForgotten(t *testing.T) {
 	var lb Local
 	p := netip.MustParsePrefix("198.51.100.1/32")
 	q := netip.MustParsePrefix("198.51.100.2/32")
-	lb.Set(p, Entry{Until: at.Add(time.Hour), Made: at})
-	lb.Set(q, Entry{Until: at.Add(2 * time.Hour), Made: at}) // banned again, longer
+	lb.Set(p, at.Add(time.Hour))
+	lb.Set(q, at.Add(2*time.Hour)) // banned again, longer
 	lb.Forget([]approvals.Ban{{Prefix: p, ExpiresAt: at.Add(time.Hour)}, {Prefix: q, ExpiresAt: at.Add(time.Hour)}})
 	if lb.Banned(p, time.Time{}, at) || !lb.Banned(q, time.Time{}, at) || lb.Len() != 1 {
 		t.Fatalf("after the store took both: %d entries; want only the one banned again", lb.Len())

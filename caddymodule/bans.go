@@ -67,7 +67,7 @@ func (a *App) banScanner(ip netip.Addr, signals string, offence int) time.Durati
 
 // queueBan enforces b here at once and queues it for the store.
 func (a *App) queueBan(b approvals.Ban) {
-	a.state.bans.Set(b.Prefix, bans.Entry{Until: b.ExpiresAt, Made: b.CreatedAt})
+	a.state.bans.Set(b.Prefix, b.ExpiresAt)
 	if !a.state.writer.Add(b) {
 		a.state.bans.Failed([]approvals.Ban{b}, now())
 		metrics.storeErrors.WithLabelValues(OpWrite).Inc()

@@ -201,16 +201,12 @@ func (t *Tracker) onThirdParty(src netip.Addr, now uint32, uaHash uint64, probe 
 	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
 	signals := t.count(sh, st, now, uaHash, probe, payload, 1)
-	hold := uint32(holdFor.Milliseconds())
-	switch {
+	switch x := sh.existingExtra(st); {
 	case signals&bucketSignals != 0:
-		x := sh.extraOf(st)
-		x.heldUntil, x.held = now+hold, signals&bucketSignals
-	case st.extra != 0:
-		if x := &sh.extras[st.extra-1]; x.held != 0 && int32(x.heldUntil-now) > 0 && !served {
-			signals |= x.held
-			x.heldUntil = now + hold
-		}
+		sh.extraOf(st).hold(now, signals&bucketSignals)
+	case !served && x != nil && x.holding(now):
+		signals |= x.held
+		x.hold(now, x.held)
 	}
 	return signals
 }

@@ -149,6 +149,15 @@ type extra struct {
 	polledNext uint8
 }
 
+// holding reports whether x is held at now (see hold).
+func (x *extra) holding(now uint32) bool { return x.held != 0 && int32(x.heldUntil-now) > 0 }
+
+// hold holds x for holdFor from now, for signals: a held third-party
+// context or network refuses requests for paths the site has not served.
+func (x *extra) hold(now uint32, signals SignalSet) {
+	x.held, x.heldUntil = signals, now+uint32(holdFor.Milliseconds())
+}
+
 // pollFailure reports whether the path whose hash is h failed lately
 // (one of the last four failures), noting it if not.
 func (x *extra) pollFailure(h uint64) bool {
@@ -232,6 +241,15 @@ func (sh *shard) extraOf(st *sourceState) *extra {
 			sh.extras = append(sh.extras, extra{})
 			st.extra = uint32(len(sh.extras))
 		}
+	}
+	return &sh.extras[st.extra-1]
+}
+
+// existingExtra returns st's extra, nil when it has none. The caller holds
+// sh.mu.
+func (sh *shard) existingExtra(st *sourceState) *extra {
+	if st.extra == 0 {
+		return nil
 	}
 	return &sh.extras[st.extra-1]
 }

@@ -95,13 +95,13 @@ func (t *Tracker) refuseUnserved(k key, now uint32, served func() bool) bool {
 		return false
 	}
 	t.drain(st, now)
-	held := st.extra != 0 && sh.extras[st.extra-1].held != 0 && int32(sh.extras[st.extra-1].heldUntil-now) > 0
+	x := sh.existingExtra(st)
+	held := x != nil && x.holding(now)
 	over := st.notFound > float32(t.cfg.NotFound.N*networkSuspicion) && st.agents.len() >= minNetworkSources
 	if !held && !over || served() {
 		return false
 	}
-	x := sh.extraOf(st)
-	x.held, x.heldUntil = 1<<SignalNetwork, now+uint32(holdFor.Milliseconds())
+	sh.extraOf(st).hold(now, 1<<SignalNetwork)
 	return true
 }
 

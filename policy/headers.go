@@ -82,19 +82,7 @@ func TakeToken(h http.Header) (tok Token) {
 // isLegacyTokenHeader reports whether a Gatekeeper header's name is the
 // retired token header's, in any case and with "_" for "-".
 func isLegacyTokenHeader(name string) bool {
-	if len(name) != len(HeaderTestToken) {
-		return false
-	}
-	for i := range len(name) {
-		c, want := name[i], HeaderTestToken[i]
-		if c == '_' {
-			c = '-'
-		}
-		if c|0x20 != want|0x20 {
-			return false
-		}
-	}
-	return true
+	return len(name) == len(HeaderTestToken) && sameHeaderName(name, HeaderTestToken)
 }
 
 // DropTrailers keeps Gatekeeper's names out of r's trailers, which Caddy's
@@ -146,19 +134,24 @@ func IsGatekeeperHeader(name string) bool {
 	if len(name) < len(HeaderPrefix) || name[0]|0x20 != 'g' { // most names fail here
 		return false
 	}
-	for i := range len(HeaderPrefix) {
-		c := name[i]
-		switch {
-		case c == '_':
+	return sameHeaderName(name[:len(HeaderPrefix)], HeaderPrefix)
+}
+
+// sameHeaderName reports whether two header names of one length are the
+// same to CGI, PHP and some proxies: any case, "_" read as "-".
+func sameHeaderName(name, want string) bool {
+	for i := range len(want) {
+		c, w := name[i], want[i]
+		if c == '_' {
 			c = '-'
-		case 'A' <= c && c <= 'Z':
+		}
+		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		want := HeaderPrefix[i]
-		if 'A' <= want && want <= 'Z' {
-			want += 'a' - 'A'
+		if 'A' <= w && w <= 'Z' {
+			w += 'a' - 'A'
 		}
-		if c != want {
+		if c != w {
 			return false
 		}
 	}

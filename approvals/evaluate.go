@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/customernode/gatekeeper/internal/ascii"
 )
 
 // Access is one request as the policy sees it.
@@ -149,7 +151,7 @@ func (a *Approval) InScope(acc Access) bool {
 // CanonicalHost: exact, or "*.example.com" for any subdomain) with a
 // request host, ignoring ASCII case and a trailing dot.
 func hostMatches(pattern, host string) bool {
-	host = asciiLower(strings.TrimSuffix(host, "."))
+	host = ascii.Lower(strings.TrimSuffix(host, "."))
 	pattern = strings.TrimSuffix(pattern, ".") // stored before hosts were canonical
 	if suffix, ok := strings.CutPrefix(pattern, "*"); ok {
 		return strings.HasSuffix(host, suffix) && len(host) > len(suffix)

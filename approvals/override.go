@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/customernode/gatekeeper/internal/ascii"
 	"github.com/customernode/gatekeeper/internal/pct"
 )
 
@@ -151,16 +152,7 @@ func eachParam(q string, ms *methodSet) {
 // mayHoldOverride is a cheap first look: an override parameter's name has
 // "method" in it, in some case, or is escaped.
 func mayHoldOverride(q string) bool {
-	return strings.IndexByte(q, '%') >= 0 || containsFold(q, "method")
-}
-
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
-			return true
-		}
-	}
-	return false
+	return strings.IndexByte(q, '%') >= 0 || ascii.ContainsFold(q, "method")
 }
 
 func formUnescape(s string) string {

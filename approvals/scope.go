@@ -4,6 +4,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/customernode/gatekeeper/internal/ascii"
 	"github.com/customernode/gatekeeper/internal/pct"
 )
 
@@ -13,11 +14,12 @@ import (
 
 // CanonicalPath is the path a lenient upstream may end up serving for an
 // escaped request path: percent-encoding undone (up to three times, for
-// double and triple encoding; a malformed escape is kept as it is and
-// decoding goes on past it, as lenient decoders do, and IIS's %uXXXX is read), backslashes read as slashes, ";parameters"
-// dropped from every segment (as Java servlet containers do), trailing dots
-// and spaces dropped from segment names (as Windows servers do), slashes
-// merged and dot segments resolved.
+// double and triple encoding; a malformed escape is kept as it stands and
+// decoding goes on past it, as lenient decoders do, and IIS's %uXXXX is
+// read), backslashes read as slashes, ";parameters" dropped from every
+// segment (as Java servlet containers do), trailing dots and spaces dropped
+// from segment names (as Windows servers do), slashes merged and dot
+// segments resolved.
 func CanonicalPath(escaped string) string {
 	if plainPath(escaped) {
 		return escaped
@@ -89,21 +91,5 @@ func plainPath(p string) bool {
 // Kelvin sign "k", so an approval could grant access under one name and be
 // missing from a review filtered by the other.
 func SameTenant(a, b string) bool {
-	a, b = strings.TrimSuffix(a, "."), strings.TrimSuffix(b, ".")
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	return ascii.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }

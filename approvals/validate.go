@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/internal/ascii"
 )
 
 // FieldError says what is wrong with one field of an approval. Its message
@@ -266,28 +267,11 @@ func CanonicalHost(h string) (string, error) {
 		}
 		name = a
 	}
-	name = asciiLower(name)
+	name = ascii.Lower(name)
 	if len(wild+name) > 253 || strings.HasSuffix(name, ".") || strings.Contains(name, "..") {
 		return "", bad
 	}
 	return wild + name, nil
-}
-
-// asciiLower lowers ASCII letters only: names are compared as DNS compares
-// them, never with Unicode's folding ("ſ" is not "s", "K" is not "k").
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if 'A' <= b[j] && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
 }
 
 func parsePaths(in []string) ([]string, error) {

@@ -1,6 +1,10 @@
 package detect
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/customernode/gatekeeper/internal/ascii"
+)
 
 // Bodies carry documents as well as values: commit messages and patches in
 // a code host's webhooks, rich text a CMS editor autosaves, Markdown with
@@ -90,7 +94,7 @@ func richText(v string) bool {
 		return true
 	}
 	for _, tag := range []string{"</p>", "</div>", "</figure>", "</h1>", "</h2>", "</h3>", "</li>", "</blockquote>", "</table>", "</section>"} {
-		if containsFold(v, tag) {
+		if ascii.ContainsFold(v, tag) {
 			return true
 		}
 	}

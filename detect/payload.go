@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/corazawaf/libinjection-go"
+
+	"github.com/customernode/gatekeeper/internal/ascii"
 )
 
 // Payloads: attack strings in the values a request carries (query
@@ -191,7 +193,7 @@ func (p *payloadInspector) value(v string) SignalSet {
 			s.add(SignalSQLi)
 		}
 	}
-	if classes&classXSS != 0 || (classes&classFile != 0 && containsFold(v, "script:")) {
+	if classes&classXSS != 0 || (classes&classFile != 0 && ascii.ContainsFold(v, "script:")) {
 		if strings.ContainsAny(v, "(`=") && libinjection.IsXSS(v) {
 			s.add(SignalXSS)
 		}
@@ -405,15 +407,6 @@ func eachJSONString(body []byte, visit func(string) bool) {
 			return
 		}
 	}
-}
-
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
-			return true
-		}
-	}
-	return false
 }
 
 // hashValue is a payload value's hash for the payload bucket's filter.

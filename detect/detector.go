@@ -240,14 +240,12 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 			payload = uaHash | 1 // the user agent's payload
 		}
 	}
+	served := func() bool { return d.served.has(r.URL.Path, minuteOf(res.at)) }
 	if res.ThirdParty {
-		served := d.served.has(r.URL.Path, minuteOf(res.at))
-		res.Signals |= d.behavior.onThirdParty(src, res.at, uaHash, probe, payload, served)
+		res.Signals |= d.behavior.onThirdParty(src, res.at, uaHash, probe, payload, served())
 		res.RefuseOnly = true
 	} else {
-		signals, refuseOnly := d.behavior.onRequest(src, res.at, uaHash, probe, payload, func() bool {
-			return d.served.has(r.URL.Path, minuteOf(res.at))
-		})
+		signals, refuseOnly := d.behavior.onRequest(src, res.at, uaHash, probe, payload, served)
 		res.Signals |= signals
 		res.RefuseOnly = refuseOnly
 	}

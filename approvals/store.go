@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 )
 
@@ -86,103 +85,6 @@ type Store interface {
 type Change struct {
 	Bans []Ban
 	Full bool
-}
-
-// Lease is the answer to a lease request.
-type Lease struct {
-	// Granted admissions may be spent by this instance, at any time.
-	Granted int
-	// RetryAfter is, when nothing was granted but budget remains, how long
-	// until the rate bucket has a token again.
-	RetryAfter time.Duration
-	// Remaining is the budget left after this grant.
-	Remaining int64
-	// Recovering is set, with nothing granted, while the ledger holds the
-	// budget back after finding that the store lost grants; RetryAfter is
-	// when the hold ends.
-	Recovering bool
-}
-
-// Ban refuses every request from a source prefix until it expires.
-type Ban struct {
-	Prefix    netip.Prefix `json:"ip"`
-	Reason    string       `json:"reason"`
-	CreatedAt time.Time    `json:"created_at"`
-	ExpiresAt time.Time    `json:"expires_at"`
-	// Automatic: scanner detection made the ban, not a person. Set only by
-	// the code that makes the ban, never read from the reason's text (a hand
-	// ban whose reason reads like a scanner's is still a hand ban). An
-	// automatic ban yields to an approval the request is in scope of and
-	// counts towards a network's escalation; a hand ban holds against all.
-	Automatic bool `json:"automatic"`
-	// Network: an automatic ban of a whole /24 or /48 that several of its
-	// sources' bans escalated to. It refuses no request for a path the
-	// site serves: neighbours who only browse are not refused for it.
-	Network bool `json:"network,omitempty"`
-}
-
-// ScannerBanPrefix starts the reason of every ban scanner detection makes,
-// for people reading it; Automatic is what the code goes by.
-const ScannerBanPrefix = "scanner: "
-
-// ActiveAt reports whether the ban is in force at now.
-func (b Ban) ActiveAt(now time.Time) bool { return now.Before(b.ExpiresAt) }
-
-// Audit actions.
-const (
-	ActionApprovalCreated = "approval.created"
-	ActionApprovalRevoked = "approval.revoked"
-	ActionBanAdded        = "ban.added"
-	ActionBanRemoved      = "ban.removed"
-)
-
-// AuditEvent records one change to approvals or bans. It carries the whole
-// record as it stood after the change, which lets the file store replay its
-// audit log as a write-ahead log after a crash.
-type AuditEvent struct {
-	// ID orders events within one store: a sequence number in the file
-	// store, a stream entry ID in Redis.
-	ID string `json:"id"`
-	// Seq, Prev and Hash link the event into its kind's chain (see
-	// chain.go); events from before the chains began have none.
-	Seq      int64     `json:"seq,omitempty"`
-	Prev     string    `json:"prev,omitempty"`
-	Hash     string    `json:"hash,omitempty"`
-	Time     time.Time `json:"time"`
-	Action   string    `json:"action"`
-	Actor    string    `json:"actor,omitempty"`
-	Approval *Approval `json:"approval,omitempty"`
-	Ban      *Ban      `json:"ban,omitempty"`
-}
-
-// AuditQuery says which audit events to return: at most Limit of them, at
-// or after Since, of kind Kind ("approval", "ban", or "" for every kind).
-type AuditQuery struct {
-	Since time.Time
-	Limit int
-	Kind  string
-}
-
-// AuditKinds are the kinds of audit event.
-var AuditKinds = []string{"approval", "ban"}
-
-// Kind is what the event is about: "approval" or "ban".
-func (e AuditEvent) Kind() string {
-	k, _, _ := strings.Cut(e.Action, ".")
-	return k
-}
-
-// wants reports whether q asks for ev, its time aside.
-func (q AuditQuery) wants(ev AuditEvent) bool { return q.Kind == "" || ev.Kind() == q.Kind }
-
-// Public returns the event as the admin API shows it, without token hashes.
-func (e AuditEvent) Public() AuditEvent {
-	if e.Approval != nil {
-		a := e.Approval.Clone()
-		a.TokenHash = ""
-		e.Approval = a
-	}
-	return e
 }
 
 func unavailable(op string, err error) error {

@@ -56,7 +56,7 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRequestView -fuzztime 8s -fuzzminimizetime 2s ./policy/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 8s -fuzzminimizetime 2s ./approvals/
-	$(GO) test -run '^$$' -fuzz FuzzLedgerMatchesRedis -fuzztime 8s -fuzzminimizetime 2s ./approvals/
+	$(GO) test -run '^$$' -fuzz FuzzLedgerMatchesRedis -fuzztime 8s -fuzzminimizetime 2s ./store/
 	$(GO) test -run '^$$' -fuzz FuzzCaddyfile -fuzztime 8s -fuzzminimizetime 2s ./caddymodule/
 	$(GO) test -run '^$$' -fuzz FuzzAdminAPI -fuzztime 8s -fuzzminimizetime 2s ./caddymodule/
 

@@ -1,7 +1,8 @@
 // Package approvals is Gatekeeper's model of the platform's restricted-testing
 // policy: a written approval lets named sources test one tenant, inside a time
-// window and within volume bounds. The package validates approvals, stores them
-// (embedded file store or Redis), and answers which approvals cover a source now.
+// window and within volume bounds. The package validates approvals and bans
+// and answers, from an immutable Snapshot, which of them cover a request now.
+// Keeping them is package store's work; spending their volume is ledger's.
 package approvals
 
 import (
@@ -87,8 +88,8 @@ type Usage struct {
 	LastSeen        *time.Time `json:"last_seen,omitempty"`
 }
 
-// add adds d's counts to u and moves LastSeen forward to d's, if later.
-func (u *Usage) add(d Usage) {
+// Add adds d's counts to u and moves LastSeen forward to d's, if later.
+func (u *Usage) Add(d Usage) {
 	u.Allowed += d.Allowed
 	u.RateLimited += d.RateLimited
 	u.BudgetExhausted += d.BudgetExhausted
@@ -115,17 +116,17 @@ type HourUsage struct {
 	OutOfScope      int64     `json:"out_of_scope"`
 }
 
-// add adds the counts of u.
-func (h *HourUsage) add(u Usage) {
+// Add adds the counts of u.
+func (h *HourUsage) Add(u Usage) {
 	h.Allowed += u.Allowed
 	h.RateLimited += u.RateLimited
 	h.BudgetExhausted += u.BudgetExhausted
 	h.OutOfScope += u.OutOfScope
 }
 
-// usageHour is the hour a usage delta belongs to: that of its last
-// sighting (deltas cover a second), or now's.
-func usageHour(d Usage, now time.Time) time.Time {
+// Hour is the hour a usage delta belongs to: that of its last sighting
+// (deltas cover a second), or now's.
+func (d Usage) Hour(now time.Time) time.Time {
 	if d.LastSeen != nil {
 		now = *d.LastSeen
 	}

@@ -29,4 +29,3 @@ const ScannerBanPrefix = "scanner: "
 
 // ActiveAt reports whether the ban is in force at now.
 func (b Ban) ActiveAt(now time.Time) bool { return now.Before(b.ExpiresAt) }
-

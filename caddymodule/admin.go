@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/audit"
 )
 
 func init() {
@@ -322,7 +323,7 @@ func (h adminRequest) audit() error {
 		}
 		limit = n
 	}
-	evs, err := h.app.Audit(h.ctx(), approvals.AuditQuery{Since: since, Limit: limit, Kind: q.Get("kind")})
+	evs, err := h.app.Audit(h.ctx(), audit.Query{Since: since, Limit: limit, Kind: q.Get("kind")})
 	if err != nil {
 		return storeError(err)
 	}
@@ -339,7 +340,7 @@ func (h adminRequest) verifyAudit() error {
 	// Optionally, heads seen elsewhere (a signed export's) that the chains
 	// must still reach: {"known": [{"kind": "approval", "seq": …, "hash": …}]}.
 	var req struct {
-		Known []approvals.KnownHead `json:"known"`
+		Known []audit.KnownHead `json:"known"`
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(body))
@@ -348,7 +349,7 @@ func (h adminRequest) verifyAudit() error {
 			return apiError(http.StatusBadRequest, fmt.Errorf("body: %w", err))
 		}
 		for i, k := range req.Known {
-			if !slices.Contains(approvals.AuditKinds, k.Kind) || k.Seq <= 0 || len(k.Hash) != 64 {
+			if !slices.Contains(audit.Kinds, k.Kind) || k.Seq <= 0 || len(k.Hash) != 64 {
 				return apiError(http.StatusBadRequest, fmt.Errorf("field \"known[%d]\": want a kind (approval or ban), a positive seq and a 64-digit hash", i))
 			}
 		}
@@ -401,7 +402,7 @@ func storeError(err error) error {
 	switch {
 	case errors.Is(err, approvals.ErrNotFound):
 		return apiError(http.StatusNotFound, err)
-	case errors.Is(err, approvals.ErrExists), errors.Is(err, approvals.ErrAlreadyRevoked), errors.Is(err, approvals.ErrUnchained):
+	case errors.Is(err, approvals.ErrExists), errors.Is(err, approvals.ErrAlreadyRevoked), errors.Is(err, audit.ErrUnchained):
 		return apiError(http.StatusConflict, err)
 	case errors.As(err, new(BadInput)):
 		return apiError(http.StatusBadRequest, err)

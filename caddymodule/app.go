@@ -18,6 +18,8 @@ import (
 	"github.com/customernode/gatekeeper/bans"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/ledger"
+	"github.com/customernode/gatekeeper/store"
 )
 
 func init() {
@@ -262,10 +264,10 @@ func (a *App) started(ctx context.Context) bool {
 func (a *App) Settings() config.Settings { return a.settings }
 
 // Syncer is the app's view of the store.
-func (a *App) Syncer() *approvals.Syncer { return a.state.syncer }
+func (a *App) Syncer() *store.Syncer { return a.state.syncer }
 
 // Limiter enforces approvals' volume bounds on this instance.
-func (a *App) Limiter() *approvals.Limiter { return a.state.limiter }
+func (a *App) Limiter() *ledger.Limiter { return a.state.limiter }
 
 func (a *App) activeApprovals() int {
 	counts, _ := a.Syncer().Snapshot().Counts(now())
@@ -282,10 +284,10 @@ var states = caddy.NewUsagePool()
 // sharedState is a store, the Syncer over it and the goroutine keeping it
 // current. It lives as long as any loaded config uses it.
 type sharedState struct {
-	syncer  *approvals.Syncer
-	limiter *approvals.Limiter
+	syncer  *store.Syncer
+	limiter *ledger.Limiter
 	bans    bans.Local
-	writer  *approvals.BanWriter
+	writer  *store.BanWriter
 	banLog  logBudget
 	// unknownLog bounds the log lines of requests refused because their
 	// client address could not be known.
@@ -302,11 +304,11 @@ type sharedState struct {
 const housekeepingInterval = time.Second
 
 func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error) {
-	store, err := openStore(s)
+	db, err := openStore(s)
 	if err != nil {
 		return nil, err
 	}
-	sy := approvals.NewSyncer(store, s.ResyncInterval, now)
+	sy := store.NewSyncer(db, s.ResyncInterval, now)
 	ctx, cancel := context.WithCancel(context.Background())
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 	err = sy.Refresh(rctx)
@@ -321,11 +323,11 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 	known, kerr := loadKnownHeads(id, knownHeadsPath(id))
 	if kerr != nil {
 		cancel()
-		store.Close()
+		db.Close()
 		return nil, kerr
 	}
-	st := &sharedState{syncer: sy, limiter: approvals.NewLimiter(store, now), audit: newAuditCheck(known), cancel: cancel, done: make(chan struct{})}
-	st.writer = approvals.NewBanWriter(store, "detect", st.stored(logger))
+	st := &sharedState{syncer: sy, limiter: ledger.NewLimiter(db, now), audit: newAuditCheck(known), cancel: cancel, done: make(chan struct{})}
+	st.writer = store.NewBanWriter(db, "detect", st.stored(logger))
 	wasUp := err == nil
 	var wg sync.WaitGroup
 	wg.Go(func() { st.writer.Run(ctx) })
@@ -344,10 +346,10 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 		})
 	})
 	wg.Go(func() { st.housekeep(ctx, logger) })
-	wg.Go(func() { st.audit.run(ctx, store, logger) })
+	wg.Go(func() { st.audit.run(ctx, db, logger) })
 	go func() { wg.Wait(); close(st.done) }()
 	logger.Info("gatekeeper store ready", zap.String("store", s.Store.Describe()))
-	if c, ok := store.(approvals.Checker); ok && err == nil {
+	if c, ok := db.(store.Checker); ok && err == nil {
 		cctx, ccancel := context.WithTimeout(ctx, time.Second)
 		for _, w := range c.Check(cctx) {
 			logger.Warn("store set-up puts Gatekeeper's data at risk", zap.String("store", s.Store.Describe()), zap.String("warning", w))
@@ -357,16 +359,16 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 	return st, nil
 }
 
-func openStore(s config.Settings) (approvals.Store, error) {
+func openStore(s config.Settings) (store.Store, error) {
 	switch s.Store.Kind {
 	case config.StoreFile:
-		return approvals.OpenFileStore(s.Store.Dir, now)
+		return store.OpenFileStore(s.Store.Dir, now)
 	case config.StoreRedis:
 		rdb, err := s.Store.Redis.NewClient()
 		if err != nil {
 			return nil, fmt.Errorf("store redis: %w", err)
 		}
-		return approvals.NewRedisStore(rdb, s.KeyPrefix, now), nil
+		return store.NewRedisStore(rdb, s.KeyPrefix, now), nil
 	}
 	return nil, fmt.Errorf("store: unknown kind %q", s.Store.Kind)
 }

@@ -5,9 +5,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/store"
 	"go.uber.org/zap"
-
-	"github.com/customernode/gatekeeper/approvals"
 )
 
 // AuditVerification is what the last check of the store's audit chains
@@ -17,13 +17,13 @@ type AuditVerification struct {
 	OK bool      `json:"ok"`
 	// Chains has a report per chain: how far it verified (last seq and
 	// hash), or the first broken seq and what is wrong there.
-	Chains []approvals.ChainReport `json:"chains,omitempty"`
+	Chains []audit.ChainReport `json:"chains,omitempty"`
 	// Error says why the store could not be read; the chains were then not
 	// checked.
 	Error string `json:"error,omitempty"`
 	// Known are the newest heads seen verified before, kept apart from the
 	// store (see knownHeads): each chain must still reach them.
-	Known map[string]approvals.ChainHead `json:"known_heads,omitempty"`
+	Known map[string]audit.ChainHead `json:"known_heads,omitempty"`
 }
 
 // auditVerifyInterval is how often the chains are checked in the background,
@@ -57,20 +57,20 @@ func (c *auditCheck) soon() {
 
 // verify checks store's chains now, against the heads seen before and any
 // more the caller knows of (an export's), keeps the result and returns it.
-func (c *auditCheck) verify(ctx context.Context, store approvals.Store, logger *zap.Logger, more ...approvals.KnownHead) AuditVerification {
+func (c *auditCheck) verify(ctx context.Context, store store.Store, logger *zap.Logger, more ...audit.KnownHead) AuditVerification {
 	c.running.Lock()
 	defer c.running.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, auditVerifyTimeout)
 	defer cancel()
 	known := c.known.get()
-	against := map[string][]approvals.ChainHead{}
+	against := map[string][]audit.ChainHead{}
 	for kind, h := range known {
 		against[kind] = append(against[kind], h)
 	}
 	for _, k := range more {
 		against[k.Kind] = append(against[k.Kind], k.ChainHead)
 	}
-	reports, err := approvals.VerifyAuditSince(ctx, store, against)
+	reports, err := audit.VerifySince(ctx, store, against)
 	v := AuditVerification{At: now().UTC(), OK: err == nil, Chains: reports, Known: known}
 	if err != nil {
 		v.Error = err.Error()
@@ -83,7 +83,7 @@ func (c *auditCheck) verify(ctx context.Context, store approvals.Store, logger *
 		}
 	}
 	if v.OK {
-		heads := make(map[string]approvals.ChainHead, len(reports))
+		heads := make(map[string]audit.ChainHead, len(reports))
 		for _, r := range reports {
 			heads[r.Kind] = r.Last
 		}
@@ -106,7 +106,7 @@ func (c *auditCheck) lastResult() *AuditVerification {
 
 // run checks the chains at start, every auditVerifyInterval and when asked
 // to (soon), until ctx ends.
-func (c *auditCheck) run(ctx context.Context, store approvals.Store, logger *zap.Logger) {
+func (c *auditCheck) run(ctx context.Context, store store.Store, logger *zap.Logger) {
 	tick := time.NewTicker(auditVerifyInterval)
 	defer tick.Stop()
 	for {

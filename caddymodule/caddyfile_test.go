@@ -2,11 +2,12 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"github.com/customernode/gatekeeper/detect"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/customernode/gatekeeper/detect"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"

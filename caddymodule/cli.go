@@ -15,9 +15,8 @@ import (
 	"strings"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/customernode/gatekeeper/audit"
 	"github.com/spf13/cobra"
-
-	"github.com/customernode/gatekeeper/approvals"
 )
 
 func init() {
@@ -187,11 +186,11 @@ func auditCommand(cmd *cobra.Command) {
 	verify.Flags().String("key", "", "With --file or --against: the public key (PEM) an evidence export must be signed with")
 	verify.Flags().String("against", "", "Also hold the store's trail to this evidence export's chain head (it must verify first)")
 	verify.RunE = run(func(cmd *cobra.Command, _ []string) error {
-		var reports []approvals.ChainReport
+		var reports []audit.ChainReport
 		j, _ := cmd.Flags().GetBool("json")
 		if file, _ := cmd.Flags().GetString("file"); file != "" {
 			keyFile, _ := cmd.Flags().GetString("key")
-			var export *approvals.EvidenceReport
+			var export *audit.EvidenceReport
 			var err error
 			if reports, export, err = verifyFile(file, keyFile); err != nil {
 				return err
@@ -211,7 +210,7 @@ func auditCommand(cmd *cobra.Command) {
 				if err != nil {
 					return err
 				}
-				body = map[string]any{"known": []approvals.KnownHead{known}}
+				body = map[string]any{"known": []audit.KnownHead{known}}
 			}
 			c := newClient(cmd)
 			c.json = false // read the answer for the exit status; printed below
@@ -265,7 +264,7 @@ func auditCommand(cmd *cobra.Command) {
 		if err := os.WriteFile(out, b, 0o600); err != nil {
 			return err
 		}
-		r, err := approvals.VerifyEvidence(b, nil)
+		r, err := audit.VerifyEvidence(b, nil)
 		if err != nil {
 			return err
 		}
@@ -282,7 +281,7 @@ func auditCommand(cmd *cobra.Command) {
 
 // printEvidence prints what verifying an export found; it fails when that
 // was not good.
-func printEvidence(w io.Writer, r approvals.EvidenceReport, asJSON bool) error {
+func printEvidence(w io.Writer, r audit.EvidenceReport, asJSON bool) error {
 	if asJSON {
 		b, _ := json.MarshalIndent(r, "", "  ")
 		fmt.Fprintf(w, "%s\n", b)
@@ -313,7 +312,7 @@ func printEvidence(w io.Writer, r approvals.EvidenceReport, asJSON bool) error {
 // beside it, against the chain heads recorded there), whose chains' reports
 // it returns, or an evidence export, checked against the public key in
 // keyFile when that is not "", whose report it returns.
-func verifyFile(file, keyFile string) ([]approvals.ChainReport, *approvals.EvidenceReport, error) {
+func verifyFile(file, keyFile string) ([]audit.ChainReport, *audit.EvidenceReport, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, nil, err
@@ -333,7 +332,7 @@ func verifyFile(file, keyFile string) ([]approvals.ChainReport, *approvals.Evide
 				return nil, nil, fmt.Errorf("--key: %w", err)
 			}
 		}
-		ev, err := approvals.VerifyEvidence(b, trusted)
+		ev, err := audit.VerifyEvidence(b, trusted)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", file, err)
 		}
@@ -343,14 +342,14 @@ func verifyFile(file, keyFile string) ([]approvals.ChainReport, *approvals.Evide
 		return nil, nil, fmt.Errorf("--key: %s is not an evidence export; only exports are signed", file)
 	}
 	var state struct {
-		Chains map[string]approvals.ChainHead `json:"chains"`
+		Chains map[string]audit.ChainHead `json:"chains"`
 	}
 	if b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "state.json")); err == nil {
 		if err := json.Unmarshal(b, &state); err != nil {
 			return nil, nil, fmt.Errorf("state.json beside %s: %w", file, err)
 		}
 	}
-	reports, err := approvals.VerifyAuditLog(r, state.Chains)
+	reports, err := audit.VerifyLog(r, state.Chains)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", file, err)
 	}
@@ -522,15 +521,15 @@ func requestFromFlags(cmd *cobra.Command) map[string]any {
 
 // exportHead is the chain head an evidence export names, once the export
 // itself verifies (against the key in keyFile, when given).
-func exportHead(file, keyFile string) (approvals.KnownHead, error) {
+func exportHead(file, keyFile string) (audit.KnownHead, error) {
 	_, ev, err := verifyFile(file, keyFile)
 	switch {
 	case err != nil:
-		return approvals.KnownHead{}, fmt.Errorf("--against: %w", err)
+		return audit.KnownHead{}, fmt.Errorf("--against: %w", err)
 	case ev == nil:
-		return approvals.KnownHead{}, fmt.Errorf("--against: %s is not an evidence export", file)
+		return audit.KnownHead{}, fmt.Errorf("--against: %s is not an evidence export", file)
 	case !ev.OK:
-		return approvals.KnownHead{}, fmt.Errorf("--against: the export does not verify: %s", ev.Problem)
+		return audit.KnownHead{}, fmt.Errorf("--against: the export does not verify: %s", ev.Problem)
 	}
-	return approvals.KnownHead{Kind: "approval", ChainHead: ev.Head}, nil
+	return audit.KnownHead{Kind: "approval", ChainHead: ev.Head}, nil
 }

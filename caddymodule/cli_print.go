@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/audit"
 )
 
 // The CLI's tables, for people. Scripts use --json.
@@ -197,7 +198,7 @@ func shortHash(h string) string {
 
 // printChains prints one line a chain: how far it verified, or where and
 // why it is broken.
-func printChains(w io.Writer, reports []approvals.ChainReport) error {
+func printChains(w io.Writer, reports []audit.ChainReport) error {
 	tw := table(w)
 	for _, r := range reports {
 		switch {

@@ -105,7 +105,7 @@ func TestDesignListsEveryRedisKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob("../approvals/redis*.go")
+	files, _ := filepath.Glob("../store/redis*.go")
 	seen := 0
 	for _, f := range files {
 		src, err := os.ReadFile(f)

@@ -18,6 +18,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/bans"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/ledger"
 	"github.com/customernode/gatekeeper/policy"
 )
 
@@ -301,7 +302,7 @@ func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view reque
 // turned away without asking the store again (it failed under a second
 // ago) are not counted again: store_errors_total counts failed calls.
 func (h *Handler) storeFault(d policy.Decision) {
-	if errors.Is(d.StoreErr, approvals.ErrStoreRecentlyDown) {
+	if errors.Is(d.StoreErr, ledger.ErrStoreRecentlyDown) {
 		return
 	}
 	metrics.storeErrors.WithLabelValues(OpLease).Inc()

@@ -13,7 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/config"
 )
 
@@ -30,12 +30,12 @@ type knownHeads struct {
 	mu    sync.Mutex
 	path  string
 	store string
-	heads map[string]approvals.ChainHead
+	heads map[string]audit.ChainHead
 }
 
 type knownHeadsFile struct {
-	Store string                         `json:"store"`
-	Heads map[string]approvals.ChainHead `json:"heads"`
+	Store string                     `json:"store"`
+	Heads map[string]audit.ChainHead `json:"heads"`
 }
 
 // storeIdentity names a store the same way across restarts and reloads.
@@ -56,7 +56,7 @@ func knownHeadsPath(store string) string {
 
 // loadKnownHeads reads the heads kept for store; none when there is no file.
 func loadKnownHeads(store, path string) (*knownHeads, error) {
-	k := &knownHeads{path: path, store: store, heads: map[string]approvals.ChainHead{}}
+	k := &knownHeads{path: path, store: store, heads: map[string]audit.ChainHead{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return k, nil
@@ -75,10 +75,10 @@ func loadKnownHeads(store, path string) (*knownHeads, error) {
 }
 
 // get returns a copy of the heads.
-func (k *knownHeads) get() map[string]approvals.ChainHead {
+func (k *knownHeads) get() map[string]audit.ChainHead {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	out := make(map[string]approvals.ChainHead, len(k.heads))
+	out := make(map[string]audit.ChainHead, len(k.heads))
 	for kind, h := range k.heads {
 		out[kind] = h
 	}
@@ -87,7 +87,7 @@ func (k *knownHeads) get() map[string]approvals.ChainHead {
 
 // advance records heads newer than the known ones (a verified trail, or an
 // export's head) and keeps them on disk.
-func (k *knownHeads) advance(heads map[string]approvals.ChainHead) error {
+func (k *knownHeads) advance(heads map[string]audit.ChainHead) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	changed := false

@@ -13,7 +13,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/store"
 )
 
 // The operations security staff carry out, through the admin API and the
@@ -156,12 +158,12 @@ func (a *App) Report(ctx context.Context, id string) (Report, error) {
 // revokedBy is the actor of approval id's revocation, from the newest
 // approval events ("" when they do not reach back to it).
 func (a *App) revokedBy(ctx context.Context, id string) string {
-	evs, err := a.Syncer().Store().Audit(ctx, approvals.AuditQuery{Kind: "approval", Limit: 1000})
+	evs, err := a.Syncer().Store().Audit(ctx, audit.Query{Kind: "approval", Limit: 1000})
 	if err != nil {
 		return ""
 	}
 	for _, e := range evs {
-		if e.Action == approvals.ActionApprovalRevoked && e.Approval != nil && e.Approval.ID == id {
+		if e.Action == audit.ActionApprovalRevoked && e.Approval != nil && e.Approval.ID == id {
 			return e.Actor
 		}
 	}
@@ -170,7 +172,7 @@ func (a *App) revokedBy(ctx context.Context, id string) string {
 
 // Export is approval id's evidence for an auditor, as exported by actor;
 // signed when the app has audit_signing_key.
-func (a *App) Export(ctx context.Context, id, actor string) (*approvals.Evidence, error) {
+func (a *App) Export(ctx context.Context, id, actor string) (*audit.Evidence, error) {
 	rep, err := a.Report(ctx, id)
 	if err != nil {
 		return nil, err
@@ -179,11 +181,11 @@ func (a *App) Export(ctx context.Context, id, actor string) (*approvals.Evidence
 	if err != nil {
 		return nil, err
 	}
-	ev, err := approvals.BuildEvidence(ctx, a.Syncer().Store(), id, b, actor, now(), a.signer)
+	ev, err := audit.BuildEvidence(ctx, a.Syncer().Store(), id, b, actor, now(), a.signer)
 	if err != nil {
 		return nil, err
 	}
-	_ = a.state.audit.known.advance(map[string]approvals.ChainHead{"approval": ev.Head()}) // a head seen
+	_ = a.state.audit.known.advance(map[string]audit.ChainHead{"approval": ev.Head()}) // a head seen
 	a.logger.Info("approval evidence exported", zap.String("id", id), zap.Bool("signed", ev.Signature != nil), zap.String("actor", actor))
 	return ev, nil
 }
@@ -271,8 +273,8 @@ func (a *App) banPrefix(s string) (netip.Prefix, error) {
 
 // Audit lists the audit events q asks for, newest first, without token
 // hashes.
-func (a *App) Audit(ctx context.Context, q approvals.AuditQuery) ([]approvals.AuditEvent, error) {
-	if q.Kind != "" && !slices.Contains(approvals.AuditKinds, q.Kind) {
+func (a *App) Audit(ctx context.Context, q audit.Query) ([]audit.Event, error) {
+	if q.Kind != "" && !slices.Contains(audit.Kinds, q.Kind) {
 		return nil, badInput("kind: %q is neither approval nor ban", q.Kind)
 	}
 	evs, err := a.Syncer().Store().Audit(ctx, q)
@@ -287,7 +289,7 @@ func (a *App) Audit(ctx context.Context, q approvals.AuditQuery) ([]approvals.Au
 
 // VerifyAudit checks the store's audit chains now; the result is also what
 // Status shows from then on.
-func (a *App) VerifyAudit(ctx context.Context, known ...approvals.KnownHead) AuditVerification {
+func (a *App) VerifyAudit(ctx context.Context, known ...audit.KnownHead) AuditVerification {
 	return a.state.audit.verify(ctx, a.Syncer().Store(), a.logger, known...)
 }
 
@@ -296,7 +298,7 @@ type Status struct {
 	Store struct {
 		Kind        string `json:"kind"`
 		Description string `json:"description"`
-		approvals.Health
+		store.Health
 		// Warnings name settings of the store that put its data at risk.
 		Warnings []string `json:"warnings,omitempty"`
 	} `json:"store"`
@@ -318,7 +320,7 @@ func (a *App) Status(ctx context.Context) Status {
 	if err := sy.Store().Ping(ctx); err != nil {
 		st.Store.Up = false
 		st.Store.LastError = err.Error()
-	} else if c, ok := sy.Store().(approvals.Checker); ok {
+	} else if c, ok := sy.Store().(store.Checker); ok {
 		st.Store.Warnings = c.Check(ctx)
 	}
 	st.Approvals, st.BansActive = sy.Snapshot().Counts(now())

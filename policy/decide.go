@@ -18,6 +18,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/ledger"
 )
 
 // Modes: what happens when detection fires.
@@ -74,7 +75,7 @@ const StatusClientClosed = 499
 
 // Bounds is the limiter's answer for one in-scope request.
 type Bounds struct {
-	Verdict    approvals.Verdict
+	Verdict    ledger.Verdict
 	RetryAfter time.Duration
 	Err        error // why the store could not be reached, with Unaccounted
 }
@@ -220,15 +221,15 @@ func Decide(in Inputs) Decision {
 	b := in.Ask.Bounds(in.Request, a)
 	var d Decision
 	switch b.Verdict {
-	case approvals.RateLimited:
+	case ledger.RateLimited:
 		d = refuse(VerdictLimited, ReasonRateLimited, http.StatusTooManyRequests)
 		d.RetryAfter, d.Result = max(b.RetryAfter, time.Second), ResultRateLimited
-	case approvals.BudgetExhausted:
+	case ledger.BudgetExhausted:
 		d = refuse(VerdictLimited, ReasonBudgetExhausted, http.StatusTooManyRequests)
 		d.Result = ResultBudgetExhausted
-	case approvals.Abandoned:
+	case ledger.Abandoned:
 		d = Decision{Status: StatusClientClosed}
-	case approvals.Unaccounted:
+	case ledger.Unaccounted:
 		if in.StoreUnavailable != config.FailOpen {
 			d = refuse(VerdictLimited, ReasonStoreUnavailable, http.StatusServiceUnavailable)
 			d.RetryAfter = max(b.RetryAfter, time.Second)

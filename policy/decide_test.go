@@ -12,6 +12,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/ledger"
 )
 
 var at = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -91,7 +92,7 @@ func TestDecide(t *testing.T) {
 		legacyToken bool
 		mode        string
 		failOpen    bool
-		bounds      approvals.Verdict
+		bounds      ledger.Verdict
 		detection   Detection
 		wantVerdict string
 		wantReason  string
@@ -150,22 +151,22 @@ func TestDecide(t *testing.T) {
 			wantVerdict: VerdictBlocked, wantReason: ReasonTokenInvalid, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
 		{name: "token wrong", rq: request{ip: "192.0.2.100", tenant: "acme", method: "GET", target: "/", token: "guess"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonTokenInvalid, wantStatus: 403, wantResult: ResultOutOfScope, noBounds: true, noInspect: true},
-		{name: "over the rate", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"}, bounds: approvals.RateLimited,
+		{name: "over the rate", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"}, bounds: ledger.RateLimited,
 			wantVerdict: VerdictLimited, wantReason: ReasonRateLimited, wantStatus: 429, wantResult: ResultRateLimited, wantRetry: "1", noInspect: true},
-		{name: "budget used up", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"}, bounds: approvals.BudgetExhausted,
+		{name: "budget used up", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"}, bounds: ledger.BudgetExhausted,
 			wantVerdict: VerdictLimited, wantReason: ReasonBudgetExhausted, wantStatus: 429, wantResult: ResultBudgetExhausted, noInspect: true},
 		{name: "approved and within bounds", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"},
 			wantVerdict: VerdictApproved, wantResult: ResultAllowed, wantHeaders: http.Header{HeaderApproval: {"apr_scoped"}}, noInspect: true},
 		{name: "approved with the token, tenant in capitals with a trailing dot", rq: request{ip: "192.0.2.100", tenant: "ACME.", method: "GET", target: "/", token: "s3cret"},
 			wantVerdict: VerdictApproved, wantResult: ResultAllowed, wantHeaders: http.Header{HeaderApproval: {"apr_token"}}, noInspect: true},
 		{name: "store cannot lease, fail_closed: 503, never scored", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"},
-			bounds: approvals.Unaccounted, detection: scanner,
+			bounds: ledger.Unaccounted, detection: scanner,
 			wantVerdict: VerdictLimited, wantReason: ReasonStoreUnavailable, wantStatus: 503, wantRetry: "1", noInspect: true},
 		{name: "store cannot lease, fail_open: passes unaccounted", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"},
-			bounds: approvals.Unaccounted, failOpen: true,
+			bounds: ledger.Unaccounted, failOpen: true,
 			wantVerdict: VerdictApproved, wantResult: ResultAllowed, wantHeaders: http.Header{HeaderApproval: {"apr_scoped"}}, noInspect: true},
 		{name: "client went away while waiting for a lease", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"},
-			bounds: approvals.Abandoned, wantStatus: StatusClientClosed, noInspect: true},
+			bounds: ledger.Abandoned, wantStatus: StatusClientClosed, noInspect: true},
 		{name: "scanner, block", rq: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}, detection: scanner,
 			wantVerdict: VerdictBlocked, wantReason: ReasonScanner, wantStatus: 403, wantBan: true, noBounds: true},
 		{name: "scanner, block, request made by another site's page: refused, not banned",
@@ -191,9 +192,9 @@ func TestDecide(t *testing.T) {
 						askedBounds = true
 						b := Bounds{Verdict: tc.bounds}
 						switch tc.bounds {
-						case approvals.RateLimited:
+						case ledger.RateLimited:
 							b.RetryAfter = 300 * time.Millisecond
-						case approvals.Unaccounted:
+						case ledger.Unaccounted:
 							b.RetryAfter, b.Err = 700*time.Millisecond, storeDown
 						}
 						return b

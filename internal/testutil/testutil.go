@@ -66,3 +66,11 @@ func Stop(cmd *exec.Cmd, grace time.Duration) {
 		<-done
 	}
 }
+
+// NoError fails the test at once when err is not nil.
+func NoError(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

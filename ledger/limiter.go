@@ -1,0 +1,296 @@
+package ledger
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+)
+
+// Verdict is what the volume bounds say about one in-scope request.
+type Verdict int
+
+// Volume verdicts.
+const (
+	Admitted Verdict = iota
+	RateLimited
+	BudgetExhausted
+	// Unaccounted: the store could not be reached to lease admissions; the
+	// caller applies store_unavailable.
+	Unaccounted
+	// Abandoned: the client went away while its request waited for a lease.
+	// Nothing was spent and the store is not to blame.
+	Abandoned
+)
+
+// Backend is the part of a store the Limiter works with: the ledger every
+// instance shares.
+type Backend interface {
+	// Lease takes up to want admissions for a from its rate bucket (max_rps,
+	// burst) and its budget (max_requests), shared by every instance.
+	Lease(ctx context.Context, a *approvals.Approval, want int) (Lease, error)
+	// Release gives n leased but unused admissions back to the budget.
+	Release(ctx context.Context, id string, n int) error
+	// RecordUsage adds d's counts to the approval's usage, to the hour of
+	// d.LastSeen in its history, and moves last_seen forward.
+	RecordUsage(ctx context.Context, id string, d approvals.Usage) error
+}
+
+// Limiter enforces approvals' volume bounds on this instance. It spends
+// admissions leased from the store locally and asks for a new lease only when
+// they run out, so the store is reached once per lease, not per request.
+// Usage counts are batched and written by Flush.
+type Limiter struct {
+	store Backend
+	now   func() time.Time
+
+	mu     sync.RWMutex // readers: looking up an approval's share, on every request
+	byID   map[string]*local
+	downTo time.Time // after a failed lease, do not try again before this
+}
+
+// local is this instance's share of one approval's bounds.
+type local struct {
+	mu        sync.Mutex
+	leased    int           // admissions leased and not yet spent
+	waitUntil time.Time     // rate-limited or exhausted until then
+	exhausted bool          // why waitUntil is set
+	inflight  chan struct{} // closed when the lease being asked for arrives
+	lastUsed  time.Time
+	pending   approvals.Usage // counts not yet written to the store
+}
+
+// How long an instance keeps leased admissions it does not use before it
+// gives them back, and how long it believes an exhausted budget before it
+// asks again (another instance may give some back).
+const (
+	idleRelease      = 2 * time.Second
+	exhaustedRecheck = time.Second
+	storeRetry       = time.Second
+	forgetIdle       = 5 * time.Minute
+)
+
+// LeaseTimeout bounds one lease call to the store. It runs on a context of
+// its own, not the request's: a client that hangs up cannot cancel a lease
+// half-way (and so cannot make the store look down), and the admissions a
+// finished lease brings are kept for the next requests.
+const LeaseTimeout = time.Second
+
+// NewLimiter returns a Limiter that leases from store. now is the clock
+// (time.Now when nil).
+func NewLimiter(store Backend, now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{store: store, now: now, byID: map[string]*local{}}
+}
+
+func (l *Limiter) local(id string) *local {
+	l.mu.RLock()
+	lo, ok := l.byID[id]
+	l.mu.RUnlock()
+	if ok {
+		return lo
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if lo, ok = l.byID[id]; !ok {
+		lo = &local{}
+		l.byID[id] = lo
+	}
+	return lo
+}
+
+// Admit decides whether one more request under a may go through. ctx is the
+// request's: when it ends while the request waits for a lease, Admit
+// answers Abandoned. With RateLimited and Unaccounted, the duration says
+// when to retry; with Unaccounted, the error says why the store could not be
+// reached (ErrStoreRecentlyDown when it was not asked again so soon).
+func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, time.Duration, error) {
+	lo := l.local(a.ID)
+	lo.mu.Lock()
+	defer lo.mu.Unlock()
+	for {
+		now := l.now()
+		lo.lastUsed = now
+		switch {
+		case ctx.Err() != nil:
+			return Abandoned, 0, ctx.Err()
+		case lo.leased > 0:
+			lo.leased--
+			lo.pending.Allowed++
+			lo.seen(now)
+			return Admitted, 0, nil
+		case now.Before(lo.waitUntil) && lo.exhausted:
+			lo.pending.BudgetExhausted++
+			lo.seen(now)
+			return BudgetExhausted, 0, nil
+		case now.Before(lo.waitUntil):
+			lo.pending.RateLimited++
+			lo.seen(now)
+			return RateLimited, lo.waitUntil.Sub(now), nil
+		case lo.inflight != nil:
+			// Another request is asking for a lease: wait for it.
+			ch := lo.inflight
+			lo.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
+			lo.mu.Lock()
+			continue
+		}
+		if err := l.lease(ctx, a, lo, now); err != nil {
+			return Unaccounted, l.retryIn(), err
+		}
+	}
+}
+
+// retryIn is how long until the store is asked again after a failure.
+func (l *Limiter) retryIn() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return max(l.downTo.Sub(l.now()), time.Millisecond)
+}
+
+// lease asks the store for admissions, with lo.mu released while it waits.
+func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, now time.Time) error {
+	l.mu.Lock()
+	down := now.Before(l.downTo)
+	l.mu.Unlock()
+	if down {
+		return ErrStoreRecentlyDown
+	}
+	ch := make(chan struct{})
+	lo.inflight = ch
+	lo.mu.Unlock()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LeaseTimeout)
+	res, err := l.store.Lease(lctx, a, LeaseSize(a))
+	cancel()
+	lo.mu.Lock()
+	lo.inflight = nil
+	close(ch)
+	if err != nil {
+		l.mu.Lock()
+		l.downTo = l.now().Add(storeRetry)
+		l.mu.Unlock()
+		return err
+	}
+	if res.Recovering {
+		l.mu.Lock()
+		l.downTo = l.now().Add(res.RetryAfter)
+		l.mu.Unlock()
+		return ErrLedgerRecovering
+	}
+	lo.leased += res.Granted
+	lo.exhausted = false
+	switch {
+	case res.Granted > 0:
+	case res.Remaining <= 0:
+		lo.exhausted = true
+		lo.waitUntil = now.Add(exhaustedRecheck)
+	default:
+		lo.waitUntil = now.Add(max(res.RetryAfter, time.Millisecond))
+	}
+	return nil
+}
+
+// ErrStoreRecentlyDown is the answer while a failed lease is less than a
+// second old: requests do not wait on a dead store one after another.
+var ErrStoreRecentlyDown = fmt.Errorf("lease: %w: %w", approvals.ErrUnavailable, errRecentlyDown{})
+
+type errRecentlyDown struct{}
+
+func (errRecentlyDown) Error() string { return "the store failed less than a second ago" }
+
+// ErrLedgerRecovering is the answer while the ledger holds grants back after
+// finding that the store lost some (see LedgerHold): the store answers, but
+// the budget cannot be trusted yet, which to a tester is the same outage.
+var ErrLedgerRecovering = fmt.Errorf("lease: %w: %w", approvals.ErrUnavailable, errors.New("the ledger lost grants and is counting them again"))
+
+// seen moves the pending last_seen to now. The time it points to belongs to
+// lo.pending alone (Flush hands the pointer over with the counts), so it is
+// made once a flush, not once a request.
+func (lo *local) seen(now time.Time) {
+	if lo.pending.LastSeen != nil {
+		*lo.pending.LastSeen = now.UTC()
+		return
+	}
+	t := now.UTC()
+	lo.pending.LastSeen = &t
+}
+
+// CountOutOfScope records a refusal for scope or token against a.
+func (l *Limiter) CountOutOfScope(a *approvals.Approval) {
+	lo := l.local(a.ID)
+	lo.mu.Lock()
+	defer lo.mu.Unlock()
+	lo.pending.OutOfScope++
+	lo.seen(l.now())
+}
+
+// Flush writes pending usage counts to the store, gives back admissions
+// leased but idle, and forgets approvals not seen for a while. Counts that
+// cannot be written are kept for the next flush.
+func (l *Limiter) Flush(ctx context.Context) error {
+	l.mu.Lock()
+	ids := make([]string, 0, len(l.byID))
+	los := make([]*local, 0, len(l.byID))
+	for id, lo := range l.byID {
+		ids = append(ids, id)
+		los = append(los, lo)
+	}
+	l.mu.Unlock()
+	var firstErr error
+	now := l.now()
+	for i, lo := range los {
+		lo.mu.Lock()
+		pending := lo.pending
+		lo.pending = approvals.Usage{}
+		release := 0
+		if lo.leased > 0 && now.Sub(lo.lastUsed) > idleRelease {
+			release, lo.leased = lo.leased, 0
+		}
+		idle := lo.inflight == nil && lo.leased == 0 && now.Sub(lo.lastUsed) > forgetIdle
+		lo.mu.Unlock()
+
+		if pending != (approvals.Usage{}) {
+			if err := l.store.RecordUsage(ctx, ids[i], pending); err != nil {
+				lo.mu.Lock()
+				lo.pending.Add(pending)
+				lo.mu.Unlock()
+				firstErr = cmp.Or(firstErr, err)
+				continue
+			}
+		}
+		if release > 0 {
+			if err := l.store.Release(ctx, ids[i], release); err != nil {
+				firstErr = cmp.Or(firstErr, err) // the budget stays reserved; never over-admits
+			}
+		}
+		if idle && pending == (approvals.Usage{}) {
+			l.mu.Lock()
+			if l.byID[ids[i]] == lo {
+				delete(l.byID, ids[i])
+			}
+			l.mu.Unlock()
+		}
+	}
+	return firstErr
+}
+
+// Close gives back every unused admission and writes pending counts.
+func (l *Limiter) Close(ctx context.Context) error {
+	l.mu.Lock()
+	for _, lo := range l.byID {
+		lo.mu.Lock()
+		lo.lastUsed = time.Time{} // idle: released by the flush below
+		lo.mu.Unlock()
+	}
+	l.mu.Unlock()
+	return l.Flush(ctx)
+}

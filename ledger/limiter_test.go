@@ -1,0 +1,147 @@
+package ledger_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/internal/testredis"
+	"github.com/customernode/gatekeeper/internal/testutil"
+	"github.com/customernode/gatekeeper/ledger"
+	"github.com/customernode/gatekeeper/store"
+	"github.com/customernode/gatekeeper/store/storetest"
+)
+
+var ctx = context.Background()
+
+func budgetApproval(maxRPS float64, burst int, maxRequests int64) *approvals.Approval {
+	a := storetest.Approval("apr_v", "acme")
+	a.MaxRPS, a.Burst, a.MaxRequests = maxRPS, burst, maxRequests
+	return a
+}
+
+// On the file store's clock the bounds are exact: driven at ten times
+// max_rps for 10 simulated seconds, the limiter admits at most
+// burst + max_rps × 10, and then exactly max_requests in all.
+func TestFileStoreLimiterHoldsRateAndBudgetOnItsClock(t *testing.T) {
+	clock := testutil.NewClock(storetest.Epoch)
+	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
+	testutil.NoError(t, err)
+	defer s.Close()
+	a := budgetApproval(100, 10, 1500)
+	testutil.NoError(t, s.CreateApproval(ctx, a, "admin"))
+	lim := ledger.NewLimiter(s, clock.Now)
+
+	admitted := map[ledger.Verdict]int{}
+	step := time.Millisecond
+	for range 10_000 { // 10 s in 1 ms steps, one request per step: 1000/s offered
+		v, retry, err := lim.Admit(ctx, a)
+		testutil.NoError(t, err)
+		if v == ledger.RateLimited && retry <= 0 {
+			t.Fatal("rate-limited without a retry time")
+		}
+		admitted[v]++
+		clock.Add(step)
+	}
+	if got, max := admitted[ledger.Admitted], 10+100*10; got > max || got < max*95/100 {
+		t.Fatalf("admitted %d in 10 s at max_rps 100, burst 10; want at most %d and near it", got, max)
+	}
+	for range 10_000 {
+		if v, _, _ := lim.Admit(ctx, a); v == ledger.Admitted {
+			admitted[v]++
+		}
+		clock.Add(step)
+	}
+	if got := admitted[ledger.Admitted]; got != 1500 {
+		t.Fatalf("admitted %d in all, want exactly max_requests = 1500", got)
+	}
+	if v, _, _ := lim.Admit(ctx, a); v != ledger.BudgetExhausted {
+		t.Fatalf("after the budget: %v, want BudgetExhausted", v)
+	}
+	testutil.NoError(t, lim.Flush(ctx))
+	got, err := s.Approval(ctx, a.ID)
+	testutil.NoError(t, err)
+	if got.Usage.Allowed != 1500 || got.StatusAt(clock.Now()) != approvals.StatusExhausted || got.Usage.RateLimited == 0 {
+		t.Fatalf("usage after flush = %+v, status %s", got.Usage, got.StatusAt(clock.Now()))
+	}
+}
+
+// A crash strands at most the budget reserved ahead and never lets more
+// than max_requests through.
+func TestFileStoreBudgetSurvivesRestartWithoutOverAdmitting(t *testing.T) {
+	dir := t.TempDir()
+	clock := testutil.NewClock(storetest.Epoch)
+	s, err := store.OpenFileStore(dir, clock.Now)
+	testutil.NoError(t, err)
+	a := budgetApproval(50, 50, 1000)
+	testutil.NoError(t, s.CreateApproval(ctx, a, "admin"))
+	first := 0
+	for range 3 {
+		l, err := s.Lease(ctx, a, 10)
+		testutil.NoError(t, err)
+		first += l.Granted
+	}
+	testutil.NoError(t, s.Close()) // as good as a crash: nothing is flushed on close but the checkpoint
+
+	s, err = store.OpenFileStore(dir, clock.Now)
+	testutil.NoError(t, err)
+	defer s.Close()
+	rest := 0
+	for range 10_000 {
+		clock.Add(time.Second)
+		l, err := s.Lease(ctx, a, 64)
+		testutil.NoError(t, err)
+		rest += l.Granted
+		if l.Remaining == 0 && l.Granted == 0 {
+			break
+		}
+	}
+	if first+rest > 1000 {
+		t.Fatalf("granted %d before and %d after a restart: more than max_requests 1000", first, rest)
+	}
+	if first+rest < 1000-50 {
+		t.Fatalf("granted %d + %d: a restart may strand at most about a second (50) of budget", first, rest)
+	}
+}
+
+// Several limiters (instances) hammering one Redis concurrently for a
+// bounded time never admit more than max_requests between them, and use it
+// all: no instance is left holding leased admissions while it still serves.
+func TestLimitersSharingRedisNeverOverAdmit(t *testing.T) {
+	srv := testredis.Start(t)
+	a := budgetApproval(1e5, 1000, 2000)
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 3 {
+		s := store.NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}), "gk:", nil)
+		defer s.Close()
+		if i == 0 {
+			testutil.NoError(t, s.CreateApproval(ctx, a, "admin"))
+		}
+		lim := ledger.NewLimiter(s, nil)
+		deadline := time.Now().Add(1500 * time.Millisecond)
+		for range 8 {
+			wg.Go(func() {
+				for time.Now().Before(deadline) {
+					v, _, err := lim.Admit(context.Background(), a)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if v == ledger.Admitted {
+						admitted.Add(1)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if got := admitted.Load(); got != 2000 {
+		t.Fatalf("3 limiters admitted %d, want exactly max_requests 2000", got)
+	}
+}

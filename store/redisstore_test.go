@@ -1,0 +1,133 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/internal/testredis"
+	"github.com/customernode/gatekeeper/internal/testutil"
+	"github.com/customernode/gatekeeper/store"
+	"github.com/customernode/gatekeeper/store/storetest"
+)
+
+func redisStore(t *testing.T, addr string) *store.RedisStore {
+	t.Helper()
+	s := store.NewRedisStore(redis.NewClient(&redis.Options{Addr: addr, MaxRetries: 1, DialTimeout: time.Second}), "gk:", nil)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// instance is one Gatekeeper's view: its own connection and a running Syncer.
+func instance(t *testing.T, addr string, resync time.Duration) *store.Syncer {
+	t.Helper()
+	sy := store.NewSyncer(redisStore(t, addr), resync, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { sy.Run(ctx, nil); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := sy.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return sy
+}
+
+func TestRedisStoreSurvivesRedisRestart(t *testing.T) {
+	srv := testredis.StartWith(t, testredis.Options{AppendOnly: true})
+	s := redisStore(t, srv.Addr)
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice"))
+	ban := approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	testutil.NoError(t, s.AddBan(ctx, ban, "detect"))
+
+	srv.Kill() // a crash, not a clean shutdown: only the AOF keeps the data
+	srv.Restart()
+
+	s2 := redisStore(t, srv.Addr)
+	if _, err := s2.Approval(ctx, "apr_1"); err != nil {
+		t.Fatalf("approval lost across a Redis crash: %v", err)
+	}
+	bans, err := s2.Bans(ctx, time.Now())
+	testutil.NoError(t, err)
+	if len(bans) != 1 {
+		t.Fatalf("bans after a Redis crash = %v", bans)
+	}
+	evs, err := s2.Audit(ctx, audit.Query{Limit: 10})
+	testutil.NoError(t, err)
+	if len(evs) != 2 {
+		t.Fatalf("audit after a Redis crash has %d events, want 2", len(evs))
+	}
+}
+
+func TestChangeOnOneInstanceReachesAnotherWithinOneSecond(t *testing.T) {
+	srv := testredis.Start(t)
+	// A long resync interval: only the notification can make it in time.
+	a := instance(t, srv.Addr, time.Hour)
+	b := instance(t, srv.Addr, time.Hour)
+	ip := netip.MustParseAddr("203.0.113.5")
+	now := storetest.Epoch
+
+	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice"))
+	took := testutil.WaitFor(t, time.Second, "approval visible on instance b", func() bool {
+		return len(b.Snapshot().Matching(ip, now)) == 1
+	})
+	t.Logf("approval reached the second instance in %s", took)
+
+	_, err := a.Store().RevokeApproval(ctx, "apr_1", "done", "alice", now)
+	testutil.NoError(t, err)
+	took = testutil.WaitFor(t, time.Second, "revocation visible on instance b", func() bool {
+		return len(b.Snapshot().Matching(ip, now)) == 0
+	})
+	t.Logf("revocation reached the second instance in %s", took)
+
+	ban := approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	testutil.NoError(t, b.Store().AddBan(ctx, ban, "detect"))
+	testutil.WaitFor(t, time.Second, "ban visible on instance a", func() bool {
+		_, banned := a.Snapshot().Banned(netip.MustParseAddr("198.51.100.7"), time.Now())
+		return banned
+	})
+	_, err = a.Store().RemoveBan(ctx, ban.Prefix, "admin", time.Now())
+	testutil.NoError(t, err)
+	testutil.WaitFor(t, time.Second, "lifted ban visible on instance b", func() bool {
+		_, banned := b.Snapshot().Banned(netip.MustParseAddr("198.51.100.7"), time.Now())
+		return !banned
+	})
+}
+
+func TestMissedNotificationHealsOnTheResyncTimer(t *testing.T) {
+	srv := testredis.Start(t)
+	b := instance(t, srv.Addr, 300*time.Millisecond)
+	// Written behind Gatekeeper's back: no notification is published.
+	raw, _ := json.Marshal(storetest.Approval("apr_1", "acme"))
+	testutil.NoError(t, srv.Client().HSet(ctx, "gk:{state}:approvals", "apr_1", raw).Err())
+	testutil.WaitFor(t, 2*time.Second, "silent write picked up by the resync", func() bool {
+		return b.Snapshot().Approval("apr_1") != nil
+	})
+}
+
+func TestInstanceRecoversByItselfAfterRedisOutage(t *testing.T) {
+	srv := testredis.StartWith(t, testredis.Options{AppendOnly: true})
+	a := instance(t, srv.Addr, time.Hour)
+	b := instance(t, srv.Addr, 500*time.Millisecond)
+	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice"))
+	testutil.WaitFor(t, time.Second, "approval on b", func() bool { return b.Snapshot().Approval("apr_1") != nil })
+
+	srv.Stop()
+	testutil.WaitFor(t, 3*time.Second, "b notices the outage", func() bool { return !b.Health().Up })
+	if b.Snapshot().Approval("apr_1") == nil {
+		t.Fatal("the last snapshot must stay in force while the store is down")
+	}
+	if err := a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice"); err == nil {
+		t.Fatal("a write to a Redis that is down succeeded")
+	}
+
+	srv.Restart()
+	testutil.WaitFor(t, 5*time.Second, "b is up again", func() bool { return b.Health().Up })
+	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice"))
+	testutil.WaitFor(t, time.Second, "new approval on b after recovery", func() bool { return b.Snapshot().Approval("apr_2") != nil })
+}

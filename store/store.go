@@ -1,0 +1,85 @@
+// Package store keeps approvals, bans, the volume ledger and the audit trail
+// where every Gatekeeper instance can reach them: the embedded file store
+// (one instance, a write-ahead log on disk) or Redis (single, Sentinel,
+// Cluster), both held to one conformance suite (storetest). A Syncer keeps
+// each instance's Snapshot of the store current; a BanWriter batches the
+// bans detection makes.
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/ledger"
+)
+
+// Store keeps approvals, bans and the audit trail of their changes. Every
+// change is atomic: it is stored together with its audit event, or not at all.
+// Implementations are safe for concurrent use.
+type Store interface {
+	// Kind names the backend ("file" or "redis") for status output.
+	Kind() string
+
+	// CreateApproval stores a new approval; approvals.ErrExists when its ID is taken.
+	CreateApproval(ctx context.Context, a *approvals.Approval, actor string) error
+	// RevokeApproval marks an approval revoked at at and returns it.
+	RevokeApproval(ctx context.Context, id, reason, actor string, at time.Time) (*approvals.Approval, error)
+	// Approval returns one approval; approvals.ErrNotFound when unknown.
+	Approval(ctx context.Context, id string) (*approvals.Approval, error)
+	// Approvals returns every approval, revoked and expired ones included.
+	Approvals(ctx context.Context) ([]*approvals.Approval, error)
+
+	// AddBan bans b.Prefix until b.ExpiresAt, replacing an earlier ban of it.
+	AddBan(ctx context.Context, b approvals.Ban, actor string) error
+	// AddBans is AddBan for many bans in one write: all are stored, each
+	// with its audit event, or none.
+	AddBans(ctx context.Context, bans []approvals.Ban, actor string) error
+	// RemoveBan lifts the ban of p; approvals.ErrNotFound when p is not banned.
+	RemoveBan(ctx context.Context, p netip.Prefix, actor string, at time.Time) (approvals.Ban, error)
+	// Bans returns the bans still in force at now.
+	Bans(ctx context.Context, now time.Time) ([]approvals.Ban, error)
+
+	// The volume ledger: leases, releases and usage counts.
+	ledger.Backend
+	// History returns the approval's first sighting and per-hour counts.
+	History(ctx context.Context, id string) (approvals.History, error)
+
+	// Audit returns the audit events q asks for, newest first.
+	Audit(ctx context.Context, q audit.Query) ([]audit.Event, error)
+	// AuditHead is the head the store recorded for the audit chain of kind
+	// ("approval" or "ban"): the zero head before its first event.
+	AuditHead(ctx context.Context, kind string) (audit.ChainHead, error)
+	// AuditChain calls fn with each event of kind's chain, oldest first,
+	// exactly as stored. An error from fn stops the reading and is
+	// returned.
+	AuditChain(ctx context.Context, kind string, fn func(raw []byte) error) error
+
+	// Changes signals, without blocking the sender, that another instance
+	// changed the store or that changes may have been missed (a reconnect);
+	// Pending then says what changed. A nil channel means the store has no
+	// other writers.
+	Changes() <-chan struct{}
+	// Pending returns, and forgets, what other instances changed since the
+	// last call.
+	Pending() Change
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// Close releases connections, files and goroutines.
+	Close() error
+}
+
+// Change is what other instances changed: bans they added, which can be
+// applied as they are, and whether anything else changed or may have been
+// missed, which needs the whole store read again.
+type Change struct {
+	Bans []approvals.Ban
+	Full bool
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%s: %w: %w", op, approvals.ErrUnavailable, err)
+}

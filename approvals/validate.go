@@ -51,24 +51,25 @@ const (
 
 // Request is what a client may send to register an approval: the fields of
 // Approval that are not server-set. Times are strings so that a bad one can be
-// reported with the field's name.
+// reported with the field's name; members are omitempty so that a client (the
+// CLI) sends only what it was given and the answer names what is missing.
 type Request struct {
-	Tenant       string   `json:"tenant"`
-	Sources      []string `json:"sources"`
-	Hosts        []string `json:"hosts"`
-	Paths        []string `json:"paths"`
-	Methods      []string `json:"methods"`
-	NotBefore    string   `json:"not_before"`
-	NotAfter     string   `json:"not_after"`
-	MaxRPS       float64  `json:"max_rps"`
-	Burst        *int     `json:"burst"`
-	MaxRequests  int64    `json:"max_requests"`
-	RequestedBy  string   `json:"requested_by"`
-	ApprovedBy   string   `json:"approved_by"`
-	ApprovalRef  string   `json:"approval_ref"`
-	Contact      string   `json:"contact"`
-	Notes        string   `json:"notes"`
-	RequireToken bool     `json:"require_token"`
+	Tenant       string   `json:"tenant,omitempty"`
+	Sources      []string `json:"sources,omitempty"`
+	Hosts        []string `json:"hosts,omitempty"`
+	Paths        []string `json:"paths,omitempty"`
+	Methods      []string `json:"methods,omitempty"`
+	NotBefore    string   `json:"not_before,omitempty"`
+	NotAfter     string   `json:"not_after,omitempty"`
+	MaxRPS       float64  `json:"max_rps,omitempty"`
+	Burst        *int     `json:"burst,omitempty"`
+	MaxRequests  int64    `json:"max_requests,omitempty"`
+	RequestedBy  string   `json:"requested_by,omitempty"`
+	ApprovedBy   string   `json:"approved_by,omitempty"`
+	ApprovalRef  string   `json:"approval_ref,omitempty"`
+	Contact      string   `json:"contact,omitempty"`
+	Notes        string   `json:"notes,omitempty"`
+	RequireToken bool     `json:"require_token,omitempty"`
 }
 
 // Build validates the request against lim at instant now and returns the

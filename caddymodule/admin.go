@@ -38,8 +38,8 @@ type AdminAPI struct {
 	mux    *http.ServeMux
 }
 
-// maxBodyBytes bounds every request body; a larger one gets 413.
-const maxBodyBytes = 1 << 20
+// MaxBodyBytes bounds every request body; a larger one gets 413.
+const MaxBodyBytes = 1 << 20
 
 // Audit listing bounds.
 const (
@@ -157,7 +157,7 @@ func (h adminRequest) ctx() context.Context { return h.r.Context() }
 // authentication named (gatekeeper_console), the client certificate's
 // subject when the admin endpoint uses mTLS, else the peer address. A
 // client acting for someone (the console bridge, for the local user who
-// started it) says so in onBehalfOfHeader; that is its word, so the peer
+// started it) says so in OnBehalfOfHeader; that is its word, so the peer
 // stays in the record beside it.
 func (h adminRequest) actor() string {
 	if a, ok := h.r.Context().Value(actorKey{}).(string); ok {
@@ -167,21 +167,21 @@ func (h adminRequest) actor() string {
 	if tls := h.r.TLS; tls != nil && len(tls.PeerCertificates) > 0 {
 		peer = "cert:" + tls.PeerCertificates[0].Subject.String()
 	}
-	if who := h.r.Header.Get(onBehalfOfHeader); who != "" && len(who) <= 128 && !strings.ContainsFunc(who, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if who := h.r.Header.Get(OnBehalfOfHeader); who != "" && len(who) <= 128 && !strings.ContainsFunc(who, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return who + " via " + peer
 	}
 	return peer
 }
 
-// onBehalfOfHeader names, on an admin API request, the person a client
+// OnBehalfOfHeader names, on an admin API request, the person a client
 // acts for.
-const onBehalfOfHeader = "Gatekeeper-On-Behalf-Of"
+const OnBehalfOfHeader = "Gatekeeper-On-Behalf-Of"
 
 func (h adminRequest) readBody() ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(h.w, h.r.Body, maxBodyBytes))
+	b, err := io.ReadAll(http.MaxBytesReader(h.w, h.r.Body, MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, apiError(http.StatusRequestEntityTooLarge, fmt.Errorf("body: larger than %d bytes", maxBodyBytes))
+		return nil, apiError(http.StatusRequestEntityTooLarge, fmt.Errorf("body: larger than %d bytes", MaxBodyBytes))
 	}
 	if err != nil {
 		return nil, apiError(http.StatusBadRequest, fmt.Errorf("body: %w", err))
@@ -189,9 +189,9 @@ func (h adminRequest) readBody() ([]byte, error) {
 	return b, nil
 }
 
-// approvalCreated is the answer to a registration: the approval, and its
+// ApprovalCreated is the answer to a registration: the approval, and its
 // test token the one time it is ever shown.
-type approvalCreated struct {
+type ApprovalCreated struct {
 	*approvals.Approval
 	Token string `json:"token,omitempty"`
 }
@@ -209,7 +209,7 @@ func (h adminRequest) createApproval() error {
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusCreated, approvalCreated{Approval: a, Token: token})
+	return writeJSON(h.w, http.StatusCreated, ApprovalCreated{Approval: a, Token: token})
 }
 
 func (h adminRequest) listApprovals() error {
@@ -257,8 +257,8 @@ func (h adminRequest) export() error {
 	return writeJSON(h.w, http.StatusOK, ev)
 }
 
-// banRequest is the body of POST /gatekeeper/bans.
-type banRequest struct {
+// BanRequest is the body of POST /gatekeeper/bans.
+type BanRequest struct {
 	IP     string `json:"ip"`
 	TTL    string `json:"ttl"`
 	Reason string `json:"reason"`
@@ -269,7 +269,7 @@ func (h adminRequest) addBan() error {
 	if err != nil {
 		return err
 	}
-	var req banRequest
+	var req BanRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/bans"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
@@ -144,7 +145,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.signer, err = loadSigningKey(caddy.NewReplacer().ReplaceKnown(a.AuditSigningKey, "")); err != nil {
+	if a.signer, err = audit.LoadSigningKey(caddy.NewReplacer().ReplaceKnown(a.AuditSigningKey, "")); err != nil {
 		return fmt.Errorf("audit_signing_key: %w", err)
 	}
 	if a.geo, err = detect.OpenGeoIP(a.settings.GeoIPCountry, a.settings.GeoIPASN); err != nil {

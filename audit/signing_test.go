@@ -1,4 +1,4 @@
-package caddymodule
+package audit
 
 import (
 	"crypto/ecdsa"
@@ -22,12 +22,12 @@ func TestSigningKeyComesFromAFileOrThePEMItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, v := range map[string]string{"file": file, "PEM": block} {
-		got, err := loadSigningKey(v)
+		got, err := LoadSigningKey(v)
 		if err != nil || !got.Equal(key) {
 			t.Errorf("from the %s: %v", name, err)
 		}
 	}
-	if k, err := loadSigningKey(""); k != nil || err != nil {
+	if k, err := LoadSigningKey(""); k != nil || err != nil {
 		t.Errorf("no key: %v %v", k, err)
 	}
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -38,7 +38,7 @@ func TestSigningKeyComesFromAFileOrThePEMItself(t *testing.T) {
 		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER})):     "not an Ed25519 key",
 		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})): "not a PKCS #8 private key",
 	} {
-		if _, err := loadSigningKey(v); err == nil || !strings.Contains(err.Error(), says) {
+		if _, err := LoadSigningKey(v); err == nil || !strings.Contains(err.Error(), says) {
 			t.Errorf("%.30q: %v; want an error saying %q", v, err, says)
 		}
 	}

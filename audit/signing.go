@@ -1,4 +1,4 @@
-package caddymodule
+package audit
 
 import (
 	"crypto/ed25519"
@@ -10,9 +10,9 @@ import (
 	"strings"
 )
 
-// loadSigningKey reads the Ed25519 key that signs evidence exports from v:
+// LoadSigningKey reads the Ed25519 key that signs evidence exports from v:
 // a PKCS #8 PEM block, or the path of a file holding one. "" is no key.
-func loadSigningKey(v string) (ed25519.PrivateKey, error) {
+func LoadSigningKey(v string) (ed25519.PrivateKey, error) {
 	if v == "" {
 		return nil, nil
 	}
@@ -38,9 +38,9 @@ func loadSigningKey(v string) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
-// loadPublicKey reads an Ed25519 public key from a PEM file (PKIX, as
+// LoadPublicKey reads an Ed25519 public key from a PEM file (PKIX, as
 // `openssl pkey -pubout` writes it).
-func loadPublicKey(file string) (ed25519.PublicKey, error) {
+func LoadPublicKey(file string) (ed25519.PublicKey, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package caddymodule
+package cli
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/caddymodule"
 )
 
 // The CLI's tables, for people. Scripts use --json.
@@ -78,7 +79,7 @@ func printApproval(w io.Writer, body []byte) error {
 }
 
 func printReport(w io.Writer, body []byte) error {
-	var r Report
+	var r caddymodule.Report
 	if err := json.Unmarshal(body, &r); err != nil {
 		return err
 	}
@@ -120,7 +121,7 @@ func printReport(w io.Writer, body []byte) error {
 	return tw.Flush()
 }
 
-func printCreated(w io.Writer, c approvalCreated) error {
+func printCreated(w io.Writer, c caddymodule.ApprovalCreated) error {
 	fmt.Fprintf(w, "approval %s registered for tenant %s (%s)\n", c.ID, c.Tenant, c.Status)
 	fmt.Fprintf(w, "window %s, %g req/s (burst %d), %d requests in all\n", window(c.Approval), c.MaxRPS, c.Burst, c.MaxRequests)
 	if c.Token != "" {
@@ -146,7 +147,7 @@ func printBans(w io.Writer, body []byte) error {
 	return tw.Flush()
 }
 
-func printStatus(w io.Writer, st Status) error {
+func printStatus(w io.Writer, st caddymodule.Status) error {
 	tw := table(w)
 	up := "up"
 	if !st.Store.Up {
@@ -175,7 +176,7 @@ func printStatus(w io.Writer, st Status) error {
 }
 
 // auditSummary says in one line what a check of the audit chains found.
-func auditSummary(v *AuditVerification) string {
+func auditSummary(v *caddymodule.AuditVerification) string {
 	if v.Error != "" {
 		return "NOT CHECKED: " + v.Error
 	}

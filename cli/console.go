@@ -1,10 +1,11 @@
-package caddymodule
+package cli
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/customernode/gatekeeper/caddymodule"
 	"github.com/spf13/cobra"
 )
 
@@ -52,6 +54,7 @@ authentication instead.`,
 
 func consoleCommand(cmd *cobra.Command) {
 	adminFlags(cmd)
+	cmd.Example = "  $ gatekeeper console\n  $ gatekeeper console --listen 127.0.0.1:8443 --config Caddyfile"
 	cmd.Flags().String("listen", "127.0.0.1:0", "The loopback address to serve the console on")
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = run(func(cmd *cobra.Command, _ []string) error {
@@ -148,29 +151,29 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	token, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	switch {
 	case !strings.EqualFold(r.Host, b.host):
-		writeAPIError(w, apiError(http.StatusForbidden, fmt.Errorf("host not allowed: %s", r.Host)))
+		refuse(w, http.StatusForbidden, fmt.Errorf("host not allowed: %s", r.Host))
 		return
 	case subtle.ConstantTimeCompare([]byte(token), []byte(b.token)) != 1:
-		writeAPIError(w, apiError(http.StatusForbidden, errors.New("open the console with the URL `gatekeeper console` printed: its token is missing or wrong")))
+		refuse(w, http.StatusForbidden, errors.New("open the console with the URL `gatekeeper console` printed: its token is missing or wrong"))
 		return
 	case rest == "":
 		http.Redirect(w, r, "/"+b.token+"/gatekeeper/ui/", http.StatusFound)
 		return
 	case !strings.HasPrefix(rest, "gatekeeper/"):
-		writeAPIError(w, apiError(http.StatusNotFound, fmt.Errorf("not found: /%s", rest)))
+		refuse(w, http.StatusNotFound, fmt.Errorf("not found: /%s", rest))
 		return
 	}
 	if err := b.ownPage(r); err != nil {
-		writeAPIError(w, apiError(http.StatusForbidden, err))
+		refuse(w, http.StatusForbidden, err)
 		return
 	}
 	target := b.base + "/" + rest
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, http.MaxBytesReader(w, r.Body, maxBodyBytes+1))
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, http.MaxBytesReader(w, r.Body, caddymodule.MaxBodyBytes+1))
 	if err != nil {
-		writeAPIError(w, apiError(http.StatusBadRequest, err))
+		refuse(w, http.StatusBadRequest, err)
 		return
 	}
 	for _, h := range forwardedHeaders {
@@ -178,10 +181,10 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out.Header.Set(h, v)
 		}
 	}
-	out.Header.Set(onBehalfOfHeader, b.actor)
+	out.Header.Set(caddymodule.OnBehalfOfHeader, b.actor)
 	resp, err := b.client.Do(out)
 	if err != nil {
-		writeAPIError(w, apiError(http.StatusBadGateway, fmt.Errorf("the admin API did not answer: %w", err)))
+		refuse(w, http.StatusBadGateway, fmt.Errorf("the admin API did not answer: %w", err))
 		return
 	}
 	defer resp.Body.Close()
@@ -214,4 +217,12 @@ func localUser() string {
 		return u.Username
 	}
 	return fmt.Sprintf("uid%d", os.Getuid())
+}
+
+// refuse answers the browser as the admin API answers an error: its status
+// and {"error": …}.
+func refuse(w http.ResponseWriter, status int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/feed"
 )
 
 func init() {
@@ -364,8 +365,8 @@ func (h adminRequest) verifyAudit() error {
 // feedPage is the answer of GET /gatekeeper/events: the events after the
 // cursor asked for, oldest first, and the cursor to ask after next.
 type feedPage struct {
-	Events []FeedEvent `json:"events"`
-	Next   uint64      `json:"next"`
+	Events []feed.Event `json:"events"`
+	Next   uint64       `json:"next"`
 }
 
 // events answers GET /gatekeeper/events[?since=ID&limit=N]: the live feed
@@ -384,12 +385,12 @@ func (h adminRequest) events() error {
 	limit := 100
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxFeedLimit {
-			return apiError(http.StatusBadRequest, fmt.Errorf("limit: %q is not a number from 1 to %d", s, maxFeedLimit))
+		if err != nil || n < 1 || n > feed.MaxRead {
+			return apiError(http.StatusBadRequest, fmt.Errorf("limit: %q is not a number from 1 to %d", s, feed.MaxRead))
 		}
 		limit = n
 	}
-	evs, next := feed.since(since, limit)
+	evs, next := liveFeed.Since(since, limit)
 	return writeJSON(h.w, http.StatusOK, feedPage{Events: evs, Next: next})
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/goleak"
 
+	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/internal/testredis"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
@@ -313,19 +314,19 @@ func TestAdminAuditChainIsShownAndVerified(t *testing.T) {
 	c.do("DELETE", "/gatekeeper/approvals/"+created.ID+"?reason=done", nil, nil)
 	c.do("POST", "/gatekeeper/bans", map[string]any{"ip": "198.51.100.7"}, nil)
 
-	var audit []struct {
+	var events []struct {
 		Action, Hash, Prev string
 		Seq                int64
 	}
-	c.do("GET", "/gatekeeper/audit", nil, &audit)
-	if len(audit) != 4 || audit[0].Seq != 1 || audit[1].Seq != 3 || audit[1].Action != "approval.revoked" ||
-		len(audit[1].Hash) != 64 || audit[2].Hash != audit[1].Prev {
-		t.Fatalf("GET audit = %+v; want seq and linked hashes on each event", audit)
+	c.do("GET", "/gatekeeper/audit", nil, &events)
+	if len(events) != 4 || events[0].Seq != 1 || events[1].Seq != 3 || events[1].Action != "approval.revoked" ||
+		len(events[1].Hash) != 64 || events[2].Hash != events[1].Prev {
+		t.Fatalf("GET audit = %+v; want seq and linked hashes on each event", events)
 	}
 
-	var v AuditVerification
+	var v audit.Verification
 	if code := c.do("POST", "/gatekeeper/audit/verify", nil, &v); code != 200 || !v.OK || len(v.Chains) != 2 ||
-		v.Chains[0].Last.Seq != 3 || v.Chains[0].Last.Hash != audit[1].Hash || v.Chains[1].Last.Seq != 1 {
+		v.Chains[0].Last.Seq != 3 || v.Chains[0].Last.Hash != events[1].Hash || v.Chains[1].Last.Seq != 1 {
 		t.Fatalf("POST audit/verify = %d %+v", code, v)
 	}
 	var st Status

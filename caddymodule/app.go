@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -295,7 +297,7 @@ type sharedState struct {
 	unknownLog logBudget
 	// cappedLog is when max_bans was last logged (Unix seconds).
 	cappedLog atomic.Int64
-	audit     *auditCheck
+	audit     *audit.Monitor
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
@@ -321,13 +323,13 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 			zap.String("store", s.Store.Describe()), zap.Error(err))
 	}
 	id := storeIdentity(s)
-	known, kerr := loadKnownHeads(id, knownHeadsPath(id))
+	known, kerr := audit.LoadKnownHeads(id, knownHeadsPath(id))
 	if kerr != nil {
 		cancel()
 		db.Close()
 		return nil, kerr
 	}
-	st := &sharedState{syncer: sy, limiter: ledger.NewLimiter(db, now), audit: newAuditCheck(known), cancel: cancel, done: make(chan struct{})}
+	st := &sharedState{syncer: sy, limiter: ledger.NewLimiter(db, now), audit: audit.NewMonitor(known, now), cancel: cancel, done: make(chan struct{})}
 	st.writer = store.NewBanWriter(db, "detect", st.stored(logger))
 	wasUp := err == nil
 	var wg sync.WaitGroup
@@ -347,7 +349,7 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 		})
 	})
 	wg.Go(func() { st.housekeep(ctx, logger) })
-	wg.Go(func() { st.audit.run(ctx, db, logger) })
+	wg.Go(func() { st.audit.Run(ctx, db, logger) })
 	go func() { wg.Wait(); close(st.done) }()
 	logger.Info("gatekeeper store ready", zap.String("store", s.Store.Describe()))
 	if c, ok := db.(store.Checker); ok && err == nil {
@@ -426,3 +428,19 @@ var (
 	_ caddy.CleanerUpper = (*App)(nil)
 	_ caddy.Destructor   = (*sharedState)(nil)
 )
+
+// storeIdentity names a store the same way across restarts and reloads.
+func storeIdentity(s config.Settings) string {
+	if s.Store.Kind == config.StoreFile {
+		if abs, err := filepath.Abs(s.Store.Dir); err == nil {
+			return "file " + abs
+		}
+	}
+	return s.Store.Describe() + " prefix " + s.KeyPrefix
+}
+
+// knownHeadsPath is where the heads seen of store are kept.
+func knownHeadsPath(store string) string {
+	sum := sha256.Sum256([]byte(store))
+	return filepath.Join(caddy.AppDataDir(), "gatekeeper", "audit-heads-"+hex.EncodeToString(sum[:8])+".json")
+}

@@ -1,5 +1,13 @@
-// Package caddymodule is Gatekeeper's Caddy glue: the gatekeeper app, the
-// http.handlers.gatekeeper handler, the admin.api.gatekeeper routes and the
-// CLI subcommands. The policy itself lives in the approvals and config
-// packages; this package only translates between them and Caddy.
+// Package caddymodule is Gatekeeper's Caddy glue, and only that: the
+// gatekeeper app (app*.go), the http.handlers.gatekeeper handler
+// (handler*.go, placeholders.go, detect.go for its detection block), the
+// http.handlers.gatekeeper_console handler (console.go), the
+// admin.api.gatekeeper routes (admin*.go), Caddyfile parsing
+// (caddyfile.go), the checks of Caddy's own server settings (proxies.go)
+// and metrics registration (metrics*.go).
+//
+// The policy lives in Caddy-free packages: approvals (the model and its
+// matching), policy (the decision), detect (scanner detection), bans (ban
+// making), ledger (volume bounds), store (the stores), audit (the trail) and
+// feed (the console's live feed). The gatekeeper command is package cli.
 package caddymodule

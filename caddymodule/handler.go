@@ -18,6 +18,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/bans"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/feed"
 	"github.com/customernode/gatekeeper/ledger"
 	"github.com/customernode/gatekeeper/policy"
 )
@@ -253,19 +254,21 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, rc requestContex
 
 // toFeed adds a refused or flagged request to the live feed.
 func (h *Handler) toFeed(r *http.Request, d policy.Decision, view requestView) {
-	ev := FeedEvent{Time: now().UTC(), Tenant: view.tenant, Verdict: d.Verdict, Reason: d.Reason,
+	ev := feed.Event{Time: now().UTC(), Tenant: view.tenant, Verdict: d.Verdict, Reason: d.Reason,
 		Country: view.country, ASN: view.asn, Method: r.Method, Host: trimHostDot(r), Path: r.URL.Path}
 	if view.ip.IsValid() {
 		ev.Source = view.ip.String()
 	}
 	if d.Detection.Scanner {
-		ev.Scanner, ev.signals = cmp.Or(d.Detection.Family, "other"), d.Detection.Signals
+		ev.Scanner, ev.SignalSet = cmp.Or(d.Detection.Family, "other"), d.Detection.Signals
 	}
 	if d.Approval != nil {
 		ev.Approval = d.Approval.ID
 	}
-	if feed.record(ev) {
+	if liveFeed.Record(ev) {
 		metrics.feedRecorded.Inc()
+	} else {
+		metrics.feedDropped.Inc()
 	}
 }
 
@@ -365,3 +368,7 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// liveFeed is the process's feed of refused and flagged requests, kept
+// across config reloads: the handler records, GET /gatekeeper/events reads.
+var liveFeed = feed.New()

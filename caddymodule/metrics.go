@@ -104,7 +104,7 @@ var metrics = struct {
 			return float64(n)
 		}),
 		gaugeFunc("audit_intact", "1 when the last check of the audit trail's hash chains found them intact, 0 when it found a break or could not read them.", func(a *App) float64 {
-			if v := a.state.audit.lastResult(); v != nil && v.OK {
+			if v := a.state.audit.Last(); v != nil && v.OK {
 				return 1
 			}
 			return 0

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/customernode/gatekeeper/audit"
-	"github.com/customernode/gatekeeper/caddymodule"
 	"github.com/spf13/cobra"
 )
 
@@ -62,7 +61,7 @@ func auditCommand(cmd *cobra.Command) {
 			if j {
 				cmd.OutOrStdout().Write(b)
 			}
-			var v caddymodule.AuditVerification
+			var v audit.Verification
 			if err := json.Unmarshal(b, &v); err != nil {
 				return fmt.Errorf("reading the admin API's answer: %w", err)
 			}

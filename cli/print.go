@@ -176,7 +176,7 @@ func printStatus(w io.Writer, st caddymodule.Status) error {
 }
 
 // auditSummary says in one line what a check of the audit chains found.
-func auditSummary(v *caddymodule.AuditVerification) string {
+func auditSummary(v *audit.Verification) string {
 	if v.Error != "" {
 		return "NOT CHECKED: " + v.Error
 	}

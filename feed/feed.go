@@ -1,4 +1,7 @@
-package caddymodule
+// Package feed is the live feed of refused and flagged requests that the
+// console shows (GET /gatekeeper/events): a bounded ring of the newest
+// events, read by cursor.
+package feed
 
 import (
 	"strings"
@@ -11,22 +14,21 @@ import (
 	"github.com/customernode/gatekeeper/detect"
 )
 
-// The live feed of refused and flagged requests (GET /gatekeeper/events,
-// the console's feed). It is this process's, kept across config reloads,
-// and bounded three ways: it holds the newest feedSize events, records at
-// most feedRate a second (a flood of scanners must not cost the edge more
+// A feed is bounded three ways: it holds the newest Size events, records at
+// most rateLimit a second (a flood of scanners must not cost the edge more
 // than that, nor churn the feed too fast to read; caddy_gatekeeper_
 // feed_dropped_total counts the rest, and the audit's ban events and the
-// metrics still have them all), and one read returns at most maxFeedLimit.
+// metrics still have them all), and one read returns at most MaxRead.
 
+// The feed's bounds.
 const (
-	feedSize     = 1000
-	feedRate     = 100 // events a second, with a burst of feedSize/10
-	maxFeedLimit = 500
+	Size      = 1000
+	rateLimit = 100 // events a second, with a burst of Size/10
+	MaxRead   = 500
 )
 
-// FeedEvent is one refused or flagged request.
-type FeedEvent struct {
+// Event is one refused or flagged request.
+type Event struct {
 	// ID orders events: a read with since=ID returns those after it.
 	ID       uint64    `json:"id"`
 	Time     time.Time `json:"time"`
@@ -41,35 +43,35 @@ type FeedEvent struct {
 	Approval string    `json:"approval_id,omitempty"`
 	Method   string    `json:"method"`
 	Host     string    `json:"host"`
-	// Path is the request's path, without its query, cut at maxFeedPath.
+	// Path is the request's path, without its query, cut at MaxPath.
 	Path string `json:"path"`
 
-	signals detect.SignalSet
+	SignalSet detect.SignalSet `json:"-"` // as detection found them; Signals is filled from them when read
 }
 
 // Bounds on a feed event's text, which a client may make as long as a
 // request line and headers allow (a megabyte): a banned client must not
 // fill the ring with tens of megabytes, nor every console poll with them.
 const (
-	maxFeedPath = 200
-	maxFeedText = 128 // method, host, tenant, and anything else a client may write
-	// maxFeedEventBytes bounds an event's whole text (its fields each cut,
-	// the fixed ones short): the ring holds at most feedSize times this.
-	maxFeedEventBytes = maxFeedPath + 6*maxFeedText
+	MaxPath = 200
+	maxText = 128 // method, host, tenant, and anything else a client may write
+	// MaxEventBytes bounds an event's whole text (its fields each cut,
+	// the fixed ones short): the ring holds at most Size times this.
+	MaxEventBytes = MaxPath + 6*maxText
 )
 
 // bound cuts every text field of ev to its bound, on a character boundary,
 // and copies it, so that the event keeps no part of the request's memory
 // alive (a short tenant may be a slice of a long host).
-func (ev *FeedEvent) bound() {
-	ev.Path = cutText(ev.Path, maxFeedPath)
+func (ev *Event) bound() {
+	ev.Path = cutText(ev.Path, MaxPath)
 	for _, f := range []*string{&ev.Source, &ev.Tenant, &ev.Method, &ev.Host, &ev.Country, &ev.Approval, &ev.Scanner} {
-		*f = cutText(*f, maxFeedText)
+		*f = cutText(*f, maxText)
 	}
 }
 
 // textBytes is the length of ev's text fields.
-func (ev *FeedEvent) textBytes() int {
+func (ev *Event) textBytes() int {
 	return len(ev.Source) + len(ev.Tenant) + len(ev.Verdict) + len(ev.Reason) + len(ev.Scanner) +
 		len(ev.Country) + len(ev.Approval) + len(ev.Method) + len(ev.Host) + len(ev.Path)
 }
@@ -84,43 +86,39 @@ func cutText(s string, n int) string {
 	return strings.Clone(s)
 }
 
-// eventFeed is a ring of the newest events.
-type eventFeed struct {
+// Feed is a ring of the newest events.
+type Feed struct {
 	mu      sync.Mutex
-	ring    [feedSize]FeedEvent
+	ring    [Size]Event
 	next    uint64 // the ID the next event gets; IDs start at 1
 	limiter *rate.Limiter
 }
 
-func newEventFeed() *eventFeed {
-	return &eventFeed{next: 1, limiter: rate.NewLimiter(feedRate, feedSize/10)}
+func New() *Feed {
+	return &Feed{next: 1, limiter: rate.NewLimiter(rateLimit, Size/10)}
 }
 
-// feed is the process's feed.
-var feed = newEventFeed()
-
-// record adds ev (its ID set here) unless the feed's rate is used up; it
+// Record adds ev (its ID set here) unless the feed's rate is used up; it
 // reports whether it did.
-func (f *eventFeed) record(ev FeedEvent) bool {
+func (f *Feed) Record(ev Event) bool {
 	if !f.limiter.AllowN(ev.Time, 1) {
-		metrics.feedDropped.Inc()
 		return false
 	}
 	ev.bound()
 	f.mu.Lock()
 	ev.ID = f.next
-	f.ring[ev.ID%feedSize] = ev
+	f.ring[ev.ID%Size] = ev
 	f.next++
 	f.mu.Unlock()
 	return true
 }
 
-// since returns up to limit events after ID after, oldest first, and the ID
+// Since returns up to limit events after ID after, oldest first, and the ID
 // to ask after next time (the last returned, or after when none are).
 // Events that have left the ring are gone: the first returned is then the
 // oldest held. A cursor past the newest event (from before a restart of
 // the process) starts again from the oldest held.
-func (f *eventFeed) since(after uint64, limit int) ([]FeedEvent, uint64) {
+func (f *Feed) Since(after uint64, limit int) ([]Event, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	last := f.next - 1
@@ -128,13 +126,13 @@ func (f *eventFeed) since(after uint64, limit int) ([]FeedEvent, uint64) {
 		after = 0 // a cursor from before a restart: start again from the oldest held
 	}
 	first := after + 1
-	if oldest := f.next - min(f.next-1, feedSize); first < oldest {
+	if oldest := f.next - min(f.next-1, Size); first < oldest {
 		first = oldest
 	}
-	out := make([]FeedEvent, 0, min(int(last-first+1), limit))
+	out := make([]Event, 0, min(int(last-first+1), limit))
 	for id := first; id <= last && len(out) < limit; id++ {
-		ev := f.ring[id%feedSize]
-		ev.Signals = ev.signals.Names()
+		ev := f.ring[id%Size]
+		ev.Signals = ev.SignalSet.Names()
 		out = append(out, ev)
 	}
 	if len(out) > 0 {
@@ -144,7 +142,7 @@ func (f *eventFeed) since(after uint64, limit int) ([]FeedEvent, uint64) {
 }
 
 // textBytes is the length of the text the ring holds.
-func (f *eventFeed) textBytes() int {
+func (f *Feed) TextBytes() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0

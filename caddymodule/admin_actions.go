@@ -185,7 +185,9 @@ func (a *App) Export(ctx context.Context, id, actor string) (*audit.Evidence, er
 	if err != nil {
 		return nil, err
 	}
-	_ = a.state.audit.known.advance(map[string]audit.ChainHead{"approval": ev.Head()}) // a head seen
+	if err := a.state.audit.Saw(map[string]audit.ChainHead{"approval": ev.Head()}); err != nil {
+		a.logger.Error("could not keep the exported audit head; the next check records the trail's own", zap.Error(err))
+	}
 	a.logger.Info("approval evidence exported", zap.String("id", id), zap.Bool("signed", ev.Signature != nil), zap.String("actor", actor))
 	return ev, nil
 }
@@ -289,8 +291,8 @@ func (a *App) Audit(ctx context.Context, q audit.Query) ([]audit.Event, error) {
 
 // VerifyAudit checks the store's audit chains now; the result is also what
 // Status shows from then on.
-func (a *App) VerifyAudit(ctx context.Context, known ...audit.KnownHead) AuditVerification {
-	return a.state.audit.verify(ctx, a.Syncer().Store(), a.logger, known...)
+func (a *App) VerifyAudit(ctx context.Context, known ...audit.KnownHead) audit.Verification {
+	return a.state.audit.Verify(ctx, a.Syncer().Store(), a.logger, known...)
 }
 
 // Status is the answer of GET /gatekeeper/status.
@@ -306,7 +308,7 @@ type Status struct {
 	BansActive int                      `json:"bans_active"`
 	// Audit is the last check of the audit chains (absent until the first
 	// has run, moments after start).
-	Audit *AuditVerification `json:"audit,omitempty"`
+	Audit *audit.Verification `json:"audit,omitempty"`
 }
 
 // Status is the store's health, the counts of approvals and bans, and the
@@ -324,7 +326,7 @@ func (a *App) Status(ctx context.Context) Status {
 		st.Store.Warnings = c.Check(ctx)
 	}
 	st.Approvals, st.BansActive = sy.Snapshot().Counts(now())
-	st.Audit = a.state.audit.lastResult()
+	st.Audit = a.state.audit.Last()
 	return st
 }
 
@@ -335,7 +337,7 @@ func (a *App) changed(ctx context.Context) {
 	if err := a.Syncer().Refresh(ctx); err != nil {
 		a.logger.Warn("change stored, but re-reading the store failed; the resync timer will retry", zap.Error(err))
 	}
-	a.state.audit.soon()
+	a.state.audit.Soon()
 }
 
 var errNoApp = errors.New("the gatekeeper app is not running")

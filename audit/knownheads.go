@@ -1,8 +1,6 @@
-package caddymodule
+package audit
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,11 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-
-	"github.com/caddyserver/caddy/v2"
-
-	"github.com/customernode/gatekeeper/audit"
-	"github.com/customernode/gatekeeper/config"
 )
 
 // The audit chains prove that no event was changed within the trail a
@@ -25,38 +18,22 @@ import (
 // check holds the chains to it. The file is in Caddy's data directory
 // (AppDataDir/gatekeeper), one per store, named after the store's identity.
 
-// knownHeads are the newest chain heads seen for one store.
-type knownHeads struct {
+// KnownHeads are the newest chain heads seen for one store.
+type KnownHeads struct {
 	mu    sync.Mutex
 	path  string
 	store string
-	heads map[string]audit.ChainHead
+	heads map[string]ChainHead
 }
 
 type knownHeadsFile struct {
-	Store string                     `json:"store"`
-	Heads map[string]audit.ChainHead `json:"heads"`
+	Store string               `json:"store"`
+	Heads map[string]ChainHead `json:"heads"`
 }
 
-// storeIdentity names a store the same way across restarts and reloads.
-func storeIdentity(s config.Settings) string {
-	if s.Store.Kind == config.StoreFile {
-		if abs, err := filepath.Abs(s.Store.Dir); err == nil {
-			return "file " + abs
-		}
-	}
-	return s.Store.Describe() + " prefix " + s.KeyPrefix
-}
-
-// knownHeadsPath is where the heads seen of store are kept.
-func knownHeadsPath(store string) string {
-	sum := sha256.Sum256([]byte(store))
-	return filepath.Join(caddy.AppDataDir(), "gatekeeper", "audit-heads-"+hex.EncodeToString(sum[:8])+".json")
-}
-
-// loadKnownHeads reads the heads kept for store; none when there is no file.
-func loadKnownHeads(store, path string) (*knownHeads, error) {
-	k := &knownHeads{path: path, store: store, heads: map[string]audit.ChainHead{}}
+// LoadKnownHeads reads the heads kept for store; none when there is no file.
+func LoadKnownHeads(store, path string) (*KnownHeads, error) {
+	k := &KnownHeads{path: path, store: store, heads: map[string]ChainHead{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return k, nil
@@ -74,20 +51,20 @@ func loadKnownHeads(store, path string) (*knownHeads, error) {
 	return k, nil
 }
 
-// get returns a copy of the heads.
-func (k *knownHeads) get() map[string]audit.ChainHead {
+// Get returns a copy of the heads.
+func (k *KnownHeads) Get() map[string]ChainHead {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	out := make(map[string]audit.ChainHead, len(k.heads))
+	out := make(map[string]ChainHead, len(k.heads))
 	for kind, h := range k.heads {
 		out[kind] = h
 	}
 	return out
 }
 
-// advance records heads newer than the known ones (a verified trail, or an
+// Advance records heads newer than the known ones (a verified trail, or an
 // export's head) and keeps them on disk.
-func (k *knownHeads) advance(heads map[string]audit.ChainHead) error {
+func (k *KnownHeads) Advance(heads map[string]ChainHead) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	changed := false

@@ -1,0 +1,126 @@
+package audit
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Verification is what the last check of the store's audit chains
+// found (GET /gatekeeper/status, POST /gatekeeper/audit/verify).
+type Verification struct {
+	At time.Time `json:"verified_at"`
+	OK bool      `json:"ok"`
+	// Chains has a report per chain: how far it verified (last seq and
+	// hash), or the first broken seq and what is wrong there.
+	Chains []ChainReport `json:"chains,omitempty"`
+	// Error says why the store could not be read; the chains were then not
+	// checked.
+	Error string `json:"error,omitempty"`
+	// Known are the newest heads seen verified before, kept apart from the
+	// store (see KnownHeads): each chain must still reach them.
+	Known map[string]ChainHead `json:"known_heads,omitempty"`
+}
+
+// verifyInterval is how often the chains are checked in the background,
+// besides once at start and whenever the admin API is asked to.
+const verifyInterval = 10 * time.Minute
+
+// verifyTimeout bounds one check; 100 000 events take well under a
+// second.
+const verifyTimeout = time.Minute
+
+// Monitor keeps the last verification of one store's audit chains.
+type Monitor struct {
+	running sync.Mutex // one check at a time; a second caller waits for it
+	mu      sync.Mutex
+	last    *Verification
+	again   chan struct{} // asks Run for a check now
+	known   *KnownHeads
+	now     func() time.Time
+}
+
+// NewMonitor checks chains against the heads in known, on the clock now.
+func NewMonitor(known *KnownHeads, now func() time.Time) *Monitor {
+	return &Monitor{again: make(chan struct{}, 1), known: known, now: now}
+}
+
+// Saw records heads seen outside a verification (an export's) as known.
+func (c *Monitor) Saw(heads map[string]ChainHead) error { return c.known.Advance(heads) }
+
+// Soon asks for a check in the background, after a change.
+func (c *Monitor) Soon() {
+	select {
+	case c.again <- struct{}{}:
+	default: // one is asked for already
+	}
+}
+
+// Verify checks store's chains now, against the heads seen before and any
+// more the caller knows of (an export's), keeps the result and returns it.
+func (c *Monitor) Verify(ctx context.Context, trail Trail, logger *zap.Logger, more ...KnownHead) Verification {
+	c.running.Lock()
+	defer c.running.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	defer cancel()
+	known := c.known.Get()
+	against := map[string][]ChainHead{}
+	for kind, h := range known {
+		against[kind] = append(against[kind], h)
+	}
+	for _, k := range more {
+		against[k.Kind] = append(against[k.Kind], k.ChainHead)
+	}
+	reports, err := VerifySince(ctx, trail, against)
+	v := Verification{At: c.now().UTC(), OK: err == nil, Chains: reports, Known: known}
+	if err != nil {
+		v.Error = err.Error()
+	}
+	for _, r := range reports {
+		if !r.OK {
+			v.OK = false
+			logger.Error("the audit trail is broken", zap.String("chain", r.Kind), zap.Int64("broken_at", r.BrokenAt),
+				zap.String("problem", r.Problem))
+		}
+	}
+	if v.OK {
+		heads := make(map[string]ChainHead, len(reports))
+		for _, r := range reports {
+			heads[r.Kind] = r.Last
+		}
+		if err := c.known.Advance(heads); err != nil {
+			logger.Error("could not keep the audit heads seen; a lost trail may go unnoticed after a restart", zap.Error(err))
+		}
+	}
+	c.mu.Lock()
+	c.last = &v
+	c.mu.Unlock()
+	return v
+}
+
+// Last is the last verification's result; nil before the first.
+func (c *Monitor) Last() *Verification {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// Run checks the chains at start, every verifyInterval and when asked
+// to (soon), until ctx ends.
+func (c *Monitor) Run(ctx context.Context, trail Trail, logger *zap.Logger) {
+	tick := time.NewTicker(verifyInterval)
+	defer tick.Stop()
+	for {
+		if v := c.Verify(ctx, trail, logger); v.Error != "" && ctx.Err() == nil {
+			logger.Warn("could not read the audit trail to verify it; trying again later", zap.String("error", v.Error))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-c.again:
+		}
+	}
+}

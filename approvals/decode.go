@@ -58,15 +58,15 @@ func describeJSONError(err error) error {
 		if listFields[typ.Field] {
 			want = describeType("[]string")
 		}
-		return fieldErr(typ.Field, "must be %s, not %s", want, typ.Value)
+		return BadField(typ.Field, "must be %s, not %s", want, typ.Value)
 	}
 	// encoding/json reports unknown fields only in its message.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
 		if serverSetFields[name] {
-			return fieldErr(name, "is set by the server and may not be sent")
+			return BadField(name, "is set by the server and may not be sent")
 		}
-		return fieldErr(name, "is not an approval field")
+		return BadField(name, "is not an approval field")
 	}
 	return fmt.Errorf("body: %v", err)
 }

@@ -24,7 +24,7 @@ func FuzzDecodeApproval(f *testing.F) {
 			}
 			return
 		}
-		a, err := req.Build(Limits{}, now)
+		a, err := req.Build(defaultLimits, now)
 		if err != nil {
 			var fe *FieldError
 			if !errors.As(err, &fe) || fe.Field == "" {
@@ -51,7 +51,7 @@ func FuzzDecodeApproval(f *testing.F) {
 		if err != nil {
 			t.Fatalf("canonical form %s does not decode: %v", b, err)
 		}
-		a2, err := req2.Build(Limits{}, now)
+		a2, err := req2.Build(defaultLimits, now)
 		if err != nil {
 			t.Fatalf("canonical form %s does not validate: %v", b, err)
 		}

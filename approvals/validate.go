@@ -11,12 +11,13 @@ import (
 
 	"golang.org/x/net/idna"
 
-	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/internal/ascii"
 )
 
-// FieldError says what is wrong with one field of an approval. Its message
-// always names the field, so that a person reading a 400 knows what to fix.
+// FieldError says what is wrong with one field of what a client sent (an
+// approval, a ban, a query parameter): the admin API answers it with 400.
+// Its message always names the field, so that a person reading it knows
+// what to fix. It is the one type of bad input.
 type FieldError struct {
 	Field string
 	Msg   string
@@ -24,13 +25,24 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return fmt.Sprintf("field %q: %s", e.Field, e.Msg) }
 
-func fieldErr(field, format string, args ...any) *FieldError {
+// BadField is a FieldError for field, its message formatted.
+func BadField(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Reason is a reason given for the audit (a revocation's, a ban's), trimmed,
+// or a FieldError when it is longer than free text may be.
+func Reason(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > maxTextLen {
+		return "", BadField("reason", "at most %d bytes", maxTextLen)
+	}
+	return s, nil
 }
 
 // Limits are the app-wide bounds every approval must respect.
 type Limits struct {
-	// MaxWindow is the longest not_after - not_before allowed.
+	// MaxWindow is the longest not_after - not_before allowed (max_window).
 	MaxWindow time.Duration
 	// AllowBroadSources lifts the /16 (IPv4) and /48 (IPv6) floor on sources.
 	AllowBroadSources bool
@@ -77,9 +89,6 @@ type Request struct {
 // server-set fields (ID, CreatedAt, TokenHash) are left for the caller. The
 // first problem found is returned as a *FieldError.
 func (r *Request) Build(lim Limits, now time.Time) (*Approval, error) {
-	if lim.MaxWindow <= 0 {
-		lim.MaxWindow = config.DefaultMaxWindow
-	}
 	a := &Approval{
 		MaxRPS:       r.MaxRPS,
 		MaxRequests:  r.MaxRequests,
@@ -104,11 +113,11 @@ func (r *Request) Build(lim Limits, now time.Time) (*Approval, error) {
 		v := strings.TrimSpace(t.value)
 		switch {
 		case t.req && v == "":
-			return nil, fieldErr(t.field, "is required")
+			return nil, BadField(t.field, "is required")
 		case len(v) > t.max:
-			return nil, fieldErr(t.field, "is %d bytes long; at most %d are allowed", len(v), t.max)
+			return nil, BadField(t.field, "is %d bytes long; at most %d are allowed", len(v), t.max)
 		case strings.ContainsFunc(v, isControl) && t.field != "notes":
-			return nil, fieldErr(t.field, "must not contain control characters")
+			return nil, BadField(t.field, "must not contain control characters")
 		}
 		*t.dst = v
 	}
@@ -134,26 +143,26 @@ func (r *Request) Build(lim Limits, now time.Time) (*Approval, error) {
 	}
 	switch window := a.NotAfter.Sub(a.NotBefore); {
 	case window <= 0:
-		return nil, fieldErr("not_after", "must be after not_before (%s)", a.NotBefore.Format(time.RFC3339))
+		return nil, BadField("not_after", "must be after not_before (%s)", a.NotBefore.Format(time.RFC3339))
 	case window > lim.MaxWindow:
-		return nil, fieldErr("not_after", "the window is %s long; at most %s is allowed", window, lim.MaxWindow)
+		return nil, BadField("not_after", "the window is %s long; at most %s is allowed", window, lim.MaxWindow)
 	case !a.NotAfter.After(now):
-		return nil, fieldErr("not_after", "is already past (%s)", a.NotAfter.Format(time.RFC3339))
+		return nil, BadField("not_after", "is already past (%s)", a.NotAfter.Format(time.RFC3339))
 	}
 
 	switch {
 	case !(r.MaxRPS > 0) || r.MaxRPS > 1e6: // also refuses NaN
-		return nil, fieldErr("max_rps", "must be a positive number of requests per second, at most 1000000")
+		return nil, BadField("max_rps", "must be a positive number of requests per second, at most 1000000")
 	case r.MaxRequests <= 0:
-		return nil, fieldErr("max_requests", "must be a positive number of requests")
+		return nil, BadField("max_requests", "must be a positive number of requests")
 	}
 	switch {
 	case r.Burst == nil:
 		a.Burst = defaultBurst(r.MaxRPS)
 	case *r.Burst <= 0:
-		return nil, fieldErr("burst", "must be a positive number of requests")
+		return nil, BadField("burst", "must be a positive number of requests")
 	case *r.Burst > 1e6:
-		return nil, fieldErr("burst", "must be at most 1000000")
+		return nil, BadField("burst", "must be at most 1000000")
 	default:
 		a.Burst = *r.Burst
 	}
@@ -171,24 +180,24 @@ func defaultBurst(rps float64) int {
 
 func parseSources(in []string, allowBroad bool) ([]netip.Prefix, error) {
 	if len(in) == 0 {
-		return nil, fieldErr("sources", "is required: list the IPs or CIDR prefixes the test comes from")
+		return nil, BadField("sources", "is required: list the IPs or CIDR prefixes the test comes from")
 	}
 	if len(in) > maxListItems {
-		return nil, fieldErr("sources", "has %d entries; at most %d are allowed", len(in), maxListItems)
+		return nil, BadField("sources", "has %d entries; at most %d are allowed", len(in), maxListItems)
 	}
 	out := make([]netip.Prefix, 0, len(in))
 	seen := make(map[netip.Prefix]bool, len(in))
 	for i, s := range in {
 		p, err := ParseSource(s)
 		if err != nil {
-			return nil, fieldErr(fmt.Sprintf("sources[%d]", i), "%v", err)
+			return nil, BadField(fmt.Sprintf("sources[%d]", i), "%v", err)
 		}
 		if !allowBroad {
 			if p.Addr().Is4() && p.Bits() < minIPv4Bits {
-				return nil, fieldErr(fmt.Sprintf("sources[%d]", i), "%s is broader than /%d; narrow it or ask the operator to allow broad sources", p, minIPv4Bits)
+				return nil, BadField(fmt.Sprintf("sources[%d]", i), "%s is broader than /%d; narrow it or ask the operator to allow broad sources", p, minIPv4Bits)
 			}
 			if p.Addr().Is6() && p.Bits() < minIPv6Bits {
-				return nil, fieldErr(fmt.Sprintf("sources[%d]", i), "%s is broader than /%d; narrow it or ask the operator to allow broad sources", p, minIPv6Bits)
+				return nil, BadField(fmt.Sprintf("sources[%d]", i), "%s is broader than /%d; narrow it or ask the operator to allow broad sources", p, minIPv6Bits)
 			}
 		}
 		if !seen[p] {
@@ -231,13 +240,13 @@ func ParseSource(s string) (netip.Prefix, error) {
 
 func parseHosts(in []string) ([]string, error) {
 	if len(in) > maxListItems {
-		return nil, fieldErr("hosts", "has %d entries; at most %d are allowed", len(in), maxListItems)
+		return nil, BadField("hosts", "has %d entries; at most %d are allowed", len(in), maxListItems)
 	}
 	out := make([]string, 0, len(in))
 	for i, h := range in {
 		c, err := CanonicalHost(h)
 		if err != nil {
-			return nil, fieldErr(fmt.Sprintf("hosts[%d]", i), "%v", err)
+			return nil, BadField(fmt.Sprintf("hosts[%d]", i), "%v", err)
 		}
 		if !slices.Contains(out, c) {
 			out = append(out, c)
@@ -277,17 +286,17 @@ func CanonicalHost(h string) (string, error) {
 
 func parsePaths(in []string) ([]string, error) {
 	if len(in) > maxListItems {
-		return nil, fieldErr("paths", "has %d entries; at most %d are allowed", len(in), maxListItems)
+		return nil, BadField("paths", "has %d entries; at most %d are allowed", len(in), maxListItems)
 	}
 	out := make([]string, 0, len(in))
 	for i, p := range in {
 		// Caddy's path matcher compares in lower case.
 		p = strings.ToLower(strings.TrimSpace(p))
 		if strings.ContainsAny(p, "{}") {
-			return nil, fieldErr(fmt.Sprintf("paths[%d]", i), "%q holds a brace: approval paths are literal Caddy path patterns and placeholders are never expanded in them (use * for a changing segment)", p)
+			return nil, BadField(fmt.Sprintf("paths[%d]", i), "%q holds a brace: approval paths are literal Caddy path patterns and placeholders are never expanded in them (use * for a changing segment)", p)
 		}
 		if p == "" || len(p) > maxTextLen || !(strings.HasPrefix(p, "/") || strings.HasPrefix(p, "*")) || strings.ContainsFunc(p, isControl) {
-			return nil, fieldErr(fmt.Sprintf("paths[%d]", i), "%q is not a path pattern: it must start with \"/\" or \"*\"", p)
+			return nil, BadField(fmt.Sprintf("paths[%d]", i), "%q is not a path pattern: it must start with \"/\" or \"*\"", p)
 		}
 		out = append(out, p)
 	}
@@ -296,13 +305,13 @@ func parsePaths(in []string) ([]string, error) {
 
 func parseMethods(in []string) ([]string, error) {
 	if len(in) > 32 {
-		return nil, fieldErr("methods", "has %d entries; at most 32 are allowed", len(in))
+		return nil, BadField("methods", "has %d entries; at most 32 are allowed", len(in))
 	}
 	out := make([]string, 0, len(in))
 	for i, m := range in {
 		m = strings.ToUpper(strings.TrimSpace(m))
 		if m == "" || len(m) > 32 || strings.IndexFunc(m, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
-			return nil, fieldErr(fmt.Sprintf("methods[%d]", i), "%q is not an HTTP method", m)
+			return nil, BadField(fmt.Sprintf("methods[%d]", i), "%q is not an HTTP method", m)
 		}
 		out = append(out, m)
 	}
@@ -311,14 +320,14 @@ func parseMethods(in []string) ([]string, error) {
 
 func parseTime(field, s string) (time.Time, error) {
 	if strings.TrimSpace(s) == "" {
-		return time.Time{}, fieldErr(field, "is required: an RFC 3339 time such as 2026-12-01T09:00:00Z")
+		return time.Time{}, BadField(field, "is required: an RFC 3339 time such as 2026-12-01T09:00:00Z")
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fieldErr(field, "%q is not an RFC 3339 time such as 2026-12-01T09:00:00Z", s)
+		return time.Time{}, BadField(field, "%q is not an RFC 3339 time such as 2026-12-01T09:00:00Z", s)
 	}
 	if t.Year() < 2000 || t.Year() > 9999 {
-		return time.Time{}, fieldErr(field, "%q is out of range", s)
+		return time.Time{}, BadField(field, "%q is out of range", s)
 	}
 	return t.UTC(), nil
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/customernode/gatekeeper/config"
 )
 
 var now = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -44,7 +46,7 @@ func build(t *testing.T, body map[string]any, lim Limits) (*Approval, error) {
 }
 
 func TestValidRequestBuildsCanonicalApproval(t *testing.T) {
-	a, err := build(t, validRequest(), Limits{})
+	a, err := build(t, validRequest(), defaultLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +69,7 @@ func TestBurstDefaultsToOneSecondOfRate(t *testing.T) {
 	body := validRequest()
 	delete(body, "burst")
 	body["max_rps"] = 2.5
-	a, err := build(t, body, Limits{})
+	a, err := build(t, body, defaultLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,56 +87,56 @@ func TestEachRefusalNamesTheField(t *testing.T) {
 		says   string
 		lim    Limits
 	}{
-		{"missing tenant", func(b map[string]any) { delete(b, "tenant") }, "tenant", "is required", Limits{}},
-		{"blank tenant", func(b map[string]any) { b["tenant"] = "  " }, "tenant", "is required", Limits{}},
-		{"missing sources", func(b map[string]any) { delete(b, "sources") }, "sources", "is required", Limits{}},
-		{"empty sources", func(b map[string]any) { b["sources"] = []any{} }, "sources", "is required", Limits{}},
-		{"missing not_before", func(b map[string]any) { delete(b, "not_before") }, "not_before", "is required", Limits{}},
-		{"missing not_after", func(b map[string]any) { delete(b, "not_after") }, "not_after", "is required", Limits{}},
-		{"missing max_rps", func(b map[string]any) { delete(b, "max_rps") }, "max_rps", "positive", Limits{}},
-		{"missing max_requests", func(b map[string]any) { delete(b, "max_requests") }, "max_requests", "positive", Limits{}},
-		{"missing requested_by", func(b map[string]any) { delete(b, "requested_by") }, "requested_by", "is required", Limits{}},
-		{"missing approved_by", func(b map[string]any) { delete(b, "approved_by") }, "approved_by", "is required", Limits{}},
-		{"missing approval_ref", func(b map[string]any) { delete(b, "approval_ref") }, "approval_ref", "is required", Limits{}},
-		{"unparsable IP", func(b map[string]any) { b["sources"] = []any{"203.0.113.300"} }, "sources[0]", "not a valid IP", Limits{}},
-		{"unparsable CIDR", func(b map[string]any) { b["sources"] = []any{"10.0.0.1", "203.0.113.0/33"} }, "sources[1]", "not a valid CIDR", Limits{}},
-		{"zoned IPv6", func(b map[string]any) { b["sources"] = []any{"fe80::1%eth0"} }, "sources[0]", "not a valid IP", Limits{}},
-		{"IPv4 broader than /16", func(b map[string]any) { b["sources"] = []any{"10.0.0.0/15"} }, "sources[0]", "broader than /16", Limits{}},
-		{"IPv6 broader than /48", func(b map[string]any) { b["sources"] = []any{"2001:db8::/47"} }, "sources[0]", "broader than /48", Limits{}},
-		{"mapped IPv4 broader than /16", func(b map[string]any) { b["sources"] = []any{"::ffff:10.0.0.0/104"} }, "sources[0]", "broader than /16", Limits{}},
-		{"not_after equal to not_before", func(b map[string]any) { b["not_after"] = b["not_before"] }, "not_after", "must be after not_before", Limits{}},
-		{"not_after before not_before", func(b map[string]any) { b["not_after"] = "2026-12-01T08:00:00Z" }, "not_after", "must be after not_before", Limits{}},
-		{"window longer than 31 days", func(b map[string]any) { b["not_after"] = "2027-01-01T09:00:01Z" }, "not_after", "at most 744h0m0s", Limits{}},
+		{"missing tenant", func(b map[string]any) { delete(b, "tenant") }, "tenant", "is required", defaultLimits},
+		{"blank tenant", func(b map[string]any) { b["tenant"] = "  " }, "tenant", "is required", defaultLimits},
+		{"missing sources", func(b map[string]any) { delete(b, "sources") }, "sources", "is required", defaultLimits},
+		{"empty sources", func(b map[string]any) { b["sources"] = []any{} }, "sources", "is required", defaultLimits},
+		{"missing not_before", func(b map[string]any) { delete(b, "not_before") }, "not_before", "is required", defaultLimits},
+		{"missing not_after", func(b map[string]any) { delete(b, "not_after") }, "not_after", "is required", defaultLimits},
+		{"missing max_rps", func(b map[string]any) { delete(b, "max_rps") }, "max_rps", "positive", defaultLimits},
+		{"missing max_requests", func(b map[string]any) { delete(b, "max_requests") }, "max_requests", "positive", defaultLimits},
+		{"missing requested_by", func(b map[string]any) { delete(b, "requested_by") }, "requested_by", "is required", defaultLimits},
+		{"missing approved_by", func(b map[string]any) { delete(b, "approved_by") }, "approved_by", "is required", defaultLimits},
+		{"missing approval_ref", func(b map[string]any) { delete(b, "approval_ref") }, "approval_ref", "is required", defaultLimits},
+		{"unparsable IP", func(b map[string]any) { b["sources"] = []any{"203.0.113.300"} }, "sources[0]", "not a valid IP", defaultLimits},
+		{"unparsable CIDR", func(b map[string]any) { b["sources"] = []any{"10.0.0.1", "203.0.113.0/33"} }, "sources[1]", "not a valid CIDR", defaultLimits},
+		{"zoned IPv6", func(b map[string]any) { b["sources"] = []any{"fe80::1%eth0"} }, "sources[0]", "not a valid IP", defaultLimits},
+		{"IPv4 broader than /16", func(b map[string]any) { b["sources"] = []any{"10.0.0.0/15"} }, "sources[0]", "broader than /16", defaultLimits},
+		{"IPv6 broader than /48", func(b map[string]any) { b["sources"] = []any{"2001:db8::/47"} }, "sources[0]", "broader than /48", defaultLimits},
+		{"mapped IPv4 broader than /16", func(b map[string]any) { b["sources"] = []any{"::ffff:10.0.0.0/104"} }, "sources[0]", "broader than /16", defaultLimits},
+		{"not_after equal to not_before", func(b map[string]any) { b["not_after"] = b["not_before"] }, "not_after", "must be after not_before", defaultLimits},
+		{"not_after before not_before", func(b map[string]any) { b["not_after"] = "2026-12-01T08:00:00Z" }, "not_after", "must be after not_before", defaultLimits},
+		{"window longer than 31 days", func(b map[string]any) { b["not_after"] = "2027-01-01T09:00:01Z" }, "not_after", "at most 744h0m0s", defaultLimits},
 		{"window longer than app max", func(b map[string]any) { b["not_after"] = "2026-12-01T11:00:00Z" }, "not_after", "at most 1h0m0s", Limits{MaxWindow: time.Hour}},
 		{"not_after already past", func(b map[string]any) {
 			b["not_before"], b["not_after"] = "2026-11-27T09:00:00Z", "2026-11-28T11:59:59Z"
-		}, "not_after", "already past", Limits{}},
+		}, "not_after", "already past", defaultLimits},
 		{"not_after exactly now", func(b map[string]any) {
 			b["not_before"], b["not_after"] = "2026-11-27T09:00:00Z", "2026-11-28T12:00:00Z"
-		}, "not_after", "already past", Limits{}},
-		{"bad time format", func(b map[string]any) { b["not_before"] = "2026-12-01 09:00" }, "not_before", "RFC 3339", Limits{}},
-		{"zero max_rps", func(b map[string]any) { b["max_rps"] = 0 }, "max_rps", "positive", Limits{}},
-		{"negative max_rps", func(b map[string]any) { b["max_rps"] = -1 }, "max_rps", "positive", Limits{}},
-		{"zero max_requests", func(b map[string]any) { b["max_requests"] = 0 }, "max_requests", "positive", Limits{}},
-		{"negative max_requests", func(b map[string]any) { b["max_requests"] = -5 }, "max_requests", "positive", Limits{}},
-		{"zero burst", func(b map[string]any) { b["burst"] = 0 }, "burst", "positive", Limits{}},
-		{"negative burst", func(b map[string]any) { b["burst"] = -1 }, "burst", "positive", Limits{}},
-		{"unknown field", func(b map[string]any) { b["max_rsp"] = 3 }, "max_rsp", "not an approval field", Limits{}},
-		{"server-set id", func(b map[string]any) { b["id"] = "mine" }, "id", "set by the server", Limits{}},
-		{"server-set status", func(b map[string]any) { b["status"] = "active" }, "status", "set by the server", Limits{}},
-		{"wrong type number", func(b map[string]any) { b["max_rps"] = "20" }, "max_rps", "must be a number, not string", Limits{}},
-		{"wrong type list", func(b map[string]any) { b["sources"] = "203.0.113.1" }, "sources", "must be a list of strings", Limits{}},
-		{"wrong type in list", func(b map[string]any) { b["sources"] = []any{7} }, "sources", "must be a list of strings", Limits{}},
-		{"wrong type bool", func(b map[string]any) { b["require_token"] = "yes" }, "require_token", "true or false", Limits{}},
-		{"bad host", func(b map[string]any) { b["hosts"] = []any{"acme.example.com/x"} }, "hosts[0]", "not a host name", Limits{}},
-		{"bad path", func(b map[string]any) { b["paths"] = []any{"api"} }, "paths[0]", "must start with", Limits{}},
-		{"placeholder in a path", func(b map[string]any) { b["paths"] = []any{"/api/*", "/users/{id}"} }, "paths[1]", "placeholders are never expanded", Limits{}},
-		{"header placeholder in a path", func(b map[string]any) { b["paths"] = []any{"{http.request.header.X-Scope}"} }, "paths[0]", "literal", Limits{}},
-		{"bad IDN host", func(b map[string]any) { b["hosts"] = []any{"\u0378.example"} }, "hosts[0]", "not a valid internationalised", Limits{}},
-		{"empty host label", func(b map[string]any) { b["hosts"] = []any{"acme..example.com"} }, "hosts[0]", "not a host name", Limits{}},
-		{"bad method", func(b map[string]any) { b["methods"] = []any{"GE T"} }, "methods[0]", "not an HTTP method", Limits{}},
-		{"control character", func(b map[string]any) { b["tenant"] = "ac\x00me" }, "tenant", "control characters", Limits{}},
-		{"overlong text", func(b map[string]any) { b["approval_ref"] = strings.Repeat("x", 1025) }, "approval_ref", "at most 1024", Limits{}},
+		}, "not_after", "already past", defaultLimits},
+		{"bad time format", func(b map[string]any) { b["not_before"] = "2026-12-01 09:00" }, "not_before", "RFC 3339", defaultLimits},
+		{"zero max_rps", func(b map[string]any) { b["max_rps"] = 0 }, "max_rps", "positive", defaultLimits},
+		{"negative max_rps", func(b map[string]any) { b["max_rps"] = -1 }, "max_rps", "positive", defaultLimits},
+		{"zero max_requests", func(b map[string]any) { b["max_requests"] = 0 }, "max_requests", "positive", defaultLimits},
+		{"negative max_requests", func(b map[string]any) { b["max_requests"] = -5 }, "max_requests", "positive", defaultLimits},
+		{"zero burst", func(b map[string]any) { b["burst"] = 0 }, "burst", "positive", defaultLimits},
+		{"negative burst", func(b map[string]any) { b["burst"] = -1 }, "burst", "positive", defaultLimits},
+		{"unknown field", func(b map[string]any) { b["max_rsp"] = 3 }, "max_rsp", "not an approval field", defaultLimits},
+		{"server-set id", func(b map[string]any) { b["id"] = "mine" }, "id", "set by the server", defaultLimits},
+		{"server-set status", func(b map[string]any) { b["status"] = "active" }, "status", "set by the server", defaultLimits},
+		{"wrong type number", func(b map[string]any) { b["max_rps"] = "20" }, "max_rps", "must be a number, not string", defaultLimits},
+		{"wrong type list", func(b map[string]any) { b["sources"] = "203.0.113.1" }, "sources", "must be a list of strings", defaultLimits},
+		{"wrong type in list", func(b map[string]any) { b["sources"] = []any{7} }, "sources", "must be a list of strings", defaultLimits},
+		{"wrong type bool", func(b map[string]any) { b["require_token"] = "yes" }, "require_token", "true or false", defaultLimits},
+		{"bad host", func(b map[string]any) { b["hosts"] = []any{"acme.example.com/x"} }, "hosts[0]", "not a host name", defaultLimits},
+		{"bad path", func(b map[string]any) { b["paths"] = []any{"api"} }, "paths[0]", "must start with", defaultLimits},
+		{"placeholder in a path", func(b map[string]any) { b["paths"] = []any{"/api/*", "/users/{id}"} }, "paths[1]", "placeholders are never expanded", defaultLimits},
+		{"header placeholder in a path", func(b map[string]any) { b["paths"] = []any{"{http.request.header.X-Scope}"} }, "paths[0]", "literal", defaultLimits},
+		{"bad IDN host", func(b map[string]any) { b["hosts"] = []any{"\u0378.example"} }, "hosts[0]", "not a valid internationalised", defaultLimits},
+		{"empty host label", func(b map[string]any) { b["hosts"] = []any{"acme..example.com"} }, "hosts[0]", "not a host name", defaultLimits},
+		{"bad method", func(b map[string]any) { b["methods"] = []any{"GE T"} }, "methods[0]", "not an HTTP method", defaultLimits},
+		{"control character", func(b map[string]any) { b["tenant"] = "ac\x00me" }, "tenant", "control characters", defaultLimits},
+		{"overlong text", func(b map[string]any) { b["approval_ref"] = strings.Repeat("x", 1025) }, "approval_ref", "at most 1024", defaultLimits},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,7 +157,7 @@ func TestEachRefusalNamesTheField(t *testing.T) {
 func TestBroadSourcesPassWhenTheAppAllowsThem(t *testing.T) {
 	body := validRequest()
 	body["sources"] = []any{"10.0.0.0/8", "2001:db8::/32"}
-	if _, err := build(t, body, Limits{AllowBroadSources: true}); err != nil {
+	if _, err := build(t, body, Limits{MaxWindow: config.DefaultMaxWindow, AllowBroadSources: true}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -212,7 +214,7 @@ func TestHostsAreStoredInTheFormRequestsCarry(t *testing.T) {
 	body["hosts"] = []any{"Acme.Example.COM.", "*.Shop.Example.com.", "bücher.example", "BÜCHER.example"}
 	delete(body, "paths")
 	delete(body, "methods")
-	a, err := build(t, body, Limits{})
+	a, err := build(t, body, defaultLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,3 +244,6 @@ func TestTenantsFoldASCIICaseOnly(t *testing.T) {
 		}
 	}
 }
+
+// defaultLimits are the app's limits with its default settings.
+var defaultLimits = Limits{MaxWindow: config.DefaultMaxWindow}

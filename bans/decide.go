@@ -90,7 +90,7 @@ func Decide(s config.Settings, in Inputs) Outcome {
 	if n := len(banned); n >= EscalateAfter {
 		out.Bans = append(out.Bans, approvals.Ban{Prefix: in.Network,
 			Reason:    fmt.Sprintf("%snetwork: %d sources in it banned as scanners", approvals.ScannerBanPrefix, n),
-			CreatedAt: at, ExpiresAt: at.Add(s.BanTTL), Automatic: true, Network: true})
+			CreatedAt: at, ExpiresAt: at.Add(time.Duration(s.BanTTL)), Automatic: true, Network: true})
 	}
 	return out
 }

@@ -12,7 +12,7 @@ import (
 var at = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
 func settings() config.Settings {
-	return config.Settings{BanTTL: time.Hour, MaxBanTTL: 24 * time.Hour, MaxBans: 100, IPv6Prefix: 64}
+	return config.Settings{BanTTL: config.Duration(time.Hour), MaxBanTTL: config.Duration(24 * time.Hour), MaxBans: 100, IPv6Prefix: 64}
 }
 
 // Every way a scanner's ban is decided, as a table.

@@ -279,8 +279,8 @@ func (h adminRequest) addBan() error {
 	var ttl time.Duration
 	if req.TTL != "" {
 		ttl, err = caddy.ParseDuration(req.TTL)
-		if err != nil || ttl <= 0 {
-			return apiError(http.StatusBadRequest, fmt.Errorf("field \"ttl\": %q is not a duration between 1s and 366d, such as 1h", req.TTL))
+		if err != nil {
+			return apiError(http.StatusBadRequest, approvals.BadField("ttl", "%q is not a duration such as 1h", req.TTL))
 		}
 	}
 	b, err := h.app.Ban(h.ctx(), req.IP, ttl, req.Reason, h.actor())
@@ -405,7 +405,7 @@ func storeError(err error) error {
 		return apiError(http.StatusNotFound, err)
 	case errors.Is(err, approvals.ErrExists), errors.Is(err, approvals.ErrAlreadyRevoked), errors.Is(err, audit.ErrUnchained):
 		return apiError(http.StatusConflict, err)
-	case errors.As(err, new(BadInput)):
+	case errors.As(err, new(*approvals.FieldError)):
 		return apiError(http.StatusBadRequest, err)
 	case errors.Is(err, approvals.ErrUnavailable):
 		return apiError(http.StatusServiceUnavailable, err)

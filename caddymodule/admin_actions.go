@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/store"
 )
@@ -23,24 +23,15 @@ import (
 // instance at once; other instances sharing the store hear of it from the
 // store.
 
-// BadInput is an error in what the caller asked for (the admin API answers
-// it with 400); its text names the field.
-type BadInput struct{ Err error }
-
-func (e BadInput) Error() string { return e.Err.Error() }
-func (e BadInput) Unwrap() error { return e.Err }
-
-func badInput(format string, args ...any) error { return BadInput{fmt.Errorf(format, args...)} }
-
 // RegisterApproval stores the approval req describes, as registered by
 // actor, and returns it as the admin API shows it with its test token (the
 // one time the token is ever shown; "" unless the approval requires one).
 func (a *App) RegisterApproval(ctx context.Context, req *approvals.Request, actor string) (*approvals.Approval, string, error) {
-	s := a.Settings()
+	s := a.Settings
 	at := now()
-	ap, err := req.Build(approvals.Limits{MaxWindow: s.MaxWindow, AllowBroadSources: s.AllowBroadSources}, at)
+	ap, err := req.Build(approvals.Limits{MaxWindow: time.Duration(s.MaxWindow), AllowBroadSources: s.AllowBroadSources}, at)
 	if err != nil {
-		return nil, "", BadInput{err}
+		return nil, "", err
 	}
 	ap.ID = "apr_" + randomHex(8)
 	ap.CreatedAt = at.UTC()
@@ -60,9 +51,9 @@ func (a *App) RegisterApproval(ctx context.Context, req *approvals.Request, acto
 
 // RevokeApproval withdraws approval id for reason, as actor.
 func (a *App) RevokeApproval(ctx context.Context, id, reason, actor string) (*approvals.Approval, error) {
-	reason = strings.TrimSpace(reason)
-	if len(reason) > 1024 {
-		return nil, badInput("reason: at most 1024 bytes")
+	reason, err := approvals.Reason(reason)
+	if err != nil {
+		return nil, err
 	}
 	at := now()
 	ap, err := a.Syncer().Store().RevokeApproval(ctx, id, reason, actor, at)
@@ -78,7 +69,7 @@ func (a *App) RevokeApproval(ctx context.Context, id, reason, actor string) (*ap
 // oldest first, as the admin API shows them.
 func (a *App) Approvals(ctx context.Context, tenant string, status approvals.Status) ([]*approvals.Approval, error) {
 	if status != "" && !status.Valid() {
-		return nil, badInput("status: %q is not one of %v", status, approvals.Statuses)
+		return nil, approvals.BadField("status", "%q is not one of %v", status, approvals.Statuses)
 	}
 	list, err := a.Syncer().Store().Approvals(ctx)
 	if err != nil {
@@ -197,24 +188,24 @@ func (a *App) Export(ctx context.Context, id, actor string) (*audit.Evidence, er
 func (a *App) Ban(ctx context.Context, source string, ttl time.Duration, reason, actor string) (approvals.Ban, error) {
 	p, err := a.banPrefix(source)
 	if err != nil {
-		return approvals.Ban{}, BadInput{fmt.Errorf("field \"ip\": %w", err)}
+		return approvals.Ban{}, approvals.BadField("ip", "%v", err)
 	}
 	if p.Addr().Is4() && p.Bits() < maxHandBanIPv4 || p.Addr().Is6() && p.Bits() < maxHandBanIPv6 {
-		return approvals.Ban{}, badInput("field \"ip\": %s is broader than /%d (IPv4) or /%d (IPv6); block larger networks "+
+		return approvals.Ban{}, approvals.BadField("ip", "%s is broader than /%d (IPv4) or /%d (IPv6); block larger networks "+
 			"in Caddy itself (a remote_ip matcher with abort) or at the network's edge", p, maxHandBanIPv4, maxHandBanIPv6)
 	}
 	if ttl == 0 {
-		ttl = a.Settings().BanTTL
+		ttl = time.Duration(a.BanTTL)
 	}
-	if ttl < time.Second || ttl > 366*24*time.Hour {
-		return approvals.Ban{}, badInput("field \"ttl\": %v is not between 1s and 366d", ttl)
+	if ttl < config.MinBanTTL || ttl > config.MaxBanTTL {
+		return approvals.Ban{}, approvals.BadField("ttl", "%v is not between %v and 366d", ttl, config.MinBanTTL)
 	}
-	reason = strings.TrimSpace(reason)
+	reason, err = approvals.Reason(reason)
+	if err != nil {
+		return approvals.Ban{}, err
+	}
 	if reason == "" {
 		reason = "manual"
-	}
-	if len(reason) > 1024 {
-		return approvals.Ban{}, badInput("field \"reason\": at most 1024 bytes")
 	}
 	at := now().UTC()
 	b := approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at, ExpiresAt: at.Add(ttl)}
@@ -231,7 +222,7 @@ func (a *App) Ban(ctx context.Context, source string, ttl time.Duration, reason,
 func (a *App) LiftBan(ctx context.Context, source, actor string) (approvals.Ban, error) {
 	p, err := a.banPrefix(source)
 	if err != nil {
-		return approvals.Ban{}, BadInput{fmt.Errorf("ip: %w", err)}
+		return approvals.Ban{}, approvals.BadField("ip", "%v", err)
 	}
 	a.state.bans.Remove(p)
 	eachMemory(func(m *detect.Memory) { m.Forget(p) })
@@ -267,7 +258,7 @@ func (a *App) banPrefix(s string) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	if p.IsSingleIP() || (p.Addr().Is6() && p.Bits() > a.Settings().IPv6Prefix) {
+	if p.IsSingleIP() || (p.Addr().Is6() && p.Bits() > a.Settings.IPv6Prefix) {
 		return a.sourcePrefix(p.Addr()), nil
 	}
 	return p, nil
@@ -277,7 +268,7 @@ func (a *App) banPrefix(s string) (netip.Prefix, error) {
 // hashes.
 func (a *App) Audit(ctx context.Context, q audit.Query) ([]audit.Event, error) {
 	if q.Kind != "" && !slices.Contains(audit.Kinds, q.Kind) {
-		return nil, badInput("kind: %q is neither approval nor ban", q.Kind)
+		return nil, approvals.BadField("kind", "%q is neither approval nor ban", q.Kind)
 	}
 	evs, err := a.Syncer().Store().Audit(ctx, q)
 	if err != nil {
@@ -317,7 +308,7 @@ func (a *App) Status(ctx context.Context) Status {
 	var st Status
 	sy := a.Syncer()
 	st.Store.Kind = sy.Store().Kind()
-	st.Store.Description = a.Settings().Store.Describe()
+	st.Store.Description = a.Settings.Store.Describe()
 	st.Store.Health = sy.Health()
 	if err := sy.Store().Ping(ctx); err != nil {
 		st.Store.Up = false

@@ -38,94 +38,14 @@ var now = time.Now
 // reloads: a reload that keeps the same store settings keeps the same
 // connection and snapshot, so enforcement has no gap.
 type App struct {
-	// Where approvals, bans and the audit trail are kept. Default: the
-	// embedded file store in ./gatekeeper-data.
-	Store *StoreConfig `json:"store,omitempty"`
+	config.Settings
 
-	// Prefix of every Redis key and the pub/sub channel. Default: "gatekeeper:".
-	// Only the Redis store uses it.
-	KeyPrefix string `json:"key_prefix,omitempty"`
-
-	// Path of a MaxMind or DB-IP country database (.mmdb). Optional.
-	GeoIPCountry string `json:"geoip_country,omitempty"`
-
-	// Path of a MaxMind or DB-IP ASN database (.mmdb). Optional.
-	GeoIPASN string `json:"geoip_asn,omitempty"`
-
-	// How long a source blocked as a scanner stays banned. Default: 1h.
-	BanTTL caddy.Duration `json:"ban_ttl,omitempty"`
-
-	// Longest ban of a repeat offender: a source banned again after its ban
-	// ended is banned twice as long each time, up to this. Default: 24h.
-	MaxBanTTL caddy.Duration `json:"max_ban_ttl,omitempty"`
-
-	// Most bans in force at once; scanners beyond it are refused but not
-	// banned, and caddy_gatekeeper_bans_capped_total counts them.
-	// Default: 200000.
-	MaxBans int `json:"max_bans,omitempty"`
-
-	// What approved traffic gets while the store cannot be reached for
-	// volume accounting: "fail_closed" (default: treated as unapproved) or
-	// "fail_open" (admitted on the last snapshot).
-	StoreUnavailable string `json:"store_unavailable,omitempty"`
-
-	// Longest window an approval may have. Default: 31 days.
-	MaxWindow caddy.Duration `json:"max_window,omitempty"`
-
-	// Accept approval sources broader than /16 (IPv4) or /48 (IPv6).
-	AllowBroadSources bool `json:"allow_broad_sources,omitempty"`
-
-	// Run the gatekeeper handler on servers that trust proxies without
-	// trusted_proxies_strict. Caddy then takes the client IP from the
-	// left-most X-Forwarded-For address, which a client can write itself
-	// unless every proxy in front overwrites the header; only then is this
-	// safe. Without it, such a config is refused.
-	AllowNonStrictProxies bool `json:"allow_non_strict_proxies,omitempty"`
-
-	// Prefix length by which IPv6 sources are tracked and banned. Default: 64.
-	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
-
-	// How often every instance re-reads the whole store even without a
-	// change notification, so that a missed one heals. Default: 10s.
-	ResyncInterval caddy.Duration `json:"resync_interval,omitempty"`
-
-	// Ed25519 private key that signs evidence exports (gatekeeper audit
-	// export): a PKCS #8 PEM file's path, or the PEM itself (such as
-	// {env.GATEKEEPER_AUDIT_KEY}). Make one with
-	// `openssl genpkey -algorithm ed25519`. Without it, exports are not
-	// signed.
-	AuditSigningKey string `json:"audit_signing_key,omitempty"`
-
-	settings config.Settings
 	signer   ed25519.PrivateKey // nil: exports are not signed
 	geo      *detect.GeoIP
 	ready    chan struct{} // closed by Start once state is set
 	state    *sharedState
 	stateKey string
 	logger   *zap.Logger
-}
-
-// StoreConfig chooses the store. With kind "redis", give url, or addrs
-// (several for Cluster; with master_name, the Sentinels' addresses).
-type StoreConfig struct {
-	// "file" or "redis".
-	Kind string `json:"kind"`
-	// Directory of the file store.
-	Dir string `json:"dir,omitempty"`
-	// redis:// or rediss:// URL of a single Redis server.
-	URL string `json:"url,omitempty"`
-	// Redis Cluster node or Sentinel addresses, host:port.
-	Addrs []string `json:"addrs,omitempty"`
-	// Sentinel master name; makes addrs the Sentinels.
-	MasterName string `json:"master_name,omitempty"`
-	// Redis ACL user name.
-	Username string `json:"username,omitempty"`
-	// Redis password; placeholders such as {env.REDIS_PASSWORD} are replaced.
-	Password string `json:"password,omitempty"`
-	// Redis database number (not with Cluster).
-	DB int `json:"db,omitempty"`
-	// Connect to Redis over TLS.
-	TLS bool `json:"tls,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -136,30 +56,32 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves the settings and attaches to the shared store.
+// Provision replaces the placeholders in the settings, fills in their
+// defaults, and loads the signing key and GeoIP databases they name. The
+// store is not opened until Start.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	if err := registerMetrics(ctx); err != nil {
 		return err
 	}
-	a.settings = a.toSettings(caddy.NewReplacer())
-	err := a.settings.Validate()
-	if err != nil {
-		return err
-	}
-	if a.signer, err = audit.LoadSigningKey(caddy.NewReplacer().ReplaceKnown(a.AuditSigningKey, "")); err != nil {
+	repl := caddy.NewReplacer()
+	a.Settings = a.Settings.Resolve(func(s string) string { return repl.ReplaceKnown(s, "") }).WithDefaults()
+	var err error
+	if a.signer, err = audit.LoadSigningKey(a.AuditSigningKey); err != nil {
 		return fmt.Errorf("audit_signing_key: %w", err)
 	}
-	if a.geo, err = detect.OpenGeoIP(a.settings.GeoIPCountry, a.settings.GeoIPASN); err != nil {
+	if a.geo, err = detect.OpenGeoIP(a.GeoIPCountry, a.GeoIPASN); err != nil {
 		return err
 	}
-
-	if a.stateKey, err = stateKey(a.settings); err != nil {
+	if a.stateKey, err = stateKey(a.Settings); err != nil {
 		return err
 	}
 	a.ready = make(chan struct{})
 	return nil
 }
+
+// Validate checks the settings (Caddy calls it after Provision).
+func (a *App) Validate() error { return a.Settings.Validate() }
 
 // stateKey identifies the store the settings name, and nothing else, so that
 // a reload that changes other settings keeps the store (a file store's
@@ -179,53 +101,19 @@ func stateKey(s config.Settings) (string, error) {
 	return "redis:" + string(key), err
 }
 
-// toSettings resolves the config into typed settings with defaults,
-// replacing placeholders such as {env.REDIS_PASSWORD} with repl.
-func (a *App) toSettings(repl *caddy.Replacer) config.Settings {
-	s := config.Settings{
-		KeyPrefix:         a.KeyPrefix,
-		GeoIPCountry:      repl.ReplaceKnown(a.GeoIPCountry, ""),
-		GeoIPASN:          repl.ReplaceKnown(a.GeoIPASN, ""),
-		BanTTL:            time.Duration(a.BanTTL),
-		MaxBanTTL:         time.Duration(a.MaxBanTTL),
-		StoreUnavailable:  a.StoreUnavailable,
-		MaxWindow:         time.Duration(a.MaxWindow),
-		AllowBroadSources: a.AllowBroadSources,
-		IPv6Prefix:        a.IPv6Prefix,
-		ResyncInterval:    time.Duration(a.ResyncInterval),
-		MaxBans:           a.MaxBans,
-	}
-	if st := a.Store; st != nil {
-		s.Store = config.Store{
-			Kind: st.Kind,
-			Dir:  repl.ReplaceKnown(st.Dir, ""),
-			Redis: config.Redis{
-				URL:        repl.ReplaceKnown(st.URL, ""),
-				Addrs:      st.Addrs,
-				MasterName: st.MasterName,
-				Username:   repl.ReplaceKnown(st.Username, ""),
-				Password:   repl.ReplaceKnown(st.Password, ""),
-				DB:         st.DB,
-				TLS:        st.TLS,
-			},
-		}
-	}
-	return s.WithDefaults()
-}
-
 // Start attaches to the shared store, opening it if no loaded config has it
 // yet, and makes this app the one the admin API serves. The store is opened
 // here, not in Provision, so that `gatekeeper validate` never touches it
 // (nor takes the file store's lock from the running server).
 func (a *App) Start() error {
 	val, _, err := states.LoadOrNew(a.stateKey, func() (caddy.Destructor, error) {
-		return openSharedState(a.settings, a.logger)
+		return openSharedState(a.Settings, a.logger)
 	})
 	if err != nil {
 		return err
 	}
 	a.state = val.(*sharedState)
-	a.state.syncer.SetInterval(a.settings.ResyncInterval)
+	a.state.syncer.SetInterval(time.Duration(a.ResyncInterval))
 	close(a.ready)
 	current.Store(a)
 	return nil
@@ -262,9 +150,6 @@ func (a *App) started(ctx context.Context) bool {
 		return false
 	}
 }
-
-// Settings are the app's resolved settings.
-func (a *App) Settings() config.Settings { return a.settings }
 
 // Syncer is the app's view of the store.
 func (a *App) Syncer() *store.Syncer { return a.state.syncer }
@@ -311,7 +196,7 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 	if err != nil {
 		return nil, err
 	}
-	sy := store.NewSyncer(db, s.ResyncInterval, now)
+	sy := store.NewSyncer(db, time.Duration(s.ResyncInterval), now)
 	ctx, cancel := context.WithCancel(context.Background())
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 	err = sy.Refresh(rctx)

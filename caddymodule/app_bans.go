@@ -18,7 +18,7 @@ import (
 
 // sourcePrefix is the prefix a source is banned by (see bans.SourcePrefix).
 func (a *App) sourcePrefix(ip netip.Addr) netip.Prefix {
-	return bans.SourcePrefix(ip, a.settings.IPv6Prefix)
+	return bans.SourcePrefix(ip, a.Settings.IPv6Prefix)
 }
 
 // bannedHere reports whether this instance banned ip (network: only as
@@ -50,7 +50,7 @@ func (a *App) banScanner(ip netip.Addr, signals string, offence int) time.Durati
 		in.BannedWithin = append(snap.AutomaticBansWithin(network, at), a.state.bans.Within(network, at)...)
 		in.ApprovalOverlaps = snap.ApprovalOverlaps(network, at)
 	}
-	out := bans.Decide(a.settings, in)
+	out := bans.Decide(a.Settings, in)
 	if out.Capped {
 		a.capped(at, in.InForce)
 		return 0
@@ -80,7 +80,7 @@ func (a *App) capped(at time.Time, inForce int) {
 	metrics.bansCapped.Inc()
 	if last := a.state.cappedLog.Load(); at.Unix()-last >= 60 && a.state.cappedLog.CompareAndSwap(last, at.Unix()) {
 		a.logger.Warn("max_bans reached: scanners are still refused but no longer banned until bans expire",
-			zap.Int("max_bans", a.settings.MaxBans), zap.Int("bans", inForce))
+			zap.Int("max_bans", a.Settings.MaxBans), zap.Int("bans", inForce))
 	}
 }
 

@@ -62,171 +62,115 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	return httpcaddyfile.App{Name: "gatekeeper", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
-// UnmarshalCaddyfile reads the gatekeeper global option block.
+// UnmarshalCaddyfile reads the gatekeeper global option block into the
+// app's settings. It reads syntax only; the settings are checked by
+// config.Settings.Validate, called here too so that an error points at the
+// block's line.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	start := d.Line()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	s := &a.Settings
 	for d.NextBlock(0) {
+		var err error
 		switch opt := d.Val(); opt {
 		case "store":
-			st, err := parseStore(d)
-			if err != nil {
-				return err
-			}
-			a.Store = st
+			err = parseStore(d, &s.Store)
 		case "key_prefix":
-			if err := oneArg(d, &a.KeyPrefix); err != nil {
-				return err
-			}
+			err = oneArg(d, &s.KeyPrefix)
 		case "geoip_country":
-			if err := oneArg(d, &a.GeoIPCountry); err != nil {
-				return err
-			}
+			err = oneArg(d, &s.GeoIPCountry)
 		case "geoip_asn":
-			if err := oneArg(d, &a.GeoIPASN); err != nil {
-				return err
-			}
+			err = oneArg(d, &s.GeoIPASN)
 		case "audit_signing_key":
-			if err := oneArg(d, &a.AuditSigningKey); err != nil {
-				return err
-			}
-		case "ban_ttl", "max_ban_ttl", "max_window", "resync_interval":
-			var s string
-			if err := oneArg(d, &s); err != nil {
-				return err
-			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s: %q is not a positive duration such as 1h or 30m", opt, s)
-			}
-			switch opt {
-			case "ban_ttl":
-				a.BanTTL = caddy.Duration(dur)
-			case "max_ban_ttl":
-				a.MaxBanTTL = caddy.Duration(dur)
-			case "max_window":
-				a.MaxWindow = caddy.Duration(dur)
-			default:
-				a.ResyncInterval = caddy.Duration(dur)
-			}
+			err = oneArg(d, &s.AuditSigningKey)
+		case "ban_ttl":
+			err = durationArg(d, &s.BanTTL)
+		case "max_ban_ttl":
+			err = durationArg(d, &s.MaxBanTTL)
+		case "max_window":
+			err = durationArg(d, &s.MaxWindow)
+		case "resync_interval":
+			err = durationArg(d, &s.ResyncInterval)
 		case "store_unavailable":
-			if err := oneArg(d, &a.StoreUnavailable); err != nil {
-				return err
-			}
+			err = oneArg(d, &s.StoreUnavailable)
 		case "allow_broad_sources":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			a.AllowBroadSources = true
+			err = flagArg(d, &s.AllowBroadSources)
 		case "allow_non_strict_proxies":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			a.AllowNonStrictProxies = true
+			err = flagArg(d, &s.AllowNonStrictProxies)
 		case "ipv6_prefix":
-			var s string
-			if err := oneArg(d, &s); err != nil {
-				return err
-			}
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				return d.Errf("ipv6_prefix: %q is not a number of bits", s)
-			}
-			a.IPv6Prefix = n
+			err = intArg(d, &s.IPv6Prefix)
 		case "max_bans":
-			var s string
-			if err := oneArg(d, &s); err != nil {
-				return err
-			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n <= 0 {
-				return d.Errf("max_bans: %q is not a positive number", s)
-			}
-			a.MaxBans = n
+			err = intArg(d, &s.MaxBans)
 		default:
 			return d.Errf("unknown gatekeeper option %q", opt)
 		}
+		if err != nil {
+			return err
+		}
 	}
-	// Catch what only the settings as a whole can tell, with the block's line.
 	// The Caddyfile adapter has already replaced {env.*} placeholders.
-	if err := a.toSettings(caddy.NewReplacer()).Validate(); err != nil {
+	if err := a.Settings.WithDefaults().Validate(); err != nil {
 		return fmt.Errorf("gatekeeper: %w, at %s:%d", err, d.File(), start)
 	}
 	return nil
 }
 
-func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
+func parseStore(d *caddyfile.Dispenser, st *config.Store) error {
 	if !d.NextArg() {
-		return nil, d.Err("store: want `store file <dir>` or `store redis <url>` or a `store redis { ... }` block")
+		return d.Err("store: want `store file <dir>` or `store redis <url>` or a `store redis { ... }` block")
 	}
-	st := &StoreConfig{Kind: d.Val()}
+	*st = config.Store{Kind: d.Val()}
 	switch st.Kind {
 	case config.StoreFile:
 		if !d.NextArg() {
-			return nil, d.Err("store file: the directory is missing")
+			return d.Err("store file: the directory is missing")
 		}
 		st.Dir = d.Val()
 		if d.NextArg() {
-			return nil, d.ArgErr()
+			return d.ArgErr()
 		}
-		return st, nil
+		return nil
 	case config.StoreRedis:
 	default:
-		return nil, d.Errf("store: unknown kind %q; want file or redis", st.Kind)
+		return d.Errf("store: unknown kind %q; want file or redis", st.Kind)
 	}
 	if d.NextArg() {
 		st.URL = d.Val()
 		if d.NextArg() {
-			return nil, d.ArgErr()
+			return d.ArgErr()
 		}
-		return st, nil
+		return nil
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
 		switch opt := d.Val(); opt {
 		case "url":
-			if err := oneArg(d, &st.URL); err != nil {
-				return nil, err
-			}
+			err = oneArg(d, &st.URL)
 		case "addrs":
-			st.Addrs = d.RemainingArgs()
-			if len(st.Addrs) == 0 {
-				return nil, d.Err("store redis: addrs needs at least one host:port")
+			if st.Addrs = d.RemainingArgs(); len(st.Addrs) == 0 {
+				err = d.Err("store redis: addrs needs at least one host:port")
 			}
 		case "master_name":
-			if err := oneArg(d, &st.MasterName); err != nil {
-				return nil, err
-			}
+			err = oneArg(d, &st.MasterName)
 		case "username":
-			if err := oneArg(d, &st.Username); err != nil {
-				return nil, err
-			}
+			err = oneArg(d, &st.Username)
 		case "password":
-			if err := oneArg(d, &st.Password); err != nil {
-				return nil, err
-			}
+			err = oneArg(d, &st.Password)
 		case "db":
-			var s string
-			if err := oneArg(d, &s); err != nil {
-				return nil, err
-			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 {
-				return nil, d.Errf("store redis: db %q is not a database number", s)
-			}
-			st.DB = n
+			err = intArg(d, &st.DB)
 		case "tls":
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			st.TLS = true
+			err = flagArg(d, &st.TLS)
 		default:
-			return nil, d.Errf("store redis: unknown option %q", opt)
+			return d.Errf("store redis: unknown option %q", opt)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return st, nil
+	return nil
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {
@@ -238,6 +182,45 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	if d.NextArg() {
 		return d.Errf("%s: takes one value, got also %q", opt, d.Val())
 	}
+	return nil
+}
+
+// durationArg reads the option's one value, a duration such as 1h or 7d.
+func durationArg(d *caddyfile.Dispenser, dst *config.Duration) error {
+	opt := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	v, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %q is not a duration such as 1h or 30m", opt, s)
+	}
+	*dst = config.Duration(v)
+	return nil
+}
+
+// intArg reads the option's one value, a whole number.
+func intArg(d *caddyfile.Dispenser, dst *int) error {
+	opt := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return d.Errf("%s: %q is not a whole number", opt, s)
+	}
+	*dst = n
+	return nil
+}
+
+// flagArg reads an option that takes no value and turns it on.
+func flagArg(d *caddyfile.Dispenser, dst *bool) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = true
 	return nil
 }
 

@@ -52,8 +52,8 @@ func TestGlobalOptionBecomesTheApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := json.Marshal(cfg["apps"].(map[string]any)["gatekeeper"])
-	want := `{"allow_broad_sources":true,"ban_ttl":7200000000000,"ipv6_prefix":56,"key_prefix":"gk:","max_window":604800000000000,` +
-		`"resync_interval":5000000000,"store":{"addrs":["10.0.0.1:6379","10.0.0.2:6379","10.0.0.3:6379"],"db":2,"kind":"redis",` +
+	want := `{"allow_broad_sources":true,"ban_ttl":"2h0m0s","ipv6_prefix":56,"key_prefix":"gk:","max_window":"168h0m0s",` +
+		`"resync_interval":"5s","store":{"addrs":["10.0.0.1:6379","10.0.0.2:6379","10.0.0.3:6379"],"db":2,"kind":"redis",` +
 		`"master_name":"mymaster","password":"secret","tls":true},"store_unavailable":"fail_open"}`
 	if string(got) != want {
 		t.Fatalf("app JSON\n%s\nwant\n%s", got, want)
@@ -90,7 +90,7 @@ func TestBadCaddyfileNamesLineAndProblem(t *testing.T) {
 		name, body, says string
 	}{
 		{"unknown option", "{\n\tgatekeeper {\n\t\tstroe file ./d\n\t}\n}", `Caddyfile:3`},
-		{"bad duration", "{\n\tgatekeeper {\n\t\tban_ttl soon\n\t}\n}", `ban_ttl: "soon" is not a positive duration`},
+		{"bad duration", "{\n\tgatekeeper {\n\t\tban_ttl soon\n\t}\n}", `ban_ttl: "soon" is not a duration such as 1h or 30m, at Caddyfile:3`},
 		{"bad fail mode", "{\n\tgatekeeper {\n\t\tstore_unavailable maybe\n\t}\n}", `store_unavailable: "maybe" is neither`},
 		{"bad store kind", "{\n\tgatekeeper {\n\t\tstore s3 bucket\n\t}\n}", `unknown kind "s3"`},
 		{"bad redis url", "{\n\tgatekeeper {\n\t\tstore redis http://x\n\t}\n}", `store redis: url: redis: invalid URL scheme: http`},
@@ -98,7 +98,7 @@ func TestBadCaddyfileNamesLineAndProblem(t *testing.T) {
 		{"file store without dir", "{\n\tgatekeeper {\n\t\tstore file\n\t}\n}", `the directory is missing`},
 		{"ipv6 prefix out of range", "{\n\tgatekeeper {\n\t\tipv6_prefix 200\n\t}\n}", `ipv6_prefix: /200 is out of range; want 48 to 128, at Caddyfile:2`},
 		{"extra value", "{\n\tgatekeeper {\n\t\tkey_prefix a b\n\t}\n}", `key_prefix: takes one value`},
-		{"bad max_bans", "{\n\tgatekeeper {\n\t\tmax_bans lots\n\t}\n}", `max_bans: "lots" is not a positive number, at Caddyfile:3`},
+		{"bad max_bans", "{\n\tgatekeeper {\n\t\tmax_bans lots\n\t}\n}", `max_bans: "lots" is not a whole number, at Caddyfile:3`},
 		{"bad mode", ":80 {\n\tgatekeeper {\n\t\tmode shout\n\t}\n}", `mode: "shout" is not one of monitor, flag, block`},
 		{"unknown handler option", ":80 {\n\tgatekeeper {\n\t\ttennant a\n\t}\n}", `unknown gatekeeper option "tennant", at Caddyfile:3`},
 	}
@@ -149,7 +149,7 @@ func TestBadDetectBlockNamesTheLine(t *testing.T) {
 		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tasn cloudflare\n\t\t}\n\t}\n}":           `"cloudflare" is not an AS number, at Caddyfile:4`,
 		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tsignals all\n\t\t}\n\t}\n}":              `unknown option "signals", at Caddyfile:4`,
 		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tmax_body lots\n\t\t}\n\t}\n}":            `max_body: "lots" is not a size such as 64KiB, at Caddyfile:4`,
-		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tpayloads maybe\n\t\t}\n\t}\n}":           `payloads: want on or off, at Caddyfile:4`,
+		":80 {\n\tgatekeeper {\n\t\tdetect {\n\t\t\tpayloads maybe\n\t\t}\n\t}\n}":           `detect payloads: "maybe" is neither on nor off, at Caddyfile:4`,
 	} {
 		if _, err := adapt(t, body); err == nil || !strings.Contains(err.Error(), says) {
 			t.Errorf("adapt error = %v, want it to say %q", err, says)

@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,61 +58,113 @@ type DetectConfig struct {
 // offRate is a bucket no source can fill.
 var offRate = detect.Rate{N: 1 << 30, Per: time.Millisecond}
 
-// build turns the config into a Detector that keeps what it learns of
-// sources in mem.
+// maxMaxBody is the largest max_body allowed: 1 GiB.
+const maxMaxBody = 1 << 30
+
+// bucket is one behaviour bucket: its name in the config, its setting, and
+// the detector's rate it sets.
+type bucket struct {
+	name string
+	spec *string
+	rate func(*detect.BehaviorConfig) *detect.Rate
+}
+
+// buckets lists the behaviour buckets once: the JSON fields, the
+// Caddyfile's behavior pairs and the detector's rates all follow it.
+func (c *DetectConfig) buckets() []bucket {
+	return []bucket{
+		{"not_found", &c.NotFound, func(b *detect.BehaviorConfig) *detect.Rate { return &b.NotFound }},
+		{"distinct_paths", &c.DistinctPaths, func(b *detect.BehaviorConfig) *detect.Rate { return &b.DistinctPaths }},
+		{"probe_hits", &c.ProbeHits, func(b *detect.BehaviorConfig) *detect.Rate { return &b.ProbeHits }},
+		{"payload_hits", &c.PayloadHits, func(b *detect.BehaviorConfig) *detect.Rate { return &b.PayloadHits }},
+		{"slow", &c.Slow, func(b *detect.BehaviorConfig) *detect.Rate { return &b.Slow }},
+	}
+}
+
+// bucketNames are the buckets' names, for errors and docs.
+func bucketNames() []string {
+	var names []string
+	for _, b := range (&DetectConfig{}).buckets() {
+		names = append(names, b.name)
+	}
+	return names
+}
+
+// Validate checks the settings, naming the first one that is wrong. It is
+// the one place they are checked: JSON and the Caddyfile alike.
+func (c *DetectConfig) Validate() error {
+	_, err := c.compile(nil)
+	return err
+}
+
+// build turns the config, checked by Validate, into a Detector that keeps
+// what it learns of sources in mem.
 func (c *DetectConfig) build(mem *detect.Memory) (*detect.Detector, error) {
-	sigs, err := detect.DefaultSignatures()
+	cfg, err := c.compile(mem)
 	if err != nil {
 		return nil, err
+	}
+	return detect.New(cfg), nil
+}
+
+// compile turns the config into the detector's, or says what is wrong
+// with it.
+func (c *DetectConfig) compile(mem *detect.Memory) (detect.Config, error) {
+	sigs, err := detect.DefaultSignatures()
+	if err != nil {
+		return detect.Config{}, err
 	}
 	if c == nil {
 		c = &DetectConfig{}
 	}
+	switch {
+	case c.Threshold < 0:
+		return detect.Config{}, fmt.Errorf("detect threshold: %d is negative", c.Threshold)
+	case c.MaxSources < 0:
+		return detect.Config{}, fmt.Errorf("detect max_sources: %d is negative", c.MaxSources)
+	case c.MaxBody < 0 || c.MaxBody > maxMaxBody:
+		return detect.Config{}, fmt.Errorf("detect max_body: %d bytes is not between 0 and 1GiB", c.MaxBody)
+	case slices.Contains(c.ASN, 0):
+		return detect.Config{}, errors.New("detect asn: 0 is not an AS number")
+	}
 	cfg := detect.Config{Threshold: c.Threshold, Now: now, ScannerASNs: c.ASN, MaxBody: c.MaxBody}
-	switch c.Payloads {
-	case "", "on":
-	case "off":
-		cfg.PayloadsOff = true
-	default:
-		return nil, fmt.Errorf("payloads: %q is neither on nor off", c.Payloads)
+	if cfg.PayloadsOff, err = off("payloads", c.Payloads); err != nil {
+		return detect.Config{}, err
 	}
-	if c.MaxBody < 0 {
-		return nil, fmt.Errorf("max_body: %d is negative", c.MaxBody)
-	}
-	switch c.HeaderAnomalies {
-	case "", "on":
-	case "off":
+	if anomaliesOff, err := off("header_anomalies", c.HeaderAnomalies); err != nil {
+		return detect.Config{}, err
+	} else if anomaliesOff {
 		w := detect.DefaultWeights
 		w[detect.SignalHeaderAnomaly] = 0
 		cfg.Weights = &w
-	default:
-		return nil, fmt.Errorf("header_anomalies: %q is neither on nor off", c.HeaderAnomalies)
 	}
 	if cfg.UserAgents, err = editList("user_agents", sigs.UserAgents, c.UserAgents, detect.Signature{Kind: "strong", Family: "other"}); err != nil {
-		return nil, err
+		return detect.Config{}, err
 	}
 	if cfg.ProbePaths, err = editList("probe_paths", sigs.ProbePaths, c.ProbePaths, detect.Signature{Kind: "sensitive"}); err != nil {
-		return nil, err
+		return detect.Config{}, err
 	}
 	if cfg.ScannerHeaders, err = editList("scanner_headers", sigs.ScannerHeaders, c.ScannerHeaders, detect.Signature{Family: "other"}); err != nil {
-		return nil, err
+		return detect.Config{}, err
 	}
-	b := detect.BehaviorConfig{Memory: mem}
-	for _, r := range []struct {
-		name string
-		spec string
-		dst  *detect.Rate
-	}{{"not_found", c.NotFound, &b.NotFound}, {"distinct_paths", c.DistinctPaths, &b.DistinctPaths},
-		{"probe_hits", c.ProbeHits, &b.ProbeHits}, {"payload_hits", c.PayloadHits, &b.PayloadHits}, {"slow", c.Slow, &b.Slow}} {
-		if *r.dst, err = parseRate(r.name, r.spec); err != nil {
-			return nil, err
+	cfg.Behavior = detect.BehaviorConfig{Memory: mem}
+	for _, b := range c.buckets() {
+		if *b.rate(&cfg.Behavior), err = parseRate(b.name, *b.spec); err != nil {
+			return detect.Config{}, err
 		}
 	}
-	cfg.Behavior = b
-	if c.Threshold < 0 || c.MaxSources < 0 {
-		return nil, fmt.Errorf("detect: threshold and max_sources must not be negative")
+	return cfg, nil
+}
+
+// off reads an on/off setting ("" is on).
+func off(name, v string) (bool, error) {
+	switch v {
+	case "", "on":
+		return false, nil
+	case "off":
+		return true, nil
 	}
-	return detect.New(cfg), nil
+	return false, fmt.Errorf("detect %s: %q is neither on nor off", name, v)
 }
 
 // checkEdits checks the words of a list edit: "default", "off" (alone),
@@ -121,10 +175,10 @@ func checkEdits(name string, edits []string) error {
 		case e == "default", len(e) > 1 && (e[0] == '+' || e[0] == '-'):
 		case e == "off":
 			if len(edits) != 1 {
-				return fmt.Errorf("%s: off stands alone", name)
+				return fmt.Errorf("detect %s: off stands alone", name)
 			}
 		default:
-			return fmt.Errorf("%s: %q is not default, off, +entry or -entry", name, e)
+			return fmt.Errorf("detect %s: %q is not default, off, +entry or -entry", name, e)
 		}
 	}
 	return nil
@@ -154,7 +208,7 @@ func editList(name string, defaults []detect.Signature, edits []string, added de
 			before := len(out)
 			out = slices.DeleteFunc(out, func(s detect.Signature) bool { return s.Pattern == drop })
 			if len(out) == before {
-				return nil, fmt.Errorf("%s: %q is not in the list to remove", name, drop)
+				return nil, fmt.Errorf("detect %s: %q is not in the list to remove", name, drop)
 			}
 		}
 	}
@@ -172,11 +226,11 @@ func parseRate(name, spec string) (detect.Rate, error) {
 	n, per, ok := strings.Cut(spec, "/")
 	count, err := strconv.Atoi(n)
 	if !ok || err != nil || count <= 0 {
-		return detect.Rate{}, fmt.Errorf("%s: %q is not N/duration such as 10/10s", name, spec)
+		return detect.Rate{}, fmt.Errorf("detect %s: %q is not N/duration such as 10/10s", name, spec)
 	}
 	d, err := caddy.ParseDuration(per)
 	if err != nil || d <= 0 {
-		return detect.Rate{}, fmt.Errorf("%s: %q is not N/duration such as 10/10s", name, spec)
+		return detect.Rate{}, fmt.Errorf("detect %s: %q is not N/duration such as 10/10s", name, spec)
 	}
 	return detect.Rate{N: count, Per: d}, nil
 }
@@ -209,36 +263,37 @@ func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
 		if len(args) == 0 {
 			return nil, d.Errf("detect %s: a value is missing", opt)
 		}
+		one := func(dst *string) error {
+			if len(args) != 1 {
+				return d.Errf("detect %s: takes one value", opt)
+			}
+			*dst = args[0]
+			return nil
+		}
 		var err error
 		switch opt {
 		case "user_agents":
-			c.UserAgents, err = args, checkEdits(opt, args)
+			c.UserAgents = args
 		case "probe_paths":
-			c.ProbePaths, err = args, checkEdits(opt, args)
+			c.ProbePaths = args
 		case "scanner_headers":
-			c.ScannerHeaders, err = args, checkEdits(opt, args)
+			c.ScannerHeaders = args
 		case "behavior":
-			err = c.behavior(args)
+			err = c.behavior(d, args)
 		case "payloads":
-			if len(args) != 1 || (args[0] != "on" && args[0] != "off") {
-				return nil, d.Err("detect payloads: want on or off")
-			}
-			c.Payloads = args[0]
+			err = one(&c.Payloads)
+		case "header_anomalies":
+			err = one(&c.HeaderAnomalies)
 		case "max_body":
 			n, convErr := humanize.ParseBytes(strings.Join(args, " "))
-			if convErr != nil || n == 0 || n > 1<<30 {
+			if convErr != nil || n > math.MaxInt64 {
 				return nil, d.Errf("detect max_body: %q is not a size such as 64KiB", strings.Join(args, " "))
 			}
 			c.MaxBody = int64(n)
-		case "header_anomalies":
-			if len(args) != 1 || (args[0] != "on" && args[0] != "off") {
-				return nil, d.Err("detect header_anomalies: want on or off")
-			}
-			c.HeaderAnomalies = args[0]
 		case "threshold", "max_sources":
 			n, convErr := strconv.Atoi(args[0])
-			if convErr != nil || n <= 0 || len(args) != 1 {
-				return nil, d.Errf("detect %s: %q is not a positive number", opt, strings.Join(args, " "))
+			if convErr != nil || len(args) != 1 {
+				return nil, d.Errf("detect %s: %q is not a whole number", opt, strings.Join(args, " "))
 			}
 			if opt == "threshold" {
 				c.Threshold = n
@@ -248,7 +303,7 @@ func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
 		case "asn":
 			for _, a := range args {
 				n, convErr := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(a), "AS"), 10, 32)
-				if convErr != nil || n == 0 {
+				if convErr != nil {
 					return nil, d.Errf("detect asn: %q is not an AS number", a)
 				}
 				c.ASN = append(c.ASN, uint(n))
@@ -257,38 +312,34 @@ func unmarshalDetect(d *caddyfile.Dispenser) (*DetectConfig, error) {
 			return nil, d.Errf("detect: unknown option %q", opt)
 		}
 		if err != nil {
-			return nil, d.Errf("detect %v", err)
+			return nil, err
+		}
+		// Point at the line of the first setting that is wrong.
+		if err := c.Validate(); err != nil {
+			return nil, d.Errf("%v", err)
 		}
 	}
 	return c, nil
 }
 
-func (c *DetectConfig) behavior(args []string) error {
+// behavior reads the behavior option's bucket pairs, or "off".
+func (c *DetectConfig) behavior(d *caddyfile.Dispenser, args []string) error {
+	buckets := c.buckets()
 	if len(args) == 1 && args[0] == "off" {
-		c.NotFound, c.DistinctPaths, c.ProbeHits, c.PayloadHits, c.Slow = "off", "off", "off", "off", "off"
+		for _, b := range buckets {
+			*b.spec = "off"
+		}
 		return nil
 	}
 	if len(args)%2 != 0 {
-		return fmt.Errorf("behavior: want pairs such as not_found 10/10s")
+		return d.Err("detect behavior: want pairs such as not_found 10/10s")
 	}
 	for i := 0; i < len(args); i += 2 {
-		if _, err := parseRate(args[i], args[i+1]); err != nil {
-			return err
+		j := slices.IndexFunc(buckets, func(b bucket) bool { return b.name == args[i] })
+		if j < 0 {
+			return d.Errf("detect behavior: unknown bucket %q (%s)", args[i], strings.Join(bucketNames(), ", "))
 		}
-		switch args[i] {
-		case "not_found":
-			c.NotFound = args[i+1]
-		case "distinct_paths":
-			c.DistinctPaths = args[i+1]
-		case "probe_hits":
-			c.ProbeHits = args[i+1]
-		case "payload_hits":
-			c.PayloadHits = args[i+1]
-		case "slow":
-			c.Slow = args[i+1]
-		default:
-			return fmt.Errorf("behavior: unknown bucket %q (not_found, distinct_paths, probe_hits, payload_hits, slow)", args[i])
-		}
+		*buckets[j].spec = args[i+1]
 	}
 	return nil
 }

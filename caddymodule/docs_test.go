@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/customernode/gatekeeper/policy"
 )
 
 // docsText is the README and every guide, as one text.
@@ -96,5 +98,21 @@ func TestDesignListsEveryRedisKey(t *testing.T) {
 	}
 	if seen < 5 {
 		t.Fatalf("only %d keys found in the Redis store's source; the test would prove little", seen)
+	}
+}
+
+// The values that are listed once in the code (modes, verdicts, refusal
+// reasons, behaviour buckets, store operations) are each named in the docs.
+func TestDocsNameEveryListedValue(t *testing.T) {
+	docs := docsText(t)
+	for kind, values := range map[string][]string{
+		"mode": policy.Modes, "verdict": policy.Verdicts, "reason": policy.Reasons,
+		"behaviour bucket": bucketNames(), "store operation": storeOps,
+	} {
+		for _, v := range values {
+			if !strings.Contains(docs, "`"+v+"`") && !strings.Contains(docs, v+"|") && !strings.Contains(docs, "|"+v) {
+				t.Errorf("no guide names the %s %s", kind, v)
+			}
+		}
 	}
 }

@@ -84,7 +84,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Detect != nil {
 		maxSources = h.Detect.MaxSources
 	}
-	ipv6 := h.app.Settings().IPv6Prefix
+	ipv6 := h.app.Settings.IPv6Prefix
 	h.memoryKey = memoryKey(maxSources, ipv6)
 	mem, err := takeMemory(h.memoryKey, maxSources, ipv6)
 	if err != nil {
@@ -93,7 +93,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.detector, err = h.Detect.build(mem); err != nil {
 		return err
 	}
-	if h.Detect != nil && len(h.Detect.ASN) > 0 && h.app.Settings().GeoIPASN == "" {
+	if h.Detect != nil && len(h.Detect.ASN) > 0 && h.app.Settings.GeoIPASN == "" {
 		return fmt.Errorf("detect asn: needs an ASN database; set geoip_asn in the gatekeeper global option")
 	}
 	return nil
@@ -108,8 +108,13 @@ func (h *Handler) Cleanup() error {
 	return err
 }
 
-// Validate checks the mode.
-func (h *Handler) Validate() error { return policy.CheckMode(h.Mode) }
+// Validate checks the mode and the detection settings.
+func (h *Handler) Validate() error {
+	if err := policy.CheckMode(h.Mode); err != nil {
+		return err
+	}
+	return h.Detect.Validate()
+}
 
 // ServeHTTP decides on one request (SPEC §3): it gathers what the policy
 // needs, lets policy.Decide decide, and applies the decision: headers for
@@ -162,7 +167,7 @@ func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (poli
 	policy.DropTrailers(r)
 	host := trimHostDot(r)
 	view := requestView{tenant: h.tenant.of(r, rc.repl)}
-	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.settings.StoreUnavailable, Now: at,
+	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.StoreUnavailable, Now: at,
 		Detect: h.Detect == nil || !h.Detect.Off, LegacyToken: token.Legacy}
 	ip, ok := clientIP(rc.vars)
 	if !ok {

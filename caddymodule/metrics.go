@@ -26,10 +26,6 @@ const (
 )
 
 var (
-	verdicts = []string{policy.VerdictPass, policy.VerdictApproved, policy.VerdictFlagged, policy.VerdictMonitored,
-		policy.VerdictBlocked, policy.VerdictLimited}
-	reasons = []string{policy.ReasonBanned, policy.ReasonOutOfScope, policy.ReasonTokenInvalid, policy.ReasonRateLimited,
-		policy.ReasonBudgetExhausted, policy.ReasonStoreUnavailable, policy.ReasonScanner, policy.ReasonClientUnknown}
 	storeOps = []string{OpSync, OpLease, OpFlush, OpWrite, OpHealth}
 )
 
@@ -156,10 +152,10 @@ func approvedCounter(tenant, result string) prometheus.Counter {
 func init() {
 	// Series with a fixed set of label values exist from the start, so an
 	// alert can tell "none yet" from "not reporting".
-	for _, v := range verdicts {
+	for _, v := range policy.Verdicts {
 		requestsByVerdict[v] = metrics.requests.WithLabelValues(v)
 	}
-	for _, r := range reasons {
+	for _, r := range policy.Reasons {
 		if r != policy.ReasonScanner {
 			refusedByReason[r] = metrics.blocked.WithLabelValues(r, "none")
 		}
@@ -167,7 +163,7 @@ func init() {
 	for _, op := range storeOps {
 		metrics.storeErrors.WithLabelValues(op)
 	}
-	for _, mode := range []string{policy.ModeMonitor, policy.ModeFlag, policy.ModeBlock} {
+	for _, mode := range policy.Modes {
 		detectionsBy[mode] = map[detect.Signal]prometheus.Counter{}
 		for _, s := range detect.Signals() {
 			detectionsBy[mode][s] = metrics.detections.WithLabelValues(s.String(), mode)

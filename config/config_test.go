@@ -12,7 +12,7 @@ func TestDefaultsAreValidAndUseTheFileStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Store.Kind != StoreFile || s.Store.Dir != DefaultStoreDir || s.StoreUnavailable != FailClosed ||
-		s.BanTTL != time.Hour || s.MaxWindow != 31*24*time.Hour || s.IPv6Prefix != 64 || s.KeyPrefix != "gatekeeper:" {
+		s.BanTTL != Duration(time.Hour) || s.MaxWindow != Duration(31*24*time.Hour) || s.IPv6Prefix != 64 || s.KeyPrefix != "gatekeeper:" {
 		t.Fatalf("defaults = %+v", s)
 	}
 }
@@ -29,11 +29,11 @@ func TestInvalidSettingsNameTheSetting(t *testing.T) {
 			s.Store = Store{Kind: StoreRedis, Redis: Redis{URL: "redis://a:1", Addrs: []string{"b:2"}}}
 		}, "not both"},
 		{func(s *Settings) { s.Store = Store{Kind: StoreRedis, Redis: Redis{Addrs: []string{"nohost"}}} }, `addrs: "nohost" is not host:port`},
-		{func(s *Settings) { s.BanTTL = time.Millisecond }, "ban_ttl"},
+		{func(s *Settings) { s.BanTTL = Duration(time.Millisecond) }, "ban_ttl"},
 		{func(s *Settings) { s.StoreUnavailable = "maybe" }, "store_unavailable"},
-		{func(s *Settings) { s.MaxWindow = time.Second }, "max_window"},
+		{func(s *Settings) { s.MaxWindow = Duration(time.Second) }, "max_window"},
 		{func(s *Settings) { s.IPv6Prefix = 32 }, "ipv6_prefix"},
-		{func(s *Settings) { s.ResyncInterval = time.Millisecond }, "resync_interval"},
+		{func(s *Settings) { s.ResyncInterval = Duration(time.Millisecond) }, "resync_interval"},
 		{func(s *Settings) { s.KeyPrefix = "a b" }, "key_prefix"},
 	}
 	for _, tc := range cases {
@@ -82,10 +82,10 @@ func TestRepeatOffendersAreBannedLonger(t *testing.T) {
 			t.Errorf("BanFor(%d) = %s, want %s", offence, got, want)
 		}
 	}
-	if err := (Settings{BanTTL: 2 * time.Hour, MaxBanTTL: time.Hour}).WithDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "max_ban_ttl") {
+	if err := (Settings{BanTTL: Duration(2 * time.Hour), MaxBanTTL: Duration(time.Hour)}).WithDefaults().Validate(); err == nil || !strings.Contains(err.Error(), "max_ban_ttl") {
 		t.Errorf("max_ban_ttl under ban_ttl: %v", err)
 	}
-	if s := (Settings{BanTTL: 48 * time.Hour}).WithDefaults(); s.MaxBanTTL != 48*time.Hour {
+	if s := (Settings{BanTTL: Duration(48 * time.Hour)}).WithDefaults(); s.MaxBanTTL != Duration(48*time.Hour) {
 		t.Errorf("a ban_ttl over the default max_ban_ttl raises it: %s", s.MaxBanTTL)
 	}
 }

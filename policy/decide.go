@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,10 +29,13 @@ const (
 	ModeBlock   = "block"
 )
 
+// Modes are the modes, listed once for parsing, metrics and docs.
+var Modes = []string{ModeMonitor, ModeFlag, ModeBlock}
+
 // CheckMode says what is wrong with a mode, if anything.
 func CheckMode(m string) error {
-	if m != ModeMonitor && m != ModeFlag && m != ModeBlock {
-		return fmt.Errorf("mode: %q is not one of monitor, flag, block", m)
+	if !slices.Contains(Modes, m) {
+		return fmt.Errorf("mode: %q is not one of %s", m, strings.Join(Modes, ", "))
 	}
 	return nil
 }
@@ -45,6 +49,9 @@ const (
 	VerdictBlocked   = "blocked"
 	VerdictLimited   = "limited"
 )
+
+// Verdicts are the verdicts, listed once for metrics and docs.
+var Verdicts = []string{VerdictPass, VerdictApproved, VerdictFlagged, VerdictMonitored, VerdictBlocked, VerdictLimited}
 
 // Refusal reasons, as in {http.gatekeeper.reason} and the reason label.
 const (
@@ -60,6 +67,10 @@ const (
 	// decided about such a request, so it never passes silently.
 	ReasonClientUnknown = "client_unknown"
 )
+
+// Reasons are the refusal reasons, listed once for metrics and docs.
+var Reasons = []string{ReasonBanned, ReasonOutOfScope, ReasonTokenInvalid, ReasonRateLimited,
+	ReasonBudgetExhausted, ReasonStoreUnavailable, ReasonScanner, ReasonClientUnknown}
 
 // Results of approved-source requests, for approved_requests_total.
 const (

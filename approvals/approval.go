@@ -37,7 +37,7 @@ func (s Status) Valid() bool {
 }
 
 // Approval is one prior written approval for a security test of one tenant.
-// Its JSON form is the admin API's contract (SPEC §4).
+// Its JSON form is the admin API's contract (the README's Admin API).
 type Approval struct {
 	ID string `json:"id"`
 

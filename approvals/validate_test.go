@@ -78,7 +78,7 @@ func TestBurstDefaultsToOneSecondOfRate(t *testing.T) {
 	}
 }
 
-// Every refusal SPEC §4 lists names the field and says what is wrong.
+// Every refusal of a registration names the field and says what is wrong.
 func TestEachRefusalNamesTheField(t *testing.T) {
 	cases := []struct {
 		name   string

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -114,5 +115,35 @@ func TestDocsNameEveryListedValue(t *testing.T) {
 				t.Errorf("no guide names the %s %s", kind, v)
 			}
 		}
+	}
+}
+
+// The repository stands on its own: no code comment or guide cites a
+// document that is not in it.
+func TestNothingCitesFilesOutsideTheRepository(t *testing.T) {
+	outside := regexp.MustCompile(`SPEC\s*§|SPEC\.md|\.\./shared/|audit-policy\.txt|STYLE\.md`)
+	seen := 0
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "bin" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if ext := filepath.Ext(path); d.IsDir() || (ext != ".go" && ext != ".md" && ext != ".yml" && ext != ".sh" && d.Name() != "Makefile") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		seen++
+		if loc := outside.FindIndex(b); loc != nil && !strings.HasSuffix(path, "docs_test.go") {
+			t.Errorf("%s cites %q, which is not in the repository", path, b[loc[0]:loc[1]])
+		}
+		return nil
+	})
+	if err != nil || seen < 50 {
+		t.Fatalf("walked %d files: %v", seen, err)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/bans"
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/feed"
@@ -116,7 +115,7 @@ func (h *Handler) Validate() error {
 	return h.Detect.Validate()
 }
 
-// ServeHTTP decides on one request (SPEC §3): it gathers what the policy
+// ServeHTTP decides on one request (the README's decision table): it gathers what the policy
 // needs, lets policy.Decide decide, and applies the decision: headers for
 // the upstream, metrics, logs, a ban, or a refusal. The answer to a source
 // without an approval is fed back into its behaviour.
@@ -151,62 +150,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // requestView is what the handler learnt of a request while gathering the
-// policy's inputs, for logs and placeholders.
+// policy's inputs, for logs, placeholders and the feed.
 type requestView struct {
 	tenant  string
+	host    string
 	ip      netip.Addr
 	country string
 	asn     uint
 }
 
-// inputs gathers the policy's inputs for r, arriving at at. Step 0 happens here: the
-// tester's token is taken and every Gatekeeper header a client sent is
-// dropped, so none can be forged on the way to the upstream.
+// inputs gathers the policy's inputs for r, arriving at at: the view
+// policy.Read builds (step 0 happens there), with what only Caddy knows:
+// the client's address, the tenant, the path matcher.
 func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (policy.Inputs, requestView) {
-	token := policy.TakeToken(r.Header)
-	policy.DropTrailers(r)
-	host := trimHostDot(r)
-	view := requestView{tenant: h.tenant.of(r, rc.repl)}
-	in := policy.Inputs{Mode: h.Mode, StoreUnavailable: h.app.StoreUnavailable, Now: at,
-		Detect: h.Detect == nil || !h.Detect.Off, LegacyToken: token.Legacy}
-	ip, ok := clientIP(rc.vars)
-	if !ok {
+	in := policy.Inputs{Request: r, Now: at, Mode: h.Mode, StoreUnavailable: h.app.StoreUnavailable, Limiter: h.app.Limiter()}
+	ip, _ := clientIP(rc.vars)
+	if ip.IsValid() {
+		in.Snapshot = h.app.Syncer().Snapshot()
+	}
+	in.View = policy.Read(r, ip, in.Snapshot, at, pathMatcher{r})
+	view := requestView{tenant: h.tenant.of(r, rc.repl), host: in.Access.Host, ip: ip}
+	in.Access.Tenant = view.tenant
+	if !ip.IsValid() {
 		return in, view
 	}
-	view.ip = ip
 	view.country, view.asn = h.app.geo.Lookup(ip)
-	in.Snapshot = h.app.Syncer().Snapshot()
-	in.BannedHere, in.BannedHereNetwork = h.app.bannedHere(in.Snapshot, ip, in.Now)
-
-	in.Ask, in.Request, in.ASN = h, r, view.asn
-	in.Access = approvals.Access{IP: ip, Tenant: view.tenant, Host: host, Token: token.Value}
-	if in.Snapshot.Covers(ip, in.Now) {
-		// Only an approved source's scope is checked; only then are the
-		// views of the path and the method worth working out.
-		in.Access.Path, in.Access.Canonical = r.URL.Path, approvals.Canonical(r.URL.Path, r.URL.EscapedPath())
-		in.Access.Paths = pathMatcher{r}
-		in.Access.Methods = approvals.EffectiveMethods(r.Method, overrideCarriers(r))
+	in.ASN = view.asn
+	in.BannedHere, in.BannedHereNetwork = h.app.bannedHere(in.Snapshot, ip, at)
+	if h.Detect == nil || !h.Detect.Off {
+		in.Detector = h.detector
 	}
 	return in, view
-}
-
-// Bounds asks the limiter about one more request r under a; the request's
-// context only bounds the wait. (The handler is the policy's Asker.)
-func (h *Handler) Bounds(r *http.Request, a *approvals.Approval) policy.Bounds {
-	v, retry, err := h.app.Limiter().Admit(r.Context(), a)
-	return policy.Bounds{Verdict: v, RetryAfter: retry, Err: err}
-}
-
-// Served reports whether the site served r's path lately (see
-// detect.Detector.Served).
-func (h *Handler) Served(r *http.Request, at time.Time) bool {
-	return h.detector.Served(r.URL.Path, at)
-}
-
-// Inspect runs scanner detection on r, arriving at at.
-func (h *Handler) Inspect(r *http.Request, src netip.Addr, asn uint, at time.Time) policy.Detection {
-	res := h.detector.InspectAt(r, src, asn, at)
-	return policy.Detection{Result: res, Scanner: h.detector.Scanner(res)}
 }
 
 // pathMatcher matches a path of the request (its own or a view of it) with
@@ -260,7 +234,7 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, rc requestContex
 // toFeed adds a refused or flagged request to the live feed.
 func (h *Handler) toFeed(r *http.Request, d policy.Decision, view requestView) {
 	ev := feed.Event{Time: now().UTC(), Tenant: view.tenant, Verdict: d.Verdict, Reason: d.Reason,
-		Country: view.country, ASN: view.asn, Method: r.Method, Host: trimHostDot(r), Path: r.URL.Path}
+		Country: view.country, ASN: view.asn, Method: r.Method, Host: view.host, Path: r.URL.Path}
 	if view.ip.IsValid() {
 		ev.Source = view.ip.String()
 	}

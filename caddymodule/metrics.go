@@ -11,7 +11,7 @@ import (
 	"github.com/customernode/gatekeeper/policy"
 )
 
-// Gatekeeper's metrics (SPEC §6). The collectors live at package level so
+// Gatekeeper's metrics (the README's Metrics and docs/sre-guide.md). The collectors live at package level so
 // that their counts survive config reloads; each config registers them with
 // its own metrics registry. No label ever carries an IP, a user agent, a path
 // or an approval id.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"hash/maphash"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 	"github.com/corazawaf/libinjection-go"
 
 	"github.com/customernode/gatekeeper/internal/ascii"
+	"github.com/customernode/gatekeeper/internal/body"
 )
 
 // Payloads: attack strings in the values a request carries (query
@@ -139,12 +139,12 @@ func (p *payloadInspector) inspect(r *http.Request, res *Result) uint64 {
 	visitBody := visitor(p.bodyValue)
 	switch mt := mediaType(r); {
 	case mt == "application/x-www-form-urlencoded":
-		if body := PeekBody(r, p.maxBody); body != nil {
-			eachQueryValue(string(body), visitBody)
+		if b := body.Peek(r, p.maxBody); b != nil {
+			eachQueryValue(string(b), visitBody)
 		}
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
-		if body := PeekBody(r, p.maxBody); body != nil {
-			eachJSONString(body, visitBody)
+		if b := body.Peek(r, p.maxBody); b != nil {
+			eachJSONString(b, visitBody)
 		}
 	}
 	return first
@@ -329,24 +329,6 @@ func (p *payloadInspector) fileInclusion(v string) bool {
 	found := false
 	p.inclusion.find(v, func(int, int) bool { found = true; return false })
 	return found || deepTraversal(v)
-}
-
-// PeekBody reads r's body when its length is known and at most max, and
-// puts it back for whoever reads it next; nil for any other body, which is
-// left alone (a streamed upload is never held up).
-func PeekBody(r *http.Request, max int64) []byte {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength <= 0 || r.ContentLength > max {
-		return nil
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
-	if err != nil {
-		return nil
-	}
-	return body
 }
 
 func mediaType(r *http.Request) string {

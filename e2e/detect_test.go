@@ -178,19 +178,24 @@ func TestGeoIPFillsPlaceholdersAndScoresScannerNetworks(t *testing.T) {
 	}
 }
 
-func TestMissingOrCorruptGeoIPFileFailsValidation(t *testing.T) {
+// A file the config names that cannot be loaded (a GeoIP database, the
+// audit signing key) fails validate with the option's name.
+func TestFilesThatCannotBeLoadedFailValidationNamingTheOption(t *testing.T) {
 	dir := t.TempDir()
 	corrupt := filepath.Join(dir, "corrupt.mmdb")
 	writeFile(t, corrupt, "not a database")
-	for file, says := range map[string]string{
-		filepath.Join(dir, "missing.mmdb"): "geoip_asn: " + filepath.Join(dir, "missing.mmdb"),
-		corrupt:                            "geoip_asn: " + corrupt + ": cannot be read as a MaxMind DB file",
+	for option, says := range map[string]string{
+		"geoip_asn " + filepath.Join(dir, "missing.mmdb"):        "geoip_asn: " + filepath.Join(dir, "missing.mmdb"),
+		"geoip_asn " + corrupt:                                   "geoip_asn: " + corrupt + ": cannot be read as a MaxMind DB file",
+		"geoip_country " + corrupt:                               "geoip_country: " + corrupt + ": cannot be read as a MaxMind DB file",
+		"audit_signing_key " + filepath.Join(dir, "missing.pem"): "audit_signing_key: open " + filepath.Join(dir, "missing.pem"),
+		"audit_signing_key " + corrupt:                           "audit_signing_key: no PEM block",
 	} {
 		path := filepath.Join(dir, "Caddyfile")
-		writeFile(t, path, "{\n\tgatekeeper {\n\t\tstore file "+dir+"/data\n\t\tgeoip_asn "+file+"\n\t}\n}\n:8080 {\n\trespond ok\n}\n")
+		writeFile(t, path, "{\n\tgatekeeper {\n\t\tstore file "+dir+"/data\n\t\t"+option+"\n\t}\n}\n:8080 {\n\trespond ok\n}\n")
 		out, err := runBin(t, "validate", "--config", path, "--adapter", "caddyfile")
 		if err == nil || !strings.Contains(out, says) || strings.Contains(out, "panic") {
-			t.Errorf("validate with %s: %v\n%s\nwant a clear error saying %q", file, err, out, says)
+			t.Errorf("validate with %s: %v\n%s\nwant a clear error saying %q", option, err, out, says)
 		}
 	}
 }

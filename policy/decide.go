@@ -7,6 +7,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -84,59 +85,55 @@ const (
 // while it waited (nginx's and Caddy's 499).
 const StatusClientClosed = 499
 
-// Bounds is the limiter's answer for one in-scope request.
-type Bounds struct {
-	Verdict    ledger.Verdict
-	RetryAfter time.Duration
-	Err        error // why the store could not be reached, with Unaccounted
-}
-
 // Detection is the detector's answer for one request without an approval.
 type Detection struct {
 	detect.Result
 	Scanner bool // the score reached the threshold
 }
 
-// Asker answers the two questions Decide may ask about a request, each only
-// when the policy's order reaches it. It is handed the request back, so one
-// Asker serves every request (a handler, say) and asking allocates nothing.
-type Asker interface {
-	// Bounds asks the volume bounds about one more request r under a.
-	Bounds(r *http.Request, a *approvals.Approval) Bounds
-	// Inspect runs scanner detection on r, from src, whose autonomous
-	// system is asn (0 when unknown), arriving at at.
-	Inspect(r *http.Request, src netip.Addr, asn uint, at time.Time) Detection
-	// Served reports whether the site answered r's path successfully
-	// lately, at at.
-	Served(r *http.Request, at time.Time) bool
+// Limiter is the volume bounds as Decide asks them (a *ledger.Limiter).
+type Limiter interface {
+	// Admit counts one more request under a; ctx only bounds a wait for a
+	// lease.
+	Admit(ctx context.Context, a *approvals.Approval) (v ledger.Verdict, retryAfter time.Duration, storeErr error)
 }
 
-// Inputs are what Decide needs to know about one request.
+// Detector is scanner detection as Decide asks it (a *detect.Detector).
+type Detector interface {
+	// InspectAt scores r, from src in autonomous system asn (0 when
+	// unknown), arriving at at.
+	InspectAt(r *http.Request, src netip.Addr, asn uint, at time.Time) detect.Result
+	// Scanner reports whether a score makes its source a scanner.
+	Scanner(detect.Result) bool
+	// Served reports whether the site answered path successfully lately.
+	Served(path string, at time.Time) bool
+}
+
+// Inputs are what Decide needs to know about one request. Decide asks the
+// limiter and the detector only when the policy's order reaches them.
 type Inputs struct {
-	// Access is the request as the approvals see it.
-	Access approvals.Access
+	// View is the request as Read saw it, with the tenant set.
+	View
+	// Request is the request itself, for the detector and the limiter's
+	// wait; ASN is its source's autonomous system (0 when unknown).
+	Request *http.Request
+	ASN     uint
 	// Snapshot is the view of approvals and bans the request is decided on.
 	Snapshot *approvals.Snapshot
 	// BannedHere: this instance banned the source and its snapshot does not
 	// show it yet; BannedHereNetwork: only as part of its network.
 	BannedHere, BannedHereNetwork bool
-	// LegacyToken: the request carried the retired Gatekeeper-Test-Token
-	// header (see TokenScheme).
-	LegacyToken bool
-	Now         time.Time
+	Now                           time.Time
 
 	// Mode is monitor, flag or block.
 	Mode string
 	// StoreUnavailable is fail_open or fail_closed.
 	StoreUnavailable string
 
-	// Ask answers the limiter's and the detector's questions about Request,
-	// from a source in autonomous system ASN (0 when unknown).
-	Ask     Asker
-	Request *http.Request
-	ASN     uint
-	// Detect: scanner detection is on.
-	Detect bool
+	// Limiter enforces the approvals' volume bounds.
+	Limiter Limiter
+	// Detector runs scanner detection; nil when it is off.
+	Detector Detector
 }
 
 // Decision is what to do with the request.
@@ -184,7 +181,8 @@ func (d Decision) RetryAfterSeconds() string {
 	return strconv.Itoa(int(math.Ceil(d.RetryAfter.Seconds())))
 }
 
-// Decide applies the policy (SPEC §3, steps 2 to 5) to one request.
+// Decide applies the policy to one request: the README's decision table,
+// in its order (docs/design.md, "Deciding on a request", numbers the steps).
 func Decide(in Inputs) Decision {
 	if !in.Access.IP.IsValid() {
 		return refuse(VerdictBlocked, ReasonClientUnknown, http.StatusForbidden)
@@ -202,7 +200,7 @@ func Decide(in Inputs) Decision {
 		// A network's ban is about its scanners, not its neighbours: a
 		// request for a path the site serves goes on to be judged itself.
 		network := (!automatic || networkOnly) && (!in.BannedHere || in.BannedHereNetwork)
-		if !network || in.Ask == nil || !in.Ask.Served(in.Request, in.Now) {
+		if !network || in.Detector == nil || !in.Detector.Served(in.Request.URL.Path, in.Now) {
 			return refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
 		}
 	}
@@ -229,12 +227,12 @@ func Decide(in Inputs) Decision {
 
 	// In scope: from here on the source is an approved tester and is never
 	// scored nor banned, whatever the store's health.
-	b := in.Ask.Bounds(in.Request, a)
+	verdict, retryAfter, storeErr := in.Limiter.Admit(in.Request.Context(), a)
 	var d Decision
-	switch b.Verdict {
+	switch verdict {
 	case ledger.RateLimited:
 		d = refuse(VerdictLimited, ReasonRateLimited, http.StatusTooManyRequests)
-		d.RetryAfter, d.Result = max(b.RetryAfter, time.Second), ResultRateLimited
+		d.RetryAfter, d.Result = max(retryAfter, time.Second), ResultRateLimited
 	case ledger.BudgetExhausted:
 		d = refuse(VerdictLimited, ReasonBudgetExhausted, http.StatusTooManyRequests)
 		d.Result = ResultBudgetExhausted
@@ -243,12 +241,12 @@ func Decide(in Inputs) Decision {
 	case ledger.Unaccounted:
 		if in.StoreUnavailable != config.FailOpen {
 			d = refuse(VerdictLimited, ReasonStoreUnavailable, http.StatusServiceUnavailable)
-			d.RetryAfter = max(b.RetryAfter, time.Second)
-			d.StoreErr = b.Err
+			d.RetryAfter = max(retryAfter, time.Second)
+			d.StoreErr = storeErr
 			break
 		}
 		d = approved(a)
-		d.StoreErr = b.Err
+		d.StoreErr = storeErr
 	default:
 		d = approved(a)
 	}
@@ -262,10 +260,11 @@ func approved(a *approvals.Approval) Decision {
 
 // detection decides on a source without an approval.
 func detection(in Inputs) Decision {
-	if !in.Detect {
+	if in.Detector == nil {
 		return Decision{Verdict: VerdictPass}
 	}
-	det := in.Ask.Inspect(in.Request, in.Access.IP, in.ASN, in.Now)
+	res := in.Detector.InspectAt(in.Request, in.Access.IP, in.ASN, in.Now)
+	det := Detection{Result: res, Scanner: in.Detector.Scanner(res)}
 	d := Decision{Verdict: VerdictPass, Observe: true, Detection: det}
 	if !det.Scanner {
 		return d

@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -68,12 +70,12 @@ type request struct {
 
 func (rq request) access() approvals.Access {
 	path, query, _ := strings.Cut(rq.target, "?")
-	carriers := approvals.OverrideCarriers{Header: rq.override, RawQuery: query, ContentType: rq.contentType,
+	carriers := OverrideCarriers{Header: rq.override, RawQuery: query, ContentType: rq.contentType,
 		Body: []byte(rq.body), BodyUnread: rq.bodyUnread}
 	return approvals.Access{
 		IP: addr(rq.ip), Tenant: rq.tenant, Host: rq.tenant + ".example.com", Token: rq.token,
-		Methods: approvals.EffectiveMethods(rq.method, carriers),
-		Path:    decode(path), Canonical: approvals.Canonical(decode(path), path),
+		Methods: EffectiveMethods(rq.method, carriers),
+		Path:    decode(path), Canonical: Canonical(decode(path), path),
 		Paths: pathMatcher{},
 	}
 }
@@ -184,23 +186,23 @@ func TestDecide(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			askedBounds, askedInspect := false, false
 			in := Inputs{
-				Access: tc.rq.access(), Snapshot: snapshot(), BannedHere: tc.bannedHere, LegacyToken: tc.legacyToken, Now: at,
+				View:     View{Access: tc.rq.access(), LegacyToken: tc.legacyToken},
+				Request:  httptest.NewRequest(tc.rq.method, tc.rq.target, nil),
+				Snapshot: snapshot(), BannedHere: tc.bannedHere, Now: at,
 				Mode: tc.mode, StoreUnavailable: config.FailClosed,
-				Detect: true,
-				Ask: asker{
-					bounds: func(*approvals.Approval) Bounds {
-						askedBounds = true
-						b := Bounds{Verdict: tc.bounds}
-						switch tc.bounds {
-						case ledger.RateLimited:
-							b.RetryAfter = 300 * time.Millisecond
-						case ledger.Unaccounted:
-							b.RetryAfter, b.Err = 700*time.Millisecond, storeDown
-						}
-						return b
-					},
+				Limiter: limiter(func() (ledger.Verdict, time.Duration, error) {
+					askedBounds = true
+					switch tc.bounds {
+					case ledger.RateLimited:
+						return tc.bounds, 300 * time.Millisecond, nil
+					case ledger.Unaccounted:
+						return tc.bounds, 700 * time.Millisecond, storeDown
+					}
+					return tc.bounds, 0, nil
+				}),
+				Detector: detector{
 					inspect: func() Detection { askedInspect = true; return tc.detection },
-					served:  func(*http.Request) bool { return tc.served },
+					served:  tc.served,
 				},
 			}
 			if in.Mode == "" {
@@ -230,22 +232,35 @@ func TestDecide(t *testing.T) {
 }
 
 func TestDetectionOffPassesWithoutObserving(t *testing.T) {
-	in := Inputs{Access: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}.access(), Snapshot: snapshot(), Now: at, Mode: ModeBlock}
+	in := Inputs{View: View{Access: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}.access()},
+		Request: httptest.NewRequest("GET", "/", nil), Snapshot: snapshot(), Now: at, Mode: ModeBlock}
 	if d := Decide(in); d.Verdict != VerdictPass || d.Refused() || d.Observe {
 		t.Fatalf("detect off: %+v", d)
 	}
 }
 
-// asker answers Decide's questions with functions.
-type asker struct {
-	bounds  func(*approvals.Approval) Bounds
-	inspect func() Detection
-	served  func(*http.Request) bool
+// limiter answers Admit with a function.
+type limiter func() (ledger.Verdict, time.Duration, error)
+
+func (l limiter) Admit(context.Context, *approvals.Approval) (ledger.Verdict, time.Duration, error) {
+	return l()
 }
 
-func (a asker) Bounds(_ *http.Request, ap *approvals.Approval) Bounds        { return a.bounds(ap) }
-func (a asker) Inspect(*http.Request, netip.Addr, uint, time.Time) Detection { return a.inspect() }
-func (a asker) Served(r *http.Request, _ time.Time) bool                     { return a.served != nil && a.served(r) }
+// admitAll is a limiter that admits every request.
+var admitAll = limiter(func() (ledger.Verdict, time.Duration, error) { return ledger.Admitted, 0, nil })
+
+// detector answers Decide's questions about detection with a function, and
+// whether the path was served with a constant.
+type detector struct {
+	inspect func() Detection
+	served  bool
+}
+
+func (d detector) InspectAt(*http.Request, netip.Addr, uint, time.Time) detect.Result {
+	return d.inspect().Result
+}
+func (d detector) Scanner(detect.Result) bool    { return d.inspect().Scanner }
+func (d detector) Served(string, time.Time) bool { return d.served }
 
 func crossSite(d Detection) Detection {
 	d.ThirdParty, d.RefuseOnly = true, true

@@ -35,7 +35,7 @@ type Token struct {
 }
 
 // TakeToken reads the tester's token from h and removes every header a
-// client may not send upstream (SPEC §3 step 0): any header whose name is
+// client may not send upstream (step 0 of the decision): any header whose name is
 // Gatekeeper's (any case, "_" read as "-"), the token's Proxy-Authorization
 // credentials, and Gatekeeper's names in Connection.
 func TakeToken(h http.Header) (tok Token) {

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/customernode/gatekeeper/approvals"
 )
 
 // FuzzRequestView holds the request view Gatekeeper decides on (step 0,
@@ -59,7 +57,7 @@ func FuzzRequestView(f *testing.F) {
 		if err != nil {
 			decoded = rawPath // Go's server would refuse it; the raw form is the upstream's
 		}
-		canonical := approvals.CanonicalPath(rawPath)
+		canonical := CanonicalPath(rawPath)
 		if inAPI(cleanish(decoded)) && inAPI(canonical) {
 			for rounds := 1; rounds <= 2; rounds++ {
 				if served := upstreamServes(rawPath, rounds); !inAPI(served) {
@@ -72,7 +70,7 @@ func FuzzRequestView(f *testing.F) {
 		if method == "" || !token(method) {
 			return
 		}
-		c := approvals.OverrideCarriers{Header: http.Header{}, RawQuery: rawQuery}
+		c := OverrideCarriers{Header: http.Header{}, RawQuery: rawQuery}
 		if hName != "" && token(hName) {
 			c.Header[hName] = []string{hValue}
 		}
@@ -90,8 +88,8 @@ func FuzzRequestView(f *testing.F) {
 			contentType, body = mw.FormDataContentType(), mb.String()
 		}
 		c.ContentType, c.Body = contentType, []byte(body)
-		got := approvals.EffectiveMethods(method, c)
-		if slices.Contains(got, approvals.UnreadableOverride) {
+		got := EffectiveMethods(method, c)
+		if slices.Contains(got, UnreadableOverride) {
 			return
 		}
 		for _, m := range frameworkMethods(method, c.Header, rawQuery, contentType, body) {

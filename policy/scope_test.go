@@ -2,9 +2,8 @@ package policy
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"testing"
-
-	"github.com/customernode/gatekeeper/approvals"
 )
 
 // A tester approved for GET and POST on /api/* cannot reach anything else
@@ -51,8 +50,8 @@ func TestScopeCannotBeBypassed(t *testing.T) {
 	}
 	for _, rq := range outside {
 		rq.ip, rq.tenant, rq.method = "192.0.2.3", "acme", "POST"
-		d := Decide(Inputs{Access: rq.access(), Snapshot: snapshot(), Now: at, Mode: ModeBlock,
-			Ask: asker{bounds: func(*approvals.Approval) Bounds { return Bounds{} }}})
+		d := Decide(Inputs{View: View{Access: rq.access()}, Request: httptest.NewRequest(rq.method, "/", nil),
+			Snapshot: snapshot(), Now: at, Mode: ModeBlock, Limiter: admitAll})
 		if d.Reason != ReasonOutOfScope || d.Status != 403 {
 			t.Errorf("%s %v: %s/%s %d, want out_of_scope 403", rq.target, rq.override, d.Verdict, d.Reason, d.Status)
 		}
@@ -66,8 +65,8 @@ func TestScopeCannotBeBypassed(t *testing.T) {
 	}
 	for _, rq := range inside {
 		rq.ip, rq.tenant, rq.method = "192.0.2.3", "acme", "POST"
-		d := Decide(Inputs{Access: rq.access(), Snapshot: snapshot(), Now: at, Mode: ModeBlock,
-			Ask: asker{bounds: func(*approvals.Approval) Bounds { return Bounds{} }}})
+		d := Decide(Inputs{View: View{Access: rq.access()}, Request: httptest.NewRequest(rq.method, "/", nil),
+			Snapshot: snapshot(), Now: at, Mode: ModeBlock, Limiter: admitAll})
 		if d.Verdict != VerdictApproved {
 			t.Errorf("%s %q: %s/%s, want approved", rq.target, rq.body, d.Verdict, d.Reason)
 		}
@@ -97,7 +96,7 @@ func TestCanonicalPath(t *testing.T) {
 		"/api/%2e%2e/admin%zz":     "/admin%zz",
 		"/%u002e%u002e/%2e%2e/x":   "/x",
 	} {
-		if got := approvals.CanonicalPath(in); got != want {
+		if got := CanonicalPath(in); got != want {
 			t.Errorf("CanonicalPath(%q) = %q, want %q", in, got, want)
 		}
 	}

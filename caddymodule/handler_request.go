@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -9,13 +8,11 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
-	"github.com/customernode/gatekeeper/approvals"
-	"github.com/customernode/gatekeeper/detect"
 )
 
-// What the handler reads from a request for the policy: the client IP, the
-// host, the path as a scope sees it, a form body's method override.
+// What only Caddy knows of a request, for the policy's view of it
+// (policy.Read): the client's address, the request's context, Caddy's path
+// matching.
 
 // clientIP is Caddy's client_ip, from the request's variables (vars): the
 // peer, or what trusted_proxies vouch for. r.RemoteAddr is never used
@@ -47,33 +44,6 @@ func contextOf(r *http.Request) requestContext {
 	return requestContext{repl: repl, vars: vars, logs: srv != nil && srv.Logs != nil}
 }
 
-// trimHostDot drops a trailing dot from the request's host ("acme.example.com."
-// names the same host), so that the tenant placeholder's labels and the
-// scope's hosts see the name every other client sends. It returns the host
-// without its port.
-func trimHostDot(r *http.Request) string {
-	host, port := splitHost(r.Host)
-	if trimmed, ok := strings.CutSuffix(host, "."); ok && trimmed != "" {
-		host, r.Host = trimmed, trimmed
-		if port != "" {
-			r.Host = net.JoinHostPort(trimmed, port)
-		}
-	}
-	return host
-}
-
-// splitHost splits a Host header into host and port ("" when none), as
-// net.SplitHostPort does but without an error to allocate for a Host
-// without a port, the usual case.
-func splitHost(hostport string) (host, port string) {
-	i := strings.LastIndexByte(hostport, ':')
-	if i < 0 || strings.IndexByte(hostport[i:], ']') >= 0 {
-		return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), ""
-	}
-	host, port = hostport[:i], hostport[i+1:]
-	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port
-}
-
 // matchPath reports whether path p of r matches a Caddy path pattern, with
 // the server's own matcher; p is r's path or a view of it. Approval paths
 // are literal: Caddy's matcher would expand a placeholder in a pattern
@@ -90,25 +60,6 @@ func matchPath(r *http.Request, patterns []string, p string) bool {
 	}
 	ok, _ := caddyhttp.MatchPath(patterns).MatchWithError(r)
 	return ok
-}
-
-// maxOverrideBody is the largest form or JSON body read for a method
-// override. Only an approved source's requests are read, and a larger one
-// counts as an override that could not be read.
-const maxOverrideBody = 256 << 10
-
-// overrideCarriers gathers where r may carry a method override: headers,
-// query, and a form, multipart or JSON body, which is read when it is small
-// enough and put back for the upstream.
-func overrideCarriers(r *http.Request) approvals.OverrideCarriers {
-	c := approvals.OverrideCarriers{Header: r.Header, RawQuery: r.URL.RawQuery}
-	if ct := r.Header["Content-Type"]; len(ct) > 0 && r.Body != nil && r.Body != http.NoBody {
-		c.ContentType = ct[0]
-		if c.Body = detect.PeekBody(r, maxOverrideBody); c.Body == nil && r.ContentLength != 0 {
-			c.BodyUnread = true
-		}
-	}
-	return c
 }
 
 // literalPatterns escapes the braces of path patterns for Caddy's replacer,

@@ -1,10 +1,9 @@
-package approvals
+package policy
 
 import (
 	"path"
 	"strings"
 
-	"github.com/customernode/gatekeeper/internal/ascii"
 	"github.com/customernode/gatekeeper/internal/pct"
 )
 
@@ -83,13 +82,4 @@ func plainPath(p string) bool {
 		}
 	}
 	return true
-}
-
-// SameTenant compares tenant names without regard to ASCII case or a
-// trailing dot (host names are the usual source of the request's tenant).
-// Only ASCII letters fold: with Unicode's rules "ſ" would match "s" and the
-// Kelvin sign "k", so an approval could grant access under one name and be
-// missing from a review filtered by the other.
-func SameTenant(a, b string) bool {
-	return ascii.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }

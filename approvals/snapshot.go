@@ -15,7 +15,6 @@ import (
 // since (WithBans), which are few and cheap to re-index. A ban flood thus
 // costs each new snapshot the recent layer, not every ban in force.
 type Snapshot struct {
-	byID    map[string]*Approval
 	list    []*Approval // sorted by CreatedAt, then ID
 	sources PrefixIndex[*Approval]
 	base    banLayer
@@ -72,7 +71,7 @@ func newBanLayer(list []Ban) banLayer {
 
 // NewSnapshot indexes approvals and bans. It takes ownership of both slices.
 func NewSnapshot(list []*Approval, bans []Ban, loadedAt time.Time) *Snapshot {
-	s := &Snapshot{byID: make(map[string]*Approval, len(list)), list: list, base: newBanLayer(bans), LoadedAt: loadedAt}
+	s := &Snapshot{list: list, base: newBanLayer(bans), LoadedAt: loadedAt}
 	slices.SortFunc(s.list, func(a, b *Approval) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
@@ -80,7 +79,6 @@ func NewSnapshot(list []*Approval, bans []Ban, loadedAt time.Time) *Snapshot {
 		return strings.Compare(a.ID, b.ID)
 	})
 	for _, a := range list {
-		s.byID[a.ID] = a
 		if a.RevokedAt != nil {
 			continue // never matches again; kept for listing only
 		}
@@ -144,14 +142,14 @@ func (s *Snapshot) lookupBans(ip netip.Addr, yield func(Ban) bool) {
 	}
 }
 
-// Matching returns the approvals that cover ip at now: ip is inside one of
+// matching returns the approvals that cover ip at now: ip is inside one of
 // their sources, now is inside their window and they are not revoked. Whether
 // the budget is used up is the enforcer's business, not the matcher's.
-func (s *Snapshot) Matching(ip netip.Addr, now time.Time) []*Approval {
+func (s *Snapshot) matching(ip netip.Addr, now time.Time) []*Approval {
 	return s.appendMatching(nil, ip, now)
 }
 
-// appendMatching appends the approvals Matching returns to out.
+// appendMatching appends the approvals matching returns to out.
 func (s *Snapshot) appendMatching(out []*Approval, ip netip.Addr, now time.Time) []*Approval {
 	s.sources.Lookup(ip, func(a *Approval) bool {
 		if a.InWindow(now) && !slices.Contains(out, a) {
@@ -162,7 +160,7 @@ func (s *Snapshot) appendMatching(out []*Approval, ip netip.Addr, now time.Time)
 	return out
 }
 
-// Covers reports whether any approval covers ip at now (see Matching).
+// Covers reports whether any approval covers ip at now (see matching).
 func (s *Snapshot) Covers(ip netip.Addr, now time.Time) bool {
 	found := false
 	s.sources.Lookup(ip, func(a *Approval) bool {
@@ -172,8 +170,8 @@ func (s *Snapshot) Covers(ip netip.Addr, now time.Time) bool {
 	return found
 }
 
-// Banned returns the ban in force at now whose prefix contains ip, if any.
-func (s *Snapshot) Banned(ip netip.Addr, now time.Time) (Ban, bool) {
+// banned returns the ban in force at now whose prefix contains ip, if any.
+func (s *Snapshot) banned(ip netip.Addr, now time.Time) (Ban, bool) {
 	var found Ban
 	var ok bool
 	s.lookupBans(ip, func(b Ban) bool {
@@ -262,12 +260,6 @@ func (s *Snapshot) ApprovalOverlaps(p netip.Prefix, now time.Time) bool {
 // BanCount is how many bans the snapshot holds, some perhaps expired since
 // it was made: a cheap upper bound of the bans in force.
 func (s *Snapshot) BanCount() int { return len(s.base.list) + len(s.recent.list) }
-
-// Approval returns the approval with id, or nil.
-func (s *Snapshot) Approval(id string) *Approval { return s.byID[id] }
-
-// Approvals returns every approval, oldest first. Callers must not modify them.
-func (s *Snapshot) Approvals() []*Approval { return s.list }
 
 // Counts tallies approvals by status at now, and the bans in force.
 func (s *Snapshot) Counts(now time.Time) (byStatus map[Status]int, bans int) {

@@ -21,7 +21,7 @@ func approval(id, tenant string, sources ...string) *Approval {
 
 func matchIDs(s *Snapshot, ip string, at time.Time) []string {
 	var out []string
-	for _, a := range s.Matching(netip.MustParseAddr(ip), at) {
+	for _, a := range s.matching(netip.MustParseAddr(ip), at) {
 		out = append(out, a.ID)
 	}
 	return out
@@ -84,7 +84,7 @@ func TestBansMatchByPrefixUntilTheyExpire(t *testing.T) {
 		{"198.51.100.8", now, false},
 	}
 	for _, tc := range cases {
-		if _, got := snap.Banned(netip.MustParseAddr(tc.ip), tc.at); got != tc.want {
+		if _, got := snap.banned(netip.MustParseAddr(tc.ip), tc.at); got != tc.want {
 			t.Errorf("Banned(%s) = %v, want %v", tc.ip, got, tc.want)
 		}
 	}
@@ -113,14 +113,14 @@ func BenchmarkMatch(b *testing.B) {
 		miss := netip.MustParseAddr("192.0.2.1")
 		b.Run(fmt.Sprintf("approvals=%d/hit", n), func(b *testing.B) {
 			for b.Loop() {
-				if len(snap.Matching(hit, now)) != 1 {
+				if len(snap.matching(hit, now)) != 1 {
 					b.Fatal("no match")
 				}
 			}
 		})
 		b.Run(fmt.Sprintf("approvals=%d/miss", n), func(b *testing.B) {
 			for b.Loop() {
-				if len(snap.Matching(miss, now)) != 0 {
+				if len(snap.matching(miss, now)) != 0 {
 					b.Fatal("unexpected match")
 				}
 			}
@@ -150,7 +150,7 @@ func TestSnapshotWithBans(t *testing.T) {
 	if len(s.recent.list) != 3 || len(s.base.list) != 2002 {
 		t.Fatalf("layers: %d recent, %d main; want 3 and 2002", len(s.recent.list), len(s.base.list))
 	}
-	if _, banned := s.Banned(netip.MustParseAddr("198.51.100.3"), now); !banned {
+	if _, banned := s.banned(netip.MustParseAddr("198.51.100.3"), now); !banned {
 		t.Fatal("a ban added to the snapshot is not found")
 	}
 	if _, bans := s.Counts(now); bans != 2004 {
@@ -173,10 +173,10 @@ func TestSnapshotWithBans(t *testing.T) {
 	if got := s.AutomaticBansWithin(netip.MustParsePrefix("2001:db8::/48"), now); len(got) != 17 {
 		t.Fatalf("after the merge, scanner bans in 2001:db8::/48: %d, want 17", len(got))
 	}
-	if _, banned := s.Banned(netip.MustParseAddr("203.0.1.7"), now); !banned {
+	if _, banned := s.banned(netip.MustParseAddr("203.0.1.7"), now); !banned {
 		t.Fatal("a merged ban is not found")
 	}
-	if _, banned := s.Banned(netip.MustParseAddr("203.0.1.7"), now.Add(2*time.Hour)); banned {
+	if _, banned := s.banned(netip.MustParseAddr("203.0.1.7"), now.Add(2*time.Hour)); banned {
 		t.Fatal("an expired ban is still in force")
 	}
 }

@@ -193,14 +193,14 @@ func New(cfg Config) *Detector {
 // Tracker is the per-source behaviour state.
 func (d *Detector) Tracker() *Tracker { return d.behavior }
 
-// Inspect scores r from source src in autonomous system asn (0 when
+// inspect scores r from source src in autonomous system asn (0 when
 // unknown): its signatures, its path, its headers, its network and what src
 // has done lately. It also records r's path in src's behaviour.
-func (d *Detector) Inspect(r *http.Request, src netip.Addr, asn uint) Result {
+func (d *Detector) inspect(r *http.Request, src netip.Addr, asn uint) Result {
 	return d.InspectAt(r, src, asn, d.behavior.now())
 }
 
-// InspectAt is Inspect for a request that arrived at at, for a caller that
+// InspectAt is inspect for a request that arrived at at, for a caller that
 // has read the time already.
 func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.Time) Result {
 	res := Result{at: d.behavior.clockAt(at)}
@@ -257,15 +257,15 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 	return res
 }
 
-// Observe feeds the answer to a request for path from src back into its
+// observe feeds the answer to a request for path from src back into its
 // behaviour.
-func (d *Detector) Observe(src netip.Addr, path string, status int) {
+func (d *Detector) observe(src netip.Addr, path string, status int) {
 	now := d.behavior.clock()
 	d.served.note(path, status, now)
 	d.behavior.onResponse(src, now, path, status, 0, false, false)
 }
 
-// ObserveRequest is Observe for the request r itself, which Inspect judged
+// ObserveRequest is observe for the request r itself, which InspectAt judged
 // res: res tells what kind of request it was (a browser's load of an asset
 // counts as one whatever its path; CORS preflights are not counted at all;
 // one another site's page made counts in the source's third-party context)

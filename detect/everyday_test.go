@@ -42,7 +42,7 @@ func (v visit) request() *http.Request {
 func replay(d *Detector, c *testutil.Clock, source netip.Addr, visits []visit) (int, Result) {
 	for i, v := range visits {
 		r := v.request()
-		res := d.Inspect(r, source, 0)
+		res := d.inspect(r, source, 0)
 		if d.Scanner(res) {
 			return i + 1, res
 		}
@@ -244,7 +244,7 @@ func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 		"/search?q=1'%20OR%20'1'='1", "/q?x=%3Cscript%3Ealert(1)%3C/script%3E", "/admin/", "/wp-login.php"} {
 		for n, k := range kinds {
 			r := embed(fmt.Sprintf("%s&%d", p, n), k[0], k[1], k[2])
-			res := d.Inspect(r, victim, 0)
+			res := d.inspect(r, victim, 0)
 			if !res.ThirdParty || !res.RefuseOnly {
 				t.Fatalf("embedded probe %d (%v): third party %v, refuse only %v", i, k, res.ThirdParty, res.RefuseOnly)
 			}
@@ -261,22 +261,22 @@ func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 	for i := range 30 { // missing images without an extension, and preflights that fail
 		img := browserRequest(fmt.Sprintf("/photos/item-%c/large", 'a'+i))
 		img.Header.Set("Sec-Fetch-Dest", "image")
-		d.ObserveRequest(img, victim, 404, d.Inspect(img, victim, 0))
+		d.ObserveRequest(img, victim, 404, d.inspect(img, victim, 0))
 		pre := browserRequest(fmt.Sprintf("/api/things-%c", 'a'+i))
 		pre.Method = http.MethodOptions
-		d.ObserveRequest(pre, victim, 405, d.Inspect(pre, victim, 0))
+		d.ObserveRequest(pre, victim, 405, d.inspect(pre, victim, 0))
 	}
 	for _, own := range []string{"/", "/account", "/api/orders"} {
 		r := browserRequest(own)
 		r.Header.Set("Sec-Fetch-Site", "same-origin")
-		if res := d.Inspect(r, victim, 0); res.Signals != 0 {
+		if res := d.inspect(r, victim, 0); res.Signals != 0 {
 			t.Fatalf("the victim's own next request %s has %v", own, res.Signals.Names())
 		}
 	}
 	// The same probes from the source itself are caught, and may ban.
 	res := Result{}
 	for _, p := range []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php"} {
-		res = d.Inspect(browserRequest(p), victim, 0)
+		res = d.inspect(browserRequest(p), victim, 0)
 	}
 	if !d.Scanner(res) || res.RefuseOnly {
 		t.Fatalf("the source's own probe walk: %v (refuse only %v)", res.Signals.Names(), res.RefuseOnly)

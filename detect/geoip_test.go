@@ -53,13 +53,13 @@ func TestScannerASNAddsToTheScore(t *testing.T) {
 	d := New(Config{ScannerASNs: []uint{398324}})
 	ip := netip.MustParseAddr("198.51.100.9")
 	_, n := g.Lookup(ip)
-	res := d.Inspect(browserRequest("/"), ip, n)
+	res := d.inspect(browserRequest("/"), ip, n)
 	if !res.Signals.Has(SignalASN) || res.Score != DefaultWeights[SignalASN] {
 		t.Fatalf("scanner network: %v score %d", res.Signals.Names(), res.Score)
 	}
 	ip = netip.MustParseAddr("203.0.113.7")
 	_, n = g.Lookup(ip)
-	if res := d.Inspect(browserRequest("/"), ip, n); res.Signals.Has(SignalASN) {
+	if res := d.inspect(browserRequest("/"), ip, n); res.Signals.Has(SignalASN) {
 		t.Fatal("an ordinary network was taken for a scanner network")
 	}
 }

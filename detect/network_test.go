@@ -37,7 +37,7 @@ func TestRotatingScannersAreCaughtByTheirNetwork(t *testing.T) {
 			for i := range tc.limit {
 				ip := tc.address(i)
 				r := browserRequest(tc.target(i))
-				res := d.Inspect(r, ip, 0)
+				res := d.inspect(r, ip, 0)
 				if d.Scanner(res) {
 					if !res.Signals.Has(SignalNetwork) {
 						t.Fatalf("caught at request %d without the network signal: %v", i+1, res.Signals.Names())
@@ -63,7 +63,7 @@ func TestNetworkNeighboursAreNeverRefused(t *testing.T) {
 	browsers := []string{firefox, chrome, safari, edge}
 	step := func(ip netip.Addr, v visit) bool {
 		r := v.request()
-		res := d.Inspect(r, ip, 0)
+		res := d.inspect(r, ip, 0)
 		d.ObserveRequest(r, ip, v.status, res)
 		return d.Scanner(res)
 	}
@@ -118,13 +118,13 @@ func TestANeighbourWithABrokenLinkIsNoSuspect(t *testing.T) {
 	d := newDetector(t, c)
 	for i := range 20 { // a farm of scanners: a probe from each of 20 addresses
 		ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + i)})
-		d.Inspect(browserRequest(fmt.Sprintf("/.env?n=%d", i)), ip, 0)
+		d.inspect(browserRequest(fmt.Sprintf("/.env?n=%d", i)), ip, 0)
 	}
 	neighbour := netip.AddrFrom4([4]byte{192, 0, 2, 7})
 	for _, v := range []visit{{"GET", "/old-page", chrome, 404, 0}, {"GET", "/", chrome, 200, 0}, {"GET", "/gone", chrome, 404, 0},
 		{"GET", "/docs/", chrome, 200, 0}, {"GET", "/pricing", chrome, 200, 0}} {
 		r := v.request()
-		res := d.Inspect(r, neighbour, 0)
+		res := d.inspect(r, neighbour, 0)
 		if d.Scanner(res) {
 			t.Fatalf("the neighbour was refused on %s: %v", v.target, res.Signals.Names())
 		}
@@ -157,13 +157,13 @@ func TestRotationIsCaughtAtAnyPaceAndNeighboursAreServed(t *testing.T) {
 			}
 			for _, p := range pages { // the site's pages, served to someone
 				r := browserRequest(p)
-				d.ObserveRequest(r, neighbour, 200, d.Inspect(r, neighbour, 0))
+				d.ObserveRequest(r, neighbour, 200, d.inspect(r, neighbour, 0))
 			}
 			reached := 0
 			for i := range 600 {
 				ip := tc.address(i)
 				r := browserRequest(fmt.Sprintf("/%s-%d/", []string{"admin", "backup", "old", "test", "dev", "tmp"}[i%6], i))
-				res := d.Inspect(r, ip, 0)
+				res := d.inspect(r, ip, 0)
 				if !d.Scanner(res) {
 					reached++
 					d.ObserveRequest(r, ip, 404, res)
@@ -171,7 +171,7 @@ func TestRotationIsCaughtAtAnyPaceAndNeighboursAreServed(t *testing.T) {
 				if i%10 == 0 { // the neighbour browses all along
 					p := pages[i/10%len(pages)]
 					nr := browserRequest(p)
-					nres := d.Inspect(nr, neighbour, 0)
+					nres := d.inspect(nr, neighbour, 0)
 					if d.Scanner(nres) {
 						t.Fatalf("the neighbour's %s refused at request %d: %v", p, i, nres.Signals.Names())
 					}

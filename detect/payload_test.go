@@ -142,13 +142,13 @@ func TestHugeAndDeepInputsAreBounded(t *testing.T) {
 	r.URL, _ = url.Parse(q)
 	r.RequestURI = q
 	start := time.Now()
-	d.Inspect(r, src, 0)
+	d.inspect(r, src, 0)
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("a 1 MiB query took %s", took)
 	}
 	deep := strings.Repeat(`{"a":[`, 5000) + `"<script>alert(1)</script>"` + strings.Repeat(`]}`, 5000)
 	start = time.Now()
-	d.Inspect(bodyRequest("application/json", deep), netip.MustParseAddr("192.0.2.99"), 0)
+	d.inspect(bodyRequest("application/json", deep), netip.MustParseAddr("192.0.2.99"), 0)
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("a deep JSON body took %s", took)
 	}
@@ -164,7 +164,7 @@ func TestPayloadBucket(t *testing.T) {
 	payloads := []string{"1' AND 1=1-- -", ";env;", "<svg/onload=alert(1)>", "a;sleep 60;", "1 AND 8413=8413", "|id"}
 	caught := 0
 	for i, v := range payloads {
-		res := d.Inspect(browserRequest("/item?id="+url.QueryEscape(v)), injector, 0)
+		res := d.inspect(browserRequest("/item?id="+url.QueryEscape(v)), injector, 0)
 		if d.Scanner(res) {
 			caught = i + 1
 			break
@@ -177,7 +177,7 @@ func TestPayloadBucket(t *testing.T) {
 	person := netip.MustParseAddr("198.51.100.31")
 	for page := range 10 {
 		r := browserRequest(fmt.Sprintf("/search?q=%s&page=%d", url.QueryEscape("select * from users where 1=1"), page))
-		if res := d.Inspect(r, person, 0); d.Scanner(res) {
+		if res := d.inspect(r, person, 0); d.Scanner(res) {
 			t.Fatalf("paging through one odd search was blocked at page %d: %v", page, res.Signals.Names())
 		}
 		c.Add(2 * time.Second)
@@ -202,6 +202,6 @@ func BenchmarkInspectBody(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		d.Inspect(bodyRequest("application/json", body), src, 0)
+		d.inspect(bodyRequest("application/json", body), src, 0)
 	}
 }

@@ -59,7 +59,7 @@ func TestPollingARemovedURLIsNotScanning(t *testing.T) {
 		for n := range 6 * 120 { // six hours
 			v := visit{"GET", tc.paths[n%len(tc.paths)], tc.ua, 404, 0}
 			r := v.request()
-			res := d.Inspect(r, src, 0)
+			res := d.inspect(r, src, 0)
 			if d.Scanner(res) {
 				t.Fatalf("%s polling %v: request %d (%s in) scored %v", tc.ua, tc.paths, n+1, time.Duration(n)*30*time.Second, res.Signals.Names())
 			}
@@ -79,7 +79,7 @@ func TestEverydayTrafficOverAnHour(t *testing.T) {
 	step := func(source netip.Addr, v visit) {
 		t.Helper()
 		r := v.request()
-		res := d.Inspect(r, source, 0)
+		res := d.inspect(r, source, 0)
 		if d.Scanner(res) {
 			t.Fatalf("%s at %s: %s %s scored %v", source, c.Now().Format("15:04:05"), v.method, v.target, res.Signals.Names())
 		}

@@ -199,3 +199,20 @@ func TestMethodOverridesCannotEscapeAMethodScope(t *testing.T) {
 		}
 	}
 }
+
+func TestClientCannotForgeGatekeeperHeaders(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	req, _ := http.NewRequest("GET", "http://"+in.Site+"/", nil)
+	req.Host = "acme.localhost"
+	req.Header.Set("Gatekeeper-Approval", "apr_forged")
+	req.Header.Set("gatekeeper-verdict", "approved")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "tenant=acme approval= token=" {
+		t.Fatalf("upstream saw %q; a forged Gatekeeper-Approval must never reach it", b)
+	}
+}

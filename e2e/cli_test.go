@@ -1,22 +1,13 @@
 package e2e
 
 import (
-	"crypto/ed25519"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/customernode/gatekeeper/internal/testredis"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
@@ -147,146 +138,6 @@ func TestCLIFailuresAreOneLineAndNonZero(t *testing.T) {
 	}
 }
 
-func TestFileStoreSurvivesARestartOfTheBinary(t *testing.T) {
-	in := start(t, "\t\tstore file ./data")
-	in.mustCLI(addArgs("127.0.0.2")...)
-	in.mustCLI("bans", "add", "198.51.100.7")
-	in.stop()
-	in.run()
-	if list := listJSON(t, in); len(list) != 1 {
-		t.Fatalf("after restart: %+v", list)
-	}
-	if st := in.status(); st.Approvals["active"] != 1 || st.BansActive != 1 {
-		t.Fatalf("after restart the snapshot holds %+v", st)
-	}
-	// SIGKILL too: nothing acknowledged may be lost.
-	in.mustCLI(addArgs("127.0.0.3")...)
-	_ = in.cmd.Process.Signal(syscall.SIGKILL)
-	_ = in.cmd.Wait()
-	in.cmd = nil
-	in.run()
-	if list := listJSON(t, in); len(list) != 2 {
-		t.Fatalf("after SIGKILL: %d approvals, want 2", len(list))
-	}
-}
-
-func TestTwoInstancesSharingRedisSeeEachOthersChangesWithinOneSecond(t *testing.T) {
-	srv := testredis.Start(t)
-	globals := "\t\tstore redis " + srv.URL(0) + "\n\t\tresync_interval 1h"
-	a, b := start(t, globals), start(t, globals)
-
-	a.mustCLI(addArgs("127.0.0.2")...)
-	took := testutil.WaitFor(t, time.Second, "approval enforced on b", func() bool { return b.status().Approvals["active"] == 1 })
-	t.Logf("registration reached instance b in %s", took)
-
-	id := listJSON(t, b)[0].ID
-	viaB := from(t, b, "127.0.0.2")
-	if r := viaB.get("acme.localhost", "/"); !strings.Contains(r.body, id) {
-		t.Fatalf("instance b does not approve the source: %d %q", r.code, r.body)
-	}
-	a.mustCLI("approvals", "revoke", id, "--reason", "done")
-	took = testutil.WaitFor(t, time.Second, "revocation enforced on b", func() bool {
-		return !strings.Contains(viaB.get("acme.localhost", "/").body, id)
-	})
-	t.Logf("revocation reached instance b's requests in %s", took)
-
-	b.mustCLI("bans", "add", "198.51.100.7")
-	testutil.WaitFor(t, time.Second, "ban on a", func() bool { return a.status().BansActive == 1 })
-	a.mustCLI("bans", "remove", "198.51.100.7")
-	testutil.WaitFor(t, time.Second, "lifted ban on b", func() bool { return b.status().BansActive == 0 })
-}
-
-func TestRedisStoreSurvivesARestartOfEverything(t *testing.T) {
-	srv := testredis.StartWith(t, testredis.Options{AppendOnly: true})
-	in := start(t, "\t\tstore redis "+srv.URL(0))
-	in.mustCLI(addArgs("127.0.0.2")...)
-	in.stop()
-	srv.Kill()
-	srv.Restart()
-	in.run()
-	if list := listJSON(t, in); len(list) != 1 {
-		t.Fatalf("after restarting Redis and gatekeeper: %+v", list)
-	}
-}
-
-func TestReloadKeepsStateAndLeaksNoGoroutines(t *testing.T) {
-	in := start(t, "\t\tstore file ./data")
-	in.mustCLI(addArgs("127.0.0.2")...)
-	before := goroutines(t, in)
-	for i := range 20 {
-		out, err := runBin(t, "reload", "--config", in.Config, "--adapter", "caddyfile", "--address", in.Admin, "--force")
-		if err != nil {
-			t.Fatalf("reload %d: %v\n%s", i, err, out)
-		}
-		if st := in.status(); st.Approvals["active"] != 1 || !st.Store.Up {
-			t.Fatalf("after reload %d: %+v", i, st)
-		}
-	}
-	after := goroutines(t, in)
-	t.Logf("goroutines: %d before 20 reloads, %d after", before, after)
-	if after > before+5 {
-		t.Fatalf("goroutines grew from %d to %d over 20 reloads", before, after)
-	}
-}
-
-// goroutines reads the process's goroutine count from Caddy's pprof endpoint.
-func goroutines(t *testing.T, in *instance) int {
-	t.Helper()
-	time.Sleep(300 * time.Millisecond) // let closed listeners' goroutines end
-	resp, err := http.Get("http://" + in.Admin + "/debug/pprof/goroutine?debug=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var n int
-	if _, err := fmt.Sscanf(string(b), "goroutine profile: total %d", &n); err != nil {
-		t.Fatalf("pprof: %v in %.200s", err, b)
-	}
-	return n
-}
-
-func TestClientCannotForgeGatekeeperHeaders(t *testing.T) {
-	in := start(t, "\t\tstore file ./data")
-	req, _ := http.NewRequest("GET", "http://"+in.Site+"/", nil)
-	req.Host = "acme.localhost"
-	req.Header.Set("Gatekeeper-Approval", "apr_forged")
-	req.Header.Set("gatekeeper-verdict", "approved")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(b) != "tenant=acme approval= token=" {
-		t.Fatalf("upstream saw %q; a forged Gatekeeper-Approval must never reach it", b)
-	}
-}
-
-// The block form of `store redis` reaches a Cluster and a Sentinel-managed
-// master through go-redis's UniversalClient.
-func TestRedisBlockFormForClusterAndSentinel(t *testing.T) {
-	cases := map[string]func(t *testing.T) string{
-		"cluster": func(t *testing.T) string {
-			return "\t\t\taddrs " + strings.Join(testredis.StartCluster(t), " ")
-		},
-		"sentinel": func(t *testing.T) string {
-			return "\t\t\taddrs " + testredis.StartSentinel(t, "gkmaster") + "\n\t\t\tmaster_name gkmaster"
-		},
-	}
-	for name, block := range cases {
-		t.Run(name, func(t *testing.T) {
-			globals := "\t\tstore redis {\n" + block(t) + "\n\t\t}"
-			a, b := start(t, globals), start(t, globals)
-			a.mustCLI(addArgs("127.0.0.2")...)
-			testutil.WaitFor(t, time.Second, "approval on the second instance", func() bool { return b.status().Approvals["active"] == 1 })
-			if st := a.mustCLI("status"); !strings.Contains(st, "(up)") || !strings.Contains(st, "redis "+name) {
-				t.Fatalf("status:\n%s", st)
-			}
-		})
-	}
-}
-
 func TestUsageReportForTheCloseOutOfATest(t *testing.T) {
 	in := start(t, "\t\tstore file ./data")
 	id, _ := in.register(func(b map[string]any) { b["max_requests"] = 100 })
@@ -335,163 +186,6 @@ func TestUsageReportForTheCloseOutOfATest(t *testing.T) {
 	}
 }
 
-// `gatekeeper validate` provisions the config but never opens the store, so
-// it works while a server holds the same file store.
-func TestValidateWhileAServerHoldsTheFileStore(t *testing.T) {
-	dir := t.TempDir()
-	in := start(t, "\t\tstore file "+dir+"/data")
-	out, err := runBin(t, "validate", "--config", in.Config, "--adapter", "caddyfile")
-	if err != nil || !strings.Contains(out, "Valid configuration") {
-		t.Fatalf("validate beside a running server: %v\n%s", err, out)
-	}
-	in.mustCLI(addArgs("127.0.0.2")...)
-}
-
-// TestAuditVerify: `gatekeeper audit verify` checks the chains through the
-// admin API and, with --file, the file store's own log; an edit made behind
-// Gatekeeper's back makes it exit non-zero naming the seq.
-func TestAuditVerify(t *testing.T) {
-	in := start(t, "\t\tstore file ./data")
-	in.mustCLI(addArgs("127.0.0.2")...)
-	in.mustCLI(addArgs("127.0.0.3")...)
-	in.mustCLI("bans", "add", "198.51.100.7", "--reason", "manual test")
-	out := in.mustCLI("audit", "verify")
-	if !strings.Contains(out, "approval chain  intact  2 events, seq 1–2") || !strings.Contains(out, "ban chain       intact  1 events") {
-		t.Fatalf("audit verify printed:\n%s", out)
-	}
-	if st := in.mustCLI("status"); !regexp.MustCompile(`audit +intact \(approval seq 2 [0-9a-f]{12}…, ban seq 1 `).MatchString(st) {
-		t.Fatalf("status after a verification:\n%s", st)
-	}
-
-	log := filepath.Join(filepath.Dir(in.Config), "data", "audit.jsonl")
-	if out := in.mustCLI("audit", "verify", "--file", log); !strings.Contains(out, "approval chain  intact") {
-		t.Fatalf("audit verify --file printed:\n%s", out)
-	}
-	b, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := strings.Replace(string(b), "127.0.0.3/32", "127.0.0.9/32", 1)
-	if edited == string(b) {
-		t.Fatal("the second approval's source is not in the log")
-	}
-	copyOf := filepath.Join(t.TempDir(), "audit.jsonl")
-	if err := os.WriteFile(copyOf, []byte(edited), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, errOut, code := in.cli("audit", "verify", "--file", copyOf)
-	if code == 0 || !strings.Contains(out, "approval chain  BROKEN at seq 2") ||
-		!strings.Contains(errOut, "the approval chain is broken at seq 2: event 2 was altered") {
-		t.Fatalf("audit verify of an edited log: exit %d\n%s%s", code, out, errOut)
-	}
-
-	// The same edit in the store itself: the admin API's check finds it.
-	if err := os.WriteFile(log, []byte(edited), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, errOut, code := in.cli("audit", "verify"); code == 0 || !strings.Contains(errOut, "broken at seq 2") {
-		t.Fatalf("audit verify after an edit in the store: exit %d %s", code, errOut)
-	}
-}
-
-// TestAuditExportIsSignedAndVerifies: `gatekeeper audit export` writes one
-// approval's evidence, signed with audit_signing_key; `audit verify --file`
-// checks it against the public key, and finds an edit.
-func TestAuditExportIsSignedAndVerifies(t *testing.T) {
-	dir := t.TempDir()
-	pub, key, _ := ed25519.GenerateKey(nil)
-	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	keyFile := filepath.Join(dir, "audit-key.pem")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pubDER, _ := x509.MarshalPKIXPublicKey(pub)
-	pubFile := filepath.Join(dir, "audit-key.pub")
-	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	in := start(t, "\t\tstore file ./data\n\t\taudit_signing_key "+keyFile)
-	in.mustCLI(addArgs("127.0.0.2")...)
-	in.mustCLI(addArgs("127.0.0.3")...)
-	id := listJSON(t, in)[0].ID
-	in.mustCLI("approvals", "revoke", id, "--reason", "test finished")
-
-	file := filepath.Join(dir, "evidence.json")
-	out := in.mustCLI("audit", "export", "--approval", id, "--output", file)
-	if !strings.Contains(out, "2 events, chain head seq 3, signed by SHA256:") || !strings.Contains(out, "CONFIDENTIAL") {
-		t.Fatalf("audit export printed:\n%s", out)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), `"classification": "CONFIDENTIAL`) || !strings.Contains(string(b), "test finished") {
-		t.Fatalf("the export lacks its classification or the revocation:\n%.400s", b)
-	}
-	if out := in.mustCLI("audit", "verify", "--file", file, "--key", pubFile); !strings.Contains(out, "evidence of "+id+" intact: 2 events") ||
-		!strings.Contains(out, "signed by the key given") {
-		t.Fatalf("audit verify --file export printed:\n%s", out)
-	}
-	if out := in.mustCLI("audit", "verify", "--file", file); !strings.Contains(out, "the signature is valid, but the signer is NOT PINNED") {
-		t.Fatalf("audit verify --file export without --key printed:\n%s", out)
-	}
-	if err := os.WriteFile(file, []byte(strings.Replace(string(b), "test finished", "test complete", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, errOut, code := in.cli("audit", "verify", "--file", file, "--key", pubFile); code == 0 || !strings.Contains(errOut, "the export was altered") {
-		t.Fatalf("verify of an edited export: exit %d %s", code, errOut)
-	}
-	if _, errOut, code := in.cli("audit", "export", "--approval", "apr_unknown"); code == 0 || !strings.Contains(errOut, "HTTP 404") {
-		t.Fatalf("export of an unknown approval: exit %d %s", code, errOut)
-	}
-}
-
-// TestAuditTrailThatWentBackwardsFails: Redis restarted without persistence
-// holds empty, perfectly linked chains. The heads seen before are kept
-// apart from the store, so `audit verify` fails naming the last known seq,
-// audit_intact drops to 0 — and stays so after Gatekeeper itself restarts.
-func TestAuditTrailThatWentBackwardsFails(t *testing.T) {
-	srv := testredis.Start(t) // --save '' --appendonly no
-	in := start(t, "\t\tstore redis "+srv.URL(0))
-	in.mustCLI(addArgs("127.0.0.2")...)
-	in.mustCLI(addArgs("127.0.0.3")...)
-	in.mustCLI("bans", "add", "198.51.100.7", "--reason", "manual test")
-	if out := in.mustCLI("audit", "verify"); !strings.Contains(out, "approval chain  intact  2 events, seq 1–2") {
-		t.Fatalf("audit verify printed:\n%s", out)
-	}
-	export := filepath.Join(t.TempDir(), "evidence.json")
-	in.mustCLI("audit", "export", "--approval", listJSON(t, in)[0].ID, "--output", export)
-	srv.Restart() // everything Redis held is gone
-	testutil.WaitFor(t, 10*time.Second, "the store back up", func() bool { return in.status().Store.Up })
-	in.mustCLI("bans", "add", "198.51.100.8", "--reason", "after the loss") // the ban chain starts again at seq 1
-
-	check := func(when string) {
-		t.Helper()
-		_, errOut, code := in.cli("audit", "verify")
-		if code == 0 || !strings.Contains(errOut, "broken at seq 2") || !strings.Contains(errOut, "went backwards") {
-			t.Fatalf("%s: audit verify exit %d: %s; want a failure naming the last known approval seq 2", when, code, errOut)
-		}
-		if v := in.metric("caddy_gatekeeper_audit_intact"); v != 0 {
-			t.Fatalf("%s: caddy_gatekeeper_audit_intact = %v, want 0", when, v)
-		}
-	}
-	check("after Redis lost its data")
-	in.stop()
-	in.run()
-	check("after Gatekeeper restarted too")
-
-	// An instance that never saw the old trail cannot tell by itself; an
-	// export from before the loss is an anchor it can be held to.
-	fresh := start(t, "\t\tstore redis "+srv.URL(0))
-	if out, errOut, code := fresh.cli("audit", "verify"); code != 0 {
-		t.Fatalf("a fresh instance: exit %d %s%s (it has nothing to hold the trail to)", code, out, errOut)
-	}
-	if _, errOut, code := fresh.cli("audit", "verify", "--against", export); code == 0 || !strings.Contains(errOut, "broken at seq 2") {
-		t.Fatalf("audit verify --against an export from before the loss: exit %d %s", code, errOut)
-	}
-}
-
 // Caddy's upgrade, add-package and remove-package would replace this build
 // with a stock Caddy, without Gatekeeper: they refuse and say why.
 func TestCommandsThatWouldReplaceTheBuildRefuse(t *testing.T) {
@@ -499,6 +193,28 @@ func TestCommandsThatWouldReplaceTheBuildRefuse(t *testing.T) {
 		out, err := runBin(t, cmd, "github.com/example/plugin")
 		if err == nil || !strings.Contains(out, "refused") || !strings.Contains(out, "stock Caddy") {
 			t.Errorf("gatekeeper %s: %v\n%s", cmd, err, out)
+		}
+	}
+}
+
+// A file the config names that cannot be loaded (a GeoIP database, the
+// audit signing key) fails validate with the option's name.
+func TestFilesThatCannotBeLoadedFailValidationNamingTheOption(t *testing.T) {
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "corrupt.mmdb")
+	writeFile(t, corrupt, "not a database")
+	for option, says := range map[string]string{
+		"geoip_asn " + filepath.Join(dir, "missing.mmdb"):        "geoip_asn: " + filepath.Join(dir, "missing.mmdb"),
+		"geoip_asn " + corrupt:                                   "geoip_asn: " + corrupt + ": cannot be read as a MaxMind DB file",
+		"geoip_country " + corrupt:                               "geoip_country: " + corrupt + ": cannot be read as a MaxMind DB file",
+		"audit_signing_key " + filepath.Join(dir, "missing.pem"): "audit_signing_key: open " + filepath.Join(dir, "missing.pem"),
+		"audit_signing_key " + corrupt:                           "audit_signing_key: no PEM block",
+	} {
+		path := filepath.Join(dir, "Caddyfile")
+		writeFile(t, path, "{\n\tgatekeeper {\n\t\tstore file "+dir+"/data\n\t\t"+option+"\n\t}\n}\n:8080 {\n\trespond ok\n}\n")
+		out, err := runBin(t, "validate", "--config", path, "--adapter", "caddyfile")
+		if err == nil || !strings.Contains(out, says) || strings.Contains(out, "panic") {
+			t.Errorf("validate with %s: %v\n%s\nwant a clear error saying %q", option, err, out, says)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,42 +23,6 @@ import (
 // artifacts/console at the top of the checkout (docs/img/console has the
 // copies the security guide shows).
 var screenshotDir = filepath.Join("..", "artifacts", "console")
-
-// browser starts the system Chromium, headless, at 1280×800, and collects
-// what the page reports as errors: uncaught exceptions, console.error, and
-// the browser's own log entries at error level (a refused CSP, a 404).
-func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.Context, func() []string) {
-	t.Helper()
-	exe, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("chromium is not installed: make test installs it (apt-get install chromium)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 800), chromedp.DisableGPU)
-	opts = append(opts, extra...)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
-	var mu sync.Mutex
-	var problems []string
-	messages := chromedp.Console(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.IsException() {
-				mu.Lock()
-				problems = append(problems, fmt.Sprintf("%s:%d %s", m.URL, m.Line+1, m))
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() { cancelTime(); cancelCtx(); cancelAlloc(); <-done })
-	return ctx, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), problems...) }
-}
 
 // shot saves a screenshot of the whole page as name.png.
 func shot(t *testing.T, ctx context.Context, name string) {

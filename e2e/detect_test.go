@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,28 +174,6 @@ func TestGeoIPFillsPlaceholdersAndScoresScannerNetworks(t *testing.T) {
 	}
 	if a := browse(from(t, in, "127.0.0.9"), "/", firefox); a.code != 403 {
 		t.Fatalf("configured scanner network with threshold 50: %d %q, want 403", a.code, a.body)
-	}
-}
-
-// A file the config names that cannot be loaded (a GeoIP database, the
-// audit signing key) fails validate with the option's name.
-func TestFilesThatCannotBeLoadedFailValidationNamingTheOption(t *testing.T) {
-	dir := t.TempDir()
-	corrupt := filepath.Join(dir, "corrupt.mmdb")
-	writeFile(t, corrupt, "not a database")
-	for option, says := range map[string]string{
-		"geoip_asn " + filepath.Join(dir, "missing.mmdb"):        "geoip_asn: " + filepath.Join(dir, "missing.mmdb"),
-		"geoip_asn " + corrupt:                                   "geoip_asn: " + corrupt + ": cannot be read as a MaxMind DB file",
-		"geoip_country " + corrupt:                               "geoip_country: " + corrupt + ": cannot be read as a MaxMind DB file",
-		"audit_signing_key " + filepath.Join(dir, "missing.pem"): "audit_signing_key: open " + filepath.Join(dir, "missing.pem"),
-		"audit_signing_key " + corrupt:                           "audit_signing_key: no PEM block",
-	} {
-		path := filepath.Join(dir, "Caddyfile")
-		writeFile(t, path, "{\n\tgatekeeper {\n\t\tstore file "+dir+"/data\n\t\t"+option+"\n\t}\n}\n:8080 {\n\trespond ok\n}\n")
-		out, err := runBin(t, "validate", "--config", path, "--adapter", "caddyfile")
-		if err == nil || !strings.Contains(out, says) || strings.Contains(out, "panic") {
-			t.Errorf("validate with %s: %v\n%s\nwant a clear error saying %q", option, err, out, says)
-		}
 	}
 }
 

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
@@ -493,4 +495,77 @@ func metricValue(tb testing.TB, in *instance, name string) float64 {
 	}
 	tb.Fatalf("no %s in the metrics", name)
 	return 0
+}
+
+// goroutines reads the process's goroutine count from Caddy's pprof endpoint.
+func goroutines(t *testing.T, in *instance) int {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond) // let closed listeners' goroutines end
+	resp, err := http.Get("http://" + in.Admin + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var n int
+	if _, err := fmt.Sscanf(string(b), "goroutine profile: total %d", &n); err != nil {
+		t.Fatalf("pprof: %v in %.200s", err, b)
+	}
+	return n
+}
+
+// heapInUse is the process's heap in use after a garbage collection.
+func heapInUse(t testing.TB, in *instance) uint64 {
+	t.Helper()
+	resp, err := http.Get("http://" + in.Admin + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	i := strings.Index(string(b), "# HeapInuse = ")
+	if i < 0 {
+		t.Fatalf("no HeapInuse in the heap profile")
+	}
+	var n uint64
+	if _, err := fmt.Sscanf(string(b[i:]), "# HeapInuse = %d", &n); err != nil {
+		t.Fatalf("heap profile: %v", err)
+	}
+	return n
+}
+
+// browser starts the system Chromium, headless, at 1280×800, and collects
+// what the page reports as errors: uncaught exceptions, console.error, and
+// the browser's own log entries at error level (a refused CSP, a 404).
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.Context, func() []string) {
+	t.Helper()
+	exe, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not installed: make test installs it (apt-get install chromium)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 800), chromedp.DisableGPU)
+	opts = append(opts, extra...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
+	var mu sync.Mutex
+	var problems []string
+	messages := chromedp.Console(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				mu.Lock()
+				problems = append(problems, fmt.Sprintf("%s:%d %s", m.URL, m.Line+1, m))
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { cancelTime(); cancelCtx(); cancelAlloc(); <-done })
+	return ctx, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), problems...) }
 }

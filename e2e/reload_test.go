@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -118,22 +116,22 @@ func TestReloadsUnderLoad(t *testing.T) {
 	}
 }
 
-// heapInUse is the process's heap in use after a garbage collection.
-func heapInUse(t testing.TB, in *instance) uint64 {
-	t.Helper()
-	resp, err := http.Get("http://" + in.Admin + "/debug/pprof/heap?gc=1&debug=1")
-	if err != nil {
-		t.Fatal(err)
+func TestReloadKeepsStateAndLeaksNoGoroutines(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	in.mustCLI(addArgs("127.0.0.2")...)
+	before := goroutines(t, in)
+	for i := range 20 {
+		out, err := runBin(t, "reload", "--config", in.Config, "--adapter", "caddyfile", "--address", in.Admin, "--force")
+		if err != nil {
+			t.Fatalf("reload %d: %v\n%s", i, err, out)
+		}
+		if st := in.status(); st.Approvals["active"] != 1 || !st.Store.Up {
+			t.Fatalf("after reload %d: %+v", i, st)
+		}
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	i := strings.Index(string(b), "# HeapInuse = ")
-	if i < 0 {
-		t.Fatalf("no HeapInuse in the heap profile")
+	after := goroutines(t, in)
+	t.Logf("goroutines: %d before 20 reloads, %d after", before, after)
+	if after > before+5 {
+		t.Fatalf("goroutines grew from %d to %d over 20 reloads", before, after)
 	}
-	var n uint64
-	if _, err := fmt.Sscanf(string(b[i:]), "# HeapInuse = %d", &n); err != nil {
-		t.Fatalf("heap profile: %v", err)
-	}
-	return n
 }

@@ -33,7 +33,7 @@ func TestStoreSyncerAndWriterLeaveNoGoroutines(t *testing.T) {
 		w.Add(approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Reason: "scanner: t", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
 		<-stored
 		testutil.WaitFor(t, time.Second, "the approval read by the Syncer", func() bool {
-			return sy.Snapshot().Approval("apr_"+string(rune('a'+i))) != nil
+			return approvalsIn(sy.Snapshot()) == i+1
 		})
 		cancel()
 		<-done

@@ -1,0 +1,119 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+// Cases about approvals: stored whole, refused twice, revoked and kept, written at once by many.
+
+func (x suite) createdApprovalReadsBackUnchanged(t *testing.T) {
+	s, _ := x.fresh(t)
+	want := Approval("apr_1", "acme")
+	if err := s.CreateApproval(ctx, want, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Approval(ctx, "apr_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(normalize(got), normalize(want)) {
+		t.Fatalf("read back\n%+v\nwant\n%+v", got, want)
+	}
+	list, err := s.Approvals(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != "apr_1" {
+		t.Fatalf("Approvals() = %v, %v; want [apr_1]", ids(list), err)
+	}
+}
+
+func (x suite) duplicateIDIsRefused(t *testing.T) {
+	s, _ := x.fresh(t)
+	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	err := s.CreateApproval(ctx, Approval("apr_1", "other"), "admin")
+	if !errors.Is(err, approvals.ErrExists) {
+		t.Fatalf("second create: %v, want ErrExists", err)
+	}
+	got, _ := s.Approval(ctx, "apr_1")
+	if got.Tenant != "acme" {
+		t.Fatalf("duplicate create overwrote the first approval: tenant %q", got.Tenant)
+	}
+}
+
+func (x suite) unknownApprovalIsNotFound(t *testing.T) {
+	s, _ := x.fresh(t)
+	if _, err := s.Approval(ctx, "nope"); !errors.Is(err, approvals.ErrNotFound) {
+		t.Fatalf("Approval(nope): %v, want ErrNotFound", err)
+	}
+	if _, err := s.RevokeApproval(ctx, "nope", "x", "admin", Epoch); !errors.Is(err, approvals.ErrNotFound) {
+		t.Fatalf("RevokeApproval(nope): %v, want ErrNotFound", err)
+	}
+}
+
+func (x suite) revokedApprovalIsKeptForTheAudit(t *testing.T) {
+	s, _ := x.fresh(t)
+	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"); err != nil {
+		t.Fatal(err)
+	}
+	at := Epoch.Add(time.Minute)
+	a, err := s.RevokeApproval(ctx, "apr_1", "test finished early", "secops", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.RevokedAt == nil || !a.RevokedAt.Equal(at) || a.RevokeReason != "test finished early" {
+		t.Fatalf("revoke returned revoked_at=%v reason=%q", a.RevokedAt, a.RevokeReason)
+	}
+	got, err := s.Approval(ctx, "apr_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.StatusAt(Epoch) != approvals.StatusRevoked || got.RevokeReason != "test finished early" {
+		t.Fatalf("stored approval: status %s reason %q, want revoked", got.StatusAt(Epoch), got.RevokeReason)
+	}
+	if _, err := s.RevokeApproval(ctx, "apr_1", "again", "secops", at); !errors.Is(err, approvals.ErrAlreadyRevoked) {
+		t.Fatalf("second revoke: %v, want ErrAlreadyRevoked", err)
+	}
+}
+
+func (x suite) concurrentWritesAreAllKept(t *testing.T) {
+	s, _ := x.fresh(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 20 {
+		wg.Go(func() {
+			errs <- s.CreateApproval(ctx, Approval(fmt.Sprintf("apr_%d", i), "acme"), "admin")
+		})
+		wg.Go(func() {
+			errs <- s.AddBan(ctx, ban(fmt.Sprintf("198.51.100.%d/32", i), Epoch, time.Hour), "detect")
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		testutil.NoError(t, err)
+	}
+	list, err := s.Approvals(ctx)
+	testutil.NoError(t, err)
+	bans, err := s.Bans(ctx, Epoch)
+	testutil.NoError(t, err)
+	evs, err := s.Audit(ctx, audit.Query{Limit: 1000})
+	testutil.NoError(t, err)
+	if len(list) != 20 || len(bans) != 20 || len(evs) != 40 {
+		t.Fatalf("after 40 concurrent writes: %d approvals, %d bans, %d audit events; want 20, 20, 40", len(list), len(bans), len(evs))
+	}
+	assertChains(t, s, 20, 20)
+}
+
+func (x suite) pingAnswers(t *testing.T) {
+	s, _ := x.fresh(t)
+	testutil.NoError(t, s.Ping(ctx))
+}

@@ -1,0 +1,93 @@
+package storetest
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+// Cases about the audit trail: its order and filters, and the chains that link every change.
+
+func (x suite) auditIsNewestFirstWithLimitAndSince(t *testing.T) {
+	s, c := x.fresh(t)
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice"))
+	c.Add(time.Minute)
+	testutil.NoError(t, s.AddBan(ctx, ban("198.51.100.7/32", c.Now(), time.Hour), "bob"))
+	c.Add(time.Minute)
+	_, err := s.RevokeApproval(ctx, "apr_1", "done", "carol", c.Now())
+	testutil.NoError(t, err)
+	c.Add(time.Minute)
+	_, err = s.RemoveBan(ctx, netip.MustParsePrefix("198.51.100.7/32"), "dave", c.Now())
+	testutil.NoError(t, err)
+
+	evs, err := s.Audit(ctx, audit.Query{Limit: 100})
+	testutil.NoError(t, err)
+	want := []string{
+		audit.ActionBanRemoved + " dave", audit.ActionApprovalRevoked + " carol",
+		audit.ActionBanAdded + " bob", audit.ActionApprovalCreated + " alice",
+	}
+	if got := actions(evs); !reflect.DeepEqual(got, want) {
+		t.Fatalf("audit = %v, want %v", got, want)
+	}
+	if evs[1].Approval == nil || evs[1].Approval.RevokeReason != "done" {
+		t.Fatalf("revoke event does not carry the revoked approval: %+v", evs[1])
+	}
+	if evs[0].ID == "" || evs[0].ID == evs[1].ID {
+		t.Fatalf("events need distinct ids, got %q and %q", evs[0].ID, evs[1].ID)
+	}
+	evs, err = s.Audit(ctx, audit.Query{Limit: 2})
+	testutil.NoError(t, err)
+	if got := actions(evs); !reflect.DeepEqual(got, want[:2]) {
+		t.Fatalf("audit limit 2 = %v, want %v", got, want[:2])
+	}
+	// By kind: the limit counts events of that kind only.
+	evs, err = s.Audit(ctx, audit.Query{Limit: 2, Kind: "approval"})
+	testutil.NoError(t, err)
+	if got := actions(evs); !reflect.DeepEqual(got, []string{want[1], want[3]}) {
+		t.Fatalf("audit kind approval = %v, want %v", got, []string{want[1], want[3]})
+	}
+	evs, err = s.Audit(ctx, audit.Query{Limit: 1, Kind: "ban"})
+	testutil.NoError(t, err)
+	if got := actions(evs); !reflect.DeepEqual(got, want[:1]) {
+		t.Fatalf("audit kind ban limit 1 = %v, want %v", got, want[:1])
+	}
+	evs, err = s.Audit(ctx, audit.Query{Since: Epoch.Add(90 * time.Second), Limit: 100})
+	testutil.NoError(t, err)
+	if got := actions(evs); !reflect.DeepEqual(got, want[:2]) {
+		t.Fatalf("audit since +90s = %v, want %v", got, want[:2])
+	}
+}
+
+func (x suite) auditChainsLinkEveryChange(t *testing.T) {
+	s, clock := x.fresh(t)
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice"))
+	clock.Add(time.Second)
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "acme"), "alice"))
+	clock.Add(time.Second)
+	testutil.NoError(t, s.AddBans(ctx, []approvals.Ban{
+		ban("198.51.100.1/32", Epoch, time.Hour), ban("198.51.100.2/32", Epoch, time.Hour), ban("2001:db8::/64", Epoch, time.Hour),
+	}, "detect"))
+	clock.Add(time.Second)
+	_, err := s.RevokeApproval(ctx, "apr_1", "done", "bob", clock.Now())
+	testutil.NoError(t, err)
+	_, err = s.RemoveBan(ctx, netip.MustParsePrefix("198.51.100.2/32"), "bob", clock.Now())
+	testutil.NoError(t, err)
+	assertChains(t, s, 3, 4)
+
+	// The events the audit shows carry their links, numbered from 1 in
+	// each chain in the order they were made.
+	evs, err := s.Audit(ctx, audit.Query{Limit: 100})
+	testutil.NoError(t, err)
+	next := map[string]int64{"approval": 3, "ban": 4}
+	for _, ev := range evs { // newest first
+		if ev.Seq != next[ev.Kind()] || len(ev.Hash) != 64 || len(ev.Prev) != 64 {
+			t.Fatalf("%s event %s: seq %d hash %q prev %q; want seq %d and SHA-256 links", ev.Kind(), ev.Action, ev.Seq, ev.Hash, ev.Prev, next[ev.Kind()])
+		}
+		next[ev.Kind()]--
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/customernode/gatekeeper/detect"
 )
 
 // settingForms are configs written twice, as a Caddyfile and as the JSON of
@@ -240,7 +242,7 @@ func TestCaddyfileAndJSONRefuseAlike(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), "Caddyfile:4") {
 			t.Errorf("Caddyfile %q: %v, want it to say %q at Caddyfile:4", c.caddyfile, err, c.says)
 		}
-		var d DetectConfig
+		var d detect.Settings
 		mustUnmarshal(t, []byte(c.json), &d)
 		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), c.says) {
 			t.Errorf("JSON %s: %v, want it to say %q", c.json, err, c.says)

@@ -158,11 +158,11 @@ func TestBadDetectBlockNamesTheLine(t *testing.T) {
 }
 
 func TestDetectEditsAreCheckedAgainstTheDefaultList(t *testing.T) {
-	if _, err := (&DetectConfig{UserAgents: []string{"default", "-notatool"}}).build(detect.NewMemory(0, 64, nil)); err == nil ||
+	if _, err := (&detect.Settings{UserAgents: []string{"default", "-notatool"}}).Detector(detect.NewMemory(0, 64, nil), now); err == nil ||
 		!strings.Contains(err.Error(), `user_agents: "notatool" is not in the list to remove`) {
 		t.Fatalf("removing an unknown token: %v", err)
 	}
-	det, err := (&DetectConfig{UserAgents: []string{"default", "+mytool", "-curl"}}).build(detect.NewMemory(0, 64, nil))
+	det, err := (&detect.Settings{UserAgents: []string{"default", "+mytool", "-curl"}}).Detector(detect.NewMemory(0, 64, nil), now)
 	if err != nil || det == nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestDetectOffTurnsEverySignalOff(t *testing.T) {
 }
 
 func TestHeaderAnomaliesCanBeTurnedOff(t *testing.T) {
-	det, err := (&DetectConfig{HeaderAnomalies: "off"}).build(detect.NewMemory(0, 64, nil))
+	det, err := (&detect.Settings{HeaderAnomalies: "off"}).Detector(detect.NewMemory(0, 64, nil), now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/policy"
 )
 
@@ -108,7 +109,7 @@ func TestDocsNameEveryListedValue(t *testing.T) {
 	docs := docsText(t)
 	for kind, values := range map[string][]string{
 		"mode": policy.Modes, "verdict": policy.Verdicts, "reason": policy.Reasons,
-		"behaviour bucket": bucketNames(), "store operation": storeOps,
+		"behaviour bucket": detect.BucketNames(), "store operation": storeOps,
 	} {
 		for _, v := range values {
 			if !strings.Contains(docs, "`"+v+"`") && !strings.Contains(docs, v+"|") && !strings.Contains(docs, "|"+v) {

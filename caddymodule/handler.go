@@ -43,7 +43,7 @@ type Handler struct {
 	Mode string `json:"mode,omitempty"`
 
 	// Scanner detection settings; every signal is on by default.
-	Detect *DetectConfig `json:"detect,omitempty"`
+	Detect *detect.Settings `json:"detect,omitempty"`
 
 	app       *App
 	tenant    tenantSource
@@ -89,7 +89,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.detector, err = h.Detect.build(mem); err != nil {
+	if h.detector, err = h.Detect.Detector(mem, now); err != nil {
 		return err
 	}
 	if h.Detect != nil && len(h.Detect.ASN) > 0 && h.app.Settings.GeoIPASN == "" {

@@ -105,7 +105,7 @@ func decisionHandler(tb testing.TB) (*Handler, caddyhttp.Handler) {
 	if err := app.Syncer().Refresh(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	det, err := (*DetectConfig)(nil).build(detect.NewMemory(0, 64, nil))
+	det, err := (*detect.Settings)(nil).Detector(detect.NewMemory(0, 64, nil), now)
 	if err != nil {
 		tb.Fatal(err)
 	}

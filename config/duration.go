@@ -3,9 +3,10 @@ package config
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/customernode/gatekeeper/internal/duration"
 )
 
 // Duration is a setting's length of time. Its JSON is a string as Go
@@ -38,27 +39,8 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-var days = regexp.MustCompile(`(\d+(?:\.\d+)?)d`)
-
 // ParseDuration reads a duration as time.ParseDuration does, and days
 // ("7d", "1d12h") as caddy.ParseDuration does.
-func ParseDuration(s string) (time.Duration, error) {
-	var bad error
-	hours := days.ReplaceAllStringFunc(s, func(m string) string {
-		n, err := strconv.ParseFloat(m[:len(m)-1], 64)
-		if err != nil {
-			bad = err
-		}
-		return strconv.FormatFloat(n*24, 'f', -1, 64) + "h"
-	})
-	if bad != nil {
-		return 0, fmt.Errorf("%q is not a duration such as 1h or 7d", s)
-	}
-	d, err := time.ParseDuration(hours)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration such as 1h or 7d", s)
-	}
-	return d, nil
-}
+func ParseDuration(s string) (time.Duration, error) { return duration.Parse(s) }
 
 func (d Duration) String() string { return time.Duration(d).String() }

@@ -41,11 +41,6 @@ const examples = `  $ gatekeeper run --config Caddyfile
 // policy.
 var replacesTheBuild = []string{"upgrade", "add-package", "remove-package"}
 
-func init() {
-	caddy.CustomBinaryName = "gatekeeper"
-	caddy.CustomLongDescription = long
-}
-
 // Main runs the gatekeeper command and exits with its status.
 func Main() {
 	err := Root().Execute()

@@ -2,8 +2,10 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -13,8 +15,10 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/feed"
 	"github.com/customernode/gatekeeper/store"
 )
 
@@ -101,40 +105,19 @@ func (a *App) Approval(ctx context.Context, id string) (*approvals.Approval, err
 	return ap.Public(now()), nil
 }
 
-// Report is the close-out report of an approved test.
-type Report struct {
-	ID          string                `json:"id"`
-	Tenant      string                `json:"tenant"`
-	Status      approvals.Status      `json:"status"`
-	ApprovalRef string                `json:"approval_ref"`
-	NotBefore   time.Time             `json:"not_before"`
-	NotAfter    time.Time             `json:"not_after"`
-	MaxRPS      float64               `json:"max_rps"`
-	Burst       int                   `json:"burst"`
-	MaxRequests int64                 `json:"max_requests"`
-	Usage       approvals.Usage       `json:"usage"`
-	FirstSeen   *time.Time            `json:"first_seen,omitempty"`
-	Hours       []approvals.HourUsage `json:"hours"`
-	// RevokedAt, RevokeReason and RevokedBy say when, why and by whom a
-	// revoked approval was revoked (RevokedBy from the audit trail).
-	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
-	RevokeReason string     `json:"revoke_reason,omitempty"`
-	RevokedBy    string     `json:"revoked_by,omitempty"`
-}
-
 // Report is the close-out report of approval id.
-func (a *App) Report(ctx context.Context, id string) (Report, error) {
+func (a *App) Report(ctx context.Context, id string) (adminapi.Report, error) {
 	st := a.Syncer().Store()
 	ap, err := st.Approval(ctx, id)
 	if err != nil {
-		return Report{}, err
+		return adminapi.Report{}, err
 	}
 	hist, err := st.History(ctx, id)
 	if err != nil {
-		return Report{}, err
+		return adminapi.Report{}, err
 	}
 	p := ap.Public(now())
-	rep := Report{
+	rep := adminapi.Report{
 		ID: p.ID, Tenant: p.Tenant, Status: p.Status, ApprovalRef: p.ApprovalRef,
 		NotBefore: p.NotBefore, NotAfter: p.NotAfter, MaxRPS: p.MaxRPS, Burst: p.Burst, MaxRequests: p.MaxRequests,
 		Usage: p.Usage, FirstSeen: hist.FirstSeen, Hours: hist.Hours,
@@ -286,26 +269,10 @@ func (a *App) VerifyAudit(ctx context.Context, known ...audit.KnownHead) audit.V
 	return a.state.audit.Verify(ctx, a.Syncer().Store(), a.logger, known...)
 }
 
-// Status is the answer of GET /gatekeeper/status.
-type Status struct {
-	Store struct {
-		Kind        string `json:"kind"`
-		Description string `json:"description"`
-		store.Health
-		// Warnings name settings of the store that put its data at risk.
-		Warnings []string `json:"warnings,omitempty"`
-	} `json:"store"`
-	Approvals  map[approvals.Status]int `json:"approvals"`
-	BansActive int                      `json:"bans_active"`
-	// Audit is the last check of the audit chains (absent until the first
-	// has run, moments after start).
-	Audit *audit.Verification `json:"audit,omitempty"`
-}
-
 // Status is the store's health, the counts of approvals and bans, and the
 // audit chains' last check.
-func (a *App) Status(ctx context.Context) Status {
-	var st Status
+func (a *App) Status(ctx context.Context) adminapi.Status {
+	var st adminapi.Status
 	sy := a.Syncer()
 	st.Store.Kind = sy.Store().Kind()
 	st.Store.Description = a.Settings.Store.Describe()
@@ -331,4 +298,20 @@ func (a *App) changed(ctx context.Context) {
 	a.state.audit.Soon()
 }
 
-var errNoApp = errors.New("the gatekeeper app is not running")
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randomBase64(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Events are the live feed's events after since, at most limit of them,
+// and the cursor to ask after next.
+func (a *App) Events(since uint64, limit int) ([]feed.Event, uint64) {
+	return liveFeed.Since(since, limit)
+}

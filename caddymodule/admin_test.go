@@ -18,6 +18,8 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/caddymodule/adminapi"
+	"github.com/customernode/gatekeeper/feed"
 	"github.com/customernode/gatekeeper/internal/testredis"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
@@ -297,7 +299,7 @@ func TestAdminBansAndAudit(t *testing.T) {
 func TestAdminStatus(t *testing.T) {
 	c := startCaddy(t, fileStore(t))
 	c.do("POST", "/gatekeeper/approvals", validApproval(), nil)
-	var st Status
+	var st adminapi.Status
 	if code := c.do("GET", "/gatekeeper/status", nil, &st); code != 200 {
 		t.Fatalf("GET status = %d", code)
 	}
@@ -330,7 +332,7 @@ func TestAdminAuditChainIsShownAndVerified(t *testing.T) {
 		v.Chains[0].Last.Seq != 3 || v.Chains[0].Last.Hash != events[1].Hash || v.Chains[1].Last.Seq != 1 {
 		t.Fatalf("POST audit/verify = %d %+v", code, v)
 	}
-	var st Status
+	var st adminapi.Status
 	c.do("GET", "/gatekeeper/status", nil, &st)
 	if st.Audit == nil || !st.Audit.OK || st.Audit.Chains[0].Last != v.Chains[0].Last {
 		t.Fatalf("status audit = %+v; want the last verification", st.Audit)
@@ -361,7 +363,10 @@ func TestAdminAuditChainIsShownAndVerified(t *testing.T) {
 
 func TestAdminEventsFeedShowsRefusedRequests(t *testing.T) {
 	c := startCaddy(t, fileStore(t))
-	var page feedPage
+	var page struct {
+		Events []feed.Event `json:"events"`
+		Next   uint64       `json:"next"`
+	}
 	if code := c.do("GET", "/gatekeeper/events?limit=500", nil, &page); code != 200 {
 		t.Fatalf("GET events = %d", code)
 	}
@@ -438,7 +443,7 @@ func TestAdminAnswers503WhileRedisIsDownAndWritesNothing(t *testing.T) {
 	if code := c.do("GET", "/gatekeeper/approvals", nil, &e); code != 503 {
 		t.Fatalf("GET with Redis down = %d, want 503", code)
 	}
-	var st Status
+	var st adminapi.Status
 	if c.do("GET", "/gatekeeper/status", nil, &st); st.Store.Up {
 		t.Fatalf("status says up with Redis down: %+v", st)
 	}

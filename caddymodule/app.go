@@ -19,6 +19,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/bans"
+	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/ledger"
@@ -116,6 +117,7 @@ func (a *App) Start() error {
 	a.state.syncer.SetInterval(time.Duration(a.ResyncInterval))
 	close(a.ready)
 	current.Store(a)
+	adminapi.Serve(a)
 	return nil
 }
 
@@ -124,6 +126,7 @@ func (a *App) Start() error {
 // config to let go closes it.
 func (a *App) Stop() error {
 	current.CompareAndSwap(a, nil)
+	adminapi.Release(a)
 	if a.state == nil {
 		return nil
 	}

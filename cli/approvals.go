@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/customernode/gatekeeper/approvals"
-	"github.com/customernode/gatekeeper/caddymodule"
+	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/spf13/cobra"
 )
 
@@ -53,7 +53,7 @@ func approvalsCommand(cmd *cobra.Command) {
 		if err != nil || b == nil {
 			return err
 		}
-		var created caddymodule.ApprovalCreated
+		var created adminapi.ApprovalCreated
 		if err := json.Unmarshal(b, &created); err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
-	"github.com/customernode/gatekeeper/caddymodule"
+	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/spf13/cobra"
 )
 
@@ -171,7 +171,7 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, http.MaxBytesReader(w, r.Body, caddymodule.MaxBodyBytes+1))
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, http.MaxBytesReader(w, r.Body, adminapi.MaxBodyBytes+1))
 	if err != nil {
 		refuse(w, http.StatusBadRequest, err)
 		return
@@ -181,7 +181,7 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out.Header.Set(h, v)
 		}
 	}
-	out.Header.Set(caddymodule.OnBehalfOfHeader, b.actor)
+	out.Header.Set(adminapi.OnBehalfOfHeader, b.actor)
 	resp, err := b.client.Do(out)
 	if err != nil {
 		refuse(w, http.StatusBadGateway, fmt.Errorf("the admin API did not answer: %w", err))

@@ -10,7 +10,7 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
-	"github.com/customernode/gatekeeper/caddymodule"
+	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 )
 
 // The CLI's tables, for people. Scripts use --json.
@@ -79,7 +79,7 @@ func printApproval(w io.Writer, body []byte) error {
 }
 
 func printReport(w io.Writer, body []byte) error {
-	var r caddymodule.Report
+	var r adminapi.Report
 	if err := json.Unmarshal(body, &r); err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func printReport(w io.Writer, body []byte) error {
 	return tw.Flush()
 }
 
-func printCreated(w io.Writer, c caddymodule.ApprovalCreated) error {
+func printCreated(w io.Writer, c adminapi.ApprovalCreated) error {
 	fmt.Fprintf(w, "approval %s registered for tenant %s (%s)\n", c.ID, c.Tenant, c.Status)
 	fmt.Fprintf(w, "window %s, %g req/s (burst %d), %d requests in all\n", window(c.Approval), c.MaxRPS, c.Burst, c.MaxRequests)
 	if c.Token != "" {
@@ -147,7 +147,7 @@ func printBans(w io.Writer, body []byte) error {
 	return tw.Flush()
 }
 
-func printStatus(w io.Writer, st caddymodule.Status) error {
+func printStatus(w io.Writer, st adminapi.Status) error {
 	tw := table(w)
 	up := "up"
 	if !st.Store.Up {

@@ -3,7 +3,7 @@ package cli
 import (
 	"encoding/json"
 
-	"github.com/customernode/gatekeeper/caddymodule"
+	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/spf13/cobra"
 )
 
@@ -17,7 +17,7 @@ func statusCommand(cmd *cobra.Command) {
 		if err != nil || b == nil {
 			return err
 		}
-		var st caddymodule.Status
+		var st adminapi.Status
 		if err := json.Unmarshal(b, &st); err != nil {
 			return err
 		}

@@ -1,11 +1,15 @@
-package caddymodule
+// Package adminapi is Gatekeeper's admin API on Caddy's admin endpoint
+// (the admin.api.gatekeeper module: approvals, bans, the audit trail,
+// status, the live feed, the console's files) and the
+// http.handlers.gatekeeper_console handler that serves the same to a site.
+// It works on a Backend, the running gatekeeper app, which Serve attaches;
+// its request and answer types are the API's wire format, which the CLI
+// shares.
+package adminapi
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -23,6 +28,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/feed"
+	"github.com/customernode/gatekeeper/store"
 )
 
 func init() {
@@ -38,6 +44,55 @@ type AdminAPI struct {
 	logger *zap.Logger
 	mux    *http.ServeMux
 }
+
+// Backend is what the admin API asks of the running gatekeeper app: the
+// operations security staff carry out, and what they read.
+type Backend interface {
+	RegisterApproval(ctx context.Context, req *approvals.Request, actor string) (*approvals.Approval, string, error)
+	RevokeApproval(ctx context.Context, id, reason, actor string) (*approvals.Approval, error)
+	Approvals(ctx context.Context, tenant string, status approvals.Status) ([]*approvals.Approval, error)
+	Approval(ctx context.Context, id string) (*approvals.Approval, error)
+	Report(ctx context.Context, id string) (Report, error)
+	Export(ctx context.Context, id, actor string) (*audit.Evidence, error)
+	Ban(ctx context.Context, source string, ttl time.Duration, reason, actor string) (approvals.Ban, error)
+	LiftBan(ctx context.Context, source, actor string) (approvals.Ban, error)
+	Bans(ctx context.Context) ([]approvals.Ban, error)
+	Audit(ctx context.Context, q audit.Query) ([]audit.Event, error)
+	VerifyAudit(ctx context.Context, known ...audit.KnownHead) audit.Verification
+	Status(ctx context.Context) Status
+	Events(since uint64, limit int) ([]feed.Event, uint64)
+}
+
+// The app the admin API serves: the running config's, set by its Start.
+// Admin routes are set up before any app exists.
+var served struct {
+	sync.Mutex
+	app Backend
+}
+
+// Serve makes app the one the admin API serves.
+func Serve(app Backend) {
+	served.Lock()
+	defer served.Unlock()
+	served.app = app
+}
+
+// Release stops serving app, unless a newer config's app took over.
+func Release(app Backend) {
+	served.Lock()
+	defer served.Unlock()
+	if served.app == app {
+		served.app = nil
+	}
+}
+
+func serving() Backend {
+	served.Lock()
+	defer served.Unlock()
+	return served.app
+}
+
+var errNoApp = errors.New("the gatekeeper app is not running")
 
 // MaxBodyBytes bounds every request body; a larger one gets 413.
 const MaxBodyBytes = 1 << 20
@@ -137,7 +192,7 @@ func (e endpoint) serve(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		return apiError(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed; use %s", r.Method, strings.Join(allowed, " or ")))
 	}
-	app := current.Load()
+	app := serving()
 	if app == nil {
 		return apiError(http.StatusServiceUnavailable, errNoApp)
 	}
@@ -146,7 +201,7 @@ func (e endpoint) serve(w http.ResponseWriter, r *http.Request) error {
 
 // adminRequest is one admin API call.
 type adminRequest struct {
-	app    *App
+	app    Backend
 	w      http.ResponseWriter
 	r      *http.Request
 	logger *zap.Logger
@@ -390,7 +445,7 @@ func (h adminRequest) events() error {
 		}
 		limit = n
 	}
-	evs, next := liveFeed.Since(since, limit)
+	evs, next := h.app.Events(since, limit)
 	return writeJSON(h.w, http.StatusOK, feedPage{Events: evs, Next: next})
 }
 
@@ -428,20 +483,45 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return err
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func randomBase64(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // Interface guards
 var (
 	_ caddy.AdminRouter = (*AdminAPI)(nil)
 	_ caddy.Provisioner = (*AdminAPI)(nil)
 )
+
+// Report is the close-out report of an approved test.
+type Report struct {
+	ID          string                `json:"id"`
+	Tenant      string                `json:"tenant"`
+	Status      approvals.Status      `json:"status"`
+	ApprovalRef string                `json:"approval_ref"`
+	NotBefore   time.Time             `json:"not_before"`
+	NotAfter    time.Time             `json:"not_after"`
+	MaxRPS      float64               `json:"max_rps"`
+	Burst       int                   `json:"burst"`
+	MaxRequests int64                 `json:"max_requests"`
+	Usage       approvals.Usage       `json:"usage"`
+	FirstSeen   *time.Time            `json:"first_seen,omitempty"`
+	Hours       []approvals.HourUsage `json:"hours"`
+	// RevokedAt, RevokeReason and RevokedBy say when, why and by whom a
+	// revoked approval was revoked (RevokedBy from the audit trail).
+	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason string     `json:"revoke_reason,omitempty"`
+	RevokedBy    string     `json:"revoked_by,omitempty"`
+}
+
+// Status is the answer of GET /gatekeeper/status.
+type Status struct {
+	Store struct {
+		Kind        string `json:"kind"`
+		Description string `json:"description"`
+		store.Health
+		// Warnings name settings of the store that put its data at risk.
+		Warnings []string `json:"warnings,omitempty"`
+	} `json:"store"`
+	Approvals  map[approvals.Status]int `json:"approvals"`
+	BansActive int                      `json:"bans_active"`
+	// Audit is the last check of the audit chains (absent until the first
+	// has run, moments after start).
+	Audit *audit.Verification `json:"audit,omitempty"`
+}

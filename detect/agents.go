@@ -37,10 +37,10 @@ func (d *Detector) uaVerdict(ua string, h uint64) agentVerdict {
 	d.ua.find(ua, func(i, _ int) bool {
 		s := d.uaSigs[i]
 		if s.Kind == "weak" {
-			v.signals.add(SignalWeakClient)
+			v.signals.Add(SignalWeakClient)
 			return true
 		}
-		v.signals.add(SignalUserAgent)
+		v.signals.Add(SignalUserAgent)
 		v.family = s.Family
 		return false
 	})

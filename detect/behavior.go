@@ -147,7 +147,7 @@ func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe boo
 		// not failing yet: under its network's suspicion, a request for a
 		// path the site has not served is refused, not passed.
 		if nk, ok := networkKey(src); ok && t.refuseUnserved(nk, now, served) {
-			signals.add(SignalNetwork)
+			signals.Add(SignalNetwork)
 			return signals, true
 		}
 		return signals, false
@@ -161,9 +161,9 @@ func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe boo
 			(failing && (over.Has(SignalNotFound) || over.Has(SignalSlowScan)))
 		switch {
 		case alike && t.networkSources(nk) >= minNetworkSources:
-			signals.add(SignalNetwork)
+			signals.Add(SignalNetwork)
 		case t.refuseUnserved(nk, now, served):
-			signals.add(SignalNetwork)
+			signals.Add(SignalNetwork)
 			return signals, true
 		}
 	}
@@ -335,19 +335,19 @@ func (t *Tracker) overflowing(st *sourceState, factor float32) SignalSet {
 		clients = factor // a network's sources are not its clients' browsers
 	}
 	if st.notFound > float32(t.cfg.NotFound.N)*clients {
-		s.add(SignalNotFound)
+		s.Add(SignalNotFound)
 	}
 	if st.distinct > float32(t.cfg.DistinctPaths.N)*clients {
-		s.add(SignalDistinctPaths)
+		s.Add(SignalDistinctPaths)
 	}
 	if st.probe > float32(t.cfg.ProbeHits.N)*factor {
-		s.add(SignalProbeRate)
+		s.Add(SignalProbeRate)
 	}
 	if st.payload > float32(t.cfg.PayloadHits.N)*factor {
-		s.add(SignalPayloadRate)
+		s.Add(SignalPayloadRate)
 	}
 	if st.slow > float32(t.cfg.Slow.N)*clients {
-		s.add(SignalSlowScan)
+		s.Add(SignalSlowScan)
 	}
 	return s
 }

@@ -11,53 +11,41 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/customernode/gatekeeper/detect/signal"
 )
 
-// Signal is one kind of evidence.
-type Signal uint8
+// Signal is one kind of evidence (see package signal).
+type Signal = signal.Signal
 
 // Signals, each with a default weight (see DefaultWeights).
 const (
-	SignalUserAgent        Signal = iota // a scanner tool's user-agent token
-	SignalScannerHeader                  // a header only scanners send
-	SignalCVEProbe                       // a path or query known from exploit probes
-	SignalTraversal                      // path traversal, encoded forms included
-	SignalSensitivePath                  // a file that leaks secrets (.env, .git/, dumps)
-	SignalAdminProbe                     // an admin login probed for weak passwords
-	SignalWeakClient                     // a generic HTTP client (curl, python-requests, …)
-	SignalHeaderAnomaly                  // missing or empty User-Agent, no Accept, numeric-IP Host
-	SignalNotFound                       // failures on distinct paths, net of successes
-	SignalDistinctPaths                  // failures on distinct paths, padded or not
-	SignalProbeRate                      // probe paths asked for again and again
-	SignalASN                            // the source's autonomous system is a configured scanner network
-	SignalSQLi                           // SQL injection in a value (libinjection)
-	SignalXSS                            // cross-site scripting in a value (libinjection)
-	SignalCommandInjection               // a shell command or code call after a shell metacharacter in a value
-	SignalFileInclusion                  // a stream wrapper, a system file, a NUL or deep traversal in a value
-	SignalPayloadRate                    // payloads sent again and again
-	SignalSlowScan                       // failures, probes and payloads paced under the short buckets, over an hour
-	SignalNetwork                        // the source's /24 or /48 runs over, spread across several sources
-	SignalExploit                        // an exploit string in a header: a Log4Shell lookup, shellshock, OGNL, EL or template injection
+	SignalUserAgent        = signal.UserAgent
+	SignalScannerHeader    = signal.ScannerHeader
+	SignalCVEProbe         = signal.CVEProbe
+	SignalTraversal        = signal.Traversal
+	SignalSensitivePath    = signal.SensitivePath
+	SignalAdminProbe       = signal.AdminProbe
+	SignalWeakClient       = signal.WeakClient
+	SignalHeaderAnomaly    = signal.HeaderAnomaly
+	SignalNotFound         = signal.NotFound
+	SignalDistinctPaths    = signal.DistinctPaths
+	SignalProbeRate        = signal.ProbeRate
+	SignalASN              = signal.ASN
+	SignalSQLi             = signal.SQLi
+	SignalXSS              = signal.XSS
+	SignalCommandInjection = signal.CommandInjection
+	SignalFileInclusion    = signal.FileInclusion
+	SignalPayloadRate      = signal.PayloadRate
+	SignalSlowScan         = signal.SlowScan
+	SignalNetwork          = signal.Network
+	SignalExploit          = signal.Exploit
 	// NumSignals is how many signals there are.
-	NumSignals
+	NumSignals = signal.Count
 )
 
-var signalNames = [NumSignals]string{
-	"user_agent", "scanner_header", "cve_probe", "traversal", "sensitive_path", "admin_probe",
-	"weak_client", "header_anomaly", "not_found", "distinct_paths", "probe_rate", "asn",
-	"sqli", "xss", "command_injection", "file_inclusion", "payload_rate", "slow_scan", "network", "exploit",
-}
-
-func (s Signal) String() string { return signalNames[s] }
-
 // Signals lists every signal, for metrics that start at zero.
-func Signals() []Signal {
-	out := make([]Signal, NumSignals)
-	for i := range out {
-		out[i] = Signal(i)
-	}
-	return out
-}
+func Signals() []Signal { return signal.All() }
 
 // DefaultWeights: a scanner's own name, header or a behaviour bucket running
 // over is enough on its own (100 = the default threshold); a probe path or
@@ -75,23 +63,7 @@ var DefaultWeights = [NumSignals]int{
 const DefaultThreshold = 100
 
 // SignalSet is a set of signals.
-type SignalSet uint32
-
-// Has reports whether s holds sig.
-func (s SignalSet) Has(sig Signal) bool { return s&(1<<sig) != 0 }
-
-func (s *SignalSet) add(sig Signal) { *s |= 1 << sig }
-
-// Names lists the signals in s, strongest kind first.
-func (s SignalSet) Names() []string {
-	var out []string
-	for i := Signal(0); i < NumSignals; i++ {
-		if s.Has(i) {
-			out = append(out, i.String())
-		}
-	}
-	return out
-}
+type SignalSet = signal.Set
 
 // Result is what detection found about one request.
 type Result struct {
@@ -205,7 +177,7 @@ func (d *Detector) inspect(r *http.Request, src netip.Addr, asn uint) Result {
 func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.Time) Result {
 	res := Result{at: d.behavior.clockAt(at)}
 	if asn != 0 && d.asns[asn] {
-		res.Signals.add(SignalASN)
+		res.Signals.Add(SignalASN)
 	}
 	hv := d.readHeaders(r.Header, &res)
 	uaHash := d.behavior.agentHash(hv.ua)
@@ -219,14 +191,14 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 
 	probe := d.probeSignals(r, &res)
 	if hv.ua == "" {
-		res.Signals.add(SignalHeaderAnomaly)
+		res.Signals.Add(SignalHeaderAnomaly)
 	}
 	if !hv.accept {
-		res.Signals.add(SignalHeaderAnomaly)
+		res.Signals.Add(SignalHeaderAnomaly)
 	}
 	if host := hostOnly(r.Host); host != "" && (host[0] == '[' || isDigit(host[0])) {
 		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
-			res.Signals.add(SignalHeaderAnomaly)
+			res.Signals.Add(SignalHeaderAnomaly)
 		}
 	}
 
@@ -322,7 +294,7 @@ func (d *Detector) readHeaders(h http.Header, res *Result) headerView {
 			}
 		}
 		if i := d.headers.exact(name); i >= 0 {
-			res.Signals.add(SignalScannerHeader)
+			res.Signals.Add(SignalScannerHeader)
 			if res.Family == "" {
 				res.Family = d.headerSigs[i].Family
 			}
@@ -386,7 +358,7 @@ func (d *Detector) probeSignals(r *http.Request, res *Result) bool {
 	scan := func(s string, pathEnd int) {
 		d.probes.find(s, func(i, end int) bool {
 			if k := d.probeKinds[i]; end <= pathEnd || k == SignalCVEProbe {
-				res.Signals.add(k)
+				res.Signals.Add(k)
 			}
 			return true
 		})
@@ -413,7 +385,7 @@ func (d *Detector) probeSignals(r *http.Request, res *Result) bool {
 			}
 		}
 		if deepTraversal(q) {
-			res.Signals.add(SignalTraversal)
+			res.Signals.Add(SignalTraversal)
 		}
 	}
 	return res.Signals&probeSet != before&probeSet

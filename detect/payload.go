@@ -190,19 +190,19 @@ func (p *payloadInspector) value(v string) SignalSet {
 	var s SignalSet
 	if classes&classSQL != 0 {
 		if sqli, fp := libinjection.IsSQLi(v); sqli && injectedSQL(v, fp) {
-			s.add(SignalSQLi)
+			s.Add(SignalSQLi)
 		}
 	}
 	if classes&classXSS != 0 || (classes&classFile != 0 && ascii.ContainsFold(v, "script:")) {
 		if strings.ContainsAny(v, "(`=") && libinjection.IsXSS(v) {
-			s.add(SignalXSS)
+			s.Add(SignalXSS)
 		}
 	}
 	if classes&classCmd != 0 && p.commandInjection(v) {
-		s.add(SignalCommandInjection)
+		s.Add(SignalCommandInjection)
 	}
 	if classes&classFile != 0 && p.fileInclusion(v) {
-		s.add(SignalFileInclusion)
+		s.Add(SignalFileInclusion)
 	}
 	return s
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/customernode/gatekeeper/config"
-	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/feed"
 	"github.com/customernode/gatekeeper/store"
 )
@@ -208,7 +208,7 @@ func (a *App) LiftBan(ctx context.Context, source, actor string) (approvals.Ban,
 		return approvals.Ban{}, approvals.BadField("ip", "%v", err)
 	}
 	a.state.bans.Remove(p)
-	eachMemory(func(m *detect.Memory) { m.Forget(p) })
+	eachMemory(func(m *behavior.Memory) { m.Forget(p) })
 	b, err := a.Syncer().Store().RemoveBan(ctx, p, actor, now())
 	if err != nil {
 		return approvals.Ban{}, err

@@ -9,7 +9,7 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/bans"
-	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/behavior"
 )
 
 // The app's side of ban-making: the bans package decides, the app gathers
@@ -27,7 +27,7 @@ func (a *App) bannedHere(snap *approvals.Snapshot, ip netip.Addr, at time.Time) 
 	if a.state.bans.Banned(a.sourcePrefix(ip), snap.LoadedAt, at) {
 		return true, false
 	}
-	n, ok := detect.Network(ip)
+	n, ok := behavior.Network(ip)
 	if ok && a.state.bans.Banned(n, snap.LoadedAt, at) {
 		return true, true
 	}
@@ -44,7 +44,7 @@ func (a *App) banScanner(ip netip.Addr, signals string, offence int) time.Durati
 	at := now()
 	snap := a.Syncer().Snapshot()
 	in := bans.Inputs{Source: ip, Signals: signals, Offence: offence, At: at, InForce: snap.BanCount() + a.state.bans.Len()}
-	if network, ok := detect.Network(ip); ok {
+	if network, ok := behavior.Network(ip); ok {
 		in.Network = network
 		in.NetworkBanned = snap.HasBan(network, at) || a.state.bans.Banned(network, snap.LoadedAt, at)
 		in.BannedWithin = append(snap.AutomaticBansWithin(network, at), a.state.bans.Within(network, at)...)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/behavior"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -158,11 +159,11 @@ func TestBadDetectBlockNamesTheLine(t *testing.T) {
 }
 
 func TestDetectEditsAreCheckedAgainstTheDefaultList(t *testing.T) {
-	if _, err := (&detect.Settings{UserAgents: []string{"default", "-notatool"}}).Detector(detect.NewMemory(0, 64, nil), now); err == nil ||
+	if _, err := (&detect.Settings{UserAgents: []string{"default", "-notatool"}}).Detector(behavior.NewMemory(0, 64, nil), now); err == nil ||
 		!strings.Contains(err.Error(), `user_agents: "notatool" is not in the list to remove`) {
 		t.Fatalf("removing an unknown token: %v", err)
 	}
-	det, err := (&detect.Settings{UserAgents: []string{"default", "+mytool", "-curl"}}).Detector(detect.NewMemory(0, 64, nil), now)
+	det, err := (&detect.Settings{UserAgents: []string{"default", "+mytool", "-curl"}}).Detector(behavior.NewMemory(0, 64, nil), now)
 	if err != nil || det == nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestDetectOffTurnsEverySignalOff(t *testing.T) {
 }
 
 func TestHeaderAnomaliesCanBeTurnedOff(t *testing.T) {
-	det, err := (&detect.Settings{HeaderAnomalies: "off"}).Detector(detect.NewMemory(0, 64, nil), now)
+	det, err := (&detect.Settings{HeaderAnomalies: "off"}).Detector(behavior.NewMemory(0, 64, nil), now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/internal/testutil"
 	"github.com/customernode/gatekeeper/policy"
 )
@@ -105,7 +106,7 @@ func decisionHandler(tb testing.TB) (*Handler, caddyhttp.Handler) {
 	if err := app.Syncer().Refresh(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	det, err := (*detect.Settings)(nil).Detector(detect.NewMemory(0, 64, nil), now)
+	det, err := (*detect.Settings)(nil).Detector(behavior.NewMemory(0, 64, nil), now)
 	if err != nil {
 		tb.Fatal(err)
 	}

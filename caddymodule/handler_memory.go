@@ -4,12 +4,11 @@ import (
 	"fmt"
 
 	"github.com/caddyserver/caddy/v2"
-
-	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/behavior"
 )
 
 // sharedMemory is a detect.Memory in the pool.
-type sharedMemory struct{ *detect.Memory }
+type sharedMemory struct{ *behavior.Memory }
 
 // Destruct lets the memory go; nothing else holds it.
 func (sharedMemory) Destruct() error { return nil }
@@ -21,9 +20,9 @@ func memoryKey(maxSources, ipv6Prefix int) string {
 
 // takeMemory returns the process's memory of that shape, making it if no
 // loaded config has one; every call is balanced by a memories.Delete(key).
-func takeMemory(key string, maxSources, ipv6Prefix int) (*detect.Memory, error) {
+func takeMemory(key string, maxSources, ipv6Prefix int) (*behavior.Memory, error) {
 	val, _, err := memories.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return sharedMemory{detect.NewMemory(maxSources, ipv6Prefix, now)}, nil
+		return sharedMemory{behavior.NewMemory(maxSources, ipv6Prefix, now)}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -32,7 +31,7 @@ func takeMemory(key string, maxSources, ipv6Prefix int) (*detect.Memory, error) 
 }
 
 // eachMemory calls f with every memory in use.
-func eachMemory(f func(*detect.Memory)) {
+func eachMemory(f func(*behavior.Memory)) {
 	memories.Range(func(_, v any) bool { f(v.(sharedMemory).Memory); return true })
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/policy"
 )
 
@@ -91,12 +92,12 @@ var metrics = struct {
 		}),
 		gaugeFunc("tracked_sources", "Sources whose behaviour is tracked, over all handlers.", func(*App) float64 {
 			n := 0
-			eachMemory(func(m *detect.Memory) { n += m.Len() })
+			eachMemory(func(m *behavior.Memory) { n += m.Len() })
 			return float64(n)
 		}),
 		gaugeFunc("tracker_bytes", "Memory the behaviour trackers hold, outside the Go heap for the most part.", func(*App) float64 {
 			n := 0
-			eachMemory(func(m *detect.Memory) { n += m.Bytes() })
+			eachMemory(func(m *behavior.Memory) { n += m.Bytes() })
 			return float64(n)
 		}),
 		gaugeFunc("audit_intact", "1 when the last check of the audit trail's hash chains found them intact, 0 when it found a break or could not read them.", func(a *App) float64 {

@@ -11,9 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/customernode/gatekeeper/detect"
 )
 
 // Store kinds.
@@ -35,7 +34,7 @@ const (
 	DefaultBanTTL           = time.Hour
 	DefaultMaxBanTTL        = 24 * time.Hour
 	DefaultMaxWindow        = 31 * 24 * time.Hour
-	DefaultIPv6Prefix       = detect.DefaultIPv6Prefix
+	DefaultIPv6Prefix       = behavior.DefaultIPv6Prefix
 	DefaultResyncInterval   = 10 * time.Second
 	DefaultMaxBans          = 200_000
 	DefaultStoreUnavailable = FailClosed

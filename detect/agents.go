@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"hash/maphash"
 	"sync/atomic"
 )
 
@@ -52,6 +51,3 @@ func (d *Detector) uaVerdict(ua string, h uint64) agentVerdict {
 	}
 	return v
 }
-
-// agentHash is the hash of a user agent the tracker and the cache share.
-func (t *Tracker) agentHash(ua string) uint64 { return maphash.String(t.seed, ua) }

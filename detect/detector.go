@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/detect/signal"
 )
 
@@ -97,7 +98,7 @@ type Config struct {
 	ProbePaths     []Signature
 	Weights        *[NumSignals]int
 	Threshold      int
-	Behavior       BehaviorConfig
+	Behavior       behavior.Config
 	// ScannerASNs are autonomous systems whose traffic counts as scanning.
 	ScannerASNs []uint
 	// PayloadsOff turns off the inspection of values for attack payloads.
@@ -116,7 +117,7 @@ type Detector struct {
 	probeKinds          []Signal
 	weights             [NumSignals]int
 	threshold           int
-	behavior            *Tracker
+	behavior            *behavior.Tracker
 	asns                map[uint]bool
 	payloads            *payloadInspector // nil when off
 	agents              agentCache
@@ -133,7 +134,7 @@ func New(cfg Config) *Detector {
 		ua: newPhraseSet(true), headers: newPhraseSet(false), probes: newPhraseSet(false),
 		uaSigs: cfg.UserAgents, headerSigs: cfg.ScannerHeaders,
 		weights: DefaultWeights, threshold: cfg.Threshold,
-		behavior: NewTracker(cfg.Behavior, cfg.Now),
+		behavior: behavior.NewTracker(cfg.Behavior, cfg.Now),
 		asns:     map[uint]bool{},
 		served:   newServedPaths(),
 	}
@@ -163,24 +164,24 @@ func New(cfg Config) *Detector {
 }
 
 // Tracker is the per-source behaviour state.
-func (d *Detector) Tracker() *Tracker { return d.behavior }
+func (d *Detector) Tracker() *behavior.Tracker { return d.behavior }
 
 // inspect scores r from source src in autonomous system asn (0 when
 // unknown): its signatures, its path, its headers, its network and what src
 // has done lately. It also records r's path in src's behaviour.
 func (d *Detector) inspect(r *http.Request, src netip.Addr, asn uint) Result {
-	return d.InspectAt(r, src, asn, d.behavior.now())
+	return d.InspectAt(r, src, asn, d.behavior.Now())
 }
 
 // InspectAt is inspect for a request that arrived at at, for a caller that
 // has read the time already.
 func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.Time) Result {
-	res := Result{at: d.behavior.clockAt(at)}
+	res := Result{at: d.behavior.ClockAt(at)}
 	if asn != 0 && d.asns[asn] {
 		res.Signals.Add(SignalASN)
 	}
 	hv := d.readHeaders(r.Header, &res)
-	uaHash := d.behavior.agentHash(hv.ua)
+	uaHash := d.behavior.AgentHash(hv.ua)
 	res.agent = uaHash
 	v := d.uaVerdict(hv.ua, uaHash)
 	res.Signals |= v.signals
@@ -214,10 +215,10 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 	}
 	served := func() bool { return d.served.has(r.URL.Path, minuteOf(res.at)) }
 	if res.ThirdParty {
-		res.Signals |= d.behavior.onThirdParty(src, res.at, uaHash, probe, payload, served())
+		res.Signals |= d.behavior.OnThirdParty(src, res.at, uaHash, probe, payload, served())
 		res.RefuseOnly = true
 	} else {
-		signals, refuseOnly := d.behavior.onRequest(src, res.at, uaHash, probe, payload, served)
+		signals, refuseOnly := d.behavior.OnRequest(src, res.at, uaHash, probe, payload, served)
 		res.Signals |= signals
 		res.RefuseOnly = refuseOnly
 	}
@@ -232,9 +233,9 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 // observe feeds the answer to a request for path from src back into its
 // behaviour.
 func (d *Detector) observe(src netip.Addr, path string, status int) {
-	now := d.behavior.clock()
+	now := d.behavior.Clock()
 	d.served.note(path, status, now)
-	d.behavior.onResponse(src, now, path, status, 0, false, false)
+	d.behavior.OnResponse(src, now, path, status, 0, false, false)
 }
 
 // ObserveRequest is observe for the request r itself, which InspectAt judged
@@ -247,14 +248,14 @@ func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, r
 		return
 	}
 	d.served.note(r.URL.Path, status, res.at)
-	d.behavior.onResponse(src, res.at, r.URL.Path, status, res.agent, res.Asset, res.ThirdParty)
+	d.behavior.OnResponse(src, res.at, r.URL.Path, status, res.agent, res.Asset, res.ThirdParty)
 }
 
 // Served reports whether the site answered path successfully lately, at
 // at: a neighbour's request for it is judged on its own, whatever its
 // network did.
 func (d *Detector) Served(path string, at time.Time) bool {
-	return d.served.has(path, minuteOf(d.behavior.clockAt(at)))
+	return d.served.has(path, minuteOf(d.behavior.ClockAt(at)))
 }
 
 // minuteOf is the minute of a tracker clock reading.

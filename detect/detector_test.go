@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
@@ -267,8 +268,8 @@ func TestFloodKeepsMemoryBoundedAndStillCatchesTheScanner(t *testing.T) {
 	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc) + int64(d.Tracker().Bytes())
 	t.Logf("tracked %d sources after 2 000 000; the tracker holds %.1f MiB, the heap grew %.1f MiB: %.0f B a source",
 		n, float64(d.Tracker().Bytes())/(1<<20), float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), float64(grew)/float64(n))
-	if n > DefaultMaxSources {
-		t.Fatalf("tracked %d sources, over the cap of %d", n, DefaultMaxSources)
+	if n > behavior.DefaultMaxSources {
+		t.Fatalf("tracked %d sources, over the cap of %d", n, behavior.DefaultMaxSources)
 	}
 	if per := float64(grew) / float64(n); per > 64 {
 		t.Fatalf("%.0f B a source for %d sources; want at most 64", per, n)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
@@ -105,7 +106,7 @@ func TestOnlyPublicAddressesAreGroupedByNetwork(t *testing.T) {
 		"10.1.2.3": false, "192.168.0.9": false, "172.16.5.5": false, "127.0.0.9": false, "100.64.1.1": false,
 		"fd00::1": false, "fe80::1": false, "::1": false,
 	} {
-		if _, got := Network(netip.MustParseAddr(ip)); got != want {
+		if _, got := behavior.Network(netip.MustParseAddr(ip)); got != want {
 			t.Errorf("Network(%s) grouped = %v, want %v", ip, got, want)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync/atomic"
+
+	"github.com/customernode/gatekeeper/detect/behavior"
 )
 
 // servedPaths remembers which of a site's paths answered successfully
@@ -47,7 +49,7 @@ func (s *servedPaths) pathHash(p string) uint64 {
 		} else {
 			p = ""
 		}
-		if endsInID(seg) {
+		if behavior.EndsInID(seg) {
 			h.WriteString("/{id}")
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/internal/duration"
 )
 
@@ -51,7 +52,7 @@ type Settings struct {
 }
 
 // offRate is a bucket no source can fill.
-var offRate = Rate{N: 1 << 30, Per: time.Millisecond}
+var offRate = behavior.Rate{N: 1 << 30, Per: time.Millisecond}
 
 // maxMaxBody is the largest max_body allowed: 1 GiB.
 const maxMaxBody = 1 << 30
@@ -61,18 +62,18 @@ const maxMaxBody = 1 << 30
 type bucket struct {
 	name string
 	spec *string
-	rate func(*BehaviorConfig) *Rate
+	rate func(*behavior.Config) *behavior.Rate
 }
 
 // buckets lists the behaviour buckets once: the JSON fields, the
 // Caddyfile's behavior pairs and the detector's rates all follow it.
 func (c *Settings) buckets() []bucket {
 	return []bucket{
-		{"not_found", &c.NotFound, func(b *BehaviorConfig) *Rate { return &b.NotFound }},
-		{"distinct_paths", &c.DistinctPaths, func(b *BehaviorConfig) *Rate { return &b.DistinctPaths }},
-		{"probe_hits", &c.ProbeHits, func(b *BehaviorConfig) *Rate { return &b.ProbeHits }},
-		{"payload_hits", &c.PayloadHits, func(b *BehaviorConfig) *Rate { return &b.PayloadHits }},
-		{"slow", &c.Slow, func(b *BehaviorConfig) *Rate { return &b.Slow }},
+		{"not_found", &c.NotFound, func(b *behavior.Config) *behavior.Rate { return &b.NotFound }},
+		{"distinct_paths", &c.DistinctPaths, func(b *behavior.Config) *behavior.Rate { return &b.DistinctPaths }},
+		{"probe_hits", &c.ProbeHits, func(b *behavior.Config) *behavior.Rate { return &b.ProbeHits }},
+		{"payload_hits", &c.PayloadHits, func(b *behavior.Config) *behavior.Rate { return &b.PayloadHits }},
+		{"slow", &c.Slow, func(b *behavior.Config) *behavior.Rate { return &b.Slow }},
 	}
 }
 
@@ -106,7 +107,7 @@ func (c *Settings) Validate() error {
 
 // Detector turns the settings, checked by Validate, into a Detector that
 // keeps what it learns of sources in mem, on the clock now.
-func (c *Settings) Detector(mem *Memory, now func() time.Time) (*Detector, error) {
+func (c *Settings) Detector(mem *behavior.Memory, now func() time.Time) (*Detector, error) {
 	cfg, err := c.compile(mem)
 	cfg.Now = now
 	if err != nil {
@@ -120,7 +121,7 @@ func (c *Settings) Detector(mem *Memory, now func() time.Time) (*Detector, error
 
 // compile turns the config into the detector's, or says what is wrong
 // with it.
-func (c *Settings) compile(mem *Memory) (Config, error) {
+func (c *Settings) compile(mem *behavior.Memory) (Config, error) {
 	sigs, err := DefaultSignatures()
 	if err != nil {
 		return Config{}, err
@@ -158,7 +159,7 @@ func (c *Settings) compile(mem *Memory) (Config, error) {
 	if cfg.ScannerHeaders, err = editList("scanner_headers", sigs.ScannerHeaders, c.ScannerHeaders, Signature{Family: "other"}); err != nil {
 		return Config{}, err
 	}
-	cfg.Behavior = BehaviorConfig{Memory: mem}
+	cfg.Behavior = behavior.Config{Memory: mem}
 	for _, b := range c.buckets() {
 		if *b.rate(&cfg.Behavior), err = parseRate(b.name, *b.spec); err != nil {
 			return Config{}, err
@@ -227,21 +228,21 @@ func editList(name string, defaults []Signature, edits []string, added Signature
 }
 
 // parseRate reads "N/duration" (or "off"; "" is the default).
-func parseRate(name, spec string) (Rate, error) {
+func parseRate(name, spec string) (behavior.Rate, error) {
 	switch spec {
 	case "":
-		return Rate{}, nil
+		return behavior.Rate{}, nil
 	case "off":
 		return offRate, nil
 	}
 	n, per, ok := strings.Cut(spec, "/")
 	count, err := strconv.Atoi(n)
 	if !ok || err != nil || count <= 0 {
-		return Rate{}, fmt.Errorf("detect %s: %q is not N/duration such as 10/10s", name, spec)
+		return behavior.Rate{}, fmt.Errorf("detect %s: %q is not N/duration such as 10/10s", name, spec)
 	}
 	d, err := duration.Parse(per)
 	if err != nil || d <= 0 {
-		return Rate{}, fmt.Errorf("detect %s: %q is not N/duration such as 10/10s", name, spec)
+		return behavior.Rate{}, fmt.Errorf("detect %s: %q is not N/duration such as 10/10s", name, spec)
 	}
-	return Rate{N: count, Per: d}, nil
+	return behavior.Rate{N: count, Per: d}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
@@ -111,7 +112,7 @@ func TestEverydayTrafficOverAnHour(t *testing.T) {
 // Each ban of a source is counted; a week without one forgets the count.
 func TestOffencesAreCountedAndForgotten(t *testing.T) {
 	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
-	m := NewMemory(0, 0, c.Now)
+	m := behavior.NewMemory(0, 0, c.Now)
 	for want := 1; want <= 3; want++ {
 		if got := m.Offence(src, 7*24*time.Hour); got != want {
 			t.Fatalf("offence %d counted as %d", want, got)
@@ -121,29 +122,5 @@ func TestOffencesAreCountedAndForgotten(t *testing.T) {
 	c.Add(8 * 24 * time.Hour)
 	if got := m.Offence(src, 7*24*time.Hour); got != 1 {
 		t.Fatalf("after a quiet week: offence %d, want 1", got)
-	}
-}
-
-// A clock reading taken before another request's update (two requests
-// from one source racing for its shard) drains nothing: read as elapsed
-// time it would wrap around and empty every bucket, so that a scanner
-// sending in parallel would wipe its own record.
-func TestAnOvertakenClockReadingDrainsNothing(t *testing.T) {
-	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
-	tr := NewTracker(BehaviorConfig{}, c.Now)
-	src := netip.MustParseAddr("203.0.113.9")
-	for i := range 3 {
-		tr.onResponse(src, tr.clock(), fmt.Sprintf("/missing-%d", i), 404, 0, false, false)
-	}
-	early := tr.clock()
-	c.Add(time.Second)
-	tr.onResponse(src, tr.clock(), "/missing-3", 404, 0, false, false) // the request that overtook
-	k := tr.key(src)
-	tr.response(k, early, 0, false, false, 1, 0) // the overtaken one, a success
-	sh, st := tr.lookup(k)
-	defer sh.mu.Unlock()
-	// Four failures less one success's credit, less a second of draining.
-	if st.notFound < 2.5 {
-		t.Fatalf("not-found bucket at %.2f after 4 failures and a success; the overtaken reading drained it", st.notFound)
 	}
 }

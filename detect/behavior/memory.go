@@ -1,4 +1,4 @@
-package detect
+package behavior
 
 import (
 	"hash/maphash"
@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/customernode/gatekeeper/detect/signal"
 )
 
 // DefaultMaxSources is the default cap on tracked sources.
@@ -141,7 +143,7 @@ type extra struct {
 	// (a clock reading): its requests for paths the site has not served
 	// lately are refused (see Tracker.onThirdParty); held says why.
 	heldUntil uint32
-	held      SignalSet
+	held      signal.Set
 	// polled are fingerprints of the last paths that failed: asking for
 	// one of them again (a monitor polling a removed URL) is not scanning,
 	// and the long window's bucket counts it once.
@@ -154,7 +156,7 @@ func (x *extra) holding(now uint32) bool { return x.held != 0 && int32(x.heldUnt
 
 // hold holds x for holdFor from now, for signals: a held third-party
 // context or network refuses requests for paths the site has not served.
-func (x *extra) hold(now uint32, signals SignalSet) {
+func (x *extra) hold(now uint32, signals signal.Set) {
 	x.held, x.heldUntil = signals, now+uint32(holdFor.Milliseconds())
 }
 
@@ -313,7 +315,7 @@ func (m *Memory) Forget(p netip.Prefix) {
 // none came for forgetAfter. The count lives as long as the source is
 // remembered (see evict), on this process only.
 func (m *Memory) Offence(src netip.Addr, forgetAfter time.Duration) int {
-	now := m.clock()
+	now := m.Clock()
 	sh, st := m.locked(m.key(src), now)
 	defer sh.mu.Unlock()
 	x := sh.extraOf(st)
@@ -374,13 +376,16 @@ func (m *Memory) key(ip netip.Addr) key {
 	return key{addr: ip.As16()}
 }
 
-// clock reads the memory's clock: milliseconds since its epoch.
-func (m *Memory) clock() uint32 { return m.clockAt(m.now()) }
+// Clock reads the memory's clock: milliseconds since its epoch.
+func (m *Memory) Clock() uint32 { return m.ClockAt(m.now()) }
 
-// clockAt is the memory's clock at t. A request is counted at the time it
+// Now is the time on the memory's clock.
+func (m *Memory) Now() time.Time { return m.now() }
+
+// ClockAt is the memory's clock at t. A request is counted at the time it
 // arrived, its source and network alike, its answer too: one reading of
 // the time serves them all.
-func (m *Memory) clockAt(t time.Time) uint32 { return uint32(t.Sub(m.epoch) / time.Millisecond) }
+func (m *Memory) ClockAt(t time.Time) uint32 { return uint32(t.Sub(m.epoch) / time.Millisecond) }
 
 // evictionSample is how many states evict compares.
 const evictionSample = 8

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package detect
+package behavior
 
 // allocPages returns n bytes of zeroed memory, from the Go heap where
 // memory cannot be mapped (see offheap_unix.go).

@@ -1,8 +1,10 @@
-package detect
+package behavior
 
 import (
 	"net/netip"
 	"time"
+
+	"github.com/customernode/gatekeeper/detect/signal"
 )
 
 // Networks: a scanner that rotates its address through a network it holds
@@ -101,7 +103,7 @@ func (t *Tracker) refuseUnserved(k key, now uint32, served func() bool) bool {
 	if !held && !over || served() {
 		return false
 	}
-	sh.extraOf(st).hold(now, 1<<SignalNetwork)
+	sh.extraOf(st).hold(now, 1<<signal.Network)
 	return true
 }
 

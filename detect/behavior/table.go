@@ -1,4 +1,4 @@
-package detect
+package behavior
 
 import (
 	"hash/maphash"

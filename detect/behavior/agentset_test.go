@@ -1,4 +1,4 @@
-package detect
+package behavior
 
 import (
 	"math/rand/v2"

@@ -1,4 +1,10 @@
-package detect
+// Package behavior is what scanner detection remembers of sources between
+// their requests: per-source leaky buckets (failures on distinct paths,
+// probes, payloads, the hour-long slow bucket), the user agents a source
+// used lately, its public network's counts for scanners that rotate
+// addresses, and the compact off-heap tables that hold it all (Memory),
+// shared by every site of a process and kept across config reloads.
+package behavior
 
 import (
 	"hash/maphash"
@@ -6,6 +12,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/customernode/gatekeeper/detect/signal"
 )
 
 // Rate is a leaky bucket's shape: it holds N and drains N every Per.
@@ -14,7 +22,7 @@ type Rate struct {
 	Per time.Duration
 }
 
-// BehaviorConfig shapes the per-source buckets. Zero values take defaults.
+// Config shapes the per-source buckets. Zero values take defaults.
 //
 // The buckets count what scanners do and everyday clients do not: answers
 // that fail (see failureStatus) on paths that are neither assets nor
@@ -22,7 +30,7 @@ type Rate struct {
 // fill a bucket, however many distinct paths they are for, so a page with
 // hundreds of images, an API client walking ids or a single-page app are
 // never taken for a scanner. See docs/design.md, "Behaviour signals".
-type BehaviorConfig struct {
+type Config struct {
 	// NotFound counts failed answers to distinct paths. Successful answers
 	// earn failures back (one a page or API call, a quarter an asset), and a
 	// source can bank up to N of them, so a source whose answers mostly
@@ -69,7 +77,7 @@ const DefaultIPv6Prefix = 64
 // one that several trackers share (every site of a process, across config
 // reloads), each applying its own rates to the same sources.
 type Tracker struct {
-	cfg BehaviorConfig
+	cfg Config
 	// perMS is how much each bucket drains in a millisecond, in drain's
 	// order: worked out once, not in every drain.
 	perMS [5]float32
@@ -77,8 +85,8 @@ type Tracker struct {
 }
 
 // NewTracker returns a Tracker with cfg (defaults filled in). now is the
-// clock (time.Now when nil).
-func NewTracker(cfg BehaviorConfig, now func() time.Time) *Tracker {
+// Clock (time.Now when nil).
+func NewTracker(cfg Config, now func() time.Time) *Tracker {
 	if cfg.NotFound.N <= 0 || cfg.NotFound.Per <= 0 {
 		cfg.NotFound = DefaultNotFound
 	}
@@ -132,14 +140,14 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 	st.slow = leak(st.slow, ms*t.perMS[4])
 }
 
-// onRequest counts a request from src at now (a clock reading) whose user
+// OnRequest counts a request from src at now (a clock reading) whose user
 // agent hashes to uaHash (see agentHash), a probe or not, carrying a
 // payload whose hash is payload (or 0), and says which buckets are running
 // over: the source's, and its network's (see network.go). served says
 // whether the site served the request's path lately; it is asked only
 // when the network is under suspicion. refuseOnly: the network signal was
 // given for the network's doing, not the source's, so it must not ban.
-func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served func() bool) (signals SignalSet, refuseOnly bool) {
+func (t *Tracker) OnRequest(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served func() bool) (signals signal.Set, refuseOnly bool) {
 	k := t.key(src)
 	signals, failing := t.request(k, now, uaHash, probe, payload, 1)
 	if !probe && payload == 0 && !failing {
@@ -147,7 +155,7 @@ func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe boo
 		// not failing yet: under its network's suspicion, a request for a
 		// path the site has not served is refused, not passed.
 		if nk, ok := networkKey(src); ok && t.refuseUnserved(nk, now, served) {
-			signals.Add(SignalNetwork)
+			signals.Add(signal.Network)
 			return signals, true
 		}
 		return signals, false
@@ -157,13 +165,13 @@ func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe boo
 		// The request must itself do what runs its network over: probe
 		// where probes do, send a payload where payloads do, fail where
 		// failures do.
-		alike := (probe && over.Has(SignalProbeRate)) || (payload != 0 && over.Has(SignalPayloadRate)) ||
-			(failing && (over.Has(SignalNotFound) || over.Has(SignalSlowScan)))
+		alike := (probe && over.Has(signal.ProbeRate)) || (payload != 0 && over.Has(signal.PayloadRate)) ||
+			(failing && (over.Has(signal.NotFound) || over.Has(signal.SlowScan)))
 		switch {
 		case alike && t.networkSources(nk) >= minNetworkSources:
-			signals.Add(SignalNetwork)
+			signals.Add(signal.Network)
 		case t.refuseUnserved(nk, now, served):
-			signals.Add(SignalNetwork)
+			signals.Add(signal.Network)
 			return signals, true
 		}
 	}
@@ -174,7 +182,7 @@ func (t *Tracker) onRequest(src netip.Addr, now uint32, uaHash uint64, probe boo
 // a probe or not, with a payload or not; factor scales the buckets'
 // capacities. It returns what is running over, and whether k's failures
 // outweigh its successes lately.
-func (t *Tracker) request(k key, now uint32, agent uint64, probe bool, payload uint64, factor float32) (SignalSet, bool) {
+func (t *Tracker) request(k key, now uint32, agent uint64, probe bool, payload uint64, factor float32) (signal.Set, bool) {
 	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
 	return t.count(sh, st, now, agent, probe, payload, factor), st.notFound > 0
@@ -185,9 +193,9 @@ func (t *Tracker) request(k key, now uint32, agent uint64, probe bool, payload u
 const holdFor = 10 * time.Minute
 
 // bucketSignals are the signals of buckets running over.
-var bucketSignals = SignalSet(1<<SignalNotFound | 1<<SignalDistinctPaths | 1<<SignalProbeRate | 1<<SignalPayloadRate | 1<<SignalSlowScan)
+var bucketSignals = signal.Set(1<<signal.NotFound | 1<<signal.DistinctPaths | 1<<signal.ProbeRate | 1<<signal.PayloadRate | 1<<signal.SlowScan)
 
-// onThirdParty counts a request src's browser sent for another site's page
+// OnThirdParty counts a request src's browser sent for another site's page
 // (see thirdPartyContext) in src's third-party context, never in its own
 // or its network's. Once the context's buckets run over it is held for
 // holdFor: its requests for paths the site has not served lately (served
@@ -195,7 +203,7 @@ var bucketSignals = SignalSet(1<<SignalNotFound | 1<<SignalDistinctPaths | 1<<Si
 // else they carry, so a client that forges cross-site Fetch Metadata to
 // stay out of its own buckets is held to the same bounds, only without a
 // ban. Requests for served paths are judged as usual.
-func (t *Tracker) onThirdParty(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served bool) SignalSet {
+func (t *Tracker) OnThirdParty(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served bool) signal.Set {
 	k := t.key(src)
 	k.ctx = thirdPartyContext
 	sh, st := t.locked(k, now)
@@ -212,7 +220,7 @@ func (t *Tracker) onThirdParty(src netip.Addr, now uint32, uaHash uint64, probe 
 }
 
 // count counts a request in st (see request); the caller holds sh.mu.
-func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, probe bool, payload uint64, factor float32) SignalSet {
+func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, probe bool, payload uint64, factor float32) signal.Set {
 	// The agents seen are forgotten once the source has been quiet for
 	// agentsPeriod (an overtaken clock reading, older than st.last, is
 	// not quiet).
@@ -234,11 +242,11 @@ func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, pr
 	return t.overflowing(st, factor)
 }
 
-// onResponse counts the answer to a request from src for path p, sent by
+// OnResponse counts the answer to a request from src for path p, sent by
 // the client whose user agent hashes to agent (0 when unknown); asset says
 // the client loaded it as an asset, whatever its path; thirdParty that
 // another site's page made it (see onThirdParty).
-func (t *Tracker) onResponse(src netip.Addr, now uint32, p string, status int, agent uint64, asset, thirdParty bool) {
+func (t *Tracker) OnResponse(src netip.Addr, now uint32, p string, status int, agent uint64, asset, thirdParty bool) {
 	failed := failureStatus(status)
 	if !failed && (status < 200 || status >= 400) {
 		return // neither: 401, 429, 5xx and the like say nothing of the client
@@ -257,7 +265,7 @@ func (t *Tracker) onResponse(src netip.Addr, now uint32, p string, status int, a
 	var h uint64
 	if failed {
 		h = maphash.String(t.seed, p)
-		if endsInID(p) || (asset && !thirdParty) {
+		if EndsInID(p) || (asset && !thirdParty) {
 			w = 0.25 // a record that is gone, such as /api/items/4711; a claimed asset
 		}
 	}
@@ -328,26 +336,26 @@ func (t *Tracker) filter(sh *shard, st *sourceState, now uint32) *failedPaths {
 
 // overflowing says which of st's buckets run over, their capacities
 // scaled by factor (and, for the failure buckets, by the clients seen).
-func (t *Tracker) overflowing(st *sourceState, factor float32) SignalSet {
-	var s SignalSet
+func (t *Tracker) overflowing(st *sourceState, factor float32) signal.Set {
+	var s signal.Set
 	clients := st.clients() * factor
 	if factor > 1 {
 		clients = factor // a network's sources are not its clients' browsers
 	}
 	if st.notFound > float32(t.cfg.NotFound.N)*clients {
-		s.Add(SignalNotFound)
+		s.Add(signal.NotFound)
 	}
 	if st.distinct > float32(t.cfg.DistinctPaths.N)*clients {
-		s.Add(SignalDistinctPaths)
+		s.Add(signal.DistinctPaths)
 	}
 	if st.probe > float32(t.cfg.ProbeHits.N)*factor {
-		s.Add(SignalProbeRate)
+		s.Add(signal.ProbeRate)
 	}
 	if st.payload > float32(t.cfg.PayloadHits.N)*factor {
-		s.Add(SignalPayloadRate)
+		s.Add(signal.PayloadRate)
 	}
 	if st.slow > float32(t.cfg.Slow.N)*clients {
-		s.Add(SignalSlowScan)
+		s.Add(signal.SlowScan)
 	}
 	return s
 }
@@ -390,10 +398,10 @@ func isStatic(p string) bool {
 	return staticExt[strings.ToLower(ext)]
 }
 
-// endsInID reports whether the last segment of p names a record rather than
+// EndsInID reports whether the last segment of p names a record rather than
 // a page: mostly digits (/orders/4711, /v2/items/2024-05-01), a UUID or a
 // long hexadecimal key. Directory brute forcers ask for words instead.
-func endsInID(p string) bool {
+func EndsInID(p string) bool {
 	seg := strings.TrimSuffix(p, "/")
 	seg = seg[strings.LastIndexByte(seg, '/')+1:]
 	if seg == "" {
@@ -414,3 +422,7 @@ func endsInID(p string) bool {
 	}
 	return 2*digits >= len(seg) || (len(seg) >= 16 && hex >= len(seg)-4 && digits > 0)
 }
+
+// AgentHash is the hash of a user agent the tracker and detect's cache of
+// user-agent verdicts share.
+func (t *Tracker) AgentHash(ua string) uint64 { return maphash.String(t.seed, ua) }

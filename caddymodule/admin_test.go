@@ -3,12 +3,8 @@ package caddymodule
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -16,10 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/goleak"
 
-	"github.com/customernode/gatekeeper/approvals"
-	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/caddymodule/adminapi"
-	"github.com/customernode/gatekeeper/feed"
 	"github.com/customernode/gatekeeper/internal/testredis"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
@@ -308,100 +301,6 @@ func TestAdminStatus(t *testing.T) {
 	}
 }
 
-func TestAdminAuditChainIsShownAndVerified(t *testing.T) {
-	dir := t.TempDir()
-	c := startCaddy(t, map[string]any{"kind": "file", "dir": dir})
-	var created apiApproval
-	c.do("POST", "/gatekeeper/approvals", validApproval(), &created)
-	c.do("POST", "/gatekeeper/approvals", validApproval(), nil)
-	c.do("DELETE", "/gatekeeper/approvals/"+created.ID+"?reason=done", nil, nil)
-	c.do("POST", "/gatekeeper/bans", map[string]any{"ip": "198.51.100.7"}, nil)
-
-	var events []struct {
-		Action, Hash, Prev string
-		Seq                int64
-	}
-	c.do("GET", "/gatekeeper/audit", nil, &events)
-	if len(events) != 4 || events[0].Seq != 1 || events[1].Seq != 3 || events[1].Action != "approval.revoked" ||
-		len(events[1].Hash) != 64 || events[2].Hash != events[1].Prev {
-		t.Fatalf("GET audit = %+v; want seq and linked hashes on each event", events)
-	}
-
-	var v audit.Verification
-	if code := c.do("POST", "/gatekeeper/audit/verify", nil, &v); code != 200 || !v.OK || len(v.Chains) != 2 ||
-		v.Chains[0].Last.Seq != 3 || v.Chains[0].Last.Hash != events[1].Hash || v.Chains[1].Last.Seq != 1 {
-		t.Fatalf("POST audit/verify = %d %+v", code, v)
-	}
-	var st adminapi.Status
-	c.do("GET", "/gatekeeper/status", nil, &st)
-	if st.Audit == nil || !st.Audit.OK || st.Audit.Chains[0].Last != v.Chains[0].Last {
-		t.Fatalf("status audit = %+v; want the last verification", st.Audit)
-	}
-
-	// Someone edits the log behind Gatekeeper's back: the next check says
-	// where, and the status shows it.
-	path := filepath.Join(dir, "audit.jsonl")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := bytes.Replace(b, []byte(`"revoke_reason":"done"`), []byte(`"revoke_reason":"fine"`), 1)
-	if bytes.Equal(edited, b) {
-		t.Fatal("the revocation's reason is not in the log")
-	}
-	if err := os.WriteFile(path, edited, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if code := c.do("POST", "/gatekeeper/audit/verify", nil, &v); code != 200 || v.OK || v.Chains[0].BrokenAt != 3 {
-		t.Fatalf("POST audit/verify after an edit = %d %+v; want the approval chain broken at 3", code, v)
-	}
-	c.do("GET", "/gatekeeper/status", nil, &st)
-	if st.Audit.OK {
-		t.Fatalf("status after a broken check = %+v", st.Audit)
-	}
-}
-
-func TestAdminEventsFeedShowsRefusedRequests(t *testing.T) {
-	c := startCaddy(t, fileStore(t))
-	var page struct {
-		Events []feed.Event `json:"events"`
-		Next   uint64       `json:"next"`
-	}
-	if code := c.do("GET", "/gatekeeper/events?limit=500", nil, &page); code != 200 {
-		t.Fatalf("GET events = %d", code)
-	}
-	start := page.Next
-
-	req, _ := http.NewRequest("GET", c.site+"/index.php?id=1", nil)
-	req.Header.Set("User-Agent", "sqlmap/1.8#stable (https://sqlmap.org)")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("sqlmap got %d, want 403", resp.StatusCode)
-	}
-	c.do("GET", fmt.Sprintf("/gatekeeper/events?since=%d", start), nil, &page)
-	if len(page.Events) != 1 || page.Next != page.Events[0].ID {
-		t.Fatalf("events after %d = %+v; want the one refusal", start, page)
-	}
-	ev := page.Events[0]
-	if ev.Verdict != "blocked" || ev.Reason != "scanner" || ev.Scanner != "sqlmap" || ev.Source != "127.0.0.1" ||
-		ev.Tenant != "acme" || ev.Path != "/index.php" || ev.Method != "GET" || len(ev.Signals) == 0 {
-		t.Fatalf("feed event = %+v", ev)
-	}
-	if c.do("GET", fmt.Sprintf("/gatekeeper/events?since=%d", page.Next), nil, &page); len(page.Events) != 0 {
-		t.Fatalf("events after the last = %+v", page.Events)
-	}
-	var e struct{ Error string }
-	for _, q := range []string{"?since=-1", "?limit=0", "?limit=501"} {
-		if code := c.do("GET", "/gatekeeper/events"+q, nil, &e); code != 400 {
-			t.Errorf("GET events%s = %d, want 400", q, code)
-		}
-	}
-}
-
 func TestAdminRoutesAnswerOnlyTheirMethods(t *testing.T) {
 	c := startCaddy(t, fileStore(t))
 	for _, tc := range []struct {
@@ -451,81 +350,6 @@ func TestAdminAnswers503WhileRedisIsDownAndWritesNothing(t *testing.T) {
 	var list []any
 	if code := c.do("GET", "/gatekeeper/approvals", nil, &list); code != 200 || len(list) != 0 {
 		t.Fatalf("after the outage: %d %v; the refused write must not have landed", code, list)
-	}
-}
-
-func TestReloadKeepsTheStoreAndLeaksNoGoroutines(t *testing.T) {
-	for _, kind := range []string{"file", "redis"} {
-		t.Run(kind, func(t *testing.T) {
-			store := fileStore(t)
-			if kind == "redis" {
-				store = map[string]any{"kind": "redis", "url": testredis.Start(t).URL(0)}
-			}
-			admin, site := testutil.FreeAddr(t), testutil.FreeAddr(t)
-			if err := caddy.Load(caddyConfig(admin, site, store, "v0"), true); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = caddy.Stop() })
-			c := adminClient{t: t, base: "http://" + admin}
-			if code := c.do("POST", "/gatekeeper/approvals", validApproval(), nil); code != 201 {
-				t.Fatalf("POST = %d", code)
-			}
-			first := current.Load().state
-			settle := func() int {
-				time.Sleep(200 * time.Millisecond) // let closed listeners' goroutines finish
-				runtime.GC()
-				return runtime.NumGoroutine()
-			}
-			before := settle()
-			for i := 1; i <= 50; i++ {
-				// Other settings change, the site's detection settings too;
-				// the store stays.
-				app := map[string]any{"store": store, "resync_interval": fmt.Sprintf("%ds", 5+i), "ban_ttl": fmt.Sprintf("%dm", i)}
-				cfg := bytes.Replace(caddyConfigWith(admin, site, app, fmt.Sprintf("v%d", i)),
-					[]byte(`"handler":"gatekeeper",`), fmt.Appendf(nil, `"handler":"gatekeeper","detect":{"threshold":%d},`, 60+i), 1)
-				if err := caddy.Load(cfg, true); err != nil {
-					t.Fatalf("reload %d: %v", i, err)
-				}
-				if st := current.Load().state; st != first {
-					t.Fatalf("reload %d replaced the shared store and snapshot", i)
-				}
-				if counts, _ := first.syncer.Snapshot().Counts(now()); counts[approvals.StatusScheduled]+counts[approvals.StatusActive] != 1 {
-					t.Fatalf("reload %d: snapshot counts %v, want 1 approval", i, counts)
-				}
-			}
-			after := settle()
-			if after > before+3 {
-				t.Fatalf("goroutines grew from %d to %d over 50 reloads", before, after)
-			}
-			t.Logf("goroutines: %d before 50 reloads, %d after", before, after)
-			resp, err := http.Get("http://" + site)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if string(b) != "v50" {
-				t.Fatalf("site answers %q after reloads, want v50", b)
-			}
-
-			key := current.Load().stateKey
-			if err := caddy.Stop(); err != nil {
-				t.Fatal(err)
-			}
-			if refs, ok := states.References(key); ok || refs != 0 {
-				t.Fatalf("after stop the shared store still has %d references", refs)
-			}
-			select {
-			case <-first.done:
-			default:
-				t.Fatal("after stop the store's sync goroutine is still running")
-			}
-			// Nothing of Gatekeeper's is left running. Caddy keeps its
-			// admin endpoint after Stop, and certmagic a storage lock.
-			goleak.VerifyNone(t, leakIgnore,
-				goleak.IgnoreAnyFunction("github.com/caddyserver/caddy/v2.replaceLocalAdminServer.func2"),
-				goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"))
-		})
 	}
 }
 

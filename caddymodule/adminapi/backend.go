@@ -1,0 +1,61 @@
+package adminapi
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/feed"
+)
+
+// Backend is what the admin API asks of the running gatekeeper app: the
+// operations security staff carry out, and what they read.
+type Backend interface {
+	RegisterApproval(ctx context.Context, req *approvals.Request, actor string) (*approvals.Approval, string, error)
+	RevokeApproval(ctx context.Context, id, reason, actor string) (*approvals.Approval, error)
+	Approvals(ctx context.Context, tenant string, status approvals.Status) ([]*approvals.Approval, error)
+	Approval(ctx context.Context, id string) (*approvals.Approval, error)
+	Report(ctx context.Context, id string) (Report, error)
+	Export(ctx context.Context, id, actor string) (*audit.Evidence, error)
+	Ban(ctx context.Context, source string, ttl time.Duration, reason, actor string) (approvals.Ban, error)
+	LiftBan(ctx context.Context, source, actor string) (approvals.Ban, error)
+	Bans(ctx context.Context) ([]approvals.Ban, error)
+	Audit(ctx context.Context, q audit.Query) ([]audit.Event, error)
+	VerifyAudit(ctx context.Context, known ...audit.KnownHead) audit.Verification
+	Status(ctx context.Context) Status
+	Events(since uint64, limit int) ([]feed.Event, uint64)
+}
+
+// The app the admin API serves: the running config's, set by its Start.
+// Admin routes are set up before any app exists.
+var served struct {
+	sync.Mutex
+	app Backend
+}
+
+// Serve makes app the one the admin API serves.
+func Serve(app Backend) {
+	served.Lock()
+	defer served.Unlock()
+	served.app = app
+}
+
+// Release stops serving app, unless a newer config's app took over.
+func Release(app Backend) {
+	served.Lock()
+	defer served.Unlock()
+	if served.app == app {
+		served.app = nil
+	}
+}
+
+func serving() Backend {
+	served.Lock()
+	defer served.Unlock()
+	return served.app
+}
+
+var errNoApp = errors.New("the gatekeeper app is not running")

@@ -1,0 +1,93 @@
+package caddymodule
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/goleak"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/internal/testredis"
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+func TestReloadKeepsTheStoreAndLeaksNoGoroutines(t *testing.T) {
+	for _, kind := range []string{"file", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			store := fileStore(t)
+			if kind == "redis" {
+				store = map[string]any{"kind": "redis", "url": testredis.Start(t).URL(0)}
+			}
+			admin, site := testutil.FreeAddr(t), testutil.FreeAddr(t)
+			if err := caddy.Load(caddyConfig(admin, site, store, "v0"), true); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = caddy.Stop() })
+			c := adminClient{t: t, base: "http://" + admin}
+			if code := c.do("POST", "/gatekeeper/approvals", validApproval(), nil); code != 201 {
+				t.Fatalf("POST = %d", code)
+			}
+			first := current.Load().state
+			settle := func() int {
+				time.Sleep(200 * time.Millisecond) // let closed listeners' goroutines finish
+				runtime.GC()
+				return runtime.NumGoroutine()
+			}
+			before := settle()
+			for i := 1; i <= 50; i++ {
+				// Other settings change, the site's detection settings too;
+				// the store stays.
+				app := map[string]any{"store": store, "resync_interval": fmt.Sprintf("%ds", 5+i), "ban_ttl": fmt.Sprintf("%dm", i)}
+				cfg := bytes.Replace(caddyConfigWith(admin, site, app, fmt.Sprintf("v%d", i)),
+					[]byte(`"handler":"gatekeeper",`), fmt.Appendf(nil, `"handler":"gatekeeper","detect":{"threshold":%d},`, 60+i), 1)
+				if err := caddy.Load(cfg, true); err != nil {
+					t.Fatalf("reload %d: %v", i, err)
+				}
+				if st := current.Load().state; st != first {
+					t.Fatalf("reload %d replaced the shared store and snapshot", i)
+				}
+				if counts, _ := first.syncer.Snapshot().Counts(now()); counts[approvals.StatusScheduled]+counts[approvals.StatusActive] != 1 {
+					t.Fatalf("reload %d: snapshot counts %v, want 1 approval", i, counts)
+				}
+			}
+			after := settle()
+			if after > before+3 {
+				t.Fatalf("goroutines grew from %d to %d over 50 reloads", before, after)
+			}
+			t.Logf("goroutines: %d before 50 reloads, %d after", before, after)
+			resp, err := http.Get("http://" + site)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != "v50" {
+				t.Fatalf("site answers %q after reloads, want v50", b)
+			}
+
+			key := current.Load().stateKey
+			if err := caddy.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if refs, ok := states.References(key); ok || refs != 0 {
+				t.Fatalf("after stop the shared store still has %d references", refs)
+			}
+			select {
+			case <-first.done:
+			default:
+				t.Fatal("after stop the store's sync goroutine is still running")
+			}
+			// Nothing of Gatekeeper's is left running. Caddy keeps its
+			// admin endpoint after Stop, and certmagic a storage lock.
+			goleak.VerifyNone(t, leakIgnore,
+				goleak.IgnoreAnyFunction("github.com/caddyserver/caddy/v2.replaceLocalAdminServer.func2"),
+				goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"))
+		})
+	}
+}

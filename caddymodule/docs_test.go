@@ -11,29 +11,15 @@ import (
 	"testing"
 
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/internal/testutil"
 	"github.com/customernode/gatekeeper/policy"
 )
-
-// docsText is the README and every guide, as one text.
-func docsText(t *testing.T) string {
-	t.Helper()
-	files, _ := filepath.Glob("../docs/*.md")
-	var b strings.Builder
-	for _, f := range append(files, "../README.md") {
-		text, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.Write(text)
-	}
-	return b.String()
-}
 
 // The docs name every metric the code has: a new one cannot land
 // undocumented. (adminapi's tests hold the README to every endpoint, cli's
 // the docs to every flag.)
 func TestDocsNameEveryMetric(t *testing.T) {
-	docs := docsText(t)
+	docs := testutil.Docs(t, "..")
 	c := startCaddy(t, fileStore(t))
 	resp, err := http.Get(c.base + "/metrics")
 	if err != nil {
@@ -84,7 +70,7 @@ func TestDesignListsEveryRedisKey(t *testing.T) {
 // The values that are listed once in the code (modes, verdicts, refusal
 // reasons, behaviour buckets, store operations) are each named in the docs.
 func TestDocsNameEveryListedValue(t *testing.T) {
-	docs := docsText(t)
+	docs := testutil.Docs(t, "..")
 	for kind, values := range map[string][]string{
 		"mode": policy.Modes, "verdict": policy.Verdicts, "reason": policy.Reasons,
 		"behaviour bucket": detect.BucketNames(), "store operation": storeOps,

@@ -2,30 +2,14 @@ package cli
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/customernode/gatekeeper/internal/testutil"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
-
-// docsText is the README and every guide, as one text.
-func docsText(t *testing.T) string {
-	t.Helper()
-	files, _ := filepath.Glob("../docs/*.md")
-	var b strings.Builder
-	for _, f := range append(files, "../README.md") {
-		text, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.Write(text)
-	}
-	return b.String()
-}
 
 // ownCommands are Gatekeeper's subcommands and theirs, as Root builds them.
 func ownCommands(t *testing.T) []*cobra.Command {
@@ -51,7 +35,7 @@ func ownCommands(t *testing.T) []*cobra.Command {
 
 // Every flag of Gatekeeper's own subcommands is named in the docs.
 func TestDocsNameEveryFlag(t *testing.T) {
-	docs := docsText(t)
+	docs := testutil.Docs(t, "..")
 	for _, c := range ownCommands(t) {
 		check := func(f *pflag.Flag) {
 			if f.Name != "help" && !strings.Contains(docs, "--"+f.Name) {

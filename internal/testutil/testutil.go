@@ -5,7 +5,10 @@ package testutil
 
 import (
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -73,4 +76,20 @@ func NoError(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Docs is the README and every guide under docs/ of the repository at
+// root, as one text.
+func Docs(t testing.TB, root string) string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	var b strings.Builder
+	for _, f := range append(files, filepath.Join(root, "README.md")) {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(text)
+	}
+	return b.String()
 }

@@ -41,7 +41,7 @@ func TestValidateNamesTheLineOfABadCaddyfile(t *testing.T) {
 	path := dir + "/Caddyfile"
 	writeFile(t, path, "{\n\tgatekeeper {\n\t\tban_ttl forever\n\t}\n}\n:8080 {\n\trespond ok\n}\n")
 	out, err := runBin(t, "validate", "--config", path, "--adapter", "caddyfile")
-	if err == nil || !strings.Contains(out, `ban_ttl: \"forever\" is not a positive duration`) || !strings.Contains(out, "Caddyfile:3") {
+	if err == nil || !strings.Contains(out, `ban_ttl: \"forever\" is not a duration such as 1h or 30m`) || !strings.Contains(out, "Caddyfile:3") {
 		t.Fatalf("validate = %v\n%s\nwant an error naming line 3 and ban_ttl", err, out)
 	}
 }

@@ -1,0 +1,299 @@
+// Package guard is the impact guard: it watches how the platform answers
+// the traffic that is not an approved test, learns how it answers while it
+// is calm, and tells approved tests how far to yield when other tenants
+// feel them. It knows nothing of Caddy: the handler reports each answer
+// (Observe), a ticker runs the controller (Tick), and the ledger scales the
+// tests' rate by Factor.
+package guard
+
+import (
+	"math"
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// The controller's time constants.
+const (
+	// TickEvery is how often the controller runs.
+	TickEvery = 250 * time.Millisecond
+	// window is how many whole ticks the p99 and the failures are measured
+	// over: a second.
+	window = 4
+	// slots is the ring of per-tick counts: the window, the tick being
+	// counted and the one being cleared for the next.
+	slots = window + 2
+	// minSamples: fewer answers than this in a window say nothing.
+	minSamples = 20
+	// MinSlack is the least rise of the p99 over the calm one that counts
+	// as stress, however fast the platform is when calm: a 2 ms baseline
+	// doubling to 4 ms harms nobody.
+	MinSlack = 20 * time.Millisecond
+)
+
+// The controller's set points, on the stress scale (1 = severe: tests pause).
+const (
+	// target is the stress the controller steers to while tests run: with
+	// the default latency 2x, a p99 about 1.3 times the calm one.
+	target = 0.3
+	// gain is how hard the factor follows the distance to target, a tick.
+	gain = 0.2
+	// restart is the factor a paused or nearly paused test restarts from
+	// once the stress is under target.
+	restart = 0.02
+	// held: at or under this factor tests are held back, and what the
+	// platform shows is the others' own load.
+	held = 0.05
+)
+
+// How fast the calm baseline may move, a tick: down quickly (a faster
+// platform is good news at once), up very slowly, so that a stress that
+// lasts is still stress at its end: 0.01 % a tick is 13 % in 5 minutes.
+const (
+	baselineFall = 0.02
+	baselineRise = 0.0001
+)
+
+// Guard is one instance's impact guard. Observe and Tested are lock-free
+// and may be called from any goroutine; Tick is called by one.
+type Guard struct {
+	s     Settings
+	epoch time.Time
+	ring  [slots]slot
+
+	factor atomic.Uint64 // math.Float64bits: 0 (paused) to 1 (full rate)
+	stress atomic.Uint64 // math.Float64bits: the stress acted on
+	remote atomic.Uint64 // math.Float64bits: the worst other instances report
+
+	// The controller's own state, touched by Tick alone.
+	baseline time.Duration // the calm p99; 0 until learned
+	state    State
+	// OnChange, when set, hears each change of state: throttled, paused,
+	// resumed, with why.
+	OnChange func(to State, why string)
+}
+
+// State is what the guard is doing to approved tests.
+type State int
+
+// States.
+const (
+	Full      State = iota // tests run at their approved rate
+	Throttled              // their rate is cut
+	Paused                 // they get the floor's trickle
+)
+
+func (s State) String() string { return [...]string{"full", "throttled", "paused"}[s] }
+
+// slot counts the answers of one tick.
+type slot struct {
+	tick    atomic.Int64
+	total   atomic.Uint32
+	failed  atomic.Uint32
+	tests   atomic.Uint32
+	latency [buckets]atomic.Uint32
+}
+
+// New returns a guard with settings s (defaults filled in), whose ticks
+// count from epoch.
+func New(s Settings, epoch time.Time) *Guard {
+	g := &Guard{s: s.WithDefaults(), epoch: epoch}
+	g.factor.Store(math.Float64bits(1))
+	for i := range g.ring {
+		g.ring[i].tick.Store(int64(i))
+	}
+	return g
+}
+
+// Settings are the guard's settings, defaults filled in.
+func (g *Guard) Settings() Settings { return g.s }
+
+func (g *Guard) tick(at time.Time) int64 { return int64(at.Sub(g.epoch) / TickEvery) }
+
+// Observe records one answer to a request that was not an approved test:
+// how long the upstream took, and whether it failed (5xx, a timeout).
+func (g *Guard) Observe(at time.Time, took time.Duration, failed bool) {
+	s := &g.ring[g.tick(at)%slots]
+	s.total.Add(1)
+	if failed {
+		s.failed.Add(1)
+	}
+	s.latency[bucket(took)].Add(1)
+}
+
+// Tested records that an approved test's request was let through.
+func (g *Guard) Tested(at time.Time) { g.ring[g.tick(at)%slots].tests.Add(1) }
+
+// Factor is how much of their rate approved tests may use now: 1 in
+// full, 0 when paused (they keep the floor's trickle).
+func (g *Guard) Factor() float64 {
+	if g.s.Off {
+		return 1
+	}
+	return math.Float64frombits(g.factor.Load())
+}
+
+// Stress is the stress the guard acts on: 0 when calm, 1 when severe.
+func (g *Guard) Stress() float64 { return math.Float64frombits(g.stress.Load()) }
+
+// LocalStress is this instance's own view of the stress, for sharing.
+func (g *Guard) LocalStress() float64 { return math.Float64frombits(g.stress.Load()) }
+
+// SetRemote sets the worst stress other instances in front of the same
+// platform report; the guard acts on the worse of it and its own.
+func (g *Guard) SetRemote(stress float64) { g.remote.Store(math.Float64bits(stress)) }
+
+// Baseline is the calm p99 learned so far (0 before any).
+func (g *Guard) Baseline() time.Duration { return g.baseline }
+
+// Tick runs the controller at at: it measures the last second's answers
+// to everyone who is not testing, updates the calm baseline when tests are
+// absent or held back, and moves the factor.
+func (g *Guard) Tick(at time.Time) {
+	cur := g.tick(at)
+	next := &g.ring[(cur+1)%slots]
+	next.total.Store(0)
+	next.failed.Store(0)
+	next.tests.Store(0)
+	for i := range next.latency {
+		next.latency[i].Store(0)
+	}
+	next.tick.Store(cur + 1)
+
+	m := g.measure(cur)
+	local, why := g.stressOf(m)
+	factor := math.Float64frombits(g.factor.Load())
+	if m.n >= minSamples && (m.tests == 0 || factor <= held) {
+		g.learn(m.p99)
+	}
+	stress := max(local, math.Float64frombits(g.remote.Load()))
+	g.stress.Store(math.Float64bits(local))
+	if g.s.Off {
+		return
+	}
+	switch {
+	case stress >= 1:
+		factor = 0
+	case stress > target:
+		factor *= math.Exp(gain * (target - stress))
+	default:
+		factor = min(1, max(factor, restart)*math.Exp(gain*(target-stress)))
+	}
+	g.factor.Store(math.Float64bits(factor))
+	g.move(factor, stress, why)
+}
+
+// move tells OnChange when the state changes.
+func (g *Guard) move(factor, stress float64, why string) {
+	to := Throttled
+	switch {
+	case stress >= 1:
+		to = Paused
+	case factor >= 0.9:
+		to = Full
+	}
+	if to == g.state {
+		return
+	}
+	if to == Full {
+		why = "the platform is calm again"
+	}
+	g.state = to
+	if g.OnChange != nil {
+		g.OnChange(to, why)
+	}
+}
+
+// measurement is a window's answers to everyone not testing.
+type measurement struct {
+	n, failed, tests uint32
+	p99              time.Duration
+}
+
+// measure sums the window of whole ticks before cur.
+func (g *Guard) measure(cur int64) measurement {
+	var m measurement
+	var counts [buckets]uint32
+	for t := cur - window; t < cur; t++ {
+		s := &g.ring[((t%slots)+slots)%slots]
+		if s.tick.Load() != t {
+			continue
+		}
+		m.n += s.total.Load()
+		m.failed += s.failed.Load()
+		m.tests += s.tests.Load()
+		for i := range counts {
+			counts[i] += s.latency[i].Load()
+		}
+	}
+	if m.n == 0 {
+		return m
+	}
+	rank := uint32(math.Ceil(0.99 * float64(m.n)))
+	var seen uint32
+	for i, c := range counts {
+		if seen += c; seen >= rank {
+			m.p99 = upper(i)
+			break
+		}
+	}
+	return m
+}
+
+// stressOf is the stress m shows, and why, in words.
+func (g *Guard) stressOf(m measurement) (float64, string) {
+	if m.n < minSamples {
+		// Nobody else to protect, or too few to tell: what was known fades.
+		return g.Stress() * 0.8, "few answers to others"
+	}
+	errRate := float64(m.failed) / float64(m.n)
+	sErr := errRate / g.s.Errors
+	sLat := 0.0
+	if g.baseline > 0 {
+		slack := max(time.Duration((g.s.Latency-1)*float64(g.baseline)), MinSlack)
+		sLat = max(0, float64(m.p99-g.baseline)) / float64(slack)
+	}
+	if sErr > sLat {
+		return sErr, formatWhy("other tenants' failures at %.1f%%", 100*errRate)
+	}
+	if g.baseline == 0 {
+		return sLat, "no calm baseline yet"
+	}
+	return sLat, formatWhy("other tenants' p99 %.1f × calm", float64(m.p99)/float64(g.baseline))
+}
+
+// learn moves the calm baseline towards p99, within its bounds.
+func (g *Guard) learn(p99 time.Duration) {
+	switch {
+	case g.baseline == 0:
+		g.baseline = p99
+	case p99 < g.baseline:
+		g.baseline = max(p99, time.Duration(float64(g.baseline)*(1-baselineFall)))
+	default:
+		g.baseline = min(p99, time.Duration(float64(g.baseline)*(1+baselineRise))+1)
+	}
+}
+
+// The latency histogram: eight buckets per power of two of microseconds,
+// each at most an eighth wider than the one before, from 1 µs to past a
+// minute.
+const buckets = 8 * 27
+
+func bucket(d time.Duration) int {
+	us := uint64(max(d, 0) / time.Microsecond)
+	if us < 8 {
+		return int(us)
+	}
+	e := bits.Len64(us) // 4 and up
+	i := 8*(e-3) + int(us>>(e-4)&7)
+	return min(i, buckets-1)
+}
+
+// upper is the longest latency bucket i holds.
+func upper(i int) time.Duration {
+	if i < 8 {
+		return time.Duration(i+1) * time.Microsecond
+	}
+	e, sub := i/8+3, uint64(i%8)
+	return time.Duration((8+sub+1)<<(e-4)) * time.Microsecond
+}

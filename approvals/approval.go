@@ -85,7 +85,10 @@ type Usage struct {
 	RateLimited     int64      `json:"rate_limited"`
 	BudgetExhausted int64      `json:"budget_exhausted"`
 	OutOfScope      int64      `json:"out_of_scope"`
-	LastSeen        *time.Time `json:"last_seen,omitempty"`
+	// PlatformBusy counts requests the impact guard held back while other
+	// tenants felt the platform's load.
+	PlatformBusy int64      `json:"platform_busy"`
+	LastSeen     *time.Time `json:"last_seen,omitempty"`
 }
 
 // Add adds d's counts to u and moves LastSeen forward to d's, if later.
@@ -94,6 +97,7 @@ func (u *Usage) Add(d Usage) {
 	u.RateLimited += d.RateLimited
 	u.BudgetExhausted += d.BudgetExhausted
 	u.OutOfScope += d.OutOfScope
+	u.PlatformBusy += d.PlatformBusy
 	if d.LastSeen != nil && (u.LastSeen == nil || d.LastSeen.After(*u.LastSeen)) {
 		t := d.LastSeen.UTC()
 		u.LastSeen = &t
@@ -114,6 +118,7 @@ type HourUsage struct {
 	RateLimited     int64     `json:"rate_limited"`
 	BudgetExhausted int64     `json:"budget_exhausted"`
 	OutOfScope      int64     `json:"out_of_scope"`
+	PlatformBusy    int64     `json:"platform_busy"`
 }
 
 // Add adds the counts of u.
@@ -122,6 +127,7 @@ func (h *HourUsage) Add(u Usage) {
 	h.RateLimited += u.RateLimited
 	h.BudgetExhausted += u.BudgetExhausted
 	h.OutOfScope += u.OutOfScope
+	h.PlatformBusy += u.PlatformBusy
 }
 
 // Hour is the hour a usage delta belongs to: that of its last sighting

@@ -22,6 +22,7 @@ import (
 	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/guard"
 	"github.com/customernode/gatekeeper/ledger"
 	"github.com/customernode/gatekeeper/store"
 )
@@ -115,6 +116,7 @@ func (a *App) Start() error {
 	}
 	a.state = val.(*sharedState)
 	a.state.syncer.SetInterval(time.Duration(a.ResyncInterval))
+	a.state.guard.Configure(a.ImpactGuard)
 	close(a.ready)
 	current.Store(a)
 	adminapi.Serve(a)
@@ -186,8 +188,11 @@ type sharedState struct {
 	// cappedLog is when max_bans was last logged (Unix seconds).
 	cappedLog atomic.Int64
 	audit     *audit.Monitor
-	cancel    context.CancelFunc
-	done      chan struct{}
+	// guard is the impact guard: what this instance sees of everyone
+	// who is not testing, and how far tests yield to them.
+	guard  *guard.Guard
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // housekeepingInterval is how often usage counts are written to the store,
@@ -217,7 +222,12 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 		db.Close()
 		return nil, kerr
 	}
-	st := &sharedState{syncer: sy, limiter: ledger.NewLimiter(db, now), audit: audit.NewMonitor(known, now), cancel: cancel, done: make(chan struct{})}
+	st := &sharedState{syncer: sy, limiter: ledger.NewLimiter(db, now), audit: audit.NewMonitor(known, now),
+		guard: guard.New(s.ImpactGuard, now()), cancel: cancel, done: make(chan struct{})}
+	st.limiter.YieldTo(st.guard)
+	st.guard.OnChange = func(to guard.State, why string) {
+		logger.Warn("impact guard: approved tests "+to.String(), zap.String("why", why), zap.Float64("factor", st.guard.Factor()))
+	}
 	st.writer = store.NewBanWriter(db, "detect", st.stored(logger))
 	wasUp := err == nil
 	var wg sync.WaitGroup
@@ -237,6 +247,7 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 		})
 	})
 	wg.Go(func() { st.housekeep(ctx, logger) })
+	wg.Go(func() { st.watchImpact(ctx) })
 	wg.Go(func() { st.audit.Run(ctx, db, logger) })
 	go func() { wg.Wait(); close(st.done) }()
 	logger.Info("gatekeeper store ready", zap.String("store", s.Store.Describe()))
@@ -294,6 +305,20 @@ func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
 			st.syncer.ReportFailure(err)
 		case err == nil && !up:
 			st.syncer.Kick() // re-read now rather than at the next interval
+		}
+	}
+}
+
+// watchImpact runs the impact guard's controller until ctx ends.
+func (st *sharedState) watchImpact(ctx context.Context) {
+	tick := time.NewTicker(guard.TickEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			st.guard.Tick(now())
 		}
 	}
 }

@@ -2,7 +2,9 @@ package caddymodule
 
 import (
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -11,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/guard"
 	"github.com/customernode/gatekeeper/policy"
 )
 
@@ -50,6 +53,12 @@ func init() {
 //		ipv6_prefix         <bits>
 //		resync_interval     <duration>
 //		audit_signing_key   <key.pem|{env.VAR}>
+//		impact_guard off | impact_guard {
+//			latency <n>x
+//			errors  <n>%
+//			floor   <n>/s
+//		}
+//		test_capacity       <n>/s
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if existing != nil {
@@ -104,6 +113,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = intArg(d, &s.IPv6Prefix)
 		case "max_bans":
 			err = intArg(d, &s.MaxBans)
+		case "impact_guard":
+			err = parseImpactGuard(d, &s.ImpactGuard)
+		case "test_capacity":
+			err = numberArg(d, &s.TestCapacity, "/s")
 		default:
 			return d.Errf("unknown gatekeeper option %q", opt)
 		}
@@ -182,6 +195,58 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	if d.NextArg() {
 		return d.Errf("%s: takes one value, got also %q", opt, d.Val())
 	}
+	return nil
+}
+
+// parseImpactGuard reads `impact_guard off` or its block:
+//
+//	impact_guard {
+//		latency 2x
+//		errors  5%
+//		floor   1/s
+//	}
+func parseImpactGuard(d *caddyfile.Dispenser, g *guard.Settings) error {
+	if d.NextArg() {
+		if d.Val() != "off" || d.NextArg() {
+			return d.Err("impact_guard: want a block, or `impact_guard off`")
+		}
+		g.Off = true
+		return nil
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch opt := d.Val(); opt {
+		case "latency":
+			err = numberArg(d, &g.Latency, "x")
+		case "errors":
+			if err = numberArg(d, &g.Errors, "%"); err == nil {
+				g.Errors /= 100
+			}
+		case "floor":
+			err = numberArg(d, &g.Floor, "/s")
+		default:
+			return d.Errf("impact_guard: unknown option %q", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// numberArg reads the option's one value, a number with unit after it
+// (such as 2x, 5% or 500/s; the unit may be left out).
+func numberArg(d *caddyfile.Dispenser, dst *float64, unit string) error {
+	opt := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	n, err := strconv.ParseFloat(strings.TrimSuffix(s, unit), 64)
+	if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
+		return d.Errf("%s: %q is not a number such as 2%s", opt, s, unit)
+	}
+	*dst = n
 	return nil
 }
 

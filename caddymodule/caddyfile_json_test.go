@@ -43,6 +43,12 @@ var settingForms = []struct {
 		ipv6_prefix 56
 		resync_interval 5s
 		audit_signing_key /etc/gk/audit.pem
+		impact_guard {
+			latency 3x
+			errors 10%
+			floor 2/s
+		}
+		test_capacity 500/s
 	}
 }
 :8080 {
@@ -69,7 +75,8 @@ var settingForms = []struct {
 			"key_prefix": "gk:", "geoip_country": "/etc/gk/country.mmdb", "geoip_asn": "/etc/gk/asn.mmdb",
 			"ban_ttl": "2h", "max_ban_ttl": "48h", "max_bans": 5000, "store_unavailable": "fail_open",
 			"max_window": "7d", "allow_broad_sources": true, "allow_non_strict_proxies": true, "ipv6_prefix": 56,
-			"resync_interval": 5000000000, "audit_signing_key": "/etc/gk/audit.pem"}`,
+			"resync_interval": 5000000000, "audit_signing_key": "/etc/gk/audit.pem",
+			"impact_guard": {"latency": 3, "errors": 0.1, "floor": 2}, "test_capacity": 500}`,
 		handler: `{"handler": "gatekeeper", "tenant": "{http.vars.tenant}", "mode": "flag", "detect": {
 			"user_agents": ["default", "+mytool", "-curl"], "probe_paths": ["default", "+/secret.txt"],
 			"scanner_headers": ["default", "+x-probe"], "header_anomalies": "off", "payloads": "off", "max_body": 131072,
@@ -81,6 +88,7 @@ var settingForms = []struct {
 		caddyfile: `{
 	gatekeeper {
 		store file /var/lib/gatekeeper
+		impact_guard off
 	}
 }
 :8080 {
@@ -89,7 +97,7 @@ var settingForms = []struct {
 	}
 	respond ok
 }`,
-		appJSON: `{"store": {"kind": "file", "dir": "/var/lib/gatekeeper"}}`,
+		appJSON: `{"store": {"kind": "file", "dir": "/var/lib/gatekeeper"}, "impact_guard": {"off": true}}`,
 		handler: `{"handler": "gatekeeper", "detect": {"off": true}}`,
 	},
 	{
@@ -252,6 +260,9 @@ func TestCaddyfileAndJSONRefuseAlike(t *testing.T) {
 		{"ban_ttl 500ms", `{"ban_ttl": "500ms"}`, "ban_ttl: 500ms is not between 1s and 8784h0m0s"},
 		{"max_bans -1", `{"max_bans": -1}`, "max_bans: -1 is negative"},
 		{"ipv6_prefix 40", `{"ipv6_prefix": 40}`, "ipv6_prefix: /40 is out of range"},
+		{"test_capacity -5/s", `{"test_capacity": -5}`, "test_capacity: -5/s is negative"},
+		{"impact_guard {\n\t\t\tlatency 1x\n\t\t}", `{"impact_guard": {"latency": 1}}`, "impact_guard latency: 1x is not between"},
+		{"impact_guard {\n\t\t\terrors 150%\n\t\t}", `{"impact_guard": {"errors": 1.5}}`, "impact_guard errors: 150% is not between"},
 	} {
 		_, err := adapt(t, "{\n\tgatekeeper {\n\t\t"+c.caddyfile+"\n\t}\n}")
 		if err == nil || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), "Caddyfile:2") {

@@ -128,16 +128,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	in, view := h.inputs(r, rc, start)
 	d := policy.Decide(in)
 	h.apply(w, r, rc, d, view)
-	metrics.decision.Observe(time.Since(start), uintptr(unsafe.Pointer(r))) // one monotonic clock read
+	decided := time.Now()
+	metrics.decision.Observe(decided.Sub(start), uintptr(unsafe.Pointer(r)))
 	if d.Status == policy.StatusClientClosed {
 		return caddyhttp.Error(d.Status, errors.New("gatekeeper: the client went away while its request waited for a lease"))
 	}
 	if d.Refused() {
 		return caddyhttp.Error(d.Status, fmt.Errorf("gatekeeper: %s (%s)", d.Verdict, d.Reason))
 	}
-	if !d.Observe {
+	impact := h.app.state.guard
+	if d.Verdict == policy.VerdictApproved {
+		impact.Tested(start)
 		return next.ServeHTTP(w, r)
 	}
+	// Everyone else's answer tells the impact guard how the platform is
+	// doing, and, to detection, how the source behaves.
 	status, err := serveNext(w, r, next)
 	if err != nil {
 		var he caddyhttp.HandlerError
@@ -145,7 +150,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			status = he.StatusCode
 		}
 	}
-	h.detector.ObserveRequest(r, view.ip, status, d.Detection.Result)
+	impact.Observe(start, time.Since(decided), status >= 500 && status != policy.StatusClientClosed)
+	if d.Observe {
+		h.detector.ObserveRequest(r, view.ip, status, d.Detection.Result)
+	}
 	return err
 }
 

@@ -106,6 +106,12 @@ var metrics = struct {
 			}
 			return 0
 		}),
+		gaugeFunc("impact_factor", "The share of their approved rate approved tests may use now: 1 in full, less while the impact guard holds them back, 0 when paused.", func(a *App) float64 {
+			return a.state.guard.Factor()
+		}),
+		gaugeFunc("platform_stress", "How stressed the platform looks in the answers to everyone who is not testing: 0 calm, 1 severe (approved tests pause).", func(a *App) float64 {
+			return a.state.guard.Stress()
+		}),
 		gaugeFunc("store_up", "1 when the last read of the store worked, else 0.", func(a *App) float64 {
 			if a.Syncer().Health().Up {
 				return 1

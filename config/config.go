@@ -7,11 +7,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/customernode/gatekeeper/detect/behavior"
+	"github.com/customernode/gatekeeper/guard"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -117,6 +119,16 @@ type Settings struct {
 	// least 100ms.
 	ResyncInterval Duration `json:"resync_interval,omitempty"`
 
+	// The impact guard: approved tests yield when other tenants' traffic
+	// slows down or fails (see package guard). On by default.
+	ImpactGuard guard.Settings `json:"impact_guard,omitzero"`
+
+	// Requests a second all approved tests together may send, on every
+	// instance together; 0 for no limit. Registering an approval whose
+	// window overlaps others so that their max_rps add up past it is
+	// refused.
+	TestCapacity float64 `json:"test_capacity,omitempty"`
+
 	// Ed25519 private key that signs evidence exports (gatekeeper audit
 	// export): a PKCS #8 PEM file's path, or the PEM itself (such as
 	// {env.GATEKEEPER_AUDIT_KEY}). Make one with
@@ -196,6 +208,7 @@ func (s Settings) WithDefaults() Settings {
 	if s.MaxBans == 0 {
 		s.MaxBans = DefaultMaxBans
 	}
+	s.ImpactGuard = s.ImpactGuard.WithDefaults()
 	return s
 }
 
@@ -230,8 +243,10 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("resync_interval: %s is too short; want at least 100ms", time.Duration(s.ResyncInterval))
 	case strings.ContainsAny(s.KeyPrefix, " \t\r\n"):
 		return fmt.Errorf("key_prefix: %q must not contain white space", s.KeyPrefix)
+	case math.IsNaN(s.TestCapacity) || s.TestCapacity < 0:
+		return fmt.Errorf("test_capacity: %g/s is negative", s.TestCapacity)
 	}
-	return nil
+	return s.ImpactGuard.Validate()
 }
 
 func (r Redis) validate() error {

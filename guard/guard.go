@@ -57,8 +57,8 @@ const (
 // Guard is one instance's impact guard. Observe and Tested are lock-free
 // and may be called from any goroutine; Tick is called by one.
 type Guard struct {
-	s     Settings
-	epoch time.Time
+	settings atomic.Pointer[Settings]
+	epoch    time.Time
 	ring  [slots]slot
 
 	factor atomic.Uint64 // math.Float64bits: 0 (paused) to 1 (full rate)
@@ -97,7 +97,8 @@ type slot struct {
 // New returns a guard with settings s (defaults filled in), whose ticks
 // count from epoch.
 func New(s Settings, epoch time.Time) *Guard {
-	g := &Guard{s: s.WithDefaults(), epoch: epoch}
+	g := &Guard{epoch: epoch}
+	g.Configure(s)
 	g.factor.Store(math.Float64bits(1))
 	for i := range g.ring {
 		g.ring[i].tick.Store(int64(i))
@@ -105,8 +106,15 @@ func New(s Settings, epoch time.Time) *Guard {
 	return g
 }
 
+// Configure changes the settings (a config reload); what the guard has
+// learnt stays.
+func (g *Guard) Configure(s Settings) {
+	s = s.WithDefaults()
+	g.settings.Store(&s)
+}
+
 // Settings are the guard's settings, defaults filled in.
-func (g *Guard) Settings() Settings { return g.s }
+func (g *Guard) Settings() Settings { return *g.settings.Load() }
 
 func (g *Guard) tick(at time.Time) int64 { return int64(at.Sub(g.epoch) / TickEvery) }
 
@@ -127,7 +135,7 @@ func (g *Guard) Tested(at time.Time) { g.ring[g.tick(at)%slots].tests.Add(1) }
 // Factor is how much of their rate approved tests may use now: 1 in
 // full, 0 when paused (they keep the floor's trickle).
 func (g *Guard) Factor() float64 {
-	if g.s.Off {
+	if g.settings.Load().Off {
 		return 1
 	}
 	return math.Float64frombits(g.factor.Load())
@@ -168,7 +176,7 @@ func (g *Guard) Tick(at time.Time) {
 	}
 	stress := max(local, math.Float64frombits(g.remote.Load()))
 	g.stress.Store(math.Float64bits(local))
-	if g.s.Off {
+	if g.settings.Load().Off {
 		return
 	}
 	switch {
@@ -246,11 +254,12 @@ func (g *Guard) stressOf(m measurement) (float64, string) {
 		// Nobody else to protect, or too few to tell: what was known fades.
 		return g.Stress() * 0.8, "few answers to others"
 	}
+	s := g.settings.Load()
 	errRate := float64(m.failed) / float64(m.n)
-	sErr := errRate / g.s.Errors
+	sErr := errRate / s.Errors
 	sLat := 0.0
 	if g.baseline > 0 {
-		slack := max(time.Duration((g.s.Latency-1)*float64(g.baseline)), MinSlack)
+		slack := max(time.Duration((s.Latency-1)*float64(g.baseline)), MinSlack)
 		sLat = max(0, float64(m.p99-g.baseline)) / float64(slack)
 	}
 	if sErr > sLat {
@@ -297,3 +306,6 @@ func upper(i int) time.Duration {
 	e, sub := i/8+3, uint64(i%8)
 	return time.Duration((8+sub+1)<<(e-4)) * time.Microsecond
 }
+
+// Floor is the rate, requests a second, a paused test keeps.
+func (g *Guard) Floor() float64 { return g.settings.Load().Floor }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -25,7 +26,19 @@ const (
 	// Abandoned: the client went away while its request waited for a lease.
 	// Nothing was spent and the store is not to blame.
 	Abandoned
+	// PlatformBusy: the rate bucket, cut by the impact guard while other
+	// tenants feel the platform's load, has no admission now.
+	PlatformBusy
 )
+
+// Yielder says how far approved tests yield to other tenants now (the
+// impact guard): Factor is the share of their rate they may use (1 in
+// full), Floor the rate, requests a second, they keep however far they
+// yield.
+type Yielder interface {
+	Factor() float64
+	Floor() float64
+}
 
 // Backend is the part of a store the Limiter works with: the ledger every
 // instance shares.
@@ -51,6 +64,28 @@ type Limiter struct {
 	mu     sync.RWMutex // readers: looking up an approval's share, on every request
 	byID   map[string]*local
 	downTo time.Time // after a failed lease, do not try again before this
+
+	yield Yielder // nil: tests never yield
+}
+
+// YieldTo makes tests yield as y says: their rate is leased at y's factor
+// of it, at least its floor, on every instance that shares y's view.
+func (l *Limiter) YieldTo(y Yielder) { l.yield = y }
+
+// scaled is a, its rate and burst cut as the yielder says now; a itself
+// while tests run in full. It reports whether a was cut.
+func (l *Limiter) scaled(a *approvals.Approval) (*approvals.Approval, bool) {
+	if l.yield == nil {
+		return a, false
+	}
+	f := l.yield.Factor()
+	if f >= 1 {
+		return a, false
+	}
+	cut := *a
+	cut.MaxRPS = min(a.MaxRPS, max(a.MaxRPS*f, l.yield.Floor()))
+	cut.Burst = max(1, min(a.Burst, int(math.Ceil(cut.MaxRPS))))
+	return &cut, true
 }
 
 // local is this instance's share of one approval's bounds.
@@ -58,7 +93,8 @@ type local struct {
 	mu        sync.Mutex
 	leased    int           // admissions leased and not yet spent
 	waitUntil time.Time     // rate-limited or exhausted until then
-	exhausted bool          // why waitUntil is set
+	exhausted bool          // why waitUntil is set: the budget is used up
+	yielding  bool          // why waitUntil is set: the rate was cut by the guard
 	inflight  chan struct{} // closed when the lease being asked for arrives
 	lastUsed  time.Time
 	pending   approvals.Usage // counts not yet written to the store
@@ -129,6 +165,10 @@ func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, ti
 			lo.pending.BudgetExhausted++
 			lo.seen(now)
 			return BudgetExhausted, 0, nil
+		case now.Before(lo.waitUntil) && lo.yielding:
+			lo.pending.PlatformBusy++
+			lo.seen(now)
+			return PlatformBusy, lo.waitUntil.Sub(now), nil
 		case now.Before(lo.waitUntil):
 			lo.pending.RateLimited++
 			lo.seen(now)
@@ -169,6 +209,7 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 	lo.inflight = ch
 	lo.mu.Unlock()
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LeaseTimeout)
+	a, cut := l.scaled(a)
 	res, err := l.store.Lease(lctx, a, LeaseSize(a))
 	cancel()
 	lo.mu.Lock()
@@ -187,7 +228,7 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 		return ErrLedgerRecovering
 	}
 	lo.leased += res.Granted
-	lo.exhausted = false
+	lo.exhausted, lo.yielding = false, false
 	switch {
 	case res.Granted > 0:
 	case res.Remaining <= 0:
@@ -195,6 +236,7 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 		lo.waitUntil = now.Add(exhaustedRecheck)
 	default:
 		lo.waitUntil = now.Add(max(res.RetryAfter, time.Millisecond))
+		lo.yielding = cut
 	}
 	return nil
 }

@@ -67,11 +67,14 @@ const (
 	// socket whose proxy sent no address Caddy trusts); nothing can be
 	// decided about such a request, so it never passes silently.
 	ReasonClientUnknown = "client_unknown"
+	// ReasonPlatformBusy: an approved test held back by the impact guard
+	// while other tenants feel the platform's load.
+	ReasonPlatformBusy = "platform_busy"
 )
 
 // Reasons are the refusal reasons, listed once for metrics and docs.
 var Reasons = []string{ReasonBanned, ReasonOutOfScope, ReasonTokenInvalid, ReasonRateLimited,
-	ReasonBudgetExhausted, ReasonStoreUnavailable, ReasonScanner, ReasonClientUnknown}
+	ReasonBudgetExhausted, ReasonStoreUnavailable, ReasonScanner, ReasonClientUnknown, ReasonPlatformBusy}
 
 // Results of approved-source requests, for approved_requests_total.
 const (
@@ -79,6 +82,7 @@ const (
 	ResultRateLimited     = "rate_limited"
 	ResultBudgetExhausted = "budget_exhausted"
 	ResultOutOfScope      = "out_of_scope"
+	ResultPlatformBusy    = "platform_busy"
 )
 
 // StatusClientClosed is the status of a request whose client went away
@@ -233,6 +237,9 @@ func Decide(in Inputs) Decision {
 	case ledger.RateLimited:
 		d = refuse(VerdictLimited, ReasonRateLimited, http.StatusTooManyRequests)
 		d.RetryAfter, d.Result = max(retryAfter, time.Second), ResultRateLimited
+	case ledger.PlatformBusy:
+		d = refuse(VerdictLimited, ReasonPlatformBusy, http.StatusTooManyRequests)
+		d.RetryAfter, d.Result = max(retryAfter, time.Second), ResultPlatformBusy
 	case ledger.BudgetExhausted:
 		d = refuse(VerdictLimited, ReasonBudgetExhausted, http.StatusTooManyRequests)
 		d.Result = ResultBudgetExhausted

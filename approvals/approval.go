@@ -81,10 +81,10 @@ type Approval struct {
 
 // Usage counts what an approval's sources did with it.
 type Usage struct {
-	Allowed         int64      `json:"allowed"`
-	RateLimited     int64      `json:"rate_limited"`
-	BudgetExhausted int64      `json:"budget_exhausted"`
-	OutOfScope      int64      `json:"out_of_scope"`
+	Allowed         int64 `json:"allowed"`
+	RateLimited     int64 `json:"rate_limited"`
+	BudgetExhausted int64 `json:"budget_exhausted"`
+	OutOfScope      int64 `json:"out_of_scope"`
 	// PlatformBusy counts requests the impact guard held back while other
 	// tenants felt the platform's load.
 	PlatformBusy int64      `json:"platform_busy"`

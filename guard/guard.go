@@ -59,7 +59,7 @@ const (
 type Guard struct {
 	settings atomic.Pointer[Settings]
 	epoch    time.Time
-	ring  [slots]slot
+	ring     [slots]slot
 
 	factor atomic.Uint64 // math.Float64bits: 0 (paused) to 1 (full rate)
 	stress atomic.Uint64 // math.Float64bits: the stress acted on

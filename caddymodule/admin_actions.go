@@ -37,6 +37,18 @@ func (a *App) RegisterApproval(ctx context.Context, req *approvals.Request, acto
 	if err != nil {
 		return nil, "", err
 	}
+	if s.TestCapacity > 0 {
+		// Read from the store, not the snapshot: an approval another
+		// instance registered a moment ago counts too. (Two registrations
+		// at the same moment on two instances can still both pass.)
+		list, err := a.Syncer().Store().Approvals(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := approvals.CheckCapacity(list, ap, s.TestCapacity, at); err != nil {
+			return nil, "", err
+		}
+	}
 	ap.ID = "apr_" + randomHex(8)
 	ap.CreatedAt = at.UTC()
 	var token string

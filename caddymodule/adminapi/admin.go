@@ -408,7 +408,8 @@ func storeError(err error) error {
 	switch {
 	case errors.Is(err, approvals.ErrNotFound):
 		return apiError(http.StatusNotFound, err)
-	case errors.Is(err, approvals.ErrExists), errors.Is(err, approvals.ErrAlreadyRevoked), errors.Is(err, audit.ErrUnchained):
+	case errors.Is(err, approvals.ErrExists), errors.Is(err, approvals.ErrAlreadyRevoked), errors.Is(err, audit.ErrUnchained),
+		errors.As(err, new(*approvals.CapacityError)):
 		return apiError(http.StatusConflict, err)
 	case errors.As(err, new(*approvals.FieldError)):
 		return apiError(http.StatusBadRequest, err)

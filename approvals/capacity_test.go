@@ -1,0 +1,47 @@
+package approvals
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCapacityIsCheckedAtTheBusiestMoment(t *testing.T) {
+	at := time.Date(2026, 12, 10, 9, 0, 0, 0, time.UTC)
+	ap := func(id string, from, to int, rps float64) *Approval {
+		return &Approval{ID: id, Tenant: "t" + id, NotBefore: at.Add(time.Duration(from) * time.Hour),
+			NotAfter: at.Add(time.Duration(to) * time.Hour), MaxRPS: rps}
+	}
+	revoked := ap("apr_revoked", 0, 8, 600)
+	revoked.RevokedAt = &at
+	list := []*Approval{ap("apr_a", 0, 2, 300), ap("apr_b", 1, 3, 150), ap("apr_c", 3, 5, 400), revoked, ap("apr_old", -5, -1, 900)}
+
+	// Back to back is not overlapping: [0,2) and [2,4) never meet.
+	for _, tc := range []struct {
+		a    *Approval
+		says string // "" when accepted
+	}{
+		{ap("apr_new", 2, 3, 340), ""},                                             // with b only: 490
+		{ap("apr_new", 1, 2, 60), "at 2026-12-10T10:00:00Z"},                       // with a and b: 510
+		{ap("apr_new", 0, 8, 101), "apr_a (tapr_a, 300/s), apr_b (tapr_b, 150/s)"}, // over with c too (501); busiest with a and b (551)
+		{ap("apr_new", 5, 6, 500), ""},                                             // alone: 500 is the capacity
+		{ap("apr_new", 5, 6, 501), "up to 501/s"},                                  // alone, over
+	} {
+		err := CheckCapacity(list, tc.a, 500, at)
+		var ce *CapacityError
+		switch {
+		case tc.says == "" && err != nil:
+			t.Errorf("%s %s–%s at %g/s: %v, want it accepted", tc.a.ID, tc.a.NotBefore, tc.a.NotAfter, tc.a.MaxRPS, err)
+		case tc.says != "" && (!errors.As(err, &ce) || !strings.Contains(err.Error(), tc.says)):
+			t.Errorf("%s %s–%s at %g/s: %v, want a CapacityError saying %q", tc.a.ID, tc.a.NotBefore, tc.a.NotAfter, tc.a.MaxRPS, err, tc.says)
+		}
+	}
+	err := CheckCapacity(list, ap("apr_new", 0, 8, 101), 500, at)
+	if ce := err.(*CapacityError); ce.Sum != 551 || !ce.Busiest.Equal(at.Add(time.Hour)) || len(ce.Overlapping) != 2 {
+		t.Errorf("busiest moment: %v", err)
+	}
+	if CheckCapacity(list, ap("apr_new", 0, 8, 10000), 0, at) != nil {
+		t.Error("no capacity set: nothing is refused")
+	}
+}

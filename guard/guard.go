@@ -9,6 +9,7 @@ package guard
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -17,14 +18,22 @@ import (
 const (
 	// TickEvery is how often the controller runs.
 	TickEvery = 250 * time.Millisecond
-	// window is how many whole ticks the p99 and the failures are measured
-	// over: a second.
+	// window is how many whole ticks the latency and the failures are
+	// measured over: a second.
 	window = 4
 	// slots is the ring of per-tick counts: the window, the tick being
 	// counted and the one being cleared for the next.
 	slots = window + 2
-	// minSamples: fewer answers than this in a window say nothing.
-	minSamples = 20
+	// minSamples: fewer answers than this in a window say nothing (its p99
+	// is then their slowest).
+	minSamples = 10
+	// quantile is the latency the guard steers by: the 90th percentile of
+	// others' answers in the window. A window holds a few dozen answers
+	// when others are few, and their 99th percentile is then their slowest
+	// one, which swings with every hiccup; the 90th moves with the
+	// platform's load and holds still otherwise. What the policy's figures
+	// bound, others' p99 over a test, follows it.
+	quantile = 0.90
 	// MinSlack is the least rise of the p99 over the calm one that counts
 	// as stress, however fast the platform is when calm: a 2 ms baseline
 	// doubling to 4 ms harms nobody.
@@ -35,8 +44,10 @@ const (
 const (
 	// target is the stress the controller steers to while tests run: with
 	// the default latency 2x, a p99 about 1.3 times the calm one.
-	target = 0.3
-	// gain is how hard the factor follows the distance to target, a tick.
+	target = 0.15
+	// gain is how hard the factor follows the distance to target, a tick,
+	// when over it; under it, the factor grows twice as hard (a cut that
+	// is no longer needed is given back in seconds).
 	gain = 0.2
 	// restart is the factor a paused or nearly paused test restarts from
 	// once the stress is under target.
@@ -46,10 +57,16 @@ const (
 	held = 0.05
 )
 
-// How fast the calm baseline may move, a tick: down quickly (a faster
-// platform is good news at once), up very slowly, so that a stress that
-// lasts is still stress at its end: 0.01 % a tick is 13 % in 5 minutes.
+// The calm baseline is the median of the last calmSamples windows'
+// p99 measured while tests were absent or held back (one p99 of a few
+// dozen answers is mostly their slowest: the median of many is what calm
+// looks like). It follows that median freely for its first warmUp
+// samples; after that it may move, a tick, down quickly (a faster platform
+// is good news at once) and up very slowly, so that a stress that lasts is
+// still stress at its end: 0.01 % a tick is 13 % in 5 minutes.
 const (
+	calmSamples  = 120
+	warmUp       = 40
 	baselineFall = 0.02
 	baselineRise = 0.0001
 )
@@ -66,7 +83,13 @@ type Guard struct {
 	remote atomic.Uint64 // math.Float64bits: the worst other instances report
 
 	// The controller's own state, touched by Tick alone.
-	baseline time.Duration // the calm p99; 0 until learned
+	baseline time.Duration   // the calm p99; 0 until learned
+	calm     []time.Duration // the last calmSamples windows' latency, oldest first
+	learned  int             // windows learnt from, ever
+	// noise is how far calm windows rise above the baseline on their own
+	// (the 90th percentile of the calm samples less their median): a
+	// rise within it is the platform's own jitter, not stress.
+	noise time.Duration
 	state    State
 	// OnChange, when set, hears each change of state: throttled, paused,
 	// resumed, with why.
@@ -171,7 +194,10 @@ func (g *Guard) Tick(at time.Time) {
 	m := g.measure(cur)
 	local, why := g.stressOf(m)
 	factor := math.Float64frombits(g.factor.Load())
-	if m.n >= minSamples && (m.tests == 0 || factor <= held) {
+	// Calm is learnt while tests are absent or held back, and not from a
+	// window that is itself severe stress (another tenant's burst is not
+	// the platform's calm).
+	if m.n >= minSamples && (m.tests == 0 || factor <= held) && (g.learned < warmUp || local < 1) {
 		g.learn(m.p99)
 	}
 	stress := max(local, math.Float64frombits(g.remote.Load()))
@@ -185,7 +211,7 @@ func (g *Guard) Tick(at time.Time) {
 	case stress > target:
 		factor *= math.Exp(gain * (target - stress))
 	default:
-		factor = min(1, max(factor, restart)*math.Exp(gain*(target-stress)))
+		factor = min(1, max(factor, restart)*math.Exp(2*gain*(target-stress)))
 	}
 	g.factor.Store(math.Float64bits(factor))
 	g.move(factor, stress, why)
@@ -237,7 +263,7 @@ func (g *Guard) measure(cur int64) measurement {
 	if m.n == 0 {
 		return m
 	}
-	rank := uint32(math.Ceil(0.99 * float64(m.n)))
+	rank := uint32(math.Ceil(quantile * float64(m.n)))
 	var seen uint32
 	for i, c := range counts {
 		if seen += c; seen >= rank {
@@ -260,7 +286,7 @@ func (g *Guard) stressOf(m measurement) (float64, string) {
 	sLat := 0.0
 	if g.baseline > 0 {
 		slack := max(time.Duration((s.Latency-1)*float64(g.baseline)), MinSlack)
-		sLat = max(0, float64(m.p99-g.baseline)) / float64(slack)
+		sLat = max(0, float64(m.p99-g.baseline-g.noise)) / float64(slack)
 	}
 	if sErr > sLat {
 		return sErr, formatWhy("other tenants' failures at %.1f%%", 100*errRate)
@@ -271,15 +297,25 @@ func (g *Guard) stressOf(m measurement) (float64, string) {
 	return sLat, formatWhy("other tenants' p99 %.1f × calm", float64(m.p99)/float64(g.baseline))
 }
 
-// learn moves the calm baseline towards p99, within its bounds.
+// learn adds a calm window's p99 and moves the baseline towards the
+// median of the last ones, within its bounds.
 func (g *Guard) learn(p99 time.Duration) {
+	if len(g.calm) == calmSamples {
+		g.calm = append(g.calm[:0], g.calm[1:]...)
+	}
+	g.calm = append(g.calm, p99)
+	g.learned++
+	sorted := slices.Clone(g.calm)
+	slices.Sort(sorted)
+	median := sorted[len(sorted)/2]
+	g.noise = sorted[len(sorted)*9/10] - median
 	switch {
-	case g.baseline == 0:
-		g.baseline = p99
-	case p99 < g.baseline:
-		g.baseline = max(p99, time.Duration(float64(g.baseline)*(1-baselineFall)))
+	case g.learned <= warmUp || g.baseline == 0:
+		g.baseline = median
+	case median < g.baseline:
+		g.baseline = max(median, time.Duration(float64(g.baseline)*(1-baselineFall)))
 	default:
-		g.baseline = min(p99, time.Duration(float64(g.baseline)*(1+baselineRise))+1)
+		g.baseline = min(median, time.Duration(float64(g.baseline)*(1+baselineRise))+1)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -84,7 +83,10 @@ func (l *Limiter) scaled(a *approvals.Approval) (*approvals.Approval, bool) {
 	}
 	cut := *a
 	cut.MaxRPS = min(a.MaxRPS, max(a.MaxRPS*f, l.yield.Floor()))
-	cut.Burst = max(1, min(a.Burst, int(math.Ceil(cut.MaxRPS))))
+	// One at a time, evenly spaced: a burst of a cut test queues ahead of
+	// everyone else's requests, which is the impact being avoided (leases
+	// are then of one admission each, at the cut rate).
+	cut.Burst = 1
 	return &cut, true
 }
 
@@ -109,6 +111,11 @@ const (
 	storeRetry       = time.Second
 	forgetIdle       = 5 * time.Minute
 )
+
+// maxYieldWait is the longest a request of a test the impact guard cuts
+// waits for its turn; when its turn is further off it is refused
+// (PlatformBusy).
+const maxYieldWait = 250 * time.Millisecond
 
 // LeaseTimeout bounds one lease call to the store. It runs on a context of
 // its own, not the request's: a client that hangs up cannot cancel a lease
@@ -165,6 +172,19 @@ func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, ti
 			lo.pending.BudgetExhausted++
 			lo.seen(now)
 			return BudgetExhausted, 0, nil
+		case now.Before(lo.waitUntil) && lo.yielding && lo.waitUntil.Sub(now) <= maxYieldWait:
+			// Paced rather than refused: the request waits its turn at
+			// the cut rate, so a test on many connections arrives evenly
+			// spaced instead of in bursts of retries.
+			wait := time.NewTimer(lo.waitUntil.Sub(now))
+			lo.mu.Unlock()
+			select {
+			case <-wait.C:
+			case <-ctx.Done():
+				wait.Stop()
+			}
+			lo.mu.Lock()
+			continue
 		case now.Before(lo.waitUntil) && lo.yielding:
 			lo.pending.PlatformBusy++
 			lo.seen(now)

@@ -1,0 +1,216 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// platformUpstream is a shared platform: workers requests at a time, each
+// taking work; the rest wait their turn.
+type platformUpstream struct {
+	addr string
+}
+
+func startPlatform(t *testing.T, workers int, work time.Duration) *platformUpstream {
+	t.Helper()
+	slots := make(chan struct{}, workers)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		}
+		time.Sleep(work)
+		<-slots
+		w.WriteHeader(http.StatusOK)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return &platformUpstream{addr: l.Addr().String()}
+}
+
+// othersLoad sends rps requests a second for another tenant, each on its
+// own schedule (a slow answer does not hold the next back), until stop,
+// and collects their latencies and statuses.
+type othersLoad struct {
+	mu      sync.Mutex
+	took    []time.Duration
+	refused int
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+func sendOthers(t *testing.T, in *instance, source, host string, rps int) *othersLoad {
+	o := &othersLoad{stop: make(chan struct{})}
+	c := from(t, in, source)
+	o.done.Go(func() {
+		tick := time.NewTicker(time.Second / time.Duration(rps))
+		defer tick.Stop()
+		var inflight sync.WaitGroup
+		defer inflight.Wait()
+		for {
+			select {
+			case <-o.stop:
+				return
+			case <-tick.C:
+			}
+			inflight.Go(func() {
+				start := time.Now()
+				resp, err := c.http.Do(newRequest("GET", in.Site, host, "/"))
+				took := time.Since(start)
+				o.mu.Lock()
+				defer o.mu.Unlock()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					o.refused++
+				} else {
+					o.took = append(o.took, took)
+				}
+				if err == nil {
+					resp.Body.Close()
+				}
+			})
+		}
+	})
+	return o
+}
+
+// since returns, and forgets, the latencies collected so far, and the
+// count of requests that did not get 200.
+func (o *othersLoad) since() ([]time.Duration, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	took, refused := o.took, o.refused
+	o.took, o.refused = nil, 0
+	return took, refused
+}
+
+func (o *othersLoad) end() { close(o.stop); o.done.Wait() }
+
+func p99Of(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[(len(s)*99+99)/100-1]
+}
+
+// The issue's scenario on this machine: a platform of 4 workers at 20 ms a
+// request (200 a second), another tenant sending 40 a second, and an
+// approved test of 1 000 a second on 16 connections, which alone would
+// take the platform. While the test runs none of the other tenant's
+// requests is refused or fails, its p99 stays within max(2 × calm,
+// calm + 30 ms), and the test still gets at least 30 % of the room the
+// other leaves; held-back test requests get 429 platform_busy.
+//
+// These bounds are looser than the policy's figures (1.5 × calm or
+// calm + 20 ms, and 45 %), which the model in guard/guard_test.go holds:
+// here the platform, the clients and Gatekeeper share two cores, and the
+// calm p99 alone moves by 20 ms between runs. The log line gives the
+// figures of each run; docs/design.md keeps a series of them.
+func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 40-second load run; make test runs it")
+	}
+	const (
+		workers   = 4
+		work      = 20 * time.Millisecond
+		capacity  = float64(workers) * float64(time.Second/work)
+		othersRPS = 40
+	)
+	up := startPlatform(t, workers, work)
+	in := startSite(t, "\t\tstore file "+t.TempDir(), proxySite(up.addr))
+	in.register(func(b map[string]any) { b["max_rps"], b["burst"], b["max_requests"] = 1000, 1000, 1_000_000 })
+
+	others := sendOthers(t, in, "127.0.0.3", "globex.localhost", othersRPS)
+	defer others.end()
+	time.Sleep(12 * time.Second) // the guard learns the calm p99
+	calmTook, calmRefused := others.since()
+	calm := p99Of(calmTook)
+	if calmRefused != 0 || len(calmTook) < 10*othersRPS {
+		t.Fatalf("calm: %d answers, %d not 200", len(calmTook), calmRefused)
+	}
+
+	var admitted, busy, other atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	c := from(t, in, "127.0.0.2")
+	for range 16 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.http.Do(newRequest("GET", in.Site, "acme.localhost", "/"))
+				if err != nil {
+					continue
+				}
+				resp.Body.Close()
+				switch {
+				case resp.StatusCode == http.StatusOK:
+					admitted.Add(1)
+				case resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "":
+					busy.Add(1)
+					// A scanner that honours Retry-After, as most do for 429.
+					if d, err := time.ParseDuration(resp.Header.Get("Retry-After") + "s"); err == nil {
+						time.Sleep(d)
+					}
+				default:
+					other.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(8 * time.Second) // the guard settles
+	others.since()
+	a0 := admitted.Load()
+	const measured = 20 * time.Second
+	var duringTook []time.Duration
+	duringRefused := 0
+	for i := range 4 {
+		before := admitted.Load()
+		time.Sleep(measured / 4)
+		took, refused := others.since()
+		duringTook, duringRefused = append(duringTook, took...), duringRefused+refused
+		t.Logf("%2ds: others' p99 %s, the test %.0f/s, impact_factor %.2f, platform_stress %.2f", (i+1)*5, p99Of(took),
+			float64(admitted.Load()-before)/(measured/4).Seconds(), in.metric("caddy_gatekeeper_impact_factor"), in.metric("caddy_gatekeeper_platform_stress"))
+	}
+	rate := float64(admitted.Load()-a0) / measured.Seconds()
+	close(stop)
+	wg.Wait()
+
+	during := p99Of(duringTook)
+	limit := max(calm*2, calm+30*time.Millisecond)
+	room := capacity - othersRPS
+	t.Logf("others' p99 %s calm, %s while the test ran (limit %s), %d of %d not 200; the test got %.0f/s (%.0f%% of the %.0f/s room), %d answered 429 platform_busy, %d other answers; impact_factor %.2f, platform_stress %.2f",
+		calm, during, limit, duringRefused, len(duringTook)+duringRefused, rate, 100*rate/room, room, busy.Load(), other.Load(),
+		in.metric("caddy_gatekeeper_impact_factor"), in.metric("caddy_gatekeeper_platform_stress"))
+	if duringRefused != 0 {
+		t.Errorf("%d of the other tenant's requests were refused or failed while the test ran", duringRefused)
+	}
+	if during > limit {
+		t.Errorf("the other tenant's p99 was %s while the test ran, over max(2 × %s, %s + 30ms) = %s", during, calm, calm, limit)
+	}
+	if rate < 0.30*room {
+		t.Errorf("the test got %.0f/s, under 30%% of the %.0f/s the other tenant leaves", rate, room)
+	}
+	if busy.Load() == 0 {
+		t.Error("no test request was answered 429 platform_busy: the guard never held the test back")
+	}
+	if n := in.metric(fmt.Sprintf(`caddy_gatekeeper_blocked_total{reason="platform_busy",scanner="none"}`)); n == 0 {
+		t.Error("caddy_gatekeeper_blocked_total counts no platform_busy refusal")
+	}
+}

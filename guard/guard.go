@@ -90,7 +90,7 @@ type Guard struct {
 	// (the 90th percentile of the calm samples less their median): a
 	// rise within it is the platform's own jitter, not stress.
 	noise time.Duration
-	state    State
+	state State
 	// OnChange, when set, hears each change of state: throttled, paused,
 	// resumed, with why.
 	OnChange func(to State, why string)

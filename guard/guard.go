@@ -24,8 +24,7 @@ const (
 	// slots is the ring of per-tick counts: the window, the tick being
 	// counted and the one being cleared for the next.
 	slots = window + 2
-	// minSamples: fewer answers than this in a window say nothing (its p99
-	// is then their slowest).
+	// minSamples: fewer answers than this in a window say nothing.
 	minSamples = 10
 	// quantile is the latency the guard steers by: the 90th percentile of
 	// others' answers in the window. A window holds a few dozen answers
@@ -34,16 +33,17 @@ const (
 	// platform's load and holds still otherwise. What the policy's figures
 	// bound, others' p99 over a test, follows it.
 	quantile = 0.90
-	// MinSlack is the least rise of the p99 over the calm one that counts
-	// as stress, however fast the platform is when calm: a 2 ms baseline
-	// doubling to 4 ms harms nobody.
+	// MinSlack is the least rise of the latency over the calm one that
+	// counts as severe stress, however fast the platform is when calm: a
+	// 2 ms baseline doubling to 4 ms harms nobody.
 	MinSlack = 20 * time.Millisecond
 )
 
 // The controller's set points, on the stress scale (1 = severe: tests pause).
 const (
 	// target is the stress the controller steers to while tests run: with
-	// the default latency 2x, a p99 about 1.3 times the calm one.
+	// the default latency 2x, others' latency about 15 % above calm (and
+	// its own jitter), which keeps their p99 well inside 1.5 × calm.
 	target = 0.15
 	// gain is how hard the factor follows the distance to target, a tick,
 	// when over it; under it, the factor grows twice as hard (a cut that
@@ -58,9 +58,8 @@ const (
 )
 
 // The calm baseline is the median of the last calmSamples windows'
-// p99 measured while tests were absent or held back (one p99 of a few
-// dozen answers is mostly their slowest: the median of many is what calm
-// looks like). It follows that median freely for its first warmUp
+// latency measured while tests were absent or held back (one window's is
+// noisy: the median of many is what calm looks like). It follows that median freely for its first warmUp
 // samples; after that it may move, a tick, down quickly (a faster platform
 // is good news at once) and up very slowly, so that a stress that lasts is
 // still stress at its end: 0.01 % a tick is 13 % in 5 minutes.
@@ -83,7 +82,7 @@ type Guard struct {
 	remote atomic.Uint64 // math.Float64bits: the worst other instances report
 
 	// The controller's own state, touched by Tick alone.
-	baseline time.Duration   // the calm p99; 0 until learned
+	baseline time.Duration   // the calm latency (p90); 0 until learned
 	calm     []time.Duration // the last calmSamples windows' latency, oldest first
 	learned  int             // windows learnt from, ever
 	// noise is how far calm windows rise above the baseline on their own
@@ -174,7 +173,7 @@ func (g *Guard) LocalStress() float64 { return math.Float64frombits(g.stress.Loa
 // platform report; the guard acts on the worse of it and its own.
 func (g *Guard) SetRemote(stress float64) { g.remote.Store(math.Float64bits(stress)) }
 
-// Baseline is the calm p99 learned so far (0 before any).
+// Baseline is the calm latency (p90) learned so far (0 before any).
 func (g *Guard) Baseline() time.Duration { return g.baseline }
 
 // Tick runs the controller at at: it measures the last second's answers
@@ -198,7 +197,7 @@ func (g *Guard) Tick(at time.Time) {
 	// window that is itself severe stress (another tenant's burst is not
 	// the platform's calm).
 	if m.n >= minSamples && (m.tests == 0 || factor <= held) && (g.learned < warmUp || local < 1) {
-		g.learn(m.p99)
+		g.learn(m.latency)
 	}
 	stress := max(local, math.Float64frombits(g.remote.Load()))
 	g.stress.Store(math.Float64bits(local))
@@ -241,7 +240,7 @@ func (g *Guard) move(factor, stress float64, why string) {
 // measurement is a window's answers to everyone not testing.
 type measurement struct {
 	n, failed, tests uint32
-	p99              time.Duration
+	latency          time.Duration
 }
 
 // measure sums the window of whole ticks before cur.
@@ -267,7 +266,7 @@ func (g *Guard) measure(cur int64) measurement {
 	var seen uint32
 	for i, c := range counts {
 		if seen += c; seen >= rank {
-			m.p99 = upper(i)
+			m.latency = upper(i)
 			break
 		}
 	}
@@ -286,7 +285,7 @@ func (g *Guard) stressOf(m measurement) (float64, string) {
 	sLat := 0.0
 	if g.baseline > 0 {
 		slack := max(time.Duration((s.Latency-1)*float64(g.baseline)), MinSlack)
-		sLat = max(0, float64(m.p99-g.baseline-g.noise)) / float64(slack)
+		sLat = max(0, float64(m.latency-g.baseline-g.noise)) / float64(slack)
 	}
 	if sErr > sLat {
 		return sErr, formatWhy("other tenants' failures at %.1f%%", 100*errRate)
@@ -294,16 +293,16 @@ func (g *Guard) stressOf(m measurement) (float64, string) {
 	if g.baseline == 0 {
 		return sLat, "no calm baseline yet"
 	}
-	return sLat, formatWhy("other tenants' p99 %.1f × calm", float64(m.p99)/float64(g.baseline))
+	return sLat, formatWhy("other tenants' p90 %.1f × calm", float64(m.latency)/float64(g.baseline))
 }
 
-// learn adds a calm window's p99 and moves the baseline towards the
+// learn adds a calm window's latency and moves the baseline towards the
 // median of the last ones, within its bounds.
-func (g *Guard) learn(p99 time.Duration) {
+func (g *Guard) learn(latency time.Duration) {
 	if len(g.calm) == calmSamples {
 		g.calm = append(g.calm[:0], g.calm[1:]...)
 	}
-	g.calm = append(g.calm, p99)
+	g.calm = append(g.calm, latency)
 	g.learned++
 	sorted := slices.Clone(g.calm)
 	slices.Sort(sorted)

@@ -309,16 +309,31 @@ func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
 	}
 }
 
-// watchImpact runs the impact guard's controller until ctx ends.
+// watchImpact runs the impact guard's controller until ctx ends, and,
+// where the store is shared, every other tick tells the other instances
+// the stress this one sees and hears the worst of theirs: all act on the
+// worst within about a second.
 func (st *sharedState) watchImpact(ctx context.Context) {
+	board, shared := st.syncer.Store().(store.StressBoard)
+	instance := randomHex(8)
 	tick := time.NewTicker(guard.TickEvery)
 	defer tick.Stop()
-	for {
+	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			st.guard.Tick(now())
+		}
+		at := now()
+		st.guard.Tick(at)
+		if shared && n%2 == 0 {
+			sctx, cancel := context.WithTimeout(ctx, guard.TickEvery)
+			worst, err := board.ShareStress(sctx, instance, st.guard.LocalStress(), at)
+			cancel()
+			if err != nil {
+				worst = 0 // the store is down: act on this instance's own view
+			}
+			st.guard.SetRemote(worst)
 		}
 	}
 }

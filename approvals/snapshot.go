@@ -261,6 +261,18 @@ func (s *Snapshot) ApprovalOverlaps(p netip.Prefix, now time.Time) bool {
 // it was made: a cheap upper bound of the bans in force.
 func (s *Snapshot) BanCount() int { return len(s.base.list) + len(s.recent.list) }
 
+// Active returns the approvals whose window is open at now, not revoked,
+// oldest first.
+func (s *Snapshot) Active(now time.Time) []*Approval {
+	var out []*Approval
+	for _, a := range s.list {
+		if a.StatusAt(now) == StatusActive {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Counts tallies approvals by status at now, and the bans in force.
 func (s *Snapshot) Counts(now time.Time) (byStatus map[Status]int, bans int) {
 	byStatus = make(map[Status]int, len(Statuses))

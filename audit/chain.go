@@ -27,7 +27,7 @@ import (
 //	hash   = SHA-256(prev as 32 bytes ‖ seq as 8 bytes, big-endian ‖ digest)
 //
 // where content is the event's canonical JSON without its chain members:
-// {"time":…,"action":…,"actor":…,"approval"|"ban":…} exactly as Gatekeeper
+// {"time":…,"action":…,"actor":…,"note":…,"approval"|"ban":…} exactly as Gatekeeper
 // encodes it (Go's encoding/json: fields in that order, no spaces). A stored
 // event is that same object with "id", "seq", "prev" and "hash" put first,
 //
@@ -62,13 +62,14 @@ type auditContent struct {
 	Time     time.Time           `json:"time"`
 	Action   string              `json:"action"`
 	Actor    string              `json:"actor,omitempty"`
+	Note     string              `json:"note,omitempty"`
 	Approval *approvals.Approval `json:"approval,omitempty"`
 	Ban      *approvals.Ban      `json:"ban,omitempty"`
 }
 
 // Content encodes e's content canonically.
 func (e Event) Content() ([]byte, error) {
-	return json.Marshal(auditContent{Time: e.Time, Action: e.Action, Actor: e.Actor, Approval: e.Approval, Ban: e.Ban})
+	return json.Marshal(auditContent{Time: e.Time, Action: e.Action, Actor: e.Actor, Note: e.Note, Approval: e.Approval, Ban: e.Ban})
 }
 
 // Link links the event with the canonical content after head and

@@ -11,6 +11,11 @@ import (
 const (
 	ActionApprovalCreated = "approval.created"
 	ActionApprovalRevoked = "approval.revoked"
+	// The impact guard cut an approved test's rate, paused it, or gave
+	// it back; Note says why.
+	ActionApprovalThrottled = "approval.throttled"
+	ActionApprovalPaused    = "approval.paused"
+	ActionApprovalResumed   = "approval.resumed"
 	ActionBanAdded        = "ban.added"
 	ActionBanRemoved      = "ban.removed"
 )
@@ -30,6 +35,7 @@ type Event struct {
 	Time     time.Time           `json:"time"`
 	Action   string              `json:"action"`
 	Actor    string              `json:"actor,omitempty"`
+	Note     string              `json:"note,omitempty"`
 	Approval *approvals.Approval `json:"approval,omitempty"`
 	Ban      *approvals.Ban      `json:"ban,omitempty"`
 }

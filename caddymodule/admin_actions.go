@@ -135,25 +135,30 @@ func (a *App) Report(ctx context.Context, id string) (adminapi.Report, error) {
 		Usage: p.Usage, FirstSeen: hist.FirstSeen, Hours: hist.Hours,
 		RevokedAt: p.RevokedAt, RevokeReason: p.RevokeReason,
 	}
-	if p.RevokedAt != nil {
-		rep.RevokedBy = a.revokedBy(ctx, id)
-	}
+	rep.RevokedBy, rep.Yielded = a.fromAudit(ctx, id)
 	return rep, nil
 }
 
-// revokedBy is the actor of approval id's revocation, from the newest
-// approval events ("" when they do not reach back to it).
-func (a *App) revokedBy(ctx context.Context, id string) string {
+// fromAudit finds, in the newest 1 000 approval events, who revoked
+// approval id ("" when it is not revoked or the events do not reach back
+// to it) and the impact guard's changes to its rate, oldest first.
+func (a *App) fromAudit(ctx context.Context, id string) (revokedBy string, yielded []adminapi.Yield) {
 	evs, err := a.Syncer().Store().Audit(ctx, audit.Query{Kind: "approval", Limit: 1000})
 	if err != nil {
-		return ""
+		return "", nil
 	}
-	for _, e := range evs {
-		if e.Action == audit.ActionApprovalRevoked && e.Approval != nil && e.Approval.ID == id {
-			return e.Actor
+	for _, e := range slices.Backward(evs) {
+		if e.Approval == nil || e.Approval.ID != id {
+			continue
+		}
+		switch e.Action {
+		case audit.ActionApprovalRevoked:
+			revokedBy = e.Actor
+		case audit.ActionApprovalThrottled, audit.ActionApprovalPaused, audit.ActionApprovalResumed:
+			yielded = append(yielded, adminapi.Yield{At: e.Time, Action: e.Action, Why: e.Note, By: e.Actor})
 		}
 	}
-	return ""
+	return revokedBy, yielded
 }
 
 // Export is approval id's evidence for an auditor, as exported by actor;

@@ -225,9 +225,6 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 	st := &sharedState{syncer: sy, limiter: ledger.NewLimiter(db, now), audit: audit.NewMonitor(known, now),
 		guard: guard.New(s.ImpactGuard, now()), cancel: cancel, done: make(chan struct{})}
 	st.limiter.YieldTo(st.guard)
-	st.guard.OnChange = func(to guard.State, why string) {
-		logger.Warn("impact guard: approved tests "+to.String(), zap.String("why", why), zap.Float64("factor", st.guard.Factor()))
-	}
 	st.writer = store.NewBanWriter(db, "detect", st.stored(logger))
 	wasUp := err == nil
 	var wg sync.WaitGroup
@@ -247,7 +244,7 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 		})
 	})
 	wg.Go(func() { st.housekeep(ctx, logger) })
-	wg.Go(func() { st.watchImpact(ctx) })
+	wg.Go(func() { st.watchImpact(ctx, logger) })
 	wg.Go(func() { st.audit.Run(ctx, db, logger) })
 	go func() { wg.Wait(); close(st.done) }()
 	logger.Info("gatekeeper store ready", zap.String("store", s.Store.Describe()))
@@ -313,9 +310,13 @@ func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
 // where the store is shared, every other tick tells the other instances
 // the stress this one sees and hears the worst of theirs: all act on the
 // worst within about a second.
-func (st *sharedState) watchImpact(ctx context.Context) {
+func (st *sharedState) watchImpact(ctx context.Context, logger *zap.Logger) {
 	board, shared := st.syncer.Store().(store.StressBoard)
 	instance := randomHex(8)
+	st.guard.OnChange = func(to guard.State, why string) {
+		logger.Warn("impact guard: approved tests "+to.String(), zap.String("why", why), zap.Float64("factor", st.guard.Factor()))
+		st.noteActive(ctx, guardActions[to], why, "impact-guard@"+instance, logger)
+	}
 	tick := time.NewTicker(guard.TickEvery)
 	defer tick.Stop()
 	for n := 0; ; n++ {
@@ -334,6 +335,28 @@ func (st *sharedState) watchImpact(ctx context.Context) {
 				worst = 0 // the store is down: act on this instance's own view
 			}
 			st.guard.SetRemote(worst)
+		}
+	}
+}
+
+// guardActions are the audit actions of the guard's states.
+var guardActions = map[guard.State]string{
+	guard.Full:      audit.ActionApprovalResumed,
+	guard.Throttled: audit.ActionApprovalThrottled,
+	guard.Paused:    audit.ActionApprovalPaused,
+}
+
+// noteActive records, on every approval active now, that the impact guard
+// moved it (action), and why: its usage report and its evidence show when
+// and why the test yielded.
+func (st *sharedState) noteActive(ctx context.Context, action, why, actor string, logger *zap.Logger) {
+	for _, a := range st.syncer.Snapshot().Active(now()) {
+		nctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := st.syncer.Store().NoteApproval(nctx, a.ID, action, why, actor)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			logger.Error("could not record the impact guard's change on an approval", zap.String("id", a.ID),
+				zap.String("action", action), zap.Error(err))
 		}
 	}
 }

@@ -91,6 +91,7 @@ func printReport(w io.Writer, body []byte) error {
 	fmt.Fprintf(tw, "rate-limited\t%d\n", r.Usage.RateLimited)
 	fmt.Fprintf(tw, "budget-exhausted\t%d\n", r.Usage.BudgetExhausted)
 	fmt.Fprintf(tw, "out of scope\t%d\n", r.Usage.OutOfScope)
+	fmt.Fprintf(tw, "platform busy\t%d (held back by the impact guard)\n", r.Usage.PlatformBusy)
 	seen := func(t *time.Time) string {
 		if t == nil {
 			return "never"
@@ -106,6 +107,9 @@ func printReport(w io.Writer, body []byte) error {
 		}
 		fmt.Fprintf(tw, "revoked\t%s by %s: %s\n", r.RevokedAt.UTC().Format(time.RFC3339), by, r.RevokeReason)
 	}
+	for _, y := range r.Yielded {
+		fmt.Fprintf(tw, "%s\t%s: %s (%s)\n", strings.TrimPrefix(y.Action, "approval."), y.At.UTC().Format(time.RFC3339), y.Why, y.By)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -114,9 +118,9 @@ func printReport(w io.Writer, body []byte) error {
 	}
 	fmt.Fprintln(w)
 	tw = table(w)
-	fmt.Fprintln(tw, "HOUR (UTC)\tALLOWED\tRATE-LIMITED\tBUDGET-EXHAUSTED\tOUT OF SCOPE")
+	fmt.Fprintln(tw, "HOUR (UTC)\tALLOWED\tRATE-LIMITED\tBUDGET-EXHAUSTED\tOUT OF SCOPE\tPLATFORM BUSY")
 	for _, h := range r.Hours {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", h.Hour.UTC().Format(cliTime), h.Allowed, h.RateLimited, h.BudgetExhausted, h.OutOfScope)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", h.Hour.UTC().Format(cliTime), h.Allowed, h.RateLimited, h.BudgetExhausted, h.OutOfScope, h.PlatformBusy)
 	}
 	return tw.Flush()
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -131,7 +130,7 @@ func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
 	)
 	up := startPlatform(t, workers, work)
 	in := startSite(t, "\t\tstore file "+t.TempDir(), proxySite(up.addr))
-	in.register(func(b map[string]any) { b["max_rps"], b["burst"], b["max_requests"] = 1000, 1000, 1_000_000 })
+	id, _ := in.register(func(b map[string]any) { b["max_rps"], b["burst"], b["max_requests"] = 1000, 1000, 1_000_000 })
 
 	others := sendOthers(t, in, "127.0.0.3", "globex.localhost", othersRPS)
 	defer others.end()
@@ -210,7 +209,29 @@ func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
 	if busy.Load() == 0 {
 		t.Error("no test request was answered 429 platform_busy: the guard never held the test back")
 	}
-	if n := in.metric(fmt.Sprintf(`caddy_gatekeeper_blocked_total{reason="platform_busy",scanner="none"}`)); n == 0 {
+	if n := in.metric(`caddy_gatekeeper_blocked_total{reason="platform_busy",scanner="none"}`); n == 0 {
 		t.Error("caddy_gatekeeper_blocked_total counts no platform_busy refusal")
+	}
+	// The approval's usage report says when and why the test yielded, and
+	// counts what was held back.
+	var rep struct {
+		Usage struct {
+			PlatformBusy int64 `json:"platform_busy"`
+		}
+		Yielded []struct{ Action, Why, By string }
+	}
+	in.get("/gatekeeper/approvals/"+id+"/report", &rep)
+	if len(rep.Yielded) == 0 || rep.Yielded[0].Why == "" || rep.Usage.PlatformBusy == 0 {
+		t.Errorf("the report says nothing of the impact guard: %+v", rep)
+	} else {
+		t.Logf("first of %d changes on the approval: %s, %s (%s)", len(rep.Yielded), rep.Yielded[0].Action, rep.Yielded[0].Why, rep.Yielded[0].By)
+	}
+	type change struct{ Action, Note string }
+	var export struct {
+		Body struct{ Changes []change }
+	}
+	in.get("/gatekeeper/approvals/"+id+"/export", &export)
+	if !slices.ContainsFunc(export.Body.Changes, func(e change) bool { return e.Action == "approval.throttled" || e.Action == "approval.paused" }) {
+		t.Errorf("the approval's evidence export holds no impact guard event: %+v", export.Body.Changes)
 	}
 }

@@ -117,6 +117,17 @@ func (s *FileStore) RevokeApproval(_ context.Context, id, reason, actor string, 
 	return a.Clone(), nil
 }
 
+// NoteApproval implements Store.
+func (s *FileStore) NoteApproval(_ context.Context, id, action, note, actor string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.st.Approvals[id]
+	if !ok {
+		return fmt.Errorf("approval %s: %w", id, approvals.ErrNotFound)
+	}
+	return s.commit(audit.Event{Action: action, Actor: actor, Note: note, Approval: cur.Clone()})
+}
+
 func revoked(cur *approvals.Approval, reason string, at time.Time) *approvals.Approval {
 	a := cur.Clone()
 	at = at.UTC()

@@ -198,6 +198,24 @@ func (s *RedisStore) RevokeApproval(ctx context.Context, id, reason, actor strin
 	return out, err
 }
 
+// NoteApproval implements Store.
+func (s *RedisStore) NoteApproval(ctx context.Context, id, action, note, actor string) error {
+	return s.update(ctx, "note approval", func(tx *redis.Tx) error {
+		cur, err := s.getApproval(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		head, err := s.chainHead(ctx, tx, "approval")
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			return s.logAndNotify(ctx, pipe, head, audit.Event{Action: action, Actor: actor, Note: note, Approval: cur})
+		})
+		return err
+	}, s.key("approvals"), s.headKey("approval"))
+}
+
 func (s *RedisStore) getApproval(ctx context.Context, c redis.Cmdable, id string) (*approvals.Approval, error) {
 	b, err := c.HGet(ctx, s.key("approvals"), id).Bytes()
 	if errors.Is(err, redis.Nil) {

@@ -26,6 +26,10 @@ type Store interface {
 
 	// CreateApproval stores a new approval; approvals.ErrExists when its ID is taken.
 	CreateApproval(ctx context.Context, a *approvals.Approval, actor string) error
+	// NoteApproval records an event about approval id, as it stands, with
+	// action and note (the impact guard's throttles, pauses and resumes);
+	// ErrNotFound when unknown.
+	NoteApproval(ctx context.Context, id, action, note, actor string) error
 	// RevokeApproval marks an approval revoked at at and returns it.
 	RevokeApproval(ctx context.Context, id, reason, actor string, at time.Time) (*approvals.Approval, error)
 	// Approval returns one approval; approvals.ErrNotFound when unknown.

@@ -459,6 +459,18 @@ type Report struct {
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 	RevokeReason string     `json:"revoke_reason,omitempty"`
 	RevokedBy    string     `json:"revoked_by,omitempty"`
+	// Yielded are the times the impact guard cut, paused or gave back the
+	// test's rate while other tenants felt the platform's load, oldest
+	// first (from the newest 1 000 approval events).
+	Yielded []Yield `json:"yielded,omitempty"`
+}
+
+// Yield is one change the impact guard made to a test's rate.
+type Yield struct {
+	At     time.Time `json:"at"`
+	Action string    `json:"action"` // approval.throttled, approval.paused or approval.resumed
+	Why    string    `json:"why"`
+	By     string    `json:"by"` // the instance's guard
 }
 
 // Status is the answer of GET /gatekeeper/status.

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -90,4 +91,25 @@ func (x suite) auditChainsLinkEveryChange(t *testing.T) {
 		}
 		next[ev.Kind()]--
 	}
+}
+
+func (x suite) notesOnAnApprovalAreLinkedEvents(t *testing.T) {
+	s, _ := x.fresh(t)
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"))
+	testutil.NoError(t, s.NoteApproval(ctx, "apr_1", audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1"))
+	if err := s.NoteApproval(ctx, "apr_nope", audit.ActionApprovalPaused, "x", "impact-guard@gk1"); !errors.Is(err, approvals.ErrNotFound) {
+		t.Fatalf("a note on an unknown approval: %v, want ErrNotFound", err)
+	}
+	evs, err := s.Audit(ctx, audit.Query{Kind: "approval", Limit: 10})
+	testutil.NoError(t, err)
+	if len(evs) != 2 || evs[0].Action != audit.ActionApprovalThrottled || evs[0].Note != "other tenants' p90 2.1 × calm" ||
+		evs[0].Actor != "impact-guard@gk1" || evs[0].Approval == nil || evs[0].Approval.ID != "apr_1" {
+		t.Fatalf("audit after a note: %+v", evs)
+	}
+	got, err := s.Approval(ctx, "apr_1")
+	testutil.NoError(t, err)
+	if got.RevokedAt != nil || got.MaxRPS != Approval("apr_1", "acme").MaxRPS {
+		t.Fatalf("a note changed the approval: %+v", got)
+	}
+	assertChains(t, s, 2, 0)
 }

@@ -64,6 +64,7 @@ func Run(t *testing.T, open Open) {
 		{"AuditIsNewestFirstWithLimitAndSince", suite.auditIsNewestFirstWithLimitAndSince},
 		{"ConcurrentWritesAreAllKept", suite.concurrentWritesAreAllKept},
 		{"AuditChainsLinkEveryChange", suite.auditChainsLinkEveryChange},
+		{"NotesOnAnApprovalAreLinkedEvents", suite.notesOnAnApprovalAreLinkedEvents},
 		{"LeasesStopAtTheBurstAndSayWhenToRetry", suite.leasesStopAtTheBurstAndSayWhenToRetry},
 		{"LeasesNeverExceedTheBudget", suite.leasesNeverExceedTheBudget},
 		{"ReleasesAreClamped", suite.releasesAreClamped},

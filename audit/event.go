@@ -16,8 +16,8 @@ const (
 	ActionApprovalThrottled = "approval.throttled"
 	ActionApprovalPaused    = "approval.paused"
 	ActionApprovalResumed   = "approval.resumed"
-	ActionBanAdded        = "ban.added"
-	ActionBanRemoved      = "ban.removed"
+	ActionBanAdded          = "ban.added"
+	ActionBanRemoved        = "ban.removed"
 )
 
 // Event records one change to approvals or bans. It carries the whole

@@ -117,6 +117,7 @@ func (a *App) Start() error {
 	a.state = val.(*sharedState)
 	a.state.syncer.SetInterval(time.Duration(a.ResyncInterval))
 	a.state.guard.Configure(a.ImpactGuard)
+	a.state.limiter.SetCapacity(a.TestCapacity)
 	close(a.ready)
 	current.Store(a)
 	adminapi.Serve(a)

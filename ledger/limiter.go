@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/customernode/gatekeeper/approvals"
@@ -64,7 +66,8 @@ type Limiter struct {
 	byID   map[string]*local
 	downTo time.Time // after a failed lease, do not try again before this
 
-	yield Yielder // nil: tests never yield
+	yield    Yielder       // nil: tests never yield
+	capacity atomic.Uint64 // math.Float64bits of the test capacity; 0: none
 }
 
 // YieldTo makes tests yield as y says: their rate is leased at y's factor
@@ -97,6 +100,7 @@ type local struct {
 	waitUntil time.Time     // rate-limited or exhausted until then
 	exhausted bool          // why waitUntil is set: the budget is used up
 	yielding  bool          // why waitUntil is set: the rate was cut by the guard
+	capped    bool          // why waitUntil is set: the platform's test capacity is used up
 	inflight  chan struct{} // closed when the lease being asked for arrives
 	lastUsed  time.Time
 	pending   approvals.Usage // counts not yet written to the store
@@ -185,7 +189,7 @@ func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, ti
 			}
 			lo.mu.Lock()
 			continue
-		case now.Before(lo.waitUntil) && lo.yielding:
+		case now.Before(lo.waitUntil) && (lo.yielding || lo.capped):
 			lo.pending.PlatformBusy++
 			lo.seen(now)
 			return PlatformBusy, lo.waitUntil.Sub(now), nil
@@ -230,7 +234,7 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 	lo.mu.Unlock()
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LeaseTimeout)
 	a, cut := l.scaled(a)
-	res, err := l.store.Lease(lctx, a, LeaseSize(a))
+	res, err := l.leaseWithin(lctx, a)
 	cancel()
 	lo.mu.Lock()
 	lo.inflight = nil
@@ -248,7 +252,7 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 		return ErrLedgerRecovering
 	}
 	lo.leased += res.Granted
-	lo.exhausted, lo.yielding = false, false
+	lo.exhausted, lo.yielding, lo.capped = false, false, false
 	switch {
 	case res.Granted > 0:
 	case res.Remaining <= 0:
@@ -256,9 +260,50 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 		lo.waitUntil = now.Add(exhaustedRecheck)
 	default:
 		lo.waitUntil = now.Add(max(res.RetryAfter, time.Millisecond))
-		lo.yielding = cut
+		lo.yielding, lo.capped = cut && !res.capped, res.capped
 	}
 	return nil
+}
+
+// CapacityID names the bucket every approved test shares when the
+// platform has a test capacity: a ledger entry like an approval's, leased
+// from before each approval's own.
+const CapacityID = "_test_capacity"
+
+// SetCapacity sets the platform's test capacity, requests a second for all
+// approved tests together across instances (0: none).
+func (l *Limiter) SetCapacity(rps float64) { l.capacity.Store(math.Float64bits(rps)) }
+
+// capacityLease is a lease, and whether the platform's test capacity
+// held it back.
+type capacityLease struct {
+	Lease
+	capped bool
+}
+
+// leaseWithin leases admissions for a, first from the bucket all approved
+// tests share when the platform has a test capacity: never more than it
+// grants. Admissions the capacity granted and a's own bucket did not are
+// spent from the shared bucket all the same: the capacity errs on the side
+// of the platform.
+func (l *Limiter) leaseWithin(ctx context.Context, a *approvals.Approval) (capacityLease, error) {
+	want := LeaseSize(a)
+	if c := math.Float64frombits(l.capacity.Load()); c > 0 {
+		shared := &approvals.Approval{ID: CapacityID, MaxRPS: c, Burst: max(1, int(math.Ceil(c/10))), MaxRequests: 1 << 50}
+		// Small leases of the shared bucket (a hundredth of a second's
+		// worth), so that when it runs dry the approvals that ask in
+		// turn each get their share, not the first one all of it.
+		cres, err := l.store.Lease(ctx, shared, min(want, max(1, int(c/100))))
+		if err != nil || cres.Recovering {
+			return capacityLease{Lease: cres}, err
+		}
+		if cres.Granted == 0 {
+			return capacityLease{Lease: Lease{RetryAfter: cres.RetryAfter, Remaining: 1}, capped: true}, nil
+		}
+		want = cres.Granted
+	}
+	res, err := l.store.Lease(ctx, a, want)
+	return capacityLease{Lease: res}, err
 }
 
 // ErrStoreRecentlyDown is the answer while a failed lease is less than a

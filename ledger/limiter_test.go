@@ -145,3 +145,51 @@ func TestLimitersSharingRedisNeverOverAdmit(t *testing.T) {
 		t.Fatalf("3 limiters admitted %d, want exactly max_requests 2000", got)
 	}
 }
+
+// With a test capacity, two approvals of 100/s each, driven at ten times
+// their rate for 10 simulated seconds, are admitted at most the capacity
+// (60/s) together, plus its burst; what is held back is platform_busy, and
+// both get a share.
+func TestTestCapacityBoundsAllApprovalsTogether(t *testing.T) {
+	clock := testutil.NewClock(storetest.Epoch)
+	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
+	testutil.NoError(t, err)
+	defer s.Close()
+	a, b := budgetApproval(100, 10, 100_000), budgetApproval(100, 10, 100_000)
+	b.ID = "apr_w"
+	testutil.NoError(t, s.CreateApproval(ctx, a, "admin"))
+	testutil.NoError(t, s.CreateApproval(ctx, b, "admin"))
+	lim := ledger.NewLimiter(s, clock.Now)
+	lim.SetCapacity(60)
+
+	admitted := map[string]int{}
+	busy := 0
+	for i := range 10_000 { // 10 s in 1 ms steps, one request per approval a step, in turns
+		order := []*approvals.Approval{a, b}
+		if i%2 == 1 {
+			order[0], order[1] = b, a
+		}
+		for _, ap := range order {
+			v, retry, err := lim.Admit(ctx, ap)
+			testutil.NoError(t, err)
+			switch v {
+			case ledger.Admitted:
+				admitted[ap.ID]++
+			case ledger.PlatformBusy:
+				busy++
+				if retry <= 0 {
+					t.Fatal("platform_busy without a retry time")
+				}
+			}
+		}
+		clock.Add(time.Millisecond)
+	}
+	total := admitted[a.ID] + admitted[b.ID]
+	t.Logf("admitted %v (%d in all), %d held back as platform_busy", admitted, total, busy)
+	if total > 60*10+6 || total < 60*10*9/10 {
+		t.Errorf("admitted %d in 10 s under a capacity of 60/s; want at most %d and near it", total, 60*10+6)
+	}
+	if admitted[a.ID] < total/4 || admitted[b.ID] < total/4 || busy == 0 {
+		t.Errorf("shares %v, %d platform_busy: want both approvals served and the rest held back", admitted, busy)
+	}
+}

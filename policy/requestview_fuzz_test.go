@@ -114,7 +114,10 @@ var tokenRE = regexp.MustCompile(`^[!#$%&'*+\-.^_` + "`" + `|~0-9A-Za-z]+$`)
 
 func token(s string) bool { return tokenRE.MatchString(s) }
 
-func inAPI(p string) bool { return p == "/api" || strings.HasPrefix(strings.ToLower(p), "/api/") }
+func inAPI(p string) bool {
+	p = strings.ToLower(p)
+	return p == "/api" || strings.HasPrefix(p, "/api/")
+}
 
 // cleanish is how Caddy's matcher sees a decoded path: slashes merged, dot
 // segments resolved, backslashes as slashes (as on Windows hosts).

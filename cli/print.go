@@ -189,7 +189,11 @@ func auditSummary(v *audit.Verification) string {
 		if !r.OK {
 			return fmt.Sprintf("BROKEN: %s chain at seq %d: %s", r.Kind, r.BrokenAt, r.Problem)
 		}
-		parts = append(parts, fmt.Sprintf("%s seq %d %s", r.Kind, r.Last.Seq, shortHash(r.Last.Hash)))
+		part := fmt.Sprintf("%s seq %d", r.Kind, r.Last.Seq)
+		if r.Last.Hash != "" {
+			part += " " + shortHash(r.Last.Hash)
+		}
+		parts = append(parts, part)
 	}
 	return "intact (" + strings.Join(parts, ", ") + ")"
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/customernode/gatekeeper/internal/testredis"
 )
 
 // platformUpstream is a shared platform: workers requests at a time, each
@@ -233,5 +235,75 @@ func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
 	in.get("/gatekeeper/approvals/"+id+"/export", &export)
 	if !slices.ContainsFunc(export.Body.Changes, func(e change) bool { return e.Action == "approval.throttled" || e.Action == "approval.paused" }) {
 		t.Errorf("the approval's evidence export holds no impact guard event: %+v", export.Body.Changes)
+	}
+}
+
+// Two instances share one Redis in front of one platform. The other
+// tenant's traffic reaches the platform through the first, the test
+// through the second, which on its own sees nobody to protect: it yields
+// all the same, on the stress the first reports through the store.
+func TestTestYieldsOnAnInstanceThatSeesNoOthers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 30-second load run; make test runs it")
+	}
+	srv := testredis.Start(t)
+	up := startPlatform(t, 4, 20*time.Millisecond)
+	globals := "\t\tstore redis " + srv.URL(0)
+	watched, testers := startSite(t, globals, proxySite(up.addr)), startSite(t, globals, proxySite(up.addr))
+	testers.register(func(b map[string]any) { b["max_rps"], b["burst"], b["max_requests"] = 1000, 1000, 1_000_000 })
+
+	others := sendOthers(t, watched, "127.0.0.3", "globex.localhost", 40)
+	defer others.end()
+	time.Sleep(12 * time.Second) // the first instance learns the calm
+	calmTook, _ := others.since()
+	calm := p99Of(calmTook)
+
+	var admitted, busy atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	c := from(t, testers, "127.0.0.2")
+	for range 16 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.http.Do(newRequest("GET", testers.Site, "acme.localhost", "/"))
+				if err != nil {
+					continue
+				}
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusOK:
+					admitted.Add(1)
+				case http.StatusTooManyRequests:
+					busy.Add(1)
+					time.Sleep(time.Second)
+				}
+			}
+		})
+	}
+	lowest := 1.0
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		lowest = min(lowest, testers.metric("caddy_gatekeeper_impact_factor"))
+	}
+	close(stop)
+	wg.Wait()
+	during, refused := others.since()
+	t.Logf("the testers' instance: impact_factor as low as %.2f, its own platform_stress %.2f; %d admitted, %d answered 429; "+
+		"the other tenant's p99 %s (calm %s), %d of %d not 200", lowest, testers.metric("caddy_gatekeeper_platform_stress"),
+		admitted.Load(), busy.Load(), p99Of(during), calm, refused, len(during)+refused)
+	if lowest > 0.5 {
+		t.Errorf("the instance the test came through never cut it (impact_factor at least %.2f): it did not act on the other instance's stress", lowest)
+	}
+	if refused != 0 {
+		t.Errorf("%d of the other tenant's requests were refused or failed", refused)
+	}
+	if admitted.Load() == 0 {
+		t.Error("the test got nothing through")
 	}
 }

@@ -330,7 +330,7 @@ func (st *sharedState) watchImpact(ctx context.Context, logger *zap.Logger) {
 		st.guard.Tick(at)
 		if shared && n%2 == 0 {
 			sctx, cancel := context.WithTimeout(ctx, guard.TickEvery)
-			worst, err := board.ShareStress(sctx, instance, st.guard.LocalStress(), at)
+			worst, err := board.ShareStress(sctx, instance, st.guard.Stress(), at)
 			cancel()
 			if err != nil {
 				worst = 0 // the store is down: act on this instance's own view

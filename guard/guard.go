@@ -7,6 +7,7 @@
 package guard
 
 import (
+	"fmt"
 	"math"
 	"math/bits"
 	"slices"
@@ -163,18 +164,14 @@ func (g *Guard) Factor() float64 {
 	return math.Float64frombits(g.factor.Load())
 }
 
-// Stress is the stress the guard acts on: 0 when calm, 1 when severe.
+// Stress is the stress this instance sees in its own answers to others:
+// 0 when calm, 1 when severe. It is what it shares with other instances;
+// it acts on the worse of it and theirs (SetRemote).
 func (g *Guard) Stress() float64 { return math.Float64frombits(g.stress.Load()) }
-
-// LocalStress is this instance's own view of the stress, for sharing.
-func (g *Guard) LocalStress() float64 { return math.Float64frombits(g.stress.Load()) }
 
 // SetRemote sets the worst stress other instances in front of the same
 // platform report; the guard acts on the worse of it and its own.
 func (g *Guard) SetRemote(stress float64) { g.remote.Store(math.Float64bits(stress)) }
-
-// Baseline is the calm latency (p90) learned so far (0 before any).
-func (g *Guard) Baseline() time.Duration { return g.baseline }
 
 // Tick runs the controller at at: it measures the last second's answers
 // to everyone who is not testing, updates the calm baseline when tests are
@@ -288,12 +285,12 @@ func (g *Guard) stressOf(m measurement) (float64, string) {
 		sLat = max(0, float64(m.latency-g.baseline-g.noise)) / float64(slack)
 	}
 	if sErr > sLat {
-		return sErr, formatWhy("other tenants' failures at %.1f%%", 100*errRate)
+		return sErr, fmt.Sprintf("other tenants' failures at %.1f%%", 100*errRate)
 	}
 	if g.baseline == 0 {
 		return sLat, "no calm baseline yet"
 	}
-	return sLat, formatWhy("other tenants' p90 %.1f × calm", float64(m.latency)/float64(g.baseline))
+	return sLat, fmt.Sprintf("other tenants' p90 %.1f × calm", float64(m.latency)/float64(g.baseline))
 }
 
 // learn adds a calm window's latency and moves the baseline towards the

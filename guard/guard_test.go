@@ -70,7 +70,7 @@ func (s *sim) run(d time.Duration, each func()) {
 // calm runs the others alone until the guard knows the calm p99.
 func (s *sim) calm() {
 	s.run(20*time.Second, nil)
-	if b := s.g.Baseline(); b < s.p.calm || b > s.p.calm*3/2 {
+	if b := s.g.baseline; b < s.p.calm || b > s.p.calm*3/2 {
 		s.t.Fatalf("baseline after 20 s of calm: %s, want about %s", b, s.p.calm)
 	}
 }
@@ -153,12 +153,12 @@ func TestAStressThatLastsIsStillStress(t *testing.T) {
 	s := newSim(t, Settings{})
 	s.others = 20
 	s.calm()
-	calm := s.g.Baseline()
+	calm := s.g.baseline
 	s.others = 185
 	s.run(5*time.Minute, nil)
-	t.Logf("after 5 minutes: stress %.2f, baseline %s (calm %s), p99 %s", s.g.Stress(), s.g.Baseline(), calm, s.p.p99(s.others))
+	t.Logf("after 5 minutes: stress %.2f, baseline %s (calm %s), p99 %s", s.g.Stress(), s.g.baseline, calm, s.p.p99(s.others))
 	if s.g.Stress() < 1 {
-		t.Errorf("after 5 minutes of saturation the stress is %.2f: the baseline drifted to %s (calm %s)", s.g.Stress(), s.g.Baseline(), calm)
+		t.Errorf("after 5 minutes of saturation the stress is %.2f: the baseline drifted to %s (calm %s)", s.g.Stress(), s.g.baseline, calm)
 	}
 	s.demand = 100
 	s.run(2*time.Second, nil)

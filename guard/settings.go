@@ -56,5 +56,3 @@ func (s Settings) Validate() error {
 	}
 	return nil
 }
-
-func formatWhy(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/guard"
+	"github.com/customernode/gatekeeper/internal/duration"
 	"github.com/customernode/gatekeeper/policy"
 )
 
@@ -257,7 +257,7 @@ func durationArg(d *caddyfile.Dispenser, dst *config.Duration) error {
 	if err := oneArg(d, &s); err != nil {
 		return err
 	}
-	v, err := caddy.ParseDuration(s)
+	v, err := duration.Parse(s)
 	if err != nil {
 		return d.Errf("%s: %q is not a duration such as 1h or 30m", opt, s)
 	}

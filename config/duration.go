@@ -31,16 +31,12 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
-	v, err := ParseDuration(s)
+	v, err := duration.Parse(s)
 	if err != nil {
 		return err
 	}
 	*d = Duration(v)
 	return nil
 }
-
-// ParseDuration reads a duration as time.ParseDuration does, and days
-// ("7d", "1d12h") as caddy.ParseDuration does.
-func ParseDuration(s string) (time.Duration, error) { return duration.Parse(s) }
 
 func (d Duration) String() string { return time.Duration(d).String() }

@@ -46,7 +46,7 @@ func Read(r *http.Request, client netip.Addr, snap *approvals.Snapshot, at time.
 	token := TakeToken(r.Header)
 	DropTrailers(r)
 	v := View{LegacyToken: token.Legacy}
-	v.Access.Host = TrimHostDot(r)
+	v.Access.Host = trimHostDot(r)
 	if !client.IsValid() {
 		return v
 	}
@@ -59,9 +59,9 @@ func Read(r *http.Request, client netip.Addr, snap *approvals.Snapshot, at time.
 	return v
 }
 
-// TrimHostDot drops a trailing dot from r's host, on r too, and returns the
+// trimHostDot drops a trailing dot from r's host, on r too, and returns the
 // host without its port.
-func TrimHostDot(r *http.Request) string {
+func trimHostDot(r *http.Request) string {
 	host, port := splitHost(r.Host)
 	if trimmed, ok := strings.CutSuffix(host, "."); ok && trimmed != "" {
 		host, r.Host = trimmed, trimmed

@@ -27,6 +27,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/feed"
+	"github.com/customernode/gatekeeper/internal/duration"
 	"github.com/customernode/gatekeeper/store"
 )
 
@@ -283,7 +284,7 @@ func (h adminRequest) addBan() error {
 	}
 	var ttl time.Duration
 	if req.TTL != "" {
-		ttl, err = caddy.ParseDuration(req.TTL)
+		ttl, err = duration.Parse(req.TTL)
 		if err != nil {
 			return apiError(http.StatusBadRequest, approvals.BadField("ttl", "%q is not a duration such as 1h", req.TTL))
 		}

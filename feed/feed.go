@@ -14,7 +14,7 @@ import (
 	"github.com/customernode/gatekeeper/detect"
 )
 
-// A feed is bounded three ways: it holds the newest Size events, records at
+// A feed is bounded three ways: it holds the newest size events, records at
 // most rateLimit a second (a flood of scanners must not cost the edge more
 // than that, nor churn the feed too fast to read; caddy_gatekeeper_
 // feed_dropped_total counts the rest, and the audit's ban events and the
@@ -22,8 +22,8 @@ import (
 
 // The feed's bounds.
 const (
-	Size      = 1000
-	rateLimit = 100 // events a second, with a burst of Size/10
+	size      = 1000
+	rateLimit = 100 // events a second, with a burst of size/10
 	MaxRead   = 500
 )
 
@@ -43,7 +43,7 @@ type Event struct {
 	Approval string    `json:"approval_id,omitempty"`
 	Method   string    `json:"method"`
 	Host     string    `json:"host"`
-	// Path is the request's path, without its query, cut at MaxPath.
+	// Path is the request's path, without its query, cut at maxPath.
 	Path string `json:"path"`
 
 	SignalSet detect.SignalSet `json:"-"` // as detection found them; Signals is filled from them when read
@@ -53,18 +53,18 @@ type Event struct {
 // request line and headers allow (a megabyte): a banned client must not
 // fill the ring with tens of megabytes, nor every console poll with them.
 const (
-	MaxPath = 200
+	maxPath = 200
 	maxText = 128 // method, host, tenant, and anything else a client may write
-	// MaxEventBytes bounds an event's whole text (its fields each cut,
-	// the fixed ones short): the ring holds at most Size times this.
-	MaxEventBytes = MaxPath + 6*maxText
+	// maxEventBytes bounds an event's whole text (its fields each cut,
+	// the fixed ones short): the ring holds at most size times this.
+	maxEventBytes = maxPath + 6*maxText
 )
 
 // bound cuts every text field of ev to its bound, on a character boundary,
 // and copies it, so that the event keeps no part of the request's memory
 // alive (a short tenant may be a slice of a long host).
 func (ev *Event) bound() {
-	ev.Path = cutText(ev.Path, MaxPath)
+	ev.Path = cutText(ev.Path, maxPath)
 	for _, f := range []*string{&ev.Source, &ev.Tenant, &ev.Method, &ev.Host, &ev.Country, &ev.Approval, &ev.Scanner} {
 		*f = cutText(*f, maxText)
 	}
@@ -89,13 +89,13 @@ func cutText(s string, n int) string {
 // Feed is a ring of the newest events.
 type Feed struct {
 	mu      sync.Mutex
-	ring    [Size]Event
+	ring    [size]Event
 	next    uint64 // the ID the next event gets; IDs start at 1
 	limiter *rate.Limiter
 }
 
 func New() *Feed {
-	return &Feed{next: 1, limiter: rate.NewLimiter(rateLimit, Size/10)}
+	return &Feed{next: 1, limiter: rate.NewLimiter(rateLimit, size/10)}
 }
 
 // Record adds ev (its ID set here) unless the feed's rate is used up; it
@@ -107,7 +107,7 @@ func (f *Feed) Record(ev Event) bool {
 	ev.bound()
 	f.mu.Lock()
 	ev.ID = f.next
-	f.ring[ev.ID%Size] = ev
+	f.ring[ev.ID%size] = ev
 	f.next++
 	f.mu.Unlock()
 	return true
@@ -126,12 +126,12 @@ func (f *Feed) Since(after uint64, limit int) ([]Event, uint64) {
 		after = 0 // a cursor from before a restart: start again from the oldest held
 	}
 	first := after + 1
-	if oldest := f.next - min(f.next-1, Size); first < oldest {
+	if oldest := f.next - min(f.next-1, size); first < oldest {
 		first = oldest
 	}
 	out := make([]Event, 0, min(int(last-first+1), limit))
 	for id := first; id <= last && len(out) < limit; id++ {
-		ev := f.ring[id%Size]
+		ev := f.ring[id%size]
 		ev.Signals = ev.SignalSet.Names()
 		out = append(out, ev)
 	}
@@ -142,7 +142,7 @@ func (f *Feed) Since(after uint64, limit int) ([]Event, uint64) {
 }
 
 // textBytes is the length of the text the ring holds.
-func (f *Feed) TextBytes() int {
+func (f *Feed) textBytes() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0

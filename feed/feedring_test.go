@@ -10,7 +10,7 @@ func TestFeedKeepsTheNewestAndPagesBySince(t *testing.T) {
 	f := New()
 	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	// One event every 10 ms: within the feed's rate, so all are kept.
-	for i := range Size + 250 {
+	for i := range size + 250 {
 		if !f.Record(Event{Time: at.Add(time.Duration(i) * 10 * time.Millisecond), Path: "/"}) {
 			t.Fatalf("event %d dropped at 100 a second", i+1)
 		}
@@ -31,8 +31,8 @@ func TestFeedKeepsTheNewestAndPagesBySince(t *testing.T) {
 	}
 	long := "/" + strings.Repeat("x", 299)
 	f.Record(Event{Time: at.Add(time.Hour), Path: long})
-	if evs, _ := f.Since(1250, 1); len(evs) != 1 || evs[0].Path != long[:MaxPath] {
-		t.Fatalf("a 300-byte path: %d events; want it cut at %d bytes", len(evs), MaxPath)
+	if evs, _ := f.Since(1250, 1); len(evs) != 1 || evs[0].Path != long[:maxPath] {
+		t.Fatalf("a 300-byte path: %d events; want it cut at %d bytes", len(evs), maxPath)
 	}
 }
 
@@ -46,7 +46,7 @@ func TestFeedRecordsAtMostItsRate(t *testing.T) {
 			kept++
 		}
 	}
-	if max := Size/10 + rateLimit; kept > max || kept < rateLimit {
+	if max := size/10 + rateLimit; kept > max || kept < rateLimit {
 		t.Fatalf("kept %d of 10 000 events in a second; want between %d and %d", kept, rateLimit, max)
 	}
 }

@@ -98,6 +98,52 @@ func (o *othersLoad) since() ([]time.Duration, int) {
 
 func (o *othersLoad) end() { close(o.stop); o.done.Wait() }
 
+// testerLoad is an approved test on 16 connections, sending as fast as it
+// is let through and honouring Retry-After on 429, as most scanners do,
+// until end. It counts what was admitted (200), held back (429 with
+// Retry-After) and anything else.
+type testerLoad struct {
+	admitted, busy, other atomic.Int64
+	stop                  chan struct{}
+	done                  sync.WaitGroup
+}
+
+func sendTest(t *testing.T, in *instance, source, host string) *testerLoad {
+	l := &testerLoad{stop: make(chan struct{})}
+	c := from(t, in, source)
+	for range 16 {
+		l.done.Go(func() {
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := c.http.Do(newRequest("GET", in.Site, host, "/"))
+				if err != nil {
+					continue
+				}
+				resp.Body.Close()
+				retry := resp.Header.Get("Retry-After")
+				switch {
+				case resp.StatusCode == http.StatusOK:
+					l.admitted.Add(1)
+				case resp.StatusCode == http.StatusTooManyRequests && retry != "":
+					l.busy.Add(1)
+					if d, err := time.ParseDuration(retry + "s"); err == nil {
+						time.Sleep(d)
+					}
+				default:
+					l.other.Add(1)
+				}
+			}
+		})
+	}
+	return l
+}
+
+func (l *testerLoad) end() { close(l.stop); l.done.Wait() }
+
 func p99Of(ds []time.Duration) time.Duration {
 	if len(ds) == 0 {
 		return 0
@@ -143,61 +189,29 @@ func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
 		t.Fatalf("calm: %d answers, %d not 200", len(calmTook), calmRefused)
 	}
 
-	var admitted, busy, other atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	c := from(t, in, "127.0.0.2")
-	for range 16 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := c.http.Do(newRequest("GET", in.Site, "acme.localhost", "/"))
-				if err != nil {
-					continue
-				}
-				resp.Body.Close()
-				switch {
-				case resp.StatusCode == http.StatusOK:
-					admitted.Add(1)
-				case resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "":
-					busy.Add(1)
-					// A scanner that honours Retry-After, as most do for 429.
-					if d, err := time.ParseDuration(resp.Header.Get("Retry-After") + "s"); err == nil {
-						time.Sleep(d)
-					}
-				default:
-					other.Add(1)
-				}
-			}
-		})
-	}
+	tester := sendTest(t, in, "127.0.0.2", "acme.localhost")
 	time.Sleep(8 * time.Second) // the guard settles
 	others.since()
-	a0 := admitted.Load()
+	a0 := tester.admitted.Load()
 	const measured = 20 * time.Second
 	var duringTook []time.Duration
 	duringRefused := 0
 	for i := range 4 {
-		before := admitted.Load()
+		before := tester.admitted.Load()
 		time.Sleep(measured / 4)
 		took, refused := others.since()
 		duringTook, duringRefused = append(duringTook, took...), duringRefused+refused
 		t.Logf("%2ds: others' p99 %s, the test %.0f/s, impact_factor %.2f, platform_stress %.2f", (i+1)*5, p99Of(took),
-			float64(admitted.Load()-before)/(measured/4).Seconds(), in.metric("caddy_gatekeeper_impact_factor"), in.metric("caddy_gatekeeper_platform_stress"))
+			float64(tester.admitted.Load()-before)/(measured/4).Seconds(), in.metric("caddy_gatekeeper_impact_factor"), in.metric("caddy_gatekeeper_platform_stress"))
 	}
-	rate := float64(admitted.Load()-a0) / measured.Seconds()
-	close(stop)
-	wg.Wait()
+	rate := float64(tester.admitted.Load()-a0) / measured.Seconds()
+	tester.end()
 
 	during := p99Of(duringTook)
 	limit := max(calm*2, calm+30*time.Millisecond)
 	room := capacity - othersRPS
 	t.Logf("others' p99 %s calm, %s while the test ran (limit %s), %d of %d not 200; the test got %.0f/s (%.0f%% of the %.0f/s room), %d answered 429 platform_busy, %d other answers; impact_factor %.2f, platform_stress %.2f",
-		calm, during, limit, duringRefused, len(duringTook)+duringRefused, rate, 100*rate/room, room, busy.Load(), other.Load(),
+		calm, during, limit, duringRefused, len(duringTook)+duringRefused, rate, 100*rate/room, room, tester.busy.Load(), tester.other.Load(),
 		in.metric("caddy_gatekeeper_impact_factor"), in.metric("caddy_gatekeeper_platform_stress"))
 	if duringRefused != 0 {
 		t.Errorf("%d of the other tenant's requests were refused or failed while the test ran", duringRefused)
@@ -208,7 +222,7 @@ func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
 	if rate < 0.30*room {
 		t.Errorf("the test got %.0f/s, under 30%% of the %.0f/s the other tenant leaves", rate, room)
 	}
-	if busy.Load() == 0 {
+	if tester.busy.Load() == 0 {
 		t.Error("no test request was answered 429 platform_busy: the guard never held the test back")
 	}
 	if n := in.metric(`caddy_gatekeeper_blocked_total{reason="platform_busy",scanner="none"}`); n == 0 {
@@ -258,52 +272,25 @@ func TestTestYieldsOnAnInstanceThatSeesNoOthers(t *testing.T) {
 	calmTook, _ := others.since()
 	calm := p99Of(calmTook)
 
-	var admitted, busy atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	c := from(t, testers, "127.0.0.2")
-	for range 16 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := c.http.Do(newRequest("GET", testers.Site, "acme.localhost", "/"))
-				if err != nil {
-					continue
-				}
-				resp.Body.Close()
-				switch resp.StatusCode {
-				case http.StatusOK:
-					admitted.Add(1)
-				case http.StatusTooManyRequests:
-					busy.Add(1)
-					time.Sleep(time.Second)
-				}
-			}
-		})
-	}
+	tester := sendTest(t, testers, "127.0.0.2", "acme.localhost")
 	lowest := 1.0
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(500 * time.Millisecond)
 		lowest = min(lowest, testers.metric("caddy_gatekeeper_impact_factor"))
 	}
-	close(stop)
-	wg.Wait()
+	tester.end()
 	during, refused := others.since()
 	t.Logf("the testers' instance: impact_factor as low as %.2f, its own platform_stress %.2f; %d admitted, %d answered 429; "+
 		"the other tenant's p99 %s (calm %s), %d of %d not 200", lowest, testers.metric("caddy_gatekeeper_platform_stress"),
-		admitted.Load(), busy.Load(), p99Of(during), calm, refused, len(during)+refused)
+		tester.admitted.Load(), tester.busy.Load(), p99Of(during), calm, refused, len(during)+refused)
 	if lowest > 0.5 {
 		t.Errorf("the instance the test came through never cut it (impact_factor at least %.2f): it did not act on the other instance's stress", lowest)
 	}
 	if refused != 0 {
 		t.Errorf("%d of the other tenant's requests were refused or failed", refused)
 	}
-	if admitted.Load() == 0 {
+	if tester.admitted.Load() == 0 {
 		t.Error("the test got nothing through")
 	}
 }

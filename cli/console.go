@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -151,20 +150,20 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	token, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	switch {
 	case !strings.EqualFold(r.Host, b.host):
-		refuse(w, http.StatusForbidden, fmt.Errorf("host not allowed: %s", r.Host))
+		adminapi.WriteError(w, http.StatusForbidden, fmt.Errorf("host not allowed: %s", r.Host))
 		return
 	case subtle.ConstantTimeCompare([]byte(token), []byte(b.token)) != 1:
-		refuse(w, http.StatusForbidden, errors.New("open the console with the URL `gatekeeper console` printed: its token is missing or wrong"))
+		adminapi.WriteError(w, http.StatusForbidden, errors.New("open the console with the URL `gatekeeper console` printed: its token is missing or wrong"))
 		return
 	case rest == "":
 		http.Redirect(w, r, "/"+b.token+"/gatekeeper/ui/", http.StatusFound)
 		return
 	case !strings.HasPrefix(rest, "gatekeeper/"):
-		refuse(w, http.StatusNotFound, fmt.Errorf("not found: /%s", rest))
+		adminapi.WriteError(w, http.StatusNotFound, fmt.Errorf("not found: /%s", rest))
 		return
 	}
 	if err := b.ownPage(r); err != nil {
-		refuse(w, http.StatusForbidden, err)
+		adminapi.WriteError(w, http.StatusForbidden, err)
 		return
 	}
 	target := b.base + "/" + rest
@@ -173,7 +172,7 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, http.MaxBytesReader(w, r.Body, adminapi.MaxBodyBytes+1))
 	if err != nil {
-		refuse(w, http.StatusBadRequest, err)
+		adminapi.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	for _, h := range forwardedHeaders {
@@ -184,7 +183,7 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.Header.Set(adminapi.OnBehalfOfHeader, b.actor)
 	resp, err := b.client.Do(out)
 	if err != nil {
-		refuse(w, http.StatusBadGateway, fmt.Errorf("the admin API did not answer: %w", err))
+		adminapi.WriteError(w, http.StatusBadGateway, fmt.Errorf("the admin API did not answer: %w", err))
 		return
 	}
 	defer resp.Body.Close()
@@ -217,12 +216,4 @@ func localUser() string {
 		return u.Username
 	}
 	return fmt.Sprintf("uid%d", os.Getuid())
-}
-
-// refuse answers the browser as the admin API answers an error: its status
-// and {"error": …}.
-func refuse(w http.ResponseWriter, status int, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 }

@@ -148,6 +148,12 @@ func sameOrigin(r *http.Request) error {
 	return nil
 }
 
+// WriteError writes err with status as the admin API answers an error:
+// {"error": …}. The CLI's console bridge answers its own refusals with it.
+func WriteError(w http.ResponseWriter, status int, err error) error {
+	return writeAPIError(w, caddy.APIError{HTTPStatus: status, Err: err})
+}
+
 // writeAPIError writes err as the admin API would: {"error": …} with its
 // status.
 func writeAPIError(w http.ResponseWriter, err error) error {

@@ -172,7 +172,7 @@ type requestView struct {
 // the client's address, the tenant, the path matcher.
 func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (policy.Inputs, requestView) {
 	in := policy.Inputs{Request: r, Now: at, Mode: h.Mode, StoreUnavailable: h.app.StoreUnavailable, Limiter: h.app.Limiter()}
-	ip, _ := clientIP(rc.vars)
+	ip := clientIP(rc.vars)
 	if ip.IsValid() {
 		in.Snapshot = h.app.Syncer().Snapshot()
 	}

@@ -17,14 +17,14 @@ import (
 // clientIP is Caddy's client_ip, from the request's variables (vars): the
 // peer, or what trusted_proxies vouch for. r.RemoteAddr is never used
 // directly, so a forged X-Forwarded-For from an untrusted peer changes
-// nothing.
-func clientIP(vars map[string]any) (netip.Addr, bool) {
+// nothing. It is the zero (invalid) Addr when Caddy could not know it.
+func clientIP(vars map[string]any) netip.Addr {
 	s, _ := vars[caddyhttp.ClientIPVarKey].(string)
 	ip, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.Addr{}, false
+		return netip.Addr{}
 	}
-	return ip.Unmap().WithZone(""), true
+	return ip.Unmap().WithZone("")
 }
 
 // requestContext is what the handler reads from the request's context,

@@ -37,18 +37,6 @@ func (a *App) RegisterApproval(ctx context.Context, req *approvals.Request, acto
 	if err != nil {
 		return nil, "", err
 	}
-	if s.TestCapacity > 0 {
-		// Read from the store, not the snapshot: an approval another
-		// instance registered a moment ago counts too. (Two registrations
-		// at the same moment on two instances can still both pass.)
-		list, err := a.Syncer().Store().Approvals(ctx)
-		if err != nil {
-			return nil, "", err
-		}
-		if err := approvals.CheckCapacity(list, ap, s.TestCapacity, at); err != nil {
-			return nil, "", err
-		}
-	}
 	ap.ID = "apr_" + randomHex(8)
 	ap.CreatedAt = at.UTC()
 	var token string
@@ -56,7 +44,15 @@ func (a *App) RegisterApproval(ctx context.Context, req *approvals.Request, acto
 		token = "gkt_" + randomBase64(32)
 		ap.TokenHash = approvals.HashToken(token)
 	}
-	if err := a.Syncer().Store().CreateApproval(ctx, ap, actor); err != nil {
+	var admit store.Admit
+	if s.TestCapacity > 0 {
+		// Checked against the store, atomically with the write: an
+		// approval another instance registers at the same moment counts.
+		admit = func(stored []*approvals.Approval) error {
+			return approvals.CheckCapacity(stored, ap, s.TestCapacity, at)
+		}
+	}
+	if err := a.Syncer().Store().CreateApproval(ctx, ap, actor, admit); err != nil {
 		return nil, "", err
 	}
 	a.changed(ctx)

@@ -293,6 +293,7 @@ func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
 		err := st.syncer.Store().Ping(cctx)
 		cancel()
 		st.bans.Prune(st.syncer.Snapshot().LoadedAt, now())
+		st.limiter.SetDemand(demand(st.syncer.Snapshot(), now()))
 		if n := st.banLog.quiet(); n > 0 {
 			logger.Warn("more scanner bans than are logged one by one; the audit (kind=ban) has each ban",
 				zap.Int64("not_logged", n), zap.Int("logged_per_second", banLogsPerSecond))
@@ -305,6 +306,16 @@ func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
 			st.syncer.Kick() // re-read now rather than at the next interval
 		}
 	}
+}
+
+// demand is what the approvals active at now ask for together, requests a
+// second: the test capacity is shared out in proportion to it.
+func demand(snap *approvals.Snapshot, now time.Time) float64 {
+	sum := 0.0
+	for _, a := range snap.Active(now) {
+		sum += a.MaxRPS
+	}
+	return sum
 }
 
 // watchImpact runs the impact guard's controller until ctx ends, and,

@@ -68,35 +68,67 @@ type Limiter struct {
 
 	yield    Yielder       // nil: tests never yield
 	capacity atomic.Uint64 // math.Float64bits of the test capacity; 0: none
+	demand   atomic.Uint64 // math.Float64bits of the active approvals' max_rps summed
 }
 
 // YieldTo makes tests yield as y says: their rate is leased at y's factor
 // of it, at least its floor, on every instance that shares y's view.
 func (l *Limiter) YieldTo(y Yielder) { l.yield = y }
 
-// scaled is a, its rate and burst cut as the yielder says now; a itself
-// while tests run in full. It reports whether a was cut.
-func (l *Limiter) scaled(a *approvals.Approval) (*approvals.Approval, bool) {
-	if l.yield == nil {
-		return a, false
+// cut says why a lease asked for less than an approval's own rate.
+type cut uint8
+
+const (
+	uncut     cut = iota
+	yielding      // the impact guard cut it
+	sharedOut     // the platform's test capacity is shared out
+)
+
+// scaled is a, its rate and burst cut to its share of the platform's test
+// capacity and as the yielder says now; a itself while tests run in full.
+func (l *Limiter) scaled(a *approvals.Approval) (*approvals.Approval, cut) {
+	why, rps, burst := uncut, a.MaxRPS, a.Burst
+	if s := l.share(); s < 1 {
+		// Every active approval gets the same fraction of its rate, so
+		// that together they fit in the capacity and none starves (the
+		// shared bucket alone would serve whoever asks first).
+		why, rps = sharedOut, a.MaxRPS*s
+		burst = max(1, int(float64(a.Burst)*s))
 	}
-	f := l.yield.Factor()
-	if f >= 1 {
-		return a, false
+	if l.yield != nil {
+		if f := l.yield.Factor(); f < 1 {
+			why, rps = yielding, min(rps, max(a.MaxRPS*f, l.yield.Floor()))
+			// One at a time, evenly spaced: a burst of a cut test queues
+			// ahead of everyone else's requests, which is the impact
+			// being avoided (leases are then of one admission each, at
+			// the cut rate).
+			burst = 1
+		}
 	}
-	cut := *a
-	cut.MaxRPS = min(a.MaxRPS, max(a.MaxRPS*f, l.yield.Floor()))
-	// One at a time, evenly spaced: a burst of a cut test queues ahead of
-	// everyone else's requests, which is the impact being avoided (leases
-	// are then of one admission each, at the cut rate).
-	cut.Burst = 1
-	return &cut, true
+	if why == uncut {
+		return a, uncut
+	}
+	c := *a
+	c.MaxRPS, c.Burst = rps, burst
+	return &c, why
+}
+
+// share is the fraction of its rate each active approval may use so that
+// together they fit in the test capacity: 1 when they fit, or when there is
+// no capacity.
+func (l *Limiter) share() float64 {
+	c, d := l.capacityRPS(), math.Float64frombits(l.demand.Load())
+	if c <= 0 || d <= c {
+		return 1
+	}
+	return c / d
 }
 
 // local is this instance's share of one approval's bounds.
 type local struct {
 	mu        sync.Mutex
 	leased    int           // admissions leased and not yet spent
+	shared    int           // admissions of the platform's test capacity leased and not yet spent
 	waitUntil time.Time     // rate-limited or exhausted until then
 	exhausted bool          // why waitUntil is set: the budget is used up
 	yielding  bool          // why waitUntil is set: the rate was cut by the guard
@@ -163,12 +195,18 @@ func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, ti
 	defer lo.mu.Unlock()
 	for {
 		now := l.now()
+		capped := l.capacityRPS() > 0
 		lo.lastUsed = now
 		switch {
 		case ctx.Err() != nil:
 			return Abandoned, 0, ctx.Err()
-		case lo.leased > 0:
+		case lo.leased > 0 && (lo.shared > 0 || !capped):
+			// One admission of the approval's own bucket and, with a
+			// test capacity, one of the bucket all tests share.
 			lo.leased--
+			if capped {
+				lo.shared--
+			}
 			lo.pending.Allowed++
 			lo.seen(now)
 			return Admitted, 0, nil
@@ -221,7 +259,13 @@ func (l *Limiter) retryIn() time.Duration {
 	return max(l.downTo.Sub(l.now()), time.Millisecond)
 }
 
-// lease asks the store for admissions, with lo.mu released while it waits.
+// lease asks the store for what lo lacks, with lo.mu released while it
+// waits: admissions of a's own bucket, then, with a test capacity, as many
+// of the bucket all approved tests share. Each request spends one of each,
+// so neither is taken where the other is refused: a rate-limited test does
+// not drain the shared bucket, and admissions of its own bucket that the
+// capacity holds back wait for it, counted against its budget (or given
+// back when idle).
 func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, now time.Time) error {
 	l.mu.Lock()
 	down := now.Before(l.downTo)
@@ -229,12 +273,25 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 	if down {
 		return ErrStoreRecentlyDown
 	}
+	capacity := l.capacityRPS()
+	have := lo.leased
 	ch := make(chan struct{})
 	lo.inflight = ch
 	lo.mu.Unlock()
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LeaseTimeout)
-	a, cut := l.scaled(a)
-	res, err := l.leaseWithin(lctx, a)
+	a, why := l.scaled(a)
+	var own, shared Lease
+	var err error
+	if have == 0 {
+		own, err = l.store.Lease(lctx, a, LeaseSize(a))
+		have = own.Granted
+	}
+	if err == nil && !own.Recovering && have > 0 && capacity > 0 {
+		// Small leases of the shared bucket (a hundredth of a second's
+		// worth): when it runs dry the approvals that ask in turn each
+		// get some, not the first one all of it.
+		shared, err = l.store.Lease(lctx, capacityBucket(capacity), min(have, max(1, int(capacity/100))))
+	}
 	cancel()
 	lo.mu.Lock()
 	lo.inflight = nil
@@ -245,66 +302,52 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 		l.mu.Unlock()
 		return err
 	}
-	if res.Recovering {
+	lo.leased += own.Granted
+	lo.shared += shared.Granted
+	if own.Recovering || shared.Recovering {
 		l.mu.Lock()
-		l.downTo = l.now().Add(res.RetryAfter)
+		l.downTo = l.now().Add(max(own.RetryAfter, shared.RetryAfter))
 		l.mu.Unlock()
 		return ErrLedgerRecovering
 	}
-	lo.leased += res.Granted
 	lo.exhausted, lo.yielding, lo.capped = false, false, false
 	switch {
-	case res.Granted > 0:
-	case res.Remaining <= 0:
+	case lo.leased > 0 && (lo.shared > 0 || capacity <= 0):
+	case lo.leased == 0 && own.Remaining <= 0:
 		lo.exhausted = true
 		lo.waitUntil = now.Add(exhaustedRecheck)
-	default:
-		lo.waitUntil = now.Add(max(res.RetryAfter, time.Millisecond))
-		lo.yielding, lo.capped = cut && !res.capped, res.capped
+	case lo.leased == 0:
+		lo.waitUntil = now.Add(max(own.RetryAfter, time.Millisecond))
+		lo.yielding, lo.capped = why == yielding, why == sharedOut
+	default: // the test capacity is used up
+		lo.waitUntil = now.Add(max(shared.RetryAfter, time.Millisecond))
+		lo.capped = true
 	}
 	return nil
 }
 
 // CapacityID names the bucket every approved test shares when the
-// platform has a test capacity: a ledger entry like an approval's, leased
-// from before each approval's own.
+// platform has a test capacity: a ledger entry like an approval's.
 const CapacityID = "_test_capacity"
+
+// capacityBucket is the shared bucket of a test capacity of rps: a tenth
+// of a second's worth of burst, and no budget.
+func capacityBucket(rps float64) *approvals.Approval {
+	return &approvals.Approval{ID: CapacityID, MaxRPS: rps, Burst: max(1, int(math.Ceil(rps/10))), MaxRequests: 1 << 50}
+}
 
 // SetCapacity sets the platform's test capacity, requests a second for all
 // approved tests together across instances (0: none).
 func (l *Limiter) SetCapacity(rps float64) { l.capacity.Store(math.Float64bits(rps)) }
 
-// capacityLease is a lease, and whether the platform's test capacity
-// held it back.
-type capacityLease struct {
-	Lease
-	capped bool
-}
+func (l *Limiter) capacityRPS() float64 { return math.Float64frombits(l.capacity.Load()) }
 
-// leaseWithin leases admissions for a, first from the bucket all approved
-// tests share when the platform has a test capacity: never more than it
-// grants. Admissions the capacity granted and a's own bucket did not are
-// spent from the shared bucket all the same: the capacity errs on the side
-// of the platform.
-func (l *Limiter) leaseWithin(ctx context.Context, a *approvals.Approval) (capacityLease, error) {
-	want := LeaseSize(a)
-	if c := math.Float64frombits(l.capacity.Load()); c > 0 {
-		shared := &approvals.Approval{ID: CapacityID, MaxRPS: c, Burst: max(1, int(math.Ceil(c/10))), MaxRequests: 1 << 50}
-		// Small leases of the shared bucket (a hundredth of a second's
-		// worth), so that when it runs dry the approvals that ask in
-		// turn each get their share, not the first one all of it.
-		cres, err := l.store.Lease(ctx, shared, min(want, max(1, int(c/100))))
-		if err != nil || cres.Recovering {
-			return capacityLease{Lease: cres}, err
-		}
-		if cres.Granted == 0 {
-			return capacityLease{Lease: Lease{RetryAfter: cres.RetryAfter, Remaining: 1}, capped: true}, nil
-		}
-		want = cres.Granted
-	}
-	res, err := l.store.Lease(ctx, a, want)
-	return capacityLease{Lease: res}, err
-}
+// SetDemand tells the limiter what the approvals active now ask for
+// together: the sum of their max_rps, the same on every instance since
+// they share the store's approvals. Where it exceeds the capacity (a
+// capacity lowered after they were registered), each is cut to the same
+// fraction of its rate.
+func (l *Limiter) SetDemand(rps float64) { l.demand.Store(math.Float64bits(rps)) }
 
 // ErrStoreRecentlyDown is the answer while a failed lease is less than a
 // second old: requests do not wait on a dead store one after another.
@@ -361,6 +404,7 @@ func (l *Limiter) Flush(ctx context.Context) error {
 		release := 0
 		if lo.leased > 0 && now.Sub(lo.lastUsed) > idleRelease {
 			release, lo.leased = lo.leased, 0
+			lo.shared = 0 // the shared bucket has no budget to give back to
 		}
 		idle := lo.inflight == nil && lo.leased == 0 && now.Sub(lo.lastUsed) > forgetIdle
 		lo.mu.Unlock()

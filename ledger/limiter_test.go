@@ -34,7 +34,7 @@ func TestFileStoreLimiterHoldsRateAndBudgetOnItsClock(t *testing.T) {
 	testutil.NoError(t, err)
 	defer s.Close()
 	a := budgetApproval(100, 10, 1500)
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin"))
+	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
 	lim := ledger.NewLimiter(s, clock.Now)
 
 	admitted := map[ledger.Verdict]int{}
@@ -79,7 +79,7 @@ func TestFileStoreBudgetSurvivesRestartWithoutOverAdmitting(t *testing.T) {
 	s, err := store.OpenFileStore(dir, clock.Now)
 	testutil.NoError(t, err)
 	a := budgetApproval(50, 50, 1000)
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin"))
+	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
 	first := 0
 	for range 3 {
 		l, err := s.Lease(ctx, a, 10)
@@ -121,7 +121,7 @@ func TestLimitersSharingRedisNeverOverAdmit(t *testing.T) {
 		s := store.NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}), "gk:", nil)
 		defer s.Close()
 		if i == 0 {
-			testutil.NoError(t, s.CreateApproval(ctx, a, "admin"))
+			testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
 		}
 		lim := ledger.NewLimiter(s, nil)
 		deadline := time.Now().Add(1500 * time.Millisecond)
@@ -157,10 +157,11 @@ func TestTestCapacityBoundsAllApprovalsTogether(t *testing.T) {
 	defer s.Close()
 	a, b := budgetApproval(100, 10, 100_000), budgetApproval(100, 10, 100_000)
 	b.ID = "apr_w"
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin"))
-	testutil.NoError(t, s.CreateApproval(ctx, b, "admin"))
+	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
+	testutil.NoError(t, s.CreateApproval(ctx, b, "admin", nil))
 	lim := ledger.NewLimiter(s, clock.Now)
 	lim.SetCapacity(60)
+	lim.SetDemand(a.MaxRPS + b.MaxRPS) // what the app sets from the active approvals
 
 	admitted := map[string]int{}
 	busy := 0
@@ -189,7 +190,7 @@ func TestTestCapacityBoundsAllApprovalsTogether(t *testing.T) {
 	if total > 60*10+6 || total < 60*10*9/10 {
 		t.Errorf("admitted %d in 10 s under a capacity of 60/s; want at most %d and near it", total, 60*10+6)
 	}
-	if admitted[a.ID] < total/4 || admitted[b.ID] < total/4 || busy == 0 {
-		t.Errorf("shares %v, %d platform_busy: want both approvals served and the rest held back", admitted, busy)
+	if d := admitted[a.ID] - admitted[b.ID]; d > total/10 || -d > total/10 || busy == 0 {
+		t.Errorf("shares %v, %d platform_busy: want even shares (within 10%%) and the rest held back", admitted, busy)
 	}
 }

@@ -90,11 +90,20 @@ func OpenFileStore(dir string, now func() time.Time) (*FileStore, error) {
 func (s *FileStore) Kind() string { return "file" }
 
 // CreateApproval implements Store.
-func (s *FileStore) CreateApproval(_ context.Context, a *approvals.Approval, actor string) error {
+func (s *FileStore) CreateApproval(_ context.Context, a *approvals.Approval, actor string, admit Admit) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.st.Approvals[a.ID]; ok {
 		return fmt.Errorf("approval %s: %w", a.ID, approvals.ErrExists)
+	}
+	if admit != nil {
+		stored := make([]*approvals.Approval, 0, len(s.st.Approvals))
+		for _, o := range s.st.Approvals {
+			stored = append(stored, o.Clone())
+		}
+		if err := admit(stored); err != nil {
+			return err
+		}
 	}
 	return s.commit(audit.Event{Action: audit.ActionApprovalCreated, Actor: actor, Approval: a.Clone()})
 }

@@ -140,19 +140,32 @@ func (s *RedisStore) wrap(op string, err error) error {
 }
 
 // CreateApproval implements Store.
-func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, actor string) error {
+func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, actor string, admit Admit) error {
 	key := s.key("approvals")
 	b, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
-	return s.update(ctx, "create approval", func(tx *redis.Tx) error {
+	var refused error
+	err = s.update(ctx, "create approval", func(tx *redis.Tx) error {
 		exists, err := tx.HExists(ctx, key, a.ID).Result()
 		if err != nil {
 			return err
 		}
 		if exists {
 			return fmt.Errorf("approval %s: %w", a.ID, approvals.ErrExists)
+		}
+		if admit != nil {
+			// The hash is watched: an approval another instance adds
+			// before this transaction commits makes it retry, and the
+			// retry asks admit again with it.
+			stored, err := s.decodeApprovals(tx.HGetAll(ctx, key))
+			if err != nil {
+				return err
+			}
+			if refused = admit(stored); refused != nil {
+				return refused
+			}
 		}
 		head, err := s.chainHead(ctx, tx, "approval")
 		if err != nil {
@@ -164,6 +177,10 @@ func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, 
 		})
 		return err
 	}, key, s.headKey("approval"))
+	if refused != nil && errors.Is(err, refused) {
+		return refused
+	}
+	return err
 }
 
 // RevokeApproval implements Store.
@@ -242,7 +259,19 @@ func (s *RedisStore) Approval(ctx context.Context, id string) (*approvals.Approv
 
 // Approvals implements Store.
 func (s *RedisStore) Approvals(ctx context.Context) ([]*approvals.Approval, error) {
-	all, err := s.rdb.HGetAll(ctx, s.key("approvals")).Result()
+	out, err := s.decodeApprovals(s.rdb.HGetAll(ctx, s.key("approvals")))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.withUsage(ctx, out); err != nil {
+		return nil, unavailable("list approvals", err)
+	}
+	return out, nil
+}
+
+// decodeApprovals decodes the approvals hash cmd read.
+func (s *RedisStore) decodeApprovals(cmd *redis.MapStringStringCmd) ([]*approvals.Approval, error) {
+	all, err := cmd.Result()
 	if err != nil {
 		return nil, unavailable("list approvals", err)
 	}
@@ -253,9 +282,6 @@ func (s *RedisStore) Approvals(ctx context.Context) ([]*approvals.Approval, erro
 			return nil, fmt.Errorf("approval %s: stored record is corrupt: %w", id, err)
 		}
 		out = append(out, &a)
-	}
-	if err := s.withUsage(ctx, out); err != nil {
-		return nil, unavailable("list approvals", err)
 	}
 	return out, nil
 }

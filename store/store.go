@@ -24,8 +24,11 @@ type Store interface {
 	// Kind names the backend ("file" or "redis") for status output.
 	Kind() string
 
-	// CreateApproval stores a new approval; approvals.ErrExists when its ID is taken.
-	CreateApproval(ctx context.Context, a *approvals.Approval, actor string) error
+	// CreateApproval stores a new approval; approvals.ErrExists when its ID
+	// is taken. A non-nil admit is asked first, atomically with the write,
+	// whether a may join the approvals already stored: its error refuses a
+	// and is returned as it is.
+	CreateApproval(ctx context.Context, a *approvals.Approval, actor string, admit Admit) error
 	// NoteApproval records an event about approval id, as it stands, with
 	// action and note (the impact guard's throttles, pauses and resumes);
 	// ErrNotFound when unknown.
@@ -75,6 +78,13 @@ type Store interface {
 	// Close releases connections, files and goroutines.
 	Close() error
 }
+
+// Admit decides whether a new approval may join the approvals stored (all
+// of them, revoked and expired ones included, without usage). The store
+// asks it under the same lock, or the same Redis transaction, as the write,
+// so two instances registering at the same moment cannot both pass a check
+// that only one of them may pass (test_capacity).
+type Admit func(stored []*approvals.Approval) error
 
 // Change is what other instances changed: bans they added, which can be
 // applied as they are, and whether anything else changed or may have been

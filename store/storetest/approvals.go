@@ -18,7 +18,7 @@ import (
 func (x suite) createdApprovalReadsBackUnchanged(t *testing.T) {
 	s, _ := x.fresh(t)
 	want := Approval("apr_1", "acme")
-	if err := s.CreateApproval(ctx, want, "admin"); err != nil {
+	if err := s.CreateApproval(ctx, want, "admin", nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Approval(ctx, "apr_1")
@@ -36,10 +36,10 @@ func (x suite) createdApprovalReadsBackUnchanged(t *testing.T) {
 
 func (x suite) duplicateIDIsRefused(t *testing.T) {
 	s, _ := x.fresh(t)
-	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"); err != nil {
+	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", nil); err != nil {
 		t.Fatal(err)
 	}
-	err := s.CreateApproval(ctx, Approval("apr_1", "other"), "admin")
+	err := s.CreateApproval(ctx, Approval("apr_1", "other"), "admin", nil)
 	if !errors.Is(err, approvals.ErrExists) {
 		t.Fatalf("second create: %v, want ErrExists", err)
 	}
@@ -61,7 +61,7 @@ func (x suite) unknownApprovalIsNotFound(t *testing.T) {
 
 func (x suite) revokedApprovalIsKeptForTheAudit(t *testing.T) {
 	s, _ := x.fresh(t)
-	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"); err != nil {
+	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", nil); err != nil {
 		t.Fatal(err)
 	}
 	at := Epoch.Add(time.Minute)
@@ -90,7 +90,7 @@ func (x suite) concurrentWritesAreAllKept(t *testing.T) {
 	errs := make(chan error, 40)
 	for i := range 20 {
 		wg.Go(func() {
-			errs <- s.CreateApproval(ctx, Approval(fmt.Sprintf("apr_%d", i), "acme"), "admin")
+			errs <- s.CreateApproval(ctx, Approval(fmt.Sprintf("apr_%d", i), "acme"), "admin", nil)
 		})
 		wg.Go(func() {
 			errs <- s.AddBan(ctx, ban(fmt.Sprintf("198.51.100.%d/32", i), Epoch, time.Hour), "detect")
@@ -111,6 +111,43 @@ func (x suite) concurrentWritesAreAllKept(t *testing.T) {
 		t.Fatalf("after 40 concurrent writes: %d approvals, %d bans, %d audit events; want 20, 20, 40", len(list), len(bans), len(evs))
 	}
 	assertChains(t, s, 20, 20)
+}
+
+// admitSeesEveryConcurrentWrite registers ten approvals of 20/s at once
+// against a test capacity of 50/s: the check runs atomically with each
+// write, so exactly two get in, and the rest are refused with the check's
+// own error and leave nothing behind.
+func (x suite) admitSeesEveryConcurrentWrite(t *testing.T) {
+	s, _ := x.fresh(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for i := range 10 {
+		wg.Go(func() {
+			a := Approval(fmt.Sprintf("apr_%d", i), "acme")
+			errs <- s.CreateApproval(ctx, a, "admin", func(stored []*approvals.Approval) error {
+				return approvals.CheckCapacity(stored, a, 50, Epoch)
+			})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	admitted := 0
+	for err := range errs {
+		var ce *approvals.CapacityError
+		switch {
+		case err == nil:
+			admitted++
+		case !errors.As(err, &ce):
+			t.Fatalf("refusal is %v (%T), want the check's *approvals.CapacityError", err, err)
+		}
+	}
+	list, err := s.Approvals(ctx)
+	testutil.NoError(t, err)
+	evs, err := s.Audit(ctx, audit.Query{Limit: 100})
+	testutil.NoError(t, err)
+	if admitted != 2 || len(list) != 2 || len(evs) != 2 {
+		t.Fatalf("10 concurrent registrations of 20/s under 50/s: %d admitted, %d stored, %d audit events; want 2 each", admitted, len(list), len(evs))
+	}
 }
 
 func (x suite) pingAnswers(t *testing.T) {

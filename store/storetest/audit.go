@@ -16,7 +16,7 @@ import (
 
 func (x suite) auditIsNewestFirstWithLimitAndSince(t *testing.T) {
 	s, c := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice"))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice", nil))
 	c.Add(time.Minute)
 	testutil.NoError(t, s.AddBan(ctx, ban("198.51.100.7/32", c.Now(), time.Hour), "bob"))
 	c.Add(time.Minute)
@@ -66,9 +66,9 @@ func (x suite) auditIsNewestFirstWithLimitAndSince(t *testing.T) {
 
 func (x suite) auditChainsLinkEveryChange(t *testing.T) {
 	s, clock := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice"))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice", nil))
 	clock.Add(time.Second)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "acme"), "alice"))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "acme"), "alice", nil))
 	clock.Add(time.Second)
 	testutil.NoError(t, s.AddBans(ctx, []approvals.Ban{
 		ban("198.51.100.1/32", Epoch, time.Hour), ban("198.51.100.2/32", Epoch, time.Hour), ban("2001:db8::/64", Epoch, time.Hour),
@@ -95,7 +95,7 @@ func (x suite) auditChainsLinkEveryChange(t *testing.T) {
 
 func (x suite) notesOnAnApprovalAreLinkedEvents(t *testing.T) {
 	s, _ := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", nil))
 	testutil.NoError(t, s.NoteApproval(ctx, "apr_1", audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1"))
 	if err := s.NoteApproval(ctx, "apr_nope", audit.ActionApprovalPaused, "x", "impact-guard@gk1"); !errors.Is(err, approvals.ErrNotFound) {
 		t.Fatalf("a note on an unknown approval: %v, want ErrNotFound", err)

@@ -15,7 +15,7 @@ func (x suite) leasesStopAtTheBurstAndSayWhenToRetry(t *testing.T) {
 	s, _ := x.fresh(t)
 	a := Approval("apr_1", "acme")
 	a.MaxRPS, a.Burst, a.MaxRequests = 10, 5, 1000
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin"))
+	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
 	l, err := s.Lease(ctx, a, 64)
 	testutil.NoError(t, err)
 	if l.Granted != 5 || l.Remaining != 995 {
@@ -37,7 +37,7 @@ func (x suite) leasesNeverExceedTheBudget(t *testing.T) {
 	s, _ := x.fresh(t)
 	a := Approval("apr_1", "acme")
 	a.MaxRPS, a.Burst, a.MaxRequests = 1e6, 1000, 100
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin"))
+	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
 	total, leases := 0, 0
 	for {
 		l, err := s.Lease(ctx, a, 64)
@@ -67,7 +67,7 @@ func (x suite) releasesAreClamped(t *testing.T) {
 	s, _ := x.fresh(t)
 	a := Approval("apr_clamp", "acme")
 	a.MaxRPS, a.Burst, a.MaxRequests = 1000, 1000, 10
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin"))
+	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
 	l, err := s.Lease(ctx, a, 2)
 	testutil.NoError(t, err)
 	if l.Granted != 1 { // endgame: an eighth of 10, at least one
@@ -80,7 +80,7 @@ func (x suite) releasesAreClamped(t *testing.T) {
 	testutil.NoError(t, s.Release(ctx, "apr_later", 5)) // before the approval exists
 	b := Approval("apr_later", "acme")
 	b.MaxRPS, b.Burst, b.MaxRequests = 1000, 1000, 10
-	testutil.NoError(t, s.CreateApproval(ctx, b, "admin"))
+	testutil.NoError(t, s.CreateApproval(ctx, b, "admin", nil))
 	if total := leaseAll(t, s, b, 40); total != 10 {
 		t.Fatalf("an approval released before it existed granted %d, want max_requests = 10", total)
 	}
@@ -88,7 +88,7 @@ func (x suite) releasesAreClamped(t *testing.T) {
 
 func (x suite) usageAddsUpAndKeepsTheLatestLastSeen(t *testing.T) {
 	s, _ := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", nil))
 	late, early := Epoch.Add(time.Minute), Epoch
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 5, RateLimited: 2, LastSeen: &late}))
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 1, BudgetExhausted: 3, OutOfScope: 4, LastSeen: &early}))
@@ -107,7 +107,7 @@ func (x suite) usageAddsUpAndKeepsTheLatestLastSeen(t *testing.T) {
 
 func (x suite) historyCountsByHour(t *testing.T) {
 	s, _ := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin"))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", nil))
 	first, second := Epoch.Add(10*time.Minute), Epoch.Add(70*time.Minute)
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 5, OutOfScope: 1, LastSeen: &first}))
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 2, RateLimited: 3, LastSeen: &second}))

@@ -56,6 +56,7 @@ func Run(t *testing.T, open Open) {
 	}{
 		{"CreatedApprovalReadsBackUnchanged", suite.createdApprovalReadsBackUnchanged},
 		{"DuplicateIDIsRefused", suite.duplicateIDIsRefused},
+		{"AdmitSeesEveryConcurrentWrite", suite.admitSeesEveryConcurrentWrite},
 		{"UnknownApprovalIsNotFound", suite.unknownApprovalIsNotFound},
 		{"RevokedApprovalIsKeptForTheAudit", suite.revokedApprovalIsKeptForTheAudit},
 		{"BansExpireAndCanBeLifted", suite.bansExpireAndCanBeLifted},

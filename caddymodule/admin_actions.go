@@ -296,8 +296,11 @@ func (a *App) Status(ctx context.Context) adminapi.Status {
 	} else if c, ok := sy.Store().(store.Checker); ok {
 		st.Store.Warnings = c.Check(ctx)
 	}
-	st.Approvals, st.BansActive = sy.Snapshot().Counts(now())
+	at := now()
+	st.Approvals, st.BansActive = sy.Snapshot().Counts(at)
 	st.Audit = a.state.audit.Last()
+	st.ImpactGuard = a.state.guard.Report()
+	st.TestCapacity, st.TestDemand = a.TestCapacity, demand(sy.Snapshot(), at)
 	return st
 }
 

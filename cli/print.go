@@ -11,6 +11,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/caddymodule/adminapi"
+	"github.com/customernode/gatekeeper/guard"
 )
 
 // The CLI's tables, for people. Scripts use --json.
@@ -173,10 +174,33 @@ func printStatus(w io.Writer, st adminapi.Status) error {
 	}
 	fmt.Fprintf(tw, "approvals\t%s\n", strings.Join(counts, ", "))
 	fmt.Fprintf(tw, "bans\t%d active\n", st.BansActive)
+	fmt.Fprintf(tw, "impact guard\t%s\n", guardSummary(st.ImpactGuard))
+	if st.TestCapacity > 0 {
+		fmt.Fprintf(tw, "test capacity\t%g/s, %g/s of it approved for now\n", st.TestCapacity, st.TestDemand)
+	}
 	if v := st.Audit; v != nil {
 		fmt.Fprintf(tw, "audit\t%s, checked %s\n", auditSummary(v), v.At.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+// guardSummary says in one line what the impact guard does to approved
+// tests, and why.
+func guardSummary(r guard.Report) string {
+	if !r.Enabled {
+		return "off: approved tests keep their approved rate"
+	}
+	out := fmt.Sprintf("tests %s at %.0f%% of their rate", r.State, 100*r.Factor)
+	if r.State != guard.Full && r.Why != "" {
+		out += ": " + r.Why
+	}
+	if !r.Since.IsZero() {
+		out += fmt.Sprintf(" (since %s)", r.Since.UTC().Format(time.RFC3339))
+	}
+	if r.CalmP90MS > 0 {
+		out += fmt.Sprintf("; others' calm p90 %.0f ms", r.CalmP90MS)
+	}
+	return out
 }
 
 // auditSummary says in one line what a check of the audit chains found.

@@ -103,7 +103,8 @@ func TestCLIWalkthrough(t *testing.T) {
 	}
 
 	st := in.mustCLI("status")
-	if !strings.Contains(st, "file ./data (up)") || !strings.Contains(st, "1 revoked") {
+	if !strings.Contains(st, "file ./data (up)") || !strings.Contains(st, "1 revoked") ||
+		!regexp.MustCompile(`impact guard +tests full at 100% of their rate`).MatchString(st) {
 		t.Fatalf("status:\n%s", st)
 	}
 }

@@ -77,7 +77,7 @@ func consoleBridge(t *testing.T, in *instance) string {
 // live feed within 2 s; its ban can be lifted. Each view is saved as a
 // screenshot.
 func TestConsoleInABrowser(t *testing.T) {
-	in := startSite(t, "\t\tstore file ./data", `
+	in := startSite(t, "\t\tstore file ./data\n\t\ttest_capacity 50/s", `
 	gatekeeper {
 		tenant {http.request.host.labels.1}
 		mode block
@@ -123,6 +123,22 @@ func TestConsoleInABrowser(t *testing.T) {
 	if n := read("the notice", chromedp.Text(css(`#notice`))); !strings.Contains(n, "registered for tenant acme (active)") {
 		t.Fatalf("notice after registering: %q", n)
 	}
+	// Two tests of 20/s now share the platform's 50/s: the capacity row
+	// charts them, a third is refused (the CLI prints the conflict), and
+	// the impact guard lets them run at full rate.
+	_, conflict, code := in.cli(addArgs("127.0.0.6")...)
+	if code == 0 || !regexp.MustCompile(`HTTP 409: test_capacity 50/s: at \S+ the approvals open together would send up to 60/s: this one and apr_\w+ \(acme, 20/s\), apr_\w+ \(acme, 20/s\)`).MatchString(conflict) {
+		t.Fatalf("a third test of 20/s under 50/s: exit %d, %q; want the 409 naming the two others", code, conflict)
+	}
+	step("see the capacity used", chromedp.Click(css(`a[href="#approvals"]`)), chromedp.Reload(),
+		chromedp.WaitVisible(`//section[contains(@class, "capacity")]//div[contains(., "busiest 40/s")]`))
+	if c := read("the capacity row", chromedp.Text(css(`section.capacity .who`))); !strings.HasPrefix(c, "test_capacity 50/s; busiest 40/s at ") {
+		t.Errorf("the capacity row says %q", c)
+	}
+	if g := read("the guard's badge", chromedp.Text(css(`#guard-health`))); g != "full rate" {
+		t.Errorf("the impact guard's badge says %q, want full rate", g)
+	}
+	shot(t, ctx, "approvals-capacity")
 
 	// A bad CIDR: the API's error shows next to the sources field.
 	step("refuse a bad CIDR", fill("SEC-UI-2", "10.0.0.0/40"), chromedp.WaitVisible(css(`#e-sources`)))

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -196,9 +197,16 @@ func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
 	const measured = 20 * time.Second
 	var duringTook []time.Duration
 	duringRefused := 0
+	var held []string // what the status said of the guard while it held the test back
 	for i := range 4 {
 		before := tester.admitted.Load()
 		time.Sleep(measured / 4)
+		var st struct {
+			Guard struct{ State, Why string } `json:"impact_guard"`
+		}
+		if in.get("/gatekeeper/status", &st); st.Guard.State != "full" {
+			held = append(held, st.Guard.State+": "+st.Guard.Why)
+		}
 		took, refused := others.since()
 		duringTook, duringRefused = append(duringTook, took...), duringRefused+refused
 		t.Logf("%2ds: others' p99 %s, the test %.0f/s, impact_factor %.2f, platform_stress %.2f", (i+1)*5, p99Of(took),
@@ -224,6 +232,9 @@ func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
 	}
 	if tester.busy.Load() == 0 {
 		t.Error("no test request was answered 429 platform_busy: the guard never held the test back")
+	}
+	if len(held) == 0 || !strings.Contains(held[0], "× calm") {
+		t.Errorf("the status never showed the guard holding the test back with why: %q", held)
 	}
 	if n := in.metric(`caddy_gatekeeper_blocked_total{reason="platform_busy",scanner="none"}`); n == 0 {
 		t.Error("caddy_gatekeeper_blocked_total counts no platform_busy refusal")

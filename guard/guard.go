@@ -81,6 +81,7 @@ type Guard struct {
 	factor atomic.Uint64 // math.Float64bits: 0 (paused) to 1 (full rate)
 	stress atomic.Uint64 // math.Float64bits: the stress acted on
 	remote atomic.Uint64 // math.Float64bits: the worst other instances report
+	report atomic.Pointer[Report]
 
 	// The controller's own state, touched by Tick alone.
 	baseline time.Duration   // the calm latency (p90); 0 until learned
@@ -91,6 +92,8 @@ type Guard struct {
 	// rise within it is the platform's own jitter, not stress.
 	noise time.Duration
 	state State
+	since time.Time // when state last changed
+	why   string    // and why
 	// OnChange, when set, hears each change of state: throttled, paused,
 	// resumed, with why.
 	OnChange func(to State, why string)
@@ -196,9 +199,10 @@ func (g *Guard) Tick(at time.Time) {
 	if m.n >= minSamples && (m.tests == 0 || factor <= held) && (g.learned < warmUp || local < 1) {
 		g.learn(m.latency)
 	}
-	stress := max(local, math.Float64frombits(g.remote.Load()))
+	stress := max(local, g.remoteStress())
 	g.stress.Store(math.Float64bits(local))
 	if g.settings.Load().Off {
+		g.publish(1)
 		return
 	}
 	switch {
@@ -210,11 +214,14 @@ func (g *Guard) Tick(at time.Time) {
 		factor = min(1, max(factor, restart)*math.Exp(2*gain*(target-stress)))
 	}
 	g.factor.Store(math.Float64bits(factor))
-	g.move(factor, stress, why)
+	g.move(at, factor, stress, why)
+	g.publish(factor)
 }
 
+func (g *Guard) remoteStress() float64 { return math.Float64frombits(g.remote.Load()) }
+
 // move tells OnChange when the state changes.
-func (g *Guard) move(factor, stress float64, why string) {
+func (g *Guard) move(at time.Time, factor, stress float64, why string) {
 	to := Throttled
 	switch {
 	case stress >= 1:
@@ -228,7 +235,7 @@ func (g *Guard) move(factor, stress float64, why string) {
 	if to == Full {
 		why = "the platform is calm again"
 	}
-	g.state = to
+	g.state, g.since, g.why = to, at, why
 	if g.OnChange != nil {
 		g.OnChange(to, why)
 	}

@@ -185,6 +185,15 @@ func TestFailuresPauseTestsAndOffIsOff(t *testing.T) {
 		if !off && (g.Factor() != 0 || g.Stress() < 1) {
 			t.Errorf("20%% failures: factor %.2f, stress %.2f; want paused", g.Factor(), g.Stress())
 		}
+		r := g.Report()
+		want := Report{Enabled: !off, State: Paused, Factor: 0, Why: "other tenants' failures at 20.0%"}
+		if off {
+			want = Report{Factor: 1}
+		}
+		if r.Enabled != want.Enabled || r.State != want.State || r.Factor != want.Factor || r.Why != want.Why ||
+			(!off && !r.Since.Equal(time.Unix(0, 0).Add(TickEvery))) {
+			t.Errorf("off=%v: report %+v, want %+v since the first tick", off, r, want)
+		}
 	}
 }
 
@@ -195,6 +204,9 @@ func TestRemoteStressIsActedOn(t *testing.T) {
 	g.Tick(time.Unix(1, 0))
 	if g.Factor() != 0 {
 		t.Fatalf("another instance sees severe stress: factor %.2f, want 0", g.Factor())
+	}
+	if r := g.Report(); r.State != Paused || r.Remote != 1.5 || r.Stress != 0 {
+		t.Fatalf("report %+v: want paused on the remote stress 1.5, none here", r)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/feed"
+	"github.com/customernode/gatekeeper/guard"
 	"github.com/customernode/gatekeeper/internal/duration"
 	"github.com/customernode/gatekeeper/store"
 )
@@ -485,6 +486,14 @@ type Status struct {
 	} `json:"store"`
 	Approvals  map[approvals.Status]int `json:"approvals"`
 	BansActive int                      `json:"bans_active"`
+	// ImpactGuard is what this instance's impact guard does to approved
+	// tests now, and why.
+	ImpactGuard guard.Report `json:"impact_guard"`
+	// TestCapacity is the platform's test capacity, requests a second (0:
+	// none), and TestDemand what the approvals active now may ask for
+	// together.
+	TestCapacity float64 `json:"test_capacity,omitempty"`
+	TestDemand   float64 `json:"test_demand"`
 	// Audit is the last check of the audit chains (absent until the first
 	// has run, moments after start).
 	Audit *audit.Verification `json:"audit,omitempty"`

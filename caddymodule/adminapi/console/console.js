@@ -109,6 +109,15 @@ function renderHealth(st) {
     audit.className = "badge ok";
     audit.title = `approval chain head ${ap.last.hash}, checked ${utc(a.verified_at)} UTC`;
   }
+  const g = st.impact_guard, guard = $("#guard-health");
+  if (!g.enabled) { guard.textContent = "impact guard off"; guard.className = "badge"; }
+  else if (g.state === "full") { guard.textContent = "full rate"; guard.className = "badge ok"; }
+  else {
+    guard.textContent = g.state === "paused" ? "paused: platform busy" : `throttled to ${Math.round(g.factor * 100)} %`;
+    guard.className = "badge bad";
+  }
+  guard.title = [g.why, g.since && `since ${utc(g.since)} UTC`].filter(Boolean).join(", ") ||
+    "the impact guard lets approved tests run at their approved rate";
   $("#updated").textContent = utc(new Date()).slice(11) + " UTC";
 }
 
@@ -140,7 +149,50 @@ function renderTimeline() {
     const rows = list.filter((a) => a.tenant === tenant).map((a) => approvalRow(a, x, now));
     return el("section", { class: "tenant", "aria-label": `Tenant ${tenant}` }, el("h3", {}, tenant), axis(), rows);
   });
-  box.replaceChildren(...groups);
+  box.replaceChildren(capacityRow(x, lo, hi, axis), ...groups);
+}
+
+// capacityRow charts, over the timeline's span, the max_rps of the
+// approvals (every tenant's, revoked ones left out) open together against
+// the platform's test capacity: what registration checks.
+function capacityRow(x, lo, hi, axis) {
+  const capacity = (state.status && state.status.test_capacity) || 0;
+  const edges = [];
+  for (const a of state.approvals) {
+    if (a.status === "revoked") continue;
+    edges.push([Date.parse(a.not_before), a.max_rps], [Date.parse(a.not_after), -a.max_rps]);
+  }
+  edges.sort((p, q) => p[0] - q[0] || p[1] - q[1]); // windows are half-open: ends first
+  const steps = [];
+  let sum = 0, peak = 0, busiest = 0;
+  edges.forEach(([t, d], i) => {
+    sum += d;
+    if (sum > peak + 1e-9) { peak = sum; busiest = t; }
+    const next = i + 1 < edges.length ? edges[i + 1][0] : t;
+    if (sum > 1e-9 && next > t) steps.push({ from: t, to: next, rps: sum });
+  });
+  const scale = Math.max(capacity, peak, 1);
+  const h = (rps) => `${(rps / scale) * 100}%`;
+  const fmt = (n) => Number(n.toFixed(2)).toLocaleString();
+  const over = capacity > 0 && peak > capacity;
+  const summary = capacity > 0
+    ? `test_capacity ${fmt(capacity)}/s; busiest ${fmt(peak)}/s${peak ? ` at ${utc(busiest)} UTC` : ""}${over ? " — OVER" : ""}`
+    : `no test_capacity set; busiest ${fmt(peak)}/s${peak ? ` at ${utc(busiest)} UTC` : ""}`;
+  const track = el("div", { class: "track capacity-track", role: "img",
+    "aria-label": `Approved tests' max_rps together over time: ${summary}` },
+    steps.map((s) => el("div", {
+      class: "load" + (capacity > 0 && s.rps > capacity ? " over" : ""),
+      style: `left:${x(Math.max(s.from, lo))};width:calc(${x(Math.min(s.to, hi))} - ${x(Math.max(s.from, lo))});height:${h(s.rps)}`,
+      title: `${fmt(s.rps)}/s from ${utc(s.from)} to ${utc(s.to)} UTC`,
+    })),
+    capacity > 0 && el("div", { class: "cap", style: `bottom:${h(capacity)}`, title: `test_capacity ${fmt(capacity)}/s` }),
+    el("div", { class: "now", style: `left:${x(Date.now())}` }));
+  return el("section", { class: "tenant capacity", "aria-label": "Platform test capacity" },
+    el("h3", {}, "Platform test capacity"), axis(),
+    el("div", { class: "row" },
+      el("div", { class: "who" }, el("div", { class: over ? "status status-revoked" : "" }, summary),
+        el("div", { class: "meta" }, "max_rps of the approvals open together, every tenant")),
+      track));
 }
 
 function approvalRow(a, x, now) {

@@ -158,15 +158,16 @@ func p99Of(ds []time.Duration) time.Duration {
 // request (200 a second), another tenant sending 40 a second, and an
 // approved test of 1 000 a second on 16 connections, which alone would
 // take the platform. While the test runs none of the other tenant's
-// requests is refused or fails, its p99 stays within max(2 × calm,
-// calm + 30 ms), and the test still gets at least 30 % of the room the
-// other leaves; held-back test requests get 429 platform_busy.
+// requests is refused or fails, its p99 stays within the policy's
+// max(1.5 × calm, calm + 20 ms), and the test still gets at least 45 % of
+// the room the other leaves; held-back test requests get 429
+// platform_busy. Then a third tenant's burst saturates the platform for
+// 10 s: the test gets at most a quarter of its rate during it and is back
+// to 80 % of it within 15 s of its end.
 //
-// These bounds are looser than the policy's figures (1.5 × calm or
-// calm + 20 ms, and 45 %), which the model in guard/guard_test.go holds:
-// here the platform, the clients and Gatekeeper share two cores, and the
-// calm p99 alone moves by 20 ms between runs. The log line gives the
-// figures of each run; docs/design.md keeps a series of them.
+// The platform, the clients and Gatekeeper share this machine's cores, and
+// the calm p99 moves by 20 ms between runs; the log lines give each run's
+// figures, and docs/design.md keeps a series of them.
 func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 40-second load run; make test runs it")
@@ -213,10 +214,11 @@ func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
 			float64(tester.admitted.Load()-before)/(measured/4).Seconds(), in.metric("caddy_gatekeeper_impact_factor"), in.metric("caddy_gatekeeper_platform_stress"))
 	}
 	rate := float64(tester.admitted.Load()-a0) / measured.Seconds()
+	burstRate, backAfter := burstAndBack(t, in, tester, rate)
 	tester.end()
 
 	during := p99Of(duringTook)
-	limit := max(calm*2, calm+30*time.Millisecond)
+	limit := max(calm*3/2, calm+20*time.Millisecond)
 	room := capacity - othersRPS
 	t.Logf("others' p99 %s calm, %s while the test ran (limit %s), %d of %d not 200; the test got %.0f/s (%.0f%% of the %.0f/s room), %d answered 429 platform_busy, %d other answers; impact_factor %.2f, platform_stress %.2f",
 		calm, during, limit, duringRefused, len(duringTook)+duringRefused, rate, 100*rate/room, room, tester.busy.Load(), tester.other.Load(),
@@ -225,10 +227,16 @@ func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
 		t.Errorf("%d of the other tenant's requests were refused or failed while the test ran", duringRefused)
 	}
 	if during > limit {
-		t.Errorf("the other tenant's p99 was %s while the test ran, over max(2 × %s, %s + 30ms) = %s", during, calm, calm, limit)
+		t.Errorf("the other tenant's p99 was %s while the test ran, over max(1.5 × %s, %s + 20ms) = %s", during, calm, calm, limit)
 	}
-	if rate < 0.30*room {
-		t.Errorf("the test got %.0f/s, under 30%% of the %.0f/s the other tenant leaves", rate, room)
+	if rate < 0.45*room {
+		t.Errorf("the test got %.0f/s, under 45%% of the %.0f/s the other tenant leaves", rate, room)
+	}
+	if burstRate > rate/4 {
+		t.Errorf("during another tenant's burst the test got %.0f/s, over a quarter of its %.0f/s", burstRate, rate)
+	}
+	if backAfter == 0 {
+		t.Errorf("15 s after the burst the test was not back to 80%% of its %.0f/s", rate)
 	}
 	if tester.busy.Load() == 0 {
 		t.Error("no test request was answered 429 platform_busy: the guard never held the test back")
@@ -261,6 +269,35 @@ func TestApprovedTestYieldsToOtherTenants(t *testing.T) {
 	if !slices.ContainsFunc(export.Body.Changes, func(e change) bool { return e.Action == "approval.throttled" || e.Action == "approval.paused" }) {
 		t.Errorf("the approval's evidence export holds no impact guard event: %+v", export.Body.Changes)
 	}
+}
+
+// burstAndBack has a third tenant saturate the platform for 10 s while
+// the tester runs at rate, and returns the test's rate in the burst's
+// last 8 s and how long after the burst it was back to 80 % of rate,
+// measured each second (0: not within 15 s). None of the burst's requests
+// may be refused.
+func burstAndBack(t *testing.T, in *instance, tester *testerLoad, rate float64) (float64, time.Duration) {
+	t.Helper()
+	burst := sendOthers(t, in, "127.0.0.4", "initech.localhost", 260)
+	time.Sleep(2 * time.Second)
+	a := tester.admitted.Load()
+	time.Sleep(8 * time.Second)
+	during := float64(tester.admitted.Load()-a) / 8
+	burst.end()
+	if _, refused := burst.since(); refused != 0 {
+		t.Errorf("%d of the burst's requests were refused or failed", refused)
+	}
+	end := time.Now()
+	for time.Since(end) < 15*time.Second {
+		a := tester.admitted.Load()
+		time.Sleep(time.Second)
+		if got := float64(tester.admitted.Load() - a); got >= 0.8*rate {
+			t.Logf("burst: the test got %.0f/s during it, and %.0f/s %s after it (%.0f/s before)", during, got, time.Since(end).Round(time.Second), rate)
+			return during, time.Since(end)
+		}
+	}
+	t.Logf("burst: the test got %.0f/s during it; not back to %.0f/s within 15 s", during, 0.8*rate)
+	return during, 0
 }
 
 // Two instances share one Redis in front of one platform. The other

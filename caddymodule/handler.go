@@ -123,38 +123,81 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !h.app.started(r.Context()) {
 		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("gatekeeper: not started"))
 	}
-	start := now()
-	rc := contextOf(r)
-	in, view := h.inputs(r, rc, start)
-	d := policy.Decide(in)
-	h.apply(w, r, rc, d, view)
+	x := exchanges.Get().(*exchange)
+	defer x.release()
+	x.start = now()
+	x.rc = contextOf(r)
+	h.inputs(r, x)
+	policy.Decide(&x.in, &x.d)
+	return h.answer(w, r, next, x)
+}
+
+// answer carries out the decision x holds: it applies it, then refuses
+// the request or hands it to next, and feeds the answer back to the
+// impact guard and detection. It is ServeHTTP's second half, apart so that
+// what it keeps on the stack is not under the decision's calls.
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange) error {
+	h.apply(w, r, x)
 	decided := time.Now()
-	metrics.decision.Observe(decided.Sub(start), uintptr(unsafe.Pointer(r)))
-	if d.Status == policy.StatusClientClosed {
-		return caddyhttp.Error(d.Status, errors.New("gatekeeper: the client went away while its request waited for a lease"))
-	}
+	metrics.decision.Observe(decided.Sub(x.start), uintptr(unsafe.Pointer(r)))
+	d := &x.d
 	if d.Refused() {
-		return caddyhttp.Error(d.Status, fmt.Errorf("gatekeeper: %s (%s)", d.Verdict, d.Reason))
+		return refusal(d)
 	}
 	impact := h.app.state.guard
 	if d.Verdict == policy.VerdictApproved {
-		impact.Tested(start)
+		impact.Tested(x.start)
 		return next.ServeHTTP(w, r)
 	}
 	// Everyone else's answer tells the impact guard how the platform is
 	// doing, and, to detection, how the source behaves.
 	status, err := serveNext(w, r, next)
 	if err != nil {
-		var he caddyhttp.HandlerError
-		if errors.As(err, &he) {
-			status = he.StatusCode
-		}
+		status = errorStatus(err, status)
 	}
-	impact.Observe(start, time.Since(decided), status >= 500 && status != policy.StatusClientClosed)
+	impact.Observe(x.start, time.Since(decided), status >= 500 && status != policy.StatusClientClosed)
 	if d.Observe {
-		h.detector.ObserveRequest(r, view.ip, status, d.Detection.Result)
+		h.detector.ObserveRequest(r, x.view.ip, status, &d.Detection.Result)
 	}
 	return err
+}
+
+// exchange is one request's way through the handler: the policy's inputs,
+// its decision and what the handler learnt of the request. It travels by
+// pointer, from a pool, so that no frame on the request's path holds (or
+// copies) these values and the goroutine's stack need not grow for them;
+// nothing keeps a pointer into it once ServeHTTP returns.
+type exchange struct {
+	start time.Time // when the handler saw the request
+	rc    requestContext
+	in    policy.Inputs
+	d     policy.Decision
+	view  requestView
+}
+
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
+func (x *exchange) release() {
+	*x = exchange{}
+	exchanges.Put(x)
+}
+
+// refusal is the error that makes Caddy answer a refused request.
+func refusal(d *policy.Decision) error {
+	if d.Status == policy.StatusClientClosed {
+		return caddyhttp.Error(d.Status, errors.New("gatekeeper: the client went away while its request waited for a lease"))
+	}
+	return caddyhttp.Error(d.Status, fmt.Errorf("gatekeeper: %s (%s)", d.Verdict, d.Reason))
+}
+
+// errorStatus is the status Caddy answers err with, status when it does
+// not say.
+func errorStatus(err error, status int) int {
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) {
+		return he.StatusCode
+	}
+	return status
 }
 
 // requestView is what the handler learnt of a request while gathering the
@@ -167,28 +210,28 @@ type requestView struct {
 	asn     uint
 }
 
-// inputs gathers the policy's inputs for r, arriving at at: the view
-// policy.Read builds (step 0 happens there), with what only Caddy knows:
-// the client's address, the tenant, the path matcher.
-func (h *Handler) inputs(r *http.Request, rc requestContext, at time.Time) (policy.Inputs, requestView) {
-	in := policy.Inputs{Request: r, Now: at, Mode: h.Mode, StoreUnavailable: h.app.StoreUnavailable, Limiter: h.app.Limiter()}
-	ip := clientIP(rc.vars)
+// inputs gathers the policy's inputs for r into x: the
+// view policy.Read builds (step 0 happens there), with what only Caddy
+// knows: the client's address, the tenant, the path matcher.
+func (h *Handler) inputs(r *http.Request, x *exchange) {
+	in, at := &x.in, x.start
+	in.Request, in.Now, in.Mode, in.StoreUnavailable, in.Limiter = r, at, h.Mode, h.app.StoreUnavailable, h.app.Limiter()
+	ip := clientIP(x.rc.vars)
 	if ip.IsValid() {
 		in.Snapshot = h.app.Syncer().Snapshot()
 	}
-	in.View = policy.Read(r, ip, in.Snapshot, at, pathMatcher{r})
-	view := requestView{tenant: h.tenant.of(r, rc.repl), host: in.Access.Host, ip: ip}
-	in.Access.Tenant = view.tenant
+	policy.ReadInto(&in.View, r, ip, in.Snapshot, at, pathMatcher{r})
+	x.view.tenant, x.view.host, x.view.ip = h.tenant.of(r, x.rc.repl), in.Access.Host, ip
+	in.Access.Tenant = x.view.tenant
 	if !ip.IsValid() {
-		return in, view
+		return
 	}
-	view.country, view.asn = h.app.geo.Lookup(ip)
-	in.ASN = view.asn
+	x.view.country, x.view.asn = h.app.geo.Lookup(ip)
+	in.ASN = x.view.asn
 	in.BannedHere, in.BannedHereNetwork = h.app.bannedHere(in.Snapshot, ip, at)
 	if h.Detect == nil || !h.Detect.Off {
 		in.Detector = h.detector
 	}
-	return in, view
 }
 
 // pathMatcher matches a path of the request (its own or a view of it) with
@@ -199,7 +242,8 @@ func (m pathMatcher) MatchPath(patterns []string, p string) bool { return matchP
 
 // apply carries out d on r: headers for the upstream and the client,
 // counts, logs, a ban, placeholders and access-log fields.
-func (h *Handler) apply(w http.ResponseWriter, r *http.Request, rc requestContext, d policy.Decision, view requestView) {
+func (h *Handler) apply(w http.ResponseWriter, r *http.Request, x *exchange) {
+	d, view := &x.d, &x.view
 	d.SetHeaders(r.Header)
 	if s := d.RetryAfterSeconds(); s != "" {
 		w.Header().Set("Retry-After", s)
@@ -210,7 +254,7 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, rc requestContex
 	family := "none"
 	if d.Detection.Scanner {
 		family = cmp.Or(d.Detection.Family, "other")
-		h.scannerDetected(r, d, view, family)
+		h.scannerDetected(d, view, family)
 	}
 	if d.Reason != "" && d.Refused() {
 		if d.Reason == policy.ReasonScanner {
@@ -236,11 +280,11 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, rc requestContex
 	if d.Verdict != policy.VerdictPass && d.Verdict != policy.VerdictApproved {
 		h.toFeed(r, d, view)
 	}
-	publish(r, rc, d, view)
+	publish(r, &x.rc, d, view)
 }
 
 // toFeed adds a refused or flagged request to the live feed.
-func (h *Handler) toFeed(r *http.Request, d policy.Decision, view requestView) {
+func (h *Handler) toFeed(r *http.Request, d *policy.Decision, view *requestView) {
 	ev := feed.Event{Time: now().UTC(), Tenant: view.tenant, Verdict: d.Verdict, Reason: d.Reason,
 		Country: view.country, ASN: view.asn, Method: r.Method, Host: view.host, Path: r.URL.Path}
 	if view.ip.IsValid() {
@@ -260,7 +304,7 @@ func (h *Handler) toFeed(r *http.Request, d policy.Decision, view requestView) {
 }
 
 // scannerDetected counts, logs and (in block mode) bans a detection.
-func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view requestView, family string) {
+func (h *Handler) scannerDetected(d *policy.Decision, view *requestView, family string) {
 	det := d.Detection
 	for _, s := range detect.Signals() {
 		if det.Signals.Has(s) {
@@ -291,7 +335,7 @@ func (h *Handler) scannerDetected(r *http.Request, d policy.Decision, view reque
 // storeFault counts and logs a lease the store could not give. Requests
 // turned away without asking the store again (it failed under a second
 // ago) are not counted again: store_errors_total counts failed calls.
-func (h *Handler) storeFault(d policy.Decision) {
+func (h *Handler) storeFault(d *policy.Decision) {
 	if errors.Is(d.StoreErr, ledger.ErrStoreRecentlyDown) {
 		return
 	}

@@ -21,7 +21,7 @@ import (
 // any provider, so placeholders always show the last decision. The access
 // log's gatekeeper object is added only when the server writes access
 // logs, and encoded only when the entry is written.
-func publish(r *http.Request, rc requestContext, d policy.Decision, view requestView) {
+func publish(r *http.Request, rc *requestContext, d *policy.Decision, view *requestView) {
 	f := logFields{verdict: d.Verdict, reason: d.Reason, tenant: view.tenant, country: view.country, asn: view.asn}
 	if d.Approval != nil {
 		f.approval = d.Approval.ID

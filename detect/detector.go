@@ -243,7 +243,7 @@ func (d *Detector) observe(src netip.Addr, path string, status int) {
 // counts as one whatever its path; CORS preflights are not counted at all;
 // one another site's page made counts in the source's third-party context)
 // and when it arrived, the time its answer is counted at.
-func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, res Result) {
+func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, res *Result) {
 	if r.Method == http.MethodOptions {
 		return
 	}
@@ -343,7 +343,7 @@ func (hv headerView) asset() bool {
 }
 
 // Scanner reports whether res reaches the threshold.
-func (d *Detector) Scanner(res Result) bool { return res.Score >= d.threshold }
+func (d *Detector) Scanner(res *Result) bool { return res.Score >= d.threshold }
 
 // probeSignals adds the probe-path signals of r's path and query, raw and
 // once decoded, and reports whether there were any.

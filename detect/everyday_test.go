@@ -43,10 +43,10 @@ func replay(d *Detector, c *testutil.Clock, source netip.Addr, visits []visit) (
 	for i, v := range visits {
 		r := v.request()
 		res := d.inspect(r, source, 0)
-		if d.Scanner(res) {
+		if d.Scanner(&res) {
 			return i + 1, res
 		}
-		d.ObserveRequest(r, source, v.status, res)
+		d.ObserveRequest(r, source, v.status, &res)
 		c.Add(v.after)
 	}
 	return 0, Result{}
@@ -236,11 +236,11 @@ func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 			if !res.ThirdParty || !res.RefuseOnly {
 				t.Fatalf("embedded probe %d (%v): third party %v, refuse only %v", i, k, res.ThirdParty, res.RefuseOnly)
 			}
-			if d.Scanner(res) {
+			if d.Scanner(&res) {
 				refused++
 				continue
 			}
-			d.ObserveRequest(r, victim, 404, res)
+			d.ObserveRequest(r, victim, 404, &res)
 		}
 	}
 	if refused == 0 {
@@ -249,10 +249,10 @@ func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 	for i := range 30 { // missing images without an extension, and preflights that fail
 		img := browserRequest(fmt.Sprintf("/photos/item-%c/large", 'a'+i))
 		img.Header.Set("Sec-Fetch-Dest", "image")
-		d.ObserveRequest(img, victim, 404, d.inspect(img, victim, 0))
+		d.ObserveRequest(img, victim, 404, ptr(d.inspect(img, victim, 0)))
 		pre := browserRequest(fmt.Sprintf("/api/things-%c", 'a'+i))
 		pre.Method = http.MethodOptions
-		d.ObserveRequest(pre, victim, 405, d.inspect(pre, victim, 0))
+		d.ObserveRequest(pre, victim, 405, ptr(d.inspect(pre, victim, 0)))
 	}
 	for _, own := range []string{"/", "/account", "/api/orders"} {
 		r := browserRequest(own)
@@ -266,7 +266,7 @@ func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 	for _, p := range []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php"} {
 		res = d.inspect(browserRequest(p), victim, 0)
 	}
-	if !d.Scanner(res) || res.RefuseOnly {
+	if !d.Scanner(&res) || res.RefuseOnly {
 		t.Fatalf("the source's own probe walk: %v (refuse only %v)", res.Signals.Names(), res.RefuseOnly)
 	}
 }
@@ -345,3 +345,5 @@ func TestDeepTraversal(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

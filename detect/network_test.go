@@ -39,14 +39,14 @@ func TestRotatingScannersAreCaughtByTheirNetwork(t *testing.T) {
 				ip := tc.address(i)
 				r := browserRequest(tc.target(i))
 				res := d.inspect(r, ip, 0)
-				if d.Scanner(res) {
+				if d.Scanner(&res) {
 					if !res.Signals.Has(SignalNetwork) {
 						t.Fatalf("caught at request %d without the network signal: %v", i+1, res.Signals.Names())
 					}
 					t.Logf("caught at request %d: %v", i+1, res.Signals.Names())
 					return
 				}
-				d.ObserveRequest(r, ip, 404, res)
+				d.ObserveRequest(r, ip, 404, &res)
 				c.Add(200 * time.Millisecond)
 			}
 			t.Fatalf("not caught within %d requests", tc.limit)
@@ -65,8 +65,8 @@ func TestNetworkNeighboursAreNeverRefused(t *testing.T) {
 	step := func(ip netip.Addr, v visit) bool {
 		r := v.request()
 		res := d.inspect(r, ip, 0)
-		d.ObserveRequest(r, ip, v.status, res)
-		return d.Scanner(res)
+		d.ObserveRequest(r, ip, v.status, &res)
+		return d.Scanner(&res)
 	}
 	for p := range 200 {
 		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(p%250 + 1)})
@@ -126,10 +126,10 @@ func TestANeighbourWithABrokenLinkIsNoSuspect(t *testing.T) {
 		{"GET", "/docs/", chrome, 200, 0}, {"GET", "/pricing", chrome, 200, 0}} {
 		r := v.request()
 		res := d.inspect(r, neighbour, 0)
-		if d.Scanner(res) {
+		if d.Scanner(&res) {
 			t.Fatalf("the neighbour was refused on %s: %v", v.target, res.Signals.Names())
 		}
-		d.ObserveRequest(r, neighbour, v.status, res)
+		d.ObserveRequest(r, neighbour, v.status, &res)
 	}
 }
 
@@ -158,25 +158,25 @@ func TestRotationIsCaughtAtAnyPaceAndNeighboursAreServed(t *testing.T) {
 			}
 			for _, p := range pages { // the site's pages, served to someone
 				r := browserRequest(p)
-				d.ObserveRequest(r, neighbour, 200, d.inspect(r, neighbour, 0))
+				d.ObserveRequest(r, neighbour, 200, ptr(d.inspect(r, neighbour, 0)))
 			}
 			reached := 0
 			for i := range 600 {
 				ip := tc.address(i)
 				r := browserRequest(fmt.Sprintf("/%s-%d/", []string{"admin", "backup", "old", "test", "dev", "tmp"}[i%6], i))
 				res := d.inspect(r, ip, 0)
-				if !d.Scanner(res) {
+				if !d.Scanner(&res) {
 					reached++
-					d.ObserveRequest(r, ip, 404, res)
+					d.ObserveRequest(r, ip, 404, &res)
 				}
 				if i%10 == 0 { // the neighbour browses all along
 					p := pages[i/10%len(pages)]
 					nr := browserRequest(p)
 					nres := d.inspect(nr, neighbour, 0)
-					if d.Scanner(nres) {
+					if d.Scanner(&nres) {
 						t.Fatalf("the neighbour's %s refused at request %d: %v", p, i, nres.Signals.Names())
 					}
-					d.ObserveRequest(nr, neighbour, 200, nres)
+					d.ObserveRequest(nr, neighbour, 200, &nres)
 				}
 				c.Add(tc.every)
 			}

@@ -35,7 +35,7 @@ func TestForgedCrossSiteHeadersBuyNoRoom(t *testing.T) {
 	// Someone uses the site: its pages are served.
 	for _, p := range []string{"/", "/about", "/products", "/products/4711"} {
 		r := browserRequest(p)
-		d.ObserveRequest(r, netip.MustParseAddr("198.51.100.9"), 200, d.inspect(r, netip.MustParseAddr("198.51.100.9"), 0))
+		d.ObserveRequest(r, netip.MustParseAddr("198.51.100.9"), 200, ptr(d.inspect(r, netip.MustParseAddr("198.51.100.9"), 0)))
 	}
 	words := []string{"admin", "backup", "old", "test", "dev", "staging", "api", "private", "uploads", "tmp",
 		"logs", "config", "db", "data", "files", "include", "cgi-bin", "scripts", "secret", "internal"}
@@ -45,14 +45,14 @@ func TestForgedCrossSiteHeadersBuyNoRoom(t *testing.T) {
 		target := fmt.Sprintf("/%s%d", words[i%len(words)], i/len(words))
 		r := forgeCrossSite(target, firefox)
 		res := d.inspect(r, scanner, 0)
-		if d.Scanner(res) {
+		if d.Scanner(&res) {
 			if !res.RefuseOnly {
 				t.Fatalf("request %d refused with a ban: %v", i, res.Signals.Names())
 			}
 			continue
 		}
 		passed++
-		d.ObserveRequest(r, scanner, 404, res)
+		d.ObserveRequest(r, scanner, 404, &res)
 	}
 	t.Logf("%d of 300 passed", passed)
 	if passed > 15 {
@@ -60,7 +60,7 @@ func TestForgedCrossSiteHeadersBuyNoRoom(t *testing.T) {
 	}
 	// Held, it still gets the pages the site serves.
 	for _, p := range []string{"/", "/products/4712"} {
-		if res := d.inspect(forgeCrossSite(p, firefox), scanner, 0); d.Scanner(res) {
+		if res := d.inspect(forgeCrossSite(p, firefox), scanner, 0); d.Scanner(&res) {
 			t.Fatalf("%s refused while held: %v", p, res.Signals.Names())
 		}
 	}
@@ -77,7 +77,7 @@ func TestForgedCrossSiteInjectionIsHeld(t *testing.T) {
 	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	d := newDetector(t, c)
 	r := browserRequest("/item")
-	d.ObserveRequest(r, netip.MustParseAddr("198.51.100.9"), 200, d.inspect(r, netip.MustParseAddr("198.51.100.9"), 0))
+	d.ObserveRequest(r, netip.MustParseAddr("198.51.100.9"), 200, ptr(d.inspect(r, netip.MustParseAddr("198.51.100.9"), 0)))
 	payloads := attackValues(t, "sqli", "xss")
 	agents := []string{firefox,
 		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
@@ -90,9 +90,9 @@ func TestForgedCrossSiteInjectionIsHeld(t *testing.T) {
 			sent++
 			r := forgeCrossSite("/item?id="+url.QueryEscape(fmt.Sprintf("%d%s", round, p)), agents[(i+round)%len(agents)])
 			res := d.inspect(r, scanner, 0)
-			if !d.Scanner(res) {
+			if !d.Scanner(&res) {
 				passed++
-				d.ObserveRequest(r, scanner, 200, res)
+				d.ObserveRequest(r, scanner, 200, &res)
 			}
 		}
 	}

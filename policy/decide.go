@@ -108,7 +108,7 @@ type Detector interface {
 	// unknown), arriving at at.
 	InspectAt(r *http.Request, src netip.Addr, asn uint, at time.Time) detect.Result
 	// Scanner reports whether a score makes its source a scanner.
-	Scanner(detect.Result) bool
+	Scanner(*detect.Result) bool
 	// Served reports whether the site answered path successfully lately.
 	Served(path string, at time.Time) bool
 }
@@ -187,9 +187,15 @@ func (d Decision) RetryAfterSeconds() string {
 
 // Decide applies the policy to one request: the README's decision table,
 // in its order (docs/design.md, "Deciding on a request", numbers the steps).
-func Decide(in Inputs) Decision {
+// It writes the decision into d. Inputs and Decision travel by pointer and
+// are filled in place, so the handler's frames stay small enough that a
+// request's goroutine stack never has to grow for them
+// (docs/performance.md).
+func Decide(in *Inputs, d *Decision) {
+	*d = Decision{}
 	if !in.Access.IP.IsValid() {
-		return refuse(VerdictBlocked, ReasonClientUnknown, http.StatusForbidden)
+		d.refuse(VerdictBlocked, ReasonClientUnknown, http.StatusForbidden)
+		return
 	}
 	// A ban made by hand holds against everyone. A ban scanner detection
 	// made yields to an approval the request is in scope of: the tester may
@@ -197,7 +203,8 @@ func Decide(in Inputs) Decision {
 	// a scanner, and an approved test must not be locked out by either.
 	byHand, automatic, networkOnly := in.Snapshot.Bans(in.Access.IP, in.Now)
 	if byHand {
-		return refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
+		d.refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
+		return
 	}
 	finding, a := in.Snapshot.Evaluate(in.Access, in.Now)
 	if (automatic || in.BannedHere) && finding != approvals.InScope {
@@ -205,76 +212,74 @@ func Decide(in Inputs) Decision {
 		// request for a path the site serves goes on to be judged itself.
 		network := (!automatic || networkOnly) && (!in.BannedHere || in.BannedHereNetwork)
 		if !network || in.Detector == nil || !in.Detector.Served(in.Request.URL.Path, in.Now) {
-			return refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
+			d.refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
+			return
 		}
 	}
-	if in.LegacyToken {
-		d := refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)
+	switch {
+	case in.LegacyToken:
+		d.refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)
 		if a != nil {
 			d.Approval, d.Result = a, ResultOutOfScope
 		}
-		return d
-	}
-
-	switch finding {
-	case approvals.NoApproval:
-		return detection(in)
-	case approvals.OtherTenant, approvals.OutOfScope:
-		d := refuse(VerdictBlocked, ReasonOutOfScope, http.StatusForbidden)
+		return
+	case finding == approvals.NoApproval:
+		detection(in, d)
+		return
+	case finding == approvals.OtherTenant, finding == approvals.OutOfScope:
+		d.refuse(VerdictBlocked, ReasonOutOfScope, http.StatusForbidden)
 		d.Approval, d.Result = a, ResultOutOfScope
-		return d
-	case approvals.TokenInvalid:
-		d := refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)
+		return
+	case finding == approvals.TokenInvalid:
+		d.refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)
 		d.Approval, d.Result = a, ResultOutOfScope
-		return d
+		return
 	}
-
 	// In scope: from here on the source is an approved tester and is never
 	// scored nor banned, whatever the store's health.
-	verdict, retryAfter, storeErr := in.Limiter.Admit(in.Request.Context(), a)
-	var d Decision
-	switch verdict {
-	case ledger.RateLimited:
-		d = refuse(VerdictLimited, ReasonRateLimited, http.StatusTooManyRequests)
-		d.RetryAfter, d.Result = max(retryAfter, time.Second), ResultRateLimited
-	case ledger.PlatformBusy:
-		d = refuse(VerdictLimited, ReasonPlatformBusy, http.StatusTooManyRequests)
-		d.RetryAfter, d.Result = max(retryAfter, time.Second), ResultPlatformBusy
-	case ledger.BudgetExhausted:
-		d = refuse(VerdictLimited, ReasonBudgetExhausted, http.StatusTooManyRequests)
-		d.Result = ResultBudgetExhausted
-	case ledger.Abandoned:
-		d = Decision{Status: StatusClientClosed}
-	case ledger.Unaccounted:
-		if in.StoreUnavailable != config.FailOpen {
-			d = refuse(VerdictLimited, ReasonStoreUnavailable, http.StatusServiceUnavailable)
-			d.RetryAfter = max(retryAfter, time.Second)
-			d.StoreErr = storeErr
-			break
-		}
-		d = approved(a)
-		d.StoreErr = storeErr
-	default:
-		d = approved(a)
-	}
-	d.Approval = a
-	return d
+	bounded(in, a, d)
 }
 
-func approved(a *approvals.Approval) Decision {
-	return Decision{Verdict: VerdictApproved, Result: ResultAllowed, Approval: a}
+// bounded decides on a request in scope of approval a by its volume
+// bounds.
+func bounded(in *Inputs, a *approvals.Approval, d *Decision) {
+	verdict, retryAfter, storeErr := in.Limiter.Admit(in.Request.Context(), a)
+	d.Approval = a
+	switch verdict {
+	case ledger.RateLimited:
+		d.refuse(VerdictLimited, ReasonRateLimited, http.StatusTooManyRequests)
+		d.RetryAfter, d.Result = max(retryAfter, time.Second), ResultRateLimited
+	case ledger.PlatformBusy:
+		d.refuse(VerdictLimited, ReasonPlatformBusy, http.StatusTooManyRequests)
+		d.RetryAfter, d.Result = max(retryAfter, time.Second), ResultPlatformBusy
+	case ledger.BudgetExhausted:
+		d.refuse(VerdictLimited, ReasonBudgetExhausted, http.StatusTooManyRequests)
+		d.Result = ResultBudgetExhausted
+	case ledger.Abandoned:
+		d.Status = StatusClientClosed
+	case ledger.Unaccounted:
+		d.StoreErr = storeErr
+		if in.StoreUnavailable != config.FailOpen {
+			d.refuse(VerdictLimited, ReasonStoreUnavailable, http.StatusServiceUnavailable)
+			d.RetryAfter = max(retryAfter, time.Second)
+			return
+		}
+		d.Verdict, d.Result = VerdictApproved, ResultAllowed
+	default:
+		d.Verdict, d.Result = VerdictApproved, ResultAllowed
+	}
 }
 
 // detection decides on a source without an approval.
-func detection(in Inputs) Decision {
+func detection(in *Inputs, d *Decision) {
+	d.Verdict = VerdictPass
 	if in.Detector == nil {
-		return Decision{Verdict: VerdictPass}
+		return
 	}
-	res := in.Detector.InspectAt(in.Request, in.Access.IP, in.ASN, in.Now)
-	det := Detection{Result: res, Scanner: in.Detector.Scanner(res)}
-	d := Decision{Verdict: VerdictPass, Observe: true, Detection: det}
-	if !det.Scanner {
-		return d
+	d.Observe = true
+	d.Detection.Result = in.Detector.InspectAt(in.Request, in.Access.IP, in.ASN, in.Now)
+	if d.Detection.Scanner = in.Detector.Scanner(&d.Detection.Result); !d.Detection.Scanner {
+		return
 	}
 	d.Reason = ReasonScanner
 	switch in.Mode {
@@ -287,11 +292,11 @@ func detection(in Inputs) Decision {
 		// decisions: a request another site's page may have made is
 		// refused, but its source is not banned for it (see
 		// detect.Result.RefuseOnly).
-		d.Verdict, d.Status, d.Ban, d.Observe = VerdictBlocked, http.StatusForbidden, !det.RefuseOnly, false
+		d.Verdict, d.Status, d.Ban, d.Observe = VerdictBlocked, http.StatusForbidden, !d.Detection.RefuseOnly, false
 	}
-	return d
 }
 
-func refuse(verdict, reason string, status int) Decision {
-	return Decision{Verdict: verdict, Reason: reason, Status: status}
+// refuse makes d a refusal.
+func (d *Decision) refuse(verdict, reason string, status int) {
+	d.Verdict, d.Reason, d.Status = verdict, reason, status
 }

@@ -213,7 +213,7 @@ func TestDecide(t *testing.T) {
 			if tc.failOpen {
 				in.StoreUnavailable = config.FailOpen
 			}
-			d := Decide(in)
+			d := decided(in)
 			if d.Verdict != tc.wantVerdict || d.Reason != tc.wantReason || d.Status != tc.wantStatus {
 				t.Errorf("got %s/%s %d, want %s/%s %d", d.Verdict, d.Reason, d.Status, tc.wantVerdict, tc.wantReason, tc.wantStatus)
 			}
@@ -236,7 +236,7 @@ func TestDecide(t *testing.T) {
 func TestDetectionOffPassesWithoutObserving(t *testing.T) {
 	in := Inputs{View: View{Access: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}.access()},
 		Request: httptest.NewRequest("GET", "/", nil), Snapshot: snapshot(), Now: at, Mode: ModeBlock}
-	if d := Decide(in); d.Verdict != VerdictPass || d.Refused() || d.Observe {
+	if d := decided(in); d.Verdict != VerdictPass || d.Refused() || d.Observe {
 		t.Fatalf("detect off: %+v", d)
 	}
 }
@@ -261,7 +261,7 @@ type detector struct {
 func (d detector) InspectAt(*http.Request, netip.Addr, uint, time.Time) detect.Result {
 	return d.inspect().Result
 }
-func (d detector) Scanner(detect.Result) bool    { return d.inspect().Scanner }
+func (d detector) Scanner(*detect.Result) bool   { return d.inspect().Scanner }
 func (d detector) Served(string, time.Time) bool { return d.served }
 
 func crossSite(d Detection) Detection {
@@ -295,4 +295,11 @@ func decode(p string) string {
 		return u
 	}
 	return p
+}
+
+// decided is Decide's decision for in.
+func decided(in Inputs) Decision {
+	var d Decision
+	Decide(&in, &d)
+	return d
 }

@@ -43,12 +43,20 @@ const maxOverrideBody = 256 << 10
 //
 // Access.Tenant is left for the caller.
 func Read(r *http.Request, client netip.Addr, snap *approvals.Snapshot, at time.Time, paths approvals.PathMatcher) View {
+	var v View
+	ReadInto(&v, r, client, snap, at, paths)
+	return v
+}
+
+// ReadInto is Read, into v (which must be the zero View): the handler's
+// way, without a View on its stack.
+func ReadInto(v *View, r *http.Request, client netip.Addr, snap *approvals.Snapshot, at time.Time, paths approvals.PathMatcher) {
 	token := TakeToken(r.Header)
 	DropTrailers(r)
-	v := View{LegacyToken: token.Legacy}
+	v.LegacyToken = token.Legacy
 	v.Access.Host = trimHostDot(r)
 	if !client.IsValid() {
-		return v
+		return
 	}
 	v.Access.IP, v.Access.Token = client, token.Value
 	if snap.Covers(client, at) {
@@ -56,7 +64,6 @@ func Read(r *http.Request, client netip.Addr, snap *approvals.Snapshot, at time.
 		v.Access.Paths = paths
 		v.Access.Methods = EffectiveMethods(r.Method, overrideCarriers(r))
 	}
-	return v
 }
 
 // trimHostDot drops a trailing dot from r's host, on r too, and returns the

@@ -50,7 +50,7 @@ func TestScopeCannotBeBypassed(t *testing.T) {
 	}
 	for _, rq := range outside {
 		rq.ip, rq.tenant, rq.method = "192.0.2.3", "acme", "POST"
-		d := Decide(Inputs{View: View{Access: rq.access()}, Request: httptest.NewRequest(rq.method, "/", nil),
+		d := decided(Inputs{View: View{Access: rq.access()}, Request: httptest.NewRequest(rq.method, "/", nil),
 			Snapshot: snapshot(), Now: at, Mode: ModeBlock, Limiter: admitAll})
 		if d.Reason != ReasonOutOfScope || d.Status != 403 {
 			t.Errorf("%s %v: %s/%s %d, want out_of_scope 403", rq.target, rq.override, d.Verdict, d.Reason, d.Status)
@@ -65,7 +65,7 @@ func TestScopeCannotBeBypassed(t *testing.T) {
 	}
 	for _, rq := range inside {
 		rq.ip, rq.tenant, rq.method = "192.0.2.3", "acme", "POST"
-		d := Decide(Inputs{View: View{Access: rq.access()}, Request: httptest.NewRequest(rq.method, "/", nil),
+		d := decided(Inputs{View: View{Access: rq.access()}, Request: httptest.NewRequest(rq.method, "/", nil),
 			Snapshot: snapshot(), Now: at, Mode: ModeBlock, Limiter: admitAll})
 		if d.Verdict != VerdictApproved {
 			t.Errorf("%s %q: %s/%s, want approved", rq.target, rq.body, d.Verdict, d.Reason)

@@ -4,7 +4,7 @@ GO    ?= go
 BIN   := $(CURDIR)/bin/gatekeeper
 PKGS  := ./...
 
-.PHONY: build run test check deps vet fmt-check rules unit fuzz bench profile clean
+.PHONY: build run test check deps vet fmt-check rules frames unit fuzz bench profile clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/gatekeeper
@@ -26,7 +26,7 @@ run: build
 # frameworks serve, approval decoding, the Redis ledger
 # script against the Go ledger, the Caddyfile, and the admin API's routes,
 # query parameters and bodies.
-test: deps vet fmt-check rules build unit fuzz
+test: deps vet fmt-check rules frames build unit fuzz
 
 # The quick loop for everyday work (under two minutes on two cores): vet,
 # gofmt and every package's own tests, without the race detector, the
@@ -48,6 +48,14 @@ rules:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# The stack a benign decision uses: the deepest chain of the module's
+# frames from the handler's ServeHTTP (scripts/frames, docs/performance.md).
+# FRAMES_MAX is today's figure, so that a change that grows it fails; the
+# goal is 1024.
+FRAMES_MAX ?= 1192
+frames:
+	$(GO) run ./scripts/frames -max $(FRAMES_MAX)
 
 unit:
 	GATEKEEPER_BIN=$(BIN) $(GO) test -race -count=1 -timeout 15m $(PKGS)

@@ -121,45 +121,58 @@ func (h *Handler) Validate() error {
 // without an approval is fed back into its behaviour.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !h.app.started(r.Context()) {
-		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("gatekeeper: not started"))
+		return notStarted()
 	}
 	x := exchanges.Get().(*exchange)
-	defer x.release()
 	x.start = now()
 	x.rc = contextOf(r)
 	h.inputs(r, x)
 	policy.Decide(&x.in, &x.d)
-	return h.answer(w, r, next, x)
+	err := h.serve(w, r, next, x)
+	x.release() // not deferred: after a panic the pool just makes another
+	return err
 }
 
-// answer carries out the decision x holds: it applies it, then refuses
-// the request or hands it to next, and feeds the answer back to the
-// impact guard and detection. It is ServeHTTP's second half, apart so that
-// what it keeps on the stack is not under the decision's calls.
-func (h *Handler) answer(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange) error {
+// notStarted is the error for a request that came before the app started
+// and gave up waiting: 503. Not inlined: the error it builds would take a
+// place in ServeHTTP's frame, under every request's decision.
+//
+//go:noinline
+func notStarted() error {
+	return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("gatekeeper: not started"))
+}
+
+// serve carries out the decision x holds: it applies it, then refuses the
+// request or hands it to next, and feeds the answer back to the impact
+// guard and detection. Little is kept on the stack here: next's handlers
+// (Caddy's own among them) run below this frame.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange) error {
 	h.apply(w, r, x)
-	decided := time.Now()
-	metrics.decision.Observe(decided.Sub(x.start), uintptr(unsafe.Pointer(r)))
-	d := &x.d
-	if d.Refused() {
-		return refusal(d)
+	x.decided = time.Now()
+	metrics.decision.Observe(x.decided.Sub(x.start), uintptr(unsafe.Pointer(r)))
+	if x.d.Refused() {
+		return refusal(&x.d)
 	}
-	impact := h.app.state.guard
-	if d.Verdict == policy.VerdictApproved {
-		impact.Tested(x.start)
+	if x.d.Verdict == policy.VerdictApproved {
+		h.app.state.guard.Tested(x.start)
 		return next.ServeHTTP(w, r)
 	}
-	// Everyone else's answer tells the impact guard how the platform is
-	// doing, and, to detection, how the source behaves.
 	status, err := serveNext(w, r, next)
+	h.observe(r, x, status, err)
+	return err
+}
+
+// observe feeds the answer to a request that was not an approved test to
+// the impact guard (how the platform is doing) and to detection (how the
+// source behaves).
+func (h *Handler) observe(r *http.Request, x *exchange, status int, err error) {
 	if err != nil {
 		status = errorStatus(err, status)
 	}
-	impact.Observe(x.start, time.Since(decided), status >= 500 && status != policy.StatusClientClosed)
-	if d.Observe {
-		h.detector.ObserveRequest(r, x.view.ip, status, &d.Detection.Result)
+	h.app.state.guard.Observe(x.start, time.Since(x.decided), status >= 500 && status != policy.StatusClientClosed)
+	if x.d.Observe {
+		h.detector.ObserveRequest(r, x.view.ip, status, &x.d.Detection.Result)
 	}
-	return err
 }
 
 // exchange is one request's way through the handler: the policy's inputs,
@@ -168,11 +181,12 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, next caddyhttp.
 // copies) these values and the goroutine's stack need not grow for them;
 // nothing keeps a pointer into it once ServeHTTP returns.
 type exchange struct {
-	start time.Time // when the handler saw the request
-	rc    requestContext
-	in    policy.Inputs
-	d     policy.Decision
-	view  requestView
+	start   time.Time // when the handler saw the request
+	decided time.Time // and when it had decided
+	rc      requestContext
+	in      policy.Inputs
+	d       policy.Decision
+	view    requestView
 }
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
@@ -273,14 +287,20 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, x *exchange) {
 		h.storeFault(d)
 	}
 	if d.Reason == policy.ReasonClientUnknown && h.app.state.unknownLog.allow(now()) {
-		h.logger.Error("request refused: its client address cannot be known; a server on a unix socket needs "+
-			"trusted_proxies_unix and trusted_proxies_strict, and its proxy must send the client's address in the client IP header",
-			zap.String("remote_addr", r.RemoteAddr), zap.String("host", r.Host))
+		h.logUnknownClient(r)
 	}
 	if d.Verdict != policy.VerdictPass && d.Verdict != policy.VerdictApproved {
 		h.toFeed(r, d, view)
 	}
 	publish(r, &x.rc, d, view)
+}
+
+// logUnknownClient says why a request whose client address cannot be
+// known was refused, and what to set.
+func (h *Handler) logUnknownClient(r *http.Request) {
+	h.logger.Error("request refused: its client address cannot be known; a server on a unix socket needs "+
+		"trusted_proxies_unix and trusted_proxies_strict, and its proxy must send the client's address in the client IP header",
+		zap.String("remote_addr", r.RemoteAddr), zap.String("host", r.Host))
 }
 
 // toFeed adds a refused or flagged request to the live feed.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -36,14 +37,25 @@ func publish(r *http.Request, rc *requestContext, d *policy.Decision, view *requ
 		rc.vars[publishedVar] = true
 		rc.repl.Map(f.placeholder)
 	} else {
-		for i, v := range f.values() {
-			rc.repl.Set(decisionFields[i].placeholder, v)
-		}
+		f.set(rc.repl)
 	}
 	if rc.logs {
-		if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-			extra.Set(zap.Object("gatekeeper", f))
-		}
+		f.addToLog(r)
+	}
+}
+
+// set sets the placeholders outright, for a second gatekeeper handler on
+// one request.
+func (f *logFields) set(repl *caddy.Replacer) {
+	for i, v := range f.values() {
+		repl.Set(decisionFields[i].placeholder, v)
+	}
+}
+
+// addToLog adds the gatekeeper object to r's access log entry.
+func (f *logFields) addToLog(r *http.Request) {
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.Object("gatekeeper", *f))
 	}
 }
 

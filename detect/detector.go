@@ -176,11 +176,41 @@ func (d *Detector) inspect(r *http.Request, src netip.Addr, asn uint) Result {
 // InspectAt is inspect for a request that arrived at at, for a caller that
 // has read the time already.
 func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.Time) Result {
-	res := Result{at: d.behavior.ClockAt(at)}
+	var res Result
+	d.InspectInto(&res, r, src, asn, at)
+	return res
+}
+
+// InspectInto is InspectAt, into res: the handler's way, which keeps the
+// result off its stack. It reads the request alone first (look), then
+// what src has done lately (track), each in a frame of its own, so that
+// the deeper of the two is all the stack the inspection needs.
+func (d *Detector) InspectInto(res *Result, r *http.Request, src netip.Addr, asn uint, at time.Time) {
+	*res = Result{at: d.behavior.ClockAt(at)}
+	seen := d.look(res, r, asn)
+	d.track(res, r, src, &seen)
+	for i := Signal(0); i < NumSignals; i++ {
+		if res.Signals.Has(i) {
+			res.Score += d.weights[i]
+		}
+	}
+}
+
+// looked is what look found in a request that its source's behaviour
+// needs.
+type looked struct {
+	agent   uint64 // the user agent's hash
+	payload uint64 // the payload's hash, 0 when none
+	probe   bool   // the path is a probe's
+}
+
+// look scores what r shows by itself: its network, its headers, its user
+// agent, its path and its payloads.
+func (d *Detector) look(res *Result, r *http.Request, asn uint) looked {
 	if asn != 0 && d.asns[asn] {
 		res.Signals.Add(SignalASN)
 	}
-	hv := d.readHeaders(r.Header, &res)
+	hv := d.readHeaders(r.Header, res)
 	uaHash := d.behavior.AgentHash(hv.ua)
 	res.agent = uaHash
 	v := d.uaVerdict(hv.ua, uaHash)
@@ -190,7 +220,7 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 	}
 	res.ThirdParty, res.Asset = hv.thirdParty(), hv.asset()
 
-	probe := d.probeSignals(r, &res)
+	probe := d.probeSignals(r, res)
 	if hv.ua == "" {
 		res.Signals.Add(SignalHeaderAnomaly)
 	}
@@ -205,7 +235,7 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 
 	var payload uint64
 	if d.payloads != nil {
-		payload = d.payloads.inspect(r, &res)
+		payload = d.payloads.inspect(r, res)
 		if payload == 0 {
 			payload = hv.payload
 		}
@@ -213,21 +243,20 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 			payload = uaHash | 1 // the user agent's payload
 		}
 	}
+	return looked{agent: uaHash, payload: payload, probe: probe}
+}
+
+// track adds what src has done lately, r among it, to res.
+func (d *Detector) track(res *Result, r *http.Request, src netip.Addr, seen *looked) {
 	served := func() bool { return d.served.has(r.URL.Path, minuteOf(res.at)) }
 	if res.ThirdParty {
-		res.Signals |= d.behavior.OnThirdParty(src, res.at, uaHash, probe, payload, served())
+		res.Signals |= d.behavior.OnThirdParty(src, res.at, seen.agent, seen.probe, seen.payload, served())
 		res.RefuseOnly = true
-	} else {
-		signals, refuseOnly := d.behavior.OnRequest(src, res.at, uaHash, probe, payload, served)
-		res.Signals |= signals
-		res.RefuseOnly = refuseOnly
+		return
 	}
-	for i := Signal(0); i < NumSignals; i++ {
-		if res.Signals.Has(i) {
-			res.Score += d.weights[i]
-		}
-	}
-	return res
+	signals, refuseOnly := d.behavior.OnRequest(src, res.at, seen.agent, seen.probe, seen.payload, served)
+	res.Signals |= signals
+	res.RefuseOnly = refuseOnly
 }
 
 // observe feeds the answer to a request for path from src back into its

@@ -104,9 +104,9 @@ type Limiter interface {
 
 // Detector is scanner detection as Decide asks it (a *detect.Detector).
 type Detector interface {
-	// InspectAt scores r, from src in autonomous system asn (0 when
-	// unknown), arriving at at.
-	InspectAt(r *http.Request, src netip.Addr, asn uint, at time.Time) detect.Result
+	// InspectInto scores r, from src in autonomous system asn (0 when
+	// unknown), arriving at at, into res.
+	InspectInto(res *detect.Result, r *http.Request, src netip.Addr, asn uint, at time.Time)
 	// Scanner reports whether a score makes its source a scanner.
 	Scanner(*detect.Result) bool
 	// Served reports whether the site answered path successfully lately.
@@ -163,11 +163,11 @@ type Decision struct {
 }
 
 // Refused reports whether the request is refused.
-func (d Decision) Refused() bool { return d.Status != 0 }
+func (d *Decision) Refused() bool { return d.Status != 0 }
 
 // SetHeaders sets on h, the request's headers, what the decision passes to
 // the upstream: the approval's id, or the detection's verdict and reasons.
-func (d Decision) SetHeaders(h http.Header) {
+func (d *Decision) SetHeaders(h http.Header) {
 	switch d.Verdict {
 	case VerdictApproved:
 		h[HeaderApproval] = []string{d.Approval.ID}
@@ -178,7 +178,7 @@ func (d Decision) SetHeaders(h http.Header) {
 }
 
 // RetryAfterSeconds is the Retry-After header's value, "" when none.
-func (d Decision) RetryAfterSeconds() string {
+func (d *Decision) RetryAfterSeconds() string {
 	if d.RetryAfter <= 0 {
 		return ""
 	}
@@ -193,9 +193,36 @@ func (d Decision) RetryAfterSeconds() string {
 // (docs/performance.md).
 func Decide(in *Inputs, d *Decision) {
 	*d = Decision{}
+	finding, a := judge(in, d)
+	switch {
+	case d.Status != 0:
+	case in.LegacyToken:
+		d.refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)
+		if a != nil {
+			d.Approval, d.Result = a, ResultOutOfScope
+		}
+	case finding == approvals.NoApproval:
+		detection(in, d)
+	case finding == approvals.OtherTenant, finding == approvals.OutOfScope:
+		d.refuse(VerdictBlocked, ReasonOutOfScope, http.StatusForbidden)
+		d.Approval, d.Result = a, ResultOutOfScope
+	case finding == approvals.TokenInvalid:
+		d.refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)
+		d.Approval, d.Result = a, ResultOutOfScope
+	default:
+		// In scope: from here on the source is an approved tester and is
+		// never scored nor banned, whatever the store's health.
+		bounded(in, a, d)
+	}
+}
+
+// judge finds what the bans and the approvals say of the request: a
+// refusal in d when a ban holds, and otherwise the approvals' finding and
+// the approval it is about.
+func judge(in *Inputs, d *Decision) (approvals.Finding, *approvals.Approval) {
 	if !in.Access.IP.IsValid() {
 		d.refuse(VerdictBlocked, ReasonClientUnknown, http.StatusForbidden)
-		return
+		return approvals.NoApproval, nil
 	}
 	// A ban made by hand holds against everyone. A ban scanner detection
 	// made yields to an approval the request is in scope of: the tester may
@@ -204,40 +231,18 @@ func Decide(in *Inputs, d *Decision) {
 	byHand, automatic, networkOnly := in.Snapshot.Bans(in.Access.IP, in.Now)
 	if byHand {
 		d.refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
-		return
+		return approvals.NoApproval, nil
 	}
-	finding, a := in.Snapshot.Evaluate(in.Access, in.Now)
+	finding, a := in.Snapshot.Evaluate(&in.Access, in.Now)
 	if (automatic || in.BannedHere) && finding != approvals.InScope {
 		// A network's ban is about its scanners, not its neighbours: a
 		// request for a path the site serves goes on to be judged itself.
 		network := (!automatic || networkOnly) && (!in.BannedHere || in.BannedHereNetwork)
 		if !network || in.Detector == nil || !in.Detector.Served(in.Request.URL.Path, in.Now) {
 			d.refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
-			return
 		}
 	}
-	switch {
-	case in.LegacyToken:
-		d.refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)
-		if a != nil {
-			d.Approval, d.Result = a, ResultOutOfScope
-		}
-		return
-	case finding == approvals.NoApproval:
-		detection(in, d)
-		return
-	case finding == approvals.OtherTenant, finding == approvals.OutOfScope:
-		d.refuse(VerdictBlocked, ReasonOutOfScope, http.StatusForbidden)
-		d.Approval, d.Result = a, ResultOutOfScope
-		return
-	case finding == approvals.TokenInvalid:
-		d.refuse(VerdictBlocked, ReasonTokenInvalid, http.StatusForbidden)
-		d.Approval, d.Result = a, ResultOutOfScope
-		return
-	}
-	// In scope: from here on the source is an approved tester and is never
-	// scored nor banned, whatever the store's health.
-	bounded(in, a, d)
+	return finding, a
 }
 
 // bounded decides on a request in scope of approval a by its volume
@@ -277,7 +282,7 @@ func detection(in *Inputs, d *Decision) {
 		return
 	}
 	d.Observe = true
-	d.Detection.Result = in.Detector.InspectAt(in.Request, in.Access.IP, in.ASN, in.Now)
+	in.Detector.InspectInto(&d.Detection.Result, in.Request, in.Access.IP, in.ASN, in.Now)
 	if d.Detection.Scanner = in.Detector.Scanner(&d.Detection.Result); !d.Detection.Scanner {
 		return
 	}

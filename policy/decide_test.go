@@ -258,8 +258,8 @@ type detector struct {
 	served  bool
 }
 
-func (d detector) InspectAt(*http.Request, netip.Addr, uint, time.Time) detect.Result {
-	return d.inspect().Result
+func (d detector) InspectInto(res *detect.Result, _ *http.Request, _ netip.Addr, _ uint, _ time.Time) {
+	*res = d.inspect().Result
 }
 func (d detector) Scanner(*detect.Result) bool   { return d.inspect().Scanner }
 func (d detector) Served(string, time.Time) bool { return d.served }

@@ -37,13 +37,24 @@ var overrideNames = []string{"_method", "x_http_method_override", "x_http_method
 // isOverrideName reports whether a header or parameter name is one of
 // overrideNames, read loosely.
 func isOverrideName(name string) bool {
-	name = strings.TrimLeft(name, " ")
+	for name != "" && name[0] == ' ' {
+		name = name[1:]
+	}
 	if n := len(name); n < len("_method") || n > len("x_http_method_override") {
 		return false
 	}
-	var buf [32]byte
-	b := buf[:0]
-	for i := 0; i < len(name); i++ {
+	for _, o := range overrideNames {
+		if len(o) == len(name) && looseEqual(name, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// looseEqual reports whether name reads as o, an override name: the same
+// length, in any case, with "-", ".", " " or "[" for "_".
+func looseEqual(name, o string) bool {
+	for i := 0; i < len(o); i++ {
 		c := name[i]
 		switch {
 		case 'A' <= c && c <= 'Z':
@@ -51,9 +62,11 @@ func isOverrideName(name string) bool {
 		case c == '-', c == '.', c == ' ', c == '[':
 			c = '_'
 		}
-		b = append(b, c)
+		if c != o[i] {
+			return false
+		}
 	}
-	return slices.Contains(overrideNames, string(b))
+	return true
 }
 
 // OverrideCarriers are the parts of a request an override may travel in.

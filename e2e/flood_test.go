@@ -175,7 +175,10 @@ func runFlood(tb testing.TB, n int) flood {
 	}
 	begin := time.Now()
 	if path := os.Getenv("GATEKEEPER_FLOOD_PROFILE"); path != "" {
-		go profile(tb, ins[0], path)
+		go profile(tb, ins[0], "profile", path)
+	}
+	if path := os.Getenv("GATEKEEPER_FLOOD_TRACE"); path != "" {
+		go profile(tb, ins[0], "trace", path)
 	}
 	phase(sqlmapUA, &f.newRate, true)
 	floodEnd := time.Now()
@@ -206,9 +209,10 @@ func runFlood(tb testing.TB, n int) flood {
 	return f
 }
 
-// profile saves a second of instance in's CPU profile to path.
-func profile(tb testing.TB, in *instance, path string) {
-	resp, err := http.Get("http://" + in.Admin + "/debug/pprof/profile?seconds=3")
+// profile saves 3 s of instance in's CPU profile (kind "profile") or
+// execution trace ("trace") to path.
+func profile(tb testing.TB, in *instance, kind, path string) {
+	resp, err := http.Get("http://" + in.Admin + "/debug/pprof/" + kind + "?seconds=3")
 	if err != nil {
 		tb.Errorf("profile: %v", err)
 		return

@@ -4,7 +4,8 @@
 # path runs on every request; SOURCE=192.0.2.10 profiles an approved
 # source instead) and saves a CPU profile of the server under that load,
 # then prints its top entries. PROFILE names the file (default cpu.pprof);
-# DURATION is how long the profile runs, in seconds.
+# DURATION is how long the profile runs, in seconds; SITE=bare profiles the
+# bare site of the same process instead, for comparison.
 # Browse it with: go tool pprof -http=: bin/gatekeeper cpu.pprof
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,9 @@ source scripts/lib.sh
 start_bench_server
 [ "$SOURCE" = 192.0.2.10 ] && approve acme 192.0.2.10
 
-browser_wrk "$SOURCE" "$guarded" "$((DURATION + 2))s" >"$work/wrk" &
+port=$guarded
+[ "${SITE:-guarded}" = bare ] && port=$bare
+browser_wrk "$SOURCE" "$port" "$((DURATION + 2))s" >"$work/wrk" &
 wrkpid=$!
 sleep 1
 curl -fs -o "$PROFILE" "http://$admin/debug/pprof/profile?seconds=$DURATION"

@@ -53,7 +53,7 @@ fmt-check:
 # frames from the handler's ServeHTTP (scripts/frames, docs/performance.md).
 # FRAMES_MAX is today's figure, so that a change that grows it fails; the
 # goal is 1024.
-FRAMES_MAX ?= 1192
+FRAMES_MAX ?= 1136
 frames:
 	$(GO) run ./scripts/frames -max $(FRAMES_MAX)
 

@@ -89,7 +89,21 @@ type Result struct {
 	at uint32
 	// agent is the hash of the request's user agent.
 	agent uint64
+	// served asks whether the site served the request's path lately; it
+	// lives here, beside the result, so that what the tracker is handed
+	// is a method value (two words) rather than a closure over the
+	// inspecting frame's values.
+	served servedQuery
 }
+
+// servedQuery asks d whether the site served path lately, at a minute.
+type servedQuery struct {
+	d      *Detector
+	path   string
+	minute uint32
+}
+
+func (q *servedQuery) Served() bool { return q.d.served.has(q.path, q.minute) }
 
 // Config sets up a Detector. Zero values take the defaults.
 type Config struct {
@@ -207,6 +221,23 @@ type looked struct {
 // look scores what r shows by itself: its network, its headers, its user
 // agent, its path and its payloads.
 func (d *Detector) look(res *Result, r *http.Request, asn uint) looked {
+	seen := d.lookHeaders(res, r, asn)
+	if d.payloads == nil {
+		seen.payload = 0
+		return seen
+	}
+	// A payload in the query or the body before one in a header or the
+	// user agent.
+	if p := d.payloads.inspect(r, res); p != 0 {
+		seen.payload = p
+	}
+	return seen
+}
+
+// lookHeaders is look's part that reads the headers, the user agent and
+// the path, in a frame of its own beside the payload pass. Its payload is
+// a header's or the user agent's, if any.
+func (d *Detector) lookHeaders(res *Result, r *http.Request, asn uint) looked {
 	if asn != 0 && d.asns[asn] {
 		res.Signals.Add(SignalASN)
 	}
@@ -232,29 +263,22 @@ func (d *Detector) look(res *Result, r *http.Request, asn uint) looked {
 			res.Signals.Add(SignalHeaderAnomaly)
 		}
 	}
-
-	var payload uint64
-	if d.payloads != nil {
-		payload = d.payloads.inspect(r, res)
-		if payload == 0 {
-			payload = hv.payload
-		}
-		if payload == 0 && v.signals&payloadSet != 0 {
-			payload = uaHash | 1 // the user agent's payload
-		}
+	payload := hv.payload
+	if payload == 0 && v.signals&payloadSet != 0 {
+		payload = uaHash | 1 // the user agent's payload
 	}
 	return looked{agent: uaHash, payload: payload, probe: probe}
 }
 
 // track adds what src has done lately, r among it, to res.
 func (d *Detector) track(res *Result, r *http.Request, src netip.Addr, seen *looked) {
-	served := func() bool { return d.served.has(r.URL.Path, minuteOf(res.at)) }
+	res.served = servedQuery{d: d, path: r.URL.Path, minute: minuteOf(res.at)}
 	if res.ThirdParty {
-		res.Signals |= d.behavior.OnThirdParty(src, res.at, seen.agent, seen.probe, seen.payload, served())
+		res.Signals |= d.behavior.OnThirdParty(src, res.at, seen.agent, seen.probe, seen.payload, res.served.Served())
 		res.RefuseOnly = true
 		return
 	}
-	signals, refuseOnly := d.behavior.OnRequest(src, res.at, seen.agent, seen.probe, seen.payload, served)
+	signals, refuseOnly := d.behavior.OnRequest(src, res.at, seen.agent, seen.probe, seen.payload, res.served.Served)
 	res.Signals |= signals
 	res.RefuseOnly = refuseOnly
 }

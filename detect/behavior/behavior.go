@@ -184,8 +184,10 @@ func (t *Tracker) OnRequest(src netip.Addr, now uint32, uaHash uint64, probe boo
 // outweigh its successes lately.
 func (t *Tracker) request(k key, now uint32, agent uint64, probe bool, payload uint64, factor float32) (signal.Set, bool) {
 	sh, st := t.locked(k, now)
-	defer sh.mu.Unlock()
-	return t.count(sh, st, now, agent, probe, payload, factor), st.notFound > 0
+	signals := t.count(sh, st, now, agent, probe, payload, factor)
+	failing := st.notFound > 0
+	sh.mu.Unlock() // not deferred: a defer's record would sit in this frame, on every request's stack
+	return signals, failing
 }
 
 // holdFor is how long a third-party context that scanned stays held after

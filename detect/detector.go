@@ -241,7 +241,8 @@ func (d *Detector) lookHeaders(res *Result, r *http.Request, asn uint) looked {
 	if asn != 0 && d.asns[asn] {
 		res.Signals.Add(SignalASN)
 	}
-	hv := d.readHeaders(r.Header, res)
+	var hv headerView
+	d.readHeaders(r.Header, res, &hv)
 	uaHash := d.behavior.AgentHash(hv.ua)
 	res.agent = uaHash
 	v := d.uaVerdict(hv.ua, uaHash)
@@ -258,16 +259,24 @@ func (d *Detector) lookHeaders(res *Result, r *http.Request, asn uint) looked {
 	if !hv.accept {
 		res.Signals.Add(SignalHeaderAnomaly)
 	}
-	if host := hostOnly(r.Host); host != "" && (host[0] == '[' || isDigit(host[0])) {
-		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
-			res.Signals.Add(SignalHeaderAnomaly)
-		}
+	if hostIsIP(r.Host) {
+		res.Signals.Add(SignalHeaderAnomaly)
 	}
 	payload := hv.payload
 	if payload == 0 && v.signals&payloadSet != 0 {
 		payload = uaHash | 1 // the user agent's payload
 	}
 	return looked{agent: uaHash, payload: payload, probe: probe}
+}
+
+// hostIsIP reports whether a Host header names an IP address, not a name.
+func hostIsIP(h string) bool {
+	host := hostOnly(h)
+	if host == "" || (host[0] != '[' && !isDigit(host[0])) {
+		return false
+	}
+	_, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil
 }
 
 // track adds what src has done lately, r among it, to res.
@@ -326,9 +335,9 @@ type headerView struct {
 	payload uint64
 }
 
-// readHeaders reads h's view and adds the scanner-header signal to res.
-func (d *Detector) readHeaders(h http.Header, res *Result) headerView {
-	var hv headerView
+// readHeaders reads h's view into hv (the zero view) and adds the
+// scanner-header signal to res.
+func (d *Detector) readHeaders(h http.Header, res *Result, hv *headerView) {
 	budget := maxHeaderBytes
 	for name, vals := range h {
 		if d.payloads != nil && budget > 0 && !skipHeader(name) {
@@ -370,7 +379,6 @@ func (d *Detector) readHeaders(h http.Header, res *Result) headerView {
 			hv.fetchDest = first
 		}
 	}
-	return hv
 }
 
 // thirdParty reports whether a browser says another site's page made the

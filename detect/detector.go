@@ -191,16 +191,18 @@ func (d *Detector) inspect(r *http.Request, src netip.Addr, asn uint) Result {
 // has read the time already.
 func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.Time) Result {
 	var res Result
-	d.InspectInto(&res, r, src, asn, at)
+	d.InspectInto(&res, r, &src, asn, &at)
 	return res
 }
 
 // InspectInto is InspectAt, into res: the handler's way, which keeps the
-// result off its stack. It reads the request alone first (look), then
-// what src has done lately (track), each in a frame of its own, so that
-// the deeper of the two is all the stack the inspection needs.
-func (d *Detector) InspectInto(res *Result, r *http.Request, src netip.Addr, asn uint, at time.Time) {
-	*res = Result{at: d.behavior.ClockAt(at)}
+// result off its stack, and whose source and time are pointers to the
+// caller's, so that its arguments take few words in the caller's frame. It
+// reads the request alone first (look), then what src has done lately
+// (track), each in a frame of its own, so that the deeper of the two is all
+// the stack the inspection needs.
+func (d *Detector) InspectInto(res *Result, r *http.Request, src *netip.Addr, asn uint, at *time.Time) {
+	*res = Result{at: d.behavior.ClockAt(*at)}
 	seen := d.look(res, r, asn)
 	d.track(res, r, src, &seen)
 	for i := Signal(0); i < NumSignals; i++ {
@@ -280,10 +282,10 @@ func hostIsIP(h string) bool {
 }
 
 // track adds what src has done lately, r among it, to res.
-func (d *Detector) track(res *Result, r *http.Request, src netip.Addr, seen *looked) {
+func (d *Detector) track(res *Result, r *http.Request, src *netip.Addr, seen *looked) {
 	res.served = servedQuery{d: d, path: r.URL.Path, minute: minuteOf(res.at)}
 	if res.ThirdParty {
-		res.Signals |= d.behavior.OnThirdParty(src, res.at, seen.agent, seen.probe, seen.payload, res.served.Served())
+		res.Signals |= d.behavior.OnThirdParty(*src, res.at, seen.agent, seen.probe, seen.payload, res.served.Served())
 		res.RefuseOnly = true
 		return
 	}

@@ -106,7 +106,7 @@ type Limiter interface {
 type Detector interface {
 	// InspectInto scores r, from src in autonomous system asn (0 when
 	// unknown), arriving at at, into res.
-	InspectInto(res *detect.Result, r *http.Request, src netip.Addr, asn uint, at time.Time)
+	InspectInto(res *detect.Result, r *http.Request, src *netip.Addr, asn uint, at *time.Time)
 	// Scanner reports whether a score makes its source a scanner.
 	Scanner(*detect.Result) bool
 	// Served reports whether the site answered path successfully lately.
@@ -282,7 +282,7 @@ func detection(in *Inputs, d *Decision) {
 		return
 	}
 	d.Observe = true
-	in.Detector.InspectInto(&d.Detection.Result, in.Request, in.Access.IP, in.ASN, in.Now)
+	in.Detector.InspectInto(&d.Detection.Result, in.Request, &in.Access.IP, in.ASN, &in.Now)
 	if d.Detection.Scanner = in.Detector.Scanner(&d.Detection.Result); !d.Detection.Scanner {
 		return
 	}

@@ -258,7 +258,7 @@ type detector struct {
 	served  bool
 }
 
-func (d detector) InspectInto(res *detect.Result, _ *http.Request, _ netip.Addr, _ uint, _ time.Time) {
+func (d detector) InspectInto(res *detect.Result, _ *http.Request, _ *netip.Addr, _ uint, _ *time.Time) {
 	*res = d.inspect().Result
 }
 func (d detector) Scanner(*detect.Result) bool   { return d.inspect().Scanner }

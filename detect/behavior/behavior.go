@@ -147,20 +147,23 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 // whether the site served the request's path lately; it is asked only
 // when the network is under suspicion. refuseOnly: the network signal was
 // given for the network's doing, not the source's, so it must not ban.
-func (t *Tracker) OnRequest(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served func() bool) (signals signal.Set, refuseOnly bool) {
-	k := t.key(src)
+//
+// src is a pointer, the caller's: the arguments of a call take room in the
+// caller's frame, on every request's stack.
+func (t *Tracker) OnRequest(src *netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served func() bool) (signals signal.Set, refuseOnly bool) {
+	k := t.key(*src)
 	signals, failing := t.request(k, now, uaHash, probe, payload, 1)
 	if !probe && payload == 0 && !failing {
 		// A fresh address (a scanner rotating through its network) is
 		// not failing yet: under its network's suspicion, a request for a
 		// path the site has not served is refused, not passed.
-		if nk, ok := networkKey(src); ok && t.refuseUnserved(nk, now, served) {
+		if nk, ok := networkKey(*src); ok && t.refuseUnserved(nk, now, served) {
 			signals.Add(signal.Network)
 			return signals, true
 		}
 		return signals, false
 	}
-	if nk, ok := networkKey(src); ok {
+	if nk, ok := networkKey(*src); ok {
 		over, _ := t.request(nk, now, maphash.Bytes(t.seed, k.addr[:]), probe, payload, networkFactor)
 		// The request must itself do what runs its network over: probe
 		// where probes do, send a payload where payloads do, fail where

@@ -86,19 +86,12 @@ func (x suite) revokedApprovalIsKeptForTheAudit(t *testing.T) {
 
 func (x suite) concurrentWritesAreAllKept(t *testing.T) {
 	s, _ := x.fresh(t)
-	var wg sync.WaitGroup
-	errs := make(chan error, 40)
-	for i := range 20 {
-		wg.Go(func() {
-			errs <- s.CreateApproval(ctx, Approval(fmt.Sprintf("apr_%d", i), "acme"), "admin", nil)
-		})
-		wg.Go(func() {
-			errs <- s.AddBan(ctx, ban(fmt.Sprintf("198.51.100.%d/32", i), Epoch, time.Hour), "detect")
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range concurrently(40, func(i int) error {
+		if i%2 == 0 {
+			return s.CreateApproval(ctx, Approval(fmt.Sprintf("apr_%d", i/2), "acme"), "admin", nil)
+		}
+		return s.AddBan(ctx, ban(fmt.Sprintf("198.51.100.%d/32", i/2), Epoch, time.Hour), "detect")
+	}) {
 		testutil.NoError(t, err)
 	}
 	list, err := s.Approvals(ctx)
@@ -119,20 +112,13 @@ func (x suite) concurrentWritesAreAllKept(t *testing.T) {
 // own error and leave nothing behind.
 func (x suite) admitSeesEveryConcurrentWrite(t *testing.T) {
 	s, _ := x.fresh(t)
-	var wg sync.WaitGroup
-	errs := make(chan error, 10)
-	for i := range 10 {
-		wg.Go(func() {
-			a := Approval(fmt.Sprintf("apr_%d", i), "acme")
-			errs <- s.CreateApproval(ctx, a, "admin", func(stored []*approvals.Approval) error {
-				return approvals.CheckCapacity(stored, a, 50, Epoch)
-			})
-		})
-	}
-	wg.Wait()
-	close(errs)
 	admitted := 0
-	for err := range errs {
+	for _, err := range concurrently(10, func(i int) error {
+		a := Approval(fmt.Sprintf("apr_%d", i), "acme")
+		return s.CreateApproval(ctx, a, "admin", func(stored []*approvals.Approval) error {
+			return approvals.CheckCapacity(stored, a, 50, Epoch)
+		})
+	}) {
 		var ce *approvals.CapacityError
 		switch {
 		case err == nil:
@@ -153,4 +139,15 @@ func (x suite) admitSeesEveryConcurrentWrite(t *testing.T) {
 func (x suite) pingAnswers(t *testing.T) {
 	s, _ := x.fresh(t)
 	testutil.NoError(t, s.Ping(ctx))
+}
+
+// concurrently runs fn(0) to fn(n-1) at once and returns their errors.
+func concurrently(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
+	}
+	wg.Wait()
+	return errs
 }

@@ -313,7 +313,11 @@ func TestConsoleBridgeHoldsTheLine(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	for _, url := range []string{bridge + "/gatekeeper/ui/", bridge + "/gatekeeper/status", bridge + "/x" + token[1:] + "/gatekeeper/status", bridge + "/"} {
+	wrong := "x" + token[1:] // the token with its first character changed
+	if token[0] == 'x' {
+		wrong = "y" + token[1:]
+	}
+	for _, url := range []string{bridge + "/gatekeeper/ui/", bridge + "/gatekeeper/status", bridge + "/" + wrong + "/gatekeeper/status", bridge + "/"} {
 		if code := send("GET", url); code != 403 {
 			t.Errorf("GET %s without the token = %d, want 403", url, code)
 		}

@@ -77,10 +77,6 @@ type Approval struct {
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 	RevokeReason string     `json:"revoke_reason,omitempty"`
 	Usage        Usage      `json:"usage"`
-
-	// header is the id as a request header's value, made once when a
-	// snapshot takes the approval in (see HeaderValue).
-	header []string
 }
 
 // Usage counts what an approval's sources did with it.
@@ -201,15 +197,4 @@ func (a *Approval) Public(now time.Time) *Approval {
 	c.TokenHash = ""
 	c.Status = a.StatusAt(now)
 	return c
-}
-
-// HeaderValue is the approval's id as the value of the request header
-// that tells the upstream which approval admitted a request. A snapshot
-// makes it once and every request shares it; its capacity is its length,
-// so a handler that adds a value to the header copies it first.
-func (a *Approval) HeaderValue() []string {
-	if a.header != nil {
-		return a.header
-	}
-	return []string{a.ID}
 }

@@ -82,7 +82,6 @@ func NewSnapshot(list []*Approval, bans []Ban, loadedAt time.Time) *Snapshot {
 		if a.RevokedAt != nil {
 			continue // never matches again; kept for listing only
 		}
-		a.header = []string{a.ID}
 		for _, p := range a.Sources {
 			s.sources.Add(p, a)
 		}

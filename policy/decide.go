@@ -170,7 +170,7 @@ func (d *Decision) Refused() bool { return d.Status != 0 }
 func (d *Decision) SetHeaders(h http.Header) {
 	switch d.Verdict {
 	case VerdictApproved:
-		h[HeaderApproval] = d.Approval.HeaderValue()
+		h[HeaderApproval] = []string{d.Approval.ID}
 	case VerdictFlagged:
 		h[HeaderVerdict] = []string{"scanner"}
 		h[HeaderReasons] = []string{strings.Join(d.Detection.Signals.Names(), ",")}

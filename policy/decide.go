@@ -167,6 +167,9 @@ func (d *Decision) Refused() bool { return d.Status != 0 }
 
 // SetHeaders sets on h, the request's headers, what the decision passes to
 // the upstream: the approval's id, or the detection's verdict and reasons.
+// Each value is a slice of its own, made here: Caddy's header directives
+// rewrite values in place (a replace writes hdr[name][i]), so a slice
+// shared between requests would carry one request's rewrite into the next.
 func (d *Decision) SetHeaders(h http.Header) {
 	switch d.Verdict {
 	case VerdictApproved:

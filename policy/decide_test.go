@@ -303,3 +303,18 @@ func decided(in Inputs) Decision {
 	Decide(&in, &d)
 	return d
 }
+
+// The headers a decision sets are the request's own: rewriting one in
+// place, as Caddy's header replace does, changes nothing for the next
+// request of the same approval.
+func TestSetHeadersGivesEachRequestItsOwnValues(t *testing.T) {
+	a := &approvals.Approval{ID: "apr_1"}
+	d := Decision{Verdict: VerdictApproved, Approval: a}
+	first, second := http.Header{}, http.Header{}
+	d.SetHeaders(first)
+	first[HeaderApproval][0] = "rewritten"
+	d.SetHeaders(second)
+	if got := second.Get(HeaderApproval); got != "apr_1" || a.ID != "apr_1" {
+		t.Fatalf("after one request's header was rewritten in place, the next one's is %q (approval id %q)", got, a.ID)
+	}
+}

@@ -282,9 +282,9 @@ var calledName = regexp.MustCompile(`\.(\w+)\(`)
 // shortName is a function's name without its package and receiver.
 func shortName(name string) string { return name[strings.LastIndex(name, ".")+1:] }
 
-// ranIn reports whether any call site or... any line of f ran; a
-// function without calls counts as run when its caller's call ran, which
-// graph decides.
+// ranIn reports whether f may have run: one of its call sites ran, or it
+// makes no calls (then only a call to it that ran can reach it, which is
+// what graph follows).
 func (f *fn) ranIn(ran lines) bool {
 	for _, c := range f.calls {
 		if ran[c.file][c.line] {

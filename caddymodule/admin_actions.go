@@ -296,11 +296,11 @@ func (a *App) Status(ctx context.Context) adminapi.Status {
 	} else if c, ok := sy.Store().(store.Checker); ok {
 		st.Store.Warnings = c.Check(ctx)
 	}
-	at := now()
-	st.Approvals, st.BansActive = sy.Snapshot().Counts(at)
+	snap, at := sy.Snapshot(), now()
+	st.Approvals, st.BansActive = snap.Counts(at)
 	st.Audit = a.state.audit.Last()
 	st.ImpactGuard = a.state.guard.Report()
-	st.TestCapacity, st.TestDemand = a.TestCapacity, demand(sy.Snapshot(), at)
+	st.TestCapacity, st.TestDemand = a.TestCapacity, demand(snap, at)
 	return st
 }
 

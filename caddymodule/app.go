@@ -292,8 +292,9 @@ func (st *sharedState) housekeep(ctx context.Context, logger *zap.Logger) {
 		}
 		err := st.syncer.Store().Ping(cctx)
 		cancel()
-		st.bans.Prune(st.syncer.Snapshot().LoadedAt, now())
-		st.limiter.SetDemand(demand(st.syncer.Snapshot(), now()))
+		snap, at := st.syncer.Snapshot(), now()
+		st.bans.Prune(snap.LoadedAt, at)
+		st.limiter.SetDemand(demand(snap, at))
 		if n := st.banLog.quiet(); n > 0 {
 			logger.Warn("more scanner bans than are logged one by one; the audit (kind=ban) has each ban",
 				zap.Int64("not_logged", n), zap.Int("logged_per_second", banLogsPerSecond))

@@ -37,20 +37,77 @@ func CheckCapacity(list []*Approval, a *Approval, capacity float64, now time.Tim
 	if capacity <= 0 {
 		return nil
 	}
-	type edge struct {
-		at  time.Time
-		rps float64
-		a   *Approval
-	}
-	edges := []edge{{a.NotBefore, a.MaxRPS, a}, {a.NotAfter, -a.MaxRPS, a}}
+	others := []*Approval{a}
 	for _, o := range list {
 		if o.ID == a.ID || o.RevokedAt != nil || !o.NotAfter.After(now) ||
 			!o.NotBefore.Before(a.NotAfter) || !a.NotBefore.Before(o.NotAfter) {
 			continue
 		}
-		edges = append(edges, edge{o.NotBefore, o.MaxRPS, o}, edge{o.NotAfter, -o.MaxRPS, o})
+		others = append(others, o)
 	}
-	// Windows are [not_before, not_after): at one instant, ends come first.
+	var worst *CapacityError
+	sweep(others, func(at time.Time, opened bool, sum float64, open map[*Approval]bool) {
+		if !opened || !open[a] || sum <= capacity || (worst != nil && sum <= worst.Sum) {
+			return
+		}
+		worst = &CapacityError{Capacity: capacity, Busiest: at, Sum: sum}
+		for o := range open {
+			if o != a {
+				worst.Overlapping = append(worst.Overlapping, o)
+			}
+		}
+		slices.SortFunc(worst.Overlapping, func(x, y *Approval) int { return strings.Compare(x.ID, y.ID) })
+	})
+	if worst == nil {
+		return nil
+	}
+	return worst
+}
+
+// Step is a stretch of time over which the max_rps of the approvals open
+// add up to RPS.
+type Step struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	RPS  float64   `json:"rps"`
+}
+
+// Load is what the approvals in list that are not revoked may send
+// together over time, as the steps where it is more than nothing, oldest
+// first: what test_capacity is checked against, as the console charts it.
+func Load(list []*Approval) []Step {
+	var live []*Approval
+	for _, a := range list {
+		if a.RevokedAt == nil {
+			live = append(live, a)
+		}
+	}
+	var steps []Step
+	var from time.Time
+	last := 0.0
+	sweep(live, func(at time.Time, _ bool, sum float64, _ map[*Approval]bool) {
+		if last > 1e-9 && at.After(from) { // sums of floats: a hair above 0 is 0
+			steps = append(steps, Step{From: from, To: at, RPS: last})
+		}
+		from, last = at, sum
+	})
+	return steps
+}
+
+// sweep walks the windows of list in time order, calling visit at each
+// start (opened) and end with the sum of the max_rps of the approvals open
+// just after it, and which those are. Windows are [not_before, not_after):
+// at one instant, ends come first.
+func sweep(list []*Approval, visit func(at time.Time, opened bool, sum float64, open map[*Approval]bool)) {
+	type edge struct {
+		at  time.Time
+		rps float64
+		a   *Approval
+	}
+	edges := make([]edge, 0, 2*len(list))
+	for _, a := range list {
+		edges = append(edges, edge{a.NotBefore, a.MaxRPS, a}, edge{a.NotAfter, -a.MaxRPS, a})
+	}
 	slices.SortFunc(edges, func(x, y edge) int {
 		if c := x.at.Compare(y.at); c != 0 {
 			return c
@@ -58,7 +115,7 @@ func CheckCapacity(list []*Approval, a *Approval, capacity float64, now time.Tim
 		return cmpSign(x.rps) - cmpSign(y.rps)
 	})
 	open := map[*Approval]bool{}
-	sum, worst := 0.0, (*CapacityError)(nil)
+	sum := 0.0
 	for _, e := range edges {
 		sum += e.rps
 		if e.rps > 0 {
@@ -66,20 +123,8 @@ func CheckCapacity(list []*Approval, a *Approval, capacity float64, now time.Tim
 		} else {
 			delete(open, e.a)
 		}
-		if e.rps > 0 && open[a] && sum > capacity && (worst == nil || sum > worst.Sum) {
-			worst = &CapacityError{Capacity: capacity, Busiest: e.at, Sum: sum}
-			for o := range open {
-				if o != a {
-					worst.Overlapping = append(worst.Overlapping, o)
-				}
-			}
-			slices.SortFunc(worst.Overlapping, func(x, y *Approval) int { return strings.Compare(x.ID, y.ID) })
-		}
+		visit(e.at, e.rps > 0, sum, open)
 	}
-	if worst == nil {
-		return nil
-	}
-	return worst
 }
 
 func cmpSign(f float64) int {

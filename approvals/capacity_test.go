@@ -45,3 +45,26 @@ func TestCapacityIsCheckedAtTheBusiestMoment(t *testing.T) {
 		t.Error("no capacity set: nothing is refused")
 	}
 }
+
+// Load charts the same sum the check reads: back-to-back windows hand over
+// at one instant without a step of both, revoked approvals do not count,
+// and nothing is charted where nothing is open.
+func TestLoadChartsWhatTheCapacityIsCheckedAgainst(t *testing.T) {
+	at := time.Date(2026, 12, 10, 9, 0, 0, 0, time.UTC)
+	h := func(n int) time.Time { return at.Add(time.Duration(n) * time.Hour) }
+	ap := func(id string, from, to int, rps float64) *Approval {
+		return &Approval{ID: id, NotBefore: h(from), NotAfter: h(to), MaxRPS: rps}
+	}
+	revoked := ap("apr_revoked", 0, 8, 600)
+	revoked.RevokedAt = &at
+	got := Load([]*Approval{ap("apr_a", 0, 2, 300), ap("apr_b", 1, 3, 150), ap("apr_c", 3, 5, 400), ap("apr_d", 6, 7, 10), revoked})
+	want := []Step{{h(0), h(1), 300}, {h(1), h(2), 450}, {h(2), h(3), 150}, {h(3), h(5), 400}, {h(6), h(7), 10}}
+	if len(got) != len(want) {
+		t.Fatalf("load %v, want %v", got, want)
+	}
+	for i := range want {
+		if !got[i].From.Equal(want[i].From) || !got[i].To.Equal(want[i].To) || got[i].RPS != want[i].RPS {
+			t.Fatalf("step %d: %+v, want %+v (all: %v)", i, got[i], want[i], got)
+		}
+	}
+}

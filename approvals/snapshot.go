@@ -273,6 +273,10 @@ func (s *Snapshot) Active(now time.Time) []*Approval {
 	return out
 }
 
+// Load is what the snapshot's approvals may send together over time (see
+// Load).
+func (s *Snapshot) Load() []Step { return Load(s.list) }
+
 // Counts tallies approvals by status at now, and the bans in force.
 func (s *Snapshot) Counts(now time.Time) (byStatus map[Status]int, bans int) {
 	byStatus = make(map[Status]int, len(Statuses))

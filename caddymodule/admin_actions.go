@@ -300,7 +300,7 @@ func (a *App) Status(ctx context.Context) adminapi.Status {
 	st.Approvals, st.BansActive = snap.Counts(at)
 	st.Audit = a.state.audit.Last()
 	st.ImpactGuard = a.state.guard.Report()
-	st.TestCapacity, st.TestDemand = a.TestCapacity, demand(snap, at)
+	st.TestCapacity, st.TestDemand, st.TestLoad = a.TestCapacity, demand(snap, at), snap.Load()
 	return st
 }
 

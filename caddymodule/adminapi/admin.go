@@ -494,6 +494,10 @@ type Status struct {
 	// together.
 	TestCapacity float64 `json:"test_capacity,omitempty"`
 	TestDemand   float64 `json:"test_demand"`
+	// TestLoad is what the approvals not revoked may send together over
+	// time: what test_capacity is checked against, which the console
+	// charts.
+	TestLoad []approvals.Step `json:"test_load"`
 	// Audit is the last check of the audit chains (absent until the first
 	// has run, moments after start).
 	Audit *audit.Verification `json:"audit,omitempty"`

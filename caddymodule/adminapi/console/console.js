@@ -156,21 +156,14 @@ function renderTimeline() {
 // approvals (every tenant's, revoked ones left out) open together against
 // the platform's test capacity: what registration checks.
 function capacityRow(x, lo, hi, axis) {
+  // The server sweeps the windows, as registration checks them.
   const capacity = (state.status && state.status.test_capacity) || 0;
-  const edges = [];
-  for (const a of state.approvals) {
-    if (a.status === "revoked") continue;
-    edges.push([Date.parse(a.not_before), a.max_rps], [Date.parse(a.not_after), -a.max_rps]);
+  const steps = ((state.status && state.status.test_load) || [])
+    .map((s) => ({ from: Date.parse(s.from), to: Date.parse(s.to), rps: s.rps }));
+  let peak = 0, busiest = 0;
+  for (const s of steps) {
+    if (s.rps > peak) { peak = s.rps; busiest = s.from; }
   }
-  edges.sort((p, q) => p[0] - q[0] || p[1] - q[1]); // windows are half-open: ends first
-  const steps = [];
-  let sum = 0, peak = 0, busiest = 0;
-  edges.forEach(([t, d], i) => {
-    sum += d;
-    if (sum > peak + 1e-9) { peak = sum; busiest = t; }
-    const next = i + 1 < edges.length ? edges[i + 1][0] : t;
-    if (sum > 1e-9 && next > t) steps.push({ from: t, to: next, rps: sum });
-  });
   const scale = Math.max(capacity, peak, 1);
   const h = (rps) => `${(rps / scale) * 100}%`;
   const fmt = (n) => Number(n.toFixed(2)).toLocaleString();
@@ -234,7 +227,7 @@ function revoke(a) {
   ask($("#revoke-dialog"), $("#revoke-reason"), async () => {
     await api("DELETE", `approvals/${encodeURIComponent(a.id)}?reason=${encodeURIComponent($("#revoke-reason").value)}`);
     notice(`Approval ${a.id} revoked.`);
-    await loadApprovals();
+    await refresh(); // the approvals and the status's capacity chart
   }, `Revoking ${a.id}`);
 }
 
@@ -288,7 +281,7 @@ async function register(ev) {
     const a = await api("POST", "approvals", body);
     f.reset();
     defaults();
-    await loadApprovals();
+    await refresh(); // the approvals and the status's capacity chart
     if (a.token) {
       const box = $("#token-box");
       box.replaceChildren(el("strong", {}, `Approval ${a.id} registered. Test token, shown this once: `), el("code", {}, a.token),

@@ -8,8 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -149,12 +149,12 @@ func notStarted() error {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange) error {
 	h.apply(w, r, x)
 	x.decided = time.Now()
-	metrics.decision.Observe(x.decided.Sub(x.start), uintptr(unsafe.Pointer(r)))
+	metrics.decision.Observe(x.decided.Sub(x.start), x.stripe)
 	if x.d.Refused() {
 		return refusal(&x.d)
 	}
 	if x.d.Verdict == policy.VerdictApproved {
-		h.app.state.guard.Tested(x.start)
+		h.app.state.guard.Tested(x.stripe, x.start)
 		return next.ServeHTTP(w, r)
 	}
 	status, err := serveNext(w, r, next)
@@ -169,7 +169,7 @@ func (h *Handler) observe(r *http.Request, x *exchange, status int, err error) {
 	if err != nil {
 		status = errorStatus(err, status)
 	}
-	h.app.state.guard.Observe(x.start, time.Since(x.decided), status >= 500 && status != policy.StatusClientClosed)
+	h.app.state.guard.Observe(x.stripe, x.start, time.Since(x.decided), status >= 500 && status != policy.StatusClientClosed)
 	if x.d.Observe {
 		h.detector.ObserveRequest(r, x.view.ip, status, &x.d.Detection.Result)
 	}
@@ -180,6 +180,10 @@ func (h *Handler) observe(r *http.Request, x *exchange, status int, err error) {
 // pointer, from a pool, so that no frame on the request's path holds (or
 // copies) these values and the goroutine's stack need not grow for them;
 // nothing keeps a pointer into it once ServeHTTP returns.
+//
+// An exchange also carries the stripe its request counts in (the
+// counters every request adds to: internal/stripe). sync.Pool hands a
+// core back the exchange it put, so each core keeps to a stripe of its own.
 type exchange struct {
 	start   time.Time // when the handler saw the request
 	decided time.Time // and when it had decided
@@ -187,12 +191,16 @@ type exchange struct {
 	in      policy.Inputs
 	d       policy.Decision
 	view    requestView
+	stripe  int
 }
 
-var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+var (
+	exchanges = sync.Pool{New: func() any { return &exchange{stripe: int(stripes.Add(1))} }}
+	stripes   atomic.Int64
+)
 
 func (x *exchange) release() {
-	*x = exchange{}
+	*x = exchange{stripe: x.stripe}
 	exchanges.Put(x)
 }
 
@@ -263,7 +271,7 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, x *exchange) {
 		w.Header().Set("Retry-After", s)
 	}
 	if c, ok := requestsByVerdict[d.Verdict]; ok {
-		c.Inc()
+		c.Add(x.stripe, 1)
 	}
 	family := "none"
 	if d.Detection.Scanner {
@@ -278,7 +286,7 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 	}
 	if a := d.Approval; a != nil && d.Result != "" {
-		approvedCounter(a.Tenant, d.Result).Inc()
+		approvedCounter(a.Tenant, d.Result).Add(x.stripe, 1)
 		if d.Result == policy.ResultOutOfScope {
 			h.app.Limiter().CountOutOfScope(a)
 		}

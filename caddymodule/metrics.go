@@ -9,6 +9,7 @@ import (
 
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/detect/behavior"
+	"github.com/customernode/gatekeeper/internal/stripe"
 	"github.com/customernode/gatekeeper/policy"
 )
 
@@ -33,10 +34,10 @@ var (
 const ns, sub = "caddy", "gatekeeper"
 
 var metrics = struct {
-	requests         *prometheus.CounterVec
+	requests         *stripedCounterVec
 	blocked          *prometheus.CounterVec
 	detections       *prometheus.CounterVec
-	approvedRequests *prometheus.CounterVec
+	approvedRequests *stripedCounterVec
 	storeErrors      *prometheus.CounterVec
 	decision         *durationHistogram
 	bansCapped       prometheus.Counter
@@ -56,10 +57,7 @@ var metrics = struct {
 		Namespace: ns, Subsystem: sub, Name: "bans_capped_total",
 		Help: "Scanners refused but not banned because max_bans bans were in force.",
 	}),
-	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Subsystem: sub, Name: "requests_total",
-		Help: "Requests decided by Gatekeeper, by verdict.",
-	}, []string{"verdict"}),
+	requests: newStripedCounterVec("requests_total", "Requests decided by Gatekeeper, by verdict.", "verdict"),
 	blocked: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "blocked_total",
 		Help: "Requests refused, by reason and scanner family (none when no scanner was recognised).",
@@ -68,10 +66,8 @@ var metrics = struct {
 		Namespace: ns, Subsystem: sub, Name: "detections_total",
 		Help: "Scanner detections, by signal and mode.",
 	}, []string{"signal", "mode"}),
-	approvedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Subsystem: sub, Name: "approved_requests_total",
-		Help: "Requests from approved sources, by tenant and result.",
-	}, []string{"tenant", "result"}),
+	approvedRequests: newStripedCounterVec("approved_requests_total", "Requests from approved sources, by tenant and result.",
+		"tenant", "result"),
 	storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Subsystem: sub, Name: "store_errors_total",
 		Help: "Failed store operations, by operation.",
@@ -133,34 +129,34 @@ func gaugeFunc(name, help string, f func(*App) float64) prometheus.GaugeFunc {
 // Counters with fixed labels, resolved once: a label lookup per request
 // costs more than the decision itself.
 var (
-	requestsByVerdict = map[string]prometheus.Counter{}
+	requestsByVerdict = map[string]*stripe.Counter{}
 	refusedByReason   = map[string]prometheus.Counter{} // scanner "none"
 	detectionsBy      = map[string]map[detect.Signal]prometheus.Counter{}
 )
 
 // approvedCounters holds approved_requests_total's counters by tenant and
 // result, resolved at a tenant's first request.
-var approvedCounters sync.Map // tenant → *sync.Map of result → prometheus.Counter
+var approvedCounters sync.Map // tenant → *sync.Map of result → *stripe.Counter
 
 // approvedCounter is approved_requests_total's counter for tenant and result.
-func approvedCounter(tenant, result string) prometheus.Counter {
+func approvedCounter(tenant, result string) *stripe.Counter {
 	byResult, ok := approvedCounters.Load(tenant)
 	if !ok {
 		byResult, _ = approvedCounters.LoadOrStore(tenant, new(sync.Map))
 	}
 	m := byResult.(*sync.Map)
 	if c, ok := m.Load(result); ok {
-		return c.(prometheus.Counter)
+		return c.(*stripe.Counter)
 	}
-	c, _ := m.LoadOrStore(result, metrics.approvedRequests.WithLabelValues(tenant, result))
-	return c.(prometheus.Counter)
+	c, _ := m.LoadOrStore(result, metrics.approvedRequests.With(tenant, result))
+	return c.(*stripe.Counter)
 }
 
 func init() {
 	// Series with a fixed set of label values exist from the start, so an
 	// alert can tell "none yet" from "not reporting".
 	for _, v := range policy.Verdicts {
-		requestsByVerdict[v] = metrics.requests.WithLabelValues(v)
+		requestsByVerdict[v] = metrics.requests.With(v)
 	}
 	for _, r := range policy.Reasons {
 		if r != policy.ReasonScanner {

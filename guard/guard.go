@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/customernode/gatekeeper/internal/stripe"
 )
 
 // The controller's time constants.
@@ -111,13 +113,25 @@ const (
 
 func (s State) String() string { return [...]string{"full", "throttled", "paused"}[s] }
 
-// slot counts the answers of one tick.
+// slot counts the answers of one tick, in stripes (internal/stripe) that
+// the measurement adds up: every request counts here, from both cores.
 type slot struct {
 	tick    atomic.Int64
+	stripes [stripe.N]tally
+}
+
+// tally is one stripe's counts in a slot.
+type tally struct {
 	total   atomic.Uint32
 	failed  atomic.Uint32
 	tests   atomic.Uint32
 	latency [buckets]atomic.Uint32
+	_       [(64 - (3+buckets)*4%64) % 64]byte // a stripe ends on a cache line's end
+}
+
+// tally is stripe s's counts in the slot of tick t.
+func (g *Guard) tally(s int, t int64) *tally {
+	return &g.ring[t%slots].stripes[uint(s)%stripe.N]
 }
 
 // New returns a guard with settings s (defaults filled in), whose ticks
@@ -145,18 +159,20 @@ func (g *Guard) Settings() Settings { return *g.settings.Load() }
 func (g *Guard) tick(at time.Time) int64 { return int64(at.Sub(g.epoch) / TickEvery) }
 
 // Observe records one answer to a request that was not an approved test:
-// how long the upstream took, and whether it failed (5xx, a timeout).
-func (g *Guard) Observe(at time.Time, took time.Duration, failed bool) {
-	s := &g.ring[g.tick(at)%slots]
-	s.total.Add(1)
+// how long the upstream took, and whether it failed (5xx, a timeout). It
+// counts in stripe s (any int; one a core spares the cores a shared line).
+func (g *Guard) Observe(s int, at time.Time, took time.Duration, failed bool) {
+	c := g.tally(s, g.tick(at))
+	c.total.Add(1)
 	if failed {
-		s.failed.Add(1)
+		c.failed.Add(1)
 	}
-	s.latency[bucket(took)].Add(1)
+	c.latency[bucket(took)].Add(1)
 }
 
-// Tested records that an approved test's request was let through.
-func (g *Guard) Tested(at time.Time) { g.ring[g.tick(at)%slots].tests.Add(1) }
+// Tested records, in stripe s, that an approved test's request was let
+// through.
+func (g *Guard) Tested(s int, at time.Time) { g.tally(s, g.tick(at)).tests.Add(1) }
 
 // Factor is how much of their rate approved tests may use now: 1 in
 // full, 0 when paused (they keep the floor's trickle).
@@ -182,11 +198,14 @@ func (g *Guard) SetRemote(stress float64) { g.remote.Store(math.Float64bits(stre
 func (g *Guard) Tick(at time.Time) {
 	cur := g.tick(at)
 	next := &g.ring[(cur+1)%slots]
-	next.total.Store(0)
-	next.failed.Store(0)
-	next.tests.Store(0)
-	for i := range next.latency {
-		next.latency[i].Store(0)
+	for i := range next.stripes {
+		c := &next.stripes[i]
+		c.total.Store(0)
+		c.failed.Store(0)
+		c.tests.Store(0)
+		for b := range c.latency {
+			c.latency[b].Store(0)
+		}
 	}
 	next.tick.Store(cur + 1)
 
@@ -256,11 +275,14 @@ func (g *Guard) measure(cur int64) measurement {
 		if s.tick.Load() != t {
 			continue
 		}
-		m.n += s.total.Load()
-		m.failed += s.failed.Load()
-		m.tests += s.tests.Load()
-		for i := range counts {
-			counts[i] += s.latency[i].Load()
+		for i := range s.stripes {
+			c := &s.stripes[i]
+			m.n += c.total.Load()
+			m.failed += c.failed.Load()
+			m.tests += c.tests.Load()
+			for b := range counts {
+				counts[b] += c.latency[b].Load()
+			}
 		}
 	}
 	if m.n == 0 {

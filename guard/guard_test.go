@@ -2,6 +2,7 @@ package guard
 
 import (
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -48,7 +49,7 @@ func (s *sim) run(d time.Duration, each func()) {
 			// The test cannot be served faster than the room the others leave.
 			s.admitted = min(s.admitted, max(s.p.capacity-s.others, 0)+s.p.capacity*0.05)
 			for range int(s.admitted / 4) {
-				s.g.Tested(s.now)
+				s.g.Tested(0, s.now)
 			}
 		}
 		p99 := s.p.p99(s.others + s.admitted)
@@ -58,7 +59,7 @@ func (s *sim) run(d time.Duration, each func()) {
 			if i%50 == 0 {
 				took = p99 // one in fifty at the p99: the window's 99th percentile
 			}
-			s.g.Observe(s.now, took, false)
+			s.g.Observe(0, s.now, took, false)
 		}
 		s.g.Tick(s.now.Add(TickEvery - time.Nanosecond))
 		if each != nil {
@@ -174,7 +175,7 @@ func TestFailuresPauseTestsAndOffIsOff(t *testing.T) {
 		at := time.Unix(0, 0)
 		for range 8 {
 			for i := range 40 {
-				g.Observe(at, 10*time.Millisecond, i%5 == 0) // 20 % fail
+				g.Observe(i, at, 10*time.Millisecond, i%5 == 0) // 20 % fail
 			}
 			at = at.Add(TickEvery)
 			g.Tick(at)
@@ -227,13 +228,16 @@ func TestBucketsCoverTheirLatencies(t *testing.T) {
 	}
 }
 
+// Each goroutine keeps to a stripe, as each core does in the handler.
 func BenchmarkObserve(b *testing.B) {
 	g := New(Settings{}, time.Now())
 	at := time.Now()
+	var stripes atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
+		s := int(stripes.Add(1))
 		for pb.Next() {
-			g.Observe(at, 30*time.Millisecond, false)
+			g.Observe(s, at, 30*time.Millisecond, false)
 		}
 	})
 }

@@ -32,6 +32,11 @@ type Token struct {
 	Value string
 	// Legacy: the request carried the retired Gatekeeper-Test-Token header.
 	Legacy bool
+
+	// overrides: a header's name is a method override's (isOverrideName),
+	// noticed on the same pass over the names, so that EffectiveMethods
+	// need not walk them again when none is.
+	overrides bool
 }
 
 // TakeToken reads the tester's token from h and removes every header a
@@ -40,13 +45,17 @@ type Token struct {
 // credentials, and Gatekeeper's names in Connection.
 func TakeToken(h http.Header) (tok Token) {
 	// One pass over the names finds Gatekeeper's (the old token's among
-	// them); the other two are direct lookups of canonical names.
+	// them) and notes a method override's; the other two are direct
+	// lookups of canonical names.
 	for name := range h {
-		if IsGatekeeperHeader(name) {
+		switch {
+		case IsGatekeeperHeader(name):
 			if isLegacyTokenHeader(name) {
 				tok.Legacy = true
 			}
 			delete(h, name)
+		case isOverrideName(name):
+			tok.overrides = true
 		}
 	}
 	if vals := h["Proxy-Authorization"]; len(vals) > 0 {

@@ -62,7 +62,11 @@ func ReadInto(v *View, r *http.Request, client netip.Addr, snap *approvals.Snaps
 	if snap.Covers(client, at) {
 		v.Access.Path, v.Access.Canonical = r.URL.Path, Canonical(r.URL.Path, r.URL.EscapedPath())
 		v.Access.Paths = paths
-		v.Access.Methods = EffectiveMethods(r.Method, overrideCarriers(r))
+		carriers := overrideCarriers(r)
+		if !token.overrides {
+			carriers.Header = nil // step 0's pass over the names found no override among them
+		}
+		v.Access.Methods = EffectiveMethods(r.Method, carriers)
 	}
 }
 

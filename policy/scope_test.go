@@ -3,6 +3,8 @@ package policy
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -130,6 +132,29 @@ func TestTakeTokenDropsEveryGatekeeperHeader(t *testing.T) {
 		h = http.Header{name: {"old"}, "Connection": {"Gatekeeper-Test-Token"}}
 		if tok := TakeToken(h); tok.Value != "" || !tok.Legacy || len(h) != 0 {
 			t.Errorf("%s: token %+v, left %v; want it refused, not read", name, tok, h)
+		}
+	}
+}
+
+// Step 0's pass over the header names is also where a method override in a
+// header is noticed: whatever else a covered source sends, an override
+// header in any spelling reaches the effective methods, and a request
+// without one stands for its own method alone.
+func TestReadFindsOverrideHeadersOnStepZerosPass(t *testing.T) {
+	for _, tc := range []struct {
+		header http.Header
+		want   []string
+	}{
+		{http.Header{"Accept": {"*/*"}, "User-Agent": {"curl/8"}}, []string{"POST"}},
+		{http.Header{"Accept": {"*/*"}, "X-Http-Method-Override": {"DELETE"}}, []string{"POST", "DELETE"}},
+		{http.Header{"Gatekeeper-Verdict": {"forged"}, "x_method_override": {"put"}, "X-Other": {"1"}}, []string{"POST", "PUT"}},
+		{http.Header{"X-HTTP-METHOD": {"PATCH"}, "Proxy-Authorization": {"Gatekeeper s3cret"}}, []string{"POST", "PATCH"}},
+	} {
+		r := httptest.NewRequest("POST", "http://acme.example/api/x", nil)
+		r.Header = tc.header
+		v := Read(r, netip.MustParseAddr("192.0.2.3"), snapshot(), at, nil)
+		if !slices.Equal(v.Access.Methods, tc.want) {
+			t.Errorf("%v: methods %v, want %v", tc.header, v.Access.Methods, tc.want)
 		}
 	}
 }

@@ -199,6 +199,11 @@ var (
 	stripes   atomic.Int64
 )
 
+// release clears x, keeping its stripe, and puts it back. Not inlined:
+// ServeHTTP's frame, under every request's decision, would keep the stripe
+// while the rest is cleared.
+//
+//go:noinline
 func (x *exchange) release() {
 	*x = exchange{stripe: x.stripe}
 	exchanges.Put(x)

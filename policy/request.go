@@ -62,11 +62,7 @@ func ReadInto(v *View, r *http.Request, client netip.Addr, snap *approvals.Snaps
 	if snap.Covers(client, at) {
 		v.Access.Path, v.Access.Canonical = r.URL.Path, Canonical(r.URL.Path, r.URL.EscapedPath())
 		v.Access.Paths = paths
-		carriers := overrideCarriers(r)
-		if !token.overrides {
-			carriers.Header = nil // step 0's pass over the names found no override among them
-		}
-		v.Access.Methods = EffectiveMethods(r.Method, carriers)
+		v.Access.Methods = EffectiveMethods(r.Method, overrideCarriers(r, token.overrides))
 	}
 }
 
@@ -95,11 +91,15 @@ func splitHost(hostport string) (host, port string) {
 	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port
 }
 
-// overrideCarriers gathers where r may carry a method override: headers,
+// overrideCarriers gathers where r may carry a method override: headers
+// (when step 0's pass over their names found an override among them),
 // query, and a form, multipart or JSON body, which is read when it is small
 // enough and put back for the upstream.
-func overrideCarriers(r *http.Request) OverrideCarriers {
-	c := OverrideCarriers{Header: r.Header, RawQuery: r.URL.RawQuery}
+func overrideCarriers(r *http.Request, headers bool) OverrideCarriers {
+	c := OverrideCarriers{RawQuery: r.URL.RawQuery}
+	if headers {
+		c.Header = r.Header
+	}
 	if ct := r.Header["Content-Type"]; len(ct) > 0 && r.Body != nil && r.Body != http.NoBody {
 		c.ContentType = ct[0]
 		if c.Body = body.Peek(r, maxOverrideBody); c.Body == nil && r.ContentLength != 0 {

@@ -62,8 +62,13 @@ type Limiter struct {
 	store Backend
 	now   func() time.Time
 
-	mu     sync.RWMutex // readers: looking up an approval's share, on every request
-	byID   map[string]*local
+	// byID holds each approval's share on this instance (*local by
+	// approval id). Every approved request looks its share up: a sync.Map
+	// reads without writing to memory the cores share, as a read lock's
+	// count would.
+	byID sync.Map
+
+	mu     sync.Mutex
 	downTo time.Time // after a failed lease, do not try again before this
 
 	yield    Yielder       // nil: tests never yield
@@ -165,23 +170,15 @@ func NewLimiter(store Backend, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{store: store, now: now, byID: map[string]*local{}}
+	return &Limiter{store: store, now: now}
 }
 
 func (l *Limiter) local(id string) *local {
-	l.mu.RLock()
-	lo, ok := l.byID[id]
-	l.mu.RUnlock()
-	if ok {
-		return lo
+	if lo, ok := l.byID.Load(id); ok {
+		return lo.(*local)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if lo, ok = l.byID[id]; !ok {
-		lo = &local{}
-		l.byID[id] = lo
-	}
-	return lo
+	lo, _ := l.byID.LoadOrStore(id, &local{})
+	return lo.(*local)
 }
 
 // Admit decides whether one more request under a may go through. ctx is the
@@ -193,14 +190,17 @@ func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, ti
 	lo := l.local(a.ID)
 	lo.mu.Lock()
 	defer lo.mu.Unlock()
-	for {
+	for waited := false; ; waited = true {
 		now := l.now()
 		capped := l.capacityRPS() > 0
 		lo.lastUsed = now
+		ready := lo.leased > 0 && (lo.shared > 0 || !capped)
 		switch {
-		case ctx.Err() != nil:
+		case (waited || !ready) && ctx.Err() != nil:
+			// Asked only when the request waited or would wait: reaching
+			// its cancellation walks the chain of its context.
 			return Abandoned, 0, ctx.Err()
-		case lo.leased > 0 && (lo.shared > 0 || !capped):
+		case ready:
 			// One admission of the approval's own bucket and, with a
 			// test capacity, one of the bucket all tests share.
 			lo.leased--
@@ -387,14 +387,12 @@ func (l *Limiter) CountOutOfScope(a *approvals.Approval) {
 // leased but idle, and forgets approvals not seen for a while. Counts that
 // cannot be written are kept for the next flush.
 func (l *Limiter) Flush(ctx context.Context) error {
-	l.mu.Lock()
-	ids := make([]string, 0, len(l.byID))
-	los := make([]*local, 0, len(l.byID))
-	for id, lo := range l.byID {
-		ids = append(ids, id)
-		los = append(los, lo)
+	var ids []string
+	var los []*local
+	for id, lo := range l.byID.Range {
+		ids = append(ids, id.(string))
+		los = append(los, lo.(*local))
 	}
-	l.mu.Unlock()
 	var firstErr error
 	now := l.now()
 	for i, lo := range los {
@@ -424,11 +422,7 @@ func (l *Limiter) Flush(ctx context.Context) error {
 			}
 		}
 		if idle && pending == (approvals.Usage{}) {
-			l.mu.Lock()
-			if l.byID[ids[i]] == lo {
-				delete(l.byID, ids[i])
-			}
-			l.mu.Unlock()
+			l.byID.CompareAndDelete(ids[i], lo)
 		}
 	}
 	return firstErr
@@ -436,12 +430,11 @@ func (l *Limiter) Flush(ctx context.Context) error {
 
 // Close gives back every unused admission and writes pending counts.
 func (l *Limiter) Close(ctx context.Context) error {
-	l.mu.Lock()
-	for _, lo := range l.byID {
+	for _, lo := range l.byID.Range {
+		lo := lo.(*local)
 		lo.mu.Lock()
 		lo.lastUsed = time.Time{} // idle: released by the flush below
 		lo.mu.Unlock()
 	}
-	l.mu.Unlock()
 	return l.Flush(ctx)
 }

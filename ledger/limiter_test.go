@@ -194,3 +194,29 @@ func TestTestCapacityBoundsAllApprovalsTogether(t *testing.T) {
 		t.Errorf("shares %v, %d platform_busy: want even shares (within 10%%) and the rest held back", admitted, busy)
 	}
 }
+
+// A request whose client has gone is told Abandoned when it would wait for
+// the store; with an admission already leased here it is admitted without
+// its context being asked (reaching a request's cancellation walks the
+// chain of its context, on every approved request).
+func TestAbandonedOnlyWhenARequestWouldWait(t *testing.T) {
+	clock := testutil.NewClock(storetest.Epoch)
+	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
+	testutil.NoError(t, err)
+	defer s.Close()
+	a := budgetApproval(100, 10, 1500)
+	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
+	lim := ledger.NewLimiter(s, clock.Now)
+
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if v, _, err := lim.Admit(gone, a); v != ledger.Abandoned || err == nil {
+		t.Fatalf("gone before the first lease: %v, %v; want Abandoned with the context's error", v, err)
+	}
+	if v, _, err := lim.Admit(ctx, a); v != ledger.Admitted {
+		t.Fatalf("first request: %v, %v; want Admitted", v, err)
+	}
+	if v, _, err := lim.Admit(gone, a); v != ledger.Admitted {
+		t.Fatalf("gone, with admissions leased here: %v, %v; want Admitted", v, err)
+	}
+}

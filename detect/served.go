@@ -63,7 +63,12 @@ func (s *servedPaths) pathHash(p string) uint64 {
 // add notes that p answered successfully at minute.
 func (s *servedPaths) add(p string, minute uint32) {
 	h := s.pathHash(p)
-	s.slots[h%servedSlots].Store(h>>32<<32 | uint64(minute))
+	// A busy path is answered from both cores many times a minute: its
+	// slot is written once a minute, not by every answer, so that the
+	// cores do not take turns owning its cache line.
+	if slot, v := &s.slots[h%servedSlots], h>>32<<32|uint64(minute); slot.Load() != v {
+		slot.Store(v)
+	}
 }
 
 // has reports whether p answered successfully within servedFor of minute.

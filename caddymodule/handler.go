@@ -199,13 +199,21 @@ var (
 	stripes   atomic.Int64
 )
 
-// release clears x, keeping its stripe, and puts it back. Not inlined:
-// ServeHTTP's frame, under every request's decision, would keep the stripe
-// while the rest is cleared.
+// release clears what a request put in x and puts it back. Two things
+// stay: the decision, which Decide clears before it decides, and the
+// handler's settings in the inputs (mode, store setting, limiter,
+// detector), which inputs writes only when they differ. While the
+// collector marks, every pointer written into a heap object (a pooled
+// exchange is one) is recorded, so what need not be written is not.
+// TestReleaseClearsEveryRequestsInputs holds the list. Not inlined:
+// ServeHTTP's frame is under every request's decision.
 //
 //go:noinline
 func (x *exchange) release() {
-	*x = exchange{stripe: x.stripe}
+	x.start, x.decided, x.rc, x.view = time.Time{}, time.Time{}, requestContext{}, requestView{}
+	in := &x.in
+	in.View, in.Request, in.ASN, in.Snapshot, in.Now = policy.View{}, nil, 0, nil, time.Time{}
+	in.BannedHere, in.BannedHereNetwork = false, false
 	exchanges.Put(x)
 }
 
@@ -242,8 +250,9 @@ type requestView struct {
 // knows: the client's address, the tenant, the path matcher.
 func (h *Handler) inputs(r *http.Request, x *exchange) {
 	in, at := &x.in, x.start
-	in.Request, in.Now, in.Mode, in.StoreUnavailable, in.Limiter = r, at, h.Mode, h.app.StoreUnavailable, h.app.Limiter()
+	in.Request, in.Now = r, at
 	ip := clientIP(x.rc.vars)
+	h.settings(in, ip.IsValid())
 	if ip.IsValid() {
 		in.Snapshot = h.app.Syncer().Snapshot()
 	}
@@ -256,8 +265,27 @@ func (h *Handler) inputs(r *http.Request, x *exchange) {
 	x.view.country, x.view.asn = h.app.geo.Lookup(ip)
 	in.ASN = x.view.asn
 	in.BannedHere, in.BannedHereNetwork = h.app.bannedHere(in.Snapshot, ip, at)
-	if h.Detect == nil || !h.Detect.Off {
-		in.Detector = h.detector
+}
+
+// settings puts the handler's settings in the inputs, writing each only
+// when it differs from what the pooled exchange holds (see release):
+// detection runs only for a request whose client address is known.
+func (h *Handler) settings(in *policy.Inputs, known bool) {
+	if in.Mode != h.Mode {
+		in.Mode = h.Mode
+	}
+	if in.StoreUnavailable != h.app.StoreUnavailable {
+		in.StoreUnavailable = h.app.StoreUnavailable
+	}
+	if lim := h.app.Limiter(); in.Limiter != policy.Limiter(lim) {
+		in.Limiter = lim
+	}
+	var det policy.Detector
+	if known && (h.Detect == nil || !h.Detect.Off) {
+		det = h.detector
+	}
+	if in.Detector != det {
+		in.Detector = det
 	}
 }
 

@@ -152,7 +152,7 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 // caller's frame, on every request's stack.
 func (t *Tracker) OnRequest(src *netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served func() bool) (signals signal.Set, refuseOnly bool) {
 	k := t.key(*src)
-	signals, failing := t.request(k, now, uaHash, probe, payload, 1)
+	signals, failing := t.request(&k, now, uaHash, probe, payload, 1)
 	if !probe && payload == 0 && !failing {
 		// A fresh address (a scanner rotating through its network) is
 		// not failing yet: under its network's suspicion, a request for a
@@ -164,7 +164,7 @@ func (t *Tracker) OnRequest(src *netip.Addr, now uint32, uaHash uint64, probe bo
 		return signals, false
 	}
 	if nk, ok := networkKey(*src); ok {
-		over, _ := t.request(nk, now, maphash.Bytes(t.seed, k.addr[:]), probe, payload, networkFactor)
+		over, _ := t.request(&nk, now, maphash.Bytes(t.seed, k.addr[:]), probe, payload, networkFactor)
 		// The request must itself do what runs its network over: probe
 		// where probes do, send a payload where payloads do, fail where
 		// failures do.
@@ -185,7 +185,7 @@ func (t *Tracker) OnRequest(src *netip.Addr, now uint32, uaHash uint64, probe bo
 // a probe or not, with a payload or not; factor scales the buckets'
 // capacities. It returns what is running over, and whether k's failures
 // outweigh its successes lately.
-func (t *Tracker) request(k key, now uint32, agent uint64, probe bool, payload uint64, factor float32) (signal.Set, bool) {
+func (t *Tracker) request(k *key, now uint32, agent uint64, probe bool, payload uint64, factor float32) (signal.Set, bool) {
 	sh, st := t.locked(k, now)
 	signals := t.count(sh, st, now, agent, probe, payload, factor)
 	failing := st.notFound > 0
@@ -211,7 +211,7 @@ var bucketSignals = signal.Set(1<<signal.NotFound | 1<<signal.DistinctPaths | 1<
 func (t *Tracker) OnThirdParty(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served bool) signal.Set {
 	k := t.key(src)
 	k.ctx = thirdPartyContext
-	sh, st := t.locked(k, now)
+	sh, st := t.locked(&k, now)
 	defer sh.mu.Unlock()
 	signals := t.count(sh, st, now, uaHash, probe, payload, 1)
 	switch x := sh.existingExtra(st); {
@@ -277,12 +277,12 @@ func (t *Tracker) OnResponse(src netip.Addr, now uint32, p string, status int, a
 	k := t.key(src)
 	if thirdParty {
 		k.ctx = thirdPartyContext
-		t.response(k, now, h, failed, asset || named, w, agent)
+		t.response(&k, now, h, failed, asset || named, w, agent)
 		return
 	}
-	t.response(k, now, h, failed, asset || named, w, agent)
+	t.response(&k, now, h, failed, asset || named, w, agent)
 	if nk, ok := networkKey(src); ok {
-		t.response(nk, now, h, failed, asset || named, w, maphash.Bytes(t.seed, k.addr[:]))
+		t.response(&nk, now, h, failed, asset || named, w, maphash.Bytes(t.seed, k.addr[:]))
 	}
 }
 
@@ -291,7 +291,7 @@ func (t *Tracker) OnResponse(src netip.Addr, now uint32, p string, status int, a
 // one of the people behind k; a failure of a path not failed lately adds
 // w, and, for a network, counts the source that failed (agent) among its
 // suspect ones.
-func (t *Tracker) response(k key, now uint32, h uint64, failed, static bool, w float32, agent uint64) {
+func (t *Tracker) response(k *key, now uint32, h uint64, failed, static bool, w float32, agent uint64) {
 	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
 	t.drain(st, now)

@@ -25,17 +25,24 @@ func budgetApproval(maxRPS float64, burst int, maxRequests int64) *approvals.App
 	return a
 }
 
+// fileStoreLimiter is a limiter on a file store on a test clock, with one
+// approval (budgetApproval(100, 10, 1500)) registered.
+func fileStoreLimiter(t *testing.T) (*testutil.Clock, *store.FileStore, *approvals.Approval, *ledger.Limiter) {
+	t.Helper()
+	clock := testutil.NewClock(storetest.Epoch)
+	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
+	testutil.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	a := budgetApproval(100, 10, 1500)
+	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
+	return clock, s, a, ledger.NewLimiter(s, clock.Now)
+}
+
 // On the file store's clock the bounds are exact: driven at ten times
 // max_rps for 10 simulated seconds, the limiter admits at most
 // burst + max_rps × 10, and then exactly max_requests in all.
 func TestFileStoreLimiterHoldsRateAndBudgetOnItsClock(t *testing.T) {
-	clock := testutil.NewClock(storetest.Epoch)
-	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
-	testutil.NoError(t, err)
-	defer s.Close()
-	a := budgetApproval(100, 10, 1500)
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
-	lim := ledger.NewLimiter(s, clock.Now)
+	clock, s, a, lim := fileStoreLimiter(t)
 
 	admitted := map[ledger.Verdict]int{}
 	step := time.Millisecond
@@ -200,13 +207,7 @@ func TestTestCapacityBoundsAllApprovalsTogether(t *testing.T) {
 // its context being asked (reaching a request's cancellation walks the
 // chain of its context, on every approved request).
 func TestAbandonedOnlyWhenARequestWouldWait(t *testing.T) {
-	clock := testutil.NewClock(storetest.Epoch)
-	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
-	testutil.NoError(t, err)
-	defer s.Close()
-	a := budgetApproval(100, 10, 1500)
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
-	lim := ledger.NewLimiter(s, clock.Now)
+	_, _, a, lim := fileStoreLimiter(t)
 
 	gone, cancel := context.WithCancel(ctx)
 	cancel()

@@ -236,7 +236,10 @@ func judge(in *Inputs, d *Decision) (approvals.Finding, *approvals.Approval) {
 		d.refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
 		return approvals.NoApproval, nil
 	}
-	finding, a := in.Snapshot.Evaluate(&in.Access, in.Now)
+	finding, a := approvals.NoApproval, (*approvals.Approval)(nil)
+	if !in.Uncovered { // Read looked already, on the same snapshot at the same time
+		finding, a = in.Snapshot.Evaluate(&in.Access, in.Now)
+	}
 	if (automatic || in.BannedHere) && finding != approvals.InScope {
 		// A network's ban is about its scanners, not its neighbours: a
 		// request for a path the site serves goes on to be judged itself.

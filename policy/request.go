@@ -20,6 +20,10 @@ type View struct {
 	// LegacyToken: the request carried the retired Gatekeeper-Test-Token
 	// header (see TokenScheme).
 	LegacyToken bool
+	// Uncovered: Read found that no approval covers the source, on the
+	// snapshot and at the time it was given, so Decide on the same need
+	// not look again. False when Read found one, or did not look.
+	Uncovered bool
 }
 
 // maxOverrideBody is the largest form or JSON body read for a method
@@ -59,11 +63,13 @@ func ReadInto(v *View, r *http.Request, client netip.Addr, snap *approvals.Snaps
 		return
 	}
 	v.Access.IP, v.Access.Token = client, token.Value
-	if snap.Covers(client, at) {
-		v.Access.Path, v.Access.Canonical = r.URL.Path, Canonical(r.URL.Path, r.URL.EscapedPath())
-		v.Access.Paths = paths
-		v.Access.Methods = EffectiveMethods(r.Method, overrideCarriers(r, token.overrides))
+	if !snap.Covers(client, at) {
+		v.Uncovered = true
+		return
 	}
+	v.Access.Path, v.Access.Canonical = r.URL.Path, Canonical(r.URL.Path, r.URL.EscapedPath())
+	v.Access.Paths = paths
+	v.Access.Methods = EffectiveMethods(r.Method, overrideCarriers(r, token.overrides))
 }
 
 // trimHostDot drops a trailing dot from r's host, on r too, and returns the

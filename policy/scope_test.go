@@ -158,3 +158,38 @@ func TestReadFindsOverrideHeadersOnStepZerosPass(t *testing.T) {
 		}
 	}
 }
+
+// Read's finding that no approval covers a source spares Decide a second
+// lookup, and changes nothing it decides: for sources covered by the
+// right tenant's approval, another tenant's, a banned one's and none, with
+// and without a token, the decision on Read's view is the decision with
+// the approvals looked up again.
+func TestDecideTrustsReadsUncoveredFinding(t *testing.T) {
+	snap := snapshot()
+	for _, ip := range []string{"192.0.2.3", "192.0.2.100", "198.51.100.1", "10.20.3.4", "192.0.2.5", "192.0.2.6", "203.0.113.9", "198.51.100.77"} {
+		for _, tenant := range []string{"acme", "globex"} {
+			for _, auth := range []string{"", "Gatekeeper s3cret"} {
+				r := httptest.NewRequest("GET", "http://"+tenant+".example/api/x", nil)
+				if auth != "" {
+					r.Header.Set("Proxy-Authorization", auth)
+				}
+				v := Read(r, netip.MustParseAddr(ip), snap, at, pathMatcher{})
+				v.Access.Tenant = tenant
+				if v.Uncovered == snap.Covers(v.Access.IP, at) {
+					t.Fatalf("%s: Uncovered %v, yet Covers says %v", ip, v.Uncovered, snap.Covers(v.Access.IP, at))
+				}
+				in := Inputs{View: v, Request: r, Snapshot: snap, Now: at, Mode: ModeBlock, Limiter: admitAll}
+				lookedAgain := in
+				lookedAgain.Uncovered = false
+				got, want := decided(in), decided(lookedAgain)
+				if ip == "192.0.2.3" && tenant == "acme" && got.Verdict != VerdictApproved {
+					t.Errorf("%s %s %q: %s/%s, want approved (apr_scoped covers it)", ip, tenant, auth, got.Verdict, got.Reason)
+				}
+				if got.Verdict != want.Verdict || got.Reason != want.Reason || got.Status != want.Status || got.Approval != want.Approval {
+					t.Errorf("%s %s %q: %s/%s %d, looked up again %s/%s %d", ip, tenant, auth,
+						got.Verdict, got.Reason, got.Status, want.Verdict, want.Reason, want.Status)
+				}
+			}
+		}
+	}
+}

@@ -49,7 +49,7 @@ func (h *durationHistogram) Observe(d time.Duration, s int) {
 	for i < len(h.limits) && int64(d) > h.limits[i] {
 		i++
 	}
-	sh := &h.shards[uint(s)%stripe.N]
+	sh := &h.shards[stripe.Of(s)]
 	sh.counts[i].Add(1)
 	sh.sum.Add(int64(d))
 }

@@ -131,7 +131,7 @@ type tally struct {
 
 // tally is stripe s's counts in the slot of tick t.
 func (g *Guard) tally(s int, t int64) *tally {
-	return &g.ring[t%slots].stripes[uint(s)%stripe.N]
+	return &g.ring[t%slots].stripes[stripe.Of(s)]
 }
 
 // New returns a guard with settings s (defaults filled in), whose ticks

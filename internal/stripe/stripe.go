@@ -14,6 +14,9 @@ import "sync/atomic"
 // N is the number of stripes.
 const N = 8
 
+// Of is the stripe s stands for: any int, taken modulo N.
+func Of(s int) int { return int(uint(s) % N) }
+
 // Counter is a counter kept in N stripes, each on a cache line of its own.
 type Counter struct {
 	stripes [N]struct {
@@ -22,8 +25,8 @@ type Counter struct {
 	}
 }
 
-// Add adds n in stripe s (any int: it is taken modulo N).
-func (c *Counter) Add(s int, n uint64) { c.stripes[uint(s)%N].n.Add(n) }
+// Add adds n in stripe s (any int: see Of).
+func (c *Counter) Add(s int, n uint64) { c.stripes[Of(s)].n.Add(n) }
 
 // Load is the count: the sum of the stripes.
 func (c *Counter) Load() uint64 {

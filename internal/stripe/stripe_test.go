@@ -58,3 +58,11 @@ func BenchmarkOneCounter(b *testing.B) {
 		}
 	})
 }
+
+func TestOfTakesAnyIntModuloN(t *testing.T) {
+	for s, want := range map[int]int{0: 0, 3: 3, N: 0, N + 1: 1, -1: N - 1} {
+		if got := Of(s); got != want || got < 0 || got >= N {
+			t.Errorf("Of(%d) = %d, want %d in [0, %d)", s, got, want, N)
+		}
+	}
+}

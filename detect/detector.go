@@ -195,14 +195,15 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 	return res
 }
 
-// InspectInto is InspectAt, into res: the handler's way, which keeps the
+// InspectInto is InspectAt, into res, which must be the zero Result (the
+// decision Decide clears holds it): the handler's way, which keeps the
 // result off its stack, and whose source and time are pointers to the
 // caller's, so that its arguments take few words in the caller's frame. It
 // reads the request alone first (look), then what src has done lately
 // (track), each in a frame of its own, so that the deeper of the two is all
 // the stack the inspection needs.
 func (d *Detector) InspectInto(res *Result, r *http.Request, src *netip.Addr, asn uint, at *time.Time) {
-	*res = Result{at: d.behavior.ClockAt(*at)}
+	res.at = d.behavior.ClockAt(*at)
 	seen := d.look(res, r, asn)
 	d.track(res, r, src, &seen)
 	for i := Signal(0); i < NumSignals; i++ {

@@ -105,7 +105,7 @@ type Limiter interface {
 // Detector is scanner detection as Decide asks it (a *detect.Detector).
 type Detector interface {
 	// InspectInto scores r, from src in autonomous system asn (0 when
-	// unknown), arriving at at, into res.
+	// unknown), arriving at at, into res, the zero Result.
 	InspectInto(res *detect.Result, r *http.Request, src *netip.Addr, asn uint, at *time.Time)
 	// Scanner reports whether a score makes its source a scanner.
 	Scanner(*detect.Result) bool

@@ -1,50 +1,57 @@
 package caddymodule
 
 import (
-	"net/http/httptest"
-	"net/netip"
+	"context"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/internal/testutil"
+	"github.com/customernode/gatekeeper/ledger"
 	"github.com/customernode/gatekeeper/policy"
 )
 
-// What release leaves in a pooled exchange for the next request: the
-// handler's settings, which inputs writes again whenever they differ, and
-// nothing a request brought. Every field of policy.Inputs is one or the
-// other: a new field fails here until release clears it or it is added to
-// the settings inputs writes for every request.
-func TestReleaseClearsEveryRequestsInputs(t *testing.T) {
-	kept := map[string]bool{"Mode": true, "StoreUnavailable": true, "Limiter": true, "Detector": true}
-	cleared := map[string]bool{"View": true, "Request": true, "ASN": true, "Snapshot": true,
-		"BannedHere": true, "BannedHereNetwork": true, "Now": true}
-	typ := reflect.TypeFor[policy.Inputs]()
-	for i := range typ.NumField() {
-		f := typ.Field(i)
-		if !kept[f.Name] && !cleared[f.Name] {
-			t.Errorf("policy.Inputs.%s: neither cleared by release nor a handler setting", f.Name)
-		}
-	}
+// Whatever an earlier request left in a pooled exchange (here: every field
+// set, those added later too, the handler's settings among them), the next
+// request's inputs, view and decision are those it gets from a fresh
+// exchange: for an approved source, one without an approval, and one whose
+// address Caddy could not know.
+func TestEarlierRequestsLeaveNothingBehind(t *testing.T) {
+	h, _ := decisionHandler(t)
+	other := detect.New(detect.Config{})
+	at := time.Now()
+	for _, ip := range []string{"192.0.2.10", "198.51.100.20", ""} {
+		_, r := decisionRequest(ip)
+		fresh := &exchange{}
+		h.inputs(r, fresh, at)
+		policy.Decide(&fresh.in, &fresh.d)
 
-	x := &exchange{stripe: 3, start: time.Now(), decided: time.Now(),
-		rc:   requestContext{vars: map[string]any{}, logs: true},
-		view: requestView{tenant: "acme", host: "acme.example", ip: netip.MustParseAddr("192.0.2.1"), country: "DE", asn: 7}}
-	x.in = policy.Inputs{View: policy.View{Access: approvals.Access{Host: "acme.example", Token: "s3cret"}, LegacyToken: true},
-		Request: httptest.NewRequest("GET", "/", nil), ASN: 7, Snapshot: &approvals.Snapshot{},
-		BannedHere: true, BannedHereNetwork: true, Now: time.Now(), Mode: policy.ModeBlock, StoreUnavailable: "fail_open"}
-	x.release()
-	in := reflect.ValueOf(x.in)
-	for name := range cleared {
-		if !in.FieldByName(name).IsZero() {
-			t.Errorf("after release, Inputs.%s = %v", name, in.FieldByName(name))
+		earlier := &exchange{}
+		testutil.FillFields(t, earlier, errors.New("an earlier request's"), pathMatcher{}, refuseAll{}, other)
+		h.inputs(r, earlier, at)
+		policy.Decide(&earlier.in, &earlier.d)
+		if !reflect.DeepEqual(earlier.in, fresh.in) {
+			t.Errorf("%q: inputs after an earlier request\n%+v\nwant\n%+v", ip, earlier.in, fresh.in)
+		}
+		if !reflect.DeepEqual(earlier.d, fresh.d) {
+			t.Errorf("%q: decision after an earlier request\n%+v\nwant\n%+v", ip, earlier.d, fresh.d)
+		}
+		if earlier.view != fresh.view || !reflect.DeepEqual(earlier.rc, fresh.rc) || earlier.start != fresh.start {
+			t.Errorf("%q: view %+v rc %+v start %v after an earlier request; want %+v %+v %v",
+				ip, earlier.view, earlier.rc, earlier.start, fresh.view, fresh.rc, fresh.start)
+		}
+		if fresh.d.Verdict == "" {
+			t.Errorf("%q: no decision", ip)
 		}
 	}
-	if x.in.Mode != policy.ModeBlock || x.in.StoreUnavailable != "fail_open" {
-		t.Errorf("after release the settings are %q, %q; want them kept", x.in.Mode, x.in.StoreUnavailable)
-	}
-	if !x.start.IsZero() || !x.decided.IsZero() || x.rc.repl != nil || x.rc.vars != nil || x.rc.logs || x.view != (requestView{}) || x.stripe != 3 {
-		t.Errorf("after release: start %v decided %v rc %+v view %+v stripe %d", x.start, x.decided, x.rc, x.view, x.stripe)
-	}
+}
+
+// refuseAll is a limiter unlike the app's: it refuses every request.
+type refuseAll struct{}
+
+func (refuseAll) Admit(context.Context, *approvals.Approval) (ledger.Verdict, time.Duration, error) {
+	return ledger.BudgetExhausted, 0, nil
 }

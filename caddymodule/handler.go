@@ -18,6 +18,7 @@ import (
 	"github.com/customernode/gatekeeper/bans"
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/feed"
+	"github.com/customernode/gatekeeper/internal/zero"
 	"github.com/customernode/gatekeeper/ledger"
 	"github.com/customernode/gatekeeper/policy"
 )
@@ -50,6 +51,7 @@ type Handler struct {
 	detector  *detect.Detector
 	memoryKey string
 	logger    *zap.Logger
+	logs      uint32 // whether its server writes access logs, read and written atomically (see serverLogs)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -124,9 +126,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return notStarted()
 	}
 	x := exchanges.Get().(*exchange)
-	x.start = now()
-	x.rc = contextOf(r)
-	h.inputs(r, x)
+	h.inputs(r, x, now())
 	policy.Decide(&x.in, &x.d)
 	err := h.serve(w, r, next, x)
 	x.release() // not deferred: after a panic the pool just makes another
@@ -199,23 +199,19 @@ var (
 	stripes   atomic.Int64
 )
 
-// release clears what a request put in x and puts it back. Two things
-// stay: the decision, which Decide clears before it decides, and the
-// handler's settings in the inputs (mode, store setting, limiter,
-// detector), which inputs writes only when they differ. While the
-// collector marks, every pointer written into a heap object (a pooled
-// exchange is one) is recorded, so what need not be written is not.
-// TestReleaseClearsEveryRequestsInputs holds the list. Not inlined:
-// ServeHTTP's frame is under every request's decision.
+// release puts x back in the pool as the request left it: inputs writes
+// every field a request fills, whatever an earlier one left there (the
+// handler's settings only when they differ), and ReadInto and Decide clear
+// the view and the decision before they fill them. While the collector
+// marks, every pointer stored into a heap object (a pooled exchange is
+// one) is recorded, nil or not, so clearing a field the next request
+// overwrites would cost a second store each (see package zero); what an
+// exchange keeps alive meanwhile is one finished request per pool slot.
+// TestEarlierRequestsLeaveNothingBehind holds it to every field. Not
+// inlined: ServeHTTP's frame is under every request's decision.
 //
 //go:noinline
-func (x *exchange) release() {
-	x.start, x.decided, x.rc, x.view = time.Time{}, time.Time{}, requestContext{}, requestView{}
-	in := &x.in
-	in.View, in.Request, in.ASN, in.Snapshot, in.Now = policy.View{}, nil, 0, nil, time.Time{}
-	in.BannedHere, in.BannedHereNetwork = false, false
-	exchanges.Put(x)
-}
+func (x *exchange) release() { exchanges.Put(x) }
 
 // refusal is the error that makes Caddy answer a refused request.
 func refusal(d *policy.Decision) error {
@@ -245,21 +241,27 @@ type requestView struct {
 	asn     uint
 }
 
-// inputs gathers the policy's inputs for r into x: the
-// view policy.Read builds (step 0 happens there), with what only Caddy
-// knows: the client's address, the tenant, the path matcher.
-func (h *Handler) inputs(r *http.Request, x *exchange) {
-	in, at := &x.in, x.start
+// inputs gathers the policy's inputs for r, which arrived at start, into
+// x, whatever an earlier request left there: the view policy.Read builds
+// (step 0 happens there), with what only Caddy knows: the client's
+// address, the tenant, the path matcher.
+func (h *Handler) inputs(r *http.Request, x *exchange, start time.Time) {
+	x.start, x.rc = start, h.contextOf(r)
+	in, at := &x.in, start
 	in.Request, in.Now = r, at
 	ip := clientIP(x.rc.vars)
 	h.settings(in, ip.IsValid())
 	if ip.IsValid() {
 		in.Snapshot = h.app.Syncer().Snapshot()
+	} else {
+		zero.Clear(&in.Snapshot)
 	}
 	policy.ReadInto(&in.View, r, ip, in.Snapshot, at, pathMatcher{r})
 	x.view.tenant, x.view.host, x.view.ip = h.tenant.of(r, x.rc.repl), in.Access.Host, ip
 	in.Access.Tenant = x.view.tenant
 	if !ip.IsValid() {
+		zero.Clear(&x.view.country)
+		x.view.asn, in.ASN, in.BannedHere, in.BannedHereNetwork = 0, 0, false, false
 		return
 	}
 	x.view.country, x.view.asn = h.app.geo.Lookup(ip)

@@ -1,10 +1,12 @@
 package caddymodule
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -36,13 +38,40 @@ type requestContext struct {
 	logs bool           // the server writes access logs
 }
 
-func contextOf(r *http.Request) requestContext {
+func (h *Handler) contextOf(r *http.Request) requestContext {
 	ctx := r.Context()
 	repl, _ := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	vars, _ := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any)
-	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	return requestContext{repl: repl, vars: vars, logs: srv != nil && srv.Logs != nil}
+	return requestContext{repl: repl, vars: vars, logs: h.serverLogs(ctx)}
 }
+
+// serverLogs reports whether the server h runs in writes access logs. A
+// handler serves one place in one server's routes (Caddy provisions every
+// place a handler appears in the config apart, named routes in each server
+// that invokes them), so the first request the server prepared answers for
+// all: the lookup, the deepest of the three in the context's chain, is
+// made once.
+func (h *Handler) serverLogs(ctx context.Context) bool {
+	if known := atomic.LoadUint32(&h.logs); known != 0 {
+		return known == logsOn
+	}
+	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv == nil {
+		return false // not a request Caddy's server prepared
+	}
+	if srv.Logs == nil {
+		atomic.StoreUint32(&h.logs, logsOff)
+		return false
+	}
+	atomic.StoreUint32(&h.logs, logsOn)
+	return true
+}
+
+// Values of Handler.logs: 0 until a request has told.
+const (
+	logsOff = 1 + iota
+	logsOn
+)
 
 // matchPath reports whether path p of r matches a Caddy path pattern, with
 // the server's own matcher; p is r's path or a view of it. Approval paths

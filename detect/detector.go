@@ -14,6 +14,7 @@ import (
 
 	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/detect/signal"
+	"github.com/customernode/gatekeeper/internal/zero"
 )
 
 // Signal is one kind of evidence (see package signal).
@@ -94,6 +95,16 @@ type Result struct {
 	// is a method value (two words) rather than a closure over the
 	// inspecting frame's values.
 	served servedQuery
+}
+
+// Reset makes r the zero Result, writing only the fields that are set (see
+// package zero): the handler's result lives in a pooled heap object.
+func (r *Result) Reset() {
+	r.Score, r.Signals, r.ThirdParty, r.RefuseOnly, r.Asset, r.at, r.agent = 0, 0, false, false, false, 0, 0
+	zero.Clear(&r.Family)
+	zero.Clear(&r.served.d)
+	zero.Clear(&r.served.path)
+	r.served.minute = 0
 }
 
 // servedQuery asks d whether the site served path lately, at a minute.

@@ -20,6 +20,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/internal/zero"
 	"github.com/customernode/gatekeeper/ledger"
 )
 
@@ -162,6 +163,21 @@ type Decision struct {
 	StoreErr error
 }
 
+// reset makes d the zero Decision, writing only the fields that are set
+// (see package zero): the handler's decision lives in a pooled heap object,
+// and a whole-struct clear would store all of its pointer slots on every
+// request.
+func (d *Decision) reset() {
+	zero.Clear(&d.Verdict)
+	zero.Clear(&d.Reason)
+	zero.Clear(&d.Approval)
+	zero.Clear(&d.Result)
+	zero.Clear(&d.StoreErr)
+	d.Status, d.RetryAfter, d.Ban, d.Observe = 0, 0, false, false
+	d.Detection.Result.Reset()
+	d.Detection.Scanner = false
+}
+
 // Refused reports whether the request is refused.
 func (d *Decision) Refused() bool { return d.Status != 0 }
 
@@ -195,7 +211,7 @@ func (d *Decision) RetryAfterSeconds() string {
 // request's goroutine stack never has to grow for them
 // (docs/performance.md).
 func Decide(in *Inputs, d *Decision) {
-	*d = Decision{}
+	d.reset()
 	finding, a := judge(in, d)
 	switch {
 	case d.Status != 0:

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/internal/testutil"
 	"github.com/customernode/gatekeeper/ledger"
 )
 
@@ -214,6 +216,11 @@ func TestDecide(t *testing.T) {
 				in.StoreUnavailable = config.FailOpen
 			}
 			d := decided(in)
+			earlier := Decision{}
+			testutil.FillFields(t, &earlier, errors.New("an earlier request's"))
+			if Decide(&in, &earlier); !reflect.DeepEqual(earlier, d) {
+				t.Errorf("decided over an earlier request's decision: %+v, want %+v", earlier, d)
+			}
 			if d.Verdict != tc.wantVerdict || d.Reason != tc.wantReason || d.Status != tc.wantStatus {
 				t.Errorf("got %s/%s %d, want %s/%s %d", d.Verdict, d.Reason, d.Status, tc.wantVerdict, tc.wantReason, tc.wantStatus)
 			}
@@ -316,5 +323,15 @@ func TestSetHeadersGivesEachRequestItsOwnValues(t *testing.T) {
 	d.SetHeaders(second)
 	if got := second.Get(HeaderApproval); got != "apr_1" || a.ID != "apr_1" {
 		t.Fatalf("after one request's header was rewritten in place, the next one's is %q (approval id %q)", got, a.ID)
+	}
+}
+
+// reset clears every field of a decision, those added later too: the
+// handler decides into the decision of a pooled exchange.
+func TestResetClearsEveryField(t *testing.T) {
+	var d Decision
+	testutil.FillFields(t, &d, errors.New("an earlier request's"))
+	if d.reset(); !reflect.ValueOf(d).IsZero() {
+		t.Fatalf("after reset: %+v", d)
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 // Whatever an earlier request left in a pooled exchange (here: every field
 // set, those added later too, the handler's settings among them), the next
-// request's inputs, view and decision are those it gets from a fresh
+// request's inputs, country and decision are those it gets from a fresh
 // exchange: for an approved source, one without an approval, and one whose
 // address Caddy could not know.
 func TestEarlierRequestsLeaveNothingBehind(t *testing.T) {
@@ -39,9 +39,9 @@ func TestEarlierRequestsLeaveNothingBehind(t *testing.T) {
 		if !reflect.DeepEqual(earlier.d, fresh.d) {
 			t.Errorf("%q: decision after an earlier request\n%+v\nwant\n%+v", ip, earlier.d, fresh.d)
 		}
-		if earlier.view != fresh.view || !reflect.DeepEqual(earlier.rc, fresh.rc) || earlier.start != fresh.start {
-			t.Errorf("%q: view %+v rc %+v start %v after an earlier request; want %+v %+v %v",
-				ip, earlier.view, earlier.rc, earlier.start, fresh.view, fresh.rc, fresh.start)
+		if earlier.country != fresh.country || !reflect.DeepEqual(earlier.rc, fresh.rc) || earlier.start != fresh.start {
+			t.Errorf("%q: country %q rc %+v start %v after an earlier request; want %q %+v %v",
+				ip, earlier.country, earlier.rc, earlier.start, fresh.country, fresh.rc, fresh.start)
 		}
 		if fresh.d.Verdict == "" {
 			t.Errorf("%q: no decision", ip)

@@ -171,7 +171,7 @@ func (h *Handler) observe(r *http.Request, x *exchange, status int, err error) {
 	}
 	h.app.state.guard.Observe(x.stripe, x.start, time.Since(x.decided), status >= 500 && status != policy.StatusClientClosed)
 	if x.d.Observe {
-		h.detector.ObserveRequest(r, x.view.ip, status, &x.d.Detection.Result)
+		h.detector.ObserveRequest(r, x.in.Access.IP, status, &x.d.Detection.Result)
 	}
 }
 
@@ -190,7 +190,10 @@ type exchange struct {
 	rc      requestContext
 	in      policy.Inputs
 	d       policy.Decision
-	view    requestView
+	// country is the source's, for logs, placeholders and the feed; the
+	// rest of what they show (tenant, host, address, autonomous system)
+	// is in the inputs.
+	country string
 	stripe  int
 }
 
@@ -231,16 +234,6 @@ func errorStatus(err error, status int) int {
 	return status
 }
 
-// requestView is what the handler learnt of a request while gathering the
-// policy's inputs, for logs, placeholders and the feed.
-type requestView struct {
-	tenant  string
-	host    string
-	ip      netip.Addr
-	country string
-	asn     uint
-}
-
 // inputs gathers the policy's inputs for r, which arrived at start, into
 // x, whatever an earlier request left there: the view policy.Read builds
 // (step 0 happens there), with what only Caddy knows: the client's
@@ -257,15 +250,13 @@ func (h *Handler) inputs(r *http.Request, x *exchange, start time.Time) {
 		zero.Clear(&in.Snapshot)
 	}
 	policy.ReadInto(&in.View, r, ip, in.Snapshot, at, pathMatcher{r})
-	x.view.tenant, x.view.host, x.view.ip = h.tenant.of(r, x.rc.repl), in.Access.Host, ip
-	in.Access.Tenant = x.view.tenant
+	in.Access.Tenant = h.tenant.of(r, x.rc.repl)
 	if !ip.IsValid() {
-		zero.Clear(&x.view.country)
-		x.view.asn, in.ASN, in.BannedHere, in.BannedHereNetwork = 0, 0, false, false
+		zero.Clear(&x.country)
+		in.ASN, in.BannedHere, in.BannedHereNetwork = 0, false, false
 		return
 	}
-	x.view.country, x.view.asn = h.app.geo.Lookup(ip)
-	in.ASN = x.view.asn
+	x.country, in.ASN = h.app.geo.Lookup(ip)
 	in.BannedHere, in.BannedHereNetwork = h.app.bannedHere(in.Snapshot, ip, at)
 }
 
@@ -300,7 +291,7 @@ func (m pathMatcher) MatchPath(patterns []string, p string) bool { return matchP
 // apply carries out d on r: headers for the upstream and the client,
 // counts, logs, a ban, placeholders and access-log fields.
 func (h *Handler) apply(w http.ResponseWriter, r *http.Request, x *exchange) {
-	d, view := &x.d, &x.view
+	d := &x.d
 	d.SetHeaders(r.Header)
 	if s := d.RetryAfterSeconds(); s != "" {
 		w.Header().Set("Retry-After", s)
@@ -311,7 +302,7 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, x *exchange) {
 	family := "none"
 	if d.Detection.Scanner {
 		family = cmp.Or(d.Detection.Family, "other")
-		h.scannerDetected(d, view, family)
+		h.scannerDetected(d, x.in.Access.IP, family)
 	}
 	if d.Reason != "" && d.Refused() {
 		if d.Reason == policy.ReasonScanner {
@@ -333,9 +324,9 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, x *exchange) {
 		h.logUnknownClient(r)
 	}
 	if d.Verdict != policy.VerdictPass && d.Verdict != policy.VerdictApproved {
-		h.toFeed(r, d, view)
+		h.toFeed(r, x)
 	}
-	publish(r, &x.rc, d, view)
+	publish(r, x)
 }
 
 // logUnknownClient says why a request whose client address cannot be
@@ -347,11 +338,12 @@ func (h *Handler) logUnknownClient(r *http.Request) {
 }
 
 // toFeed adds a refused or flagged request to the live feed.
-func (h *Handler) toFeed(r *http.Request, d *policy.Decision, view *requestView) {
-	ev := feed.Event{Time: now().UTC(), Tenant: view.tenant, Verdict: d.Verdict, Reason: d.Reason,
-		Country: view.country, ASN: view.asn, Method: r.Method, Host: view.host, Path: r.URL.Path}
-	if view.ip.IsValid() {
-		ev.Source = view.ip.String()
+func (h *Handler) toFeed(r *http.Request, x *exchange) {
+	d, acc := &x.d, &x.in.Access
+	ev := feed.Event{Time: now().UTC(), Tenant: acc.Tenant, Verdict: d.Verdict, Reason: d.Reason,
+		Country: x.country, ASN: x.in.ASN, Method: r.Method, Host: acc.Host, Path: r.URL.Path}
+	if acc.IP.IsValid() {
+		ev.Source = acc.IP.String()
 	}
 	if d.Detection.Scanner {
 		ev.Scanner, ev.SignalSet = cmp.Or(d.Detection.Family, "other"), d.Detection.Signals
@@ -367,7 +359,7 @@ func (h *Handler) toFeed(r *http.Request, d *policy.Decision, view *requestView)
 }
 
 // scannerDetected counts, logs and (in block mode) bans a detection.
-func (h *Handler) scannerDetected(d *policy.Decision, view *requestView, family string) {
+func (h *Handler) scannerDetected(d *policy.Decision, src netip.Addr, family string) {
 	det := d.Detection
 	for _, s := range detect.Signals() {
 		if det.Signals.Has(s) {
@@ -375,12 +367,12 @@ func (h *Handler) scannerDetected(d *policy.Decision, view *requestView, family 
 		}
 	}
 	reasons := strings.Join(det.Signals.Names(), ",")
-	fields := []zap.Field{zap.Stringer("source", view.ip), zap.String("scanner", family),
+	fields := []zap.Field{zap.Stringer("source", src), zap.String("scanner", family),
 		zap.String("signals", reasons), zap.Int("score", det.Score)}
 	switch {
 	case d.Ban:
-		offence := h.detector.Tracker().Offence(view.ip, bans.OffenceMemory)
-		ttl := h.app.banScanner(view.ip, reasons, offence)
+		offence := h.detector.Tracker().Offence(src, bans.OffenceMemory)
+		ttl := h.app.banScanner(src, reasons, offence)
 		switch {
 		case !h.app.state.banLog.allow(now()):
 		case ttl > 0:

@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/customernode/gatekeeper/detect"
-	"github.com/customernode/gatekeeper/policy"
 )
 
 // publish makes the decision's placeholders and access-log fields
@@ -22,8 +21,9 @@ import (
 // any provider, so placeholders always show the last decision. The access
 // log's gatekeeper object is added only when the server writes access
 // logs, and encoded only when the entry is written.
-func publish(r *http.Request, rc *requestContext, d *policy.Decision, view *requestView) {
-	f := logFields{verdict: d.Verdict, reason: d.Reason, tenant: view.tenant, country: view.country, asn: view.asn}
+func publish(r *http.Request, x *exchange) {
+	d, rc := &x.d, &x.rc
+	f := logFields{verdict: d.Verdict, reason: d.Reason, tenant: x.in.Access.Tenant, country: x.country, asn: x.in.ASN}
 	if d.Approval != nil {
 		f.approval = d.Approval.ID
 	}

@@ -90,6 +90,10 @@ type Result struct {
 	at uint32
 	// agent is the hash of the request's user agent.
 	agent uint64
+	// tenant is the hash of the tenant (site) the request asked (see
+	// behavior.TenantHash): evidence a page could have made counts, and
+	// acts, in its tenant only.
+	tenant uint64
 	// served asks whether the site served the request's path lately; it
 	// lives here, beside the result, so that what the tracker is handed
 	// is a method value (two words) rather than a closure over the
@@ -100,21 +104,22 @@ type Result struct {
 // Reset makes r the zero Result, writing only the fields that are set (see
 // package zero): the handler's result lives in a pooled heap object.
 func (r *Result) Reset() {
-	r.Score, r.Signals, r.ThirdParty, r.RefuseOnly, r.Asset, r.at, r.agent = 0, 0, false, false, false, 0, 0
+	r.Score, r.Signals, r.ThirdParty, r.RefuseOnly, r.Asset, r.at, r.agent, r.tenant = 0, 0, false, false, false, 0, 0, 0
 	zero.Clear(&r.Family)
 	zero.Clear(&r.served.d)
 	zero.Clear(&r.served.path)
-	r.served.minute = 0
+	r.served.minute, r.served.tenant = 0, 0
 }
 
-// servedQuery asks d whether the site served path lately, at a minute.
+// servedQuery asks d whether the tenant served path lately, at a minute.
 type servedQuery struct {
 	d      *Detector
+	tenant uint64
 	path   string
 	minute uint32
 }
 
-func (q *servedQuery) Served() bool { return q.d.served.has(q.path, q.minute) }
+func (q *servedQuery) Served() bool { return q.d.served.has(q.tenant, q.path, q.minute) }
 
 // Config sets up a Detector. Zero values take the defaults.
 type Config struct {
@@ -192,17 +197,18 @@ func New(cfg Config) *Detector {
 func (d *Detector) Tracker() *behavior.Tracker { return d.behavior }
 
 // inspect scores r from source src in autonomous system asn (0 when
-// unknown): its signatures, its path, its headers, its network and what src
-// has done lately. It also records r's path in src's behaviour.
+// unknown), asking the tenant of its Host: its signatures, its path, its
+// headers, its network and what src has done lately. It also records r's
+// path in src's behaviour.
 func (d *Detector) inspect(r *http.Request, src netip.Addr, asn uint) Result {
-	return d.InspectAt(r, src, asn, d.behavior.Now())
+	return d.InspectAt(r, r.Host, src, asn, d.behavior.Now())
 }
 
-// InspectAt is inspect for a request that arrived at at, for a caller that
-// has read the time already.
-func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.Time) Result {
+// InspectAt is inspect for a request to tenant that arrived at at, for a
+// caller that has read the time already.
+func (d *Detector) InspectAt(r *http.Request, tenant string, src netip.Addr, asn uint, at time.Time) Result {
 	var res Result
-	d.InspectInto(&res, r, &src, asn, &at)
+	d.InspectInto(&res, r, tenant, &src, asn, &at)
 	return res
 }
 
@@ -213,8 +219,8 @@ func (d *Detector) InspectAt(r *http.Request, src netip.Addr, asn uint, at time.
 // reads the request alone first (look), then what src has done lately
 // (track), each in a frame of its own, so that the deeper of the two is all
 // the stack the inspection needs.
-func (d *Detector) InspectInto(res *Result, r *http.Request, src *netip.Addr, asn uint, at *time.Time) {
-	res.at = d.behavior.ClockAt(*at)
+func (d *Detector) InspectInto(res *Result, r *http.Request, tenant string, src *netip.Addr, asn uint, at *time.Time) {
+	res.at, res.tenant = d.behavior.ClockAt(*at), d.behavior.TenantHash(tenant)
 	seen := d.look(res, r, asn)
 	d.track(res, r, src, &seen)
 	for i := Signal(0); i < NumSignals; i++ {
@@ -295,7 +301,7 @@ func hostIsIP(h string) bool {
 
 // track adds what src has done lately, r among it, to res.
 func (d *Detector) track(res *Result, r *http.Request, src *netip.Addr, seen *looked) {
-	res.served = servedQuery{d: d, path: r.URL.Path, minute: minuteOf(res.at)}
+	res.served = servedQuery{d: d, tenant: res.tenant, path: r.URL.Path, minute: minuteOf(res.at)}
 	if res.ThirdParty {
 		res.Signals |= d.behavior.OnThirdParty(*src, res.at, seen.agent, seen.probe, seen.payload, res.served.Served())
 		res.RefuseOnly = true
@@ -306,16 +312,9 @@ func (d *Detector) track(res *Result, r *http.Request, src *netip.Addr, seen *lo
 	res.RefuseOnly = refuseOnly
 }
 
-// observe feeds the answer to a request for path from src back into its
-// behaviour.
-func (d *Detector) observe(src netip.Addr, path string, status int) {
-	now := d.behavior.Clock()
-	d.served.note(path, status, now)
-	d.behavior.OnResponse(src, now, path, status, 0, false, false)
-}
-
-// ObserveRequest is observe for the request r itself, which InspectAt judged
-// res: res tells what kind of request it was (a browser's load of an asset
+// ObserveRequest feeds the answer to the request r, which InspectInto
+// judged res, back into its source's behaviour and its tenant's served
+// paths. res tells what kind of request it was (a browser's load of an asset
 // counts as one whatever its path; CORS preflights are not counted at all;
 // one another site's page made counts in the source's third-party context)
 // and when it arrived, the time its answer is counted at.
@@ -323,15 +322,15 @@ func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, r
 	if r.Method == http.MethodOptions {
 		return
 	}
-	d.served.note(r.URL.Path, status, res.at)
+	d.served.note(res.tenant, r.URL.Path, status, res.at)
 	d.behavior.OnResponse(src, res.at, r.URL.Path, status, res.agent, res.Asset, res.ThirdParty)
 }
 
-// Served reports whether the site answered path successfully lately, at
-// at: a neighbour's request for it is judged on its own, whatever its
+// Served reports whether tenant's site answered path successfully lately,
+// at at: a neighbour's request for it is judged on its own, whatever its
 // network did.
-func (d *Detector) Served(path string, at time.Time) bool {
-	return d.served.has(path, minuteOf(d.behavior.ClockAt(at)))
+func (d *Detector) Served(tenant, path string, at time.Time) bool {
+	return d.served.has(d.behavior.TenantHash(tenant), path, minuteOf(d.behavior.ClockAt(at)))
 }
 
 // minuteOf is the minute of a tracker clock reading.

@@ -39,6 +39,17 @@ func browserRequest(target string) *http.Request {
 
 var src = netip.MustParseAddr("198.51.100.7")
 
+// testTenant is the tenant of the tests' requests (their Host).
+const testTenant = "acme.example.com"
+
+// observe feeds the answer to a request for path from src back into its
+// behaviour; the tenant is testTenant, the Host of the tests' requests.
+func (d *Detector) observe(src netip.Addr, path string, status int) {
+	now := d.behavior.Clock()
+	d.served.note(d.behavior.TenantHash(testTenant), path, status, now)
+	d.behavior.OnResponse(src, now, path, status, 0, false, false)
+}
+
 // The user agents and headers scanners send, as their sources document them.
 func TestScannerSignaturesAreRecognised(t *testing.T) {
 	d := newDetector(t, nil)

@@ -8,8 +8,9 @@ import (
 	"github.com/customernode/gatekeeper/detect/behavior"
 )
 
-// servedPaths remembers which of a site's paths answered successfully
-// lately, whoever asked. It is what lets Gatekeeper refuse a suspect's
+// servedPaths remembers which of each tenant's paths answered successfully
+// lately, whoever asked. A path is kept by tenant: one tenant whose site
+// answers 200 to any path never makes a path served for another. It is what lets Gatekeeper refuse a suspect's
 // requests without refusing anyone's visit to the site: under suspicion
 // (a third-party context that scanned, a network that rotates a scanner
 // through its addresses) a request for a path the site has served lately
@@ -36,11 +37,14 @@ const (
 
 func newServedPaths() *servedPaths { return &servedPaths{seed: maphash.MakeSeed()} }
 
-// pathHash hashes p as served paths are kept: lower case, record IDs in
-// segments replaced by one placeholder, a trailing slash dropped.
-func (s *servedPaths) pathHash(p string) uint64 {
+// pathHash hashes tenant's p as served paths are kept: lower case, record
+// IDs in segments replaced by one placeholder, a trailing slash dropped.
+func (s *servedPaths) pathHash(tenant uint64, p string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
+	for i := 0; i < 64; i += 8 {
+		h.WriteByte(byte(tenant >> i))
+	}
 	p = strings.TrimSuffix(p, "/")
 	for p != "" {
 		seg := p
@@ -60,9 +64,9 @@ func (s *servedPaths) pathHash(p string) uint64 {
 	return h.Sum64()
 }
 
-// add notes that p answered successfully at minute.
-func (s *servedPaths) add(p string, minute uint32) {
-	h := s.pathHash(p)
+// add notes that tenant's p answered successfully at minute.
+func (s *servedPaths) add(tenant uint64, p string, minute uint32) {
+	h := s.pathHash(tenant, p)
 	// A busy path is answered from both cores many times a minute: its
 	// slot is written once a minute, not by every answer, so that the
 	// cores do not take turns owning its cache line.
@@ -71,18 +75,19 @@ func (s *servedPaths) add(p string, minute uint32) {
 	}
 }
 
-// has reports whether p answered successfully within servedFor of minute.
-func (s *servedPaths) has(p string, minute uint32) bool {
-	h := s.pathHash(p)
+// has reports whether tenant's p answered successfully within servedFor of
+// minute.
+func (s *servedPaths) has(tenant uint64, p string, minute uint32) bool {
+	h := s.pathHash(tenant, p)
 	v := s.slots[h%servedSlots].Load()
 	return v != 0 && v>>32 == h>>32 && minute-uint32(v) <= servedFor
 }
 
-// note records a successful answer (2xx, or 304) to a request for p at
-// the tracker clock reading at. Redirects are left out: sites that send
-// every unknown path to a sign-in page would have every probe served.
-func (s *servedPaths) note(p string, status int, at uint32) {
+// note records a successful answer (2xx, or 304) to a request for tenant's
+// p at the tracker clock reading at. Redirects are left out: sites that
+// send every unknown path to a sign-in page would have every probe served.
+func (s *servedPaths) note(tenant uint64, p string, status int, at uint32) {
 	if status >= 200 && status < 300 || status == 304 {
-		s.add(p, minuteOf(at))
+		s.add(tenant, p, minuteOf(at))
 	}
 }

@@ -105,13 +105,14 @@ type Limiter interface {
 
 // Detector is scanner detection as Decide asks it (a *detect.Detector).
 type Detector interface {
-	// InspectInto scores r, from src in autonomous system asn (0 when
-	// unknown), arriving at at, into res, the zero Result.
-	InspectInto(res *detect.Result, r *http.Request, src *netip.Addr, asn uint, at *time.Time)
+	// InspectInto scores r, asking tenant, from src in autonomous system
+	// asn (0 when unknown), arriving at at, into res, the zero Result.
+	InspectInto(res *detect.Result, r *http.Request, tenant string, src *netip.Addr, asn uint, at *time.Time)
 	// Scanner reports whether a score makes its source a scanner.
 	Scanner(*detect.Result) bool
-	// Served reports whether the site answered path successfully lately.
-	Served(path string, at time.Time) bool
+	// Served reports whether tenant's site answered path successfully
+	// lately.
+	Served(tenant, path string, at time.Time) bool
 }
 
 // Inputs are what Decide needs to know about one request. Decide asks the
@@ -260,7 +261,7 @@ func judge(in *Inputs, d *Decision) (approvals.Finding, *approvals.Approval) {
 		// A network's ban is about its scanners, not its neighbours: a
 		// request for a path the site serves goes on to be judged itself.
 		network := (!automatic || networkOnly) && (!in.BannedHere || in.BannedHereNetwork)
-		if !network || in.Detector == nil || !in.Detector.Served(in.Request.URL.Path, in.Now) {
+		if !network || in.Detector == nil || !in.Detector.Served(in.Access.Tenant, in.Request.URL.Path, in.Now) {
 			d.refuse(VerdictBlocked, ReasonBanned, http.StatusForbidden)
 		}
 	}
@@ -304,7 +305,7 @@ func detection(in *Inputs, d *Decision) {
 		return
 	}
 	d.Observe = true
-	in.Detector.InspectInto(&d.Detection.Result, in.Request, &in.Access.IP, in.ASN, &in.Now)
+	in.Detector.InspectInto(&d.Detection.Result, in.Request, in.Access.Tenant, &in.Access.IP, in.ASN, &in.Now)
 	if d.Detection.Scanner = in.Detector.Scanner(&d.Detection.Result); !d.Detection.Scanner {
 		return
 	}

@@ -265,11 +265,11 @@ type detector struct {
 	served  bool
 }
 
-func (d detector) InspectInto(res *detect.Result, _ *http.Request, _ *netip.Addr, _ uint, _ *time.Time) {
+func (d detector) InspectInto(res *detect.Result, _ *http.Request, _ string, _ *netip.Addr, _ uint, _ *time.Time) {
 	*res = d.inspect().Result
 }
-func (d detector) Scanner(*detect.Result) bool   { return d.inspect().Scanner }
-func (d detector) Served(string, time.Time) bool { return d.served }
+func (d detector) Scanner(*detect.Result) bool          { return d.inspect().Scanner }
+func (d detector) Served(_, _ string, _ time.Time) bool { return d.served }
 
 func crossSite(d Detection) Detection {
 	d.ThirdParty, d.RefuseOnly = true, true

@@ -431,3 +431,20 @@ func EndsInID(p string) bool {
 // AgentHash is the hash of a user agent the tracker and detect's cache of
 // user-agent verdicts share.
 func (t *Tracker) AgentHash(ua string) uint64 { return maphash.String(t.seed, ua) }
+
+// TenantHash is the hash a tenant's evidence is kept under: its name
+// without regard to case or a trailing dot, as the policy compares
+// tenants.
+func (t *Tracker) TenantHash(tenant string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	tenant = strings.TrimSuffix(tenant, ".")
+	for i := 0; i < len(tenant); i++ {
+		c := tenant[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		h.WriteByte(c)
+	}
+	return h.Sum64()
+}

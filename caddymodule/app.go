@@ -22,6 +22,7 @@ import (
 	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/campaign"
 	"github.com/customernode/gatekeeper/guard"
 	"github.com/customernode/gatekeeper/ledger"
 	"github.com/customernode/gatekeeper/store"
@@ -191,9 +192,12 @@ type sharedState struct {
 	audit     *audit.Monitor
 	// guard is the impact guard: what this instance sees of everyone
 	// who is not testing, and how far tests yield to them.
-	guard  *guard.Guard
-	cancel context.CancelFunc
-	done   chan struct{}
+	guard *guard.Guard
+	// campaigns is what every handler knows of scans spread over many
+	// networks, shared with the other instances on the store.
+	campaigns *campaign.Tracker
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 // housekeepingInterval is how often usage counts are written to the store,
@@ -224,7 +228,7 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 		return nil, kerr
 	}
 	st := &sharedState{syncer: sy, limiter: ledger.NewLimiter(db, now), audit: audit.NewMonitor(known, now),
-		guard: guard.New(s.ImpactGuard, now()), cancel: cancel, done: make(chan struct{})}
+		guard: guard.New(s.ImpactGuard, now()), campaigns: campaign.New(campaign.Config{}), cancel: cancel, done: make(chan struct{})}
 	st.limiter.YieldTo(st.guard)
 	st.writer = store.NewBanWriter(db, "detect", st.stored(logger))
 	wasUp := err == nil
@@ -246,6 +250,7 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 	})
 	wg.Go(func() { st.housekeep(ctx, logger) })
 	wg.Go(func() { st.watchImpact(ctx, logger) })
+	wg.Go(func() { st.shareCampaigns(ctx, logger) })
 	wg.Go(func() { st.audit.Run(ctx, db, logger) })
 	go func() { wg.Wait(); close(st.done) }()
 	logger.Info("gatekeeper store ready", zap.String("store", s.Store.Describe()))
@@ -348,6 +353,42 @@ func (st *sharedState) watchImpact(ctx context.Context, logger *zap.Logger) {
 				worst = 0 // the store is down: act on this instance's own view
 			}
 			st.guard.SetRemote(worst)
+		}
+	}
+}
+
+// campaignsEvery is how often campaign evidence is shared with the other
+// instances (and old evidence forgotten): a campaign found on one is
+// refused on every instance within about this.
+const campaignsEvery = 250 * time.Millisecond
+
+// shareCampaigns forgets old campaign evidence and, where the store is
+// shared, pools this instance's evidence with every other's, until ctx
+// ends. While the store is down each instance acts on its own.
+func (st *sharedState) shareCampaigns(ctx context.Context, logger *zap.Logger) {
+	board, shared := st.syncer.Store().(campaign.Board)
+	tick := time.NewTicker(campaignsEvery)
+	defer tick.Stop()
+	before := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		at := now()
+		st.campaigns.Tick(at)
+		if shared {
+			sctx, cancel := context.WithTimeout(ctx, campaignsEvery)
+			if err := st.campaigns.Share(sctx, board, at); err != nil && ctx.Err() == nil {
+				metrics.storeErrors.WithLabelValues(OpCampaigns).Inc()
+			}
+			cancel()
+		}
+		if n := st.campaigns.Active(); n != before {
+			logger.Warn("campaigns: scans spread over many networks refused now", zap.Int("campaigns", n),
+				zap.Any("against", st.campaigns.Campaigns(at)))
+			before = n
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/campaign"
 	"github.com/customernode/gatekeeper/internal/testutil"
 	"github.com/customernode/gatekeeper/ledger"
 	"github.com/customernode/gatekeeper/policy"
@@ -30,7 +31,7 @@ func TestEarlierRequestsLeaveNothingBehind(t *testing.T) {
 		policy.Decide(&fresh.in, &fresh.d)
 
 		earlier := &exchange{}
-		testutil.FillFields(t, earlier, errors.New("an earlier request's"), pathMatcher{}, refuseAll{}, other)
+		testutil.FillFields(t, earlier, errors.New("an earlier request's"), pathMatcher{}, refuseAll{}, other, campaign.New(campaign.Config{}))
 		h.inputs(r, earlier, at)
 		policy.Decide(&earlier.in, &earlier.d)
 		if !reflect.DeepEqual(earlier.in, fresh.in) {

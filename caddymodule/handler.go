@@ -17,6 +17,7 @@ import (
 
 	"github.com/customernode/gatekeeper/bans"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/campaign"
 	"github.com/customernode/gatekeeper/feed"
 	"github.com/customernode/gatekeeper/internal/zero"
 	"github.com/customernode/gatekeeper/ledger"
@@ -172,6 +173,10 @@ func (h *Handler) observe(r *http.Request, x *exchange, status int, err error) {
 	h.app.state.guard.Observe(x.stripe, x.start, time.Since(x.decided), status >= 500 && status != policy.StatusClientClosed)
 	if x.d.Observe {
 		h.detector.ObserveRequest(r, x.in.Access.IP, status, &x.d.Detection.Result)
+		if campaign.Failure(status) {
+			req := policy.CampaignRequest(&x.in, &x.d.Detection.Result)
+			h.app.state.campaigns.Answered(&req, status, x.in.Now)
+		}
 	}
 }
 
@@ -274,11 +279,15 @@ func (h *Handler) settings(in *policy.Inputs, known bool) {
 		in.Limiter = lim
 	}
 	var det policy.Detector
+	var campaigns policy.Campaigns
 	if known && (h.Detect == nil || !h.Detect.Off) {
-		det = h.detector
+		det, campaigns = h.detector, h.app.state.campaigns
 	}
 	if in.Detector != det {
 		in.Detector = det
+	}
+	if in.Campaigns != campaigns {
+		in.Campaigns = campaigns
 	}
 }
 
@@ -300,6 +309,9 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, x *exchange) {
 		c.Add(x.stripe, 1)
 	}
 	family := "none"
+	if d.Detection.Scanner || d.Reason == policy.ReasonAttack {
+		h.countDetections(d)
+	}
 	if d.Detection.Scanner {
 		family = cmp.Or(d.Detection.Family, "other")
 		h.scannerDetected(d, x.in.Access.IP, family)
@@ -358,14 +370,19 @@ func (h *Handler) toFeed(r *http.Request, x *exchange) {
 	}
 }
 
-// scannerDetected counts, logs and (in block mode) bans a detection.
-func (h *Handler) scannerDetected(d *policy.Decision, src netip.Addr, family string) {
-	det := d.Detection
+// countDetections counts the signals of a scanner's or an attack's
+// detection.
+func (h *Handler) countDetections(d *policy.Decision) {
 	for _, s := range detect.Signals() {
-		if det.Signals.Has(s) {
+		if d.Detection.Signals.Has(s) {
 			detectionsBy[h.Mode][s].Inc()
 		}
 	}
+}
+
+// scannerDetected logs and (in block mode) bans a scanner's detection.
+func (h *Handler) scannerDetected(d *policy.Decision, src netip.Addr, family string) {
+	det := d.Detection
 	reasons := strings.Join(det.Signals.Names(), ",")
 	fields := []zap.Field{zap.Stringer("source", src), zap.String("scanner", family),
 		zap.String("signals", reasons), zap.Int("score", det.Score)}

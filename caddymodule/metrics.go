@@ -25,10 +25,12 @@ const (
 	OpFlush  = "flush"
 	OpWrite  = "write"
 	OpHealth = "health"
+	// OpCampaigns: sharing campaign evidence with the other instances.
+	OpCampaigns = "campaigns"
 )
 
 var (
-	storeOps = []string{OpSync, OpLease, OpFlush, OpWrite, OpHealth}
+	storeOps = []string{OpSync, OpLease, OpFlush, OpWrite, OpHealth, OpCampaigns}
 )
 
 const ns, sub = "caddy", "gatekeeper"
@@ -107,6 +109,9 @@ var metrics = struct {
 		}),
 		gaugeFunc("platform_stress", "How stressed the platform looks in the answers to everyone who is not testing: 0 calm, 1 severe (approved tests pause).", func(a *App) float64 {
 			return a.state.guard.Stress()
+		}),
+		gaugeFunc("campaigns_active", "Scans seen across sources that are being refused now (a tenant and a request shape each), on this instance's evidence and every other's on the store.", func(a *App) float64 {
+			return float64(a.state.campaigns.Active())
 		}),
 		gaugeFunc("store_up", "1 when the last read of the store worked, else 0.", func(a *App) float64 {
 			if a.Syncer().Health().Up {

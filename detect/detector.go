@@ -52,13 +52,15 @@ func Signals() []Signal { return signal.All() }
 // DefaultWeights: a scanner's own name, header or a behaviour bucket running
 // over is enough on its own (100 = the default threshold); a probe path or
 // a scanner network is strong evidence but not proof; weak signals only ever
-// add up.
+// add up. An attack in the request's own content (AttackSignals) weighs
+// nothing here: it refuses that request by itself (Result.Attack), and it
+// counts towards its source's ban through the payload bucket, so that one
+// request never bans alone.
 var DefaultWeights = [NumSignals]int{
 	SignalUserAgent: 100, SignalScannerHeader: 100, SignalCVEProbe: 60, SignalTraversal: 60,
 	SignalSensitivePath: 40, SignalAdminProbe: 20, SignalWeakClient: 10, SignalHeaderAnomaly: 10,
 	SignalNotFound: 100, SignalDistinctPaths: 100, SignalProbeRate: 100, SignalASN: 50,
-	SignalSQLi: 50, SignalXSS: 50, SignalCommandInjection: 50, SignalFileInclusion: 50, SignalPayloadRate: 100,
-	SignalSlowScan: 100, SignalNetwork: 100, SignalExploit: 100,
+	SignalPayloadRate: 100, SignalSlowScan: 100, SignalNetwork: 100,
 }
 
 // DefaultThreshold is the score at which a source is taken for a scanner.

@@ -20,6 +20,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/campaign"
 	"github.com/customernode/gatekeeper/internal/zero"
 	"github.com/customernode/gatekeeper/ledger"
 )
@@ -71,11 +72,17 @@ const (
 	// ReasonPlatformBusy: an approved test held back by the impact guard
 	// while other tenants feel the platform's load.
 	ReasonPlatformBusy = "platform_busy"
+	// ReasonAttack: the request's own content is an attack; refused, and
+	// counted towards its source's ban, which it never makes alone.
+	ReasonAttack = "attack"
+	// ReasonCampaign: the request belongs to a scan spread over many
+	// networks (package campaign); refused, never banned.
+	ReasonCampaign = "campaign"
 )
 
 // Reasons are the refusal reasons, listed once for metrics and docs.
 var Reasons = []string{ReasonBanned, ReasonOutOfScope, ReasonTokenInvalid, ReasonRateLimited,
-	ReasonBudgetExhausted, ReasonStoreUnavailable, ReasonScanner, ReasonClientUnknown, ReasonPlatformBusy}
+	ReasonBudgetExhausted, ReasonStoreUnavailable, ReasonScanner, ReasonClientUnknown, ReasonPlatformBusy, ReasonAttack, ReasonCampaign}
 
 // Results of approved-source requests, for approved_requests_total.
 const (
@@ -113,6 +120,17 @@ type Detector interface {
 	// Served reports whether tenant's site answered path successfully
 	// lately.
 	Served(tenant, path string, at time.Time) bool
+	// Visited reports whether src was served a page lately.
+	Visited(src netip.Addr) bool
+}
+
+// Campaigns is what is known of scans spread across sources (a
+// *campaign.Tracker).
+type Campaigns interface {
+	// Active is how many campaigns are in force.
+	Active() int
+	// Refuses reports whether req belongs to a campaign in force at at.
+	Refuses(req *campaign.Request, at time.Time) bool
 }
 
 // Inputs are what Decide needs to know about one request. Decide asks the
@@ -140,6 +158,9 @@ type Inputs struct {
 	Limiter Limiter
 	// Detector runs scanner detection; nil when it is off.
 	Detector Detector
+	// Campaigns sees scans spread across sources; nil when detection is
+	// off.
+	Campaigns Campaigns
 }
 
 // Decision is what to do with the request.
@@ -193,7 +214,11 @@ func (d *Decision) SetHeaders(h http.Header) {
 		h[HeaderApproval] = []string{d.Approval.ID}
 	case VerdictFlagged:
 		h[HeaderVerdict] = []string{"scanner"}
-		h[HeaderReasons] = []string{strings.Join(d.Detection.Signals.Names(), ",")}
+		reasons := d.Detection.Signals.Names()
+		if d.Reason == ReasonCampaign {
+			reasons = append(reasons, ReasonCampaign)
+		}
+		h[HeaderReasons] = []string{strings.Join(reasons, ",")}
 	}
 }
 
@@ -298,18 +323,28 @@ func bounded(in *Inputs, a *approvals.Approval, d *Decision) {
 	}
 }
 
-// detection decides on a source without an approval.
+// detection decides on a source without an approval: its request's own
+// content (an attack), the campaign it belongs to, and what it and its
+// source did (a scanner), each refusing as far as its evidence reaches. A
+// scanner's verdict comes first: it alone may ban.
 func detection(in *Inputs, d *Decision) {
 	d.Verdict = VerdictPass
 	if in.Detector == nil {
 		return
 	}
 	d.Observe = true
-	in.Detector.InspectInto(&d.Detection.Result, in.Request, in.Access.Tenant, &in.Access.IP, in.ASN, &in.Now)
-	if d.Detection.Scanner = in.Detector.Scanner(&d.Detection.Result); !d.Detection.Scanner {
+	res := &d.Detection.Result
+	in.Detector.InspectInto(res, in.Request, in.Access.Tenant, &in.Access.IP, in.ASN, &in.Now)
+	switch d.Detection.Scanner = in.Detector.Scanner(res); {
+	case d.Detection.Scanner:
+		d.Reason = ReasonScanner
+	case res.Attack():
+		d.Reason = ReasonAttack
+	case inCampaign(in, res):
+		d.Reason = ReasonCampaign
+	default:
 		return
 	}
-	d.Reason = ReasonScanner
 	switch in.Mode {
 	case ModeMonitor:
 		d.Verdict = VerdictMonitored
@@ -317,11 +352,31 @@ func detection(in *Inputs, d *Decision) {
 		d.Verdict = VerdictFlagged
 	default:
 		// Refusing a request and banning its source are different
-		// decisions: a request another site's page may have made is
-		// refused, but its source is not banned for it (see
-		// detect.Result.RefuseOnly).
-		d.Verdict, d.Status, d.Ban, d.Observe = VerdictBlocked, http.StatusForbidden, !d.Detection.RefuseOnly, false
+		// decisions: only a scanner's verdict on evidence no page could
+		// have made (see detect.Result.RefuseOnly) bans.
+		d.Verdict, d.Status, d.Observe = VerdictBlocked, http.StatusForbidden, false
+		d.Ban = d.Reason == ReasonScanner && !res.RefuseOnly
 	}
+}
+
+// inCampaign reports whether the request belongs to a campaign in force.
+// Most of the time none is, and a request that is not a probe costs one
+// atomic load here.
+func inCampaign(in *Inputs, res *detect.Result) bool {
+	if in.Campaigns == nil || (in.Campaigns.Active() == 0 && !res.Probe()) {
+		return false
+	}
+	req := CampaignRequest(in, res)
+	return in.Campaigns.Refuses(&req, in.Now)
+}
+
+// CampaignRequest is what the campaign check needs of the request in,
+// which detection judged res.
+func CampaignRequest(in *Inputs, res *detect.Result) campaign.Request {
+	p := in.Request.URL.Path
+	return campaign.Request{Tenant: in.Access.Tenant, HTTP: in.Request, Source: in.Access.IP, Probe: res.Probe(),
+		Served: in.Detector.Served(in.Access.Tenant, p, in.Now), Fresh: !in.Detector.Visited(in.Access.IP),
+		Asset: detect.Asset(p)}
 }
 
 // refuse makes d a refusal.

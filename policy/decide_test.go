@@ -15,6 +15,7 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/campaign"
 	"github.com/customernode/gatekeeper/internal/testutil"
 	"github.com/customernode/gatekeeper/ledger"
 )
@@ -86,6 +87,9 @@ func TestDecide(t *testing.T) {
 	scanner := Detection{Result: detect.Result{Score: 110, Family: "sqlmap"}, Scanner: true}
 	scanner.Signals = 1<<detect.SignalUserAgent | 1<<detect.SignalHeaderAnomaly
 	quiet := Detection{Result: detect.Result{Score: 10}}
+	attack := Detection{Result: detect.Result{Signals: 1 << detect.SignalSQLi}}
+	attackByAScanner := scanner
+	attackByAScanner.Signals |= 1 << detect.SignalSQLi
 	storeDown := errors.New("lease: store unavailable: i/o timeout")
 
 	cases := []struct {
@@ -108,6 +112,7 @@ func TestDecide(t *testing.T) {
 		wantRetry   string
 		noBounds    bool // Bounds must not be asked
 		noInspect   bool // Inspect must not be asked
+		campaign    bool // the request belongs to a campaign in force
 	}{
 		{name: "banned by the store", rq: request{ip: "203.0.113.9", tenant: "acme", method: "GET", target: "/"},
 			wantVerdict: VerdictBlocked, wantReason: ReasonBanned, wantStatus: 403, noBounds: true, noInspect: true},
@@ -173,6 +178,22 @@ func TestDecide(t *testing.T) {
 			wantVerdict: VerdictApproved, wantResult: ResultAllowed, wantHeaders: http.Header{HeaderApproval: {"apr_scoped"}}, noInspect: true},
 		{name: "client went away while waiting for a lease", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"},
 			bounds: ledger.Abandoned, wantStatus: StatusClientClosed, noInspect: true},
+		{name: "an attack in the request's own content, block: refused, never banned alone",
+			rq: request{ip: "198.51.100.78", tenant: "acme", method: "GET", target: "/?id=1'"}, detection: attack,
+			wantVerdict: VerdictBlocked, wantReason: ReasonAttack, wantStatus: 403, noBounds: true},
+		{name: "an attack, flag: passes with its signals", rq: request{ip: "198.51.100.78", tenant: "acme", method: "GET", target: "/"},
+			detection: attack, mode: ModeFlag, wantVerdict: VerdictFlagged, wantReason: ReasonAttack, wantObserve: true,
+			wantHeaders: http.Header{HeaderVerdict: {"scanner"}, HeaderReasons: {"sqli"}}, noBounds: true},
+		{name: "an attack, monitor: passes untouched", rq: request{ip: "198.51.100.78", tenant: "acme", method: "GET", target: "/"},
+			detection: attack, mode: ModeMonitor, wantVerdict: VerdictMonitored, wantReason: ReasonAttack, wantObserve: true, noBounds: true},
+		{name: "an attack by a scanner: the scanner's verdict, which bans",
+			rq: request{ip: "198.51.100.78", tenant: "acme", method: "GET", target: "/"}, detection: attackByAScanner,
+			wantVerdict: VerdictBlocked, wantReason: ReasonScanner, wantStatus: 403, wantBan: true, noBounds: true},
+		{name: "a campaign's request, block: refused, never banned", rq: request{ip: "198.51.100.79", tenant: "acme", method: "GET", target: "/backup"},
+			detection: quiet, campaign: true, wantVerdict: VerdictBlocked, wantReason: ReasonCampaign, wantStatus: 403, noBounds: true},
+		{name: "a campaign's request, flag", rq: request{ip: "198.51.100.79", tenant: "acme", method: "GET", target: "/backup"},
+			detection: quiet, campaign: true, mode: ModeFlag, wantVerdict: VerdictFlagged, wantReason: ReasonCampaign, wantObserve: true,
+			wantHeaders: http.Header{HeaderVerdict: {"scanner"}, HeaderReasons: {"campaign"}}, noBounds: true},
 		{name: "scanner, block", rq: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}, detection: scanner,
 			wantVerdict: VerdictBlocked, wantReason: ReasonScanner, wantStatus: 403, wantBan: true, noBounds: true},
 		{name: "scanner, block, request made by another site's page: refused, not banned",
@@ -208,6 +229,7 @@ func TestDecide(t *testing.T) {
 					inspect: func() Detection { askedInspect = true; return tc.detection },
 					served:  tc.served,
 				},
+				Campaigns: campaigns(tc.campaign),
 			}
 			if in.Mode == "" {
 				in.Mode = ModeBlock
@@ -270,6 +292,19 @@ func (d detector) InspectInto(res *detect.Result, _ *http.Request, _ string, _ *
 }
 func (d detector) Scanner(*detect.Result) bool          { return d.inspect().Scanner }
 func (d detector) Served(_, _ string, _ time.Time) bool { return d.served }
+func (d detector) Visited(netip.Addr) bool              { return false }
+
+// campaigns answers whether a request belongs to a campaign with a
+// constant.
+type campaigns bool
+
+func (c campaigns) Active() int {
+	if c {
+		return 1
+	}
+	return 0
+}
+func (c campaigns) Refuses(*campaign.Request, time.Time) bool { return bool(c) }
 
 func crossSite(d Detection) Detection {
 	d.ThirdParty, d.RefuseOnly = true, true

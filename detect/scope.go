@@ -1,0 +1,27 @@
+package detect
+
+import (
+	"net/netip"
+
+	"github.com/customernode/gatekeeper/detect/behavior"
+)
+
+// Probe reports whether the request's path is a probe's: a secret file, a
+// traversal or a known exploit's path.
+func (r *Result) Probe() bool { return r.Signals&probeSet != 0 }
+
+// Visited reports whether src was served a page lately: it is no stranger
+// to the platform.
+func (d *Detector) Visited(src netip.Addr) bool { return d.behavior.Visited(src) }
+
+// Asset reports whether path names an asset (a style sheet, a script, an
+// image, a font, a well-known file): a missing one is no sign of scanning.
+func Asset(path string) bool { return behavior.IsStatic(path) }
+
+// AttackSignals are the signals that make a request an attack by its own
+// content, whoever sends it: it is refused the first time, and counts
+// towards its source's ban through the payload bucket.
+var AttackSignals = SignalSet(1<<SignalSQLi | 1<<SignalXSS | 1<<SignalCommandInjection | 1<<SignalFileInclusion | 1<<SignalExploit)
+
+// Attack reports whether the request's own content is an attack.
+func (r *Result) Attack() bool { return r.Signals&AttackSignals != 0 }

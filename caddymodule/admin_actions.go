@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect/behavior"
+	"github.com/customernode/gatekeeper/detect/campaign"
 	"github.com/customernode/gatekeeper/feed"
 	"github.com/customernode/gatekeeper/store"
 )
@@ -300,6 +302,14 @@ func (a *App) Status(ctx context.Context) adminapi.Status {
 	st.Approvals, st.BansActive = snap.Counts(at)
 	st.Audit = a.state.audit.Last()
 	st.ImpactGuard = a.state.guard.Report()
+	st.Campaigns = []adminapi.Campaign{}
+	for _, k := range a.state.campaigns.Campaigns(at) {
+		c := adminapi.Campaign{Tenant: k.Tenant, Kind: "probes"}
+		if k.Shape != campaign.ProbeShape {
+			c.Kind, c.Shape = "shape", fmt.Sprintf("%016x", k.Shape)
+		}
+		st.Campaigns = append(st.Campaigns, c)
+	}
 	st.TestCapacity, st.TestDemand, st.TestLoad = a.TestCapacity, demand(snap, at), snap.Load()
 	return st
 }

@@ -175,6 +175,7 @@ func printStatus(w io.Writer, st adminapi.Status) error {
 	fmt.Fprintf(tw, "approvals\t%s\n", strings.Join(counts, ", "))
 	fmt.Fprintf(tw, "bans\t%d active\n", st.BansActive)
 	fmt.Fprintf(tw, "impact guard\t%s\n", guardSummary(st.ImpactGuard))
+	fmt.Fprintf(tw, "campaigns\t%s\n", campaignSummary(st.Campaigns))
 	if st.TestCapacity > 0 {
 		fmt.Fprintf(tw, "test capacity\t%g/s, %g/s of it approved for now\n", st.TestCapacity, st.TestDemand)
 	}
@@ -263,4 +264,20 @@ func sources(a *approvals.Approval) string {
 
 func window(a *approvals.Approval) string {
 	return a.NotBefore.UTC().Format(cliTime) + " – " + a.NotAfter.UTC().Format(cliTime)
+}
+
+// campaignSummary says in one line which campaigns are refused now.
+func campaignSummary(cs []adminapi.Campaign) string {
+	if len(cs) == 0 {
+		return "none"
+	}
+	var out []string
+	for _, c := range cs {
+		if c.Kind == "probes" {
+			out = append(out, c.Tenant+" (probe paths)")
+		} else {
+			out = append(out, c.Tenant+" (requests of shape "+c.Shape+")")
+		}
+	}
+	return fmt.Sprintf("%d refused now: %s", len(cs), strings.Join(out, ", "))
 }

@@ -489,6 +489,10 @@ type Status struct {
 	// ImpactGuard is what this instance's impact guard does to approved
 	// tests now, and why.
 	ImpactGuard guard.Report `json:"impact_guard"`
+	// Campaigns are the scans spread over many networks refused now, on
+	// every instance's evidence: the tenant each is against, and "probes"
+	// or "requests of one shape" (the shape's hash).
+	Campaigns []Campaign `json:"campaigns"`
 	// TestCapacity is the platform's test capacity, requests a second (0:
 	// none), and TestDemand what the approvals active now may ask for
 	// together.
@@ -501,4 +505,13 @@ type Status struct {
 	// Audit is the last check of the audit chains (absent until the first
 	// has run, moments after start).
 	Audit *audit.Verification `json:"audit,omitempty"`
+}
+
+// Campaign is one campaign in force (see package campaign).
+type Campaign struct {
+	Tenant string `json:"tenant"`
+	// Kind is "probes" (probe paths of any shape) or "shape".
+	Kind string `json:"kind"`
+	// Shape is the hash of the requests' shape, for a "shape" campaign.
+	Shape string `json:"shape,omitempty"`
 }

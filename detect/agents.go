@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"strings"
 	"sync/atomic"
 )
 
@@ -50,4 +51,41 @@ func (d *Detector) uaVerdict(ua string, h uint64) agentVerdict {
 		slot.Store(&v)
 	}
 	return v
+}
+
+// agentTail is what follows, in a user agent, the product tokens
+// ("Firefox/128.0"), comments ("(X11; Linux x86_64)") and bare words
+// ("Mobile") that agents are made of: "" for a browser's, the payload for
+// a browser's with one appended. A token starts with a letter and holds
+// letters, digits and ._-+/ only, never ".." or "//"; a comment holds no
+// quote, angle bracket or shell metacharacter.
+func agentTail(ua string) string {
+	rest := ua
+	for {
+		rest = strings.TrimLeft(rest, " ")
+		if rest == "" {
+			return ""
+		}
+		end := strings.IndexByte(rest, ' ')
+		if rest[0] == '(' {
+			end = strings.IndexByte(rest, ')') + 1
+			if end == 0 || strings.ContainsAny(rest[:end], "'\"<>`|&$") {
+				return rest
+			}
+		} else {
+			if end < 0 {
+				end = len(rest)
+			}
+			t := rest[:end]
+			if !isLetter(t[0]) || strings.Contains(t, "..") || strings.Contains(t, "//") {
+				return rest
+			}
+			for i := 1; i < len(t); i++ {
+				if c := t[i]; !isLetter(c) && !isDigit(c) && strings.IndexByte("._-+/", c) < 0 {
+					return rest
+				}
+			}
+		}
+		rest = rest[end:]
+	}
 }

@@ -42,6 +42,9 @@ const (
 	SignalSlowScan         = signal.SlowScan
 	SignalNetwork          = signal.Network
 	SignalExploit          = signal.Exploit
+	SignalCRLF             = signal.CRLF
+	SignalXXE              = signal.XXE
+	SignalSSRF             = signal.SSRF
 	// NumSignals is how many signals there are.
 	NumSignals = signal.Count
 )
@@ -102,6 +105,18 @@ type Result struct {
 	// inspecting frame's values.
 	served servedQuery
 }
+
+// AttackSignals are the signals that make a request an attack by its own
+// content, whoever sends it and whatever its source did before: an
+// injection, an exploit string or a forged request found in one of its
+// values. Traversal is not among them: probe-path signatures set it for
+// paths that only ask ("../" alone); a climb to a system file carries
+// FileInclusion as well.
+var AttackSignals = SignalSet(1<<SignalSQLi | 1<<SignalXSS | 1<<SignalCommandInjection | 1<<SignalFileInclusion |
+	1<<SignalExploit | 1<<SignalCRLF | 1<<SignalXXE | 1<<SignalSSRF)
+
+// Attack reports whether the request's own content is an attack.
+func (r *Result) Attack() bool { return r.Signals&AttackSignals != 0 }
 
 // Reset makes r the zero Result, writing only the fields that are set (see
 // package zero): the handler's result lives in a pooled heap object.

@@ -41,9 +41,14 @@ const (
 // bodyValue returns the payload signals of a form or JSON body value.
 func (p *payloadInspector) bodyValue(v string) SignalSet {
 	switch {
+	case responseSplitting(v):
+		return 1 << SignalCRLF // header lines, not prose
 	case graphQLDocument(v):
 		var s SignalSet
 		eachGraphQLString(v, func(arg string) { s |= p.value(arg) })
+		if p.exploit(v) {
+			s.Add(SignalExploit)
+		}
 		return s
 	case richText(v):
 		if scriptThatRuns(v) {
@@ -59,6 +64,9 @@ func (p *payloadInspector) bodyValue(v string) SignalSet {
 // graphQLDocument reports whether v is a GraphQL operation.
 func graphQLDocument(v string) bool {
 	t := strings.TrimLeft(v, " \t\r\n")
+	if strings.Contains(t, "{{") || strings.Contains(t, "{%") {
+		return false // a template's, which GraphQL never writes
+	}
 	for _, kw := range []string{"query", "mutation", "subscription", "fragment", "{"} {
 		if strings.HasPrefix(t, kw) {
 			return strings.Contains(t, "{") && strings.HasSuffix(strings.TrimRight(t, " \t\r\n"), "}")

@@ -13,14 +13,20 @@ import (
 
 	"github.com/customernode/gatekeeper/internal/ascii"
 	"github.com/customernode/gatekeeper/internal/body"
+	"github.com/customernode/gatekeeper/internal/pct"
 )
 
 // Payloads: attack strings in the values a request carries (query
-// parameters, path segments, and form or JSON fields of a small body).
-// SQL injection and cross-site scripting are libinjection's (the detector
-// OWASP CRS and Coraza use); command injection and file inclusion are one
-// linear pass each over a value, with a trie of command names and of
-// inclusion markers, and no backtracking.
+// parameters, path segments, form, JSON and multipart fields and the text
+// of an XML document in a small body, cookies, the Referer's query). SQL
+// injection and cross-site scripting are libinjection's (the detector
+// OWASP CRS and Coraza use); command injection (commands.go), file
+// inclusion (traversal.go), exploit strings (exploits.go, expressions.go),
+// CRLF (crlf.go), XXE (xxe.go) and SSRF (ssrf.go) are each a linear pass
+// over a value, with tries of markers and no backtracking, and each runs
+// only when the value holds a byte it needs (byteClass): a word, a number
+// or a slug costs one pass. Any of them makes the request an attack by its
+// own content (AttackSignals).
 
 // DefaultMaxBody is the largest body inspected for payloads; larger bodies,
 // and bodies of unknown length, pass through unread.
@@ -33,7 +39,8 @@ const (
 )
 
 // payloadSet are the payload signals.
-var payloadSet = SignalSet(1<<SignalSQLi | 1<<SignalXSS | 1<<SignalCommandInjection | 1<<SignalFileInclusion)
+var payloadSet = SignalSet(1<<SignalSQLi | 1<<SignalXSS | 1<<SignalCommandInjection | 1<<SignalFileInclusion |
+	1<<SignalCRLF | 1<<SignalXXE | 1<<SignalSSRF)
 
 // payloadInspector finds payloads in values.
 type payloadInspector struct {
@@ -46,41 +53,14 @@ type payloadInspector struct {
 	seed      maphash.Seed
 }
 
-// shellCommands follow a shell metacharacter in command-injection probes:
-// what commix, wapiti and public payload lists run to prove execution.
-// Everyday words that often follow "&" or ";" in text (set, type, more, dir,
-// net) are left out, and those that are words too (wordCommands) count only
-// with an argument shaped like a probe's.
-var shellCommands = []string{
-	"whoami", "uname", "env", "printenv", "pwd", "ncat", "netcat", "wget", "curl", "bash", "zsh", "ksh",
-	"python", "python3", "perl", "php", "ruby", "nslookup", "ifconfig", "ipconfig", "powershell", "cmd",
-	"systeminfo", "busybox", "chmod", "ls", "sh", "nc", "id",
-}
-
-// wordCommands are commands that are also words ("eat; sleep; repeat"):
-// they count only with an argument that starts with a digit, "-", "/", "$",
-// a quote or a backslash ("sleep 60", "ping -n 25", "cat /etc/passwd",
-// "echo $((7*7))").
-var wordCommands = []string{"sleep", "ping", "cat", "echo", "head", "tail", "touch", "rm", "expr",
-	"timeout", "hostname", "dig", "kill"}
-
-// codeCalls are code-execution calls probes append after a metacharacter.
-var codeCalls = []string{"exit(", "die(", "system(", "exec(", "passthru(", "shell_exec(", "eval(", "phpinfo(",
-	"popen(", "proc_open(", "assert(", "print(", "md5("}
-
-// inclusionMarkers name files and stream wrappers that file-inclusion
-// probes reach for.
-var inclusionMarkers = []string{
-	"php://", "file://", "expect://", "phar://", "zip://", "glob://", "data://", "data:;base64,",
-	"data:text/plain;base64,", "data:text/html;base64,", "/proc/self/environ", "/proc/self/cmdline",
-	"c:\\windows\\win.ini", "c:/windows/win.ini", "c:\\boot.ini",
-}
-
 func newPayloadInspector(maxBody int64) *payloadInspector {
 	p := &payloadInspector{commands: newPhraseSet(false), inclusion: newPhraseSet(false), exploits: newPhraseSet(false),
 		maxBody: maxBody, seed: maphash.MakeSeed()}
 	for i, m := range exploitMarkers {
 		p.exploits.add(m, i)
+	}
+	for i, m := range expressionMarkers {
+		p.exploits.add(m, len(exploitMarkers)+i)
 	}
 	if p.maxBody == 0 {
 		p.maxBody = DefaultMaxBody
@@ -128,11 +108,22 @@ func (p *payloadInspector) inspect(r *http.Request, res *Result) uint64 {
 		}
 	}
 	visit := visitor(p.value)
+	// A path segment names a page, not a server to fetch: "/ip/169.254.169.254"
+	// on a lookup site.
+	visitSegment := visitor(func(v string) SignalSet { return p.value(v) &^ (1 << SignalSSRF) })
 	if !eachQueryValue(r.URL.RawQuery, visit) {
 		return first
 	}
+	// The path's segments one by one, and whole for a climb, which spans
+	// them: "/static/..%2f..%2f..%2fetc/passwd".
+	if climbsToSystemFile(r.URL.Path) || r.URL.RawPath != "" && climbsToSystemFile(r.URL.RawPath) {
+		res.Signals.Add(SignalFileInclusion)
+		if first == 0 {
+			first = hashValue(p, r.URL.Path)
+		}
+	}
 	for seg := range strings.SplitSeq(r.URL.Path, "/") {
-		if seg != "" && !visit(seg) {
+		if seg != "" && !visitSegment(seg) {
 			return first
 		}
 	}
@@ -146,6 +137,30 @@ func (p *payloadInspector) inspect(r *http.Request, res *Result) uint64 {
 		if b := body.Peek(r, p.maxBody); b != nil {
 			eachJSONString(b, visitBody)
 		}
+	case mt == "multipart/form-data":
+		if boundary := multipartBoundary(r.Header.Get("Content-Type")); boundary != "" {
+			if b := body.Peek(r, p.maxBody); b != nil {
+				eachMultipartValue(b, boundary, visit, visitBody)
+			}
+		}
+	case xmlType(mt) || mt == "" || mt == "text/plain" || mt == "application/octet-stream":
+		// XML by its type, or XML or JSON by how it starts when its type
+		// says nothing: frameworks that parse whatever comes read it so.
+		b := body.Peek(r, p.maxBody)
+		switch {
+		case b == nil:
+		case xmlType(mt) || xmlStart(b):
+			doc := xmlText(b)
+			if xmlAttack(doc) {
+				res.Signals.Add(SignalXXE)
+				if first == 0 {
+					first = hashValue(p, doc)
+				}
+			}
+			eachXMLText(doc, visitBody)
+		case jsonStart(b):
+			eachJSONString(b, visitBody)
+		}
 	}
 	return first
 }
@@ -153,10 +168,13 @@ func (p *payloadInspector) inspect(r *http.Request, res *Result) uint64 {
 // Byte classes: which checks a value needs at all. Most values (words,
 // numbers, slugs) have none of these bytes and cost one pass.
 const (
-	classSQL  uint8 = 1 << iota // ' " ` ; ( ) = # * and "--"
-	classXSS                    // < > " '
-	classCmd                    // ; | & ` $ and line breaks
-	classFile                   // : / \ . and NUL
+	classSQL   uint8 = 1 << iota // ' " ` ; ( ) = # * and "--"
+	classXSS                     // < > " '
+	classCmd                     // ; | & ` $ and line breaks
+	classFile                    // : / \ . and NUL
+	classExpr                    // { } # @ % $: templates, lookups, OGNL, escapes a value kept
+	classHigh                    // bytes of non-ASCII characters: look-alikes of line breaks, dots and slashes
+	classBreak                   // line breaks, and % and \ that may spell one
 )
 
 var byteClass = func() (t [256]uint8) {
@@ -172,11 +190,60 @@ var byteClass = func() (t [256]uint8) {
 	for _, c := range ":/\\.\x00" {
 		t[c] |= classFile
 	}
+	for _, c := range "{}#@%$" {
+		t[c] |= classExpr
+	}
+	for c := 0x80; c < 0x100; c++ {
+		t[c] |= classHigh
+	}
+	for _, c := range "\r\n%\\" {
+		t[c] |= classBreak
+	}
 	return t
 }()
 
-// value returns the payload signals of one decoded value.
+// queryNeedsLook reports whether a query string holds a byte some check
+// needs, besides the separators every query has ("q=garden+chair&sort=asc"
+// has none).
+func queryNeedsLook(q string) bool {
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; byteClass[c] != 0 && c != '&' && c != '=' && c != ';' || c == '-' && i+1 < len(q) && q[i+1] == '-' {
+			return true
+		}
+	}
+	return false
+}
+
+// anyClass reports whether any byte of v is in a byte class.
+func anyClass(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if byteClass[v[i]] != 0 || v[i] == '-' {
+			return true
+		}
+	}
+	return false
+}
+
+// value returns the payload signals of one decoded value, and of the value
+// decoded once more when it still holds escapes: applications that decode
+// twice read "%2527" as "'".
 func (p *payloadInspector) value(v string) SignalSet {
+	s, classes := p.judge(v)
+	if classes&classBreak != 0 && strings.IndexByte(v, '%') >= 0 {
+		if strings.IndexByte(v, '+') >= 0 { // a form's space, encoded twice
+			v = strings.ReplaceAll(v, "+", " ")
+		}
+		if d, ok := pct.Decode(v); ok {
+			again, _ := p.judge(d)
+			s |= again
+		}
+	}
+	return s
+}
+
+// judge returns the payload signals of a value as it stands, and the byte
+// classes it holds.
+func (p *payloadInspector) judge(v string) (SignalSet, uint8) {
 	var classes uint8
 	for i := 0; i < len(v); i++ {
 		classes |= byteClass[v[i]]
@@ -185,7 +252,7 @@ func (p *payloadInspector) value(v string) SignalSet {
 		}
 	}
 	if classes == 0 {
-		return 0
+		return 0, 0
 	}
 	var s SignalSet
 	if classes&classSQL != 0 {
@@ -194,17 +261,29 @@ func (p *payloadInspector) value(v string) SignalSet {
 		}
 	}
 	if classes&classXSS != 0 || (classes&classFile != 0 && ascii.ContainsFold(v, "script:")) {
-		if strings.ContainsAny(v, "(`=") && libinjection.IsXSS(v) {
+		if (strings.ContainsAny(v, "(`=") || ascii.ContainsFold(v, "</script")) && libinjection.IsXSS(v) || scriptURL(v) {
 			s.Add(SignalXSS)
 		}
 	}
 	if classes&classCmd != 0 && p.commandInjection(v) {
 		s.Add(SignalCommandInjection)
 	}
-	if classes&classFile != 0 && p.fileInclusion(v) {
+	if classes&(classFile|classHigh|classExpr) != 0 && p.fileInclusion(v) {
 		s.Add(SignalFileInclusion)
 	}
-	return s
+	if classes&(classSQL|classXSS|classExpr) != 0 && p.exploit(v) || classes&classFile != 0 && classLoaderWalk(v) {
+		s.Add(SignalExploit)
+	}
+	if classes&(classBreak|classHigh) != 0 && crlfInjection(v) {
+		s.Add(SignalCRLF)
+	}
+	if classes&classXSS != 0 && strings.IndexByte(v, '<') >= 0 && xmlAttack(v) {
+		s.Add(SignalXXE)
+	}
+	if classes&classFile != 0 && internalTarget(v) {
+		s.Add(SignalSSRF)
+	}
+	return s, classes
 }
 
 // injectedSQL reports whether a libinjection fingerprint fp of value v is
@@ -248,87 +327,24 @@ func startsWithLetter(v string) bool {
 	return v != "" && ('a' <= lower(v[0]) && lower(v[0]) <= 'z')
 }
 
-// commandInjection reports whether a shell metacharacter (; | & ` $( or a
-// line break) is followed, past blanks, by a command or a code-execution
-// call: ";env;", "a;sleep 60;", "|id", "`uname`", "$(whoami)",
-// "&ping -n 25 127.0.0.1&", "a;exit(md5('x'));//".
-func (p *payloadInspector) commandInjection(v string) bool {
-	for i := 0; i < len(v); i++ {
-		switch v[i] {
-		case ';', '|', '&', '`', '\n', '\r':
-		case '$':
-			if i+1 >= len(v) || v[i+1] != '(' {
-				continue
-			}
-			i++
-		default:
-			continue
-		}
-		j := i + 1
-		for j < len(v) && (v[j] == ' ' || v[j] == '\t' || v[j] == '+' || v[j] == v[i]) {
-			j++
-		}
-		if p.commandAt(v, j) {
-			return true
-		}
-	}
-	return false
-}
-
-// commandAt reports whether a command name or call starts at v[j] and ends
-// at a word boundary (or is a call, ending in "(").
-func (p *payloadInspector) commandAt(v string, j int) bool {
-	if j >= len(v) {
+// scriptURL reports whether v is a javascript: or vbscript: URL as a
+// whole, as a redirect or link parameter carries it; browsers skip blanks
+// and control characters before the scheme and tabs and line breaks in it.
+func scriptURL(v string) bool {
+	v = strings.TrimLeft(v, " \t\r\n\x00\x0b\x0c")
+	if v == "" || lower(v[0]) != 'j' && lower(v[0]) != 'v' {
 		return false
 	}
-	for _, prefix := range []string{"/usr/bin/", "/bin/", "/usr/sbin/"} { // ";/bin/cat /etc/passwd"
-		if strings.HasPrefix(v[j:], prefix) {
-			j += len(prefix)
-			break
+	var scheme [11]byte
+	n := 0
+	for i := 0; i < len(v) && n < len(scheme); i++ {
+		if c := v[i]; c != '\t' && c != '\r' && c != '\n' {
+			scheme[n] = lower(c)
+			n++
 		}
 	}
-	n := p.commands.root[lower(v[j])]
-	for k := j + 1; n != nil; k++ {
-		if n.value != 0 && (k == len(v) || !isWordByte(v[k]) || v[k-1] == '(') {
-			if n.value-1 < p.firstWord || probeArgument(v[k:]) {
-				return true
-			}
-		}
-		if k == len(v) {
-			return false
-		}
-		n = n.child(lower(v[k]))
-	}
-	return false
-}
-
-// probeArgument reports whether what follows a word command looks like a
-// probe's argument: blanks, then a digit, "-", "/", "$", a quote or a
-// backslash.
-func probeArgument(rest string) bool {
-	if rest == "" {
-		return false
-	}
-	switch rest[0] {
-	case ' ', '\t', '+':
-	default:
-		return false
-	}
-	rest = strings.TrimLeft(rest, " \t+")
-	return rest != "" && strings.IndexByte("0123456789-/$'\"`\\", rest[0]) >= 0
-}
-
-// fileInclusion reports whether v names a stream wrapper or a file that
-// inclusion probes read, is cut short by a NUL (".../e.php\x00"), or climbs
-// directories deeply. A bare absolute path ("/etc/passwd") is not enough:
-// people search for paths; probes climb to them or wrap them.
-func (p *payloadInspector) fileInclusion(v string) bool {
-	if strings.IndexByte(v, 0) >= 0 {
-		return true
-	}
-	found := false
-	p.inclusion.find(v, func(int, int) bool { found = true; return false })
-	return found || deepTraversal(v)
+	s := string(scheme[:n])
+	return s == "javascript:" || strings.HasPrefix(s, "vbscript:")
 }
 
 func mediaType(r *http.Request) string {
@@ -362,7 +378,9 @@ func eachQueryValue(q string, visit func(string) bool) bool {
 			if s == "" {
 				continue
 			}
-			if strings.ContainsAny(s, "%+") {
+			// A '+' for a space changes nothing in a value with no byte any
+			// check looks at ("garden+chair"): left as it is, without a copy.
+			if strings.IndexByte(s, '%') >= 0 || strings.IndexByte(s, '+') >= 0 && anyClass(s) {
 				if d, err := url.QueryUnescape(s); err == nil {
 					s = d
 				}
@@ -389,6 +407,12 @@ func eachJSONString(body []byte, visit func(string) bool) {
 			return
 		}
 	}
+}
+
+// jsonStart reports whether a body starts as a JSON object or array does.
+func jsonStart(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 1 && (b[0] == '{' || b[0] == '[')
 }
 
 // hashValue is a payload value's hash for the payload bucket's filter.

@@ -17,11 +17,3 @@ func (d *Detector) Visited(src netip.Addr) bool { return d.behavior.Visited(src)
 // Asset reports whether path names an asset (a style sheet, a script, an
 // image, a font, a well-known file): a missing one is no sign of scanning.
 func Asset(path string) bool { return behavior.IsStatic(path) }
-
-// AttackSignals are the signals that make a request an attack by its own
-// content, whoever sends it: it is refused the first time, and counts
-// towards its source's ban through the payload bucket.
-var AttackSignals = SignalSet(1<<SignalSQLi | 1<<SignalXSS | 1<<SignalCommandInjection | 1<<SignalFileInclusion | 1<<SignalExploit)
-
-// Attack reports whether the request's own content is an attack.
-func (r *Result) Attack() bool { return r.Signals&AttackSignals != 0 }

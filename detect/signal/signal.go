@@ -26,7 +26,10 @@ const (
 	PayloadRate                    // payloads sent again and again
 	SlowScan                       // failures, probes and payloads paced under the short buckets, over an hour
 	Network                        // the source's /24 or /48 runs over, spread across several sources
-	Exploit                        // an exploit string in a header: a Log4Shell lookup, shellshock, OGNL, EL or template injection
+	Exploit                        // an exploit string: a Log4Shell or Text4Shell lookup, shellshock, OGNL, SpEL or template injection
+	CRLF                           // a line break followed by a response header, in a value the server may write into its answer
+	XXE                            // an XML external or parameter entity declaration
+	SSRF                           // a URL or host value aimed at cloud metadata, loopback or link-local addresses
 	// Count is how many signals there are.
 	Count
 )
@@ -35,6 +38,7 @@ var names = [Count]string{
 	"user_agent", "scanner_header", "cve_probe", "traversal", "sensitive_path", "admin_probe",
 	"weak_client", "header_anomaly", "not_found", "distinct_paths", "probe_rate", "asn",
 	"sqli", "xss", "command_injection", "file_inclusion", "payload_rate", "slow_scan", "network", "exploit",
+	"crlf", "xxe", "ssrf",
 }
 
 func (s Signal) String() string { return names[s] }

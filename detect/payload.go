@@ -122,7 +122,18 @@ func (p *payloadInspector) inspect(r *http.Request, res *Result) uint64 {
 			first = hashValue(p, r.URL.Path)
 		}
 	}
-	for seg := range strings.SplitSeq(r.URL.Path, "/") {
+	// Segments as the client wrote them: an encoded slash stays inside
+	// its segment ("/wiki/a%2Fb" is one page).
+	segments := r.URL.Path
+	if r.URL.RawPath != "" {
+		segments = r.URL.RawPath
+	}
+	for seg := range strings.SplitSeq(segments, "/") {
+		if seg != "" && r.URL.RawPath != "" && strings.IndexByte(seg, '%') >= 0 {
+			if d, err := url.PathUnescape(seg); err == nil {
+				seg = d
+			}
+		}
 		if seg != "" && !visitSegment(seg) {
 			return first
 		}
@@ -229,12 +240,18 @@ func anyClass(v string) bool {
 // twice read "%2527" as "'".
 func (p *payloadInspector) value(v string) SignalSet {
 	s, classes := p.judge(v)
+	if s != 0 {
+		s &^= mentioned(v, s)
+	}
 	if classes&classBreak != 0 && strings.IndexByte(v, '%') >= 0 {
 		if strings.IndexByte(v, '+') >= 0 { // a form's space, encoded twice
 			v = strings.ReplaceAll(v, "+", " ")
 		}
 		if d, ok := pct.Decode(v); ok {
 			again, _ := p.judge(d)
+			if again != 0 {
+				again &^= mentioned(d, again)
+			}
 			s |= again
 		}
 	}

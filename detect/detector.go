@@ -80,12 +80,21 @@ type Result struct {
 	Family string
 	// ThirdParty: the browser says another site's page made this request
 	// (Fetch Metadata cross-site or same-site: an embedded image, script
-	// or frame, a link followed, a form posted, a fetch). It is counted in
-	// the source's third-party context, not its own (see onThirdParty).
+	// or frame, a link followed, a form posted, a fetch). Such a request
+	// is page-possible too; every failure of it counts in full, what it
+	// claims to load as an asset or not: another site's page asks for
+	// nothing the visitor's own browsing of this site needs.
 	ThirdParty bool
+	// PagePossible: a page could have made a browser send this request
+	// (Fetch Metadata same-origin, same-site or cross-site), and it
+	// carries nothing a browser never sends (a scanner's user agent or
+	// header). Its evidence counts, and acts, in its tenant only: it is
+	// counted in the source's and its network's contexts in the tenant,
+	// and a refusal for it is that tenant's alone (see behavior.OnRequest).
+	PagePossible bool
 	// RefuseOnly: when the request is refused, its source must not be
-	// banned for it: another site's page may have chosen it, not the
-	// person whose browser sent it.
+	// banned for it: a page may have chosen it (PagePossible), or its
+	// network's doing made it suspect, not the source's.
 	RefuseOnly bool
 	// Asset: the browser says it loads r as an asset (see headerView.asset);
 	// a failed answer to it is no sign of scanning.
@@ -121,7 +130,8 @@ func (r *Result) Attack() bool { return r.Signals&AttackSignals != 0 }
 // Reset makes r the zero Result, writing only the fields that are set (see
 // package zero): the handler's result lives in a pooled heap object.
 func (r *Result) Reset() {
-	r.Score, r.Signals, r.ThirdParty, r.RefuseOnly, r.Asset, r.at, r.agent, r.tenant = 0, 0, false, false, false, 0, 0, 0
+	r.Score, r.Signals, r.ThirdParty, r.PagePossible, r.RefuseOnly, r.Asset = 0, 0, false, false, false, false
+	r.at, r.agent, r.tenant = 0, 0, 0
 	zero.Clear(&r.Family)
 	zero.Clear(&r.served.d)
 	zero.Clear(&r.served.path)
@@ -316,31 +326,45 @@ func hostIsIP(h string) bool {
 	return err == nil
 }
 
-// track adds what src has done lately, r among it, to res.
+// track adds what src has done lately, r among it, to res. A
+// page-possible request is counted in its tenant and never bans; one that
+// carries a scanner's signature is its source's own, whatever its Fetch
+// Metadata says: no page makes a browser send that.
+//
+// A request for a path the tenant serves, neither a probe nor a payload,
+// is judged on its own, whatever its source's buckets say: they count
+// failures, probes and payloads, and it is none of them. That keeps an
+// office whose broken links ran its address over on the pages it reads,
+// and a visitor whose context in a tenant a hostile page filled on that
+// tenant's pages.
 func (d *Detector) track(res *Result, r *http.Request, src *netip.Addr, seen *looked) {
 	res.served = servedQuery{d: d, tenant: res.tenant, path: r.URL.Path, minute: minuteOf(res.at)}
-	if res.ThirdParty {
-		res.Signals |= d.behavior.OnThirdParty(*src, res.at, seen.agent, seen.probe, seen.payload, res.served.Served())
-		res.RefuseOnly = true
+	res.PagePossible = res.PagePossible && res.Signals&signatureSet == 0
+	res.RefuseOnly = res.PagePossible
+	served := res.served.Served
+	signals, refuseOnly := d.behavior.OnRequest(src, res.at, seen.agent, seen.probe, seen.payload, res.tenant, res.PagePossible, served)
+	if signals == 0 || !seen.probe && seen.payload == 0 && served() {
 		return
 	}
-	signals, refuseOnly := d.behavior.OnRequest(src, res.at, seen.agent, seen.probe, seen.payload, res.served.Served)
 	res.Signals |= signals
-	res.RefuseOnly = refuseOnly
+	res.RefuseOnly = res.RefuseOnly || refuseOnly
 }
+
+// signatureSet are the signals of what only scanners send.
+var signatureSet = SignalSet(1<<SignalUserAgent | 1<<SignalScannerHeader)
 
 // ObserveRequest feeds the answer to the request r, which InspectInto
 // judged res, back into its source's behaviour and its tenant's served
 // paths. res tells what kind of request it was (a browser's load of an asset
 // counts as one whatever its path; CORS preflights are not counted at all;
-// one another site's page made counts in the source's third-party context)
-// and when it arrived, the time its answer is counted at.
+// a page-possible one counts in its tenant) and when it arrived, the time
+// its answer is counted at.
 func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, res *Result) {
 	if r.Method == http.MethodOptions {
 		return
 	}
 	d.served.note(res.tenant, r.URL.Path, status, res.at)
-	d.behavior.OnResponse(src, res.at, r.URL.Path, status, res.agent, res.Asset, res.ThirdParty)
+	d.behavior.OnResponse(src, res.at, r.URL.Path, status, res.agent, res.Asset, res.tenant, res.PagePossible, res.ThirdParty && res.PagePossible)
 }
 
 // Served reports whether tenant's site answered path successfully lately,
@@ -402,7 +426,7 @@ func (d *Detector) readHeaders(h http.Header, res *Result, hv *headerView) {
 		case "Accept":
 			hv.accept, hv.acceptImage = true, strings.HasPrefix(first, "image/")
 		case "Sec-Fetch-Site":
-			hv.fetchSite = first
+			hv.fetchSite, res.PagePossible = first, pageSite(first)
 		case "Sec-Fetch-Mode":
 			hv.fetchMode = first
 		case "Sec-Fetch-Dest":
@@ -416,10 +440,19 @@ func (d *Detector) readHeaders(h http.Header, res *Result, hv *headerView) {
 // platform of tenants' subdomains, another tenant's page is same-site),
 // whatever its mode and destination: embedded images, scripts and frames,
 // links followed, forms posted and fetch() calls alike, which any page can
-// aim at any site. A client can send this itself; it buys no exemption,
-// only a context of its own (see onThirdParty).
+// aim at any site.
 func (hv headerView) thirdParty() bool {
 	return hv.fetchSite == "cross-site" || hv.fetchSite == "same-site"
+}
+
+// pageSite reports whether a Sec-Fetch-Site value says a page made the
+// request: another site's (cross-site, same-site) or the tenant's own
+// (same-origin: its links and scripts, or a script injected into it). Any
+// client can send it; it buys no exemption, only the tenant's scope (see
+// Result.PagePossible). none (typed, bookmarked) is what no page can make
+// a browser send.
+func pageSite(v string) bool {
+	return v == "same-origin" || v == "same-site" || v == "cross-site"
 }
 
 // asset reports whether a browser says the request loads an asset (image,

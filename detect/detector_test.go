@@ -47,7 +47,7 @@ const testTenant = "acme.example.com"
 func (d *Detector) observe(src netip.Addr, path string, status int) {
 	now := d.behavior.Clock()
 	d.served.note(d.behavior.TenantHash(testTenant), path, status, now)
-	d.behavior.OnResponse(src, now, path, status, 0, false, false)
+	d.behavior.OnResponse(src, now, path, status, 0, false, d.behavior.TenantHash(testTenant), false, false)
 }
 
 // The user agents and headers scanners send, as their sources document them.

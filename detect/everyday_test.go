@@ -211,13 +211,19 @@ func TestDirectoryBruteForceIsCaught(t *testing.T) {
 // images, scripts, frames and other navigations, form posts, fetch() with
 // and without CORS, cross-site or from a sibling subdomain (same-site).
 // Such requests may be refused when they scan, but never to ban the
-// visitor (RefuseOnly), and they never fill the buckets that judge the
-// visitor's own browsing; nor do CORS preflights, and a browser's image
-// fetch counts as an asset whatever its path.
+// visitor (RefuseOnly); they fill only the visitor's context in the
+// tenant they were aimed at, never the buckets that judge the visitor's
+// own requests, and the tenant's pages are still served to the visitor;
+// CORS preflights are not counted, and a browser's image fetch counts as
+// an asset whatever its path.
 func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	d := newDetector(t, c)
 	victim := netip.MustParseAddr("192.0.2.60")
+	for _, p := range []string{"/", "/account", "/api/orders"} { // the site's pages, served to someone
+		r := browserRequest(p)
+		d.ObserveRequest(r, netip.MustParseAddr("192.0.2.9"), 200, ptr(d.inspect(r, netip.MustParseAddr("192.0.2.9"), 0)))
+	}
 	embed := func(target, site, mode, dest string) *http.Request {
 		r := browserRequest(target)
 		r.Header.Set("Sec-Fetch-Site", site)
@@ -258,8 +264,11 @@ func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 		r := browserRequest(own)
 		r.Header.Set("Sec-Fetch-Site", "same-origin")
 		if res := d.inspect(r, victim, 0); res.Signals != 0 {
-			t.Fatalf("the victim's own next request %s has %v", own, res.Signals.Names())
+			t.Fatalf("the victim's next visit to the site's page %s has %v", own, res.Signals.Names())
 		}
+	}
+	if res := d.inspect(browserRequest("/pricing"), victim, 0); res.Signals != 0 { // typed: its own
+		t.Fatalf("the victim's own next request has %v", res.Signals.Names())
 	}
 	// The same probes from the source itself are caught, and may ban.
 	res := Result{}

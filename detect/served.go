@@ -11,11 +11,13 @@ import (
 // servedPaths remembers which of each tenant's paths answered successfully
 // lately, whoever asked. A path is kept by tenant: one tenant whose site
 // answers 200 to any path never makes a path served for another. It is what lets Gatekeeper refuse a suspect's
-// requests without refusing anyone's visit to the site: under suspicion
-// (a third-party context that scanned, a network that rotates a scanner
-// through its addresses) a request for a path the site has served lately
-// is judged like any other, and only paths it has not (what a brute force
-// asks for) are refused.
+// requests without refusing anyone's visit to the site: a request for a
+// path the site has served lately, neither a probe nor a payload, is
+// judged on its own whatever its source's buckets say (a visitor whose
+// context in the tenant a hostile page filled, an office whose broken
+// links ran its address over), and under a network's suspicion (a scanner
+// rotating through its addresses) only paths it has not served (what a
+// brute force asks for) are refused.
 //
 // Paths are kept by a 32-bit fingerprint in a direct-mapped table of
 // servedSlots slots, with the minute they last succeeded: a path forgotten

@@ -24,10 +24,12 @@ func forgeCrossSite(target, ua string) *http.Request {
 }
 
 // A client that sends cross-site Fetch Metadata with every request is
-// counted in its third-party context and held to the bounds of one that
-// does not: a directory brute force gets at most 15 of its 300 requests
-// through, and the site's own pages are still served to it. Nothing bans
-// it (RefuseOnly), which is the price of not banning visitors.
+// counted in its context in the tenant (and its network's there) and held
+// to the bounds of one that does not: a directory brute force gets at
+// most 15 of its 300 requests through, and the site's own pages are still
+// served to it. Nothing bans it (RefuseOnly), which is the price of not
+// banning visitors, and nothing it did acts on another tenant or on its
+// own requests.
 func TestForgedCrossSiteHeadersBuyNoRoom(t *testing.T) {
 	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	d := newDetector(t, c)
@@ -58,21 +60,30 @@ func TestForgedCrossSiteHeadersBuyNoRoom(t *testing.T) {
 	if passed > 15 {
 		t.Fatalf("%d of 300 forged cross-site brute-force requests passed; want at most 15", passed)
 	}
-	// Held, it still gets the pages the site serves.
+	// Over its buckets in the tenant, it still gets the pages the site serves.
 	for _, p := range []string{"/", "/products/4712"} {
 		if res := d.inspect(forgeCrossSite(p, firefox), scanner, 0); d.Scanner(&res) {
 			t.Fatalf("%s refused while held: %v", p, res.Signals.Names())
 		}
 	}
-	// And its own requests were never counted.
+	// Its own requests were never counted, nor its requests to another
+	// tenant, broken links included.
 	if res := d.inspect(browserRequest("/"), scanner, 0); res.Signals != 0 {
 		t.Fatalf("its own next request has %v", res.Signals.Names())
+	}
+	if res := d.inspect(forgeCrossSite("/old-page", firefox), scanner, 0); !d.Scanner(&res) {
+		t.Fatal("its next unserved request on the tenant it scanned was let through")
+	}
+	other := forgeCrossSite("/old-page", firefox)
+	other.Host = "shop.example.org"
+	if res := d.inspect(other, scanner, 0); res.Signals != 0 {
+		t.Fatalf("its request to another tenant has %v", res.Signals.Names())
 	}
 }
 
 // sqlmap with random agents and cross-site Fetch Metadata: each payload
-// scores below the threshold alone, but they fill the third-party
-// context's payload bucket, so at most max(15, 5 %) reach the upstream.
+// scores below the threshold alone, but they fill the payload bucket of
+// its context in the tenant, so at most max(15, 5 %) reach the upstream.
 func TestForgedCrossSiteInjectionIsHeld(t *testing.T) {
 	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	d := newDetector(t, c)

@@ -22,12 +22,12 @@ const (
 // other bit.
 func zeroBytes(x uint64) uint64 { return ^((x&low7Bits + low7Bits) | x | low7Bits) }
 
+// fingerprint is the 8-bit fingerprint of the agent whose hash is h.
+func fingerprint(h uint64) uint8 { return max(uint8(h>>56), 1) }
+
 // add notes the agent whose hash is h.
 func (s *agentSet) add(h uint64) {
-	f := h >> 56
-	if f == 0 {
-		f = 1
-	}
+	f := uint64(fingerprint(h))
 	x := binary.LittleEndian.Uint64(s[:])
 	if zeroBytes(x^(f*byteLSBs)) != 0 {
 		return // seen already
@@ -44,3 +44,36 @@ func (s *agentSet) len() int {
 
 // The set holds exactly maxAgents fingerprints.
 var _ = [1]struct{}{}[len(agentSet{})-maxAgents]
+
+// pendingAgents are the browsers that loaded a page at a source and have
+// not come back yet (see extra.cameBack), by 16-bit fingerprints, the
+// oldest replaced first. The fingerprints are wider than agentSet's: a
+// scanner sending a fresh user agent with every request would otherwise
+// hit one already pending every few dozen requests, and be counted as one
+// more person each time.
+type pendingAgents struct {
+	fps  [16]uint16
+	next uint8
+}
+
+// wideFingerprint is the 16-bit fingerprint of the agent whose hash is h.
+func wideFingerprint(h uint64) uint16 { return max(uint16(h>>32), 1) }
+
+// has reports whether the agent whose hash is h is pending.
+func (p *pendingAgents) has(h uint64) bool {
+	f := wideFingerprint(h)
+	for _, x := range p.fps {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// add notes that the agent whose hash is h loaded a page.
+func (p *pendingAgents) add(h uint64) {
+	if !p.has(h) {
+		p.fps[p.next%uint8(len(p.fps))] = wideFingerprint(h)
+		p.next++
+	}
+}

@@ -26,9 +26,11 @@ func TestAgentSetCountsExactlyUpToItsSize(t *testing.T) {
 	}
 }
 
-// An office of six browsers behind one address gets six browsers' room,
-// whatever the hash seed: only two fingerprint collisions among six could
-// cost it one (about 0.2 % of seeds).
+// An office of six browsers behind one address, each counted (it loaded a
+// page and came back after another browser), gets six browsers' room and
+// one for the first person, whatever the hash seed: only two fingerprint
+// collisions among six could cost it one (about 0.2 % of seeds). One
+// browser alone, however many pages it loads, is one person.
 func TestSixBrowsersGetSixBrowsersRoom(t *testing.T) {
 	short := 0
 	for range 10_000 {
@@ -45,10 +47,17 @@ func TestSixBrowsersGetSixBrowsersRoom(t *testing.T) {
 	}
 	t.Logf("six browsers short of room for %d of 10 000 seeds", short)
 	var alone sourceState
+	var x extra
 	for range 100 {
-		alone.sawAgent(42 << 56)
+		x.cameBack(&alone, 0x2a2a2a2a2a2a2a2a) // a request, whose answer is a page
+		x.pending.add(0x2a2a2a2a2a2a2a2a)
 	}
 	if alone.clients() != 1 {
 		t.Fatalf("one user agent counts as %v clients", alone.clients())
+	}
+	x.cameBack(&alone, 0x0707070707070707) // another browser's request, then the first comes back
+	x.cameBack(&alone, 0x2a2a2a2a2a2a2a2a)
+	if alone.clients() != 2 {
+		t.Fatalf("a browser that came back after another counts as %v clients, want 2", alone.clients())
 	}
 }

@@ -32,9 +32,11 @@ type Rate struct {
 // never taken for a scanner. See docs/design.md, "Behaviour signals".
 type Config struct {
 	// NotFound counts failed answers to distinct paths. Successful answers
-	// earn failures back (one a page or API call, a quarter an asset), and a
-	// source can bank up to N of them, so a source whose answers mostly
-	// succeed (an office behind one NAT address) never fills it.
+	// in the same tenant earn failures the source had back (one a page or
+	// API call, a quarter an asset), up to an allowance that grows with the
+	// people counted behind the address (see Tracker.credit), so an office
+	// behind one NAT address never fills it and a scanner padding its
+	// probes with pages that exist gains next to nothing.
 	NotFound Rate
 	// DistinctPaths counts failed answers to distinct paths too, with only half
 	// a failure earned back a successful page: a slower, larger backstop for a
@@ -46,8 +48,8 @@ type Config struct {
 	// again counts once.
 	PayloadHits Rate
 	// Slow counts, over a long window, what the short buckets count
-	// (failures net of successes, probes, payloads), for a scanner that
-	// paces itself under them.
+	// (failures net of the credit successes earned, probes, payloads), for
+	// a scanner that paces itself under them.
 	Slow Rate
 	// Memory is where the sources are kept; when nil, the tracker has a
 	// memory of its own, shaped by MaxSources and IPv6Prefix.
@@ -113,20 +115,15 @@ func NewTracker(cfg Config, now func() time.Time) *Tracker {
 	return t
 }
 
-// leak drains a bucket level toward zero by drained. A level below zero is
-// credit banked by successful answers.
-func leak(level, drained float32) float32 {
-	if level < 0 {
-		return min(0, level+drained)
-	}
-	return max(0, level-drained)
-}
+// leak drains a bucket level toward zero by drained.
+func leak(level, drained float32) float32 { return max(0, level-drained) }
 
-// drain brings st's buckets up to now. A reading older than st.last (taken
-// before the lock by a request another one overtook) drains nothing: as a
-// wrapped-around uint32 it would have emptied every bucket, and a scanner
-// sending requests in parallel would now and then have wiped its own.
-func (t *Tracker) drain(st *sourceState, now uint32) {
+// drain brings st's buckets, and the credit its extra gave, up to now. A
+// reading older than st.last (taken before the lock by a request another
+// one overtook) drains nothing: as a wrapped-around uint32 it would have
+// emptied every bucket, and a scanner sending requests in parallel would
+// now and then have wiped its own. The caller holds sh.mu.
+func (t *Tracker) drain(sh *shard, st *sourceState, now uint32) {
 	elapsed := now - st.last
 	if elapsed == 0 || int32(elapsed) < 0 {
 		return
@@ -138,6 +135,9 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 	st.probe = leak(st.probe, ms*t.perMS[2])
 	st.payload = leak(st.payload, ms*t.perMS[3])
 	st.slow = leak(st.slow, ms*t.perMS[4])
+	if x := sh.existingExtra(st); x != nil {
+		x.credited = leak(x.credited, ms*t.perMS[4]*st.clients())
+	}
 }
 
 // OnRequest counts a request from src at now (a clock reading) whose user
@@ -148,35 +148,54 @@ func (t *Tracker) drain(st *sourceState, now uint32) {
 // when the network is under suspicion. refuseOnly: the network signal was
 // given for the network's doing, not the source's, so it must not ban.
 //
+// pagePossible: a page could have made a browser send the request (see
+// keyContext). It is then counted in src's and its network's contexts in
+// tenant (a TenantHash), with the same buckets, capacities and network
+// escalation as own requests, and nothing it shows acts beyond that
+// tenant: its other tenants never see it, and the caller must not ban for
+// it.
+//
+// What the buckets count is failures, probes and payloads: the caller
+// judges a request for a path the site serves, neither a probe nor a
+// payload, on its own, whatever they say (see detect's track).
+//
 // src is a pointer, the caller's: the arguments of a call take room in the
 // caller's frame, on every request's stack.
-func (t *Tracker) OnRequest(src *netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served func() bool) (signals signal.Set, refuseOnly bool) {
+func (t *Tracker) OnRequest(src *netip.Addr, now uint32, uaHash uint64, probe bool, payload, tenant uint64, pagePossible bool, served func() bool) (signals signal.Set, refuseOnly bool) {
 	k := t.key(*src)
+	if pagePossible {
+		k.inTenant(tenant)
+	}
 	signals, failing := t.request(&k, now, uaHash, probe, payload, 1)
+	nk, ok := networkKey(*src)
+	if !ok {
+		return signals, false
+	}
+	if pagePossible {
+		nk.inTenant(tenant)
+	}
 	if !probe && payload == 0 && !failing {
 		// A fresh address (a scanner rotating through its network) is
 		// not failing yet: under its network's suspicion, a request for a
 		// path the site has not served is refused, not passed.
-		if nk, ok := networkKey(*src); ok && t.refuseUnserved(nk, now, served) {
+		if t.refuseUnserved(nk, now, served) {
 			signals.Add(signal.Network)
 			return signals, true
 		}
 		return signals, false
 	}
-	if nk, ok := networkKey(*src); ok {
-		over, _ := t.request(&nk, now, maphash.Bytes(t.seed, k.addr[:]), probe, payload, networkFactor)
-		// The request must itself do what runs its network over: probe
-		// where probes do, send a payload where payloads do, fail where
-		// failures do.
-		alike := (probe && over.Has(signal.ProbeRate)) || (payload != 0 && over.Has(signal.PayloadRate)) ||
-			(failing && (over.Has(signal.NotFound) || over.Has(signal.SlowScan)))
-		switch {
-		case alike && t.networkSources(nk) >= minNetworkSources:
-			signals.Add(signal.Network)
-		case t.refuseUnserved(nk, now, served):
-			signals.Add(signal.Network)
-			return signals, true
-		}
+	over, _ := t.request(&nk, now, maphash.Bytes(t.seed, k.addr[:]), probe, payload, networkFactor)
+	// The request must itself do what runs its network over: probe
+	// where probes do, send a payload where payloads do, fail where
+	// failures do.
+	alike := (probe && over.Has(signal.ProbeRate)) || (payload != 0 && over.Has(signal.PayloadRate)) ||
+		(failing && (over.Has(signal.NotFound) || over.Has(signal.SlowScan)))
+	switch {
+	case alike && t.networkSources(nk) >= minNetworkSources:
+		signals.Add(signal.Network)
+	case t.refuseUnserved(nk, now, served):
+		signals.Add(signal.Network)
+		return signals, true
 	}
 	return signals, false
 }
@@ -193,36 +212,9 @@ func (t *Tracker) request(k *key, now uint32, agent uint64, probe bool, payload 
 	return signals, failing
 }
 
-// holdFor is how long a third-party context that scanned stays held after
-// its last refused request.
+// holdFor is how long a network under suspicion stays held after the
+// last request it refused.
 const holdFor = 10 * time.Minute
-
-// bucketSignals are the signals of buckets running over.
-var bucketSignals = signal.Set(1<<signal.NotFound | 1<<signal.DistinctPaths | 1<<signal.ProbeRate | 1<<signal.PayloadRate | 1<<signal.SlowScan)
-
-// OnThirdParty counts a request src's browser sent for another site's page
-// (see thirdPartyContext) in src's third-party context, never in its own
-// or its network's. Once the context's buckets run over it is held for
-// holdFor: its requests for paths the site has not served lately (served
-// says whether this one's was) get the signals that held it, whatever
-// else they carry, so a client that forges cross-site Fetch Metadata to
-// stay out of its own buckets is held to the same bounds, only without a
-// ban. Requests for served paths are judged as usual.
-func (t *Tracker) OnThirdParty(src netip.Addr, now uint32, uaHash uint64, probe bool, payload uint64, served bool) signal.Set {
-	k := t.key(src)
-	k.ctx = thirdPartyContext
-	sh, st := t.locked(&k, now)
-	defer sh.mu.Unlock()
-	signals := t.count(sh, st, now, uaHash, probe, payload, 1)
-	switch x := sh.existingExtra(st); {
-	case signals&bucketSignals != 0:
-		sh.extraOf(st).hold(now, signals&bucketSignals)
-	case !served && x != nil && x.holding(now):
-		signals |= x.held
-		x.hold(now, x.held)
-	}
-	return signals
-}
 
 // count counts a request in st (see request); the caller holds sh.mu.
 func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, probe bool, payload uint64, factor float32) signal.Set {
@@ -231,10 +223,15 @@ func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, pr
 	// not quiet).
 	if idle := now - st.last; int32(idle) > 0 && idle > uint32(agentsPeriod.Milliseconds()) {
 		st.agents = agentSet{}
+		if x := sh.existingExtra(st); x != nil {
+			x.pending = pendingAgents{}
+		}
 	}
-	t.drain(st, now)
+	t.drain(sh, st, now)
 	if factor > 1 {
 		st.sawAgent(agent) // a network notes its suspect sources
+	} else if x := sh.existingExtra(st); x != nil {
+		x.cameBack(st, agent) // only a source that failed needs its people counted
 	}
 	if probe {
 		st.probe++
@@ -248,10 +245,13 @@ func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, pr
 }
 
 // OnResponse counts the answer to a request from src for path p, sent by
-// the client whose user agent hashes to agent (0 when unknown); asset says
-// the client loaded it as an asset, whatever its path; thirdParty that
-// another site's page made it (see onThirdParty).
-func (t *Tracker) OnResponse(src netip.Addr, now uint32, p string, status int, agent uint64, asset, thirdParty bool) {
+// the client whose user agent hashes to agent (0 when unknown), to the
+// tenant whose hash is tenant; asset says the client loaded it as an
+// asset, whatever its path; pagePossible that it was counted in the
+// tenant (see OnRequest), and its answer is counted there too; otherSite
+// that another site's page made it (Fetch Metadata cross-site or
+// same-site).
+func (t *Tracker) OnResponse(src netip.Addr, now uint32, p string, status int, agent uint64, asset bool, tenant uint64, pagePossible, otherSite bool) {
 	failed := failureStatus(status)
 	if !failed && (status < 200 || status >= 400) {
 		return // neither: 401, 429, 5xx and the like say nothing of the client
@@ -259,74 +259,79 @@ func (t *Tracker) OnResponse(src netip.Addr, now uint32, p string, status int, a
 	// A missing favicon or image is no sign of scanning: failures of paths
 	// named as assets do not count. A browser's word that it loads an
 	// asset (Fetch Metadata, Accept) is only a client's word: such a
-	// failure counts for a quarter, as a missing record does. In the
-	// third-party context every failure counts: the page asks for nothing
-	// the visitor's own browsing needs.
+	// failure counts for a quarter, as a missing record does. For another
+	// site's page every failure counts: it asks for nothing the visitor's
+	// own browsing of this site needs, and a scanner forging cross-site
+	// image fetches must not buy four times the room.
 	named := isStatic(p)
-	if failed && named && !thirdParty {
+	if failed && named && !otherSite {
 		return
 	}
 	w := float32(1)
 	var h uint64
 	if failed {
 		h = maphash.String(t.seed, p)
-		if EndsInID(p) || (asset && !thirdParty) {
+		if isRecord(p) || (asset && !otherSite) {
 			w = 0.25 // a record that is gone, such as /api/items/4711; a claimed asset
 		}
 	}
 	k := t.key(src)
-	if thirdParty {
-		k.ctx = thirdPartyContext
-		t.response(&k, now, h, failed, asset || named, w, agent)
-		return
+	if pagePossible {
+		k.inTenant(tenant)
 	}
-	t.response(&k, now, h, failed, asset || named, w, agent)
+	fp := uint32(tenant>>32) | 1
+	t.response(&k, now, h, failed, asset || named, w, agent, fp)
 	if nk, ok := networkKey(src); ok {
-		t.response(&nk, now, h, failed, asset || named, w, maphash.Bytes(t.seed, k.addr[:]))
+		if pagePossible {
+			nk.inTenant(tenant)
+		}
+		t.response(&nk, now, h, failed, asset || named, w, maphash.Bytes(t.seed, k.addr[:]), fp)
 	}
 }
 
-// response counts an answer under key k (see onResponse): a success earns
-// credit (less for an asset) and counts its client (agent, unless 0) as
-// one of the people behind k; a failure of a path not failed lately adds
-// w, and, for a network, counts the source that failed (agent) among its
-// suspect ones.
-func (t *Tracker) response(k *key, now uint32, h uint64, failed, static bool, w float32, agent uint64) {
+// response counts an answer under key k (see onResponse) to the tenant
+// whose fingerprint is tenant: a success earns credit (see credit), a
+// failure of a path not failed lately adds w, and, for a network, counts
+// the source that failed (agent) among its suspect ones.
+func (t *Tracker) response(k *key, now uint32, h uint64, failed, static bool, w float32, agent uint64, tenant uint32) {
 	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
-	t.drain(st, now)
-	if k.ctx == networkContext {
+	t.drain(sh, st, now)
+	network := k.network()
+	if network {
 		if failed && agent != 0 {
 			st.sawAgent(agent)
 		}
 		agent = 0
 	}
 	if !failed {
-		if agent != 0 && !static {
-			st.sawAgent(agent)
-		}
-		credit := float32(1)
-		if static {
-			credit = 0.25
-		}
-		st.notFound = max(-float32(t.cfg.NotFound.N), st.notFound-credit)
-		st.slow = max(-float32(t.cfg.Slow.N), st.slow-credit)
-		if !static {
-			st.distinct = max(0, st.distinct-0.5)
-		}
+		t.credit(sh, st, static, agent, tenant, network)
 		return
+	}
+	x := sh.extraOf(st)
+	x.failTenant = tenant
+	if x.lastAgent == 0 && !network {
+		x.lastAgent = wideFingerprint(agent) // the request that made the extra was not seen by cameBack
 	}
 	if t.filter(sh, st, now).seen(h) {
 		return
 	}
 	st.notFound += w
 	st.distinct += w
-	if k.ctx == networkContext && st.notFound > float32(t.cfg.NotFound.N*networkSuspicion) {
+	if network && st.notFound > float32(t.cfg.NotFound.N*networkSuspicion) {
 		t.suspicion.Store(max(now, 1))
 	}
 	if !sh.extraOf(st).pollFailure(h) {
 		st.slow += w
 	}
+}
+
+// isRecord reports whether p names a record of a collection, such as
+// /api/items/4711: records come and go, so a missing one counts a
+// quarter. A number straight under the root (/2006, /12) is a word of a
+// brute-force list, not a record.
+func isRecord(p string) bool {
+	return EndsInID(p) && strings.LastIndexByte(strings.TrimSuffix(p, "/"), '/') > 0
 }
 
 // filter is st's filter of failed paths and payloads, new or cleared when

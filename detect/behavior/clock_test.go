@@ -18,13 +18,13 @@ func TestAnOvertakenClockReadingDrainsNothing(t *testing.T) {
 	tr := NewTracker(Config{}, c.Now)
 	src := netip.MustParseAddr("203.0.113.9")
 	for i := range 3 {
-		tr.OnResponse(src, tr.Clock(), fmt.Sprintf("/missing-%d", i), 404, 0, false, false)
+		tr.OnResponse(src, tr.Clock(), fmt.Sprintf("/missing-%d", i), 404, 0, false, 0, false, false)
 	}
 	early := tr.Clock()
 	c.Add(time.Second)
-	tr.OnResponse(src, tr.Clock(), "/missing-3", 404, 0, false, false) // the request that overtook
+	tr.OnResponse(src, tr.Clock(), "/missing-3", 404, 0, false, 0, false, false) // the request that overtook
 	k := tr.key(src)
-	tr.response(&k, early, 0, false, false, 1, 0) // the overtaken one, a success
+	tr.response(&k, early, 0, false, false, 1, 0, 1) // the overtaken one, a success
 	sh, st := tr.lookup(&k)
 	defer sh.mu.Unlock()
 	// Four failures less one success's credit, less a second of draining.

@@ -20,7 +20,7 @@ const DefaultMaxSources = 1_000_000
 const shards = 64
 
 // Memory is what is known of every tracked source, in bounded memory: about
-// 60 bytes a source (see table.go), and 80 more for a source that failed,
+// 60 bytes a source (see table.go), and 152 more for a source that failed,
 // sent payloads or was banned.
 type Memory struct {
 	now        func() time.Time
@@ -53,7 +53,7 @@ func NewMemory(maxSources, ipv6Prefix int, now func() time.Time) *Memory {
 	for i := range m.shards {
 		m.shards[i].sources.seed = m.seed
 		m.shards[i].networks.seed = m.seed
-		m.shards[i].thirdParty.seed = m.seed
+		m.shards[i].tenants.seed = m.seed
 	}
 	// The tables' memory is outside the heap: give it back once no one
 	// can reach the Memory any more.
@@ -61,7 +61,7 @@ func NewMemory(maxSources, ipv6Prefix int, now func() time.Time) *Memory {
 		for i := range s {
 			s[i].sources.free()
 			s[i].networks.free()
-			s[i].thirdParty.free()
+			s[i].tenants.free()
 		}
 	}, m.shards)
 	return m
@@ -75,30 +75,15 @@ type key struct {
 	ctx  keyContext
 }
 
-// keyContext says whose requests a key counts.
-type keyContext uint8
-
-const (
-	// ownContext: a source's own requests (typed, its own pages' links and
-	// scripts, any client that is not a browser).
-	ownContext keyContext = iota
-	// networkContext: the own requests of a /24's or /48's sources.
-	networkContext
-	// thirdPartyContext: the requests a source's browser sent for another
-	// site's page (Fetch Metadata cross-site or same-site). They are
-	// counted, and refused when they scan, but never ban the source, never
-	// fill its own buckets and never count towards its network: that page
-	// chose them, not the person (see Result.RefuseOnly).
-	thirdPartyContext
-)
-
-// shard holds the sources, networks and third-party contexts whose keys
-// hash to it, and the extras of those that have one.
+// shard holds the sources, networks and tenant contexts whose keys hash to
+// it, and the extras of those that have one.
 type shard struct {
-	mu         sync.Mutex
-	sources    table
-	networks   table
-	thirdParty table
+	mu       sync.Mutex
+	sources  table
+	networks table
+	// tenants holds the contexts of sources and networks in tenants,
+	// whose keys are mixed with the tenant's hash (see key.inTenant).
+	tenants    table
 	extras     []extra
 	freeExtras []uint32
 }
@@ -107,8 +92,8 @@ func (sh *shard) table(k *key) *table {
 	switch k.ctx {
 	case networkContext:
 		return &sh.networks
-	case thirdPartyContext:
-		return &sh.thirdParty
+	case tenantContext, tenantNetworkContext:
+		return &sh.tenants
 	}
 	return &sh.sources
 }
@@ -119,10 +104,10 @@ func (sh *shard) table(k *key) *table {
 type sourceState struct {
 	last                                     uint32 // milliseconds since the tracker's epoch (wraps after 49 days)
 	notFound, distinct, probe, payload, slow float32
-	// agents are the user agents that loaded a page successfully since the
-	// source was last quiet for agentsPeriod: how many different people
-	// share the address (for a network: its sources that did something
-	// suspect).
+	// agents are the browsers (by user agent) that loaded a page and came
+	// back after another browser did, since the source was last quiet for
+	// agentsPeriod: how many people besides the first share the address
+	// (for a network: its sources that did something suspect).
 	agents agentSet
 	// extra is 1 + the index of the source's extra in its shard, or 0.
 	extra uint32
@@ -139,11 +124,22 @@ type extra struct {
 	// last at lastOffence.
 	offences    uint8
 	lastOffence uint32
-	// heldUntil: a third-party context that scanned is held until then
-	// (a clock reading): its requests for paths the site has not served
-	// lately are refused (see Tracker.onThirdParty); held says why.
+	// heldUntil: a network under suspicion is held until then (a clock
+	// reading): its sources' requests for paths the site has not served
+	// lately are refused (see Tracker.refuseUnserved); held says why.
 	heldUntil uint32
 	held      signal.Set
+	// credited is the credit successes gave lately, against the
+	// allowance (see Tracker.credit); it drains at the slow bucket's rate.
+	credited float32
+	// failTenant is a fingerprint of the tenant of the last failure:
+	// a success earns credit only against failures in its own tenant.
+	failTenant uint32
+	// pending are the browsers that loaded a page since the source first
+	// failed, not yet counted among its people; lastAgent is the
+	// fingerprint of the last request's browser (see cameBack).
+	pending   pendingAgents
+	lastAgent uint16
 	// polled are fingerprints of the last paths that failed: asking for
 	// one of them again (a monitor polling a removed URL) is not scanning,
 	// and the long window's bucket counts it once.
@@ -154,8 +150,8 @@ type extra struct {
 // holding reports whether x is held at now (see hold).
 func (x *extra) holding(now uint32) bool { return x.held != 0 && int32(x.heldUntil-now) > 0 }
 
-// hold holds x for holdFor from now, for signals: a held third-party
-// context or network refuses requests for paths the site has not served.
+// hold holds x for holdFor from now, for signals: a held network refuses
+// requests for paths the site has not served.
 func (x *extra) hold(now uint32, signals signal.Set) {
 	x.held, x.heldUntil = signals, now+uint32(holdFor.Milliseconds())
 }
@@ -172,33 +168,6 @@ func (x *extra) pollFailure(h uint64) bool {
 	x.polled[x.polledNext%uint8(len(x.polled))] = f
 	x.polledNext++
 	return false
-}
-
-// People behind one address (an office, a school, a carrier's NAT) use
-// different browsers; a scanner keeps one user agent, or rotates them. The
-// failure buckets of a source hold N for each client seen there lately, up
-// to maxAgents of them, so tens of people behind one NAT address each get
-// their share of broken links; but a client counts only once it has loaded
-// a page successfully: that is evidence of a person using the site, where
-// a new user-agent string is only a client's word. A scanner rotating
-// agents while every answer fails gains no room.
-const (
-	maxAgents    = 8
-	agentsPeriod = 10 * time.Minute
-)
-
-// clients is how many user agents st was seen with lately, 1 to maxAgents,
-// for the room in its failure buckets. From three on, one more is counted:
-// that many browsers say people share the address, and two of them having
-// the same fingerprint (one chance in 255 a pair) must not cost any of
-// them their room. A scanner rotating user agents gains one agent's room
-// in the failure buckets, and nothing elsewhere.
-func (st *sourceState) clients() float32 {
-	n := st.agents.len()
-	if n >= 3 {
-		n++
-	}
-	return float32(min(max(n, 1), maxAgents))
 }
 
 // sawAgent notes a user agent (or, for a network, a source) by its hash.
@@ -282,7 +251,7 @@ func (m *Memory) Bytes() int {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		n += sh.sources.bytes() + sh.networks.bytes() + sh.thirdParty.bytes() +
+		n += sh.sources.bytes() + sh.networks.bytes() + sh.tenants.bytes() +
 			cap(sh.extras)*int(unsafe.Sizeof(extra{})) + 4*cap(sh.freeExtras)
 		sh.mu.Unlock()
 	}
@@ -291,19 +260,20 @@ func (m *Memory) Bytes() int {
 
 // Forget drops what is known of the sources inside p, and of the source
 // p's address is tracked under (its IPv6 prefix), as when a person lifts
-// their ban: they start again with empty buckets, third-party ones too.
+// their ban: they start again with empty buckets. Their contexts in
+// tenants are keyed by a mix of address and tenant that cannot be read
+// back: those stay until they drain or are evicted; they never ban.
 func (m *Memory) Forget(p netip.Prefix) {
 	own := m.key(p.Addr())
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		for _, t := range []*table{&sh.sources, &sh.thirdParty} {
-			for pos := t.n - 1; pos >= 0; pos-- { // a removal moves the last entry to pos
-				e := t.at(pos)
-				if e.addr == own.addr || p.Contains(netip.AddrFrom16(e.addr).Unmap()) {
-					sh.release(&e.sourceState)
-					t.remove(pos)
-				}
+		t := &sh.sources
+		for pos := t.n - 1; pos >= 0; pos-- { // a removal moves the last entry to pos
+			e := t.at(pos)
+			if e.addr == own.addr || p.Contains(netip.AddrFrom16(e.addr).Unmap()) {
+				sh.release(&e.sourceState)
+				t.remove(pos)
 			}
 		}
 		sh.mu.Unlock()
@@ -338,7 +308,7 @@ func (m *Memory) locked(k *key, now uint32) (*shard, *sourceState) {
 	if st != nil {
 		return sh, st
 	}
-	if sh.sources.n+sh.networks.n+sh.thirdParty.n >= m.perCap {
+	if sh.sources.n+sh.networks.n+sh.tenants.n >= m.perCap {
 		m.evict(sh, t)
 	}
 	e := t.add(&k.addr, h)
@@ -397,7 +367,7 @@ const evictionSample = 8
 // minutes younger, so a flood of fresh addresses cannot wash a scanner out
 // of the tracker. The caller holds sh.mu.
 func (m *Memory) evict(sh *shard, t *table) {
-	for _, other := range []*table{&sh.sources, &sh.thirdParty, &sh.networks} {
+	for _, other := range []*table{&sh.sources, &sh.tenants, &sh.networks} {
 		if t.n > 0 {
 			break
 		}

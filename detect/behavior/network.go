@@ -96,7 +96,7 @@ func (t *Tracker) refuseUnserved(k key, now uint32, served func() bool) bool {
 	if st == nil {
 		return false
 	}
-	t.drain(st, now)
+	t.drain(sh, st, now)
 	x := sh.existingExtra(st)
 	held := x != nil && x.holding(now)
 	over := st.notFound > float32(t.cfg.NotFound.N*networkSuspicion) && st.agents.len() >= minNetworkSources

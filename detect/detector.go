@@ -127,6 +127,24 @@ var AttackSignals = SignalSet(1<<SignalSQLi | 1<<SignalXSS | 1<<SignalCommandInj
 // Attack reports whether the request's own content is an attack.
 func (r *Result) Attack() bool { return r.Signals&AttackSignals != 0 }
 
+// pageContext is the tenant context a page-possible request counts in:
+// the tenant's own pages' (same-origin) apart from other sites' pages'
+// (cross-site, same-site). What another site's page made a visitor's
+// browser send to a tenant is evidence about that page: it refuses
+// requests such pages make on that tenant, never what the tenant's own
+// pages ask for (the site's script calling its API after the visitor left
+// the other page), nor the other way round.
+func (r *Result) pageContext() uint64 {
+	if r.ThirdParty {
+		return r.tenant ^ otherSitesPages
+	}
+	return r.tenant
+}
+
+// otherSitesPages sets the tenant context of other sites' pages apart from
+// the tenant's own (see pageContext).
+const otherSitesPages = 0x5bd1e9955bd1e995
+
 // Reset makes r the zero Result, writing only the fields that are set (see
 // package zero): the handler's result lives in a pooled heap object.
 func (r *Result) Reset() {
@@ -179,6 +197,7 @@ type Detector struct {
 	payloads            *payloadInspector // nil when off
 	agents              agentCache
 	served              *servedPaths
+	visitors            *servedSources
 }
 
 var probeSignal = map[string]Signal{
@@ -193,7 +212,7 @@ func New(cfg Config) *Detector {
 		weights: DefaultWeights, threshold: cfg.Threshold,
 		behavior: behavior.NewTracker(cfg.Behavior, cfg.Now),
 		asns:     map[uint]bool{},
-		served:   newServedPaths(),
+		served:   newServedPaths(), visitors: newServedSources(),
 	}
 	if !cfg.PayloadsOff {
 		d.payloads = newPayloadInspector(cfg.MaxBody)
@@ -342,7 +361,7 @@ func (d *Detector) track(res *Result, r *http.Request, src *netip.Addr, seen *lo
 	res.PagePossible = res.PagePossible && res.Signals&signatureSet == 0
 	res.RefuseOnly = res.PagePossible
 	served := res.served.Served
-	signals, refuseOnly := d.behavior.OnRequest(src, res.at, seen.agent, seen.probe, seen.payload, res.tenant, res.PagePossible, served)
+	signals, refuseOnly := d.behavior.OnRequest(src, res.at, seen.agent, seen.probe, seen.payload, res.pageContext(), res.PagePossible, served)
 	if signals == 0 || !seen.probe && seen.payload == 0 && served() {
 		return
 	}
@@ -364,7 +383,8 @@ func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, r
 		return
 	}
 	d.served.note(res.tenant, r.URL.Path, status, res.at)
-	d.behavior.OnResponse(src, res.at, r.URL.Path, status, res.agent, res.Asset, res.tenant, res.PagePossible, res.ThirdParty && res.PagePossible)
+	d.visitors.note(res.tenant, src, res.Asset || behavior.IsStatic(r.URL.Path), status, res.at)
+	d.behavior.OnResponse(src, res.at, r.URL.Path, status, res.agent, res.Asset, res.pageContext(), res.PagePossible, res.ThirdParty && res.PagePossible)
 }
 
 // Served reports whether tenant's site answered path successfully lately,

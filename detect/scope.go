@@ -2,6 +2,7 @@ package detect
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/customernode/gatekeeper/detect/behavior"
 )
@@ -10,9 +11,11 @@ import (
 // traversal or a known exploit's path.
 func (r *Result) Probe() bool { return r.Signals&probeSet != 0 }
 
-// Visited reports whether src was served a page lately: it is no stranger
-// to the platform.
-func (d *Detector) Visited(src netip.Addr) bool { return d.behavior.Visited(src) }
+// Visited reports whether tenant served src a page or an API call lately,
+// at at: it is no stranger there.
+func (d *Detector) Visited(tenant string, src netip.Addr, at time.Time) bool {
+	return d.visitors.has(d.behavior.TenantHash(tenant), src, minuteOf(d.behavior.ClockAt(at)))
+}
 
 // Asset reports whether path names an asset (a style sheet, a script, an
 // image, a font, a well-known file): a missing one is no sign of scanning.

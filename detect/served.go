@@ -2,6 +2,7 @@ package detect
 
 import (
 	"hash/maphash"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 
@@ -92,4 +93,57 @@ func (s *servedPaths) note(tenant uint64, p string, status int, at uint32) {
 	if status >= 200 && status < 300 || status == 304 {
 		s.add(tenant, p, minuteOf(at))
 	}
+}
+
+// servedSources remembers which sources each tenant served a page or an
+// API call lately: a source that was served is no stranger to the tenant,
+// and a campaign's evidence and refusals are about strangers (see package
+// campaign). Kept like servedPaths: a 32-bit fingerprint of the tenant and
+// the source (an IPv6 source by its /64), with the minute, in a
+// direct-mapped table, each slot written at most once a minute; a source
+// forgotten is only a stranger again. Assets do not count: a page's images
+// load wherever the page is.
+type servedSources struct {
+	seed  maphash.Seed
+	slots [servedSlots]atomic.Uint64
+}
+
+// sourceServedFor is how long being served keeps a source known, in
+// minutes.
+const sourceServedFor = 30
+
+func newServedSources() *servedSources { return &servedSources{seed: maphash.MakeSeed()} }
+
+func (s *servedSources) hash(tenant uint64, src netip.Addr) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	for i := 0; i < 64; i += 8 {
+		h.WriteByte(byte(tenant >> i))
+	}
+	a := src.Unmap().As16()
+	n := 16
+	if !src.Unmap().Is4() {
+		n = 8 // the /64
+	}
+	h.Write(a[:n])
+	return h.Sum64()
+}
+
+// note records a successful answer to src's request for a page (not an
+// asset) of tenant at the tracker clock reading at.
+func (s *servedSources) note(tenant uint64, src netip.Addr, asset bool, status int, at uint32) {
+	if asset || !(status >= 200 && status < 300 || status == 304) {
+		return
+	}
+	h := s.hash(tenant, src)
+	if slot, v := &s.slots[h%servedSlots], h>>32<<32|uint64(minuteOf(at)); slot.Load() != v {
+		slot.Store(v)
+	}
+}
+
+// has reports whether tenant served src within sourceServedFor of minute.
+func (s *servedSources) has(tenant uint64, src netip.Addr, minute uint32) bool {
+	h := s.hash(tenant, src)
+	v := s.slots[h%servedSlots].Load()
+	return v != 0 && v>>32 == h>>32 && minute-uint32(v) <= sourceServedFor
 }

@@ -120,8 +120,8 @@ type Detector interface {
 	// Served reports whether tenant's site answered path successfully
 	// lately.
 	Served(tenant, path string, at time.Time) bool
-	// Visited reports whether src was served a page lately.
-	Visited(src netip.Addr) bool
+	// Visited reports whether tenant served src a page lately.
+	Visited(tenant string, src netip.Addr, at time.Time) bool
 }
 
 // Campaigns is what is known of scans spread across sources (a
@@ -375,7 +375,7 @@ func inCampaign(in *Inputs, res *detect.Result) bool {
 func CampaignRequest(in *Inputs, res *detect.Result) campaign.Request {
 	p := in.Request.URL.Path
 	return campaign.Request{Tenant: in.Access.Tenant, HTTP: in.Request, Source: in.Access.IP, Probe: res.Probe(),
-		Served: in.Detector.Served(in.Access.Tenant, p, in.Now), Fresh: !in.Detector.Visited(in.Access.IP),
+		Served: in.Detector.Served(in.Access.Tenant, p, in.Now), Fresh: !in.Detector.Visited(in.Access.Tenant, in.Access.IP, in.Now),
 		Asset: detect.Asset(p)}
 }
 

@@ -290,9 +290,9 @@ type detector struct {
 func (d detector) InspectInto(res *detect.Result, _ *http.Request, _ string, _ *netip.Addr, _ uint, _ *time.Time) {
 	*res = d.inspect().Result
 }
-func (d detector) Scanner(*detect.Result) bool          { return d.inspect().Scanner }
-func (d detector) Served(_, _ string, _ time.Time) bool { return d.served }
-func (d detector) Visited(netip.Addr) bool              { return false }
+func (d detector) Scanner(*detect.Result) bool                { return d.inspect().Scanner }
+func (d detector) Served(_, _ string, _ time.Time) bool       { return d.served }
+func (d detector) Visited(string, netip.Addr, time.Time) bool { return false }
 
 // campaigns answers whether a request belongs to a campaign with a
 // constant.

@@ -453,3 +453,7 @@ func (t *Tracker) TenantHash(tenant string) uint64 {
 	}
 	return h.Sum64()
 }
+
+// IsStatic reports whether p names an asset or a well-known file, whose
+// answers, found or not, say nothing about who asks.
+func IsStatic(p string) bool { return isStatic(p) }

@@ -383,7 +383,7 @@ func (d *Detector) ObserveRequest(r *http.Request, src netip.Addr, status int, r
 		return
 	}
 	d.served.note(res.tenant, r.URL.Path, status, res.at)
-	d.visitors.note(res.tenant, src, res.Asset || behavior.IsStatic(r.URL.Path), status, res.at)
+	d.visitors.note(res.tenant, src, r.Method, res.Asset || behavior.IsStatic(r.URL.Path), status, res.at)
 	d.behavior.OnResponse(src, res.at, r.URL.Path, status, res.agent, res.Asset, res.pageContext(), res.PagePossible, res.ThirdParty && res.PagePossible)
 }
 

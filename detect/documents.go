@@ -58,7 +58,11 @@ func (p *payloadInspector) bodyValue(v string) SignalSet {
 	case prose(v):
 		return 0
 	}
-	return p.value(v)
+	s := p.value(v)
+	if t := strings.TrimSpace(v); len(t) != len(v) && t != "" {
+		s |= p.value(t) // applications trim what forms send
+	}
+	return s
 }
 
 // graphQLDocument reports whether v is a GraphQL operation.
@@ -130,10 +134,15 @@ var codeKeywords = map[string]bool{
 // words (at least minProseWords distinct ones that are not code keywords)
 // with few symbols between them.
 func prose(v string) bool {
-	if strings.Count(v, "\n") >= 2 {
-		return true
+	// Several lines are prose when they hold text: blank lines in front
+	// of a payload ("\n\n' OR SLEEP(5)-- -") are not.
+	lines := 0
+	for line := range strings.SplitSeq(v, "\n") {
+		if strings.TrimSpace(line) != "" {
+			lines++
+		}
 	}
-	if len(v) < 16 || strings.Count(v, " ") < minProseWords-1 {
+	if lines < 3 && (len(v) < 16 || strings.Count(v, " ") < minProseWords-1) {
 		return false // prose has spaces between its words; base64 and tokens do not
 	}
 	symbols := 0
@@ -159,7 +168,7 @@ func prose(v string) bool {
 		}
 		i++
 	}
-	return n >= minProseWords && symbols*100 < maxProseSymbols*len(v)
+	return n >= minProseWords && (lines >= 3 || symbols*100 < maxProseSymbols*len(v))
 }
 
 func seenWord(words []string, w string) bool {

@@ -298,8 +298,12 @@ func TestSlowGobusterIsCaughtWithin15(t *testing.T) {
 				res := d.inspect(r, scanner, 0)
 				if d.Scanner(&res) {
 					t.Logf("caught at request %d (%s): %v", i+1, w, res.Signals.Names())
-					if i > 15 {
-						t.Fatalf("%d requests through before it was caught, want at most 15", i)
+					// At most 15 through; padded, one more when the
+					// randomly keyed filter of failed paths takes a new
+					// word for one it holds (as TestSlowScannersAreCaught
+					// allows).
+					if limit := 15 + min(pads, 1); i > limit {
+						t.Fatalf("%d requests through before it was caught, want at most %d", i, limit)
 					}
 					return
 				}

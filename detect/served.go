@@ -2,6 +2,7 @@ package detect
 
 import (
 	"hash/maphash"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -90,7 +91,10 @@ func (s *servedPaths) has(tenant uint64, p string, minute uint32) bool {
 // p at the tracker clock reading at. Redirects are left out: sites that
 // send every unknown path to a sign-in page would have every probe served.
 func (s *servedPaths) note(tenant uint64, p string, status int, at uint32) {
-	if status >= 200 && status < 300 || status == 304 {
+	// A permanent redirect (301, 308) is the page's answer: a moved page,
+	// a short link, a directory's slash. Sign-in pages are reached by
+	// temporary ones (302, 303, 307), which are still left out.
+	if status >= 200 && status < 300 || status == 304 || status == 301 || status == 308 {
 		s.add(tenant, p, minuteOf(at))
 	}
 }
@@ -131,8 +135,9 @@ func (s *servedSources) hash(tenant uint64, src netip.Addr) uint64 {
 
 // note records a successful answer to src's request for a page (not an
 // asset) of tenant at the tracker clock reading at.
-func (s *servedSources) note(tenant uint64, src netip.Addr, asset bool, status int, at uint32) {
-	if asset || !(status >= 200 && status < 300 || status == 304) {
+func (s *servedSources) note(tenant uint64, src netip.Addr, method string, asset bool, status int, at uint32) {
+	// A HEAD is a look, not a visit: one costs a scanner nothing.
+	if asset || method == http.MethodHead || !(status >= 200 && status < 300 || status == 304) {
 		return
 	}
 	h := s.hash(tenant, src)

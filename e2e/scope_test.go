@@ -13,7 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// Evidence acts in the scope it was gathered in (SPEC §3 step 4, design.md
+// Evidence acts in the scope it was gathered in (the README's decision table, design.md
 // "Evidence stays in its scope" and "Who can cause a platform-wide ban"),
 // against the binary: successes on one tenant do not wash out failures on
 // another; what a tenant's own page makes its visitors' browsers send is

@@ -376,7 +376,9 @@ func CampaignRequest(in *Inputs, res *detect.Result) campaign.Request {
 	p := in.Request.URL.Path
 	return campaign.Request{Tenant: in.Access.Tenant, HTTP: in.Request, Source: in.Access.IP, Probe: res.Probe(),
 		Served: in.Detector.Served(in.Access.Tenant, p, in.Now), Fresh: !in.Detector.Visited(in.Access.Tenant, in.Access.IP, in.Now),
-		Asset: detect.Asset(p)}
+		// An asset by the name the upstream will read: "/admin;.css" is
+		// /admin to a servlet container, "/admin%3b.css" too.
+		Asset: detect.Asset(p) && detect.Asset(CanonicalPath(in.Request.URL.EscapedPath()))}
 }
 
 // refuse makes d a refusal.

@@ -37,6 +37,26 @@ func (s *agentSet) add(h uint64) {
 	} // else full: maxAgents are counted already
 }
 
+// addNew notes the agent whose hash is h, which the caller knows is not
+// among those noted: when its fingerprint is taken by another agent, the
+// next free one stands for it, so that two browsers that share a
+// fingerprint still count as two.
+func (s *agentSet) addNew(h uint64) {
+	f := uint64(fingerprint(h))
+	x := binary.LittleEndian.Uint64(s[:])
+	empty := zeroBytes(x)
+	if empty == 0 {
+		return // full: maxAgents are counted already
+	}
+	for range len(s) {
+		if zeroBytes(x^(f*byteLSBs)) == 0 {
+			binary.LittleEndian.PutUint64(s[:], x|f<<(bits.TrailingZeros64(empty)&^7))
+			return
+		}
+		f = f%255 + 1
+	}
+}
+
 // len is how many different agents were noted.
 func (s *agentSet) len() int {
 	return len(s) - bits.OnesCount64(zeroBytes(binary.LittleEndian.Uint64(s[:])))
@@ -46,34 +66,52 @@ func (s *agentSet) len() int {
 var _ = [1]struct{}{}[len(agentSet{})-maxAgents]
 
 // pendingAgents are the browsers that loaded a page at a source and have
-// not come back yet (see extra.cameBack), by 16-bit fingerprints, the
+// not come back yet (see extra.cameBack), by 32-bit fingerprints, the
 // oldest replaced first. The fingerprints are wider than agentSet's: a
 // scanner sending a fresh user agent with every request would otherwise
-// hit one already pending every few dozen requests, and be counted as one
-// more person each time.
+// hit one already pending now and then, and be counted as one more person
+// each time. An agent counted among the source's people stays here,
+// marked in counted, so that it is counted once however often it comes
+// back.
 type pendingAgents struct {
-	fps  [16]uint16
-	next uint8
+	fps     [16]uint32
+	counted uint16 // a bit a slot
+	next    uint8
 }
 
-// wideFingerprint is the 16-bit fingerprint of the agent whose hash is h.
-func wideFingerprint(h uint64) uint16 { return max(uint16(h>>32), 1) }
+// wideFingerprint is the 32-bit fingerprint of the agent whose hash is h.
+func wideFingerprint(h uint64) uint32 { return max(uint32(h>>24), 1) }
 
-// has reports whether the agent whose hash is h is pending.
-func (p *pendingAgents) has(h uint64) bool {
+// find is the slot of the agent whose hash is h, or -1.
+func (p *pendingAgents) find(h uint64) int {
 	f := wideFingerprint(h)
-	for _, x := range p.fps {
+	for i, x := range p.fps {
 		if x == f {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
+}
+
+// has reports whether the agent whose hash is h is pending.
+func (p *pendingAgents) has(h uint64) bool { return p.find(h) >= 0 }
+
+// count marks the agent whose hash is h counted, and reports whether it
+// was pending and not counted before.
+func (p *pendingAgents) count(h uint64) bool {
+	i := p.find(h)
+	if i < 0 || p.counted&(1<<i) != 0 {
+		return false
+	}
+	p.counted |= 1 << i
+	return true
 }
 
 // add notes that the agent whose hash is h loaded a page.
 func (p *pendingAgents) add(h uint64) {
 	if !p.has(h) {
-		p.fps[p.next%uint8(len(p.fps))] = wideFingerprint(h)
+		i := p.next % uint8(len(p.fps))
+		p.fps[i], p.counted = wideFingerprint(h), p.counted&^(1<<i)
 		p.next++
 	}
 }

@@ -32,8 +32,8 @@ func (st *sourceState) clients() float32 {
 // back after another browser's request is one more person.
 func (x *extra) cameBack(st *sourceState, agent uint64) {
 	f := wideFingerprint(agent)
-	if f != x.lastAgent && x.pending.has(agent) {
-		st.agents.add(agent)
+	if f != x.lastAgent && x.pending.count(agent) {
+		st.agents.addNew(agent)
 	}
 	x.lastAgent = f
 }

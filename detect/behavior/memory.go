@@ -139,7 +139,7 @@ type extra struct {
 	// failed, not yet counted among its people; lastAgent is the
 	// fingerprint of the last request's browser (see cameBack).
 	pending   pendingAgents
-	lastAgent uint16
+	lastAgent uint32
 	// polled are fingerprints of the last paths that failed: asking for
 	// one of them again (a monitor polling a removed URL) is not scanning,
 	// and the long window's bucket counts it once.

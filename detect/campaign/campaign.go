@@ -217,7 +217,7 @@ func (t *Tracker) note(k Key, req *Request, at time.Time) {
 	r := t.records[k]
 	if r == nil {
 		if len(t.records) >= maxRecords {
-			t.evictOne()
+			t.evictOne(at)
 		}
 		r = &record{}
 		t.records[k] = r
@@ -279,11 +279,32 @@ func (t *Tracker) judge(k Key, r *record, networks, paths int, at time.Time) {
 
 // evictOne forgets a key, any (a map's order is random): whatever is
 // sent, a note costs no more than a few lookups. The caller holds t.mu.
-func (t *Tracker) evictOne() {
-	for k := range t.records {
-		delete(t.records, k)
-		return
+func (t *Tracker) evictOne(at time.Time) {
+	// A few keys, any, and the one whose evidence is oldest among them
+	// goes; a campaign in force goes only when all of them are campaigns:
+	// other tenants' strangers, or a scanner's random shapes, must not
+	// end a campaign.
+	var victim Key
+	var oldest time.Time
+	found, n := false, 0
+	for k, r := range t.records {
+		if n++; n > 16 && found {
+			break
+		}
+		if at.Before(r.until) {
+			continue
+		}
+		if !found || r.last.Before(oldest) {
+			victim, oldest, found = k, r.last, true
+		}
 	}
+	if !found {
+		for k := range t.records {
+			victim = k
+			break
+		}
+	}
+	delete(t.records, victim)
 }
 
 // Tick forgets evidence older than the window and campaigns that ended,

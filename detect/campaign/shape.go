@@ -4,31 +4,30 @@ import (
 	"hash/fnv"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strings"
 )
 
 // Shape is the hash of what a tool sends the same on every request of a
 // scan, whatever user agent or address it rotates: the method, the
-// protocol, the names of the headers it sends, and the values of the
-// headers that say what it accepts and how it fetches. The user agent's
-// value, cookies, the referrer and other per-request values are left out.
-// Browsers differ from tools, and from each other, in these: a campaign
+// protocol, which of a fixed list of headers it sends, and the values of
+// those that say what it accepts and how it fetches. Values that vary
+// from request to request (the user agent, cookies, the referrer, a
+// language's weights) and headers outside the list are left out, so that
+// a scanner cannot split its scan into shapes by adding a random header
+// or turning a q-value. Browsers differ from tools in these: a campaign
 // of one shape leaves the visitors of others alone. The hash is the same
 // on every instance (FNV-1a), since instances share evidence by it.
 func Shape(r *http.Request) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(r.Method))
+	var present [len(shapeNames)]byte
+	for i, name := range shapeNames {
+		if _, ok := r.Header[name]; ok {
+			present[i] = 1
+		}
+	}
 	h.Write([]byte{0, byte(r.ProtoMajor), 0})
-	names := make([]string, 0, len(r.Header))
-	for name := range r.Header {
-		names = append(names, strings.ToLower(name))
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		h.Write([]byte(n))
-		h.Write([]byte{0})
-	}
+	h.Write(present[:])
 	for _, name := range shapeValues {
 		h.Write([]byte(r.Header.Get(name)))
 		h.Write([]byte{0})
@@ -40,11 +39,17 @@ func Shape(r *http.Request) uint64 {
 	return s
 }
 
+// shapeNames are the headers whose presence is part of a shape.
+var shapeNames = [...]string{"User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Cookie", "Referer",
+	"Origin", "Authorization", "Content-Type", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
+	"Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform", "Upgrade-Insecure-Requests", "Dnt", "Cache-Control",
+	"Pragma", "Connection", "Te", "Priority", "X-Requested-With"}
+
 // shapeValues are the headers whose values are part of a shape: what a
 // client accepts and how it fetches, which a tool sets once.
-var shapeValues = []string{"Accept", "Accept-Encoding", "Accept-Language", "Connection", "Cache-Control",
-	"Pragma", "Upgrade-Insecure-Requests", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
-	"Dnt", "Te", "Priority", "Content-Type", "X-Requested-With"}
+var shapeValues = []string{"Accept", "Accept-Encoding", "Connection", "Cache-Control", "Pragma",
+	"Upgrade-Insecure-Requests", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User", "Dnt", "Te",
+	"Priority", "Content-Type", "X-Requested-With"}
 
 // Network is the prefix a source counts under as a network: its /24 or
 // /48 (every address of a private network is one).

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 
 	"github.com/customernode/gatekeeper/detect/behavior"
 )
@@ -21,25 +20,25 @@ import (
 // rotating through its addresses) only paths it has not served (what a
 // brute force asks for) are refused.
 //
-// Paths are kept by a 32-bit fingerprint in a direct-mapped table of
-// servedSlots slots, with the minute they last succeeded: a path forgotten
-// (overwritten by another, or older than servedFor) is only ever judged
-// the usual way again, and a scanner cannot add a path the site does not
-// serve. Record IDs (/orders/4711) stand for any record of their
-// collection, so a record nobody asked for yet counts as served too.
-// Lock-free: a slot is one atomic word.
+// Paths are kept in a recentSet, with the minute they last succeeded: a
+// path forgotten (pushed out by others, or older than servedFor) is only
+// ever judged the usual way again, and a scanner cannot add a path the
+// site does not serve. Record IDs (/orders/4711) stand for any record of
+// their collection, so a record nobody asked for yet counts as served too.
 type servedPaths struct {
-	seed  maphash.Seed
-	slots [servedSlots]atomic.Uint64
+	seed maphash.Seed
+	recentSet
 }
 
-const (
-	servedSlots = 1 << 15 // 256 KiB a site
-	// servedFor is how long a success keeps a path served, in minutes.
-	servedFor = 24 * 60
-)
+// servedFor is how long a success keeps a path served, in minutes.
+const servedFor = 24 * 60
 
-func newServedPaths() *servedPaths { return &servedPaths{seed: maphash.MakeSeed()} }
+// servedPathBits: 65 536 paths, 512 KiB a handler, shared by its tenants.
+const servedPathBits = 16
+
+func newServedPaths() *servedPaths {
+	return &servedPaths{seed: maphash.MakeSeed(), recentSet: newRecentSet(servedPathBits)}
+}
 
 // pathHash hashes tenant's p as served paths are kept: lower case, record
 // IDs in segments replaced by one placeholder, a trailing slash dropped.
@@ -70,21 +69,13 @@ func (s *servedPaths) pathHash(tenant uint64, p string) uint64 {
 
 // add notes that tenant's p answered successfully at minute.
 func (s *servedPaths) add(tenant uint64, p string, minute uint32) {
-	h := s.pathHash(tenant, p)
-	// A busy path is answered from both cores many times a minute: its
-	// slot is written once a minute, not by every answer, so that the
-	// cores do not take turns owning its cache line.
-	if slot, v := &s.slots[h%servedSlots], h>>32<<32|uint64(minute); slot.Load() != v {
-		slot.Store(v)
-	}
+	s.recentSet.note(s.pathHash(tenant, p), minute)
 }
 
 // has reports whether tenant's p answered successfully within servedFor of
 // minute.
 func (s *servedPaths) has(tenant uint64, p string, minute uint32) bool {
-	h := s.pathHash(tenant, p)
-	v := s.slots[h%servedSlots].Load()
-	return v != 0 && v>>32 == h>>32 && minute-uint32(v) <= servedFor
+	return s.recentSet.has(s.pathHash(tenant, p), minute, servedFor)
 }
 
 // note records a successful answer (2xx, or 304) to a request for tenant's
@@ -102,21 +93,26 @@ func (s *servedPaths) note(tenant uint64, p string, status int, at uint32) {
 // servedSources remembers which sources each tenant served a page or an
 // API call lately: a source that was served is no stranger to the tenant,
 // and a campaign's evidence and refusals are about strangers (see package
-// campaign). Kept like servedPaths: a 32-bit fingerprint of the tenant and
-// the source (an IPv6 source by its /64), with the minute, in a
-// direct-mapped table, each slot written at most once a minute; a source
+// campaign). Kept like servedPaths: the hash of the tenant and the source
+// (an IPv6 source by its /64), with the minute, in a recentSet; a source
 // forgotten is only a stranger again. Assets do not count: a page's images
 // load wherever the page is.
 type servedSources struct {
-	seed  maphash.Seed
-	slots [servedSlots]atomic.Uint64
+	seed maphash.Seed
+	recentSet
 }
 
 // sourceServedFor is how long being served keeps a source known, in
 // minutes.
 const sourceServedFor = 30
 
-func newServedSources() *servedSources { return &servedSources{seed: maphash.MakeSeed()} }
+// servedSourceBits: 262 144 sources, 2 MiB a handler: the visitors of
+// every tenant behind it over half an hour.
+const servedSourceBits = 18
+
+func newServedSources() *servedSources {
+	return &servedSources{seed: maphash.MakeSeed(), recentSet: newRecentSet(servedSourceBits)}
+}
 
 func (s *servedSources) hash(tenant uint64, src netip.Addr) uint64 {
 	var h maphash.Hash
@@ -140,15 +136,10 @@ func (s *servedSources) note(tenant uint64, src netip.Addr, method string, asset
 	if asset || method == http.MethodHead || !(status >= 200 && status < 300 || status == 304) {
 		return
 	}
-	h := s.hash(tenant, src)
-	if slot, v := &s.slots[h%servedSlots], h>>32<<32|uint64(minuteOf(at)); slot.Load() != v {
-		slot.Store(v)
-	}
+	s.recentSet.note(s.hash(tenant, src), minuteOf(at))
 }
 
 // has reports whether tenant served src within sourceServedFor of minute.
 func (s *servedSources) has(tenant uint64, src netip.Addr, minute uint32) bool {
-	h := s.hash(tenant, src)
-	v := s.slots[h%servedSlots].Load()
-	return v != 0 && v>>32 == h>>32 && minute-uint32(v) <= sourceServedFor
+	return s.recentSet.has(s.hash(tenant, src), minute, sourceServedFor)
 }

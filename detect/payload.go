@@ -138,7 +138,18 @@ func (p *payloadInspector) inspect(r *http.Request, res *Result) uint64 {
 			return first
 		}
 	}
-	visitBody := visitor(p.bodyValue)
+	// A body's secret fields (a password, a PIN) hold generated strings
+	// of letters and symbols that read as SQL or shell now and then: the
+	// value after a secret field's name is judged as a secret.
+	secret := false
+	visitBody := visitor(func(v string) SignalSet {
+		judge := p.bodyValue
+		if secret {
+			judge = p.secretValue
+		}
+		secret = secretField(v)
+		return judge(v)
+	})
 	switch mt := mediaType(r); {
 	case mt == "application/x-www-form-urlencoded":
 		if b := body.Peek(r, p.maxBody); b != nil {

@@ -4,24 +4,25 @@ import "sync/atomic"
 
 // recentSet remembers, by a 64-bit hash, which keys were seen lately and in
 // what minute: the served paths and the served sources of every tenant
-// behind a handler. Each key has two slots it may live in (its hash's low
-// bits, and those bits mixed with the fingerprint), and a new key takes the
-// one seen longer ago, so that many keys share the table before one pushes
-// another out, and a busy tenant overwrites the least recent others first.
-// A slot is one atomic word (a 32-bit fingerprint and the minute):
-// lock-free, and a key forgotten is only judged the usual way again.
+// behind a handler. A key lives in one bucket of eight slots (one cache
+// line); a new key takes an empty slot of its bucket, or the one seen
+// longest ago, so the table fills before it forgets, and then forgets the
+// least recent first. A slot is one atomic word (a 32-bit fingerprint and
+// the minute): lock-free, and a key forgotten is only judged the usual way
+// again.
 type recentSet struct {
-	slots []atomic.Uint64 // a power of two of them
+	slots []atomic.Uint64 // a power of two of them, at least a bucket
 }
+
+const bucketSlots = 8
 
 // newRecentSet returns a recentSet of 1<<bits slots (8 bytes each).
 func newRecentSet(bits uint) recentSet { return recentSet{slots: make([]atomic.Uint64, 1<<bits)} }
 
-// slotsOf are the two slots the key whose hash is h may live in.
-func (s *recentSet) slotsOf(h uint64) (uint64, uint64) {
-	mask := uint64(len(s.slots) - 1)
-	a := h & mask
-	return a, (a ^ (h>>32)*0x9e3779b1) & mask
+// bucket is the bucket of the key whose hash is h.
+func (s *recentSet) bucket(h uint64) []atomic.Uint64 {
+	first := h & uint64(len(s.slots)-1) &^ (bucketSlots - 1)
+	return s.slots[first : first+bucketSlots]
 }
 
 // note records the key whose hash is h at minute. A key seen often (a busy
@@ -29,31 +30,30 @@ func (s *recentSet) slotsOf(h uint64) (uint64, uint64) {
 // passed between the cores on every request.
 func (s *recentSet) note(h uint64, minute uint32) {
 	v := h>>32<<32 | uint64(minute)
-	a, b := s.slotsOf(h)
-	sa, sb := &s.slots[a], &s.slots[b]
-	wa, wb := sa.Load(), sb.Load()
-	switch {
-	case wa>>32 == h>>32:
-		if wa != v {
-			sa.Store(v)
+	b := s.bucket(h)
+	oldest, age := 0, uint32(0)
+	for i := range b {
+		w := b[i].Load()
+		switch {
+		case w>>32 == h>>32:
+			if w != v {
+				b[i].Store(v)
+			}
+			return
+		case w == 0:
+			oldest, age = i, ^uint32(0)
+		case age != ^uint32(0) && minute-uint32(w) >= age:
+			oldest, age = i, minute-uint32(w)
 		}
-	case wb>>32 == h>>32:
-		if wb != v {
-			sb.Store(v)
-		}
-	case wa == 0 || wb != 0 && minute-uint32(wa) >= minute-uint32(wb):
-		sa.Store(v) // the one seen longer ago, or the empty one
-	default:
-		sb.Store(v)
 	}
+	b[oldest].Store(v)
 }
 
 // has reports whether the key whose hash is h was noted within within
 // minutes of minute.
 func (s *recentSet) has(h uint64, minute, within uint32) bool {
-	a, b := s.slotsOf(h)
-	for _, w := range [2]uint64{s.slots[a].Load(), s.slots[b].Load()} {
-		if w != 0 && w>>32 == h>>32 && minute-uint32(w) <= within {
+	for i, b := 0, s.bucket(h); i < len(b); i++ {
+		if w := b[i].Load(); w != 0 && w>>32 == h>>32 && minute-uint32(w) <= within {
 			return true
 		}
 	}

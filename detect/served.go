@@ -33,8 +33,8 @@ type servedPaths struct {
 // servedFor is how long a success keeps a path served, in minutes.
 const servedFor = 24 * 60
 
-// servedPathBits: 65 536 paths, 512 KiB a handler, shared by its tenants.
-const servedPathBits = 16
+// servedPathBits: 262 144 paths, 2 MiB a handler, shared by its tenants.
+const servedPathBits = 18
 
 func newServedPaths() *servedPaths {
 	return &servedPaths{seed: maphash.MakeSeed(), recentSet: newRecentSet(servedPathBits)}

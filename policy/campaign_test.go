@@ -95,20 +95,6 @@ func iphone(tenant, path string) *http.Request {
 	return r
 }
 
-func spreadAddr(n int) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(11 + n/200), byte(n % 200), byte(n % 7), byte(1 + n%250)})
-}
-
-func wordList(n int) []string {
-	stems := []string{"admin", "backup", "old", "test", "dev", "staging", "private", "uploads", "tmp", "logs",
-		"config", "db", "data", "files", "include", "cgi-bin", "scripts", "secret", "internal", "archive"}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("/%s%d", stems[i%len(stems)], i/len(stems))
-	}
-	return out
-}
-
 func siteUpstream(tenant, path string) int {
 	if path == "/" {
 		return 200
@@ -121,9 +107,9 @@ func siteUpstream(tenant, path string) int {
 func TestASpreadScanThroughTheDecisionIsOneCampaign(t *testing.T) {
 	p := newPlatform(t, siteUpstream)
 	reached := 0
-	for i, path := range wordList(600) {
+	for i, path := range testutil.WordList(600) {
 		p.advance(100 * time.Millisecond)
-		if reason, _ := p.do("acme.example", spreadAddr(i/2), tool("acme.example", path, nil)); reason == "" {
+		if reason, _ := p.do("acme.example", testutil.Spread(i/2), tool("acme.example", path, nil)); reason == "" {
 			reached++
 		}
 	}
@@ -148,9 +134,9 @@ func TestVaryingOneHeaderDoesNotSplitACampaign(t *testing.T) {
 	} {
 		p := newPlatform(t, siteUpstream)
 		reached := 0
-		for i, path := range wordList(600) {
+		for i, path := range testutil.WordList(600) {
 			p.advance(100 * time.Millisecond)
-			if reason, _ := p.do("acme.example", spreadAddr(i/2), tool("acme.example", path, tc.extra(i))); reason == "" {
+			if reason, _ := p.do("acme.example", testutil.Spread(i/2), tool("acme.example", path, tc.extra(i))); reason == "" {
 				reached++
 			}
 		}
@@ -165,9 +151,9 @@ func TestVaryingOneHeaderDoesNotSplitACampaign(t *testing.T) {
 func TestAHeadFirstDoesNotMakeAScannerKnown(t *testing.T) {
 	p := newPlatform(t, siteUpstream)
 	reached := 0
-	for i, path := range wordList(600) {
+	for i, path := range testutil.WordList(600) {
 		p.advance(100 * time.Millisecond)
-		ip := spreadAddr(i / 2)
+		ip := testutil.Spread(i / 2)
 		if i%2 == 0 {
 			h := tool("acme.example", "/", nil)
 			h.Method = "HEAD"
@@ -188,9 +174,9 @@ func TestAHeadFirstDoesNotMakeAScannerKnown(t *testing.T) {
 func TestAnAssetSuffixDoesNotHideACampaignsPath(t *testing.T) {
 	p := newPlatform(t, siteUpstream)
 	reached := 0
-	for i, path := range wordList(600) {
+	for i, path := range testutil.WordList(600) {
 		p.advance(100 * time.Millisecond)
-		if reason, _ := p.do("acme.example", spreadAddr(i/2), tool("acme.example", path+";.css", nil)); reason == "" {
+		if reason, _ := p.do("acme.example", testutil.Spread(i/2), tool("acme.example", path+";.css", nil)); reason == "" {
 			reached++
 		}
 	}
@@ -219,18 +205,18 @@ func TestShortLinksAreServedDuringACampaign(t *testing.T) {
 	// Every valid link was clicked within the day (by desktop browsers).
 	for i := 0; i < 50; i++ {
 		p.advance(time.Second)
-		p.do("sho.rt", spreadAddr(3000+i), tool("sho.rt", fmt.Sprintf("/Ln%cq%c", 'A'+i%26, 'a'+i/26), nil))
+		p.do("sho.rt", testutil.Spread(3000+i), tool("sho.rt", fmt.Sprintf("/Ln%cq%c", 'A'+i%26, 'a'+i/26), nil))
 	}
 	// Then a dozen iPhone users on different networks click expired ones.
 	for i := 0; i < 12; i++ {
 		p.advance(8 * time.Second)
-		p.do("sho.rt", spreadAddr(1000+i), iphone("sho.rt", fmt.Sprintf("/old%cX%c", 'a'+i, 'k'+i)))
+		p.do("sho.rt", testutil.Spread(1000+i), iphone("sho.rt", fmt.Sprintf("/old%cX%c", 'a'+i, 'k'+i)))
 	}
 	refused := 0
 	for i := 0; i < 50; i++ {
 		p.advance(2 * time.Second)
 		path := fmt.Sprintf("/Ln%cq%c", 'A'+i%26, 'a'+i/26)
-		if reason, _ := p.do("sho.rt", spreadAddr(2000+i), iphone("sho.rt", path)); reason != "" {
+		if reason, _ := p.do("sho.rt", testutil.Spread(2000+i), iphone("sho.rt", path)); reason != "" {
 			refused++
 			if refused == 1 {
 				t.Logf("first refusal: %s, reason %s", path, reason)

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 var start = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
@@ -43,28 +45,12 @@ func browserRequest(path, lang string) *http.Request {
 	return r
 }
 
-// spread is an address in the n-th of many unrelated /16s.
-func spread(n int) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(11 + n/200), byte(n % 200), byte(n % 7), byte(1 + n%250)})
-}
-
-// words is a content-discovery word list of n paths.
-func words(n int) []string {
-	stems := []string{"admin", "backup", "old", "test", "dev", "staging", "private", "uploads", "tmp", "logs",
-		"config", "db", "data", "files", "include", "cgi-bin", "scripts", "secret", "internal", "archive"}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("/%s%d", stems[i%len(stems)], i/len(stems))
-	}
-	return out
-}
-
 // scan sends paths from spread sources, per requests each, at pace, to
 // t, and returns how many reached the upstream (which fails them all).
 func scan(t *Tracker, paths []string, per int, at *time.Time, pace time.Duration) (reached int) {
 	for i, p := range paths {
 		r := toolRequest(p, i)
-		req := Request{Tenant: "acme", HTTP: r, Source: spread(i / per), Fresh: true}
+		req := Request{Tenant: "acme", HTTP: r, Source: testutil.Spread(i / per), Fresh: true}
 		*at = at.Add(pace)
 		if t.Refuses(&req, *at) {
 			continue
@@ -81,7 +67,7 @@ func TestASpreadScanIsOneCampaign(t *testing.T) {
 	for _, pace := range []time.Duration{time.Millisecond, 50 * time.Millisecond, 150 * time.Millisecond} {
 		tr := New(Config{})
 		at := start
-		reached := scan(tr, words(600), 2, &at, pace)
+		reached := scan(tr, testutil.WordList(600), 2, &at, pace)
 		t.Logf("pace %v: %d of 600 reached the upstream; %d campaigns", pace, reached, tr.Active())
 		if reached > 60 {
 			t.Errorf("pace %v: %d of 600 reached the upstream; want at most 60", pace, reached)
@@ -98,7 +84,7 @@ func TestSpreadProbesAreOneCampaign(t *testing.T) {
 	reached := 0
 	for i := range 100 {
 		p := probes[i%len(probes)] + fmt.Sprint("?", i)
-		req := Request{Tenant: "acme", HTTP: toolRequest(p, i), Source: spread(i), Fresh: true, Probe: true}
+		req := Request{Tenant: "acme", HTTP: toolRequest(p, i), Source: testutil.Spread(i), Fresh: true, Probe: true}
 		at = at.Add(100 * time.Millisecond)
 		if !tr.Refuses(&req, at) {
 			reached++
@@ -118,13 +104,13 @@ func TestSpreadProbesAreOneCampaign(t *testing.T) {
 func TestVisitorsAreServedDuringACampaign(t *testing.T) {
 	tr := New(Config{})
 	at := start
-	scan(tr, words(200), 2, &at, 10*time.Millisecond)
+	scan(tr, testutil.WordList(200), 2, &at, 10*time.Millisecond)
 	if tr.Active() == 0 {
 		t.Fatal("no campaign")
 	}
 	for i, lang := range []string{"en-US,en;q=0.9", "de-DE,de;q=0.9", "fr-FR"} {
 		for _, p := range []string{"/new-page", "/pricing", "/search?q=shoes", "/api/v2/items"} {
-			req := Request{Tenant: "acme", HTTP: browserRequest(p, lang), Source: spread(1000 + i), Fresh: true}
+			req := Request{Tenant: "acme", HTTP: browserRequest(p, lang), Source: testutil.Spread(1000 + i), Fresh: true}
 			if tr.Refuses(&req, at) {
 				t.Errorf("a browser's first visit to %s (%s) was refused", p, lang)
 			}
@@ -132,17 +118,17 @@ func TestVisitorsAreServedDuringACampaign(t *testing.T) {
 	}
 	tool := func(p string) *http.Request { return toolRequest(p, 0) }
 	for name, req := range map[string]Request{
-		"a served path":          {Tenant: "acme", HTTP: tool("/about"), Source: spread(2000), Fresh: true, Served: true},
-		"a source served before": {Tenant: "acme", HTTP: tool("/new-page"), Source: spread(2001)},
-		"an asset":               {Tenant: "acme", HTTP: tool("/static/app.4f2a.js"), Source: spread(2002), Fresh: true, Asset: true},
-		"another tenant":         {Tenant: "globex", HTTP: tool("/admin"), Source: spread(2003), Fresh: true},
+		"a served path":          {Tenant: "acme", HTTP: tool("/about"), Source: testutil.Spread(2000), Fresh: true, Served: true},
+		"a source served before": {Tenant: "acme", HTTP: tool("/new-page"), Source: testutil.Spread(2001)},
+		"an asset":               {Tenant: "acme", HTTP: tool("/static/app.4f2a.js"), Source: testutil.Spread(2002), Fresh: true, Asset: true},
+		"another tenant":         {Tenant: "globex", HTTP: tool("/admin"), Source: testutil.Spread(2003), Fresh: true},
 	} {
 		if tr.Refuses(&req, at) {
 			t.Errorf("%s was refused", name)
 		}
 	}
 	// The tool's shape, fresh, on an unserved path: the campaign's.
-	if req := (Request{Tenant: "acme", HTTP: tool("/backup2024"), Source: spread(2004), Fresh: true}); !tr.Refuses(&req, at) {
+	if req := (Request{Tenant: "acme", HTTP: tool("/backup2024"), Source: testutil.Spread(2004), Fresh: true}); !tr.Refuses(&req, at) {
 		t.Error("the campaign's next request passed")
 	}
 }
@@ -154,7 +140,7 @@ func TestBrokenLinksAndCrawlersAreNoCampaign(t *testing.T) {
 	at := start
 	for i := range 500 {
 		at = at.Add(100 * time.Millisecond)
-		broken := Request{Tenant: "acme", HTTP: toolRequest([]string{"/old-pricing", "/team/jane"}[i%2], i), Source: spread(i), Fresh: true}
+		broken := Request{Tenant: "acme", HTTP: toolRequest([]string{"/old-pricing", "/team/jane"}[i%2], i), Source: testutil.Spread(i), Fresh: true}
 		tr.Answered(&broken, 404, at)
 		crawler := Request{Tenant: "acme", HTTP: toolRequest(fmt.Sprintf("/archive/%d", i), i), Source: netip.MustParseAddr("66.249.66.1"), Fresh: true}
 		tr.Answered(&crawler, 404, at)
@@ -169,7 +155,7 @@ func TestBrokenLinksAndCrawlersAreNoCampaign(t *testing.T) {
 func TestACampaignEnds(t *testing.T) {
 	tr := New(Config{})
 	at := start
-	scan(tr, words(100), 2, &at, 10*time.Millisecond)
+	scan(tr, testutil.WordList(100), 2, &at, 10*time.Millisecond)
 	if tr.Active() != 1 {
 		t.Fatalf("%d campaigns; want 1", tr.Active())
 	}
@@ -178,7 +164,7 @@ func TestACampaignEnds(t *testing.T) {
 	if tr.Active() != 0 {
 		t.Fatalf("%d campaigns a window after the last request; want 0", tr.Active())
 	}
-	if req := (Request{Tenant: "acme", HTTP: toolRequest("/admin99", 0), Source: spread(5000), Fresh: true}); tr.Refuses(&req, at) {
+	if req := (Request{Tenant: "acme", HTTP: toolRequest("/admin99", 0), Source: testutil.Spread(5000), Fresh: true}); tr.Refuses(&req, at) {
 		t.Fatal("refused after the campaign ended")
 	}
 	at = at.Add(Defaults.Window + time.Second)
@@ -192,7 +178,7 @@ func TestACampaignEnds(t *testing.T) {
 func TestEvidenceIsBounded(t *testing.T) {
 	tr := New(Config{})
 	for i := range 3 * maxRecords {
-		req := Request{Tenant: fmt.Sprintf("t%d", i), HTTP: toolRequest("/x", 0), Source: spread(i), Fresh: true}
+		req := Request{Tenant: fmt.Sprintf("t%d", i), HTTP: toolRequest("/x", 0), Source: testutil.Spread(i), Fresh: true}
 		tr.Answered(&req, 404, start)
 	}
 	if n := len(tr.records); n > maxRecords {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 // Was a way around: the 4 096 keys with recent evidence are shared by every tenant,
@@ -14,15 +16,15 @@ import (
 func TestOtherTenantsEvidenceDoesNotEndACampaign(t *testing.T) {
 	tr := New(Config{})
 	at := start
-	scan(tr, words(40), 2, &at, 100*time.Millisecond)
-	probe := Request{Tenant: "acme", HTTP: toolRequest("/zzz-next", 1), Source: spread(999), Fresh: true}
+	scan(tr, testutil.WordList(40), 2, &at, 100*time.Millisecond)
+	probe := Request{Tenant: "acme", HTTP: toolRequest("/zzz-next", 1), Source: testutil.Spread(999), Fresh: true}
 	if !tr.Refuses(&probe, at) {
 		t.Fatal("no campaign after 40 paths")
 	}
 	// Other tenants' ordinary 404s from strangers: one each.
 	for i := 0; i < 3*maxRecords; i++ {
 		r := toolRequest("/favicon-missing-page", i)
-		req := Request{Tenant: fmt.Sprintf("tenant%d", i), HTTP: r, Source: spread(2000 + i), Fresh: true}
+		req := Request{Tenant: fmt.Sprintf("tenant%d", i), HTTP: r, Source: testutil.Spread(2000 + i), Fresh: true}
 		tr.Answered(&req, 404, at)
 	}
 	at = at.Add(time.Second)

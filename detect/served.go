@@ -78,13 +78,13 @@ func (s *servedPaths) has(tenant uint64, p string, minute uint32) bool {
 	return s.recentSet.has(s.pathHash(tenant, p), minute, servedFor)
 }
 
-// note records a successful answer (2xx, or 304) to a request for tenant's
-// p at the tracker clock reading at. Redirects are left out: sites that
-// send every unknown path to a sign-in page would have every probe served.
+// note records a successful answer (2xx, 304, or a permanent redirect) to
+// a request for tenant's p at the tracker clock reading at. A permanent
+// redirect (301, 308) is the page's answer: a moved page, a short link, a
+// directory's slash. Temporary ones (302, 303, 307) are left out: sites
+// that send every unknown path to a sign-in page would have every probe
+// served.
 func (s *servedPaths) note(tenant uint64, p string, status int, at uint32) {
-	// A permanent redirect (301, 308) is the page's answer: a moved page,
-	// a short link, a directory's slash. Sign-in pages are reached by
-	// temporary ones (302, 303, 307), which are still left out.
 	if status >= 200 && status < 300 || status == 304 || status == 301 || status == 308 {
 		s.add(tenant, p, minuteOf(at))
 	}
@@ -120,9 +120,9 @@ func (s *servedSources) hash(tenant uint64, src netip.Addr) uint64 {
 	for i := 0; i < 64; i += 8 {
 		h.WriteByte(byte(tenant >> i))
 	}
-	a := src.Unmap().As16()
-	n := 16
-	if !src.Unmap().Is4() {
+	src = src.Unmap()
+	a, n := src.As16(), 16
+	if !src.Is4() {
 		n = 8 // the /64
 	}
 	h.Write(a[:n])

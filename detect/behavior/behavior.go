@@ -263,7 +263,7 @@ func (t *Tracker) OnResponse(src netip.Addr, now uint32, p string, status int, a
 	// site's page every failure counts: it asks for nothing the visitor's
 	// own browsing of this site needs, and a scanner forging cross-site
 	// image fetches must not buy four times the room.
-	named := isStatic(p)
+	named := IsStatic(p)
 	if failed && named && !otherSite {
 		return
 	}
@@ -397,7 +397,9 @@ var wellKnown = map[string]bool{
 	"/security.txt": true, "/manifest.json": true, "/browserconfig.xml": true, "/crossdomain.xml": true,
 }
 
-func isStatic(p string) bool {
+// IsStatic reports whether p names an asset or a well-known file, whose
+// answers, found or not, say nothing about who asks.
+func IsStatic(p string) bool {
 	if strings.HasPrefix(p, "/.well-known/") || wellKnown[strings.ToLower(p)] {
 		return true
 	}
@@ -453,7 +455,3 @@ func (t *Tracker) TenantHash(tenant string) uint64 {
 	}
 	return h.Sum64()
 }
-
-// IsStatic reports whether p names an asset or a well-known file, whose
-// answers, found or not, say nothing about who asks.
-func IsStatic(p string) bool { return isStatic(p) }

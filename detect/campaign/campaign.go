@@ -140,9 +140,6 @@ func New(cfg Config) *Tracker {
 	return &Tracker{cfg: cfg.withDefaults(), records: map[Key]*record{}, shared: map[Key]time.Time{}}
 }
 
-// Config is the tracker's configuration, defaults filled in.
-func (t *Tracker) Config() Config { return t.cfg }
-
 // Active is how many campaigns are in force, on this instance's evidence
 // or another's.
 func (t *Tracker) Active() int { return int(t.active.Load()) }

@@ -51,9 +51,9 @@ var shapeValues = []string{"Accept", "Accept-Encoding", "Connection", "Cache-Con
 	"Upgrade-Insecure-Requests", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User", "Dnt", "Te",
 	"Priority", "Content-Type", "X-Requested-With"}
 
-// Network is the prefix a source counts under as a network: its /24 or
+// network is the prefix a source counts under as a network: its /24 or
 // /48 (every address of a private network is one).
-func Network(ip netip.Addr) netip.Prefix {
+func network(ip netip.Addr) netip.Prefix {
 	ip = ip.Unmap()
 	bits := 48
 	if ip.Is4() {
@@ -64,7 +64,7 @@ func Network(ip netip.Addr) netip.Prefix {
 }
 
 func networkHash(ip netip.Addr) uint64 {
-	p := Network(ip)
+	p := network(ip)
 	b := p.Addr().As16()
 	h := fnv.New64a()
 	h.Write(b[:])

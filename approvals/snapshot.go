@@ -273,6 +273,23 @@ func (s *Snapshot) Active(now time.Time) []*Approval {
 	return out
 }
 
+// Tenants returns the tenants (as TenantKey has them) whose approvals are
+// active at now or scheduled to open before soon, oldest approval first,
+// each once.
+func (s *Snapshot) Tenants(now, soon time.Time) []string {
+	var out []string
+	for _, a := range s.list {
+		st := a.StatusAt(now)
+		if st != StatusActive && (st != StatusScheduled || !a.NotBefore.Before(soon)) {
+			continue
+		}
+		if k := TenantKey(a.Tenant); !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // Load is what the snapshot's approvals may send together over time (see
 // Load).
 func (s *Snapshot) Load() []Step { return Load(s.list) }

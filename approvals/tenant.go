@@ -14,3 +14,7 @@ import (
 func SameTenant(a, b string) bool {
 	return ascii.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }
+
+// TenantKey is tenant as SameTenant compares it: in lower case, without a
+// trailing dot; tenant itself, without an allocation, when it is so.
+func TenantKey(tenant string) string { return ascii.Lower(strings.TrimSuffix(tenant, ".")) }

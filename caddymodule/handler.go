@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -15,10 +16,12 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/bans"
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/detect/campaign"
 	"github.com/customernode/gatekeeper/feed"
+	"github.com/customernode/gatekeeper/guard"
 	"github.com/customernode/gatekeeper/internal/zero"
 	"github.com/customernode/gatekeeper/ledger"
 	"github.com/customernode/gatekeeper/policy"
@@ -155,22 +158,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return refusal(&x.d)
 	}
 	if x.d.Verdict == policy.VerdictApproved {
-		h.app.state.guard.Tested(x.stripe, x.start)
+		h.app.state.guard.Tested(x.stripe, x.start, approvals.TenantKey(x.in.Access.Tenant))
 		return next.ServeHTTP(w, r)
 	}
-	status, err := serveNext(w, r, next)
-	h.observe(r, x, status, err)
+	a, err := serveNext(w, r, next, x.decided)
+	h.observe(r, x, a, err)
 	return err
 }
 
 // observe feeds the answer to a request that was not an approved test to
 // the impact guard (how the platform is doing) and to detection (how the
 // source behaves).
-func (h *Handler) observe(r *http.Request, x *exchange, status int, err error) {
+func (h *Handler) observe(r *http.Request, x *exchange, a answered, err error) {
+	status := a.status
 	if err != nil {
 		status = errorStatus(err, status)
 	}
-	h.app.state.guard.Observe(x.stripe, x.start, time.Since(x.decided), status >= 500 && status != policy.StatusClientClosed)
+	h.app.state.guard.Observe(x.stripe, guard.Answer{At: a.head, Took: a.took, Failed: status >= 500 && status != policy.StatusClientClosed,
+		Tenant: approvals.TenantKey(x.in.Access.Tenant), Source: x.in.Access.IP})
 	if x.d.Observe {
 		h.detector.ObserveRequest(r, x.in.Access.IP, status, &x.d.Detection.Result)
 		if campaign.Failure(status) {
@@ -422,44 +427,82 @@ func (h *Handler) storeFault(d *policy.Decision) {
 		zap.String("approval_id", d.Approval.ID), zap.Error(d.StoreErr))
 }
 
-// serveNext runs next and returns the status of its answer, for behaviour
-// tracking. When w is a Caddy response recorder nothing has written to yet
-// (the server's, kept for access logs, or the metrics instrumentation's),
-// it notes the status already; otherwise a pooled statusRecorder does.
-func serveNext(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (int, error) {
-	if rr, ok := w.(caddyhttp.ResponseRecorder); ok && rr.Status() == 0 {
-		err := next.ServeHTTP(w, r)
-		return rr.Status(), err
-	}
-	rec := recorders.Get().(*statusRecorder)
-	rec.ResponseWriter, rec.status = w, 0
-	err := next.ServeHTTP(rec, r)
-	status := rec.status
-	rec.ResponseWriter = nil // nothing writes through it once next is done
-	recorders.Put(rec)
-	return status, err
+// answered is what the handler learns of next's answer: its status, when
+// its head was written and how long the upstream took to write it.
+type answered struct {
+	status int
+	head   time.Time
+	took   time.Duration
 }
 
-// statusRecorder notes the status of the answer for behaviour tracking.
-// It embeds Caddy's wrapper, which keeps Flush, Hijack and Unwrap working.
-// Recorders are reused through recorders.
+// serveNext hands r to next, decided at decided, and notes its answer.
+// The upstream's time to answer runs from the decision, or from the
+// request body's last byte when the client sent it later (a slow upload is
+// the client's time), to the answer's head (a slow reader's time comes
+// after it). The impact guard measures the platform by it.
+func serveNext(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, decided time.Time) (answered, error) {
+	var body *bodyClock
+	if r.Body != nil && r.Body != http.NoBody {
+		// Not pooled: a proxy may still read the body after next returns.
+		body = &bodyClock{ReadCloser: r.Body}
+		r.Body = body
+	}
+	rec := recorders.Get().(*statusRecorder)
+	rec.ResponseWriter, rec.status, rec.head = w, 0, time.Time{}
+	err := next.ServeHTTP(rec, r)
+	a := answered{status: rec.status, head: rec.head}
+	rec.ResponseWriter = nil // nothing writes through it once next is done
+	recorders.Put(rec)
+	if a.head.IsZero() {
+		a.head = time.Now() // no head yet: an error's, written after this
+	}
+	from := decided
+	if body != nil {
+		if last := time.Unix(0, body.last.Load()); last.After(from) {
+			from = last
+		}
+	}
+	a.took = max(a.head.Sub(from), 0)
+	return a, err
+}
+
+// bodyClock is a request body that notes when the client's last bytes
+// were read.
+type bodyClock struct {
+	io.ReadCloser
+	last atomic.Int64 // Unix nanoseconds
+}
+
+func (b *bodyClock) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 || err == io.EOF {
+		b.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// statusRecorder notes the status of the answer for behaviour tracking
+// and when its head was written for the impact guard. It embeds Caddy's
+// wrapper, which keeps Flush, Hijack and Unwrap working. Recorders are
+// reused through recorders.
 type statusRecorder struct {
 	caddyhttp.ResponseWriterWrapper
 	status int
+	head   time.Time
 }
 
 var recorders = sync.Pool{New: func() any { return new(statusRecorder) }}
 
 func (s *statusRecorder) WriteHeader(code int) {
 	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		s.status = code
+		s.status, s.head = code, time.Now()
 	}
 	s.ResponseWriterWrapper.WriteHeader(code)
 }
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
-		s.status = http.StatusOK
+		s.status, s.head = http.StatusOK, time.Now()
 	}
 	return s.ResponseWriterWrapper.Write(b)
 }

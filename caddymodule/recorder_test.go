@@ -1,9 +1,13 @@
 package caddymodule
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -42,9 +46,63 @@ func TestServeNextSeesTheStatus(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	for _, w := range writers {
 		for _, h := range handlers {
-			if got, _ := serveNext(w.make(), r, h.next); got != h.want {
-				t.Errorf("%s writer, %s: status %d, want %d", w.name, h.name, got, h.want)
+			if got, _ := serveNext(w.make(), r, h.next, time.Now()); got.status != h.want {
+				t.Errorf("%s writer, %s: status %d, want %d", w.name, h.name, got.status, h.want)
 			}
 		}
 	}
+}
+
+// The upstream's time to answer is counted from the decision, or from the
+// request body's last byte if the client sent it later, to the answer's
+// head: neither a slow upload nor a slow reader is in it.
+func TestServeNextTimesTheUpstreamOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The client trickles its body for 1.5 s; the upstream reads it
+		// all, works 20 ms, and answers; the client then reads slowly.
+		upload := io.MultiReader(slowReader{"a", 500 * time.Millisecond}, slowReader{"b", 500 * time.Millisecond}, slowReader{"c", 500 * time.Millisecond})
+		r := httptest.NewRequest("POST", "/", upload)
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			if _, err := io.ReadAll(r.Body); err != nil {
+				return err
+			}
+			time.Sleep(20 * time.Millisecond)
+			w.WriteHeader(http.StatusOK)
+			for range 10 {
+				_, _ = w.Write([]byte(strings.Repeat("x", 1000)))
+				time.Sleep(time.Second) // the client reads slowly
+			}
+			return nil
+		})
+		start := time.Now()
+		a, err := serveNext(httptest.NewRecorder(), r, next, start)
+		if err != nil || a.status != http.StatusOK {
+			t.Fatalf("status %d, err %v", a.status, err)
+		}
+		if a.took != 20*time.Millisecond || !a.head.Equal(start.Add(1520*time.Millisecond)) {
+			t.Errorf("took %s with its head at +%s; want the upstream's 20 ms, at +1.52 s", a.took, a.head.Sub(start))
+		}
+		// Without a body, from the decision; nothing written, until next returns.
+		a, _ = serveNext(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+			time.Sleep(30 * time.Millisecond)
+			return nil
+		}), time.Now())
+		if a.took != 30*time.Millisecond {
+			t.Errorf("nothing written after 30 ms: took %s", a.took)
+		}
+	})
+}
+
+// slowReader gives its text after a wait.
+type slowReader struct {
+	text string
+	wait time.Duration
+}
+
+func (s slowReader) Read(p []byte) (int, error) {
+	if s.text == "" {
+		return 0, io.EOF
+	}
+	time.Sleep(s.wait)
+	return copy(p, s.text), io.EOF
 }

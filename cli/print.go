@@ -198,8 +198,8 @@ func guardSummary(r guard.Report) string {
 	if !r.Since.IsZero() {
 		out += fmt.Sprintf(" (since %s)", r.Since.UTC().Format(time.RFC3339))
 	}
-	if r.CalmP90MS > 0 {
-		out += fmt.Sprintf("; others' calm p90 %.0f ms", r.CalmP90MS)
+	if r.CalmMS > 0 {
+		out += fmt.Sprintf("; others' calm median %.0f ms", r.CalmMS)
 	}
 	return out
 }

@@ -3,44 +3,33 @@
 // is calm, and tells approved tests how far to yield when other tenants
 // feel them. It knows nothing of Caddy: the handler reports each answer
 // (Observe), a ticker runs the controller (Tick), and the ledger scales the
-// tests' rate by Factor.
+// tests' rate by FactorFor.
+//
+// Evidence acts only in its scope. What moves every test is stress spread
+// over the platform's tenants, which is what an approved test causes on a
+// shared platform: each tenant's answers are measured against that
+// tenant's own calm, and the platform is stressed when a majority of the
+// tenants with traffic are (vote). One tenant whose own application is
+// slow or failing moves only the tests of that tenant (design.md, "Impact
+// guard"), and no source weighs more than one answer a tick.
 package guard
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"math"
-	"math/bits"
+	"net/netip"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/customernode/gatekeeper/internal/stripe"
 )
 
-// The controller's time constants.
-const (
-	// TickEvery is how often the controller runs.
-	TickEvery = 250 * time.Millisecond
-	// window is how many whole ticks the latency and the failures are
-	// measured over: a second.
-	window = 4
-	// slots is the ring of per-tick counts: the window, the tick being
-	// counted and the one being cleared for the next.
-	slots = window + 2
-	// minSamples: fewer answers than this in a window say nothing.
-	minSamples = 10
-	// quantile is the latency the guard steers by: the 90th percentile of
-	// others' answers in the window. A window holds a few dozen answers
-	// when others are few, and their 99th percentile is then their slowest
-	// one, which swings with every hiccup; the 90th moves with the
-	// platform's load and holds still otherwise. What the policy's figures
-	// bound, others' p99 over a test, follows it.
-	quantile = 0.90
-	// MinSlack is the least rise of the latency over the calm one that
-	// counts as severe stress, however fast the platform is when calm: a
-	// 2 ms baseline doubling to 4 ms harms nobody.
-	MinSlack = 20 * time.Millisecond
-)
+// MinSlack is the least rise of the latency over the calm one that counts
+// as severe stress, however fast the platform is when calm: a 2 ms
+// baseline doubling to 4 ms harms nobody.
+const MinSlack = 20 * time.Millisecond
 
 // The controller's set points, on the stress scale (1 = severe: tests pause).
 const (
@@ -60,45 +49,76 @@ const (
 	held = 0.05
 )
 
-// The calm baseline is the median of the last calmSamples windows'
-// latency measured while tests were absent or held back (one window's is
-// noisy: the median of many is what calm looks like). It follows that median freely for its first warmUp
-// samples; after that it may move, a tick, down quickly (a faster platform
-// is good news at once) and up very slowly, so that a stress that lasts is
-// still stress at its end: 0.01 % a tick is 13 % in 5 minutes.
+// How answers are grouped. Every tenant's answers fall in one of
+// hashedGroups groups: the first assigned tenants in turn as they are
+// first seen (so that a few tenants with traffic are in different groups),
+// any after those by a hash of the name (seeded per process, so that
+// nobody can choose whose group they share). A tenant with an approved
+// test, up to MaxTested of them, has a group of its own, so that its own
+// stress is measured exactly and moves its own tests.
 const (
-	calmSamples  = 120
-	warmUp       = 40
-	baselineFall = 0.02
-	baselineRise = 0.0001
+	hashedGroups = 4
+	assigned     = 1024
+	// MaxTested is how many tenants with approvals are measured on their
+	// own; the tests of any more yield to the platform's stress alone.
+	MaxTested = 8
+	groups    = hashedGroups + MaxTested
+	// sourceSlots is the size of the table that lets each source weigh
+	// one answer a tick (IPv6 sources by their /64): a source is known by
+	// its slot, and two sharing one only count less.
+	sourceSlots = 1 << 13
+	// minFailing is how many sources must have had a failure in a group's
+	// window for its failures to count: one source's requests that fail
+	// (a scanner's garbage) say nothing of the platform.
+	minFailing = 3
 )
 
-// Guard is one instance's impact guard. Observe and Tested are lock-free
-// and may be called from any goroutine; Tick is called by one.
+// Guard is one instance's impact guard. Observe, Tested and the factors
+// are lock-free and may be called from any goroutine; Tick and Watch are
+// called by one.
 type Guard struct {
 	settings atomic.Pointer[Settings]
 	epoch    time.Time
-	ring     [slots]slot
+	seed     maphash.Seed
+	ring     ring
+	// seen holds, for each source slot, the tick (plus one) it last
+	// counted an answer in.
+	seen [sourceSlots]atomic.Uint32
+	// tested maps each watched tenant to its group.
+	tested atomic.Pointer[map[string]int]
+	// seenTenants maps the first tenants seen to their group; it is
+	// replaced, under mu, when one more is seen.
+	seenTenants atomic.Pointer[map[string]int]
+	mu          sync.Mutex
 
-	factor atomic.Uint64 // math.Float64bits: 0 (paused) to 1 (full rate)
-	stress atomic.Uint64 // math.Float64bits: the stress acted on
-	remote atomic.Uint64 // math.Float64bits: the worst other instances report
-	report atomic.Pointer[Report]
+	platform controller
+	stress   atomic.Uint64 // math.Float64bits: the platform's stress seen here
+	remote   atomic.Uint64 // math.Float64bits: the worst other instances report
+	report   atomic.Pointer[Report]
 
-	// The controller's own state, touched by Tick alone.
-	baseline time.Duration   // the calm latency (p90); 0 until learned
-	calm     []time.Duration // the last calmSamples windows' latency, oldest first
-	learned  int             // windows learnt from, ever
-	// noise is how far calm windows rise above the baseline on their own
-	// (the 90th percentile of the calm samples less their median): a
-	// rise within it is the platform's own jitter, not stress.
-	noise time.Duration
-	state State
-	since time.Time // when state last changed
-	why   string    // and why
-	// OnChange, when set, hears each change of state: throttled, paused,
-	// resumed, with why.
-	OnChange func(to State, why string)
+	// The controller's own state, touched by Tick and Watch alone.
+	group    [groups]groupState
+	tenants  [MaxTested]tenantState // the groups of watched tenants
+	measured [groups]measurement
+	why      string // why the platform's stress is what it is
+
+	// OnChange, when set, hears each change of state: of every test
+	// (tenant ""), or of one tenant's tests on its own stress.
+	OnChange func(tenant string, to State, why string)
+}
+
+// groupState is what the controller knows of one group.
+type groupState struct {
+	calm   calm
+	stress float64
+	why    string
+}
+
+// tenantState is a watched tenant's group: whose it is, and what its own
+// stress does to its tests.
+type tenantState struct {
+	name string // "" while the group is free
+	ctl  controller
 }
 
 // State is what the guard is doing to approved tests.
@@ -113,36 +133,16 @@ const (
 
 func (s State) String() string { return [...]string{"full", "throttled", "paused"}[s] }
 
-// slot counts the answers of one tick, in stripes (internal/stripe) that
-// the measurement adds up: every request counts here, from both cores.
-type slot struct {
-	tick    atomic.Int64
-	stripes [stripe.N]tally
-}
-
-// tally is one stripe's counts in a slot.
-type tally struct {
-	total   atomic.Uint32
-	failed  atomic.Uint32
-	tests   atomic.Uint32
-	latency [buckets]atomic.Uint32
-	_       [(64 - (3+buckets)*4%64) % 64]byte // a stripe ends on a cache line's end
-}
-
-// tally is stripe s's counts in the slot of tick t.
-func (g *Guard) tally(s int, t int64) *tally {
-	return &g.ring[t%slots].stripes[stripe.Of(s)]
-}
-
 // New returns a guard with settings s (defaults filled in), whose ticks
 // count from epoch.
 func New(s Settings, epoch time.Time) *Guard {
-	g := &Guard{epoch: epoch}
+	g := &Guard{epoch: epoch, seed: maphash.MakeSeed()}
 	g.Configure(s)
-	g.factor.Store(math.Float64bits(1))
-	for i := range g.ring {
-		g.ring[i].tick.Store(int64(i))
+	g.platform.reset()
+	for i := range g.tenants {
+		g.tenants[i].ctl.reset()
 	}
+	g.ring.init()
 	return g
 }
 
@@ -158,72 +158,324 @@ func (g *Guard) Settings() Settings { return *g.settings.Load() }
 
 func (g *Guard) tick(at time.Time) int64 { return int64(at.Sub(g.epoch) / TickEvery) }
 
-// Observe records one answer to a request that was not an approved test:
-// how long the upstream took, and whether it failed (5xx, a timeout). It
-// counts in stripe s (any int; one a core spares the cores a shared line).
-func (g *Guard) Observe(s int, at time.Time, took time.Duration, failed bool) {
-	c := g.tally(s, g.tick(at))
-	c.total.Add(1)
-	if failed {
-		c.failed.Add(1)
-	}
-	c.latency[bucket(took)].Add(1)
+// Answer is one answer to a request that was not an approved test.
+type Answer struct {
+	// At is when the answer's head was written: it counts in that tick.
+	At time.Time
+	// Took is how long the upstream took to answer: from the decision,
+	// or from the request's last body byte when that came later, to the
+	// answer's head. A client's slow upload or slow reading is not in it.
+	Took time.Duration
+	// Failed is true for a 5xx or a timeout.
+	Failed bool
+	Tenant string
+	Source netip.Addr
 }
 
-// Tested records, in stripe s, that an approved test's request was let
-// through.
-func (g *Guard) Tested(s int, at time.Time) { g.tally(s, g.tick(at)).tests.Add(1) }
+// Observe records answer a in stripe s (any int; one a core spares the
+// cores a shared line), unless its source already had an answer counted
+// in the same tick.
+func (g *Guard) Observe(s int, a Answer) {
+	t, h := g.tick(a.At), g.sourceHash(a.Source)
+	if !g.firstOf(h, t) {
+		return
+	}
+	gr := g.groupOf(a.Tenant)
+	c := g.ring.tally(s, gr, t)
+	c.total.Add(1)
+	if a.Failed {
+		c.failed.Add(1)
+		g.ring[t%slots].failing[gr].Or(1 << (h >> 58))
+	}
+	c.latency[bucket(a.Took)].Add(1)
+}
 
-// Factor is how much of their rate approved tests may use now: 1 in
-// full, 0 when paused (they keep the floor's trickle).
+// sourceHash is src's hash, IPv6 sources by their /64.
+func (g *Guard) sourceHash(src netip.Addr) uint64 {
+	b := src.As16()
+	if src.Is6() && !src.Is4In6() {
+		binary.LittleEndian.PutUint64(b[8:], 0)
+	}
+	return maphash.Bytes(g.seed, b[:])
+}
+
+// firstOf reports whether the source hashed to h has had no answer
+// counted in tick t yet, and marks it as having had one.
+func (g *Guard) firstOf(h uint64, t int64) bool {
+	slot := &g.seen[h%sourceSlots]
+	mark := uint32(t) + 1
+	if slot.Load() == mark {
+		return false
+	}
+	slot.Store(mark)
+	return true
+}
+
+// groupOf is the group tenant's answers count in.
+func (g *Guard) groupOf(tenant string) int {
+	if m := g.tested.Load(); m != nil {
+		if i, ok := (*m)[tenant]; ok {
+			return i
+		}
+	}
+	if m := g.seenTenants.Load(); m != nil {
+		if i, ok := (*m)[tenant]; ok {
+			return i
+		}
+		if len(*m) >= assigned {
+			return int(maphash.String(g.seed, tenant) % hashedGroups)
+		}
+	}
+	return g.assign(tenant)
+}
+
+// assign gives tenant, seen for the first time, the next group in turn.
+func (g *Guard) assign(tenant string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.seenTenants.Load()
+	if old != nil {
+		if i, ok := (*old)[tenant]; ok {
+			return i
+		}
+	}
+	m := make(map[string]int, len(ptrOr(old))+1)
+	for k, v := range ptrOr(old) {
+		m[k] = v
+	}
+	m[tenant] = len(m) % hashedGroups
+	g.seenTenants.Store(&m)
+	return m[tenant]
+}
+
+func ptrOr(m *map[string]int) map[string]int {
+	if m == nil {
+		return nil
+	}
+	return *m
+}
+
+// Tested records, in stripe s, that a request of an approved test of
+// tenant was let through.
+func (g *Guard) Tested(s int, at time.Time, tenant string) {
+	g.ring.tally(s, g.groupOf(tenant), g.tick(at)).tests.Add(1)
+}
+
+// Factor is how much of their rate approved tests may use on the
+// platform's stress: 1 in full, 0 when paused (they keep the floor's
+// trickle).
 func (g *Guard) Factor() float64 {
 	if g.settings.Load().Off {
 		return 1
 	}
-	return math.Float64frombits(g.factor.Load())
+	return g.platform.factor()
 }
 
-// Stress is the stress this instance sees in its own answers to others:
-// 0 when calm, 1 when severe. It is what it shares with other instances;
-// it acts on the worse of it and theirs (SetRemote).
+// FactorFor is how much of their rate tenant's approved tests may use:
+// the platform's factor, or less while tenant's own answers are stressed.
+func (g *Guard) FactorFor(tenant string) float64 {
+	f := g.Factor()
+	if m := g.tested.Load(); m != nil && f > 0 {
+		if i, ok := (*m)[tenant]; ok && !g.settings.Load().Off {
+			f = min(f, g.tenants[i-hashedGroups].ctl.factor())
+		}
+	}
+	return f
+}
+
+// Stress is the platform's stress this instance sees in its answers to
+// others: 0 when calm, 1 when severe. It is what it shares with other
+// instances; it acts on the worse of it and theirs (SetRemote).
 func (g *Guard) Stress() float64 { return math.Float64frombits(g.stress.Load()) }
 
 // SetRemote sets the worst stress other instances in front of the same
 // platform report; the guard acts on the worse of it and its own.
 func (g *Guard) SetRemote(stress float64) { g.remote.Store(math.Float64bits(stress)) }
 
-// Tick runs the controller at at: it measures the last second's answers
-// to everyone who is not testing, updates the calm baseline when tests are
-// absent or held back, and moves the factor.
-func (g *Guard) Tick(at time.Time) {
-	cur := g.tick(at)
-	next := &g.ring[(cur+1)%slots]
-	for i := range next.stripes {
-		c := &next.stripes[i]
-		c.total.Store(0)
-		c.failed.Store(0)
-		c.tests.Store(0)
-		for b := range c.latency {
-			c.latency[b].Store(0)
+func (g *Guard) remoteStress() float64 { return math.Float64frombits(g.remote.Load()) }
+
+// Watch sets the tenants whose tests yield to their own stress too: those
+// with approvals active or about to be. The first MaxTested keep a group
+// of their own, and a group, once given, stays with its tenant while it
+// is watched (it has learnt that tenant's calm). Called by the goroutine
+// that ticks.
+func (g *Guard) Watch(tenants []string) {
+	changed := false
+	for i := range g.tenants {
+		ts := &g.tenants[i]
+		if ts.name != "" && !slices.Contains(tenants, ts.name) {
+			ts.name = ""
+			ts.ctl.reset()
+			g.group[hashedGroups+i] = groupState{}
+			changed = true
 		}
 	}
-	next.tick.Store(cur + 1)
-
-	m := g.measure(cur)
-	local, why := g.stressOf(m)
-	factor := math.Float64frombits(g.factor.Load())
-	// Calm is learnt while tests are absent or held back, and not from a
-	// window that is itself severe stress (another tenant's burst is not
-	// the platform's calm).
-	if m.n >= minSamples && (m.tests == 0 || factor <= held) && (g.learned < warmUp || local < 1) {
-		g.learn(m.latency)
+	for _, name := range tenants {
+		if g.slotOf(name) >= 0 {
+			continue
+		}
+		free := g.slotOf("")
+		if free < 0 {
+			break
+		}
+		g.tenants[free].name = name
+		changed = true
 	}
-	stress := max(local, g.remoteStress())
-	g.stress.Store(math.Float64bits(local))
-	if g.settings.Load().Off {
-		g.publish(1)
+	if !changed {
 		return
 	}
+	m := make(map[string]int, MaxTested)
+	for i := range g.tenants {
+		if name := g.tenants[i].name; name != "" {
+			m[name] = hashedGroups + i
+		}
+	}
+	g.tested.Store(&m)
+}
+
+// slotOf is the index of the watched tenant name's group ("": a free
+// one), or -1.
+func (g *Guard) slotOf(name string) int {
+	for i := range g.tenants {
+		if g.tenants[i].name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Tick runs the controller at at: it measures each group's last second of
+// answers to everyone who is not testing, learns each group's calm when
+// tests are absent or held back, and moves the factors.
+func (g *Guard) Tick(at time.Time) {
+	cur := g.tick(at)
+	g.ring.clear(cur + 1)
+	g.ring.measure(cur, &g.measured)
+	s := g.settings.Load()
+	var tests uint32
+	for _, m := range g.measured {
+		tests += m.tests
+	}
+	// A group learns while tests are absent or held back; once warm, not
+	// from a window that is itself severe stress, and before, not while
+	// the platform (the warm groups' vote) is stressed: a group first seen
+	// in another tenant's burst does not learn the burst as its calm.
+	canLearn := tests == 0 || g.platform.factor() <= held
+	platformCalm := g.Stress() < 1
+	for i := range g.group {
+		gs, m := &g.group[i], &g.measured[i]
+		gs.stress, gs.why = gs.stressOf(m, s)
+		if m.n >= minSamples && canLearn && (gs.calm.warm() && gs.stress < 1 || !gs.calm.warm() && platformCalm) {
+			gs.calm.learn(m.latency)
+		}
+	}
+	local := g.vote()
+	g.stress.Store(math.Float64bits(local))
+	if s.Off {
+		g.publish()
+		return
+	}
+	stress, why := local, g.why
+	if remote := g.remoteStress(); remote > local {
+		stress, why = remote, fmt.Sprintf("another instance sees the platform's stress at %.2f", remote)
+	}
+	if g.platform.step(at, stress, why, "the platform is calm again") {
+		g.changed("", g.platform.state, g.platform.why)
+	}
+	for i := range g.tenants {
+		ts, gs := &g.tenants[i], &g.group[hashedGroups+i]
+		if ts.name != "" && ts.ctl.step(at, gs.stress, ts.name+"'s own answers: "+gs.why, ts.name+"'s answers are calm again") {
+			g.changed(ts.name, ts.ctl.state, ts.ctl.why)
+		}
+	}
+	g.publish()
+}
+
+func (g *Guard) changed(tenant string, to State, why string) {
+	if g.OnChange != nil {
+		g.OnChange(tenant, to, why)
+	}
+}
+
+// vote is the platform's stress: the stress at least half the groups with
+// enough answers show, and at least two of them, so that one tenant (or
+// the few sharing its group) cannot move it. Too few groups to tell and
+// what was known fades.
+func (g *Guard) vote() float64 {
+	var stress [groups]float64
+	active := 0
+	for i, m := range g.measured {
+		if m.n >= minSamples {
+			stress[active] = g.group[i].stress
+			active++
+		}
+	}
+	if active < 2 {
+		g.why = "answers from fewer than two tenants' groups"
+		return g.Stress() * 0.8
+	}
+	voted := stress[:active]
+	slices.Sort(voted)
+	slices.Reverse(voted)
+	k := max(2, (active+1)/2)
+	s := voted[k-1]
+	for i, m := range g.measured {
+		if m.n >= minSamples && g.group[i].stress == s {
+			g.why = fmt.Sprintf("other tenants' %s in %d of %d tenant groups", g.group[i].why, k, active)
+			break
+		}
+	}
+	return s
+}
+
+// stressOf is the stress m shows against the group's calm, and why, in
+// words. A group with too few answers says nothing, and what was known of
+// it fades.
+func (gs *groupState) stressOf(m *measurement, s *Settings) (float64, string) {
+	if m.n < minSamples {
+		return gs.stress * 0.8, "few answers"
+	}
+	errRate, sErr := float64(m.failed)/float64(m.n), 0.0
+	if m.failing >= minFailing {
+		sErr = errRate / s.Errors
+	}
+	sLat := 0.0
+	c := &gs.calm
+	if c.baseline > 0 {
+		slack := max(time.Duration((s.Latency-1)*float64(c.baseline)), MinSlack)
+		noise := min(c.noise, slack/2)
+		sLat = max(0, float64(m.latency-c.baseline-noise)) / float64(slack)
+	}
+	if sErr > sLat {
+		return sErr, fmt.Sprintf("failures at %.1f%%", 100*errRate)
+	}
+	if c.baseline == 0 {
+		return sLat, "no calm baseline yet"
+	}
+	return sLat, fmt.Sprintf("median %.1f × calm", float64(m.latency)/float64(c.baseline))
+}
+
+// controller is what a stress does to a set of tests: the factor of their
+// rate they may use, and the state it puts them in.
+type controller struct {
+	f     atomic.Uint64 // math.Float64bits: 0 (paused) to 1 (full rate)
+	state State
+	since time.Time // when state last changed
+	why   string    // and why
+}
+
+func (c *controller) reset() {
+	c.f.Store(math.Float64bits(1))
+	c.state, c.since, c.why = Full, time.Time{}, ""
+}
+
+func (c *controller) factor() float64 { return math.Float64frombits(c.f.Load()) }
+
+// step moves the factor towards the stress's target and reports whether
+// the state changed: why says why it is stressed, calm what to say when it
+// is not.
+func (c *controller) step(at time.Time, stress float64, why, calm string) bool {
+	factor := c.factor()
 	switch {
 	case stress >= 1:
 		factor = 0
@@ -232,15 +484,7 @@ func (g *Guard) Tick(at time.Time) {
 	default:
 		factor = min(1, max(factor, restart)*math.Exp(2*gain*(target-stress)))
 	}
-	g.factor.Store(math.Float64bits(factor))
-	g.move(at, factor, stress, why)
-	g.publish(factor)
-}
-
-func (g *Guard) remoteStress() float64 { return math.Float64frombits(g.remote.Load()) }
-
-// move tells OnChange when the state changes.
-func (g *Guard) move(at time.Time, factor, stress float64, why string) {
+	c.f.Store(math.Float64bits(factor))
 	to := Throttled
 	switch {
 	case stress >= 1:
@@ -248,124 +492,14 @@ func (g *Guard) move(at time.Time, factor, stress float64, why string) {
 	case factor >= 0.9:
 		to = Full
 	}
-	if to == g.state {
-		return
+	if to == c.state {
+		return false
 	}
 	if to == Full {
-		why = "the platform is calm again"
+		why = calm
 	}
-	g.state, g.since, g.why = to, at, why
-	if g.OnChange != nil {
-		g.OnChange(to, why)
-	}
-}
-
-// measurement is a window's answers to everyone not testing.
-type measurement struct {
-	n, failed, tests uint32
-	latency          time.Duration
-}
-
-// measure sums the window of whole ticks before cur.
-func (g *Guard) measure(cur int64) measurement {
-	var m measurement
-	var counts [buckets]uint32
-	for t := cur - window; t < cur; t++ {
-		s := &g.ring[((t%slots)+slots)%slots]
-		if s.tick.Load() != t {
-			continue
-		}
-		for i := range s.stripes {
-			c := &s.stripes[i]
-			m.n += c.total.Load()
-			m.failed += c.failed.Load()
-			m.tests += c.tests.Load()
-			for b := range counts {
-				counts[b] += c.latency[b].Load()
-			}
-		}
-	}
-	if m.n == 0 {
-		return m
-	}
-	rank := uint32(math.Ceil(quantile * float64(m.n)))
-	var seen uint32
-	for i, c := range counts {
-		if seen += c; seen >= rank {
-			m.latency = upper(i)
-			break
-		}
-	}
-	return m
-}
-
-// stressOf is the stress m shows, and why, in words.
-func (g *Guard) stressOf(m measurement) (float64, string) {
-	if m.n < minSamples {
-		// Nobody else to protect, or too few to tell: what was known fades.
-		return g.Stress() * 0.8, "few answers to others"
-	}
-	s := g.settings.Load()
-	errRate := float64(m.failed) / float64(m.n)
-	sErr := errRate / s.Errors
-	sLat := 0.0
-	if g.baseline > 0 {
-		slack := max(time.Duration((s.Latency-1)*float64(g.baseline)), MinSlack)
-		sLat = max(0, float64(m.latency-g.baseline-g.noise)) / float64(slack)
-	}
-	if sErr > sLat {
-		return sErr, fmt.Sprintf("other tenants' failures at %.1f%%", 100*errRate)
-	}
-	if g.baseline == 0 {
-		return sLat, "no calm baseline yet"
-	}
-	return sLat, fmt.Sprintf("other tenants' p90 %.1f × calm", float64(m.latency)/float64(g.baseline))
-}
-
-// learn adds a calm window's latency and moves the baseline towards the
-// median of the last ones, within its bounds.
-func (g *Guard) learn(latency time.Duration) {
-	if len(g.calm) == calmSamples {
-		g.calm = append(g.calm[:0], g.calm[1:]...)
-	}
-	g.calm = append(g.calm, latency)
-	g.learned++
-	sorted := slices.Clone(g.calm)
-	slices.Sort(sorted)
-	median := sorted[len(sorted)/2]
-	g.noise = sorted[len(sorted)*9/10] - median
-	switch {
-	case g.learned <= warmUp || g.baseline == 0:
-		g.baseline = median
-	case median < g.baseline:
-		g.baseline = max(median, time.Duration(float64(g.baseline)*(1-baselineFall)))
-	default:
-		g.baseline = min(median, time.Duration(float64(g.baseline)*(1+baselineRise))+1)
-	}
-}
-
-// The latency histogram: eight buckets per power of two of microseconds,
-// each at most an eighth wider than the one before, from 1 µs to past a
-// minute.
-const buckets = 8 * 27
-
-func bucket(d time.Duration) int {
-	us := uint64(max(d, 0) / time.Microsecond)
-	if us < 8 {
-		return int(us)
-	}
-	e := bits.Len64(us) // 4 and up
-	i := 8*(e-3) + int(us>>(e-4)&7)
-	return min(i, buckets-1)
-}
-
-// upper is the longest latency bucket i holds.
-func upper(i int) time.Duration {
-	if i < 8 {
-		return time.Duration(i+1) * time.Microsecond
-	}
-	e, sub := i/8+3, uint64(i%8)
-	return time.Duration((8+sub+1)<<(e-4)) * time.Microsecond
+	c.state, c.since, c.why = to, at, why
+	return true
 }
 
 // Floor is the rate, requests a second, a paused test keeps.

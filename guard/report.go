@@ -3,6 +3,7 @@ package guard
 import (
 	"encoding"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -23,9 +24,22 @@ type Report struct {
 	// the worst other instances report; the guard acts on the worse.
 	Stress float64 `json:"stress"`
 	Remote float64 `json:"remote_stress"`
-	// CalmP90MS is the learnt calm latency of others' requests (0 until
+	// CalmMS is the learnt calm latency of others' requests (0 until
 	// learnt).
-	CalmP90MS float64 `json:"calm_p90_ms"`
+	CalmMS float64 `json:"calm_ms"`
+	// Tenants are the tenants whose tests yield on their own stress now,
+	// more than the platform's asks.
+	Tenants []TenantReport `json:"tenants,omitempty"`
+}
+
+// TenantReport is what one tenant's own stress does to its tests.
+type TenantReport struct {
+	Tenant string    `json:"tenant"`
+	State  State     `json:"state"`
+	Since  time.Time `json:"since,omitzero"`
+	Why    string    `json:"why,omitempty"`
+	Factor float64   `json:"factor"`
+	Stress float64   `json:"stress"`
 }
 
 // Report is the guard's latest report.
@@ -36,18 +50,42 @@ func (g *Guard) Report() Report {
 	return Report{Enabled: !g.settings.Load().Off, Factor: 1}
 }
 
+// calmMedian is the calm latency of the platform's answers: the median of
+// what the groups with a learnt calm have learnt (0 until one has).
+func (g *Guard) calmMedian() time.Duration {
+	var learnt []time.Duration
+	for i := range g.group {
+		if b := g.group[i].calm.baseline; b > 0 {
+			learnt = append(learnt, b)
+		}
+	}
+	if len(learnt) == 0 {
+		return 0
+	}
+	slices.Sort(learnt)
+	return learnt[len(learnt)/2]
+}
+
 // publish makes the controller's state readable by Report.
-func (g *Guard) publish(factor float64) {
-	g.report.Store(&Report{
-		Enabled:   !g.settings.Load().Off,
-		State:     g.state,
-		Since:     g.since,
-		Why:       g.why,
-		Factor:    factor,
-		Stress:    g.Stress(),
-		Remote:    g.remoteStress(),
-		CalmP90MS: float64(g.baseline) / float64(time.Millisecond),
-	})
+func (g *Guard) publish() {
+	r := &Report{
+		Enabled: !g.settings.Load().Off,
+		State:   g.platform.state,
+		Since:   g.platform.since,
+		Why:     g.platform.why,
+		Factor:  g.Factor(),
+		Stress:  g.Stress(),
+		Remote:  g.remoteStress(),
+		CalmMS:  float64(g.calmMedian()) / float64(time.Millisecond),
+	}
+	for i := range g.tenants {
+		ts := &g.tenants[i]
+		if ts.name != "" && ts.ctl.state != Full {
+			r.Tenants = append(r.Tenants, TenantReport{Tenant: ts.name, State: ts.ctl.state, Since: ts.ctl.since,
+				Why: ts.ctl.why, Factor: ts.ctl.factor(), Stress: g.group[hashedGroups+i].stress})
+		}
+	}
+	g.report.Store(r)
 }
 
 // MarshalText writes the state's name.

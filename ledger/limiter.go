@@ -33,11 +33,11 @@ const (
 )
 
 // Yielder says how far approved tests yield to other tenants now (the
-// impact guard): Factor is the share of their rate they may use (1 in
-// full), Floor the rate, requests a second, they keep however far they
-// yield.
+// impact guard): FactorFor is the share of their rate a tenant's tests
+// may use (1 in full; the tenant as approvals.TenantKey has it), Floor the
+// rate, requests a second, they keep however far they yield.
 type Yielder interface {
-	Factor() float64
+	FactorFor(tenant string) float64
 	Floor() float64
 }
 
@@ -101,7 +101,7 @@ func (l *Limiter) scaled(a *approvals.Approval) (*approvals.Approval, cut) {
 		burst = max(1, int(float64(a.Burst)*s))
 	}
 	if l.yield != nil {
-		if f := l.yield.Factor(); f < 1 {
+		if f := l.yield.FactorFor(approvals.TenantKey(a.Tenant)); f < 1 {
 			why, rps = yielding, min(rps, max(a.MaxRPS*f, l.yield.Floor()))
 			// One at a time, evenly spaced: a burst of a cut test queues
 			// ahead of everyone else's requests, which is the impact

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -21,9 +22,20 @@ type platformUpstream struct {
 }
 
 func startPlatform(t *testing.T, workers int, work time.Duration) *platformUpstream {
+	return startPlatformWith(t, workers, work, nil)
+}
+
+// startPlatformWith is startPlatform whose tenants' own applications answer
+// first: app, when set, sees each request before the shared workers do and
+// returns true when it has answered it (its own time, a slow upload or a
+// slow reader, holds no worker).
+func startPlatformWith(t *testing.T, workers int, work time.Duration, app func(http.ResponseWriter, *http.Request) bool) *platformUpstream {
 	t.Helper()
 	slots := make(chan struct{}, workers)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if app != nil && app(w, r) {
+			return
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-r.Context().Done():
@@ -42,7 +54,25 @@ func startPlatform(t *testing.T, workers int, work time.Duration) *platformUpstr
 	return &platformUpstream{addr: l.Addr().String()}
 }
 
-// othersLoad sends rps requests a second for another tenant, each on its
+// every calls do(i) rps times a second, i counting from 0, each call in its
+// own goroutine (a slow one does not hold the next back), until stop is
+// closed; then it waits for the calls under way.
+func every(rps int, stop <-chan struct{}, do func(i int)) {
+	tick := time.NewTicker(time.Second / time.Duration(rps))
+	defer tick.Stop()
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		inflight.Go(func() { do(i) })
+	}
+}
+
+// othersLoad sends rps requests a second for other tenants, each on its
 // own schedule (a slow answer does not hold the next back), until stop,
 // and collects their latencies and statuses.
 type othersLoad struct {
@@ -54,35 +84,33 @@ type othersLoad struct {
 }
 
 func sendOthers(t *testing.T, in *instance, source, host string, rps int) *othersLoad {
+	return sendSpread(t, in, []string{source}, []string{host}, rps)
+}
+
+// sendSpread is sendOthers from many sources to many hosts: each request
+// from the next source in turn, and each source visits the hosts in turn.
+func sendSpread(t *testing.T, in *instance, sources, hosts []string, rps int) *othersLoad {
 	o := &othersLoad{stop: make(chan struct{})}
-	c := from(t, in, source)
+	var clients []*client
+	for _, s := range sources {
+		clients = append(clients, from(t, in, s))
+	}
 	o.done.Go(func() {
-		tick := time.NewTicker(time.Second / time.Duration(rps))
-		defer tick.Stop()
-		var inflight sync.WaitGroup
-		defer inflight.Wait()
-		for {
-			select {
-			case <-o.stop:
-				return
-			case <-tick.C:
+		every(rps, o.stop, func(i int) {
+			start := time.Now()
+			resp, err := clients[i%len(clients)].http.Do(newRequest("GET", in.Site, hosts[(i+i/len(clients))%len(hosts)], "/"))
+			took := time.Since(start)
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				o.refused++
+			} else {
+				o.took = append(o.took, took)
 			}
-			inflight.Go(func() {
-				start := time.Now()
-				resp, err := c.http.Do(newRequest("GET", in.Site, host, "/"))
-				took := time.Since(start)
-				o.mu.Lock()
-				defer o.mu.Unlock()
-				if err != nil || resp.StatusCode != http.StatusOK {
-					o.refused++
-				} else {
-					o.took = append(o.took, took)
-				}
-				if err == nil {
-					resp.Body.Close()
-				}
-			})
-		}
+			if err == nil {
+				resp.Body.Close()
+			}
+		})
 	})
 	return o
 }
@@ -124,18 +152,8 @@ func sendTest(t *testing.T, in *instance, source, host string) *testerLoad {
 				if err != nil {
 					continue
 				}
-				resp.Body.Close()
-				retry := resp.Header.Get("Retry-After")
-				switch {
-				case resp.StatusCode == http.StatusOK:
-					l.admitted.Add(1)
-				case resp.StatusCode == http.StatusTooManyRequests && retry != "":
-					l.busy.Add(1)
-					if d, err := time.ParseDuration(retry + "s"); err == nil {
-						time.Sleep(d)
-					}
-				default:
-					l.other.Add(1)
+				if retry := l.count(resp); retry > 0 {
+					time.Sleep(retry)
 				}
 			}
 		})
@@ -143,15 +161,63 @@ func sendTest(t *testing.T, in *instance, source, host string) *testerLoad {
 	return l
 }
 
+// sendPacedTest is an approved test that sends rps requests a second, each
+// on its own schedule, and after a 429 sends nothing until its Retry-After
+// has passed.
+func sendPacedTest(t *testing.T, in *instance, source, host string, rps int) *testerLoad {
+	l := &testerLoad{stop: make(chan struct{})}
+	c := from(t, in, source)
+	var quietUntil atomic.Int64 // unix nanoseconds
+	l.done.Go(func() {
+		every(rps, l.stop, func(int) {
+			if time.Now().UnixNano() < quietUntil.Load() {
+				return
+			}
+			resp, err := c.http.Do(newRequest("GET", in.Site, host, "/"))
+			if err != nil {
+				l.other.Add(1)
+				return
+			}
+			if retry := l.count(resp); retry > 0 {
+				quietUntil.Store(time.Now().Add(retry).UnixNano())
+			}
+		})
+	})
+	return l
+}
+
+// count counts resp, closes its body and returns its Retry-After when it
+// held the test back (0 otherwise).
+func (l *testerLoad) count(resp *http.Response) time.Duration {
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	retry := resp.Header.Get("Retry-After")
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		l.admitted.Add(1)
+	case resp.StatusCode == http.StatusTooManyRequests && retry != "":
+		l.busy.Add(1)
+		if d, err := time.ParseDuration(retry + "s"); err == nil {
+			return d
+		}
+	default:
+		l.other.Add(1)
+	}
+	return 0
+}
+
 func (l *testerLoad) end() { close(l.stop); l.done.Wait() }
 
-func p99Of(ds []time.Duration) time.Duration {
+func p99Of(ds []time.Duration) time.Duration { return percentile(ds, 99) }
+
+// percentile is ds's p-th percentile (0 when ds is empty).
+func percentile(ds []time.Duration, p int) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}
 	s := slices.Clone(ds)
 	slices.Sort(s)
-	return s[(len(s)*99+99)/100-1]
+	return s[(len(s)*p+99)/100-1]
 }
 
 // The scenario on this machine: a platform of 4 workers at 20 ms a

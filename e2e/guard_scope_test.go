@@ -44,7 +44,7 @@ type guardStatus struct {
 		State     string  `json:"state"`
 		Why       string  `json:"why"`
 		Factor    float64 `json:"factor"`
-		CalmP90MS float64 `json:"calm_p90_ms"`
+		CalmMS float64 `json:"calm_ms"`
 		Tenants   []struct {
 			Tenant string  `json:"tenant"`
 			State  string  `json:"state"`
@@ -97,7 +97,7 @@ func awaitCalm(t *testing.T, in *instance, since time.Time, least time.Duration)
 	var st guardStatus
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		in.get("/gatekeeper/status", &st)
-		if st.Guard.CalmP90MS > 0 && time.Since(since) >= least {
+		if st.Guard.CalmMS > 0 && time.Since(since) >= least {
 			return st
 		}
 		if time.Now().After(deadline) {
@@ -264,7 +264,7 @@ func TestSlowClientsDoNotMoveTheGuard(t *testing.T) {
 
 	t.Logf("calm: others' p99 %s, the guard's calm p90 %.1f ms; while slow clients came: others' p99 %s (%d of %d not 200), "+
 		"%d uploads (the quickest in %s) and %d slow reads answered, %d failed; the guard's state %v, impact_factor as low as %.2f",
-		p99Of(calmTook), calm.Guard.CalmP90MS, p99Of(during), refused, len(during)+refused,
+		p99Of(calmTook), calm.Guard.CalmMS, p99Of(during), refused, len(during)+refused,
 		slow.uploads.Load(), time.Duration(slow.quickest.Load()).Round(time.Millisecond), slow.reads.Load(), slow.failed.Load(), seen.states, seen.lowest)
 	u := usageOf(t, in, id, tester.admitted.Load())
 	t.Logf("the test: %d admitted, %d answered 429 (%d platform_busy, %d rate_limited), %d other answers (it sent at 20/s for %s)",
@@ -385,7 +385,7 @@ func TestSlowTenantDoesNotHoldBackOtherTenantsTests(t *testing.T) {
 
 	t.Logf("calm: others' p99 %s, the guard's calm p90 %.1f ms; then others' p99 %s, %d of %d not 200 (%d of flaky's answered 500, %d of slowapp's slowed); "+
 		"the guard's state %v, impact_factor as low as %.2f; impact_guard.tenants named %v",
-		p99Of(calmTook), calm.Guard.CalmP90MS, p99Of(during), refused, len(during)+refused, failed.Load(), slowed.Load(), seen.states, seen.lowest, seen.tenants)
+		p99Of(calmTook), calm.Guard.CalmMS, p99Of(during), refused, len(during)+refused, failed.Load(), slowed.Load(), seen.states, seen.lowest, seen.tenants)
 	t.Logf("acme's test: %d admitted, %d answered 429, %d other; slowapp's: %d admitted, %d answered 429, %d other",
 		calmTest.admitted.Load(), calmTest.busy.Load(), calmTest.other.Load(), slowTest.admitted.Load(), slowTest.busy.Load(), slowTest.other.Load())
 	calmUse, slowUse := usageOf(t, in, calmID, calmTest.admitted.Load()), usageOf(t, in, slowID, slowTest.admitted.Load())
@@ -422,7 +422,7 @@ func TestSlowTenantDoesNotHoldBackOtherTenantsTests(t *testing.T) {
 // sources each send a burst of five requests a second to a report that
 // takes 2 s (slow for their path only, on tenant1 and tenant2), for 11 s,
 // while five tenants' users send 50 requests a second from 12 addresses.
-// The calm the guard learns (impact_guard.calm_p90_ms) stays near what
+// The calm the guard learns (impact_guard.calm_ms) stays near what
 // those users see (at most 3 × their p90, or their p90 + 50 ms), not
 // seconds. Then an approved test of 40 a second (of 50) runs on acme at
 // its full rate, and a burst of 150 a second spread over four tenants from 16
@@ -487,13 +487,13 @@ func TestCalmCannotBeTaughtAtStart(t *testing.T) {
 	calmTook, calmRefused := others.since()
 	calm := percentile(calmTook, 90)
 	limit := max(3*calm, calm+50*time.Millisecond)
-	t.Logf("the first 11 s: others' p90 %s (%d answers, %d not 200), %d slow reports answered (%d failed); the guard learnt a calm p90 of %.1f ms (limit %s)",
-		calm, len(calmTook), calmRefused, slowAnswered.Load(), slowFailed.Load(), st.Guard.CalmP90MS, limit)
+	t.Logf("the first 11 s: others' p90 %s (%d answers, %d not 200), %d slow reports answered (%d failed); the guard learnt a calm of %.1f ms (limit %s)",
+		calm, len(calmTook), calmRefused, slowAnswered.Load(), slowFailed.Load(), st.Guard.CalmMS, limit)
 	if slowAnswered.Load() < 100 {
 		t.Errorf("only %d slow reports were answered in the first 11 s", slowAnswered.Load())
 	}
-	if got := time.Duration(st.Guard.CalmP90MS * float64(time.Millisecond)); got > limit || got == 0 {
-		t.Errorf("the guard learnt a calm p90 of %.1f ms from the first 11 s, where others' p90 was %s (limit %s)", st.Guard.CalmP90MS, calm, limit)
+	if got := time.Duration(st.Guard.CalmMS * float64(time.Millisecond)); got > limit || got == 0 {
+		t.Errorf("the guard learnt a calm of %.1f ms from the first 11 s, where others' p90 was %s (limit %s)", st.Guard.CalmMS, calm, limit)
 	}
 
 	// The test starts at its full rate once the guard's factor is (back)
@@ -520,7 +520,7 @@ func TestCalmCannotBeTaughtAtStart(t *testing.T) {
 	t.Logf("%d test requests held back before the burst; during it: the burst's p99 %s (%d of %d not 200), "+
 		"impact_factor as low as %.2f, the guard's states %v (%q), %d test requests held back, %d admitted; calm p90 %.1f ms at its end",
 		busyBefore, p99Of(burstTook), burstRefused, len(burstTook)+burstRefused,
-		seen.lowest, seen.states, first(seen.held, 2), busyDuring, tester.admitted.Load(), seen.last.Guard.CalmP90MS)
+		seen.lowest, seen.states, first(seen.held, 2), busyDuring, tester.admitted.Load(), seen.last.Guard.CalmMS)
 	if seen.lowest >= 0.5 {
 		t.Errorf("while a burst saturated the platform impact_factor stayed at %.2f or more: the guard did not see the stress", seen.lowest)
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync"
@@ -64,9 +65,11 @@ const (
 	MaxTested = 8
 	groups    = hashedGroups + MaxTested
 	// sourceSlots is the size of the table that lets each source weigh
-	// one answer a tick (IPv6 sources by their /64): a source is known by
-	// its slot, and two sharing one only count less.
+	// about one answer a tick (IPv6 sources by their /64): a source is
+	// known by its slot, and two sharing one only count less.
 	sourceSlots = 1 << 13
+	// perTick is the most answers of one source that count in a tick.
+	perTick = 4
 	// minFailing is how many sources must have had a failure in a group's
 	// window for its failures to count: one source's requests that fail
 	// (a scanner's garbage) say nothing of the platform.
@@ -81,9 +84,10 @@ type Guard struct {
 	epoch    time.Time
 	seed     maphash.Seed
 	ring     ring
-	// seen holds, for each source slot, the tick (plus one) it last
-	// counted an answer in.
-	seen [sourceSlots]atomic.Uint32
+	// seen holds, for each source slot, the tick (plus one) it last had
+	// an answer in, how many it had then, and how many in the tick
+	// before: 32, 16 and 16 bits.
+	seen [sourceSlots]atomic.Uint64
 	// tested maps each watched tenant to its group.
 	tested atomic.Pointer[map[string]int]
 	// seenTenants maps the first tenants seen to their group; it is
@@ -173,14 +177,20 @@ type Answer struct {
 }
 
 // Observe records answer a in stripe s (any int; one a core spares the
-// cores a shared line), unless its source already had an answer counted
-// in the same tick.
+// cores a shared line), if its source's sample takes it (sampled).
 func (g *Guard) Observe(s int, a Answer) {
 	t, h := g.tick(a.At), g.sourceHash(a.Source)
-	if !g.firstOf(h, t) {
+	if !g.sampled(h, t) {
 		return
 	}
-	gr := g.groupOf(a.Tenant)
+	shared, own := g.groupsOf(a.Tenant)
+	g.count(s, shared, t, h, &a)
+	if own >= 0 {
+		g.count(s, own, t, h, &a)
+	}
+}
+
+func (g *Guard) count(s, gr int, t int64, h uint64, a *Answer) {
 	c := g.ring.tally(s, gr, t)
 	c.total.Add(1)
 	if a.Failed {
@@ -199,34 +209,46 @@ func (g *Guard) sourceHash(src netip.Addr) uint64 {
 	return maphash.Bytes(g.seed, b[:])
 }
 
-// firstOf reports whether the source hashed to h has had no answer
-// counted in tick t yet, and marks it as having had one.
-func (g *Guard) firstOf(h uint64, t int64) bool {
-	slot := &g.seen[h%sourceSlots]
-	mark := uint32(t) + 1
-	if slot.Load() == mark {
-		return false
+// sampled reports whether an answer from the source hashed to h, in
+// tick t, counts: each source weighs about one answer a tick. A source
+// that had n answers in the tick before has each counted with a chance of
+// 1 in n, whichever finishes first (a first-come cap would keep the fast
+// answers of a source's parallel requests and drop the slow ones), and at
+// most perTick in any tick (a source that had none before and floods now).
+func (g *Guard) sampled(h uint64, t int64) bool {
+	e := &g.seen[h%sourceSlots]
+	v := e.Load()
+	mark, count, before := uint32(t)+1, uint16(v>>16), uint16(v)
+	switch uint32(v >> 32) {
+	case mark:
+		count = min(count+1, math.MaxUint16)
+	case mark - 1:
+		count, before = 1, count
+	default:
+		count, before = 1, 0
 	}
-	slot.Store(mark)
-	return true
+	e.Store(uint64(mark)<<32 | uint64(count)<<16 | uint64(before))
+	return count <= perTick && (before <= 1 || rand.Uint32N(uint32(before)) == 0)
 }
 
-// groupOf is the group tenant's answers count in.
-func (g *Guard) groupOf(tenant string) int {
+// groupsOf is the shared group tenant's answers count in, and its own
+// group while it is watched (-1 otherwise).
+func (g *Guard) groupsOf(tenant string) (shared, own int) {
+	own = -1
 	if m := g.tested.Load(); m != nil {
 		if i, ok := (*m)[tenant]; ok {
-			return i
+			own = i
 		}
 	}
 	if m := g.seenTenants.Load(); m != nil {
 		if i, ok := (*m)[tenant]; ok {
-			return i
+			return i, own
 		}
 		if len(*m) >= assigned {
-			return int(maphash.String(g.seed, tenant) % hashedGroups)
+			return int(maphash.String(g.seed, tenant) % hashedGroups), own
 		}
 	}
-	return g.assign(tenant)
+	return g.assign(tenant), own
 }
 
 // assign gives tenant, seen for the first time, the next group in turn.
@@ -258,7 +280,8 @@ func ptrOr(m *map[string]int) map[string]int {
 // Tested records, in stripe s, that a request of an approved test of
 // tenant was let through.
 func (g *Guard) Tested(s int, at time.Time, tenant string) {
-	g.ring.tally(s, g.groupOf(tenant), g.tick(at)).tests.Add(1)
+	shared, _ := g.groupsOf(tenant)
+	g.ring.tally(s, shared, g.tick(at)).tests.Add(1)
 }
 
 // Factor is how much of their rate approved tests may use on the
@@ -397,29 +420,31 @@ func (g *Guard) changed(tenant string, to State, why string) {
 	}
 }
 
-// vote is the platform's stress: the stress at least half the groups with
-// enough answers show, and at least two of them, so that one tenant (or
-// the few sharing its group) cannot move it. Too few groups to tell and
-// what was known fades.
+// vote is the platform's stress: the stress that more than half of the
+// shared groups with enough answers show, and at least two of them, so
+// that one tenant (or the few sharing its group) cannot move it. A
+// watched tenant's answers vote in its shared group, like anyone's; its
+// own group moves only its own tests. Too few groups to tell and what was
+// known fades.
 func (g *Guard) vote() float64 {
-	var stress [groups]float64
+	var stress [hashedGroups]float64
 	active := 0
-	for i, m := range g.measured {
+	for i, m := range g.measured[:hashedGroups] {
 		if m.n >= minSamples {
 			stress[active] = g.group[i].stress
 			active++
 		}
 	}
 	if active < 2 {
-		g.why = "answers from fewer than two tenants' groups"
+		g.why = "answers from fewer than two tenant groups"
 		return g.Stress() * 0.8
 	}
 	voted := stress[:active]
 	slices.Sort(voted)
 	slices.Reverse(voted)
-	k := max(2, (active+1)/2)
+	k := max(2, active/2+1)
 	s := voted[k-1]
-	for i, m := range g.measured {
+	for i, m := range g.measured[:hashedGroups] {
 		if m.n >= minSamples && g.group[i].stress == s {
 			g.why = fmt.Sprintf("other tenants' %s in %d of %d tenant groups", g.group[i].why, k, active)
 			break

@@ -214,15 +214,15 @@ func TestWatchKeepsGroupsWhileWatched(t *testing.T) {
 	if _, ok := (*g.tested.Load())["t8"]; ok || len(*g.tested.Load()) != MaxTested {
 		t.Fatalf("watching nine tenants: %v", *g.tested.Load())
 	}
-	t3 := g.groupOf("t3")
+	_, t3 := g.groupsOf("t3")
 	g.Watch(append(names[:1:1], names[3:]...)) // t1 and t2 are done
-	if g.groupOf("t3") != t3 {
+	if _, own := g.groupsOf("t3"); own != t3 {
 		t.Error("t3 lost its group when others were done")
 	}
 	if _, ok := (*g.tested.Load())["t8"]; !ok {
 		t.Error("t8 did not get a freed group")
 	}
-	if g.groupOf("t1") >= hashedGroups {
+	if _, own := g.groupsOf("t1"); own >= 0 {
 		t.Error("t1 kept a group after it was done")
 	}
 }

@@ -41,11 +41,11 @@ func loopbacks(block, n int) []string {
 // guardStatus is the impact guard's part of /gatekeeper/status.
 type guardStatus struct {
 	Guard struct {
-		State     string  `json:"state"`
-		Why       string  `json:"why"`
-		Factor    float64 `json:"factor"`
-		CalmMS float64 `json:"calm_ms"`
-		Tenants   []struct {
+		State   string  `json:"state"`
+		Why     string  `json:"why"`
+		Factor  float64 `json:"factor"`
+		CalmMS  float64 `json:"calm_ms"`
+		Tenants []struct {
 			Tenant string  `json:"tenant"`
 			State  string  `json:"state"`
 			Factor float64 `json:"factor"`

@@ -343,11 +343,10 @@ func (st *sharedState) watchImpact(ctx context.Context, logger *zap.Logger) {
 			return
 		case <-tick.C:
 		}
-		at := now()
-		st.guard.Tick(at)
+		st.guard.Tick(now())
 		if shared && n%2 == 0 {
 			sctx, cancel := context.WithTimeout(ctx, guard.TickEvery)
-			worst, err := board.ShareStress(sctx, instance, st.guard.Stress(), at)
+			worst, err := board.ShareStress(sctx, instance, st.guard.Stress())
 			cancel()
 			if err != nil {
 				worst = 0 // the store is down: act on this instance's own view

@@ -76,6 +76,7 @@ type Approval struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 	RevokeReason string     `json:"revoke_reason,omitempty"`
+	RevokedBy    string     `json:"revoked_by,omitempty"` // absent on approvals revoked before it was kept
 	Usage        Usage      `json:"usage"`
 }
 

@@ -12,7 +12,7 @@ import (
 // serverSetFields are Approval fields that a client may not send.
 var serverSetFields = map[string]bool{
 	"id": true, "status": true, "created_at": true, "revoked_at": true,
-	"revoke_reason": true, "usage": true, "token": true, "token_hash": true,
+	"revoke_reason": true, "revoked_by": true, "usage": true, "token": true, "token_hash": true,
 }
 
 var listFields = map[string]bool{"sources": true, "hosts": true, "paths": true, "methods": true}

@@ -11,8 +11,9 @@ import (
 const (
 	ActionApprovalCreated = "approval.created"
 	ActionApprovalRevoked = "approval.revoked"
-	// The impact guard cut an approved test's rate, paused it, or gave
-	// it back; Note says why.
+	// The impact guard cut approved tests' rate, paused them, or gave it
+	// back; Note says why. One event a change names no approval: it
+	// concerns every approval active when it was made.
 	ActionApprovalThrottled = "approval.throttled"
 	ActionApprovalPaused    = "approval.paused"
 	ActionApprovalResumed   = "approval.resumed"
@@ -40,12 +41,47 @@ type Event struct {
 	Ban      *approvals.Ban      `json:"ban,omitempty"`
 }
 
+// GuardAction reports whether action is one of the impact guard's.
+func GuardAction(action string) bool {
+	switch action {
+	case ActionApprovalThrottled, ActionApprovalPaused, ActionApprovalResumed:
+		return true
+	}
+	return false
+}
+
+// Yields asks for the approval events that may be the impact guard's
+// changes while a was in force: from its window's start to its end or its
+// revocation, whichever came first.
+func Yields(a *approvals.Approval, limit int) Query {
+	end := a.NotAfter
+	if a.RevokedAt != nil && a.RevokedAt.Before(end) {
+		end = *a.RevokedAt
+	}
+	return Query{Kind: "approval", Since: a.NotBefore, Until: end, Limit: limit}
+}
+
+// Yielded reports whether e is one of the impact guard's changes that
+// concerns approval id: one event a change, naming no approval (Yields
+// selects it by time), or, as the guard recorded them before, one on each
+// approval active then, naming it.
+func (e Event) Yielded(id string) bool {
+	return GuardAction(e.Action) && (e.Approval == nil || e.Approval.ID == id)
+}
+
 // Query says which audit events to return: at most Limit of them, at
-// or after Since, of kind Kind ("approval", "ban", or "" for every kind).
+// or after Since and, unless Until is zero, at or before Until, of kind
+// Kind ("approval", "ban", or "" for every kind).
 type Query struct {
 	Since time.Time
+	Until time.Time
 	Limit int
 	Kind  string
+}
+
+// Within reports whether t is inside q's Since and Until.
+func (q Query) Within(t time.Time) bool {
+	return !t.Before(q.Since) && (q.Until.IsZero() || !t.After(q.Until))
 }
 
 // Kinds are the kinds of audit event.

@@ -18,15 +18,16 @@ import (
 )
 
 // Evidence is one approved test's evidence for an auditor: the approval as
-// registered, every change to it, its usage report, and the part of the
-// approval chain that proves those events belong to the audit trail. Body
-// is signed when the app has a signing key.
+// registered, every change to it and every change the impact guard made
+// while it was in force, its usage report, and the part of the approval
+// chain that proves those events belong to the audit trail. Body is signed
+// when the app has a signing key.
 //
 // The chain part runs from the approval's first event to the chain's head
-// at export time: the approval's own events whole, as stored, and every
-// other approval's events as their seq and digest only, which is enough to
-// recompute each link's hash up to the head without showing other tenants'
-// approvals.
+// at export time: the approval's own events and the guard's whole, as
+// stored, and every other event as its seq and digest only, which is
+// enough to recompute each link's hash up to the head without showing
+// other tenants' approvals.
 type Evidence struct {
 	Classification string          `json:"classification"`
 	Body           json.RawMessage `json:"body"`
@@ -53,8 +54,8 @@ type EvidenceBody struct {
 	ExportedBy     string    `json:"exported_by"`
 	ApprovalID     string    `json:"approval_id"`
 	// Approval is the approval as registered; Changes every event about
-	// it, oldest first (without the token hash, which Chain's events
-	// keep).
+	// it and the impact guard's changes in its window (audit.Yields),
+	// oldest first (without the token hash, which Chain's events keep).
 	Approval *approvals.Approval `json:"approval"`
 	Changes  []Event             `json:"changes"`
 	// Report is the usage report at export time.
@@ -98,7 +99,7 @@ func BuildEvidence(ctx context.Context, store Trail, id string, report []byte, a
 	}
 	body := EvidenceBody{Format: EvidenceFormat, Classification: EvidenceClassification, ExportedAt: at.UTC(),
 		ExportedBy: actor, ApprovalID: ap.ID, Report: report, Chain: EvidenceChain{Kind: "approval", Head: head}}
-	mine := aboutApproval(id)
+	mine, during := aboutApproval(id), Yields(ap, 0)
 	err = store.AuditChain(ctx, "approval", func(raw []byte) error {
 		ev, err := parseStored(raw)
 		if err != nil || !ev.chained {
@@ -117,6 +118,9 @@ func BuildEvidence(ctx context.Context, store Trail, id string, report []byte, a
 				body.Approval.TokenHash = ""
 			}
 			body.Changes = append(body.Changes, e.Public())
+			body.Chain.Links = append(body.Chain.Links, bytes.Clone(raw))
+		} else if e, ok := guardEvent(raw); ok && body.Approval != nil && during.Within(e.Time) {
+			body.Changes = append(body.Changes, e)
 			body.Chain.Links = append(body.Chain.Links, bytes.Clone(raw))
 		} else if len(body.Chain.Links) > 0 {
 			stub, _ := json.Marshal(stubLink{Seq: ev.seq, Digest: hex.EncodeToString(ev.digest[:])})
@@ -154,11 +158,25 @@ var ErrUnchained = errors.New("registered before the audit trail was chained; no
 // approval's record, whose first member is its id.
 func aboutApproval(id string) []byte { return []byte(`"approval":{"id":` + strconv.Quote(id) + `,`) }
 
+// guardMark is in every stored event the impact guard records, and in few
+// others.
+var guardMark = []byte(`"action":"approval.`)
+
+// guardEvent decodes the stored event raw when it is one of the impact
+// guard's changes, which name no approval.
+func guardEvent(raw []byte) (Event, bool) {
+	var e Event
+	if !bytes.Contains(raw, guardMark) || json.Unmarshal(raw, &e) != nil {
+		return Event{}, false
+	}
+	return e, GuardAction(e.Action) && e.Approval == nil && e.Ban == nil
+}
+
 // EvidenceReport is what verifying an export found.
 type EvidenceReport struct {
 	OK         bool      `json:"ok"`
 	ApprovalID string    `json:"approval_id,omitempty"`
-	Events     int       `json:"events"` // the approval's own
+	Events     int       `json:"events"` // the approval's own and the impact guard's in its window
 	Head       ChainHead `json:"head"`
 	// Signed: the body carries a good signature by the key whose SHA-256
 	// fingerprint is KeyFingerprint.
@@ -219,7 +237,7 @@ func VerifyEvidence(doc []byte, trusted ed25519.PublicKey) (EvidenceReport, erro
 
 	v := newChainVerifier("approval", b.Chain.Head, true)
 	mine := aboutApproval(b.ApprovalID)
-	var own []Event // the approval's chained events, as stored
+	var own, shown, guard []Event // the approval's chained events, those and the guard's, and the guard's, as stored
 	for i, raw := range b.Chain.Links {
 		next := v.r.Last.Seq + 1
 		var lb bytes.Buffer
@@ -237,14 +255,16 @@ func VerifyEvidence(doc []byte, trusted ed25519.PublicKey) (EvidenceReport, erro
 			switch {
 			case v.r.Events == before: // an event from before the chains, taken as such
 				return fail(next, "link %d is not a chained audit event", i+1)
-			case !bytes.Contains(lb.Bytes(), mine):
-				return fail(v.r.Last.Seq, "event %d is not about approval %s", v.r.Last.Seq, b.ApprovalID)
 			}
-			var e Event
-			if err := json.Unmarshal(lb.Bytes(), &e); err != nil || e.Approval == nil || e.Approval.ID != b.ApprovalID {
-				return fail(v.r.Last.Seq, "event %d is not about approval %s", v.r.Last.Seq, b.ApprovalID)
+			if e, ok := guardEvent(lb.Bytes()); ok && len(own) > 0 {
+				guard, shown = append(guard, e), append(shown, e)
+			} else {
+				var e Event
+				if !bytes.Contains(lb.Bytes(), mine) || json.Unmarshal(lb.Bytes(), &e) != nil || e.Approval == nil || e.Approval.ID != b.ApprovalID {
+					return fail(v.r.Last.Seq, "event %d is not about approval %s", v.r.Last.Seq, b.ApprovalID)
+				}
+				own, shown = append(own, e), append(shown, e)
 			}
-			own = append(own, e)
 			r.Events++
 		}
 		if !v.r.OK {
@@ -255,7 +275,7 @@ func VerifyEvidence(doc []byte, trusted ed25519.PublicKey) (EvidenceReport, erro
 		return fail(c.BrokenAt, "%s", c.Problem)
 	}
 	switch {
-	case r.Events == 0:
+	case len(own) == 0:
 		return fail(0, "the export holds no event of approval %s", b.ApprovalID)
 	case r.Events != len(b.Changes):
 		return fail(0, "the export lists %d changes but its chain holds %d events of the approval", len(b.Changes), r.Events)
@@ -269,12 +289,18 @@ func VerifyEvidence(doc []byte, trusted ed25519.PublicKey) (EvidenceReport, erro
 	if where := jsonDiff("approval", first, b.Approval); where != "" {
 		return fail(own[0].Seq, "%s is not what the chained event %d holds", where, own[0].Seq)
 	}
-	for i, e := range own {
+	for i, e := range shown {
 		if where := jsonDiff(fmt.Sprintf("changes[%d]", i), e.Public(), b.Changes[i]); where != "" {
 			return fail(e.Seq, "%s is not what the chained event %d holds", where, e.Seq)
 		}
 	}
 	last := own[len(own)-1]
+	during := Yields(last.Approval, 0)
+	for _, e := range guard {
+		if !during.Within(e.Time) {
+			return fail(e.Seq, "event %d, the impact guard's at %s, is outside approval %s's window", e.Seq, e.Time.Format(time.RFC3339), b.ApprovalID)
+		}
+	}
 	if where := reportDiff(last, b.Report); where != "" {
 		return fail(last.Seq, "%s is not what the chained event %d holds", where, last.Seq)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/internal/testutil"
@@ -146,5 +147,61 @@ func TestUnsignedEvidenceContentIsBoundToTheChain(t *testing.T) {
 	testutil.NoError(t, err)
 	if !r.OK || r.Signed || r.Pinned || len(r.Unbound) == 0 {
 		t.Fatalf("the unedited unsigned export: %+v; want OK, unsigned, naming what only a signature could vouch for", r)
+	}
+}
+
+// The impact guard records one event a change, naming no approval: an
+// approval's export carries those made while it was in force (after its
+// registration, before its revocation), as links the verifier checks, and
+// not the others.
+func TestEvidenceCarriesTheGuardsChangesInTheApprovalsWindow(t *testing.T) {
+	clock := testutil.NewClock(storetest.Epoch)
+	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
+	testutil.NoError(t, err)
+	defer s.Close()
+	step := func() { clock.Add(time.Minute) }
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalPaused, "before apr_1 was registered", "impact-guard@gk1"))
+	step()
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", nil))
+	step()
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1"))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "globex"), "alice", nil))
+	step()
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalPaused, "other tenants' failures at 9.0%", "impact-guard@gk2"))
+	step()
+	_, err = s.RevokeApproval(ctx, "apr_1", "test over", "bob", clock.Now())
+	testutil.NoError(t, err)
+	step()
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalResumed, "after apr_1 was revoked", "impact-guard@gk1"))
+
+	ev, err := audit.BuildEvidence(ctx, s, "apr_1", nil, "auditor", clock.Now(), nil)
+	testutil.NoError(t, err)
+	var body audit.EvidenceBody
+	testutil.NoError(t, json.Unmarshal(ev.Body, &body))
+	var got []string
+	for _, c := range body.Changes {
+		got = append(got, c.Action+" "+c.Actor)
+	}
+	want := []string{"approval.created alice", "approval.throttled impact-guard@gk1", "approval.paused impact-guard@gk2", "approval.revoked bob"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Fatalf("changes = %v, want %v", got, want)
+	}
+	doc, err := json.Marshal(ev)
+	testutil.NoError(t, err)
+	if bytes.Contains(doc, []byte("globex")) {
+		t.Fatal("the export of apr_1 shows apr_2's tenant")
+	}
+	r, err := audit.VerifyEvidence(doc, nil)
+	testutil.NoError(t, err)
+	if !r.OK || r.Events != 4 || r.Head.Seq != 7 {
+		t.Fatalf("verify = %+v; want 4 events linked to the head at 7", r)
+	}
+	body.Changes[2].Note = "all calm"
+	raw, err := json.Marshal(body)
+	testutil.NoError(t, err)
+	edited, err := json.Marshal(audit.Evidence{Classification: ev.Classification, Body: raw})
+	testutil.NoError(t, err)
+	if r, _ := audit.VerifyEvidence(edited, nil); r.OK || !strings.Contains(r.Problem, "changes[2].note") {
+		t.Fatalf("a guard change's note edited: %+v; want a failure naming it", r)
 	}
 }

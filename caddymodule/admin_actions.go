@@ -133,30 +133,50 @@ func (a *App) Report(ctx context.Context, id string) (adminapi.Report, error) {
 		Usage: p.Usage, FirstSeen: hist.FirstSeen, Hours: hist.Hours,
 		RevokedAt: p.RevokedAt, RevokeReason: p.RevokeReason,
 	}
-	rep.RevokedBy, rep.Yielded = a.fromAudit(ctx, id)
+	rep.RevokedBy = ap.RevokedBy
+	if ap.RevokedAt != nil && ap.RevokedBy == "" {
+		rep.RevokedBy = a.revokedBy(ctx, ap)
+	}
+	rep.Yielded = a.yielded(ctx, ap)
 	return rep, nil
 }
 
-// fromAudit finds, in the newest 1 000 approval events, who revoked
-// approval id ("" when it is not revoked or the events do not reach back
-// to it) and the impact guard's changes to its rate, oldest first.
-func (a *App) fromAudit(ctx context.Context, id string) (revokedBy string, yielded []adminapi.Yield) {
-	evs, err := a.Syncer().Store().Audit(ctx, audit.Query{Kind: "approval", Limit: 1000})
+// maxYields bounds the approval events a report reads in an approval's
+// window: the guard records at most one change every guardNoteEvery, so
+// this is days of a guard that never settles.
+const maxYields = 10_000
+
+// yielded lists, oldest first, the impact guard's changes while ap was in
+// force (from its window's start to its end or revocation).
+func (a *App) yielded(ctx context.Context, ap *approvals.Approval) []adminapi.Yield {
+	evs, err := a.Syncer().Store().Audit(ctx, audit.Yields(ap, maxYields))
 	if err != nil {
-		return "", nil
+		return nil
 	}
+	var out []adminapi.Yield
 	for _, e := range slices.Backward(evs) {
-		if e.Approval == nil || e.Approval.ID != id {
-			continue
-		}
-		switch e.Action {
-		case audit.ActionApprovalRevoked:
-			revokedBy = e.Actor
-		case audit.ActionApprovalThrottled, audit.ActionApprovalPaused, audit.ActionApprovalResumed:
-			yielded = append(yielded, adminapi.Yield{At: e.Time, Action: e.Action, Why: e.Note, By: e.Actor})
+		if e.Yielded(ap.ID) {
+			out = append(out, adminapi.Yield{At: e.Time, Action: e.Action, Why: e.Note, By: e.Actor})
 		}
 	}
-	return revokedBy, yielded
+	return out
+}
+
+// revokedBy finds who revoked ap, which was revoked before its record kept
+// it, in its revocation event: dated by the store at the revocation, so
+// looked for about then ("" when it is not found).
+func (a *App) revokedBy(ctx context.Context, ap *approvals.Approval) string {
+	at := *ap.RevokedAt
+	evs, err := a.Syncer().Store().Audit(ctx, audit.Query{Kind: "approval", Since: at.Add(-time.Minute), Until: at.Add(time.Minute), Limit: maxYields})
+	if err != nil {
+		return ""
+	}
+	for _, e := range evs {
+		if e.Action == audit.ActionApprovalRevoked && e.Approval != nil && e.Approval.ID == ap.ID {
+			return e.Actor
+		}
+	}
+	return ""
 }
 
 // Export is approval id's evidence for an auditor, as exported by actor;

@@ -198,6 +198,11 @@ type sharedState struct {
 	campaigns *campaign.Tracker
 	cancel    context.CancelFunc
 	done      chan struct{}
+
+	// instance names this instance to the others on the store; guardNotes
+	// record its impact guard's changes in the audit.
+	instance   string
+	guardNotes *guardNotes
 }
 
 // housekeepingInterval is how often usage counts are written to the store,
@@ -230,6 +235,8 @@ func openSharedState(s config.Settings, logger *zap.Logger) (*sharedState, error
 	st := &sharedState{syncer: sy, limiter: ledger.NewLimiter(db, now), audit: audit.NewMonitor(known, now),
 		guard: guard.New(s.ImpactGuard, now()), campaigns: campaign.New(campaign.Config{}), cancel: cancel, done: make(chan struct{})}
 	st.limiter.YieldTo(st.guard)
+	st.instance = randomHex(8)
+	st.guardNotes = newGuardNotes(db, "impact-guard@"+st.instance, func() bool { return len(sy.Snapshot().Active(now())) > 0 }, logger)
 	st.writer = store.NewBanWriter(db, "detect", st.stored(logger))
 	wasUp := err == nil
 	var wg sync.WaitGroup
@@ -332,13 +339,11 @@ const (
 	watchEvery = 4
 )
 
-// watchImpact runs the impact guard's controller until ctx ends, and,
-// where the store is shared, every other tick tells the other instances
-// the stress this one sees and hears the worst of theirs: all act on the
-// worst within about a second.
+// watchImpact runs the impact guard's controller until ctx ends. Nothing
+// on its ticker waits for the store: the guard's changes go to the audit
+// through guardNotes' writer, and, where the store is shared, another
+// goroutine shares the stress (shareStress).
 func (st *sharedState) watchImpact(ctx context.Context, logger *zap.Logger) {
-	board, shared := st.syncer.Store().(store.StressBoard)
-	instance := randomHex(8)
 	st.guard.OnChange = func(tenant string, to guard.State, why string) {
 		if tenant != "" {
 			logger.Warn("impact guard: "+tenant+"'s approved tests "+to.String()+" on its own stress", zap.String("why", why),
@@ -346,7 +351,13 @@ func (st *sharedState) watchImpact(ctx context.Context, logger *zap.Logger) {
 			return // TODO(merge): audit
 		}
 		logger.Warn("impact guard: approved tests "+to.String(), zap.String("why", why), zap.Float64("factor", st.guard.Factor()))
-		st.noteActive(ctx, guardActions[to], why, "impact-guard@"+instance, logger)
+		st.guardNotes.note(to, why)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { st.guardNotes.run(ctx) })
+	if board, shared := st.syncer.Store().(store.StressBoard); shared {
+		wg.Go(func() { st.shareStress(ctx, board) })
 	}
 	tick := time.NewTicker(guard.TickEvery)
 	defer tick.Stop()
@@ -361,15 +372,28 @@ func (st *sharedState) watchImpact(ctx context.Context, logger *zap.Logger) {
 			st.guard.Watch(st.syncer.Snapshot().Tenants(at, at.Add(watchAhead)))
 		}
 		st.guard.Tick(at)
-		if shared && n%2 == 0 {
-			sctx, cancel := context.WithTimeout(ctx, guard.TickEvery)
-			worst, err := board.ShareStress(sctx, instance, st.guard.Stress(), at)
-			cancel()
-			if err != nil {
-				worst = 0 // the store is down: act on this instance's own view
-			}
-			st.guard.SetRemote(worst)
+	}
+}
+
+// shareStress, every other tick of the guard, tells the other instances
+// the stress this one sees and hears the worst of theirs, until ctx ends:
+// all act on the worst within about a second.
+func (st *sharedState) shareStress(ctx context.Context, board store.StressBoard) {
+	tick := time.NewTicker(2 * guard.TickEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
 		}
+		sctx, cancel := context.WithTimeout(ctx, 2*guard.TickEvery)
+		worst, err := board.ShareStress(sctx, st.instance, st.guard.Stress())
+		cancel()
+		if err != nil {
+			worst = 0 // the store is down: act on this instance's own view
+		}
+		st.guard.SetRemote(worst)
 	}
 }
 
@@ -405,28 +429,6 @@ func (st *sharedState) shareCampaigns(ctx context.Context, logger *zap.Logger) {
 			logger.Warn("campaigns: scans spread over many networks refused now", zap.Int("campaigns", n),
 				zap.Any("against", st.campaigns.Campaigns(at)))
 			before = n
-		}
-	}
-}
-
-// guardActions are the audit actions of the guard's states.
-var guardActions = map[guard.State]string{
-	guard.Full:      audit.ActionApprovalResumed,
-	guard.Throttled: audit.ActionApprovalThrottled,
-	guard.Paused:    audit.ActionApprovalPaused,
-}
-
-// noteActive records, on every approval active now, that the impact guard
-// moved it (action), and why: its usage report and its evidence show when
-// and why the test yielded.
-func (st *sharedState) noteActive(ctx context.Context, action, why, actor string, logger *zap.Logger) {
-	for _, a := range st.syncer.Snapshot().Active(now()) {
-		nctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := st.syncer.Store().NoteApproval(nctx, a.ID, action, why, actor)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			logger.Error("could not record the impact guard's change on an approval", zap.String("id", a.ID),
-				zap.String("action", action), zap.Error(err))
 		}
 	}
 }

@@ -104,7 +104,7 @@ func printReport(w io.Writer, body []byte) error {
 	if r.RevokedAt != nil {
 		by := r.RevokedBy
 		if by == "" {
-			by = "(not in the newest 1 000 approval events)"
+			by = "(no revocation event found in the audit)"
 		}
 		fmt.Fprintf(tw, "revoked\t%s by %s: %s\n", r.RevokedAt.UTC().Format(time.RFC3339), by, r.RevokeReason)
 	}

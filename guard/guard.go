@@ -213,8 +213,9 @@ func (g *Guard) sourceHash(src netip.Addr) uint64 {
 // tick t, counts: each source weighs about one answer a tick. A source
 // that had n answers in the tick before has each counted with a chance of
 // 1 in n, whichever finishes first (a first-come cap would keep the fast
-// answers of a source's parallel requests and drop the slow ones), and at
-// most perTick in any tick (a source that had none before and floods now).
+// answers of a source's parallel requests and drop the slow ones); one
+// that had fewer than perTick has its first perTick counted (one that was
+// quiet and floods now weighs perTick in its first tick).
 func (g *Guard) sampled(h uint64, t int64) bool {
 	e := &g.seen[h%sourceSlots]
 	v := e.Load()
@@ -228,7 +229,10 @@ func (g *Guard) sampled(h uint64, t int64) bool {
 		count, before = 1, 0
 	}
 	e.Store(uint64(mark)<<32 | uint64(count)<<16 | uint64(before))
-	return count <= perTick && (before <= 1 || rand.Uint32N(uint32(before)) == 0)
+	if before < perTick {
+		return count <= perTick // quiet before: its first few count
+	}
+	return rand.Uint32N(uint32(before)) == 0
 }
 
 // groupsOf is the shared group tenant's answers count in, and its own

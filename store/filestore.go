@@ -119,29 +119,29 @@ func (s *FileStore) RevokeApproval(_ context.Context, id, reason, actor string, 
 	if cur.RevokedAt != nil {
 		return cur.Clone(), fmt.Errorf("approval %s: %w", id, approvals.ErrAlreadyRevoked)
 	}
-	a := revoked(cur, reason, at)
+	a := revoked(cur, reason, actor, at)
 	if err := s.commit(audit.Event{Action: audit.ActionApprovalRevoked, Actor: actor, Approval: a}); err != nil {
 		return nil, err
 	}
 	return a.Clone(), nil
 }
 
-// NoteApproval implements Store.
-func (s *FileStore) NoteApproval(_ context.Context, id, action, note, actor string) error {
+// NoteGuard implements Store.
+func (s *FileStore) NoteGuard(_ context.Context, action, note, actor string) error {
+	if !audit.GuardAction(action) {
+		return fmt.Errorf("note guard: %q is not an impact guard action", action)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, ok := s.st.Approvals[id]
-	if !ok {
-		return fmt.Errorf("approval %s: %w", id, approvals.ErrNotFound)
-	}
-	return s.commit(audit.Event{Action: action, Actor: actor, Note: note, Approval: cur.Clone()})
+	return s.commit(audit.Event{Action: action, Actor: actor, Note: note})
 }
 
-func revoked(cur *approvals.Approval, reason string, at time.Time) *approvals.Approval {
+func revoked(cur *approvals.Approval, reason, actor string, at time.Time) *approvals.Approval {
 	a := cur.Clone()
 	at = at.UTC()
 	a.RevokedAt = &at
 	a.RevokeReason = reason
+	a.RevokedBy = actor
 	a.Status = approvals.StatusRevoked
 	return a
 }
@@ -224,7 +224,7 @@ func (s *FileStore) Audit(ctx context.Context, q audit.Query) ([]audit.Event, er
 		if err := json.Unmarshal(bytes.TrimSpace(line), &ev); err != nil {
 			return fmt.Errorf("%s: %w", auditFile, err)
 		}
-		if ev.Time.Before(q.Since) || !q.Wants(ev) {
+		if !q.Within(ev.Time) || !q.Wants(ev) {
 			return nil
 		}
 		if len(ring) == q.Limit {

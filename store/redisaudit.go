@@ -158,7 +158,7 @@ func (s *RedisStore) readStream(ctx context.Context, stream, idPrefix string, q 
 			if ev.Time.Before(q.Since) {
 				return out, nil
 			}
-			if !q.Wants(ev) {
+			if !q.Within(ev.Time) || !q.Wants(ev) {
 				continue
 			}
 			ev.ID = idPrefix + m.ID

@@ -196,7 +196,7 @@ func (s *RedisStore) RevokeApproval(ctx context.Context, id, reason, actor strin
 			out = cur
 			return fmt.Errorf("approval %s: %w", id, approvals.ErrAlreadyRevoked)
 		}
-		a := revoked(cur, reason, at)
+		a := revoked(cur, reason, actor, at)
 		b, err := json.Marshal(a)
 		if err != nil {
 			return err
@@ -215,22 +215,26 @@ func (s *RedisStore) RevokeApproval(ctx context.Context, id, reason, actor strin
 	return out, err
 }
 
-// NoteApproval implements Store.
-func (s *RedisStore) NoteApproval(ctx context.Context, id, action, note, actor string) error {
-	return s.update(ctx, "note approval", func(tx *redis.Tx) error {
-		cur, err := s.getApproval(ctx, tx, id)
-		if err != nil {
-			return err
-		}
+// NoteGuard implements Store: the event alone, linked after the chain's
+// watched head, and no notification, for no record changed.
+func (s *RedisStore) NoteGuard(ctx context.Context, action, note, actor string) error {
+	if !audit.GuardAction(action) {
+		return fmt.Errorf("note guard: %q is not an impact guard action", action)
+	}
+	content, err := (audit.Event{Time: s.now().UTC(), Action: action, Actor: actor, Note: note}).Content()
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, "note guard", func(tx *redis.Tx) error {
 		head, err := s.chainHead(ctx, tx, "approval")
 		if err != nil {
 			return err
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			return s.logAndNotify(ctx, pipe, head, audit.Event{Action: action, Actor: actor, Note: note, Approval: cur})
+			return s.logEvents(ctx, pipe, head, "approval", content)
 		})
 		return err
-	}, s.key("approvals"), s.headKey("approval"))
+	}, s.headKey("approval"))
 }
 
 func (s *RedisStore) getApproval(ctx context.Context, c redis.Cmdable, id string) (*approvals.Approval, error) {

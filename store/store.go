@@ -29,11 +29,15 @@ type Store interface {
 	// whether a may join the approvals already stored: its error refuses a
 	// and is returned as it is.
 	CreateApproval(ctx context.Context, a *approvals.Approval, actor string, admit Admit) error
-	// NoteApproval records an event about approval id, as it stands, with
-	// action and note (the impact guard's throttles, pauses and resumes);
-	// ErrNotFound when unknown.
-	NoteApproval(ctx context.Context, id, action, note, actor string) error
-	// RevokeApproval marks an approval revoked at at and returns it.
+	// NoteGuard records a change of the impact guard's state, action
+	// (audit.GuardAction), with why (note), as actor: one event of the
+	// approval chain that names no approval, for it concerns every approval
+	// active when it was made (their reports and evidence find it by
+	// time). It changes no record, so other instances are not asked to read
+	// the store again.
+	NoteGuard(ctx context.Context, action, note, actor string) error
+	// RevokeApproval marks an approval revoked at at by actor (its
+	// RevokedBy) and returns it.
 	RevokeApproval(ctx context.Context, id, reason, actor string, at time.Time) (*approvals.Approval, error)
 	// Approval returns one approval; approvals.ErrNotFound when unknown.
 	Approval(ctx context.Context, id string) (*approvals.Approval, error)

@@ -457,13 +457,15 @@ type Report struct {
 	FirstSeen   *time.Time            `json:"first_seen,omitempty"`
 	Hours       []approvals.HourUsage `json:"hours"`
 	// RevokedAt, RevokeReason and RevokedBy say when, why and by whom a
-	// revoked approval was revoked (RevokedBy from the audit trail).
+	// revoked approval was revoked (RevokedBy kept on the approval since
+	// it is, from the revocation's audit event for older ones).
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 	RevokeReason string     `json:"revoke_reason,omitempty"`
 	RevokedBy    string     `json:"revoked_by,omitempty"`
 	// Yielded are the times the impact guard cut, paused or gave back the
 	// test's rate while other tenants felt the platform's load, oldest
-	// first (from the newest 1 000 approval events).
+	// first: its changes between the window's start and its end or the
+	// revocation.
 	Yielded []Yield `json:"yielded,omitempty"`
 }
 

@@ -69,15 +69,15 @@ func (x suite) revokedApprovalIsKeptForTheAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.RevokedAt == nil || !a.RevokedAt.Equal(at) || a.RevokeReason != "test finished early" {
-		t.Fatalf("revoke returned revoked_at=%v reason=%q", a.RevokedAt, a.RevokeReason)
+	if a.RevokedAt == nil || !a.RevokedAt.Equal(at) || a.RevokeReason != "test finished early" || a.RevokedBy != "secops" {
+		t.Fatalf("revoke returned revoked_at=%v reason=%q by %q", a.RevokedAt, a.RevokeReason, a.RevokedBy)
 	}
 	got, err := s.Approval(ctx, "apr_1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.StatusAt(Epoch) != approvals.StatusRevoked || got.RevokeReason != "test finished early" {
-		t.Fatalf("stored approval: status %s reason %q, want revoked", got.StatusAt(Epoch), got.RevokeReason)
+	if got.StatusAt(Epoch) != approvals.StatusRevoked || got.RevokeReason != "test finished early" || got.RevokedBy != "secops" {
+		t.Fatalf("stored approval: status %s reason %q by %q, want revoked by secops", got.StatusAt(Epoch), got.RevokeReason, got.RevokedBy)
 	}
 	if _, err := s.RevokeApproval(ctx, "apr_1", "again", "secops", at); !errors.Is(err, approvals.ErrAlreadyRevoked) {
 		t.Fatalf("second revoke: %v, want ErrAlreadyRevoked", err)

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"errors"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -62,6 +61,17 @@ func (x suite) auditIsNewestFirstWithLimitAndSince(t *testing.T) {
 	if got := actions(evs); !reflect.DeepEqual(got, want[:2]) {
 		t.Fatalf("audit since +90s = %v, want %v", got, want[:2])
 	}
+	evs, err = s.Audit(ctx, audit.Query{Until: Epoch.Add(90 * time.Second), Limit: 100})
+	testutil.NoError(t, err)
+	if got := actions(evs); !reflect.DeepEqual(got, want[2:]) {
+		t.Fatalf("audit until +90s = %v, want %v", got, want[2:])
+	}
+	// Until bounds what the limit counts: the newest events before it.
+	evs, err = s.Audit(ctx, audit.Query{Since: Epoch.Add(30 * time.Second), Until: Epoch.Add(150 * time.Second), Limit: 1})
+	testutil.NoError(t, err)
+	if got := actions(evs); !reflect.DeepEqual(got, want[1:2]) {
+		t.Fatalf("audit +30s to +150s, limit 1 = %v, want %v", got, want[1:2])
+	}
 }
 
 func (x suite) auditChainsLinkEveryChange(t *testing.T) {
@@ -93,23 +103,26 @@ func (x suite) auditChainsLinkEveryChange(t *testing.T) {
 	}
 }
 
-func (x suite) notesOnAnApprovalAreLinkedEvents(t *testing.T) {
+func (x suite) guardChangesAreLinkedEventsOfNoApproval(t *testing.T) {
 	s, _ := x.fresh(t)
 	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", nil))
-	testutil.NoError(t, s.NoteApproval(ctx, "apr_1", audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1"))
-	if err := s.NoteApproval(ctx, "apr_nope", audit.ActionApprovalPaused, "x", "impact-guard@gk1"); !errors.Is(err, approvals.ErrNotFound) {
-		t.Fatalf("a note on an unknown approval: %v, want ErrNotFound", err)
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "globex"), "admin", nil))
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1"))
+	if err := s.NoteGuard(ctx, audit.ActionApprovalCreated, "x", "impact-guard@gk1"); err == nil {
+		t.Fatal("a guard note with an approval's own action was stored")
 	}
 	evs, err := s.Audit(ctx, audit.Query{Kind: "approval", Limit: 10})
 	testutil.NoError(t, err)
-	if len(evs) != 2 || evs[0].Action != audit.ActionApprovalThrottled || evs[0].Note != "other tenants' p90 2.1 × calm" ||
-		evs[0].Actor != "impact-guard@gk1" || evs[0].Approval == nil || evs[0].Approval.ID != "apr_1" {
-		t.Fatalf("audit after a note: %+v", evs)
+	if len(evs) != 3 || evs[0].Action != audit.ActionApprovalThrottled || evs[0].Note != "other tenants' p90 2.1 × calm" ||
+		evs[0].Actor != "impact-guard@gk1" || evs[0].Approval != nil || evs[0].Ban != nil {
+		t.Fatalf("audit after a guard change: one event naming no approval wanted, got %+v", evs)
 	}
-	got, err := s.Approval(ctx, "apr_1")
-	testutil.NoError(t, err)
-	if got.RevokedAt != nil || got.MaxRPS != Approval("apr_1", "acme").MaxRPS {
-		t.Fatalf("a note changed the approval: %+v", got)
+	for _, id := range []string{"apr_1", "apr_2"} {
+		got, err := s.Approval(ctx, id)
+		testutil.NoError(t, err)
+		if got.RevokedAt != nil || got.MaxRPS != Approval(id, "acme").MaxRPS {
+			t.Fatalf("a guard change changed approval %s: %+v", id, got)
+		}
 	}
-	assertChains(t, s, 2, 0)
+	assertChains(t, s, 3, 0)
 }

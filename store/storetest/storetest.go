@@ -65,7 +65,7 @@ func Run(t *testing.T, open Open) {
 		{"AuditIsNewestFirstWithLimitAndSince", suite.auditIsNewestFirstWithLimitAndSince},
 		{"ConcurrentWritesAreAllKept", suite.concurrentWritesAreAllKept},
 		{"AuditChainsLinkEveryChange", suite.auditChainsLinkEveryChange},
-		{"NotesOnAnApprovalAreLinkedEvents", suite.notesOnAnApprovalAreLinkedEvents},
+		{"GuardChangesAreLinkedEventsOfNoApproval", suite.guardChangesAreLinkedEventsOfNoApproval},
 		{"LeasesStopAtTheBurstAndSayWhenToRetry", suite.leasesStopAtTheBurstAndSayWhenToRetry},
 		{"LeasesNeverExceedTheBudget", suite.leasesNeverExceedTheBudget},
 		{"ReleasesAreClamped", suite.releasesAreClamped},

@@ -1,0 +1,205 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/caddymodule/adminapi"
+	"github.com/customernode/gatekeeper/guard"
+	"github.com/customernode/gatekeeper/internal/testredis"
+	"github.com/customernode/gatekeeper/internal/testutil"
+)
+
+// guardEvents are the impact guard's events in st's audit, newest first.
+func guardEvents(t *testing.T, st *sharedState) []audit.Event {
+	t.Helper()
+	evs, err := st.syncer.Store().Audit(context.Background(), audit.Query{Kind: "approval", Limit: 100_000})
+	testutil.NoError(t, err)
+	var out []audit.Event
+	for _, e := range evs {
+		if audit.GuardAction(e.Action) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// register registers n approvals through the admin API and returns their ids.
+func register(c adminClient, n int) []string {
+	c.t.Helper()
+	var ids []string
+	for range n {
+		var a apiApproval
+		if code := c.do("POST", "/gatekeeper/approvals", validApproval(), &a); code != 201 {
+			c.t.Fatalf("POST approval = %d", code)
+		}
+		ids = append(ids, a.ID)
+	}
+	return ids
+}
+
+// A guard that flaps while many tests run adds a few events to the audit,
+// not one an approval a change: the first change at once, then at most one
+// every guardNoteEvery, the latest state.
+func TestGuardFlappingWritesABoundedNumberOfEvents(t *testing.T) {
+	c := startCaddy(t, fileStore(t))
+	ids := register(c, 24)
+	st := current.Load().state
+	states := []guard.State{guard.Throttled, guard.Paused, guard.Full, guard.Paused}
+	for i := range 400 {
+		st.guardNotes.note(states[i%len(states)], fmt.Sprintf("flap %d", i))
+		time.Sleep(2 * time.Millisecond)
+	}
+	// The last change (paused) is recorded within guardNoteEvery.
+	deadline := time.Now().Add(guardNoteEvery + 3*time.Second)
+	var evs []audit.Event
+	for {
+		evs = guardEvents(t, st)
+		if len(evs) > 0 && evs[0].Action == audit.ActionApprovalPaused && evs[0].Note == "flap 399" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("400 changes with %d approvals active: %d guard events", len(ids), len(evs))
+	if len(evs) == 0 || evs[0].Action != audit.ActionApprovalPaused || evs[0].Note != "flap 399" {
+		t.Fatalf("%d guard events, the newest %+v; want the latest change (paused, flap 399) recorded", len(evs), evs[:min(1, len(evs))])
+	}
+	if len(evs) > 3 {
+		t.Fatalf("400 changes in about a second wrote %d guard events; want at most 3", len(evs))
+	}
+	for _, e := range evs {
+		if e.Approval != nil || e.Actor != "impact-guard@"+st.instance {
+			t.Fatalf("guard event %+v: want one naming no approval, by impact-guard@%s", e, st.instance)
+		}
+	}
+	// Each approval's report lists the changes, which were made while it
+	// was active.
+	var rep adminapi.Report
+	c.do("GET", "/gatekeeper/approvals/"+ids[7]+"/report", nil, &rep)
+	if len(rep.Yielded) != len(evs) || rep.Yielded[len(evs)-1].Why != "flap 399" {
+		t.Fatalf("report yielded = %+v; want the %d guard events, oldest first", rep.Yielded, len(evs))
+	}
+}
+
+// The report says who revoked an approval however many events followed,
+// and lists the guard's changes while it was in force, not after.
+func TestReportFindsTheRevokerAfterManyGuardEvents(t *testing.T) {
+	c := startCaddy(t, fileStore(t))
+	ids := register(c, 2)
+	st := current.Load().state
+	db := st.syncer.Store()
+	testutil.NoError(t, db.NoteGuard(context.Background(), audit.ActionApprovalThrottled, "other tenants' p90 2.4 × calm", "impact-guard@gk1"))
+	if code := c.do("DELETE", "/gatekeeper/approvals/"+ids[0]+"?reason=done", nil, nil); code != 200 {
+		t.Fatalf("DELETE = %d", code)
+	}
+	for i := range 1100 {
+		testutil.NoError(t, db.NoteGuard(context.Background(), guardActions[guard.State(i%3)], "flapping", "impact-guard@gk1"))
+	}
+	var rep adminapi.Report
+	if code := c.do("GET", "/gatekeeper/approvals/"+ids[0]+"/report", nil, &rep); code != 200 {
+		t.Fatalf("GET report = %d", code)
+	}
+	if rep.RevokedBy != "admin@127.0.0.1" || rep.RevokeReason != "done" {
+		t.Fatalf("report revoked_by %q reason %q; want admin@127.0.0.1, done", rep.RevokedBy, rep.RevokeReason)
+	}
+	if len(rep.Yielded) != 1 || rep.Yielded[0].Action != audit.ActionApprovalThrottled || rep.Yielded[0].By != "impact-guard@gk1" {
+		t.Fatalf("report yielded %+v; want the one change before the revocation", rep.Yielded)
+	}
+	// The other approval, still active, has them all.
+	c.do("GET", "/gatekeeper/approvals/"+ids[1]+"/report", nil, &rep)
+	if len(rep.Yielded) != 1101 {
+		t.Fatalf("the active approval's report lists %d changes, want 1101", len(rep.Yielded))
+	}
+}
+
+// A store that stalls (SIGSTOP) while the guard changes state with tests
+// running holds up neither the guard's controller nor its stress sharing:
+// each change shows in the guard's report within about a second, as
+// without the stall; the change reaches the audit once the store answers.
+func TestStalledStoreDoesNotHoldUpTheGuard(t *testing.T) {
+	srv := testredis.Start(t)
+	c := startCaddy(t, map[string]any{"kind": "redis", "url": srv.URL(0)})
+	t.Cleanup(srv.Resume) // before Caddy stops
+	register(c, 5)
+	st := current.Load().state
+
+	var failing atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	fed := make(chan struct{})
+	go func() { // others' answers: 800 a second, failed or not
+		defer close(fed)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for i := range 16 { // four visitors on each of four tenants
+				st.guard.Observe(0, guard.Answer{At: now(), Took: time.Millisecond, Failed: failing.Load(),
+					Tenant: fmt.Sprintf("tenant%d", i%4), Source: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})})
+			}
+		}
+	}()
+	defer func() { cancel(); <-fed }()
+
+	srv.Pause()
+	reach := func(want guard.State) {
+		t.Helper()
+		start := time.Now()
+		for st.guard.Report().State != want {
+			if time.Since(start) > 3*time.Second {
+				t.Logf("DEBUG %+v", st.guard.Report())
+				t.Fatalf("the guard did not reach %s within 3s of the change while the store stalled", want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("%s after %v", want, time.Since(start).Round(time.Millisecond))
+	}
+	for _, want := range []guard.State{guard.Paused, guard.Throttled, guard.Paused} {
+		failing.Store(want == guard.Paused)
+		reach(want)
+	}
+	srv.Resume()
+	deadline := time.Now().Add(guardNoteEvery + 10*time.Second)
+	for {
+		if evs := guardEvents(t, st); len(evs) > 0 && evs[0].Action == audit.ActionApprovalPaused {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the guard's changes never reached the audit once the store answered: %+v", guardEvents(t, st))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// An approval revoked before its record kept who revoked it still names
+// them in its report: the revocation's event is found by its time.
+func TestReportFindsTheRevokerOfAnOlderRecord(t *testing.T) {
+	srv := testredis.Start(t)
+	c := startCaddy(t, map[string]any{"kind": "redis", "url": srv.URL(0)})
+	id := register(c, 1)[0]
+	if code := c.do("DELETE", "/gatekeeper/approvals/"+id+"?reason=done", nil, nil); code != 200 {
+		t.Fatalf("DELETE = %d", code)
+	}
+	rdb := srv.Client()
+	rec, err := rdb.HGet(context.Background(), "gatekeeper:{state}:approvals", id).Result()
+	testutil.NoError(t, err)
+	older := strings.Replace(rec, `"revoked_by":"admin@127.0.0.1",`, "", 1)
+	if older == rec {
+		t.Fatalf("the revoked record does not keep who revoked it: %s", rec)
+	}
+	testutil.NoError(t, rdb.HSet(context.Background(), "gatekeeper:{state}:approvals", id, older).Err())
+	var rep adminapi.Report
+	c.do("GET", "/gatekeeper/approvals/"+id+"/report", nil, &rep)
+	if rep.RevokedBy != "admin@127.0.0.1" {
+		t.Fatalf("report of an older revoked record: revoked_by %q, want admin@127.0.0.1 from its event", rep.RevokedBy)
+	}
+}

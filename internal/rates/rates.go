@@ -1,0 +1,51 @@
+// Package rates holds the bounds every rate Gatekeeper enforces must keep:
+// an approval's max_rps and burst, the impact guard's floor and
+// test_capacity are all spent through the same ledger, and the ledger can
+// honour only so slow a rate with a wait a tester can act on. Kept apart so
+// that approvals, guard, config and ledger share one copy.
+package rates
+
+import "time"
+
+// The slowest rate an approval may have, and the smallest burst. The ledger
+// honours a rate by telling a test when its next admission is due: at
+// 0.01/s with a burst of 1 that is 100 s away. A slower rate is no test
+// worth the name, and below about 1e-10/s the wait no longer fits in a
+// time.Duration (it overflowed and wrapped to a 1 ms retry, asking the
+// store on every request). The impact guard's floor and test_capacity,
+// when not 0, have the same lower bound.
+const (
+	MinRPS   = 0.01
+	MinBurst = 1
+)
+
+// MaxWait is the longest wait the ledger computes, and so the longest
+// Retry-After an approved test is given: the time one admission takes at
+// MinRPS. A rate cut below MinRPS at run time (a test capacity shared out
+// among many approvals, the impact guard) is told to come back by then and
+// asks the store again; it never waits for ever or wraps.
+const MaxWait = time.Duration(1 / MinRPS * float64(time.Second))
+
+// Wait bounds d, a wait computed from a rate, to [time.Millisecond,
+// MaxWait]: a NaN, negative or overflowing wait becomes MaxWait rather than
+// an instant retry (the store is asked again after it, never on every
+// request).
+func Wait(d time.Duration) time.Duration {
+	switch {
+	case d < 0 || d > MaxWait:
+		return MaxWait
+	case d < time.Millisecond:
+		return time.Millisecond
+	}
+	return d
+}
+
+// Seconds converts a wait in seconds, computed from a rate (which may be
+// 0, so the wait +Inf), to a Duration bounded by Wait: the conversion of a
+// float too large for a Duration is not defined, so it is bounded first.
+func Seconds(s float64) time.Duration {
+	if !(s < MaxWait.Seconds()) { // also +Inf and NaN
+		return MaxWait
+	}
+	return Wait(time.Duration(s * float64(time.Second)))
+}

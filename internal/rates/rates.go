@@ -26,23 +26,16 @@ const (
 // asks the store again; it never waits for ever or wraps.
 const MaxWait = time.Duration(1 / MinRPS * float64(time.Second))
 
-// Wait bounds d, a wait computed from a rate, to [time.Millisecond,
-// MaxWait]: a NaN, negative or overflowing wait becomes MaxWait rather than
-// an instant retry (the store is asked again after it, never on every
-// request).
-func Wait(d time.Duration) time.Duration {
-	switch {
-	case d < 0 || d > MaxWait:
-		return MaxWait
-	case d < time.Millisecond:
-		return time.Millisecond
-	}
-	return d
-}
+// Wait bounds d, a wait the ledger computed, to [time.Millisecond,
+// MaxWait]: one already due is a millisecond away, and none is longer than
+// MaxWait.
+func Wait(d time.Duration) time.Duration { return min(max(d, time.Millisecond), MaxWait) }
 
 // Seconds converts a wait in seconds, computed from a rate (which may be
-// 0, so the wait +Inf), to a Duration bounded by Wait: the conversion of a
-// float too large for a Duration is not defined, so it is bounded first.
+// 0, so the wait +Inf), to a Duration bounded by Wait. It is bounded before
+// the conversion: a float too large for a Duration converts to whatever
+// the machine makes of it (on amd64 the most negative Duration, which the
+// millisecond clamp made an instant retry).
 func Seconds(s float64) time.Duration {
 	if !(s < MaxWait.Seconds()) { // also +Inf and NaN
 		return MaxWait

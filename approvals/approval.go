@@ -145,7 +145,7 @@ func (a *Approval) StatusAt(now time.Time) Status {
 	switch {
 	case a.RevokedAt != nil:
 		return StatusRevoked
-	case a.MaxRequests > 0 && a.Usage.Allowed >= a.MaxRequests:
+	case a.Exhausted():
 		return StatusExhausted
 	case now.Before(a.NotBefore):
 		return StatusScheduled
@@ -155,6 +155,10 @@ func (a *Approval) StatusAt(now time.Time) Status {
 		return StatusActive
 	}
 }
+
+// Exhausted reports whether all of max_requests were admitted (as far as
+// the usage recorded says).
+func (a *Approval) Exhausted() bool { return a.MaxRequests > 0 && a.Usage.Allowed >= a.MaxRequests }
 
 // InWindow reports whether now falls inside [NotBefore, NotAfter).
 func (a *Approval) InWindow(now time.Time) bool {

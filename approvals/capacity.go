@@ -17,6 +17,10 @@ type CapacityError struct {
 	Sum     float64
 	// Overlapping are the other approvals open at Busiest.
 	Overlapping []*Approval
+	// FitsFrom is the earliest moment from which a window as long, at the
+	// same max_rps, would fit among the approvals registered now; nil when
+	// the approval alone asks for more than the capacity.
+	FitsFrom *time.Time
 }
 
 func (e *CapacityError) Error() string {
@@ -24,26 +28,60 @@ func (e *CapacityError) Error() string {
 	for _, o := range e.Overlapping {
 		names = append(names, fmt.Sprintf("%s (%s, %g/s)", o.ID, o.Tenant, o.MaxRPS))
 	}
-	return fmt.Sprintf("test_capacity %g/s: at %s the approvals open together would send up to %g/s: this one and %s",
-		e.Capacity, e.Busiest.UTC().Format(time.RFC3339), e.Sum, strings.Join(names, ", "))
+	msg := fmt.Sprintf("test_capacity %g/s: at %s the approvals open together would send up to %g/s: this one",
+		e.Capacity, e.Busiest.UTC().Format(time.RFC3339), e.Sum)
+	if len(names) > 0 {
+		msg += " and " + strings.Join(names, ", ")
+	}
+	if e.FitsFrom == nil {
+		return msg + "; it alone asks for more than the capacity"
+	}
+	return msg + "; a window as long fits from " + e.FitsFrom.UTC().Format(time.RFC3339)
 }
 
 // CheckCapacity reports, as a *CapacityError, whether a would make the
 // approvals in list open at the same moment add up past capacity requests
-// a second (no limit when capacity is 0). Revoked approvals, and a itself
-// when it is in list, do not count; nor do approvals whose window is over
-// at now.
+// a second (no limit when capacity is 0). Only approvals that can still
+// send hold capacity: not revoked, not exhausted (their usage must be in
+// list for that), and not over at now; a itself, when in list, does not
+// count. An approval that has sent nothing yet holds it all the same: it
+// may start at any moment, and its approval promised it the rate.
 func CheckCapacity(list []*Approval, a *Approval, capacity float64, now time.Time) error {
 	if capacity <= 0 {
 		return nil
 	}
-	others := []*Approval{a}
+	var live []*Approval
 	for _, o := range list {
-		if o.ID == a.ID || o.RevokedAt != nil || !o.NotAfter.After(now) ||
-			!o.NotBefore.Before(a.NotAfter) || !a.NotBefore.Before(o.NotAfter) {
-			continue
+		if o.ID != a.ID && o.HoldsCapacity(now) {
+			live = append(live, o)
 		}
-		others = append(others, o)
+	}
+	worst := busiest(live, a, capacity)
+	if worst == nil {
+		return nil
+	}
+	worst.FitsFrom = fitsFrom(live, a, capacity, now)
+	return worst
+}
+
+// HoldsCapacity reports whether a still counts against test_capacity at
+// now: it may still send (not revoked, not exhausted, its window not over).
+func (a *Approval) HoldsCapacity(now time.Time) bool {
+	switch a.StatusAt(now) {
+	case StatusRevoked, StatusExhausted, StatusExpired:
+		return false
+	}
+	return true
+}
+
+// busiest is the moment inside a's window when a and the approvals of live
+// open with it add up most past capacity, or nil when they never do.
+func busiest(live []*Approval, a *Approval, capacity float64) *CapacityError {
+	others := []*Approval{a}
+	for _, o := range live {
+		if o.NotBefore.Before(a.NotAfter) && a.NotBefore.Before(o.NotAfter) {
+			others = append(others, o)
+		}
 	}
 	var worst *CapacityError
 	sweep(others, func(at time.Time, opened bool, sum float64, open map[*Approval]bool) {
@@ -58,10 +96,37 @@ func CheckCapacity(list []*Approval, a *Approval, capacity float64, now time.Tim
 		}
 		slices.SortFunc(worst.Overlapping, func(x, y *Approval) int { return strings.Compare(x.ID, y.ID) })
 	})
-	if worst == nil {
+	return worst
+}
+
+// fitsFrom is the earliest start, from a's own (or now, if later), of a
+// window as long as a's at its rate that fits among live: nil when a alone
+// is over capacity. The sum drops only where a window ends, so the
+// earliest such start is a's own or the end of one of live.
+func fitsFrom(live []*Approval, a *Approval, capacity float64, now time.Time) *time.Time {
+	if a.MaxRPS > capacity {
 		return nil
 	}
-	return worst
+	start := a.NotBefore
+	if now.After(start) {
+		start = now
+	}
+	starts := []time.Time{start}
+	for _, o := range live {
+		if o.NotAfter.After(start) {
+			starts = append(starts, o.NotAfter)
+		}
+	}
+	slices.SortFunc(starts, time.Time.Compare)
+	length := a.NotAfter.Sub(a.NotBefore)
+	for _, t := range starts {
+		moved := *a
+		moved.NotBefore, moved.NotAfter = t, t.Add(length)
+		if busiest(live, &moved, capacity) == nil {
+			return &t
+		}
+	}
+	return nil // not reached: after the last end, a alone fits
 }
 
 // Step is a stretch of time over which the max_rps of the approvals open
@@ -72,13 +137,14 @@ type Step struct {
 	RPS  float64   `json:"rps"`
 }
 
-// Load is what the approvals in list that are not revoked may send
-// together over time, as the steps where it is more than nothing, oldest
-// first: what test_capacity is checked against, as the console charts it.
+// Load is what the approvals in list that are neither revoked nor
+// exhausted may send together over time, as the steps where it is more
+// than nothing, oldest first: what test_capacity is checked against, as
+// the console charts it (past windows included, for the history).
 func Load(list []*Approval) []Step {
 	var live []*Approval
 	for _, a := range list {
-		if a.RevokedAt == nil {
+		if a.RevokedAt == nil && !a.Exhausted() {
 			live = append(live, a)
 		}
 	}

@@ -68,3 +68,69 @@ func TestLoadChartsWhatTheCapacityIsCheckedAgainst(t *testing.T) {
 		}
 	}
 }
+
+// Capacity is held only by approvals that can still send: an exhausted
+// (max_requests used up), revoked or expired approval at the full capacity
+// no longer refuses a new one. One that has sent nothing yet still holds
+// it: it may start at any moment.
+func TestOnlyApprovalsThatCanSendHoldCapacity(t *testing.T) {
+	at := time.Date(2026, 12, 10, 9, 0, 0, 0, time.UTC)
+	month := func(id string) *Approval {
+		return &Approval{ID: id, Tenant: "t" + id, NotBefore: at.Add(-time.Hour), NotAfter: at.Add(31 * 24 * time.Hour),
+			MaxRPS: 500, MaxRequests: 1000}
+	}
+	exhausted := month("apr_exhausted")
+	exhausted.Usage.Allowed = 1000
+	revoked := month("apr_revoked")
+	revoked.RevokedAt = &at
+	expired := month("apr_expired")
+	expired.NotAfter = at
+	unused := month("apr_unused")
+	unused.Usage.LastSeen = nil
+	newcomer := &Approval{ID: "apr_new", NotBefore: at, NotAfter: at.Add(time.Hour), MaxRPS: 100}
+	for _, c := range []struct {
+		holder *Approval
+		holds  bool
+	}{{exhausted, false}, {revoked, false}, {expired, false}, {unused, true}} {
+		err := CheckCapacity([]*Approval{c.holder}, newcomer, 500, at)
+		if (err != nil) != c.holds {
+			t.Errorf("%s at the full capacity, %s: %v; holds capacity: want %v", c.holder.ID, c.holder.StatusAt(at), err, c.holds)
+		}
+	}
+}
+
+// A refusal says from when a window as long would fit: after the approvals
+// in its way end, at the first moment the sum is low enough; never, when
+// the approval alone asks for more than the capacity.
+func TestCapacityRefusalSaysWhenAWindowFits(t *testing.T) {
+	at := time.Date(2026, 12, 10, 9, 0, 0, 0, time.UTC)
+	h := func(n int) time.Time { return at.Add(time.Duration(n) * time.Hour) }
+	ap := func(id string, from, to int, rps float64) *Approval {
+		return &Approval{ID: id, Tenant: "t" + id, NotBefore: h(from), NotAfter: h(to), MaxRPS: rps}
+	}
+	list := []*Approval{ap("apr_a", 0, 2, 300), ap("apr_b", 1, 3, 150), ap("apr_c", 4, 6, 400), ap("apr_d", 7, 9, 450)}
+	for _, c := range []struct {
+		a    *Approval
+		fits time.Time // zero: never
+	}{
+		{ap("apr_new", 0, 1, 250), h(2)}, // a is in the way until 2; b's 150 leaves room
+		{ap("apr_new", 0, 2, 360), h(9)}, // b until 3, c from 4 to 6 (2 h do not fit from 3), d from 7 to 9
+		{ap("apr_new", 1, 2, 60), h(2)},  // a and b together until 2
+		{ap("apr_new", 0, 1, 501), time.Time{}},
+	} {
+		var ce *CapacityError
+		if !errors.As(CheckCapacity(list, c.a, 500, at), &ce) {
+			t.Fatalf("%g/s from %s: accepted, want refused", c.a.MaxRPS, c.a.NotBefore)
+		}
+		switch {
+		case c.fits.IsZero() && ce.FitsFrom != nil:
+			t.Errorf("%g/s: fits from %s, want never", c.a.MaxRPS, ce.FitsFrom)
+		case !c.fits.IsZero() && (ce.FitsFrom == nil || !ce.FitsFrom.Equal(c.fits)):
+			t.Errorf("%g/s, %s long from %s: fits from %v, want %s", c.a.MaxRPS, c.a.NotAfter.Sub(c.a.NotBefore), c.a.NotBefore, ce.FitsFrom, c.fits)
+		case !c.fits.IsZero() && !strings.Contains(ce.Error(), "fits from "+c.fits.Format(time.RFC3339)):
+			t.Errorf("%v: want it to say when a window as long fits", ce)
+		case c.fits.IsZero() && !strings.Contains(ce.Error(), "alone"):
+			t.Errorf("%v: want it to say the approval alone is over the capacity", ce)
+		}
+	}
+}

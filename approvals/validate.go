@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/customernode/gatekeeper/internal/ascii"
+	"github.com/customernode/gatekeeper/internal/rates"
 )
 
 // FieldError says what is wrong with one field of what a client sent (an
@@ -151,16 +152,16 @@ func (r *Request) Build(lim Limits, now time.Time) (*Approval, error) {
 	}
 
 	switch {
-	case !(r.MaxRPS > 0) || r.MaxRPS > 1e6: // also refuses NaN
-		return nil, BadField("max_rps", "must be a positive number of requests per second, at most 1000000")
+	case !(r.MaxRPS >= rates.MinRPS) || r.MaxRPS > 1e6: // also refuses NaN
+		return nil, BadField("max_rps", "must be a positive number of requests per second, from %g (one request every %g s) to 1000000", rates.MinRPS, 1/rates.MinRPS)
 	case r.MaxRequests <= 0:
 		return nil, BadField("max_requests", "must be a positive number of requests")
 	}
 	switch {
 	case r.Burst == nil:
 		a.Burst = defaultBurst(r.MaxRPS)
-	case *r.Burst <= 0:
-		return nil, BadField("burst", "must be a positive number of requests")
+	case *r.Burst < rates.MinBurst:
+		return nil, BadField("burst", "must be a positive number of requests, at least %d", rates.MinBurst)
 	case *r.Burst > 1e6:
 		return nil, BadField("burst", "must be at most 1000000")
 	default:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/internal/rates"
 )
 
 var now = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -117,6 +118,8 @@ func TestEachRefusalNamesTheField(t *testing.T) {
 		{"bad time format", func(b map[string]any) { b["not_before"] = "2026-12-01 09:00" }, "not_before", "RFC 3339", defaultLimits},
 		{"zero max_rps", func(b map[string]any) { b["max_rps"] = 0 }, "max_rps", "positive", defaultLimits},
 		{"negative max_rps", func(b map[string]any) { b["max_rps"] = -1 }, "max_rps", "positive", defaultLimits},
+		{"max_rps below the ledger's slowest", func(b map[string]any) { b["max_rps"] = 1e-12 }, "max_rps", "from 0.01", defaultLimits},
+		{"max_rps just below the bound", func(b map[string]any) { b["max_rps"] = 0.0099 }, "max_rps", "one request every 100 s", defaultLimits},
 		{"zero max_requests", func(b map[string]any) { b["max_requests"] = 0 }, "max_requests", "positive", defaultLimits},
 		{"negative max_requests", func(b map[string]any) { b["max_requests"] = -5 }, "max_requests", "positive", defaultLimits},
 		{"zero burst", func(b map[string]any) { b["burst"] = 0 }, "burst", "positive", defaultLimits},
@@ -247,3 +250,17 @@ func TestTenantsFoldASCIICaseOnly(t *testing.T) {
 
 // defaultLimits are the app's limits with its default settings.
 var defaultLimits = Limits{MaxWindow: config.DefaultMaxWindow}
+
+// The slowest rate allowed is registered, with a burst of one request.
+func TestSlowestRateIsAccepted(t *testing.T) {
+	body := validRequest()
+	delete(body, "burst")
+	body["max_rps"] = rates.MinRPS
+	a, err := build(t, body, defaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.MaxRPS != rates.MinRPS || a.Burst != rates.MinBurst {
+		t.Fatalf("max_rps %g, burst %d; want %g and %d", a.MaxRPS, a.Burst, rates.MinRPS, rates.MinBurst)
+	}
+}

@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -49,5 +51,78 @@ func TestTestCapacityRefusesOverlappingApprovals(t *testing.T) {
 	}
 	if code := c.do("POST", "/gatekeeper/approvals", third, nil); code != 201 {
 		t.Fatalf("after a revocation makes room: %d", code)
+	}
+}
+
+// An approval that has used up max_requests sends nothing more, so it
+// stops holding capacity: one at the full capacity for a month refuses
+// others only until it is exhausted. While it holds it, the 409 says, in
+// the error and as fits_from, from when a window as long would fit (when
+// the month is over), besides the approvals in the way and the busiest
+// moment; a too-slow max_rps is refused with 400 naming the field.
+func TestExhaustedApprovalFreesTestCapacity(t *testing.T) {
+	admin, site := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	app := map[string]any{"store": fileStore(t), "test_capacity": 50}
+	if err := caddy.Load(caddyConfigWith(admin, site, app, "ok"), true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	c := adminClient{t: t, base: "http://" + admin, site: "http://" + site}
+
+	month := validApproval()
+	from := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	until := from.Add(31 * 24 * time.Hour)
+	month["sources"], month["not_before"], month["not_after"] = []string{"127.0.0.1"}, from.Format(time.RFC3339), until.Format(time.RFC3339)
+	month["max_rps"], month["burst"], month["max_requests"] = 50, 50, 2
+	var a apiApproval
+	if code := c.do("POST", "/gatekeeper/approvals", month, &a); code != 201 {
+		t.Fatalf("the month-long approval: %d", code)
+	}
+
+	next := validApproval()
+	next["tenant"], next["max_rps"] = "globex", 10
+	var refusal struct {
+		Error       string
+		Busiest     time.Time `json:"busiest"`
+		FitsFrom    time.Time `json:"fits_from"`
+		Overlapping []struct {
+			ID string `json:"id"`
+		} `json:"overlapping"`
+	}
+	if code := c.do("POST", "/gatekeeper/approvals", next, &refusal); code != 409 ||
+		!strings.Contains(refusal.Error, "fits from "+until.Format(time.RFC3339)) || !refusal.FitsFrom.Equal(until) ||
+		len(refusal.Overlapping) != 1 || refusal.Overlapping[0].ID != a.ID || refusal.Busiest.IsZero() {
+		t.Fatalf("while the month-long approval can send: %d %+v; want 409 saying a window fits from %s", code, refusal, until.Format(time.RFC3339))
+	}
+
+	tooSlow := validApproval()
+	tooSlow["max_rps"] = 0.001
+	var e struct{ Error string }
+	if code := c.do("POST", "/gatekeeper/approvals", tooSlow, &e); code != 400 || !strings.Contains(e.Error, `field "max_rps"`) {
+		t.Fatalf("max_rps 0.001: %d %q, want 400 naming max_rps", code, e.Error)
+	}
+
+	for i := range 2 {
+		resp, err := http.Get(c.site + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("approved request %d: %d", i, resp.StatusCode)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var got apiApproval
+		c.do("GET", "/gatekeeper/approvals/"+a.ID, nil, &got)
+		if got.Status == "exhausted" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %q 5 s after max_requests were used, want exhausted", got.Status)
+		}
+	}
+	if code := c.do("POST", "/gatekeeper/approvals", next, &e); code != 201 {
+		t.Fatalf("after the month-long approval is exhausted: %d %q, want it registered", code, e.Error)
 	}
 }

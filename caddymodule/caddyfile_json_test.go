@@ -261,6 +261,8 @@ func TestCaddyfileAndJSONRefuseAlike(t *testing.T) {
 		{"max_bans -1", `{"max_bans": -1}`, "max_bans: -1 is negative"},
 		{"ipv6_prefix 40", `{"ipv6_prefix": 40}`, "ipv6_prefix: /40 is out of range"},
 		{"test_capacity -5/s", `{"test_capacity": -5}`, "test_capacity: -5/s is negative"},
+		{"test_capacity 0.001/s", `{"test_capacity": 0.001}`, "test_capacity: 0.001/s is too small; want 0 (none) or at least 0.01/s"},
+		{"impact_guard {\n\t\t\tfloor 0.001/s\n\t\t}", `{"impact_guard": {"floor": 0.001}}`, "impact_guard floor: 0.001/s is too slow; want 0 or at least 0.01/s"},
 		{"impact_guard {\n\t\t\tlatency 1x\n\t\t}", `{"impact_guard": {"latency": 1}}`, "impact_guard latency: 1x is not between"},
 		{"impact_guard {\n\t\t\terrors 150%\n\t\t}", `{"impact_guard": {"errors": 1.5}}`, "impact_guard errors: 150% is not between"},
 	} {

@@ -156,7 +156,6 @@ func TestStalledStoreDoesNotHoldUpTheGuard(t *testing.T) {
 		start := time.Now()
 		for st.guard.Report().State != want {
 			if time.Since(start) > 3*time.Second {
-				t.Logf("DEBUG %+v", st.guard.Report())
 				t.Fatalf("the guard did not reach %s within 3s of the change while the store stalled", want)
 			}
 			time.Sleep(10 * time.Millisecond)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/guard"
+	"github.com/customernode/gatekeeper/internal/rates"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -245,6 +246,9 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("key_prefix: %q must not contain white space", s.KeyPrefix)
 	case math.IsNaN(s.TestCapacity) || s.TestCapacity < 0:
 		return fmt.Errorf("test_capacity: %g/s is negative", s.TestCapacity)
+	case s.TestCapacity > 0 && s.TestCapacity < rates.MinRPS:
+		// Shared out at run time like an approval's rate: the same bound.
+		return fmt.Errorf("test_capacity: %g/s is too small; want 0 (none) or at least %g/s", s.TestCapacity, rates.MinRPS)
 	}
 	return s.ImpactGuard.Validate()
 }

@@ -3,6 +3,8 @@ package guard
 import (
 	"fmt"
 	"math"
+
+	"github.com/customernode/gatekeeper/internal/rates"
 )
 
 // Settings tune the impact guard: the gatekeeper app's impact_guard block,
@@ -53,6 +55,10 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("impact_guard errors: %g%% is not between 0%% and 100%% (exclusive)", 100*s.Errors)
 	case math.IsNaN(s.Floor) || s.Floor < 0 || s.Floor > 1000:
 		return fmt.Errorf("impact_guard floor: %g/s is not between 0/s and 1000/s", s.Floor)
+	case s.Floor > 0 && s.Floor < rates.MinRPS:
+		// The ledger leases at the floor like at an approval's rate,
+		// so it has the slowest approval's bound (rates.MinRPS).
+		return fmt.Errorf("impact_guard floor: %g/s is too slow; want 0 or at least %g/s", s.Floor, rates.MinRPS)
 	}
 	return nil
 }

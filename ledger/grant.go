@@ -12,7 +12,8 @@ type Lease struct {
 	// Granted admissions may be spent by this instance, at any time.
 	Granted int
 	// RetryAfter is, when nothing was granted but budget remains, how long
-	// until the rate bucket has a token again.
+	// until the rate bucket has a token again: from 1 ms to rates.MaxWait,
+	// whatever the rate.
 	RetryAfter time.Duration
 	// Remaining is the budget left after this grant.
 	Remaining int64

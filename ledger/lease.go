@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/internal/rates"
 )
 
 // The volume bounds of an approval are kept where every instance can see
@@ -44,7 +45,9 @@ func (l *State) Take(a *approvals.Approval, want int, now time.Time) Lease {
 		// Come back when a whole lease is due, not a single token, so that
 		// a starved instance asks a few times a second, not hundreds.
 		need := math.Min(float64(min(int64(want), remaining, endgameCap(remaining))), burst)
-		out.RetryAfter = time.Duration((need - l.Tokens) / a.MaxRPS * float64(time.Second))
+		// Bounded before it becomes a Duration: at a rate of (nearly)
+		// nothing the wait is +Inf or overflows, and would wrap.
+		out.RetryAfter = rates.Seconds((need - l.Tokens) / a.MaxRPS)
 	}
 	return out
 }

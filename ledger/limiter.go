@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/internal/rates"
 )
 
 // Verdict is what the volume bounds say about one in-scope request.
@@ -35,7 +36,9 @@ const (
 // Yielder says how far approved tests yield to other tenants now (the
 // impact guard): FactorFor is the share of their rate a tenant's tests
 // may use (1 in full; the tenant as approvals.TenantKey has it), Floor the
-// rate, requests a second, they keep however far they yield.
+// rate, requests a second, they keep however far they yield. With both 0
+// a test is paused outright: refused (PlatformBusy, retry in
+// pausedRecheck) without the store being asked.
 type Yielder interface {
 	FactorFor(tenant string) float64
 	Floor() float64
@@ -87,6 +90,7 @@ const (
 	uncut     cut = iota
 	yielding      // the impact guard cut it
 	sharedOut     // the platform's test capacity is shared out
+	paused        // the impact guard cut it to nothing (factor 0, floor 0)
 )
 
 // scaled is a, its rate and burst cut to its share of the platform's test
@@ -108,6 +112,11 @@ func (l *Limiter) scaled(a *approvals.Approval) (*approvals.Approval, cut) {
 			// being avoided (leases are then of one admission each, at
 			// the cut rate).
 			burst = 1
+			if !(rps > 0) {
+				// Nothing to lease: the store is not asked until the
+				// guard lets the test go on (pausedRecheck).
+				return a, paused
+			}
 		}
 	}
 	if why == uncut {
@@ -138,6 +147,7 @@ type local struct {
 	exhausted bool          // why waitUntil is set: the budget is used up
 	yielding  bool          // why waitUntil is set: the rate was cut by the guard
 	capped    bool          // why waitUntil is set: the platform's test capacity is used up
+	paused    bool          // why waitUntil is set, with yielding: the guard cut the rate to nothing
 	inflight  chan struct{} // closed when the lease being asked for arrives
 	lastUsed  time.Time
 	pending   approvals.Usage // counts not yet written to the store
@@ -151,6 +161,11 @@ const (
 	exhaustedRecheck = time.Second
 	storeRetry       = time.Second
 	forgetIdle       = 5 * time.Minute
+	// pausedRecheck is how long a test the impact guard pauses outright
+	// (floor 0) is refused before its limiter asks the guard again: the
+	// Retry-After it is given. Its requests are refused, never held
+	// for their turn: at no rate, none is due.
+	pausedRecheck = time.Second
 )
 
 // maxYieldWait is the longest a request of a test the impact guard cuts
@@ -214,7 +229,7 @@ func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, ti
 			lo.pending.BudgetExhausted++
 			lo.seen(now)
 			return BudgetExhausted, 0, nil
-		case now.Before(lo.waitUntil) && lo.yielding && lo.waitUntil.Sub(now) <= maxYieldWait:
+		case now.Before(lo.waitUntil) && lo.yielding && !lo.paused && lo.waitUntil.Sub(now) <= maxYieldWait:
 			// Paced rather than refused: the request waits its turn at
 			// the cut rate, so a test on many connections arrives evenly
 			// spaced instead of in bursts of retries.
@@ -230,11 +245,11 @@ func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, ti
 		case now.Before(lo.waitUntil) && (lo.yielding || lo.capped):
 			lo.pending.PlatformBusy++
 			lo.seen(now)
-			return PlatformBusy, lo.waitUntil.Sub(now), nil
+			return PlatformBusy, rates.Wait(lo.waitUntil.Sub(now)), nil
 		case now.Before(lo.waitUntil):
 			lo.pending.RateLimited++
 			lo.seen(now)
-			return RateLimited, lo.waitUntil.Sub(now), nil
+			return RateLimited, rates.Wait(lo.waitUntil.Sub(now)), nil
 		case lo.inflight != nil:
 			// Another request is asking for a lease: wait for it.
 			ch := lo.inflight
@@ -256,7 +271,7 @@ func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, ti
 func (l *Limiter) retryIn() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return max(l.downTo.Sub(l.now()), time.Millisecond)
+	return rates.Wait(l.downTo.Sub(l.now()))
 }
 
 // lease asks the store for what lo lacks, with lo.mu released while it
@@ -282,7 +297,7 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 	a, why := l.scaled(a)
 	var own, shared Lease
 	var err error
-	if have == 0 {
+	if have == 0 && why != paused {
 		own, err = l.store.Lease(lctx, a, LeaseSize(a))
 		have = own.Granted
 	}
@@ -306,21 +321,24 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 	lo.shared += shared.Granted
 	if own.Recovering || shared.Recovering {
 		l.mu.Lock()
-		l.downTo = l.now().Add(max(own.RetryAfter, shared.RetryAfter))
+		l.downTo = l.now().Add(rates.Wait(max(own.RetryAfter, shared.RetryAfter)))
 		l.mu.Unlock()
 		return ErrLedgerRecovering
 	}
-	lo.exhausted, lo.yielding, lo.capped = false, false, false
+	lo.exhausted, lo.yielding, lo.capped, lo.paused = false, false, false, false
 	switch {
 	case lo.leased > 0 && (lo.shared > 0 || capacity <= 0):
+	case lo.leased == 0 && why == paused:
+		lo.waitUntil = now.Add(pausedRecheck)
+		lo.yielding, lo.paused = true, true
 	case lo.leased == 0 && own.Remaining <= 0:
 		lo.exhausted = true
 		lo.waitUntil = now.Add(exhaustedRecheck)
 	case lo.leased == 0:
-		lo.waitUntil = now.Add(max(own.RetryAfter, time.Millisecond))
+		lo.waitUntil = now.Add(rates.Wait(own.RetryAfter))
 		lo.yielding, lo.capped = why == yielding, why == sharedOut
 	default: // the test capacity is used up
-		lo.waitUntil = now.Add(max(shared.RetryAfter, time.Millisecond))
+		lo.waitUntil = now.Add(rates.Wait(shared.RetryAfter))
 		lo.capped = true
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/internal/rates"
 	"github.com/customernode/gatekeeper/internal/testredis"
 	"github.com/customernode/gatekeeper/internal/testutil"
 	"github.com/customernode/gatekeeper/ledger"
@@ -219,5 +220,79 @@ func TestAbandonedOnlyWhenARequestWouldWait(t *testing.T) {
 	}
 	if v, _, err := lim.Admit(gone, a); v != ledger.Admitted {
 		t.Fatalf("gone, with admissions leased here: %v, %v; want Admitted", v, err)
+	}
+}
+
+// countingBackend is a real store whose leases are counted.
+type countingBackend struct {
+	ledger.Backend
+	leases atomic.Int64
+}
+
+func (c *countingBackend) Lease(ctx context.Context, a *approvals.Approval, want int) (ledger.Lease, error) {
+	c.leases.Add(1)
+	return c.Backend.Lease(ctx, a, want)
+}
+
+// yielding is a fixed answer of the impact guard.
+type yielding struct{ factor, floor float64 }
+
+func (y yielding) FactorFor(string) float64 { return y.factor }
+func (y yielding) Floor() float64  { return y.floor }
+
+// No rate the limiter is asked to honour makes it wait for ever or ask the
+// store on every request: a test paused with no floor (factor 0, floor 0)
+// and an approval stored at 1e-12/s (before max_rps had a lower bound),
+// each driven with a request every millisecond for 10 simulated seconds,
+// reach the store a handful of times, and every refusal carries a retry
+// time of at least a millisecond and at most rates.MaxWait. Before the
+// waits were bounded, both divided by a rate of (nearly) nothing, the
+// Duration overflowed, and the 1 ms clamp had the store asked about
+// 10 000 times.
+func TestEveryRetryWaitIsBounded(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		rps    float64
+		yield  ledger.Yielder
+		refuse ledger.Verdict
+		leases int64 // at most
+	}{
+		{"paused without a floor", 100, yielding{0, 0}, ledger.PlatformBusy, 0},
+		{"a rate of 1e-12/s", 1e-12, nil, ledger.RateLimited, 2},
+		{"cut to a rate of 1e-300/s", 100, yielding{1e-300, 0}, ledger.PlatformBusy, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clock := testutil.NewClock(storetest.Epoch)
+			s, err := store.OpenFileStore(t.TempDir(), clock.Now)
+			testutil.NoError(t, err)
+			defer s.Close()
+			a := budgetApproval(c.rps, 1, 1000)
+			testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
+			backend := &countingBackend{Backend: s}
+			lim := ledger.NewLimiter(backend, clock.Now)
+			if c.yield != nil {
+				lim.YieldTo(c.yield)
+			}
+			// A wait short enough to be paced is slept on the wall clock
+			// while the test's clock stands still: a request that keeps
+			// waiting is cut off and answered Abandoned.
+			wall, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			verdicts := map[ledger.Verdict]int{}
+			for range 10_000 {
+				v, retry, err := lim.Admit(wall, a)
+				if v != ledger.Abandoned {
+					testutil.NoError(t, err)
+				}
+				verdicts[v]++
+				if v != ledger.Admitted && (v != c.refuse || retry < time.Millisecond || retry > rates.MaxWait) {
+					t.Fatalf("%v with a retry in %v; want %v and a retry from 1ms to %v", v, retry, c.refuse, rates.MaxWait)
+				}
+				clock.Add(time.Millisecond)
+			}
+			if n := backend.leases.Load(); n > c.leases || verdicts[ledger.Admitted] > 1 {
+				t.Fatalf("the store was asked %d times (want at most %d); verdicts %v", n, c.leases, verdicts)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/internal/rates"
 	"github.com/customernode/gatekeeper/ledger"
 	"github.com/redis/go-redis/v9"
 )
@@ -28,8 +29,9 @@ import (
 //
 // KEYS are the usage hash and the per-instance grants hash. ARGV are max_rps,
 // burst, max_requests, the number of admissions wanted, the floor, this
-// instance's name, its own grants, the hold in milliseconds and the time in
-// seconds (empty for the Redis server's clock). It returns the number
+// instance's name, its own grants, the hold in milliseconds, the time in
+// seconds (empty for the Redis server's clock) and the longest wait
+// (rates.MaxWait) in microseconds. It returns the number
 // granted, the microseconds until a lease is worth asking for when none
 // was, the budget remaining, the count of grants and 1 during a hold.
 var leaseScript = redis.NewScript(`
@@ -76,7 +78,9 @@ else
 	n = math.max(0, math.min(want, math.floor(tokens + 1e-9), remaining, math.max(1, math.floor(remaining / 8))))
 	if n == 0 and remaining > 0 then
 		local need = math.min(want, remaining, math.max(1, math.floor(remaining / 8)), burst)
-		retry = math.ceil((need - tokens) * 1000000 / rate)
+		-- bounded as rates.Seconds bounds it: at a rate of (nearly)
+		-- nothing the wait is inf, which Redis cannot return as an integer
+		retry = math.max(1000, math.min(math.ceil((need - tokens) * 1000000 / rate), tonumber(ARGV[10])))
 	end
 end
 tokens = tokens - n
@@ -170,7 +174,7 @@ func (s *RedisStore) lease(ctx context.Context, a *approvals.Approval, want int,
 	seen := s.seen.get(a.ID)
 	res, err := leaseScript.Run(ctx, s.rdb, []string{s.usageKey(a.ID), s.key("grants:" + a.ID)},
 		strconv.FormatFloat(a.MaxRPS, 'g', -1, 64), max(a.Burst, 1), a.MaxRequests, want,
-		seen.floor, s.instance, seen.own, LedgerHold.Milliseconds(), now).Int64Slice()
+		seen.floor, s.instance, seen.own, LedgerHold.Milliseconds(), now, rates.MaxWait.Microseconds()).Int64Slice()
 	if err != nil || len(res) != 5 {
 		return ledger.Lease{}, unavailable("lease", err)
 	}

@@ -214,10 +214,51 @@ func (h adminRequest) createApproval() error {
 		return apiError(http.StatusBadRequest, err)
 	}
 	a, token, err := h.app.RegisterApproval(h.ctx(), req, h.actor())
+	var full *approvals.CapacityError
+	if errors.As(err, &full) {
+		return writeJSON(h.w, http.StatusConflict, capacityRefusal(full))
+	}
 	if err != nil {
 		return storeError(err)
 	}
 	return writeJSON(h.w, http.StatusCreated, ApprovalCreated{Approval: a, Token: token})
+}
+
+// CapacityRefusal is the 409 answer to a registration that test_capacity
+// refuses: the error as every refusal has it (naming the approvals in the
+// way, the busiest moment and when a window as long fits), and the same
+// as fields for scripts.
+type CapacityRefusal struct {
+	Error string `json:"error"`
+	// Capacity is test_capacity; Sum what the approvals open together at
+	// Busiest, this one included, would send.
+	Capacity float64   `json:"capacity"`
+	Busiest  time.Time `json:"busiest"`
+	Sum      float64   `json:"sum"`
+	// Overlapping are the other approvals open at Busiest.
+	Overlapping []CapacityHolder `json:"overlapping"`
+	// FitsFrom is the earliest moment a window as long, at the same
+	// max_rps, would fit among the approvals registered now; absent when
+	// the approval alone asks for more than the capacity.
+	FitsFrom *time.Time `json:"fits_from,omitempty"`
+}
+
+// CapacityHolder is an approval that holds part of test_capacity.
+type CapacityHolder struct {
+	ID        string    `json:"id"`
+	Tenant    string    `json:"tenant"`
+	MaxRPS    float64   `json:"max_rps"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+}
+
+func capacityRefusal(e *approvals.CapacityError) CapacityRefusal {
+	r := CapacityRefusal{Error: e.Error(), Capacity: e.Capacity, Busiest: e.Busiest.UTC(), Sum: e.Sum,
+		Overlapping: []CapacityHolder{}, FitsFrom: e.FitsFrom}
+	for _, o := range e.Overlapping {
+		r.Overlapping = append(r.Overlapping, CapacityHolder{ID: o.ID, Tenant: o.Tenant, MaxRPS: o.MaxRPS, NotBefore: o.NotBefore, NotAfter: o.NotAfter})
+	}
+	return r
 }
 
 func (h adminRequest) listApprovals() error {

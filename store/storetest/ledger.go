@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/internal/rates"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
@@ -30,6 +32,27 @@ func (x suite) leasesStopAtTheBurstAndSayWhenToRetry(t *testing.T) {
 	testutil.NoError(t, err)
 	if l.Granted != 0 || l.RetryAfter <= 400*time.Millisecond || l.RetryAfter > 500*time.Millisecond {
 		t.Fatalf("lease of 5 on an empty bucket = %+v, want a retry when 5 are due, about 500ms", l)
+	}
+}
+
+// A rate of (nearly) nothing, a stored approval's from before max_rps had
+// a lower bound or one the impact guard cut, says to come back after at
+// most rates.MaxWait: the wait is bounded before it becomes a Duration,
+// where it would overflow (and, in Redis, before it becomes an integer).
+func (x suite) leasesAtNoRateSayWhenToRetry(t *testing.T) {
+	s, _ := x.fresh(t)
+	for i, rps := range []float64{0, 1e-12, 1e-300} {
+		a := Approval(fmt.Sprintf("apr_%d", i), "acme")
+		a.MaxRPS, a.Burst, a.MaxRequests = rps, 1, 1000
+		testutil.NoError(t, s.CreateApproval(ctx, a, "admin", nil))
+		if l, err := s.Lease(ctx, a, 1); err != nil || l.Granted != 1 {
+			t.Fatalf("max_rps %g: first lease %+v, %v; want the burst of 1", rps, l, err)
+		}
+		l, err := s.Lease(ctx, a, 1)
+		testutil.NoError(t, err)
+		if l.Granted != 0 || l.RetryAfter != rates.MaxWait {
+			t.Fatalf("max_rps %g: lease on an empty bucket = %+v, want none and a retry in %v", rps, l, rates.MaxWait)
+		}
 	}
 }
 

@@ -67,6 +67,7 @@ func Run(t *testing.T, open Open) {
 		{"AuditChainsLinkEveryChange", suite.auditChainsLinkEveryChange},
 		{"GuardChangesAreLinkedEventsOfNoApproval", suite.guardChangesAreLinkedEventsOfNoApproval},
 		{"LeasesStopAtTheBurstAndSayWhenToRetry", suite.leasesStopAtTheBurstAndSayWhenToRetry},
+		{"LeasesAtNoRateSayWhenToRetry", suite.leasesAtNoRateSayWhenToRetry},
 		{"LeasesNeverExceedTheBudget", suite.leasesNeverExceedTheBudget},
 		{"ReleasesAreClamped", suite.releasesAreClamped},
 		{"UsageAddsUpAndKeepsTheLatestLastSeen", suite.usageAddsUpAndKeepsTheLatestLastSeen},

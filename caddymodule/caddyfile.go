@@ -223,7 +223,10 @@ func parseImpactGuard(d *caddyfile.Dispenser, g *guard.Settings) error {
 				g.Errors /= 100
 			}
 		case "floor":
-			err = numberArg(d, &g.Floor, "/s")
+			var floor float64
+			if err = numberArg(d, &floor, "/s"); err == nil {
+				g.Floor = &floor
+			}
 		default:
 			return d.Errf("impact_guard: unknown option %q", opt)
 		}

@@ -532,4 +532,4 @@ func (c *controller) step(at time.Time, stress float64, why, calm string) bool {
 }
 
 // Floor is the rate, requests a second, a paused test keeps.
-func (g *Guard) Floor() float64 { return g.settings.Load().Floor }
+func (g *Guard) Floor() float64 { return *g.settings.Load().Floor }

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/netip"
@@ -60,7 +61,7 @@ func (s *sim) run(d time.Duration, each func()) {
 	for end := s.now.Add(d); s.now.Before(end); s.now = s.now.Add(TickEvery) {
 		s.admitted = 0
 		if s.demand > 0 {
-			s.admitted = max(s.demand*s.g.Factor(), s.g.Settings().Floor)
+			s.admitted = max(s.demand*s.g.Factor(), s.g.Floor())
 			// The test cannot be served faster than the room the others leave.
 			s.admitted = min(s.admitted, max(s.p.capacity-s.others, 0)+s.p.capacity*0.05)
 			for range int(s.admitted / 4) {
@@ -178,7 +179,7 @@ func TestAStressThatLastsIsStillStress(t *testing.T) {
 	}
 	s.demand = 100
 	s.run(2*time.Second, nil)
-	if s.admitted > s.g.Settings().Floor {
+	if s.admitted > s.g.Floor() {
 		t.Errorf("a test starting into the lasting stress got %.1f/s, more than the floor", s.admitted)
 	}
 }
@@ -261,4 +262,21 @@ func BenchmarkObserve(b *testing.B) {
 			g.Observe(s, answers[i%len(answers)])
 		}
 	})
+}
+
+// floor 0 pauses tests outright; an unset floor is the default.
+func TestFloorZeroIsAFloor(t *testing.T) {
+	var zero, unset Settings
+	if err := json.Unmarshal([]byte(`{"floor": 0}`), &zero); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(`{}`), &unset); err != nil {
+		t.Fatal(err)
+	}
+	if f := New(zero, time.Unix(0, 0)).Floor(); f != 0 {
+		t.Errorf("floor 0 gave %g/s", f)
+	}
+	if f := New(unset, time.Unix(0, 0)).Floor(); f != DefaultFloor {
+		t.Errorf("no floor gave %g/s, want the default %g/s", f, DefaultFloor)
+	}
 }

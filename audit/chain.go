@@ -63,13 +63,14 @@ type auditContent struct {
 	Action   string              `json:"action"`
 	Actor    string              `json:"actor,omitempty"`
 	Note     string              `json:"note,omitempty"`
+	Tenant   string              `json:"tenant,omitempty"`
 	Approval *approvals.Approval `json:"approval,omitempty"`
 	Ban      *approvals.Ban      `json:"ban,omitempty"`
 }
 
 // Content encodes e's content canonically.
 func (e Event) Content() ([]byte, error) {
-	return json.Marshal(auditContent{Time: e.Time, Action: e.Action, Actor: e.Actor, Note: e.Note, Approval: e.Approval, Ban: e.Ban})
+	return json.Marshal(auditContent{Time: e.Time, Action: e.Action, Actor: e.Actor, Note: e.Note, Tenant: e.Tenant, Approval: e.Approval, Ban: e.Ban})
 }
 
 // Link links the event with the canonical content after head and

@@ -37,6 +37,9 @@ type Event struct {
 	Action   string              `json:"action"`
 	Actor    string              `json:"actor,omitempty"`
 	Note     string              `json:"note,omitempty"`
+	// Tenant is, on an impact guard's change, the tenant whose tests it
+	// moved on that tenant's own stress ("" for every test).
+	Tenant   string              `json:"tenant,omitempty"`
 	Approval *approvals.Approval `json:"approval,omitempty"`
 	Ban      *approvals.Ban      `json:"ban,omitempty"`
 }
@@ -62,11 +65,17 @@ func Yields(a *approvals.Approval, limit int) Query {
 }
 
 // Yielded reports whether e is one of the impact guard's changes that
-// concerns approval id: one event a change, naming no approval (Yields
-// selects it by time), or, as the guard recorded them before, one on each
-// approval active then, naming it.
-func (e Event) Yielded(id string) bool {
-	return GuardAction(e.Action) && (e.Approval == nil || e.Approval.ID == id)
+// concerns approval a: one event a change, naming no approval (Yields
+// selects it by time), of every test or of a's tenant's; or, as the guard
+// recorded them before, one on each approval active then, naming it.
+func (e Event) Yielded(a *approvals.Approval) bool {
+	if !GuardAction(e.Action) {
+		return false
+	}
+	if e.Approval != nil {
+		return e.Approval.ID == a.ID
+	}
+	return e.Tenant == "" || approvals.SameTenant(e.Tenant, a.Tenant)
 }
 
 // Query says which audit events to return: at most Limit of them, at

@@ -119,7 +119,7 @@ func BuildEvidence(ctx context.Context, store Trail, id string, report []byte, a
 			}
 			body.Changes = append(body.Changes, e.Public())
 			body.Chain.Links = append(body.Chain.Links, bytes.Clone(raw))
-		} else if e, ok := guardEvent(raw); ok && body.Approval != nil && during.Within(e.Time) {
+		} else if e, ok := guardEvent(raw); ok && body.Approval != nil && during.Within(e.Time) && e.Yielded(ap) {
 			body.Changes = append(body.Changes, e)
 			body.Chain.Links = append(body.Chain.Links, bytes.Clone(raw))
 		} else if len(body.Chain.Links) > 0 {
@@ -299,6 +299,9 @@ func VerifyEvidence(doc []byte, trusted ed25519.PublicKey) (EvidenceReport, erro
 	for _, e := range guard {
 		if !during.Within(e.Time) {
 			return fail(e.Seq, "event %d, the impact guard's at %s, is outside approval %s's window", e.Seq, e.Time.Format(time.RFC3339), b.ApprovalID)
+		}
+		if !e.Yielded(last.Approval) {
+			return fail(e.Seq, "event %d, the impact guard's, is about tenant %s's tests, not approval %s's", e.Seq, e.Tenant, b.ApprovalID)
 		}
 	}
 	if where := reportDiff(last, b.Report); where != "" {

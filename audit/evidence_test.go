@@ -152,27 +152,29 @@ func TestUnsignedEvidenceContentIsBoundToTheChain(t *testing.T) {
 
 // The impact guard records one event a change, naming no approval: an
 // approval's export carries those made while it was in force (after its
-// registration, before its revocation), as links the verifier checks, and
-// not the others.
+// registration, before its revocation), of every test or of its tenant's,
+// as links the verifier checks, and not the others.
 func TestEvidenceCarriesTheGuardsChangesInTheApprovalsWindow(t *testing.T) {
 	clock := testutil.NewClock(storetest.Epoch)
 	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
 	testutil.NoError(t, err)
 	defer s.Close()
 	step := func() { clock.Add(time.Minute) }
-	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalPaused, "before apr_1 was registered", "impact-guard@gk1"))
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalPaused, "before apr_1 was registered", "impact-guard@gk1", ""))
 	step()
 	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", nil))
 	step()
-	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1"))
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1", ""))
 	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "globex"), "alice", nil))
 	step()
-	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalPaused, "other tenants' failures at 9.0%", "impact-guard@gk2"))
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalPaused, "other tenants' failures at 9.0%", "impact-guard@gk2", ""))
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalThrottled, "globex's own answers: median 3.0 × calm", "impact-guard@gk1", "globex"))
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalPaused, "acme's own answers: failures at 7.0%", "impact-guard@gk1", "ACME."))
 	step()
 	_, err = s.RevokeApproval(ctx, "apr_1", "test over", "bob", clock.Now())
 	testutil.NoError(t, err)
 	step()
-	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalResumed, "after apr_1 was revoked", "impact-guard@gk1"))
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalResumed, "after apr_1 was revoked", "impact-guard@gk1", ""))
 
 	ev, err := audit.BuildEvidence(ctx, s, "apr_1", nil, "auditor", clock.Now(), nil)
 	testutil.NoError(t, err)
@@ -182,19 +184,20 @@ func TestEvidenceCarriesTheGuardsChangesInTheApprovalsWindow(t *testing.T) {
 	for _, c := range body.Changes {
 		got = append(got, c.Action+" "+c.Actor)
 	}
-	want := []string{"approval.created alice", "approval.throttled impact-guard@gk1", "approval.paused impact-guard@gk2", "approval.revoked bob"}
+	want := []string{"approval.created alice", "approval.throttled impact-guard@gk1", "approval.paused impact-guard@gk2",
+		"approval.paused impact-guard@gk1", "approval.revoked bob"}
 	if strings.Join(got, ", ") != strings.Join(want, ", ") {
 		t.Fatalf("changes = %v, want %v", got, want)
 	}
 	doc, err := json.Marshal(ev)
 	testutil.NoError(t, err)
 	if bytes.Contains(doc, []byte("globex")) {
-		t.Fatal("the export of apr_1 shows apr_2's tenant")
+		t.Fatal("the export of apr_1 shows apr_2's tenant, or the guard's change of globex's tests")
 	}
 	r, err := audit.VerifyEvidence(doc, nil)
 	testutil.NoError(t, err)
-	if !r.OK || r.Events != 4 || r.Head.Seq != 7 {
-		t.Fatalf("verify = %+v; want 4 events linked to the head at 7", r)
+	if !r.OK || r.Events != 5 || r.Head.Seq != 9 {
+		t.Fatalf("verify = %+v; want 5 events linked to the head at 9", r)
 	}
 	body.Changes[2].Note = "all calm"
 	raw, err := json.Marshal(body)

@@ -179,7 +179,7 @@ func (a *App) yielded(ctx context.Context, ap *approvals.Approval) []adminapi.Yi
 	}
 	var out []adminapi.Yield
 	for _, e := range slices.Backward(evs) {
-		if e.Yielded(ap.ID) {
+		if e.Yielded(ap) {
 			out = append(out, adminapi.Yield{At: e.Time, Action: e.Action, Why: e.Note, By: e.Actor})
 		}
 	}

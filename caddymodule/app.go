@@ -348,10 +348,10 @@ func (st *sharedState) watchImpact(ctx context.Context, logger *zap.Logger) {
 		if tenant != "" {
 			logger.Warn("impact guard: "+tenant+"'s approved tests "+to.String()+" on its own stress", zap.String("why", why),
 				zap.Float64("factor", st.guard.FactorFor(tenant)))
-			return // TODO(merge): audit
+		} else {
+			logger.Warn("impact guard: approved tests "+to.String(), zap.String("why", why), zap.Float64("factor", st.guard.Factor()))
 		}
-		logger.Warn("impact guard: approved tests "+to.String(), zap.String("why", why), zap.Float64("factor", st.guard.Factor()))
-		st.guardNotes.note(to, why)
+		st.guardNotes.note(tenant, to, why)
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -19,9 +19,11 @@ var guardActions = map[guard.State]string{
 }
 
 // How the impact guard's changes reach the audit: at most one event every
-// guardNoteEvery, each write given up after guardNoteTimeout. A guard
-// that flaps for a minute adds about a dozen events, whatever the number
-// of approvals, and the latest state is always the one recorded.
+// guardNoteEvery for every test, and one for each tenant whose own stress
+// moves its tests (guard.MaxTested at most), each write given up after
+// guardNoteTimeout. A guard that flaps for a minute adds about a dozen
+// events a scope, whatever the number of approvals, and the latest state is
+// always the one recorded.
 const (
 	guardNoteEvery   = 5 * time.Second
 	guardNoteTimeout = 2 * time.Second
@@ -29,17 +31,18 @@ const (
 
 // guardNoter is the store as guardNotes needs it.
 type guardNoter interface {
-	NoteGuard(ctx context.Context, action, note, actor string) error
+	NoteGuard(ctx context.Context, action, note, actor, tenant string) error
 }
 
 // guardNotes records the impact guard's changes of state in the audit, as
 // one event a change that names no approval (an approval's report and
-// evidence find the changes made while it was in force by time). The
-// guard's controller hands each change to note, which never waits; one
-// goroutine (run) writes them, so a store that stalls holds up nothing but
-// the writer. Changes made while the writer waits are coalesced: only the
-// latest is kept, and it is written only when it differs from the last
-// one written.
+// evidence find the changes made while it was in force by time, and by
+// tenant for a change of one tenant's tests). The guard's controller hands
+// each change to note, which never waits; one goroutine (run) writes them,
+// so a store that stalls holds up nothing but the writer. Changes made
+// while the writer waits are coalesced: only the latest of each scope (all
+// tests, or one tenant's) is kept, and it is written only when it differs
+// from the last one written.
 type guardNotes struct {
 	store  guardNoter
 	actor  string
@@ -47,8 +50,8 @@ type guardNotes struct {
 	logger *zap.Logger
 
 	mu      sync.Mutex
-	pending *guardChange  // the latest change not yet written; nil when none
-	wake    chan struct{} // signalled, without blocking, when pending is set
+	pending map[string]guardChange // the latest change not yet written, by tenant ("": every test)
+	wake    chan struct{}          // signalled, without blocking, when pending is set
 }
 
 // guardChange is one change of the guard's state, and why.
@@ -58,70 +61,83 @@ type guardChange struct {
 }
 
 func newGuardNotes(db guardNoter, actor string, active func() bool, logger *zap.Logger) *guardNotes {
-	return &guardNotes{store: db, actor: actor, active: active, logger: logger, wake: make(chan struct{}, 1)}
+	return &guardNotes{store: db, actor: actor, active: active, logger: logger,
+		pending: map[string]guardChange{}, wake: make(chan struct{}, 1)}
 }
 
-// note hands the guard's change to the writer, replacing any change it has
-// not written yet. It never blocks: the guard's controller calls it.
-func (n *guardNotes) note(to guard.State, why string) {
+// note hands the guard's change of tenant's tests ("": every test) to the
+// writer, replacing any change of the same tests it has not written yet.
+// It never blocks: the guard's controller calls it.
+func (n *guardNotes) note(tenant string, to guard.State, why string) {
 	n.mu.Lock()
-	n.pending = &guardChange{to, why}
+	n.pending[tenant] = guardChange{to, why}
 	n.mu.Unlock()
+	n.signal()
+}
+
+func (n *guardNotes) signal() {
 	select {
 	case n.wake <- struct{}{}:
 	default:
 	}
 }
 
-// take returns the change waiting to be written, if any, and forgets it.
-func (n *guardNotes) take() *guardChange {
+// take returns the changes waiting to be written, and forgets them.
+func (n *guardNotes) take() map[string]guardChange {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	c := n.pending
-	n.pending = nil
+	n.pending = make(map[string]guardChange, len(c))
 	return c
 }
 
-// putBack keeps c for the next write unless a newer change came meanwhile.
-func (n *guardNotes) putBack(c *guardChange) {
+// putBack keeps c, tenant's change, for the next write unless a newer one
+// came meanwhile.
+func (n *guardNotes) putBack(tenant string, c guardChange) {
 	n.mu.Lock()
-	if n.pending == nil {
-		n.pending = c
+	if _, newer := n.pending[tenant]; !newer {
+		n.pending[tenant] = c
 	}
 	n.mu.Unlock()
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	n.signal()
 }
 
 // run writes the changes note hands over until ctx ends. A change that
 // could not be written is tried again with the next write, unless a newer
 // one replaced it.
 func (n *guardNotes) run(ctx context.Context) {
-	written := guard.Full // the guard starts at full rate
+	written := map[string]guard.State{} // by tenant; tests start at full rate
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.wake:
 		}
-		c := n.take()
-		if c == nil || c.to == written || !n.active() {
-			continue
+		wrote := false
+		for tenant, c := range n.take() {
+			if c.to == written[tenant] || !n.active() {
+				continue
+			}
+			wctx, cancel := context.WithTimeout(ctx, guardNoteTimeout)
+			err := n.store.NoteGuard(wctx, guardActions[c.to], c.why, n.actor, tenant)
+			cancel()
+			switch {
+			case err == nil:
+				written[tenant], wrote = c.to, true
+				if c.to == guard.Full {
+					delete(written, tenant)
+				}
+			case ctx.Err() != nil:
+				return
+			default:
+				n.logger.Error("could not record the impact guard's change in the audit; trying again",
+					zap.String("action", guardActions[c.to]), zap.String("tenant", tenant), zap.Error(err))
+				n.putBack(tenant, c)
+				wrote = true // wait before trying again
+			}
 		}
-		wctx, cancel := context.WithTimeout(ctx, guardNoteTimeout)
-		err := n.store.NoteGuard(wctx, guardActions[c.to], c.why, n.actor)
-		cancel()
-		switch {
-		case err == nil:
-			written = c.to
-		case ctx.Err() != nil:
-			return
-		default:
-			n.logger.Error("could not record the impact guard's change in the audit; trying again",
-				zap.String("action", guardActions[c.to]), zap.Error(err))
-			n.putBack(c)
+		if !wrote {
+			continue
 		}
 		hold := time.NewTimer(guardNoteEvery)
 		select {

@@ -53,7 +53,7 @@ func TestGuardFlappingWritesABoundedNumberOfEvents(t *testing.T) {
 	st := current.Load().state
 	states := []guard.State{guard.Throttled, guard.Paused, guard.Full, guard.Paused}
 	for i := range 400 {
-		st.guardNotes.note(states[i%len(states)], fmt.Sprintf("flap %d", i))
+		st.guardNotes.note("", states[i%len(states)], fmt.Sprintf("flap %d", i))
 		time.Sleep(2 * time.Millisecond)
 	}
 	// The last change (paused) is recorded within guardNoteEvery.
@@ -94,12 +94,12 @@ func TestReportFindsTheRevokerAfterManyGuardEvents(t *testing.T) {
 	ids := register(c, 2)
 	st := current.Load().state
 	db := st.syncer.Store()
-	testutil.NoError(t, db.NoteGuard(context.Background(), audit.ActionApprovalThrottled, "other tenants' p90 2.4 × calm", "impact-guard@gk1"))
+	testutil.NoError(t, db.NoteGuard(context.Background(), audit.ActionApprovalThrottled, "other tenants' p90 2.4 × calm", "impact-guard@gk1", ""))
 	if code := c.do("DELETE", "/gatekeeper/approvals/"+ids[0]+"?reason=done", nil, nil); code != 200 {
 		t.Fatalf("DELETE = %d", code)
 	}
 	for i := range 1100 {
-		testutil.NoError(t, db.NoteGuard(context.Background(), guardActions[guard.State(i%3)], "flapping", "impact-guard@gk1"))
+		testutil.NoError(t, db.NoteGuard(context.Background(), guardActions[guard.State(i%3)], "flapping", "impact-guard@gk1", ""))
 	}
 	var rep adminapi.Report
 	if code := c.do("GET", "/gatekeeper/approvals/"+ids[0]+"/report", nil, &rep); code != 200 {

@@ -127,13 +127,13 @@ func (s *FileStore) RevokeApproval(_ context.Context, id, reason, actor string, 
 }
 
 // NoteGuard implements Store.
-func (s *FileStore) NoteGuard(_ context.Context, action, note, actor string) error {
+func (s *FileStore) NoteGuard(_ context.Context, action, note, actor, tenant string) error {
 	if !audit.GuardAction(action) {
 		return fmt.Errorf("note guard: %q is not an impact guard action", action)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.commit(audit.Event{Action: action, Actor: actor, Note: note})
+	return s.commit(audit.Event{Action: action, Actor: actor, Note: note, Tenant: tenant})
 }
 
 func revoked(cur *approvals.Approval, reason, actor string, at time.Time) *approvals.Approval {

@@ -217,11 +217,11 @@ func (s *RedisStore) RevokeApproval(ctx context.Context, id, reason, actor strin
 
 // NoteGuard implements Store: the event alone, linked after the chain's
 // watched head, and no notification, for no record changed.
-func (s *RedisStore) NoteGuard(ctx context.Context, action, note, actor string) error {
+func (s *RedisStore) NoteGuard(ctx context.Context, action, note, actor, tenant string) error {
 	if !audit.GuardAction(action) {
 		return fmt.Errorf("note guard: %q is not an impact guard action", action)
 	}
-	content, err := (audit.Event{Time: s.now().UTC(), Action: action, Actor: actor, Note: note}).Content()
+	content, err := (audit.Event{Time: s.now().UTC(), Action: action, Actor: actor, Note: note, Tenant: tenant}).Content()
 	if err != nil {
 		return err
 	}

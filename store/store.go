@@ -35,7 +35,7 @@ type Store interface {
 	// active when it was made (their reports and evidence find it by
 	// time). It changes no record, so other instances are not asked to read
 	// the store again.
-	NoteGuard(ctx context.Context, action, note, actor string) error
+	NoteGuard(ctx context.Context, action, note, actor, tenant string) error
 	// RevokeApproval marks an approval revoked at at by actor (its
 	// RevokedBy) and returns it.
 	RevokeApproval(ctx context.Context, id, reason, actor string, at time.Time) (*approvals.Approval, error)

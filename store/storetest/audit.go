@@ -107,8 +107,8 @@ func (x suite) guardChangesAreLinkedEventsOfNoApproval(t *testing.T) {
 	s, _ := x.fresh(t)
 	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", nil))
 	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "globex"), "admin", nil))
-	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1"))
-	if err := s.NoteGuard(ctx, audit.ActionApprovalCreated, "x", "impact-guard@gk1"); err == nil {
+	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1", ""))
+	if err := s.NoteGuard(ctx, audit.ActionApprovalCreated, "x", "impact-guard@gk1", ""); err == nil {
 		t.Fatal("a guard note with an approval's own action was stored")
 	}
 	evs, err := s.Audit(ctx, audit.Query{Kind: "approval", Limit: 10})

@@ -30,13 +30,13 @@ type Event struct {
 	ID string `json:"id"`
 	// Seq, Prev and Hash link the event into its kind's chain (see
 	// chain.go); events from before the chains began have none.
-	Seq      int64               `json:"seq,omitempty"`
-	Prev     string              `json:"prev,omitempty"`
-	Hash     string              `json:"hash,omitempty"`
-	Time     time.Time           `json:"time"`
-	Action   string              `json:"action"`
-	Actor    string              `json:"actor,omitempty"`
-	Note     string              `json:"note,omitempty"`
+	Seq    int64     `json:"seq,omitempty"`
+	Prev   string    `json:"prev,omitempty"`
+	Hash   string    `json:"hash,omitempty"`
+	Time   time.Time `json:"time"`
+	Action string    `json:"action"`
+	Actor  string    `json:"actor,omitempty"`
+	Note   string    `json:"note,omitempty"`
 	// Tenant is, on an impact guard's change, the tenant whose tests it
 	// moved on that tenant's own stress ("" for every test).
 	Tenant   string              `json:"tenant,omitempty"`

@@ -73,3 +73,23 @@ func (c *calm) learn(latency time.Duration) {
 
 // forget drops what was learnt (a tested tenant's group given to another).
 func (c *calm) forget() { *c = calm{samples: c.samples[:0]} }
+
+// stressOf is the stress a latency is to the group: 0 within its calm and
+// jitter, 1 at the slack severe stress allows over them (the jitter
+// counting at most half of it); 0 before any calm is learnt.
+func (c *calm) stressOf(latency time.Duration, s *Settings) float64 {
+	if c.baseline == 0 {
+		return 0
+	}
+	slack := max(time.Duration((s.Latency-1)*float64(c.baseline)), MinSlack)
+	noise := min(c.noise, slack/4)
+	return max(0, float64(latency-c.baseline-noise)) / float64(slack)
+}
+
+// ratio is latency as a multiple of the calm (1 before any is learnt).
+func (c *calm) ratio(latency time.Duration) float64 {
+	if c.baseline == 0 {
+		return 1
+	}
+	return float64(latency) / float64(c.baseline)
+}

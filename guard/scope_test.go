@@ -83,9 +83,9 @@ func TestOneTenantsOwnStressStaysWithItsTests(t *testing.T) {
 			if r.State != Full || len(r.Tenants) != 1 || r.Tenants[0].Tenant != "slowco" || !strings.HasPrefix(r.Tenants[0].Why, "slowco's own answers: ") {
 				t.Errorf("report %+v: want the platform full and slowco's tests held back on its own answers", r)
 			}
-			drive(g, &now, 20*time.Second, calmVisitors, slowco(true))
+			drive(g, &now, 30*time.Second, calmVisitors, slowco(true))
 			if f := g.FactorFor("slowco"); f != 1 {
-				t.Errorf("20 s after slowco is calm again its tests are at %.2f", f)
+				t.Errorf("30 s after slowco is calm again its tests are at %.2f", f)
 			}
 		})
 	}
@@ -256,5 +256,31 @@ func TestFailuresMustComeFromSeveralSources(t *testing.T) {
 	drive(g, &now, 2*time.Second, everyone)
 	if g.Factor() != 0 {
 		t.Errorf("a third of every tenant's visitors failing: factor %.2f, want paused", g.Factor())
+	}
+}
+
+// One tenant slow and another failing are two tenants' own troubles: the
+// platform's factor stays 1.
+func TestASlowTenantAndAFailingOneAreNotThePlatform(t *testing.T) {
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	g, now := New(Settings{}, start), start
+	unwell := func(good bool) traffic {
+		return func(n int, at time.Time) []Answer {
+			var out []Answer
+			for i := range 8 {
+				slow := Answer{At: at, Took: 10 * time.Millisecond, Tenant: "slowco", Source: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})}
+				failing := Answer{At: at, Took: 10 * time.Millisecond, Tenant: "flaky", Source: netip.AddrFrom4([4]byte{192, 0, 3, byte(i)})}
+				if !good {
+					slow.Took, failing.Failed = 900*time.Millisecond, (n+i)%10 == 0
+				}
+				out = append(out, slow, failing)
+			}
+			return out
+		}
+	}
+	drive(g, &now, 20*time.Second, calmVisitors, unwell(true))
+	drive(g, &now, 20*time.Second, calmVisitors, unwell(false))
+	if g.Factor() != 1 {
+		t.Errorf("a slow tenant and a failing one moved every test to %.2f (%s)", g.Factor(), g.Report().Why)
 	}
 }

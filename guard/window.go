@@ -23,16 +23,21 @@ const (
 	// minSamples: fewer answers than this in a group's window say nothing
 	// of it.
 	minSamples = 8
-	// quantile is the latency the guard steers by: the median of a
-	// group's answers in the window. A platform's load moves the median
-	// of everyone's answers with its tail (queueing delays them all), and
-	// what the policy's figures bound, others' p99 over a test, follows
-	// it. Unlike the tail, the median cannot be moved by a minority of
-	// the answers: with each source weighing one answer a tick, a few
-	// slow sources, or a few sending many fast requests, leave it where
-	// the many put it. (The 90th percentile, steered by before, moved
-	// with one source in ten.)
-	quantile = 0.50
+	// tail is the latency the guard steers by when slow answers are
+	// spread over many sources (spread): the 90th percentile of a
+	// group's answers, which moves with the first queueing on the
+	// platform (everyone's answers wait) while the median still holds
+	// still. A few sources, though, can make a tenth of the answers;
+	// when the slow answers come from few sources the guard steers by
+	// body, the 75th percentile, which they cannot move.
+	tail = 0.90
+	body = 0.75
+	// minSpread is the fewest sources the slow or failed answers of a
+	// window must come from for them to say anything of the platform,
+	// and spreadShare the least share of the sources seen (both counted
+	// in 64-bit maps of hashed sources).
+	minSpread   = 3
+	spreadShare = 0.1
 )
 
 // slot counts the answers of one tick, per group, in stripes
@@ -41,9 +46,10 @@ const (
 type slot struct {
 	tick   atomic.Int64
 	groups [groups][stripe.N]tally
-	// failing has, for each group, a bit per source that had a failed
-	// answer (sources hashed to 64 bits).
-	failing [groups]atomic.Uint64
+	// failing, slow and seen have, for each group, a bit per source
+	// (hashed to 64 bits) that had a failed answer, a slow one (slower
+	// than the group's slowAbove), any.
+	failing, slow, seen [groups]atomic.Uint64
 }
 
 // tally is one stripe's counts of one group in a slot. Which sources
@@ -86,6 +92,8 @@ func (r *ring) clear(t int64) {
 	}
 	for gr := range sl.failing {
 		sl.failing[gr].Store(0)
+		sl.slow[gr].Store(0)
+		sl.seen[gr].Store(0)
 	}
 	sl.tick.Store(t)
 }
@@ -95,24 +103,49 @@ func (r *ring) clear(t int64) {
 // answers' latency at the quantile.
 type measurement struct {
 	n, failed, tests uint32
-	latency          time.Duration
-	// failing is about how many sources had a failed answer.
-	failing int
+	// latency is the tail's latency when the slow answers are spread
+	// over sources, the body's otherwise; bodyLatency the body's.
+	latency, bodyLatency time.Duration
+	// failing, slow and seen have a bit for each source (hashed) that had
+	// a failed answer, a slow one, any.
+	failing, slow, seen uint64
+	// counts is the latency histogram.
+	counts [buckets]uint32
+}
+
+// spread reports whether the answers of the sources in some (a subset of
+// seen) come from enough sources to say something of the platform.
+func spread(some, seen uint64) bool {
+	n := bits.OnesCount64(some)
+	return n >= minSpread && float64(n) >= spreadShare*float64(bits.OnesCount64(seen))
+}
+
+// quantileOf is the latency at quantile q of the histogram counts of n
+// answers.
+func quantileOf(counts *[buckets]uint32, n uint32, q float64) time.Duration {
+	rank := uint32(math.Ceil(q * float64(n)))
+	var seen uint32
+	for i, c := range counts {
+		if seen += c; seen >= rank {
+			return upper(i)
+		}
+	}
+	return 0
 }
 
 // measure sums, for each group, the window of whole ticks before cur.
 func (r *ring) measure(cur int64, out *[groups]measurement) {
-	var counts [buckets]uint32
 	for gr := range out {
-		m := measurement{}
-		clear(counts[:])
-		var failing uint64
+		m := &out[gr]
+		*m = measurement{}
 		for t := cur - window; t < cur; t++ {
 			sl := &r[((t%slots)+slots)%slots]
 			if sl.tick.Load() != t {
 				continue
 			}
-			failing |= sl.failing[gr].Load()
+			m.failing |= sl.failing[gr].Load()
+			m.slow |= sl.slow[gr].Load()
+			m.seen |= sl.seen[gr].Load()
 			for i := range sl.groups[gr] {
 				c := &sl.groups[gr][i]
 				if c.total.Load() == 0 && c.tests.Load() == 0 {
@@ -121,23 +154,17 @@ func (r *ring) measure(cur int64, out *[groups]measurement) {
 				m.n += c.total.Load()
 				m.failed += c.failed.Load()
 				m.tests += c.tests.Load()
-				for b := range counts {
-					counts[b] += c.latency[b].Load()
+				for b := range m.counts {
+					m.counts[b] += c.latency[b].Load()
 				}
 			}
 		}
-		m.failing = bits.OnesCount64(failing)
 		if m.n > 0 {
-			rank := uint32(math.Ceil(quantile * float64(m.n)))
-			var seen uint32
-			for i, c := range counts {
-				if seen += c; seen >= rank {
-					m.latency = upper(i)
-					break
-				}
+			m.bodyLatency, m.latency = quantileOf(&m.counts, m.n, body), quantileOf(&m.counts, m.n, body)
+			if spread(m.slow, m.seen) {
+				m.latency = quantileOf(&m.counts, m.n, tail)
 			}
 		}
-		out[gr] = m
 	}
 }
 

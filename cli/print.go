@@ -199,7 +199,7 @@ func guardSummary(r guard.Report) string {
 		out += fmt.Sprintf(" (since %s)", r.Since.UTC().Format(time.RFC3339))
 	}
 	if r.CalmMS > 0 {
-		out += fmt.Sprintf("; others' calm median %.0f ms", r.CalmMS)
+		out += fmt.Sprintf("; others' calm %.0f ms", r.CalmMS)
 	}
 	return out
 }

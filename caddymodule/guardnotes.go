@@ -92,14 +92,20 @@ func (n *guardNotes) take() map[string]guardChange {
 }
 
 // putBack keeps c, tenant's change, for the next write unless a newer one
-// came meanwhile.
+// came meanwhile, and wakes the writer.
 func (n *guardNotes) putBack(tenant string, c guardChange) {
+	n.keep(tenant, c)
+	n.signal()
+}
+
+// keep keeps c, tenant's change, for the next look without waking the
+// writer, unless a newer one came meanwhile.
+func (n *guardNotes) keep(tenant string, c guardChange) {
 	n.mu.Lock()
 	if _, newer := n.pending[tenant]; !newer {
 		n.pending[tenant] = c
 	}
 	n.mu.Unlock()
-	n.signal()
 }
 
 // run writes the changes note hands over until ctx ends. A change that
@@ -107,15 +113,22 @@ func (n *guardNotes) putBack(tenant string, c guardChange) {
 // one replaced it.
 func (n *guardNotes) run(ctx context.Context) {
 	written := map[string]guard.State{} // by tenant; tests start at full rate
+	idle := time.NewTicker(time.Second)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.wake:
+		case <-idle.C: // a change kept while no approval was active
 		}
 		wrote := false
 		for tenant, c := range n.take() {
-			if c.to == written[tenant] || !n.active() {
+			if c.to == written[tenant] {
+				continue
+			}
+			if !n.active() {
+				n.keep(tenant, c) // an approval that opens later is told where the guard stands
 				continue
 			}
 			wctx, cancel := context.WithTimeout(ctx, guardNoteTimeout)

@@ -202,3 +202,26 @@ func TestReportFindsTheRevokerOfAnOlderRecord(t *testing.T) {
 		t.Fatalf("report of an older revoked record: revoked_by %q, want admin@127.0.0.1 from its event", rep.RevokedBy)
 	}
 }
+
+// A change made while no approval is active is not lost: an approval that
+// opens later has the guard's state recorded in its window.
+func TestGuardChangeBeforeAnApprovalIsRecordedWhenOneOpens(t *testing.T) {
+	c := startCaddy(t, fileStore(t))
+	st := current.Load().state
+	st.guardNotes.note("", guard.Paused, "other tenants' p90 3.0 × calm")
+	time.Sleep(1500 * time.Millisecond) // the writer looks once a second
+	if evs := guardEvents(t, st); len(evs) != 0 {
+		t.Fatalf("recorded with no approval active: %+v", evs)
+	}
+	register(c, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(guardEvents(t, st)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the guard's pause was never recorded once an approval opened")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if evs := guardEvents(t, st); evs[0].Action != audit.ActionApprovalPaused {
+		t.Errorf("recorded %+v, want the pause", evs[0])
+	}
+}

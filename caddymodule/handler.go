@@ -174,7 +174,7 @@ func (h *Handler) observe(r *http.Request, x *exchange, a answered, err error) {
 	if err != nil {
 		status = errorStatus(err, status)
 	}
-	h.app.state.guard.Observe(x.stripe, guard.Answer{At: a.head, Took: a.took, Failed: status >= 500 && status != policy.StatusClientClosed,
+	h.app.state.guard.Observe(x.stripe, guard.Answer{At: a.head, Took: a.took, Failed: status >= 500 && status != policy.StatusClientClosed && !a.clientFailed,
 		Tenant: approvals.TenantKey(x.in.Access.Tenant), Source: x.in.Access.IP})
 	if x.d.Observe {
 		h.detector.ObserveRequest(r, x.in.Access.IP, status, &x.d.Detection.Result)
@@ -433,6 +433,9 @@ type answered struct {
 	status int
 	head   time.Time
 	took   time.Duration
+	// clientFailed: reading the request's body failed, so a 5xx is the
+	// client's doing, not the platform's.
+	clientFailed bool
 }
 
 // serveNext hands r to next, decided at decided, and notes its answer.
@@ -457,6 +460,7 @@ func serveNext(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d
 		a.head = time.Now() // no head yet: an error's, written after this
 	}
 	from := decided
+	a.clientFailed = body != nil && body.broken.Load()
 	if body != nil {
 		if last := time.Unix(0, body.last.Load()); last.After(from) {
 			from = last
@@ -467,16 +471,21 @@ func serveNext(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, d
 }
 
 // bodyClock is a request body that notes when the client's last bytes
-// were read.
+// were read, and whether the client broke it off (a body shorter than it
+// said, a malformed chunk): the proxy's 502 then is the client's doing.
 type bodyClock struct {
 	io.ReadCloser
-	last atomic.Int64 // Unix nanoseconds
+	last   atomic.Int64 // Unix nanoseconds
+	broken atomic.Bool
 }
 
 func (b *bodyClock) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 || err == io.EOF {
 		b.last.Store(time.Now().UnixNano())
+	}
+	if err != nil && err != io.EOF {
+		b.broken.Store(true)
 	}
 	return n, err
 }
@@ -505,6 +514,15 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 		s.status, s.head = http.StatusOK, time.Now()
 	}
 	return s.ResponseWriterWrapper.Write(b)
+}
+
+// ReadFrom is io.Copy's way in, which skips Write: the head is written
+// before the first byte.
+func (s *statusRecorder) ReadFrom(r io.Reader) (int64, error) {
+	if s.status == 0 {
+		s.status, s.head = http.StatusOK, time.Now()
+	}
+	return s.ResponseWriterWrapper.ReadFrom(r)
 }
 
 // Interface guards

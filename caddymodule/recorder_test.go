@@ -106,3 +106,35 @@ func (s slowReader) Read(p []byte) (int, error) {
 	time.Sleep(s.wait)
 	return copy(p, s.text), io.EOF
 }
+
+// A handler that copies its answer with io.Copy (ReadFrom, no Write) has
+// its head timed before the copy; a body the client broke off marks the
+// answer as the client's failure.
+func TestServeNextTimesCopiesAndBlamesBrokenBodies(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+			_, err := io.Copy(w, slowReader{"answer", time.Second}) // the client reads slowly
+			return err
+		})
+		start := time.Now()
+		a, err := serveNext(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), next, start)
+		if err != nil || a.status != http.StatusOK || a.took != 0 {
+			t.Errorf("copied answer: status %d, took %s, err %v; want 200 timed at its head", a.status, a.took, err)
+		}
+		broken := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			if _, err := io.ReadAll(r.Body); err != nil {
+				w.WriteHeader(http.StatusBadGateway)
+			}
+			return nil
+		})
+		r := httptest.NewRequest("POST", "/", io.MultiReader(strings.NewReader("half"), iotestErr{}))
+		if a, _ := serveNext(httptest.NewRecorder(), r, broken, time.Now()); a.status != http.StatusBadGateway || !a.clientFailed {
+			t.Errorf("a body broken off: status %d, clientFailed %v; want 502 blamed on the client", a.status, a.clientFailed)
+		}
+	})
+}
+
+// iotestErr is a body the client broke off.
+type iotestErr struct{}
+
+func (iotestErr) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }

@@ -12,11 +12,11 @@ import (
 //
 // What is learnt is bounded so that a few sources or tenants cannot teach
 // the guard a slow calm:
-//   - each source weighs at most one answer a tick in any window
-//     (sourceSlots), so a slow or a very fast source barely moves a
-//     window's p90;
-//   - each group learns its own calm, and only a majority of groups moves
-//     the platform's stress (Guard.vote);
+//   - each source weighs about one answer a tick (Guard.sampled), and a
+//     window's tail (p90) is learnt only when no answer was slow or the
+//     slow ones came from many sources; its body (p75) always;
+//   - each group learns its own calm, and the platform's stress leaves
+//     out the most stressed quarter of the groups (Guard.vote);
 //   - for its first warmUp windows a group's calm is the lower quartile of
 //     what it saw, not the median: slow bursts must fill three windows in
 //     four, from the first second, to raise it;
@@ -25,7 +25,7 @@ import (
 //     up very slowly, so that a stress that lasts is still stress at its
 //     end: 0.01 % a tick is 13 % in 5 minutes;
 //   - the jitter the group shows on its own (noise) counts as calm only up
-//     to half the slack severe stress allows.
+//     to a quarter of the slack severe stress allows.
 const (
 	calmSamples  = 120
 	warmUp       = 40
@@ -35,7 +35,7 @@ const (
 
 // calm is what one group has learnt of its calm.
 type calm struct {
-	baseline time.Duration   // the calm latency (p90); 0 until learnt
+	baseline time.Duration   // the calm latency (of the tail, or of the body); 0 until learnt
 	samples  []time.Duration // the last calmSamples windows' latency, oldest first
 	learned  int             // windows learnt from, ever
 	// noise is how far calm windows rise above the baseline on their own

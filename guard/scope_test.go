@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -174,7 +175,7 @@ func TestLearntJitterIsCapped(t *testing.T) {
 	}
 	gs := groupState{calm: c}
 	s := Settings{}.WithDefaults()
-	m := measurement{n: 40, latency: 60 * time.Millisecond}
+	m := measurement{n: 40, tailLatency: 60 * time.Millisecond, trusted: true}
 	if stress, why := gs.stressOf(&m, &s); stress < 1 {
 		t.Errorf("a p90 of 60 ms against a calm of %s learnt with a third of slow windows: stress %.2f (%s), want severe", c.baseline, stress, why)
 	}
@@ -282,5 +283,49 @@ func TestASlowTenantAndAFailingOneAreNotThePlatform(t *testing.T) {
 	drive(g, &now, 20*time.Second, calmVisitors, unwell(false))
 	if g.Factor() != 1 {
 		t.Errorf("a slow tenant and a failing one moved every test to %.2f (%s)", g.Factor(), g.Report().Why)
+	}
+}
+
+// One client is one source to the guard however it spreads: 300 /64s of
+// one IPv6 /48 sending slow answers to four host names of their own move
+// nothing, and neither does an IPv4 client at three answers a tick.
+func TestOneClientIsOneSourceHoweverItSpreads(t *testing.T) {
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	g, now := New(Settings{}, start), start
+	drive(g, &now, 20*time.Second, calmVisitors)
+	client := func(n int, at time.Time) []Answer {
+		var out []Answer
+		for i := range 300 {
+			src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, byte(i >> 8), byte(i), 15: 1})
+			out = append(out, Answer{At: at, Took: 500 * time.Millisecond, Tenant: fmt.Sprintf("x%d.attacker.example", i%4), Source: src})
+		}
+		for range 3 {
+			out = append(out, Answer{At: at, Took: 500 * time.Millisecond, Tenant: fmt.Sprintf("x%d.attacker.example", n%4), Source: netip.MustParseAddr("198.51.100.7")})
+		}
+		return out
+	}
+	drive(g, &now, 10*time.Second, calmVisitors, client)
+	if g.Factor() != 1 {
+		t.Errorf("one client moved every test to %.2f (%s)", g.Factor(), g.Report().Why)
+	}
+}
+
+// An answer whose head was written longer ago than the ring reaches (a
+// stream, a long download) is not counted now.
+func TestOldAnswersAreNotCountedNow(t *testing.T) {
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	g, now := New(Settings{}, start), start
+	drive(g, &now, 20*time.Second, calmVisitors)
+	old := func(_ int, at time.Time) []Answer {
+		var out []Answer
+		for i := range 48 {
+			a := answer(i+100, at.Add(-time.Minute), 5*time.Second, true)
+			out = append(out, a)
+		}
+		return out
+	}
+	drive(g, &now, 5*time.Second, calmVisitors, old)
+	if g.Factor() != 1 {
+		t.Errorf("answers headed a minute ago moved every test to %.2f (%s)", g.Factor(), g.Report().Why)
 	}
 }

@@ -13,9 +13,10 @@ type Settings struct {
 	// Off turns the guard off: approved tests keep their approved rate
 	// whatever other tenants see.
 	Off bool `json:"off,omitempty"`
-	// Latency is how many times their calm latency other tenants' median
-	// latency may reach (or their calm plus MinSlack, whichever is more)
-	// before approved tests pause; they yield well before. Default 2.
+	// Latency is how many times their calm latency other tenants' latency
+	// (p90, or p75 while only a few sources are slow) may reach (or their
+	// calm plus MinSlack, whichever is more) before approved tests pause;
+	// they yield well before. Default 2.
 	Latency float64 `json:"latency,omitempty"`
 	// Errors is the share of other tenants' requests that may fail (5xx,
 	// timeouts) before approved tests pause. Default 0.05.

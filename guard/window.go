@@ -103,9 +103,11 @@ func (r *ring) clear(t int64) {
 // answers' latency at the quantile.
 type measurement struct {
 	n, failed, tests uint32
-	// latency is the tail's latency when the slow answers are spread
-	// over sources, the body's otherwise; bodyLatency the body's.
-	latency, bodyLatency time.Duration
+	// tailLatency and bodyLatency are the latency of the tail and of the
+	// body; trusted says whether the tail may be believed: no answer was
+	// slow, or the slow ones came from many sources (spread).
+	tailLatency, bodyLatency time.Duration
+	trusted                  bool
 	// failing, slow and seen have a bit for each source (hashed) that had
 	// a failed answer, a slow one, any.
 	failing, slow, seen uint64
@@ -160,10 +162,8 @@ func (r *ring) measure(cur int64, out *[groups]measurement) {
 			}
 		}
 		if m.n > 0 {
-			m.bodyLatency, m.latency = quantileOf(&m.counts, m.n, body), quantileOf(&m.counts, m.n, body)
-			if spread(m.slow, m.seen) {
-				m.latency = quantileOf(&m.counts, m.n, tail)
-			}
+			m.bodyLatency, m.tailLatency = quantileOf(&m.counts, m.n, body), quantileOf(&m.counts, m.n, tail)
+			m.trusted = m.slow == 0 || spread(m.slow, m.seen)
 		}
 	}
 }

@@ -238,7 +238,7 @@ func (c *countingBackend) Lease(ctx context.Context, a *approvals.Approval, want
 type yielding struct{ factor, floor float64 }
 
 func (y yielding) FactorFor(string) float64 { return y.factor }
-func (y yielding) Floor() float64  { return y.floor }
+func (y yielding) Floor() float64           { return y.floor }
 
 // No rate the limiter is asked to honour makes it wait for ever or ask the
 // store on every request: a test paused with no floor (factor 0, floor 0)

@@ -25,7 +25,7 @@ import (
 //     up very slowly, so that a stress that lasts is still stress at its
 //     end: 0.01 % a tick is 13 % in 5 minutes;
 //   - the jitter the group shows on its own (noise) counts as calm only up
-//     to a quarter of the slack severe stress allows.
+//     to half the slack severe stress allows.
 const (
 	calmSamples  = 120
 	warmUp       = 40
@@ -82,7 +82,7 @@ func (c *calm) stressOf(latency time.Duration, s *Settings) float64 {
 		return 0
 	}
 	slack := max(time.Duration((s.Latency-1)*float64(c.baseline)), MinSlack)
-	noise := min(c.noise, slack/4)
+	noise := min(c.noise, slack/2)
 	return max(0, float64(latency-c.baseline-noise)) / float64(slack)
 }
 

@@ -37,8 +37,8 @@ const MinSlack = 20 * time.Millisecond
 // The controller's set points, on the stress scale (1 = severe: tests pause).
 const (
 	// target is the stress the controller steers to while tests run: with
-	// the default latency 2x, others' latency about 11 % above calm (and a
-	// quarter of the slack for its own jitter), which keeps their p99
+	// the default latency 2x, others' latency about 11 % of the slack above calm (and
+	// up to half the slack for its own jitter), which keeps their p99
 	// inside 1.5 × calm with room to spare (0.15 left a millisecond or two
 	// in the end-to-end runs: docs/design.md).
 	target = 0.11

@@ -26,6 +26,15 @@ func calmVisitors(_ int, at time.Time) []Answer {
 	return out
 }
 
+// calmGuard is a guard that has seen 20 s of calm visitors, and the time
+// it is at.
+func calmGuard() (*Guard, time.Time) {
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	g, now := New(Settings{}, start), start
+	drive(g, &now, 20*time.Second, calmVisitors)
+	return g, now
+}
+
 // drive runs g for d from *now, a tick at a time, on the sum of ts.
 func drive(g *Guard, now *time.Time, d time.Duration, ts ...traffic) {
 	for end, n := now.Add(d), 0; now.Before(end); n++ {
@@ -96,9 +105,7 @@ func TestOneTenantsOwnStressStaysWithItsTests(t *testing.T) {
 // answers and whichever tenants they ask: each weighs one answer a tick.
 // And a source sending many fast requests does not dilute a real stress.
 func TestOneSourceWeighsOneAnswerATick(t *testing.T) {
-	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	g, now := New(Settings{}, start), start
-	drive(g, &now, 20*time.Second, calmVisitors)
+	g, now := calmGuard()
 	few := func(took time.Duration) traffic {
 		return func(n int, at time.Time) []Answer {
 			var out []Answer
@@ -232,9 +239,7 @@ func TestWatchKeepsGroupsWhileWatched(t *testing.T) {
 // platform: two sources whose every request fails, on every tenant, leave
 // the factor at 1; a third of every tenant's visitors failing pauses tests.
 func TestFailuresMustComeFromSeveralSources(t *testing.T) {
-	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	g, now := New(Settings{}, start), start
-	drive(g, &now, 20*time.Second, calmVisitors)
+	g, now := calmGuard()
 	two := func(_ int, at time.Time) []Answer {
 		var out []Answer
 		for i := range 16 {
@@ -290,9 +295,7 @@ func TestASlowTenantAndAFailingOneAreNotThePlatform(t *testing.T) {
 // one IPv6 /48 sending slow answers to four host names of their own move
 // nothing, and neither does an IPv4 client at three answers a tick.
 func TestOneClientIsOneSourceHoweverItSpreads(t *testing.T) {
-	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	g, now := New(Settings{}, start), start
-	drive(g, &now, 20*time.Second, calmVisitors)
+	g, now := calmGuard()
 	client := func(n int, at time.Time) []Answer {
 		var out []Answer
 		for i := range 300 {
@@ -313,9 +316,7 @@ func TestOneClientIsOneSourceHoweverItSpreads(t *testing.T) {
 // An answer whose head was written longer ago than the ring reaches (a
 // stream, a long download) is not counted now.
 func TestOldAnswersAreNotCountedNow(t *testing.T) {
-	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	g, now := New(Settings{}, start), start
-	drive(g, &now, 20*time.Second, calmVisitors)
+	g, now := calmGuard()
 	old := func(_ int, at time.Time) []Answer {
 		var out []Answer
 		for i := range 48 {

@@ -85,8 +85,8 @@ type Guard struct {
 	seed     maphash.Seed
 	ring     ring
 	// seen holds, for each source slot, the tick (plus one) it last had
-	// an answer in, how many it had then, and how many in the tick
-	// before: 32, 16 and 16 bits.
+	// an answer in, how many it had then, how many in the tick before
+	// and how many of them counted: 32, 12, 12 and 8 bits.
 	seen [sourceSlots]atomic.Uint64
 	// tested maps each watched tenant to its group.
 	tested atomic.Pointer[map[string]int]
@@ -253,28 +253,31 @@ func (g *Guard) sourceHash(src netip.Addr) uint64 {
 // tick t, counts: each source weighs about one answer a tick. A source
 // that had n answers in the tick before has each counted with a chance of
 // 1 in n, whichever finishes first (a first-come cap would keep the fast
-// answers of a source's parallel requests and drop the slow ones); one
-// that had none has its first perTick counted (one that was quiet and
-// floods now weighs perTick in its first tick, and then about one).
+// answers of a source's parallel requests and drop the slow ones), and
+// at most two; one that had none has its first perTick counted (one that
+// was quiet and floods now weighs perTick in its first tick, and then
+// about one).
 func (g *Guard) sampled(h uint64, t int64) bool {
 	e := &g.seen[h%sourceSlots]
 	v := e.Load()
-	mark, count, before := uint32(t)+1, uint16(v>>16), uint16(v)
+	mark := uint32(t) + 1
+	count, before, counted := uint32(v>>20)&0xfff, uint32(v>>8)&0xfff, uint32(v)&0xff
 	switch last := uint32(v >> 32); {
 	case last == mark:
-		count = min(count+1, math.MaxUint16)
+		count = min(count+1, 0xfff)
 	case last == mark-1:
-		count, before = 1, count
+		count, before, counted = 1, count, 0
 	case last > mark && last-mark < 1<<31:
 		return false // a later tick's already: an answer out of order does not reset it
 	default:
-		count, before = 1, 0
+		count, before, counted = 1, 0, 0
 	}
-	e.Store(uint64(mark)<<32 | uint64(count)<<16 | uint64(before))
-	if before == 0 {
-		return count <= perTick
+	take := counted < perTick && (before == 0 || counted < 2 && rand.Uint32N(before) == 0)
+	if take {
+		counted++
 	}
-	return rand.Uint32N(uint32(before)) == 0
+	e.Store(uint64(mark)<<32 | uint64(count)<<20 | uint64(before)<<8 | uint64(counted))
+	return take
 }
 
 // groupsOf is the shared group tenant's answers count in, and its own

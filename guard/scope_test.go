@@ -62,7 +62,7 @@ func TestOneTenantsOwnStressStaysWithItsTests(t *testing.T) {
 			return Answer{At: at, Took: 900 * time.Millisecond, Tenant: "slowco", Source: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})}
 		}},
 		{"failing", func(i int, at time.Time) Answer {
-			return Answer{At: at, Took: 10 * time.Millisecond, Failed: i%10 == 0, Tenant: "slowco", Source: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})}
+			return Answer{At: at, Took: 10 * time.Millisecond, Failed: i%5 == 0, Tenant: "slowco", Source: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})}
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -101,24 +101,31 @@ func TestOneTenantsOwnStressStaysWithItsTests(t *testing.T) {
 	}
 }
 
-// A few sources cannot move the platform's stress, however slow their
-// answers and whichever tenants they ask: each weighs one answer a tick.
-// And a source sending many fast requests does not dilute a real stress.
+// One source cannot move the platform's stress, however slow its answers
+// and whichever tenants it asks: it weighs about one answer a tick. And a
+// source sending many fast requests does not dilute a real stress.
 func TestOneSourceWeighsOneAnswerATick(t *testing.T) {
 	g, now := calmGuard()
 	few := func(took time.Duration) traffic {
 		return func(n int, at time.Time) []Answer {
 			var out []Answer
-			for i := range 200 { // 800 answers a second from two sources, on every tenant
+			for i := range 200 { // 800 answers a second from one source, on every tenant
 				tenant, _ := visitor(i)
-				out = append(out, Answer{At: at, Took: took, Tenant: tenant, Source: netip.AddrFrom4([4]byte{198, 51, 100, byte(i % 2)})})
+				out = append(out, Answer{At: at, Took: took, Tenant: tenant, Source: netip.AddrFrom4([4]byte{198, 51, 100, 1})})
 			}
 			return out
 		}
 	}
-	drive(g, &now, 10*time.Second, calmVisitors, few(2*time.Second))
-	if g.Factor() != 1 || g.Stress() > target {
-		t.Errorf("two slow sources moved the platform: stress %.2f, factor %.2f (%s)", g.Stress(), g.Factor(), g.Report().Why)
+	// The first tick of a flood counts four answers of each source (they
+	// were quiet); after that, about one a tick, and the stress holds.
+	drive(g, &now, time.Second, calmVisitors, few(2*time.Second))
+	worst := 0.0
+	for range 36 {
+		drive(g, &now, TickEvery, calmVisitors, few(2*time.Second))
+		worst = max(worst, g.Stress())
+	}
+	if worst >= 1 {
+		t.Errorf("one slow source moved the platform: stress up to %.2f, factor %.2f (%s)", worst, g.Factor(), g.Report().Why)
 	}
 	stressed := func(_ int, at time.Time) []Answer {
 		var out []Answer
@@ -129,7 +136,7 @@ func TestOneSourceWeighsOneAnswerATick(t *testing.T) {
 	}
 	drive(g, &now, 2*time.Second, stressed, few(time.Millisecond))
 	if g.Stress() < 1 {
-		t.Errorf("two fast sources diluted the others' 20 × calm: stress %.2f", g.Stress())
+		t.Errorf("one fast source diluted the others' 20 × calm: stress %.2f", g.Stress())
 	}
 }
 
@@ -295,21 +302,35 @@ func TestASlowTenantAndAFailingOneAreNotThePlatform(t *testing.T) {
 // one IPv6 /48 sending slow answers to four host names of their own move
 // nothing, and neither does an IPv4 client at three answers a tick.
 func TestOneClientIsOneSourceHoweverItSpreads(t *testing.T) {
-	g, now := calmGuard()
-	client := func(n int, at time.Time) []Answer {
-		var out []Answer
-		for i := range 300 {
-			src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, byte(i >> 8), byte(i), 15: 1})
-			out = append(out, Answer{At: at, Took: 500 * time.Millisecond, Tenant: fmt.Sprintf("x%d.attacker.example", i%4), Source: src})
-		}
-		for range 3 {
-			out = append(out, Answer{At: at, Took: 500 * time.Millisecond, Tenant: fmt.Sprintf("x%d.attacker.example", n%4), Source: netip.MustParseAddr("198.51.100.7")})
-		}
-		return out
-	}
-	drive(g, &now, 10*time.Second, calmVisitors, client)
-	if g.Factor() != 1 {
-		t.Errorf("one client moved every test to %.2f (%s)", g.Factor(), g.Report().Why)
+	for name, client := range map[string]traffic{
+		"a /48's /64s": func(_ int, at time.Time) []Answer {
+			var out []Answer
+			for i := range 300 {
+				src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, byte(i >> 8), byte(i), 15: 1})
+				out = append(out, Answer{At: at, Took: 500 * time.Millisecond, Tenant: fmt.Sprintf("x%d.attacker.example", i%4), Source: src})
+			}
+			return out
+		},
+		"an IPv4 address": func(n int, at time.Time) []Answer {
+			var out []Answer
+			for i := range 3 {
+				out = append(out, Answer{At: at, Took: 500 * time.Millisecond, Tenant: fmt.Sprintf("x%d.attacker.example", (n+i)%4), Source: netip.MustParseAddr("198.51.100.7")})
+			}
+			return out
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g, now := calmGuard()
+			drive(g, &now, time.Second, calmVisitors, client) // its first tick counts four
+			worst := 0.0
+			for range 36 {
+				drive(g, &now, TickEvery, calmVisitors, client)
+				worst = max(worst, g.Stress())
+			}
+			if worst >= 1 {
+				t.Errorf("one client moved the platform's stress up to %.2f, factor %.2f (%s)", worst, g.Factor(), g.Report().Why)
+			}
+		})
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"cmp"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -175,6 +176,7 @@ func New(s Settings, epoch time.Time) *Guard {
 	for i := range g.group {
 		g.group[i].reset()
 	}
+	g.seenTenants.Store(&map[uint64]int{})
 	g.ring.init()
 	return g
 }
@@ -290,13 +292,12 @@ func (g *Guard) groupsOf(tenant string) (shared, own int) {
 		}
 	}
 	h := maphash.String(g.seed, tenant)
-	if m := g.seenTenants.Load(); m != nil {
-		if i, ok := (*m)[h]; ok {
-			return i, own
-		}
-		if len(*m) >= assigned {
-			return int(h % hashedGroups), own
-		}
+	seen := *g.seenTenants.Load()
+	if i, ok := seen[h]; ok {
+		return i, own
+	}
+	if len(seen) >= assigned {
+		return int(h % hashedGroups), own
 	}
 	return g.assign(h), own
 }
@@ -307,26 +308,14 @@ func (g *Guard) groupsOf(tenant string) (shared, own int) {
 func (g *Guard) assign(h uint64) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	old := g.seenTenants.Load()
-	if old != nil {
-		if i, ok := (*old)[h]; ok {
-			return i
-		}
+	old := *g.seenTenants.Load()
+	if i, ok := old[h]; ok {
+		return i
 	}
-	m := make(map[uint64]int, len(ptrOr(old))+1)
-	for k, v := range ptrOr(old) {
-		m[k] = v
-	}
-	m[h] = len(m) % hashedGroups
+	m := maps.Clone(old)
+	m[h] = len(old) % hashedGroups
 	g.seenTenants.Store(&m)
 	return m[h]
-}
-
-func ptrOr(m *map[uint64]int) map[uint64]int {
-	if m == nil {
-		return nil
-	}
-	return *m
 }
 
 // Tested records, in stripe s, that a request of an approved test of

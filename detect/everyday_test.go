@@ -313,6 +313,45 @@ func TestPeopleBehindOneAddressShareTheFailureBuckets(t *testing.T) {
 	t.Logf("one browser doing the same is caught at request %d", n)
 }
 
+// An office opening the same page at the same moment: 40 people behind one
+// address, four browsers among them, each loading the page and its assets,
+// then a broken link of their own, every step taken by all of them before
+// the next. The browsers loaded pages before anything failed, so they are
+// already people when the broken links arrive together; one browser doing
+// the same alone is caught.
+func TestOfficeInLockstepIsNotCaught(t *testing.T) {
+	browsers := []string{firefox, chrome, safari, edge}
+	steps := []func(p int) visit{
+		func(int) visit { return visit{"GET", "/", "", 200, 0} },
+		func(int) visit { return visit{"GET", "/app.css", "", 200, 0} },
+		func(int) visit { return visit{"GET", "/app.js", "", 200, 0} },
+		func(int) visit { return visit{"GET", "/favicon.ico", "", 404, 0} },
+		func(p int) visit { return visit{"GET", fmt.Sprintf("/blog/old-post-%d", p), "", 404, 0} },
+		func(int) visit { return visit{"GET", "/app/dashboard", "", 200, 0} },
+		func(int) visit { return visit{"GET", "/apple-touch-icon.png", "", 404, 0} },
+	}
+	var office []visit
+	for _, step := range steps {
+		for p := range 40 {
+			v := step(p)
+			v.ua, v.after = browsers[p%len(browsers)], time.Millisecond
+			office = append(office, v)
+		}
+	}
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	d := newDetector(t, c)
+	if n, res := replay(d, c, netip.MustParseAddr("192.0.2.72"), office); n != 0 {
+		t.Fatalf("request %d of %d (%s) scored %v", n, len(office), office[n-1].target, res.Signals.Names())
+	}
+	alone := slices.Clone(office)
+	for i := range alone {
+		alone[i].ua = firefox
+	}
+	if n, _ := replay(d, c, netip.MustParseAddr("192.0.2.73"), alone); n == 0 {
+		t.Fatal("one browser with 40 broken links at once was never caught")
+	}
+}
+
 // A user-agent string is a client's word: a brute force that sends another
 // real browser's agent with every request, all of them failing, gets no
 // more room than one that keeps one agent.

@@ -34,7 +34,7 @@ func TestAgentSetCountsExactlyUpToItsSize(t *testing.T) {
 func TestSixBrowsersGetSixBrowsersRoom(t *testing.T) {
 	short := 0
 	for range 10_000 {
-		var st sourceState
+		st := sourceState{extra: 1} // a source that failed: the set holds its people besides the first
 		for range 6 {
 			st.sawAgent(rand.Uint64())
 		}
@@ -46,7 +46,7 @@ func TestSixBrowsersGetSixBrowsersRoom(t *testing.T) {
 		t.Fatalf("six browsers got less than six browsers' room for %d of 10 000 seeds", short)
 	}
 	t.Logf("six browsers short of room for %d of 10 000 seeds", short)
-	var alone sourceState
+	alone := sourceState{extra: 1}
 	var x extra
 	for range 100 {
 		x.cameBack(&alone, 0x2a2a2a2a2a2a2a2a) // a request, whose answer is a page
@@ -59,5 +59,38 @@ func TestSixBrowsersGetSixBrowsersRoom(t *testing.T) {
 	x.cameBack(&alone, 0x2a2a2a2a2a2a2a2a)
 	if alone.clients() != 2 {
 		t.Fatalf("a browser that came back after another counts as %v clients, want 2", alone.clients())
+	}
+}
+
+// Browsers that loaded pages at a source before anything failed there are
+// its people once something does: four browsers are four people, and none
+// of them counts again when it comes back; one browser is one person.
+func TestBrowsersBeforeTheFirstFailureArePeople(t *testing.T) {
+	browsers := []uint64{0x11 << 56, 0x22 << 56, 0x33 << 56, 0x44 << 56}
+	var sh shard
+	var office, alone sourceState
+	for range 3 {
+		for _, b := range browsers {
+			office.agents.add(b) // what credit notes of a page, before any failure
+		}
+		alone.agents.add(browsers[0])
+	}
+	if office.clients() != 4 || alone.clients() != 1 {
+		t.Fatalf("before any failure: office %v, alone %v people; want 4 and 1", office.clients(), alone.clients())
+	}
+	x := sh.sourceExtra(&office)
+	if office.clients() != 4 || !x.before.has(browsers[3]) {
+		t.Fatalf("at the first failure the office is %v people, want 4", office.clients())
+	}
+	for _, b := range append(browsers, browsers...) { // each loads a page and comes back after another
+		x.pending.add(b)
+		x.cameBack(&office, b)
+	}
+	if office.clients() != 4 {
+		t.Fatalf("browsers counted before and coming back: %v people, want 4", office.clients())
+	}
+	sh.sourceExtra(&alone)
+	if alone.clients() != 1 {
+		t.Fatalf("one browser that loaded pages before failing is %v people, want 1", alone.clients())
 	}
 }

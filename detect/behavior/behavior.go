@@ -237,6 +237,9 @@ func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, pr
 		st.probe++
 		st.slow++
 	}
+	if payload != 0 && factor <= 1 {
+		sh.sourceExtra(st) // before filter makes one
+	}
 	if payload != 0 && !t.filter(sh, st, now).seen(payload) {
 		st.payload++
 		st.slow++
@@ -308,7 +311,12 @@ func (t *Tracker) response(k *key, now uint32, h uint64, failed, static bool, w 
 		t.credit(sh, st, static, agent, tenant, network)
 		return
 	}
-	x := sh.extraOf(st)
+	var x *extra
+	if network {
+		x = sh.extraOf(st)
+	} else {
+		x = sh.sourceExtra(st)
+	}
 	x.failTenant = tenant
 	if x.lastAgent == 0 && !network {
 		x.lastAgent = wideFingerprint(agent) // the request that made the extra was not seen by cameBack

@@ -23,19 +23,46 @@ const (
 
 // clients is how many people st was seen with lately, 1 to maxAgents, for
 // the room in its failure buckets: the first, and each browser counted.
+// Until anything failed at a source, its set holds every browser that
+// loaded a page there, the first among them (see sourceExtra).
 func (st *sourceState) clients() float32 {
-	return float32(min(1+st.agents.len(), maxAgents))
+	others := st.agents.len()
+	if st.extra == 0 {
+		others = max(others-1, 0)
+	}
+	return float32(min(1+others, maxAgents))
 }
 
 // cameBack notes that a request of the browser whose hash is agent came
 // to st (whose extra x is): a browser that loaded a page here and comes
-// back after another browser's request is one more person.
+// back after another browser's request is one more person, unless it was
+// counted already for the pages it loaded before anything failed.
 func (x *extra) cameBack(st *sourceState, agent uint64) {
 	f := wideFingerprint(agent)
-	if f != x.lastAgent && x.pending.count(agent) {
+	if f != x.lastAgent && x.pending.count(agent) && !x.before.has(agent) {
 		st.agents.addNew(agent)
 	}
 	x.lastAgent = f
+}
+
+// sourceExtra is the extra of st, a source's state (not a network's),
+// made if need be. People behind one address who open the same page at
+// the same moment all load it before the first of their broken links
+// fails, and then fail together, before any of them could come back: so
+// until a source has an extra, every browser that loads a page there is
+// noted in st.agents (see credit), and when the extra is made they are
+// its people, the first and the others. A lone client that loaded pages
+// first is still one person; a scanner gains what loading a page and
+// coming back with each of its user agents would give it anyway.
+func (sh *shard) sourceExtra(st *sourceState) *extra {
+	if st.extra != 0 {
+		return sh.existingExtra(st)
+	}
+	before := st.agents
+	st.agents.dropOne() // the first person, counted apart
+	x := sh.extraOf(st)
+	x.before = before
+	return x
 }
 
 // credit counts a successful answer under st, to the tenant whose
@@ -53,7 +80,10 @@ func (x *extra) cameBack(st *sourceState, agent uint64) {
 func (t *Tracker) credit(sh *shard, st *sourceState, static bool, agent uint64, tenant uint32, network bool) {
 	x := sh.existingExtra(st)
 	if x == nil {
-		return // nothing failed: nothing to earn back, no one to count
+		if agent != 0 && !static && !network {
+			st.agents.add(agent) // one of the people, should anything fail (see sourceExtra)
+		}
+		return // nothing failed: nothing to earn back
 	}
 	if agent != 0 && !static {
 		x.pending.add(agent)

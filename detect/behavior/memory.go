@@ -140,6 +140,9 @@ type extra struct {
 	// fingerprint of the last request's browser (see cameBack).
 	pending   pendingAgents
 	lastAgent uint32
+	// before are the browsers that loaded a page before the extra was
+	// made, counted then (see sourceExtra).
+	before agentSet
 	// polled are fingerprints of the last paths that failed: asking for
 	// one of them again (a monitor polling a removed URL) is not scanning,
 	// and the long window's bucket counts it once.
@@ -289,7 +292,7 @@ func (m *Memory) Offence(src netip.Addr, forgetAfter time.Duration) int {
 	k := m.key(src)
 	sh, st := m.locked(&k, now)
 	defer sh.mu.Unlock()
-	x := sh.extraOf(st)
+	x := sh.sourceExtra(st)
 	if x.offences > 0 && now-x.lastOffence > uint32(forgetAfter.Milliseconds()) {
 		x.offences = 0
 	}

@@ -14,9 +14,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/customernode/gatekeeper/api"
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
-	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/detect/campaign"
@@ -140,18 +140,18 @@ func (a *App) Approval(ctx context.Context, id string) (*approvals.Approval, err
 }
 
 // Report is the close-out report of approval id.
-func (a *App) Report(ctx context.Context, id string) (adminapi.Report, error) {
+func (a *App) Report(ctx context.Context, id string) (api.Report, error) {
 	st := a.Syncer().Store()
 	ap, err := st.Approval(ctx, id)
 	if err != nil {
-		return adminapi.Report{}, err
+		return api.Report{}, err
 	}
 	hist, err := st.History(ctx, id)
 	if err != nil {
-		return adminapi.Report{}, err
+		return api.Report{}, err
 	}
 	p := ap.Public(now())
-	rep := adminapi.Report{
+	rep := api.Report{
 		ID: p.ID, Tenant: p.Tenant, Status: p.Status, ApprovalRef: p.ApprovalRef,
 		NotBefore: p.NotBefore, NotAfter: p.NotAfter, MaxRPS: p.MaxRPS, Burst: p.Burst, MaxRequests: p.MaxRequests,
 		Usage: p.Usage, FirstSeen: hist.FirstSeen, Hours: hist.Hours,
@@ -172,15 +172,15 @@ const maxYields = 10_000
 
 // yielded lists, oldest first, the impact guard's changes while ap was in
 // force (from its window's start to its end or revocation).
-func (a *App) yielded(ctx context.Context, ap *approvals.Approval) []adminapi.Yield {
+func (a *App) yielded(ctx context.Context, ap *approvals.Approval) []api.Yield {
 	evs, err := a.Syncer().Store().Audit(ctx, audit.Yields(ap, maxYields))
 	if err != nil {
 		return nil
 	}
-	var out []adminapi.Yield
+	var out []api.Yield
 	for _, e := range slices.Backward(evs) {
 		if e.Yielded(ap) {
-			out = append(out, adminapi.Yield{At: e.Time, Action: e.Action, Why: e.Note, By: e.Actor})
+			out = append(out, api.Yield{At: e.Time, Action: e.Action, Why: e.Note, By: e.Actor})
 		}
 	}
 	return out
@@ -330,8 +330,8 @@ func (a *App) VerifyAudit(ctx context.Context, known ...audit.KnownHead) audit.V
 
 // Status is the store's health, the counts of approvals and bans, and the
 // audit chains' last check.
-func (a *App) Status(ctx context.Context) adminapi.Status {
-	var st adminapi.Status
+func (a *App) Status(ctx context.Context) api.Status {
+	var st api.Status
 	sy := a.Syncer()
 	st.Store.Kind = sy.Store().Kind()
 	st.Store.Description = a.Settings.Store.Describe()
@@ -346,9 +346,9 @@ func (a *App) Status(ctx context.Context) adminapi.Status {
 	st.Approvals, st.BansActive = snap.Counts(at)
 	st.Audit = a.state.audit.Last()
 	st.ImpactGuard = a.state.guard.Report()
-	st.Campaigns = []adminapi.Campaign{}
+	st.Campaigns = []api.Campaign{}
 	for _, k := range a.state.campaigns.Campaigns(at) {
-		c := adminapi.Campaign{Tenant: k.Tenant, Kind: "probes"}
+		c := api.Campaign{Tenant: k.Tenant, Kind: "probes"}
 		if k.Shape != campaign.ProbeShape {
 			c.Kind, c.Shape = "shape", fmt.Sprintf("%016x", k.Shape)
 		}

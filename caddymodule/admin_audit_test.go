@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/customernode/gatekeeper/api"
 	"github.com/customernode/gatekeeper/audit"
-	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/customernode/gatekeeper/feed"
 )
 
@@ -37,7 +37,7 @@ func TestAdminAuditChainIsShownAndVerified(t *testing.T) {
 		v.Chains[0].Last.Seq != 3 || v.Chains[0].Last.Hash != events[1].Hash || v.Chains[1].Last.Seq != 1 {
 		t.Fatalf("POST audit/verify = %d %+v", code, v)
 	}
-	var st adminapi.Status
+	var st api.Status
 	c.do("GET", "/gatekeeper/status", nil, &st)
 	if st.Audit == nil || !st.Audit.OK || st.Audit.Chains[0].Last != v.Chains[0].Last {
 		t.Fatalf("status audit = %+v; want the last verification", st.Audit)

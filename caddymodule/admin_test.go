@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/goleak"
 
-	"github.com/customernode/gatekeeper/caddymodule/adminapi"
+	"github.com/customernode/gatekeeper/api"
 	"github.com/customernode/gatekeeper/internal/testredis"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
@@ -292,7 +292,7 @@ func TestAdminBansAndAudit(t *testing.T) {
 func TestAdminStatus(t *testing.T) {
 	c := startCaddy(t, fileStore(t))
 	c.do("POST", "/gatekeeper/approvals", validApproval(), nil)
-	var st adminapi.Status
+	var st api.Status
 	if code := c.do("GET", "/gatekeeper/status", nil, &st); code != 200 {
 		t.Fatalf("GET status = %d", code)
 	}
@@ -342,7 +342,7 @@ func TestAdminAnswers503WhileRedisIsDownAndWritesNothing(t *testing.T) {
 	if code := c.do("GET", "/gatekeeper/approvals", nil, &e); code != 503 {
 		t.Fatalf("GET with Redis down = %d, want 503", code)
 	}
-	var st adminapi.Status
+	var st api.Status
 	if c.do("GET", "/gatekeeper/status", nil, &st); st.Store.Up {
 		t.Fatalf("status says up with Redis down: %+v", st)
 	}

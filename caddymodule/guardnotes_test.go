@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/customernode/gatekeeper/api"
 	"github.com/customernode/gatekeeper/audit"
-	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/customernode/gatekeeper/guard"
 	"github.com/customernode/gatekeeper/internal/testredis"
 	"github.com/customernode/gatekeeper/internal/testutil"
@@ -80,7 +80,7 @@ func TestGuardFlappingWritesABoundedNumberOfEvents(t *testing.T) {
 	}
 	// Each approval's report lists the changes, which were made while it
 	// was active.
-	var rep adminapi.Report
+	var rep api.Report
 	c.do("GET", "/gatekeeper/approvals/"+ids[7]+"/report", nil, &rep)
 	if len(rep.Yielded) != len(evs) || rep.Yielded[len(evs)-1].Why != "flap 399" {
 		t.Fatalf("report yielded = %+v; want the %d guard events, oldest first", rep.Yielded, len(evs))
@@ -101,7 +101,7 @@ func TestReportFindsTheRevokerAfterManyGuardEvents(t *testing.T) {
 	for i := range 1100 {
 		testutil.NoError(t, db.NoteGuard(context.Background(), guardActions[guard.State(i%3)], "flapping", "impact-guard@gk1", ""))
 	}
-	var rep adminapi.Report
+	var rep api.Report
 	if code := c.do("GET", "/gatekeeper/approvals/"+ids[0]+"/report", nil, &rep); code != 200 {
 		t.Fatalf("GET report = %d", code)
 	}
@@ -196,7 +196,7 @@ func TestReportFindsTheRevokerOfAnOlderRecord(t *testing.T) {
 		t.Fatalf("the revoked record does not keep who revoked it: %s", rec)
 	}
 	testutil.NoError(t, rdb.HSet(context.Background(), "gatekeeper:{state}:approvals", id, older).Err())
-	var rep adminapi.Report
+	var rep api.Report
 	c.do("GET", "/gatekeeper/approvals/"+id+"/report", nil, &rep)
 	if rep.RevokedBy != "admin@127.0.0.1" {
 		t.Fatalf("report of an older revoked record: revoked_by %q, want admin@127.0.0.1 from its event", rep.RevokedBy)

@@ -7,8 +7,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/customernode/gatekeeper/api"
 	"github.com/customernode/gatekeeper/approvals"
-	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/spf13/cobra"
 )
 
@@ -53,7 +53,7 @@ func approvalsCommand(cmd *cobra.Command) {
 		if err != nil || b == nil {
 			return err
 		}
-		var created adminapi.ApprovalCreated
+		var created api.ApprovalCreated
 		if err := json.Unmarshal(b, &created); err != nil {
 			return err
 		}

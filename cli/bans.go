@@ -3,7 +3,7 @@ package cli
 import (
 	"fmt"
 
-	"github.com/customernode/gatekeeper/caddymodule/adminapi"
+	"github.com/customernode/gatekeeper/api"
 	"github.com/spf13/cobra"
 )
 
@@ -26,7 +26,7 @@ func bansCommand(cmd *cobra.Command) {
 		ttl, _ := cmd.Flags().GetString("ttl")
 		reason, _ := cmd.Flags().GetString("reason")
 		c := newClient(cmd)
-		b, err := c.call("POST", "/gatekeeper/bans", adminapi.BanRequest{IP: args[0], TTL: ttl, Reason: reason})
+		b, err := c.call("POST", "/gatekeeper/bans", api.BanRequest{IP: args[0], TTL: ttl, Reason: reason})
 		if err != nil || b == nil {
 			return err
 		}

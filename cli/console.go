@@ -19,7 +19,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
-	"github.com/customernode/gatekeeper/caddymodule/adminapi"
+	"github.com/customernode/gatekeeper/api"
 	"github.com/spf13/cobra"
 )
 
@@ -150,29 +150,29 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	token, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	switch {
 	case !strings.EqualFold(r.Host, b.host):
-		adminapi.WriteError(w, http.StatusForbidden, fmt.Errorf("host not allowed: %s", r.Host))
+		api.WriteError(w, http.StatusForbidden, "host not allowed: "+r.Host)
 		return
 	case subtle.ConstantTimeCompare([]byte(token), []byte(b.token)) != 1:
-		adminapi.WriteError(w, http.StatusForbidden, errors.New("open the console with the URL `gatekeeper console` printed: its token is missing or wrong"))
+		api.WriteError(w, http.StatusForbidden, "open the console with the URL `gatekeeper console` printed: its token is missing or wrong")
 		return
 	case rest == "":
 		http.Redirect(w, r, "/"+b.token+"/gatekeeper/ui/", http.StatusFound)
 		return
 	case !strings.HasPrefix(rest, "gatekeeper/"):
-		adminapi.WriteError(w, http.StatusNotFound, fmt.Errorf("not found: /%s", rest))
+		api.WriteError(w, http.StatusNotFound, "not found: /"+rest)
 		return
 	}
 	if err := b.ownPage(r); err != nil {
-		adminapi.WriteError(w, http.StatusForbidden, err)
+		api.WriteError(w, http.StatusForbidden, err.Error())
 		return
 	}
 	target := b.base + "/" + rest
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, http.MaxBytesReader(w, r.Body, adminapi.MaxBodyBytes+1))
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, http.MaxBytesReader(w, r.Body, api.MaxBodyBytes+1))
 	if err != nil {
-		adminapi.WriteError(w, http.StatusBadRequest, err)
+		api.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	for _, h := range forwardedHeaders {
@@ -180,10 +180,10 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out.Header.Set(h, v)
 		}
 	}
-	out.Header.Set(adminapi.OnBehalfOfHeader, b.actor)
+	out.Header.Set(api.OnBehalfOfHeader, b.actor)
 	resp, err := b.client.Do(out)
 	if err != nil {
-		adminapi.WriteError(w, http.StatusBadGateway, fmt.Errorf("the admin API did not answer: %w", err))
+		api.WriteError(w, http.StatusBadGateway, "the admin API did not answer: "+err.Error())
 		return
 	}
 	defer resp.Body.Close()

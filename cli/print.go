@@ -8,9 +8,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/customernode/gatekeeper/api"
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
-	"github.com/customernode/gatekeeper/caddymodule/adminapi"
 	"github.com/customernode/gatekeeper/guard"
 )
 
@@ -80,7 +80,7 @@ func printApproval(w io.Writer, body []byte) error {
 }
 
 func printReport(w io.Writer, body []byte) error {
-	var r adminapi.Report
+	var r api.Report
 	if err := json.Unmarshal(body, &r); err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func printReport(w io.Writer, body []byte) error {
 	return tw.Flush()
 }
 
-func printCreated(w io.Writer, c adminapi.ApprovalCreated) error {
+func printCreated(w io.Writer, c api.ApprovalCreated) error {
 	fmt.Fprintf(w, "approval %s registered for tenant %s (%s)\n", c.ID, c.Tenant, c.Status)
 	fmt.Fprintf(w, "window %s, %g req/s (burst %d), %d requests in all\n", window(c.Approval), c.MaxRPS, c.Burst, c.MaxRequests)
 	if c.Token != "" {
@@ -152,7 +152,7 @@ func printBans(w io.Writer, body []byte) error {
 	return tw.Flush()
 }
 
-func printStatus(w io.Writer, st adminapi.Status) error {
+func printStatus(w io.Writer, st api.Status) error {
 	tw := table(w)
 	up := "up"
 	if !st.Store.Up {
@@ -267,7 +267,7 @@ func window(a *approvals.Approval) string {
 }
 
 // campaignSummary says in one line which campaigns are refused now.
-func campaignSummary(cs []adminapi.Campaign) string {
+func campaignSummary(cs []api.Campaign) string {
 	if len(cs) == 0 {
 		return "none"
 	}

@@ -3,7 +3,7 @@ package cli
 import (
 	"encoding/json"
 
-	"github.com/customernode/gatekeeper/caddymodule/adminapi"
+	"github.com/customernode/gatekeeper/api"
 	"github.com/spf13/cobra"
 )
 
@@ -17,7 +17,7 @@ func statusCommand(cmd *cobra.Command) {
 		if err != nil || b == nil {
 			return err
 		}
-		var st adminapi.Status
+		var st api.Status
 		if err := json.Unmarshal(b, &st); err != nil {
 			return err
 		}

@@ -3,8 +3,7 @@
 // status, the live feed, the console's files) and the
 // http.handlers.gatekeeper_console handler that serves the same to a site.
 // It works on a Backend, the running gatekeeper app, which Serve attaches;
-// its request and answer types are the API's wire format, which the CLI
-// shares.
+// its request and answer bodies are package api's, which the CLI shares.
 package adminapi
 
 import (
@@ -24,12 +23,11 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/customernode/gatekeeper/api"
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/feed"
-	"github.com/customernode/gatekeeper/guard"
 	"github.com/customernode/gatekeeper/internal/duration"
-	"github.com/customernode/gatekeeper/store"
 )
 
 func init() {
@@ -45,9 +43,6 @@ type AdminAPI struct {
 	logger *zap.Logger
 	mux    *http.ServeMux
 }
-
-// MaxBodyBytes bounds every request body; a larger one gets 413.
-const MaxBodyBytes = 1 << 20
 
 // Audit listing bounds.
 const (
@@ -165,7 +160,7 @@ func (h adminRequest) ctx() context.Context { return h.r.Context() }
 // authentication named (gatekeeper_console), the client certificate's
 // subject when the admin endpoint uses mTLS, else the peer address. A
 // client acting for someone (the console bridge, for the local user who
-// started it) says so in OnBehalfOfHeader; that is its word, so the peer
+// started it) says so in api.OnBehalfOfHeader; that is its word, so the peer
 // stays in the record beside it.
 func (h adminRequest) actor() string {
 	if a, ok := h.r.Context().Value(actorKey{}).(string); ok {
@@ -175,33 +170,22 @@ func (h adminRequest) actor() string {
 	if tls := h.r.TLS; tls != nil && len(tls.PeerCertificates) > 0 {
 		peer = "cert:" + tls.PeerCertificates[0].Subject.String()
 	}
-	if who := h.r.Header.Get(OnBehalfOfHeader); who != "" && len(who) <= 128 && !strings.ContainsFunc(who, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if who := h.r.Header.Get(api.OnBehalfOfHeader); who != "" && len(who) <= 128 && !strings.ContainsFunc(who, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return who + " via " + peer
 	}
 	return peer
 }
 
-// OnBehalfOfHeader names, on an admin API request, the person a client
-// acts for.
-const OnBehalfOfHeader = "Gatekeeper-On-Behalf-Of"
-
 func (h adminRequest) readBody() ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(h.w, h.r.Body, MaxBodyBytes))
+	b, err := io.ReadAll(http.MaxBytesReader(h.w, h.r.Body, api.MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, apiError(http.StatusRequestEntityTooLarge, fmt.Errorf("body: larger than %d bytes", MaxBodyBytes))
+		return nil, apiError(http.StatusRequestEntityTooLarge, fmt.Errorf("body: larger than %d bytes", api.MaxBodyBytes))
 	}
 	if err != nil {
 		return nil, apiError(http.StatusBadRequest, fmt.Errorf("body: %w", err))
 	}
 	return b, nil
-}
-
-// ApprovalCreated is the answer to a registration: the approval, and its
-// test token the one time it is ever shown.
-type ApprovalCreated struct {
-	*approvals.Approval
-	Token string `json:"token,omitempty"`
 }
 
 func (h adminRequest) createApproval() error {
@@ -216,49 +200,12 @@ func (h adminRequest) createApproval() error {
 	a, token, err := h.app.RegisterApproval(h.ctx(), req, h.actor())
 	var full *approvals.CapacityError
 	if errors.As(err, &full) {
-		return writeJSON(h.w, http.StatusConflict, capacityRefusal(full))
+		return writeJSON(h.w, http.StatusConflict, api.NewCapacityRefusal(full))
 	}
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusCreated, ApprovalCreated{Approval: a, Token: token})
-}
-
-// CapacityRefusal is the 409 answer to a registration that test_capacity
-// refuses: the error as every refusal has it (naming the approvals in the
-// way, the busiest moment and when a window as long fits), and the same
-// as fields for scripts.
-type CapacityRefusal struct {
-	Error string `json:"error"`
-	// Capacity is test_capacity; Sum what the approvals open together at
-	// Busiest, this one included, would send.
-	Capacity float64   `json:"capacity"`
-	Busiest  time.Time `json:"busiest"`
-	Sum      float64   `json:"sum"`
-	// Overlapping are the other approvals open at Busiest.
-	Overlapping []CapacityHolder `json:"overlapping"`
-	// FitsFrom is the earliest moment a window as long, at the same
-	// max_rps, would fit among the approvals registered now; absent when
-	// the approval alone asks for more than the capacity.
-	FitsFrom *time.Time `json:"fits_from,omitempty"`
-}
-
-// CapacityHolder is an approval that holds part of test_capacity.
-type CapacityHolder struct {
-	ID        string    `json:"id"`
-	Tenant    string    `json:"tenant"`
-	MaxRPS    float64   `json:"max_rps"`
-	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
-}
-
-func capacityRefusal(e *approvals.CapacityError) CapacityRefusal {
-	r := CapacityRefusal{Error: e.Error(), Capacity: e.Capacity, Busiest: e.Busiest.UTC(), Sum: e.Sum,
-		Overlapping: []CapacityHolder{}, FitsFrom: e.FitsFrom}
-	for _, o := range e.Overlapping {
-		r.Overlapping = append(r.Overlapping, CapacityHolder{ID: o.ID, Tenant: o.Tenant, MaxRPS: o.MaxRPS, NotBefore: o.NotBefore, NotAfter: o.NotAfter})
-	}
-	return r
+	return writeJSON(h.w, http.StatusCreated, api.ApprovalCreated{Approval: a, Token: token})
 }
 
 func (h adminRequest) listApprovals() error {
@@ -306,19 +253,12 @@ func (h adminRequest) export() error {
 	return writeJSON(h.w, http.StatusOK, ev)
 }
 
-// BanRequest is the body of POST /gatekeeper/bans.
-type BanRequest struct {
-	IP     string `json:"ip"`
-	TTL    string `json:"ttl"`
-	Reason string `json:"reason"`
-}
-
 func (h adminRequest) addBan() error {
 	body, err := h.readBody()
 	if err != nil {
 		return err
 	}
-	var req BanRequest
+	var req api.BanRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -482,79 +422,3 @@ var (
 	_ caddy.AdminRouter = (*AdminAPI)(nil)
 	_ caddy.Provisioner = (*AdminAPI)(nil)
 )
-
-// Report is the close-out report of an approved test.
-type Report struct {
-	ID          string                `json:"id"`
-	Tenant      string                `json:"tenant"`
-	Status      approvals.Status      `json:"status"`
-	ApprovalRef string                `json:"approval_ref"`
-	NotBefore   time.Time             `json:"not_before"`
-	NotAfter    time.Time             `json:"not_after"`
-	MaxRPS      float64               `json:"max_rps"`
-	Burst       int                   `json:"burst"`
-	MaxRequests int64                 `json:"max_requests"`
-	Usage       approvals.Usage       `json:"usage"`
-	FirstSeen   *time.Time            `json:"first_seen,omitempty"`
-	Hours       []approvals.HourUsage `json:"hours"`
-	// RevokedAt, RevokeReason and RevokedBy say when, why and by whom a
-	// revoked approval was revoked (RevokedBy kept on the approval since
-	// it is, from the revocation's audit event for older ones).
-	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
-	RevokeReason string     `json:"revoke_reason,omitempty"`
-	RevokedBy    string     `json:"revoked_by,omitempty"`
-	// Yielded are the times the impact guard cut, paused or gave back the
-	// test's rate while other tenants felt the platform's load, oldest
-	// first: its changes between the window's start and its end or the
-	// revocation.
-	Yielded []Yield `json:"yielded,omitempty"`
-}
-
-// Yield is one change the impact guard made to a test's rate.
-type Yield struct {
-	At     time.Time `json:"at"`
-	Action string    `json:"action"` // approval.throttled, approval.paused or approval.resumed
-	Why    string    `json:"why"`
-	By     string    `json:"by"` // the instance's guard
-}
-
-// Status is the answer of GET /gatekeeper/status.
-type Status struct {
-	Store struct {
-		Kind        string `json:"kind"`
-		Description string `json:"description"`
-		store.Health
-		// Warnings name settings of the store that put its data at risk.
-		Warnings []string `json:"warnings,omitempty"`
-	} `json:"store"`
-	Approvals  map[approvals.Status]int `json:"approvals"`
-	BansActive int                      `json:"bans_active"`
-	// ImpactGuard is what this instance's impact guard does to approved
-	// tests now, and why.
-	ImpactGuard guard.Report `json:"impact_guard"`
-	// Campaigns are the scans spread over many networks refused now, on
-	// every instance's evidence: the tenant each is against, and "probes"
-	// or "requests of one shape" (the shape's hash).
-	Campaigns []Campaign `json:"campaigns"`
-	// TestCapacity is the platform's test capacity, requests a second (0:
-	// none), and TestDemand what the approvals active now may ask for
-	// together.
-	TestCapacity float64 `json:"test_capacity,omitempty"`
-	TestDemand   float64 `json:"test_demand"`
-	// TestLoad is what the approvals not revoked may send together over
-	// time: what test_capacity is checked against, which the console
-	// charts.
-	TestLoad []approvals.Step `json:"test_load"`
-	// Audit is the last check of the audit chains (absent until the first
-	// has run, moments after start).
-	Audit *audit.Verification `json:"audit,omitempty"`
-}
-
-// Campaign is one campaign in force (see package campaign).
-type Campaign struct {
-	Tenant string `json:"tenant"`
-	// Kind is "probes" (probe paths of any shape) or "shape".
-	Kind string `json:"kind"`
-	// Shape is the hash of the requests' shape, for a "shape" campaign.
-	Shape string `json:"shape,omitempty"`
-}

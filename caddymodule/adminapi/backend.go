@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/customernode/gatekeeper/api"
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
 	"github.com/customernode/gatekeeper/feed"
@@ -18,14 +19,14 @@ type Backend interface {
 	RevokeApproval(ctx context.Context, id, reason, actor string) (*approvals.Approval, error)
 	Approvals(ctx context.Context, tenant string, status approvals.Status) ([]*approvals.Approval, error)
 	Approval(ctx context.Context, id string) (*approvals.Approval, error)
-	Report(ctx context.Context, id string) (Report, error)
+	Report(ctx context.Context, id string) (api.Report, error)
 	Export(ctx context.Context, id, actor string) (*audit.Evidence, error)
 	Ban(ctx context.Context, source string, ttl time.Duration, reason, actor string) (approvals.Ban, error)
 	LiftBan(ctx context.Context, source, actor string) (approvals.Ban, error)
 	Bans(ctx context.Context) ([]approvals.Ban, error)
 	Audit(ctx context.Context, q audit.Query) ([]audit.Event, error)
 	VerifyAudit(ctx context.Context, known ...audit.KnownHead) audit.Verification
-	Status(ctx context.Context) Status
+	Status(ctx context.Context) api.Status
 	Events(since uint64, limit int) ([]feed.Event, uint64)
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/customernode/gatekeeper/api"
 )
 
 // The security console: a page and its script, embedded in the binary, that
@@ -148,12 +150,6 @@ func sameOrigin(r *http.Request) error {
 	return nil
 }
 
-// WriteError writes err with status as the admin API answers an error:
-// {"error": …}. The CLI's console bridge answers its own refusals with it.
-func WriteError(w http.ResponseWriter, status int, err error) error {
-	return writeAPIError(w, caddy.APIError{HTTPStatus: status, Err: err})
-}
-
 // writeAPIError writes err as the admin API would: {"error": …} with its
 // status.
 func writeAPIError(w http.ResponseWriter, err error) error {
@@ -165,7 +161,7 @@ func writeAPIError(w http.ResponseWriter, err error) error {
 	if msg == "" && ae.Err != nil {
 		msg = ae.Err.Error()
 	}
-	return writeJSON(w, ae.HTTPStatus, map[string]string{"error": msg})
+	return api.WriteError(w, ae.HTTPStatus, msg)
 }
 
 func remoteHost(r *http.Request) string {

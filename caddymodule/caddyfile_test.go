@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/detect/behavior"
@@ -159,11 +160,11 @@ func TestBadDetectBlockNamesTheLine(t *testing.T) {
 }
 
 func TestDetectEditsAreCheckedAgainstTheDefaultList(t *testing.T) {
-	if _, err := (&detect.Settings{UserAgents: []string{"default", "-notatool"}}).Detector(behavior.NewMemory(0, 64, nil), now); err == nil ||
+	if _, err := (&detect.Settings{UserAgents: []string{"default", "-notatool"}}).Detector(behavior.NewMemory(0, 64, nil), time.Now); err == nil ||
 		!strings.Contains(err.Error(), `user_agents: "notatool" is not in the list to remove`) {
 		t.Fatalf("removing an unknown token: %v", err)
 	}
-	det, err := (&detect.Settings{UserAgents: []string{"default", "+mytool", "-curl"}}).Detector(behavior.NewMemory(0, 64, nil), now)
+	det, err := (&detect.Settings{UserAgents: []string{"default", "+mytool", "-curl"}}).Detector(behavior.NewMemory(0, 64, nil), time.Now)
 	if err != nil || det == nil {
 		t.Fatal(err)
 	}
@@ -193,12 +194,12 @@ func TestDetectOffTurnsEverySignalOff(t *testing.T) {
 }
 
 func TestHeaderAnomaliesCanBeTurnedOff(t *testing.T) {
-	det, err := (&detect.Settings{HeaderAnomalies: "off"}).Detector(behavior.NewMemory(0, 64, nil), now)
+	det, err := (&detect.Settings{HeaderAnomalies: "off"}).Detector(behavior.NewMemory(0, 64, nil), time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := httptest.NewRequest("GET", "http://192.0.2.9/", nil) // no User-Agent, no Accept, numeric Host
-	if res := det.InspectAt(r, "acme", netip.MustParseAddr("192.0.2.1"), 0, now()); res.Score != 0 {
+	if res := det.InspectAt(r, "acme", netip.MustParseAddr("192.0.2.1"), 0, time.Now()); res.Score != 0 {
 		t.Fatalf("header anomalies off still scores %d: %v", res.Score, res.Signals.Names())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/engine"
 	"github.com/customernode/gatekeeper/internal/testutil"
 	"github.com/customernode/gatekeeper/policy"
 )
@@ -73,7 +74,7 @@ func TestDocsNameEveryListedValue(t *testing.T) {
 	docs := testutil.Docs(t, "..")
 	for kind, values := range map[string][]string{
 		"mode": policy.Modes, "verdict": policy.Verdicts, "reason": policy.Reasons,
-		"behaviour bucket": detect.BucketNames(), "store operation": storeOps,
+		"behaviour bucket": detect.BucketNames(), "store operation": engine.StoreOps,
 	} {
 		for _, v := range values {
 			if !strings.Contains(docs, "`"+v+"`") && !strings.Contains(docs, v+"|") && !strings.Contains(docs, "|"+v) {

@@ -19,7 +19,9 @@ import (
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/bans"
 	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/detect/campaign"
+	"github.com/customernode/gatekeeper/engine"
 	"github.com/customernode/gatekeeper/feed"
 	"github.com/customernode/gatekeeper/guard"
 	"github.com/customernode/gatekeeper/internal/zero"
@@ -90,12 +92,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		maxSources = h.Detect.MaxSources
 	}
 	ipv6 := h.app.Settings.IPv6Prefix
-	h.memoryKey = memoryKey(maxSources, ipv6)
-	mem, err := takeMemory(h.memoryKey, maxSources, ipv6)
-	if err != nil {
-		return err
-	}
-	if h.detector, err = h.Detect.Detector(mem, now); err != nil {
+	var mem *behavior.Memory
+	mem, h.memoryKey = engine.TakeMemory(maxSources, ipv6)
+	if h.detector, err = h.Detect.Detector(mem, time.Now); err != nil {
 		return err
 	}
 	if h.Detect != nil && len(h.Detect.ASN) > 0 && h.app.Settings.GeoIPASN == "" {
@@ -109,8 +108,8 @@ func (h *Handler) Cleanup() error {
 	if h.memoryKey == "" {
 		return nil
 	}
-	_, err := memories.Delete(h.memoryKey)
-	return err
+	engine.ReleaseMemory(h.memoryKey)
+	return nil
 }
 
 // Validate checks the mode and the detection settings.
@@ -130,7 +129,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return notStarted()
 	}
 	x := exchanges.Get().(*exchange)
-	h.inputs(r, x, now())
+	h.inputs(r, x, time.Now())
 	policy.Decide(&x.in, &x.d)
 	err := h.serve(w, r, next, x)
 	x.release() // not deferred: after a panic the pool just makes another
@@ -153,12 +152,12 @@ func notStarted() error {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange) error {
 	h.apply(w, r, x)
 	x.decided = time.Now()
-	metrics.decision.Observe(x.decided.Sub(x.start), x.stripe)
+	engine.ObserveDecision(x.decided.Sub(x.start), x.stripe)
 	if x.d.Refused() {
 		return refusal(&x.d)
 	}
 	if x.d.Verdict == policy.VerdictApproved {
-		h.app.state.guard.Tested(x.stripe, x.start, approvals.TenantKey(x.in.Access.Tenant))
+		h.app.engine.Guard().Tested(x.stripe, x.start, approvals.TenantKey(x.in.Access.Tenant))
 		return next.ServeHTTP(w, r)
 	}
 	a, err := serveNext(w, r, next, x.decided)
@@ -174,13 +173,13 @@ func (h *Handler) observe(r *http.Request, x *exchange, a answered, err error) {
 	if err != nil {
 		status = errorStatus(err, status)
 	}
-	h.app.state.guard.Observe(x.stripe, guard.Answer{At: a.head, Took: a.took, Failed: status >= 500 && status != policy.StatusClientClosed && !a.clientFailed,
+	h.app.engine.Guard().Observe(x.stripe, guard.Answer{At: a.head, Took: a.took, Failed: status >= 500 && status != policy.StatusClientClosed && !a.clientFailed,
 		Tenant: approvals.TenantKey(x.in.Access.Tenant), Source: x.in.Access.IP})
 	if x.d.Observe {
 		h.detector.ObserveRequest(r, x.in.Access.IP, status, &x.d.Detection.Result)
 		if campaign.Failure(status) {
 			req := policy.CampaignRequest(&x.in, &x.d.Detection.Result)
-			h.app.state.campaigns.Answered(&req, status, x.in.Now)
+			h.app.engine.Campaigns().Answered(&req, status, x.in.Now)
 		}
 	}
 }
@@ -255,7 +254,7 @@ func (h *Handler) inputs(r *http.Request, x *exchange, start time.Time) {
 	ip := clientIP(x.rc.vars)
 	h.settings(in, ip.IsValid())
 	if ip.IsValid() {
-		in.Snapshot = h.app.Syncer().Snapshot()
+		in.Snapshot = h.app.engine.Snapshot()
 	} else {
 		zero.Clear(&in.Snapshot)
 	}
@@ -266,8 +265,8 @@ func (h *Handler) inputs(r *http.Request, x *exchange, start time.Time) {
 		in.ASN, in.BannedHere, in.BannedHereNetwork = 0, false, false
 		return
 	}
-	x.country, in.ASN = h.app.geo.Lookup(ip)
-	in.BannedHere, in.BannedHereNetwork = h.app.bannedHere(in.Snapshot, ip, at)
+	x.country, in.ASN = h.app.engine.Locate(ip)
+	in.BannedHere, in.BannedHereNetwork = h.app.engine.BannedHere(in.Snapshot, ip, at)
 }
 
 // settings puts the handler's settings in the inputs, writing each only
@@ -280,13 +279,13 @@ func (h *Handler) settings(in *policy.Inputs, known bool) {
 	if in.StoreUnavailable != h.app.StoreUnavailable {
 		in.StoreUnavailable = h.app.StoreUnavailable
 	}
-	if lim := h.app.Limiter(); in.Limiter != policy.Limiter(lim) {
+	if lim := h.app.engine.Limiter(); in.Limiter != policy.Limiter(lim) {
 		in.Limiter = lim
 	}
 	var det policy.Detector
 	var campaigns policy.Campaigns
 	if known && (h.Detect == nil || !h.Detect.Off) {
-		det, campaigns = h.detector, h.app.state.campaigns
+		det, campaigns = h.detector, h.app.engine.Campaigns()
 	}
 	if in.Detector != det {
 		in.Detector = det
@@ -310,34 +309,28 @@ func (h *Handler) apply(w http.ResponseWriter, r *http.Request, x *exchange) {
 	if s := d.RetryAfterSeconds(); s != "" {
 		w.Header().Set("Retry-After", s)
 	}
-	if c, ok := requestsByVerdict[d.Verdict]; ok {
-		c.Add(x.stripe, 1)
-	}
+	engine.CountVerdict(d.Verdict, x.stripe)
 	family := "none"
 	if d.Detection.Scanner || d.Reason == policy.ReasonAttack {
-		h.countDetections(d)
+		engine.CountDetections(h.Mode, d.Detection.Signals)
 	}
 	if d.Detection.Scanner {
 		family = cmp.Or(d.Detection.Family, "other")
 		h.scannerDetected(d, x.in.Access.IP, family)
 	}
 	if d.Reason != "" && d.Refused() {
-		if d.Reason == policy.ReasonScanner {
-			metrics.blocked.WithLabelValues(policy.ReasonScanner, family).Inc()
-		} else {
-			refusedByReason[d.Reason].Inc()
-		}
+		engine.CountRefusal(d.Reason, family)
 	}
 	if a := d.Approval; a != nil && d.Result != "" {
-		approvedCounter(a.Tenant, d.Result).Add(x.stripe, 1)
+		engine.CountApproved(a.Tenant, d.Result, x.stripe)
 		if d.Result == policy.ResultOutOfScope {
-			h.app.Limiter().CountOutOfScope(a)
+			h.app.engine.Limiter().CountOutOfScope(a)
 		}
 	}
 	if d.StoreErr != nil {
 		h.storeFault(d)
 	}
-	if d.Reason == policy.ReasonClientUnknown && h.app.state.unknownLog.allow(now()) {
+	if d.Reason == policy.ReasonClientUnknown && h.app.engine.UnknownClientLogAllowed(time.Now()) {
 		h.logUnknownClient(r)
 	}
 	if d.Verdict != policy.VerdictPass && d.Verdict != policy.VerdictApproved {
@@ -357,7 +350,7 @@ func (h *Handler) logUnknownClient(r *http.Request) {
 // toFeed adds a refused or flagged request to the live feed.
 func (h *Handler) toFeed(r *http.Request, x *exchange) {
 	d, acc := &x.d, &x.in.Access
-	ev := feed.Event{Time: now().UTC(), Tenant: acc.Tenant, Verdict: d.Verdict, Reason: d.Reason,
+	ev := feed.Event{Time: time.Now().UTC(), Tenant: acc.Tenant, Verdict: d.Verdict, Reason: d.Reason,
 		Country: x.country, ASN: x.in.ASN, Method: r.Method, Host: acc.Host, Path: r.URL.Path}
 	if acc.IP.IsValid() {
 		ev.Source = acc.IP.String()
@@ -368,21 +361,7 @@ func (h *Handler) toFeed(r *http.Request, x *exchange) {
 	if d.Approval != nil {
 		ev.Approval = d.Approval.ID
 	}
-	if liveFeed.Record(ev) {
-		metrics.feedRecorded.Inc()
-	} else {
-		metrics.feedDropped.Inc()
-	}
-}
-
-// countDetections counts the signals of a scanner's or an attack's
-// detection.
-func (h *Handler) countDetections(d *policy.Decision) {
-	for _, s := range detect.Signals() {
-		if d.Detection.Signals.Has(s) {
-			detectionsBy[h.Mode][s].Inc()
-		}
-	}
+	engine.Record(ev)
 }
 
 // scannerDetected logs and (in block mode) bans a scanner's detection.
@@ -394,9 +373,9 @@ func (h *Handler) scannerDetected(d *policy.Decision, src netip.Addr, family str
 	switch {
 	case d.Ban:
 		offence := h.detector.Tracker().Offence(src, bans.OffenceMemory)
-		ttl := h.app.banScanner(src, reasons, offence)
+		ttl := h.app.engine.BanScanner(src, reasons, offence)
 		switch {
-		case !h.app.state.banLog.allow(now()):
+		case !h.app.engine.BanLogAllowed(time.Now()):
 		case ttl > 0:
 			h.logger.Warn("scanner blocked and banned", append(fields, zap.Int("offence", offence), zap.Duration("ban_ttl", ttl))...)
 		default:
@@ -416,8 +395,8 @@ func (h *Handler) storeFault(d *policy.Decision) {
 	if errors.Is(d.StoreErr, ledger.ErrStoreRecentlyDown) {
 		return
 	}
-	metrics.storeErrors.WithLabelValues(OpLease).Inc()
-	h.app.Syncer().ReportFailure(d.StoreErr)
+	engine.CountStoreError(engine.OpLease)
+	h.app.engine.StoreFailed(d.StoreErr)
 	if d.Refused() {
 		h.logger.Warn("store unavailable: approved request refused with 503 until the store answers (store_unavailable fail_closed)",
 			zap.String("approval_id", d.Approval.ID), zap.Error(d.StoreErr))
@@ -532,7 +511,3 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
-
-// liveFeed is the process's feed of refused and flagged requests, kept
-// across config reloads: the handler records, GET /gatekeeper/events reads.
-var liveFeed = feed.New()

@@ -92,7 +92,7 @@ func decisionHandler(tb testing.TB) (*Handler, caddyhttp.Handler) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = caddy.Stop() })
-	app := current.Load()
+	app := runningApp(tb)
 	start := time.Now().UTC()
 	a := &approvals.Approval{
 		ID: "apr_bench", Tenant: "acme", Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/32")},
@@ -100,13 +100,13 @@ func decisionHandler(tb testing.TB) (*Handler, caddyhttp.Handler) {
 		MaxRPS: 1e6, Burst: 1e6, MaxRequests: 1 << 40, CreatedAt: start,
 		RequestedBy: "r", ApprovedBy: "a", ApprovalRef: "x",
 	}
-	if err := app.Syncer().Store().CreateApproval(context.Background(), a, "bench", nil); err != nil {
+	if err := app.engine.Syncer().Store().CreateApproval(context.Background(), a, "bench", nil); err != nil {
 		tb.Fatal(err)
 	}
-	if err := app.Syncer().Refresh(context.Background()); err != nil {
+	if err := app.engine.Syncer().Refresh(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	det, err := (*detect.Settings)(nil).Detector(behavior.NewMemory(0, 64, nil), now)
+	det, err := (*detect.Settings)(nil).Detector(behavior.NewMemory(0, 64, nil), time.Now)
 	if err != nil {
 		tb.Fatal(err)
 	}

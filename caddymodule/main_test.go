@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"os"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // TestMain keeps the in-process Caddy's autosaved config and storage out of
@@ -17,4 +19,14 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// runningApp is the gatekeeper app of the running config.
+func runningApp(tb testing.TB) *App {
+	tb.Helper()
+	app, err := caddy.ActiveContext().App("gatekeeper")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return app.(*App)
 }

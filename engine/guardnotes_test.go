@@ -1,4 +1,4 @@
-package caddymodule
+package engine
 
 import (
 	"context"
@@ -10,14 +10,16 @@ import (
 	"time"
 
 	"github.com/customernode/gatekeeper/api"
+	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/guard"
 	"github.com/customernode/gatekeeper/internal/testredis"
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 // guardEvents are the impact guard's events in st's audit, newest first.
-func guardEvents(t *testing.T, st *sharedState) []audit.Event {
+func guardEvents(t *testing.T, st *Shared) []audit.Event {
 	t.Helper()
 	evs, err := st.syncer.Store().Audit(context.Background(), audit.Query{Kind: "approval", Limit: 100_000})
 	testutil.NoError(t, err)
@@ -30,27 +32,43 @@ func guardEvents(t *testing.T, st *sharedState) []audit.Event {
 	return out
 }
 
-// register registers n approvals through the admin API and returns their ids.
-func register(c adminClient, n int) []string {
-	c.t.Helper()
+// register registers n approvals of tenant acme, open for the next
+// hours, and returns their ids.
+func register(t *testing.T, e *Engine, n int) []string {
+	t.Helper()
 	var ids []string
 	for range n {
-		var a apiApproval
-		if code := c.do("POST", "/gatekeeper/approvals", validApproval(), &a); code != 201 {
-			c.t.Fatalf("POST approval = %d", code)
-		}
+		req, err := approvals.DecodeRequestBytes([]byte(validApproval()))
+		testutil.NoError(t, err)
+		a, _, err := e.RegisterApproval(context.Background(), req, "admin@127.0.0.1")
+		testutil.NoError(t, err)
 		ids = append(ids, a.ID)
 	}
 	return ids
+}
+
+// report is approval id's close-out report.
+func report(t *testing.T, e *Engine, id string) api.Report {
+	t.Helper()
+	rep, err := e.Report(context.Background(), id)
+	testutil.NoError(t, err)
+	return rep
+}
+
+// revoke revokes approval id, as admin@127.0.0.1, for reason done.
+func revoke(t *testing.T, e *Engine, id string) {
+	t.Helper()
+	_, err := e.RevokeApproval(context.Background(), id, "done", "admin@127.0.0.1")
+	testutil.NoError(t, err)
 }
 
 // A guard that flaps while many tests run adds a few events to the audit,
 // not one an approval a change: the first change at once, then at most one
 // every guardNoteEvery, the latest state.
 func TestGuardFlappingWritesABoundedNumberOfEvents(t *testing.T) {
-	c := startCaddy(t, fileStore(t))
-	ids := register(c, 24)
-	st := current.Load().state
+	e := startEngine(t, fileStore(t))
+	ids := register(t, e, 24)
+	st := e.shared
 	states := []guard.State{guard.Throttled, guard.Paused, guard.Full, guard.Paused}
 	for i := range 400 {
 		st.guardNotes.note("", states[i%len(states)], fmt.Sprintf("flap %d", i))
@@ -80,8 +98,7 @@ func TestGuardFlappingWritesABoundedNumberOfEvents(t *testing.T) {
 	}
 	// Each approval's report lists the changes, which were made while it
 	// was active.
-	var rep api.Report
-	c.do("GET", "/gatekeeper/approvals/"+ids[7]+"/report", nil, &rep)
+	rep := report(t, e, ids[7])
 	if len(rep.Yielded) != len(evs) || rep.Yielded[len(evs)-1].Why != "flap 399" {
 		t.Fatalf("report yielded = %+v; want the %d guard events, oldest first", rep.Yielded, len(evs))
 	}
@@ -90,21 +107,15 @@ func TestGuardFlappingWritesABoundedNumberOfEvents(t *testing.T) {
 // The report says who revoked an approval however many events followed,
 // and lists the guard's changes while it was in force, not after.
 func TestReportFindsTheRevokerAfterManyGuardEvents(t *testing.T) {
-	c := startCaddy(t, fileStore(t))
-	ids := register(c, 2)
-	st := current.Load().state
-	db := st.syncer.Store()
+	e := startEngine(t, fileStore(t))
+	ids := register(t, e, 2)
+	db := e.shared.syncer.Store()
 	testutil.NoError(t, db.NoteGuard(context.Background(), audit.ActionApprovalThrottled, "other tenants' p90 2.4 × calm", "impact-guard@gk1", ""))
-	if code := c.do("DELETE", "/gatekeeper/approvals/"+ids[0]+"?reason=done", nil, nil); code != 200 {
-		t.Fatalf("DELETE = %d", code)
-	}
+	revoke(t, e, ids[0])
 	for i := range 1100 {
 		testutil.NoError(t, db.NoteGuard(context.Background(), guardActions[guard.State(i%3)], "flapping", "impact-guard@gk1", ""))
 	}
-	var rep api.Report
-	if code := c.do("GET", "/gatekeeper/approvals/"+ids[0]+"/report", nil, &rep); code != 200 {
-		t.Fatalf("GET report = %d", code)
-	}
+	rep := report(t, e, ids[0])
 	if rep.RevokedBy != "admin@127.0.0.1" || rep.RevokeReason != "done" {
 		t.Fatalf("report revoked_by %q reason %q; want admin@127.0.0.1, done", rep.RevokedBy, rep.RevokeReason)
 	}
@@ -112,7 +123,7 @@ func TestReportFindsTheRevokerAfterManyGuardEvents(t *testing.T) {
 		t.Fatalf("report yielded %+v; want the one change before the revocation", rep.Yielded)
 	}
 	// The other approval, still active, has them all.
-	c.do("GET", "/gatekeeper/approvals/"+ids[1]+"/report", nil, &rep)
+	rep = report(t, e, ids[1])
 	if len(rep.Yielded) != 1101 {
 		t.Fatalf("the active approval's report lists %d changes, want 1101", len(rep.Yielded))
 	}
@@ -124,10 +135,10 @@ func TestReportFindsTheRevokerAfterManyGuardEvents(t *testing.T) {
 // without the stall; the change reaches the audit once the store answers.
 func TestStalledStoreDoesNotHoldUpTheGuard(t *testing.T) {
 	srv := testredis.Start(t)
-	c := startCaddy(t, map[string]any{"kind": "redis", "url": srv.URL(0)})
-	t.Cleanup(srv.Resume) // before Caddy stops
-	register(c, 5)
-	st := current.Load().state
+	e := startEngine(t, config.Store{Kind: config.StoreRedis, Redis: config.Redis{URL: srv.URL(0)}})
+	t.Cleanup(srv.Resume) // before the engine stops
+	register(t, e, 5)
+	st := e.shared
 
 	var failing atomic.Bool
 	ctx, cancel := context.WithCancel(context.Background())
@@ -183,11 +194,9 @@ func TestStalledStoreDoesNotHoldUpTheGuard(t *testing.T) {
 // them in its report: the revocation's event is found by its time.
 func TestReportFindsTheRevokerOfAnOlderRecord(t *testing.T) {
 	srv := testredis.Start(t)
-	c := startCaddy(t, map[string]any{"kind": "redis", "url": srv.URL(0)})
-	id := register(c, 1)[0]
-	if code := c.do("DELETE", "/gatekeeper/approvals/"+id+"?reason=done", nil, nil); code != 200 {
-		t.Fatalf("DELETE = %d", code)
-	}
+	e := startEngine(t, config.Store{Kind: config.StoreRedis, Redis: config.Redis{URL: srv.URL(0)}})
+	id := register(t, e, 1)[0]
+	revoke(t, e, id)
 	rdb := srv.Client()
 	rec, err := rdb.HGet(context.Background(), "gatekeeper:{state}:approvals", id).Result()
 	testutil.NoError(t, err)
@@ -196,9 +205,7 @@ func TestReportFindsTheRevokerOfAnOlderRecord(t *testing.T) {
 		t.Fatalf("the revoked record does not keep who revoked it: %s", rec)
 	}
 	testutil.NoError(t, rdb.HSet(context.Background(), "gatekeeper:{state}:approvals", id, older).Err())
-	var rep api.Report
-	c.do("GET", "/gatekeeper/approvals/"+id+"/report", nil, &rep)
-	if rep.RevokedBy != "admin@127.0.0.1" {
+	if rep := report(t, e, id); rep.RevokedBy != "admin@127.0.0.1" {
 		t.Fatalf("report of an older revoked record: revoked_by %q, want admin@127.0.0.1 from its event", rep.RevokedBy)
 	}
 }
@@ -206,14 +213,14 @@ func TestReportFindsTheRevokerOfAnOlderRecord(t *testing.T) {
 // A change made while no approval is active is not lost: an approval that
 // opens later has the guard's state recorded in its window.
 func TestGuardChangeBeforeAnApprovalIsRecordedWhenOneOpens(t *testing.T) {
-	c := startCaddy(t, fileStore(t))
-	st := current.Load().state
+	e := startEngine(t, fileStore(t))
+	st := e.shared
 	st.guardNotes.note("", guard.Paused, "other tenants' p90 3.0 × calm")
 	time.Sleep(1500 * time.Millisecond) // the writer looks once a second
 	if evs := guardEvents(t, st); len(evs) != 0 {
 		t.Fatalf("recorded with no approval active: %+v", evs)
 	}
-	register(c, 1)
+	register(t, e, 1)
 	deadline := time.Now().Add(5 * time.Second)
 	for len(guardEvents(t, st)) == 0 {
 		if time.Now().After(deadline) {

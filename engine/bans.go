@@ -1,4 +1,4 @@
-package caddymodule
+package engine
 
 import (
 	"net/netip"
@@ -12,53 +12,53 @@ import (
 	"github.com/customernode/gatekeeper/detect/behavior"
 )
 
-// The app's side of ban-making: the bans package decides, the app gathers
-// what it needs from its snapshot and local bans, enforces the answer here
-// at once and queues it for the store.
+// The engine's side of ban-making: the bans package decides, the engine
+// gathers what it needs from its snapshot and local bans, enforces the
+// answer here at once and queues it for the store.
 
 // sourcePrefix is the prefix a source is banned by (see bans.SourcePrefix).
-func (a *App) sourcePrefix(ip netip.Addr) netip.Prefix {
-	return bans.SourcePrefix(ip, a.Settings.IPv6Prefix)
+func (e *Engine) sourcePrefix(ip netip.Addr) netip.Prefix {
+	return bans.SourcePrefix(ip, e.Settings.IPv6Prefix)
 }
 
-// bannedHere reports whether this instance banned ip (network: only as
+// BannedHere reports whether this instance banned ip (network: only as
 // part of its network's ban) and its snapshot (snap) does not say so yet.
-func (a *App) bannedHere(snap *approvals.Snapshot, ip netip.Addr, at time.Time) (banned, network bool) {
-	if a.state.bans.Banned(a.sourcePrefix(ip), snap.LoadedAt, at) {
+func (e *Engine) BannedHere(snap *approvals.Snapshot, ip netip.Addr, at time.Time) (banned, network bool) {
+	if e.shared.bans.Banned(e.sourcePrefix(ip), snap.LoadedAt, at) {
 		return true, false
 	}
 	n, ok := behavior.Network(ip)
-	if ok && a.state.bans.Banned(n, snap.LoadedAt, at) {
+	if ok && e.shared.bans.Banned(n, snap.LoadedAt, at) {
 		return true, true
 	}
 	return false, false
 }
 
-// banScanner bans ip, caught scanning for the offence-th time (signals
+// BanScanner bans ip, caught scanning for the offence-th time (signals
 // say how), as bans.Decide says: on every instance sharing the store, and
 // on this one at once. The bans are enforced here from now on and stored
 // in the background, in a batch with others. It returns how long the
 // source is banned, or zero when max_bans bans are in force already and
 // no ban was made.
-func (a *App) banScanner(ip netip.Addr, signals string, offence int) time.Duration {
+func (e *Engine) BanScanner(ip netip.Addr, signals string, offence int) time.Duration {
 	at := now()
-	snap := a.Syncer().Snapshot()
-	in := bans.Inputs{Source: ip, Signals: signals, Offence: offence, At: at, InForce: snap.BanCount() + a.state.bans.Len()}
+	snap := e.Syncer().Snapshot()
+	in := bans.Inputs{Source: ip, Signals: signals, Offence: offence, At: at, InForce: snap.BanCount() + e.shared.bans.Len()}
 	if network, ok := behavior.Network(ip); ok {
 		in.Network = network
-		in.NetworkBanned = snap.HasBan(network, at) || a.state.bans.Banned(network, snap.LoadedAt, at)
-		in.BannedWithin = append(snap.AutomaticBansWithin(network, at), a.state.bans.Within(network, at)...)
+		in.NetworkBanned = snap.HasBan(network, at) || e.shared.bans.Banned(network, snap.LoadedAt, at)
+		in.BannedWithin = append(snap.AutomaticBansWithin(network, at), e.shared.bans.Within(network, at)...)
 		in.ApprovalOverlaps = snap.ApprovalOverlaps(network, at)
 	}
-	out := bans.Decide(a.Settings, in)
+	out := bans.Decide(e.Settings, in)
 	if out.Capped {
-		a.capped(at, in.InForce)
+		e.capped(at, in.InForce)
 		return 0
 	}
 	for _, b := range out.Bans {
-		a.queueBan(b)
+		e.queueBan(b)
 		if b.Network {
-			a.logger.Warn("network banned: several of its sources were banned as scanners", zap.Stringer("network", b.Prefix),
+			e.logger.Warn("network banned: several of its sources were banned as scanners", zap.Stringer("network", b.Prefix),
 				zap.String("reason", b.Reason))
 		}
 	}
@@ -66,21 +66,21 @@ func (a *App) banScanner(ip netip.Addr, signals string, offence int) time.Durati
 }
 
 // queueBan enforces b here at once and queues it for the store.
-func (a *App) queueBan(b approvals.Ban) {
-	a.state.bans.Set(b.Prefix, b.ExpiresAt)
-	if !a.state.writer.Add(b) {
-		a.state.bans.Failed([]approvals.Ban{b}, now())
-		metrics.storeErrors.WithLabelValues(OpWrite).Inc()
-		a.logger.Error("too many bans waiting to be stored; enforced on this instance only", zap.Stringer("source", b.Prefix))
+func (e *Engine) queueBan(b approvals.Ban) {
+	e.shared.bans.Set(b.Prefix, b.ExpiresAt)
+	if !e.shared.writer.Add(b) {
+		e.shared.bans.Failed([]approvals.Ban{b}, now())
+		CountStoreError(OpWrite)
+		e.logger.Error("too many bans waiting to be stored; enforced on this instance only", zap.Stringer("source", b.Prefix))
 	}
 }
 
 // capped counts, and once a minute logs, a ban max_bans held back.
-func (a *App) capped(at time.Time, inForce int) {
+func (e *Engine) capped(at time.Time, inForce int) {
 	metrics.bansCapped.Inc()
-	if last := a.state.cappedLog.Load(); at.Unix()-last >= 60 && a.state.cappedLog.CompareAndSwap(last, at.Unix()) {
-		a.logger.Warn("max_bans reached: scanners are still refused but no longer banned until bans expire",
-			zap.Int("max_bans", a.Settings.MaxBans), zap.Int("bans", inForce))
+	if last := e.shared.cappedLog.Load(); at.Unix()-last >= 60 && e.shared.cappedLog.CompareAndSwap(last, at.Unix()) {
+		e.logger.Warn("max_bans reached: scanners are still refused but no longer banned until bans expire",
+			zap.Int("max_bans", e.Settings.MaxBans), zap.Int("bans", inForce))
 	}
 }
 
@@ -89,12 +89,12 @@ func (a *App) capped(at time.Time, inForce int) {
 // here (a full read that began before the write adds them again over its
 // result); the others stay enforced here until the next read of the store,
 // which does not have them.
-func (st *sharedState) stored(logger *zap.Logger) func([]approvals.Ban, error) {
+func (st *Shared) stored(logger *zap.Logger) func([]approvals.Ban, error) {
 	return func(batch []approvals.Ban, err error) {
 		at := now()
 		if err != nil {
 			st.bans.Failed(batch, at)
-			metrics.storeErrors.WithLabelValues(OpWrite).Inc()
+			CountStoreError(OpWrite)
 			logger.Error("storing scanner bans failed; enforced on this instance only",
 				zap.Int("bans", len(batch)), zap.Stringer("first", batch[0].Prefix), zap.Error(err))
 			return
@@ -138,3 +138,12 @@ func (l *logBudget) quiet() int64 {
 	l.dropped = 0
 	return n
 }
+
+// BanLogAllowed reports whether a scanner's ban at at may be logged line
+// by line: banLogsPerSecond a second are, and the rest summed up once a
+// second.
+func (e *Engine) BanLogAllowed(at time.Time) bool { return e.shared.banLog.allow(at) }
+
+// UnknownClientLogAllowed reports whether a request refused at at because
+// its client address could not be known may be logged.
+func (e *Engine) UnknownClientLogAllowed(at time.Time) bool { return e.shared.unknownLog.allow(at) }

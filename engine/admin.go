@@ -1,4 +1,4 @@
-package caddymodule
+package engine
 
 import (
 	"context"
@@ -32,8 +32,8 @@ import (
 // RegisterApproval stores the approval req describes, as registered by
 // actor, and returns it as the admin API shows it with its test token (the
 // one time the token is ever shown; "" unless the approval requires one).
-func (a *App) RegisterApproval(ctx context.Context, req *approvals.Request, actor string) (*approvals.Approval, string, error) {
-	s := a.Settings
+func (e *Engine) RegisterApproval(ctx context.Context, req *approvals.Request, actor string) (*approvals.Approval, string, error) {
+	s := e.Settings
 	at := now()
 	ap, err := req.Build(approvals.Limits{MaxWindow: time.Duration(s.MaxWindow), AllowBroadSources: s.AllowBroadSources}, at)
 	if err != nil {
@@ -52,7 +52,7 @@ func (a *App) RegisterApproval(ctx context.Context, req *approvals.Request, acto
 		// store hands admit carry no usage: it is read first. Usage only
 		// grows, so read a moment early it can only keep holding an
 		// approval that has just run out, never free too much.
-		used, err := a.usage(ctx)
+		used, err := e.usage(ctx)
 		if err != nil {
 			return nil, "", err
 		}
@@ -65,18 +65,18 @@ func (a *App) RegisterApproval(ctx context.Context, req *approvals.Request, acto
 			return approvals.CheckCapacity(stored, ap, s.TestCapacity, at)
 		}
 	}
-	if err := a.Syncer().Store().CreateApproval(ctx, ap, actor, admit); err != nil {
+	if err := e.Syncer().Store().CreateApproval(ctx, ap, actor, admit); err != nil {
 		return nil, "", err
 	}
-	a.changed(ctx)
-	a.logger.Info("approval registered", zap.String("id", ap.ID), zap.String("tenant", ap.Tenant),
+	e.changed(ctx)
+	e.logger.Info("approval registered", zap.String("id", ap.ID), zap.String("tenant", ap.Tenant),
 		zap.String("approval_ref", ap.ApprovalRef), zap.String("actor", actor))
 	return ap.Public(at), token, nil
 }
 
 // usage is every stored approval's usage, by id.
-func (a *App) usage(ctx context.Context) (map[string]approvals.Usage, error) {
-	list, err := a.Syncer().Store().Approvals(ctx)
+func (e *Engine) usage(ctx context.Context) (map[string]approvals.Usage, error) {
+	list, err := e.Syncer().Store().Approvals(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -88,28 +88,28 @@ func (a *App) usage(ctx context.Context) (map[string]approvals.Usage, error) {
 }
 
 // RevokeApproval withdraws approval id for reason, as actor.
-func (a *App) RevokeApproval(ctx context.Context, id, reason, actor string) (*approvals.Approval, error) {
+func (e *Engine) RevokeApproval(ctx context.Context, id, reason, actor string) (*approvals.Approval, error) {
 	reason, err := approvals.Reason(reason)
 	if err != nil {
 		return nil, err
 	}
 	at := now()
-	ap, err := a.Syncer().Store().RevokeApproval(ctx, id, reason, actor, at)
+	ap, err := e.Syncer().Store().RevokeApproval(ctx, id, reason, actor, at)
 	if err != nil {
 		return nil, err
 	}
-	a.changed(ctx)
-	a.logger.Info("approval revoked", zap.String("id", id), zap.String("reason", reason), zap.String("actor", actor))
+	e.changed(ctx)
+	e.logger.Info("approval revoked", zap.String("id", id), zap.String("reason", reason), zap.String("actor", actor))
 	return ap.Public(at), nil
 }
 
 // Approvals lists the approvals of tenant with status (either "" for all),
 // oldest first, as the admin API shows them.
-func (a *App) Approvals(ctx context.Context, tenant string, status approvals.Status) ([]*approvals.Approval, error) {
+func (e *Engine) Approvals(ctx context.Context, tenant string, status approvals.Status) ([]*approvals.Approval, error) {
 	if status != "" && !status.Valid() {
 		return nil, approvals.BadField("status", "%q is not one of %v", status, approvals.Statuses)
 	}
-	list, err := a.Syncer().Store().Approvals(ctx)
+	list, err := e.Syncer().Store().Approvals(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -131,8 +131,8 @@ func (a *App) Approvals(ctx context.Context, tenant string, status approvals.Sta
 }
 
 // Approval is approval id with its usage, as the admin API shows it.
-func (a *App) Approval(ctx context.Context, id string) (*approvals.Approval, error) {
-	ap, err := a.Syncer().Store().Approval(ctx, id)
+func (e *Engine) Approval(ctx context.Context, id string) (*approvals.Approval, error) {
+	ap, err := e.Syncer().Store().Approval(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -140,8 +140,8 @@ func (a *App) Approval(ctx context.Context, id string) (*approvals.Approval, err
 }
 
 // Report is the close-out report of approval id.
-func (a *App) Report(ctx context.Context, id string) (api.Report, error) {
-	st := a.Syncer().Store()
+func (e *Engine) Report(ctx context.Context, id string) (api.Report, error) {
+	st := e.Syncer().Store()
 	ap, err := st.Approval(ctx, id)
 	if err != nil {
 		return api.Report{}, err
@@ -159,9 +159,9 @@ func (a *App) Report(ctx context.Context, id string) (api.Report, error) {
 	}
 	rep.RevokedBy = ap.RevokedBy
 	if ap.RevokedAt != nil && ap.RevokedBy == "" {
-		rep.RevokedBy = a.revokedBy(ctx, ap)
+		rep.RevokedBy = e.revokedBy(ctx, ap)
 	}
-	rep.Yielded = a.yielded(ctx, ap)
+	rep.Yielded = e.yielded(ctx, ap)
 	return rep, nil
 }
 
@@ -172,8 +172,8 @@ const maxYields = 10_000
 
 // yielded lists, oldest first, the impact guard's changes while ap was in
 // force (from its window's start to its end or revocation).
-func (a *App) yielded(ctx context.Context, ap *approvals.Approval) []api.Yield {
-	evs, err := a.Syncer().Store().Audit(ctx, audit.Yields(ap, maxYields))
+func (e *Engine) yielded(ctx context.Context, ap *approvals.Approval) []api.Yield {
+	evs, err := e.Syncer().Store().Audit(ctx, audit.Yields(ap, maxYields))
 	if err != nil {
 		return nil
 	}
@@ -189,9 +189,9 @@ func (a *App) yielded(ctx context.Context, ap *approvals.Approval) []api.Yield {
 // revokedBy finds who revoked ap, which was revoked before its record kept
 // it, in its revocation event: dated by the store at the revocation, so
 // looked for about then ("" when it is not found).
-func (a *App) revokedBy(ctx context.Context, ap *approvals.Approval) string {
+func (e *Engine) revokedBy(ctx context.Context, ap *approvals.Approval) string {
 	at := *ap.RevokedAt
-	evs, err := a.Syncer().Store().Audit(ctx, audit.Query{Kind: "approval", Since: at.Add(-time.Minute), Until: at.Add(time.Minute), Limit: maxYields})
+	evs, err := e.Syncer().Store().Audit(ctx, audit.Query{Kind: "approval", Since: at.Add(-time.Minute), Until: at.Add(time.Minute), Limit: maxYields})
 	if err != nil {
 		return ""
 	}
@@ -205,8 +205,8 @@ func (a *App) revokedBy(ctx context.Context, ap *approvals.Approval) string {
 
 // Export is approval id's evidence for an auditor, as exported by actor;
 // signed when the app has audit_signing_key.
-func (a *App) Export(ctx context.Context, id, actor string) (*audit.Evidence, error) {
-	rep, err := a.Report(ctx, id)
+func (e *Engine) Export(ctx context.Context, id, actor string) (*audit.Evidence, error) {
+	rep, err := e.Report(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -214,21 +214,21 @@ func (a *App) Export(ctx context.Context, id, actor string) (*audit.Evidence, er
 	if err != nil {
 		return nil, err
 	}
-	ev, err := audit.BuildEvidence(ctx, a.Syncer().Store(), id, b, actor, now(), a.signer)
+	ev, err := audit.BuildEvidence(ctx, e.Syncer().Store(), id, b, actor, now(), e.signer)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.state.audit.Saw(map[string]audit.ChainHead{"approval": ev.Head()}); err != nil {
-		a.logger.Error("could not keep the exported audit head; the next check records the trail's own", zap.Error(err))
+	if err := e.shared.audit.Saw(map[string]audit.ChainHead{"approval": ev.Head()}); err != nil {
+		e.logger.Error("could not keep the exported audit head; the next check records the trail's own", zap.Error(err))
 	}
-	a.logger.Info("approval evidence exported", zap.String("id", id), zap.Bool("signed", ev.Signature != nil), zap.String("actor", actor))
+	e.logger.Info("approval evidence exported", zap.String("id", id), zap.Bool("signed", ev.Signature != nil), zap.String("actor", actor))
 	return ev, nil
 }
 
 // Ban bans source (an IP or CIDR; a lone IPv6 address stands for its
 // ipv6_prefix network) for ttl (ban_ttl when 0), as actor, with reason.
-func (a *App) Ban(ctx context.Context, source string, ttl time.Duration, reason, actor string) (approvals.Ban, error) {
-	p, err := a.banPrefix(source)
+func (e *Engine) Ban(ctx context.Context, source string, ttl time.Duration, reason, actor string) (approvals.Ban, error) {
+	p, err := e.banPrefix(source)
 	if err != nil {
 		return approvals.Ban{}, approvals.BadField("ip", "%v", err)
 	}
@@ -237,7 +237,7 @@ func (a *App) Ban(ctx context.Context, source string, ttl time.Duration, reason,
 			"in Caddy itself (a remote_ip matcher with abort) or at the network's edge", p, maxHandBanIPv4, maxHandBanIPv6)
 	}
 	if ttl == 0 {
-		ttl = time.Duration(a.BanTTL)
+		ttl = time.Duration(e.BanTTL)
 	}
 	if ttl < config.MinBanTTL || ttl > config.MaxBanTTL {
 		return approvals.Ban{}, approvals.BadField("ttl", "%v is not between %v and 366d", ttl, config.MinBanTTL)
@@ -251,35 +251,35 @@ func (a *App) Ban(ctx context.Context, source string, ttl time.Duration, reason,
 	}
 	at := now().UTC()
 	b := approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at, ExpiresAt: at.Add(ttl)}
-	if err := a.Syncer().Store().AddBan(ctx, b, actor); err != nil {
+	if err := e.Syncer().Store().AddBan(ctx, b, actor); err != nil {
 		return approvals.Ban{}, err
 	}
-	a.changed(ctx)
-	a.logger.Info("source banned by hand", zap.Stringer("source", p), zap.Duration("ttl", ttl), zap.String("actor", actor))
+	e.changed(ctx)
+	e.logger.Info("source banned by hand", zap.Stringer("source", p), zap.Duration("ttl", ttl), zap.String("actor", actor))
 	return b, nil
 }
 
 // LiftBan lifts the ban of source, as actor: here at once (with what the
 // behaviour trackers remember of it), everywhere once stored.
-func (a *App) LiftBan(ctx context.Context, source, actor string) (approvals.Ban, error) {
-	p, err := a.banPrefix(source)
+func (e *Engine) LiftBan(ctx context.Context, source, actor string) (approvals.Ban, error) {
+	p, err := e.banPrefix(source)
 	if err != nil {
 		return approvals.Ban{}, approvals.BadField("ip", "%v", err)
 	}
-	a.state.bans.Remove(p)
+	e.shared.bans.Remove(p)
 	eachMemory(func(m *behavior.Memory) { m.Forget(p) })
-	b, err := a.Syncer().Store().RemoveBan(ctx, p, actor, now())
+	b, err := e.Syncer().Store().RemoveBan(ctx, p, actor, now())
 	if err != nil {
 		return approvals.Ban{}, err
 	}
-	a.changed(ctx)
-	a.logger.Info("ban lifted", zap.Stringer("source", p), zap.String("actor", actor))
+	e.changed(ctx)
+	e.logger.Info("ban lifted", zap.Stringer("source", p), zap.String("actor", actor))
 	return b, nil
 }
 
 // Bans lists the bans in force, oldest first.
-func (a *App) Bans(ctx context.Context) ([]approvals.Ban, error) {
-	bans, err := a.Syncer().Store().Bans(ctx, now())
+func (e *Engine) Bans(ctx context.Context) ([]approvals.Ban, error) {
+	bans, err := e.Syncer().Store().Bans(ctx, now())
 	if bans == nil && err == nil {
 		bans = []approvals.Ban{}
 	}
@@ -295,24 +295,24 @@ const (
 
 // banPrefix turns an IP or CIDR into the prefix bans are kept by: a lone
 // IPv6 address stands for its /64 (or the configured ipv6_prefix).
-func (a *App) banPrefix(s string) (netip.Prefix, error) {
+func (e *Engine) banPrefix(s string) (netip.Prefix, error) {
 	p, err := approvals.ParseSource(s)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	if p.IsSingleIP() || (p.Addr().Is6() && p.Bits() > a.Settings.IPv6Prefix) {
-		return a.sourcePrefix(p.Addr()), nil
+	if p.IsSingleIP() || (p.Addr().Is6() && p.Bits() > e.Settings.IPv6Prefix) {
+		return e.sourcePrefix(p.Addr()), nil
 	}
 	return p, nil
 }
 
 // Audit lists the audit events q asks for, newest first, without token
 // hashes.
-func (a *App) Audit(ctx context.Context, q audit.Query) ([]audit.Event, error) {
+func (e *Engine) Audit(ctx context.Context, q audit.Query) ([]audit.Event, error) {
 	if q.Kind != "" && !slices.Contains(audit.Kinds, q.Kind) {
 		return nil, approvals.BadField("kind", "%q is neither approval nor ban", q.Kind)
 	}
-	evs, err := a.Syncer().Store().Audit(ctx, q)
+	evs, err := e.Syncer().Store().Audit(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -324,17 +324,17 @@ func (a *App) Audit(ctx context.Context, q audit.Query) ([]audit.Event, error) {
 
 // VerifyAudit checks the store's audit chains now; the result is also what
 // Status shows from then on.
-func (a *App) VerifyAudit(ctx context.Context, known ...audit.KnownHead) audit.Verification {
-	return a.state.audit.Verify(ctx, a.Syncer().Store(), a.logger, known...)
+func (e *Engine) VerifyAudit(ctx context.Context, known ...audit.KnownHead) audit.Verification {
+	return e.shared.audit.Verify(ctx, e.Syncer().Store(), e.logger, known...)
 }
 
 // Status is the store's health, the counts of approvals and bans, and the
 // audit chains' last check.
-func (a *App) Status(ctx context.Context) api.Status {
+func (e *Engine) Status(ctx context.Context) api.Status {
 	var st api.Status
-	sy := a.Syncer()
+	sy := e.Syncer()
 	st.Store.Kind = sy.Store().Kind()
-	st.Store.Description = a.Settings.Store.Describe()
+	st.Store.Description = e.Settings.Store.Describe()
 	st.Store.Health = sy.Health()
 	if err := sy.Store().Ping(ctx); err != nil {
 		st.Store.Up = false
@@ -344,28 +344,28 @@ func (a *App) Status(ctx context.Context) api.Status {
 	}
 	snap, at := sy.Snapshot(), now()
 	st.Approvals, st.BansActive = snap.Counts(at)
-	st.Audit = a.state.audit.Last()
-	st.ImpactGuard = a.state.guard.Report()
+	st.Audit = e.shared.audit.Last()
+	st.ImpactGuard = e.shared.guard.Report()
 	st.Campaigns = []api.Campaign{}
-	for _, k := range a.state.campaigns.Campaigns(at) {
+	for _, k := range e.shared.campaigns.Campaigns(at) {
 		c := api.Campaign{Tenant: k.Tenant, Kind: "probes"}
 		if k.Shape != campaign.ProbeShape {
 			c.Kind, c.Shape = "shape", fmt.Sprintf("%016x", k.Shape)
 		}
 		st.Campaigns = append(st.Campaigns, c)
 	}
-	st.TestCapacity, st.TestDemand, st.TestLoad = a.TestCapacity, demand(snap, at), snap.Load()
+	st.TestCapacity, st.TestDemand, st.TestLoad = e.TestCapacity, demand(snap, at), snap.Load()
 	return st
 }
 
 // changed makes this instance enforce a change at once (others hear of it
 // through the store) and checks the audit chains again in the background,
 // so that the status shows the chain with the change in it.
-func (a *App) changed(ctx context.Context) {
-	if err := a.Syncer().Refresh(ctx); err != nil {
-		a.logger.Warn("change stored, but re-reading the store failed; the resync timer will retry", zap.Error(err))
+func (e *Engine) changed(ctx context.Context) {
+	if err := e.Syncer().Refresh(ctx); err != nil {
+		e.logger.Warn("change stored, but re-reading the store failed; the resync timer will retry", zap.Error(err))
 	}
-	a.state.audit.Soon()
+	e.shared.audit.Soon()
 }
 
 func randomHex(n int) string {
@@ -382,6 +382,6 @@ func randomBase64(n int) string {
 
 // Events are the live feed's events after since, at most limit of them,
 // and the cursor to ask after next.
-func (a *App) Events(since uint64, limit int) ([]feed.Event, uint64) {
+func (e *Engine) Events(since uint64, limit int) ([]feed.Event, uint64) {
 	return liveFeed.Since(since, limit)
 }

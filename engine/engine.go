@@ -1,0 +1,126 @@
+// Package engine runs Gatekeeper apart from Caddy: the state the configs
+// loaded on one store share and its background loops (Shared), the
+// operations security staff carry out through the admin API, the bans
+// detection makes, the live feed, the metrics and what they read.
+// Package caddymodule runs it inside Caddy: the app's lifecycle, the
+// Caddyfile, and a request's way through the handler.
+package engine
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/config"
+	"github.com/customernode/gatekeeper/detect"
+	"github.com/customernode/gatekeeper/detect/campaign"
+	"github.com/customernode/gatekeeper/guard"
+	"github.com/customernode/gatekeeper/ledger"
+	"github.com/customernode/gatekeeper/store"
+)
+
+// now is the clock of every decision and record.
+var now = time.Now
+
+// Engine is Gatekeeper as one loaded config runs it: its settings, the
+// signing key and GeoIP databases they name, and the Shared state of its
+// store, which outlives config reloads. It is what the admin API serves.
+type Engine struct {
+	config.Settings
+
+	signer ed25519.PrivateKey // nil: exports are not signed
+	geo    *detect.GeoIP
+	shared *Shared
+	logger *zap.Logger
+}
+
+// New makes the engine of settings s, whose placeholders are resolved and
+// defaults filled in: it loads the signing key and the GeoIP databases s
+// names. Its store is attached by Start.
+func New(s config.Settings, logger *zap.Logger) (*Engine, error) {
+	e := &Engine{Settings: s, logger: logger}
+	var err error
+	if e.signer, err = audit.LoadSigningKey(s.AuditSigningKey); err != nil {
+		return nil, fmt.Errorf("audit_signing_key: %w", err)
+	}
+	if e.geo, err = detect.OpenGeoIP(s.GeoIPCountry, s.GeoIPASN); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// StoreKey identifies the store settings s name, and nothing else, so that
+// a reload that changes other settings keeps the store and its Shared
+// state (a file store's directory lock could not be taken twice anyway).
+func StoreKey(s config.Settings) (string, error) {
+	if s.Store.Kind == config.StoreFile {
+		dir, err := filepath.Abs(s.Store.Dir)
+		if err != nil {
+			return "", fmt.Errorf("store file: %w", err)
+		}
+		return "file:" + dir, nil
+	}
+	key, err := json.Marshal(struct {
+		Redis  config.Redis
+		Prefix string
+	}{s.Store.Redis, s.KeyPrefix})
+	return "redis:" + string(key), err
+}
+
+// Start attaches sh, the Shared state of e's store, applies e's settings
+// to it and makes e the engine the metrics read.
+func (e *Engine) Start(sh *Shared) {
+	e.shared = sh
+	sh.syncer.SetInterval(time.Duration(e.ResyncInterval))
+	sh.guard.Configure(e.ImpactGuard)
+	sh.limiter.SetCapacity(e.TestCapacity)
+	current.Store(e)
+}
+
+// Stop makes e no longer the engine the metrics read, unless a newer one
+// took over already.
+func (e *Engine) Stop() { current.CompareAndSwap(e, nil) }
+
+// Close closes the GeoIP databases.
+func (e *Engine) Close() error { return e.geo.Close() }
+
+// current is the engine of the running config, which the metrics read.
+var current atomic.Pointer[Engine]
+
+// Snapshot is the approvals and bans in force, as last read from the store.
+func (e *Engine) Snapshot() *approvals.Snapshot { return e.shared.syncer.Snapshot() }
+
+// Syncer is the engine's view of the store.
+func (e *Engine) Syncer() *store.Syncer { return e.shared.syncer }
+
+// Limiter enforces approvals' volume bounds on this instance.
+func (e *Engine) Limiter() *ledger.Limiter { return e.shared.limiter }
+
+// Guard is the impact guard: what this instance sees of everyone who is
+// not testing, and how far tests yield to them.
+func (e *Engine) Guard() *guard.Guard { return e.shared.guard }
+
+// Campaigns is what this instance knows of scans spread over many
+// networks, shared with the other instances on the store.
+func (e *Engine) Campaigns() *campaign.Tracker { return e.shared.campaigns }
+
+// Locate is the country and autonomous system of ip, as far as the GeoIP
+// databases say.
+func (e *Engine) Locate(ip netip.Addr) (country string, asn uint) { return e.geo.Lookup(ip) }
+
+// StoreFailed reports that a call to the store failed with err, so that
+// the store is read again as soon as it answers.
+func (e *Engine) StoreFailed(err error) { e.shared.syncer.ReportFailure(err) }
+
+func (e *Engine) activeApprovals() int {
+	counts, _ := e.Snapshot().Counts(now())
+	return counts[approvals.StatusActive]
+}

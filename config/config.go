@@ -1,10 +1,10 @@
-// Package config holds Gatekeeper's typed settings, their defaults and their
-// validation, apart from Caddy: caddymodule fills a Settings from the
-// Caddyfile or JSON config, and everything else reads it.
+// Package config describes Gatekeeper's settings: their types, defaults and
+// validation, apart from Caddy (caddymodule fills a Settings from the
+// Caddyfile or JSON config) and from what uses them: the stores build their
+// own clients from what Store and Redis describe.
 package config
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -221,7 +221,7 @@ func (s Settings) Validate() error {
 			return errors.New("store file: a directory is required")
 		}
 	case StoreRedis:
-		if err := s.Store.Redis.validate(); err != nil {
+		if err := s.Store.Redis.Validate(); err != nil {
 			return fmt.Errorf("store redis: %w", err)
 		}
 	default:
@@ -253,7 +253,8 @@ func (s Settings) Validate() error {
 	return s.ImpactGuard.Validate()
 }
 
-func (r Redis) validate() error {
+// Validate reports the first of r's settings that is wrong, naming it.
+func (r Redis) Validate() error {
 	switch {
 	case r.URL == "" && len(r.Addrs) == 0:
 		return errors.New("give a redis:// URL, or addrs")
@@ -273,67 +274,6 @@ func (r Redis) validate() error {
 		return fmt.Errorf("db: %d is negative", r.DB)
 	}
 	return nil
-}
-
-// UniversalOptions translates the settings into go-redis options: one
-// address is a single server, several are a Cluster, and a MasterName makes
-// the addresses Sentinels.
-func (r Redis) UniversalOptions() (*redis.UniversalOptions, error) {
-	if err := r.validate(); err != nil {
-		return nil, err
-	}
-	opts := &redis.UniversalOptions{
-		Addrs:      r.Addrs,
-		MasterName: r.MasterName,
-		Username:   r.Username,
-		Password:   r.Password,
-		DB:         r.DB,
-	}
-	if r.URL != "" {
-		o, err := redis.ParseURL(r.URL)
-		if err != nil {
-			return nil, fmt.Errorf("url: %w", err)
-		}
-		opts.Addrs = []string{o.Addr}
-		opts.Username, opts.Password, opts.DB, opts.TLSConfig = o.Username, o.Password, o.DB, o.TLSConfig
-		if r.Username != "" {
-			opts.Username = r.Username
-		}
-		if r.Password != "" {
-			opts.Password = r.Password
-		}
-	}
-	if r.TLS && opts.TLSConfig == nil {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	// Fail fast: a request must never wait long on a store that is down.
-	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = time.Second
-	opts.WriteTimeout = time.Second
-	opts.MaxRetries = 1
-	return opts, nil
-}
-
-// ClusterStateReloadInterval is how often a Cluster client re-reads the slot
-// map while commands go through. go-redis re-reads it at once on MOVED, but
-// not when the master of a slot stops answering: without a short interval it
-// would keep dialing a dead master for a minute after its replica was
-// promoted. The store also asks for a re-read after every failure.
-const ClusterStateReloadInterval = time.Second
-
-// NewClient connects as the settings say: a single server, a Cluster or
-// Sentinels (see UniversalOptions).
-func (r Redis) NewClient() (redis.UniversalClient, error) {
-	opts, err := r.UniversalOptions()
-	if err != nil {
-		return nil, err
-	}
-	if opts.MasterName == "" && len(opts.Addrs) > 1 {
-		co := opts.Cluster()
-		co.ClusterStateReloadInterval = ClusterStateReloadInterval
-		return redis.NewClusterClient(co), nil
-	}
-	return redis.NewUniversalClient(opts), nil
 }
 
 // Describe names the store for logs and status, without secrets.

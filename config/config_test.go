@@ -45,22 +45,7 @@ func TestInvalidSettingsNameTheSetting(t *testing.T) {
 	}
 }
 
-func TestRedisSettingsChooseSingleClusterOrSentinel(t *testing.T) {
-	o, err := Redis{URL: "rediss://u:p@10.0.0.1:6380/3", Password: "override"}.UniversalOptions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(o.Addrs) != 1 || o.Addrs[0] != "10.0.0.1:6380" || o.DB != 3 || o.Username != "u" || o.Password != "override" || o.TLSConfig == nil {
-		t.Fatalf("URL options = %+v", o)
-	}
-	o, _ = Redis{Addrs: []string{"a:1", "b:2", "c:3"}}.UniversalOptions()
-	if len(o.Addrs) != 3 || o.MasterName != "" {
-		t.Fatalf("cluster options = %+v", o)
-	}
-	o, _ = Redis{Addrs: []string{"a:26379"}, MasterName: "m", TLS: true}.UniversalOptions()
-	if o.MasterName != "m" || o.TLSConfig == nil {
-		t.Fatalf("sentinel options = %+v", o)
-	}
+func TestStoresAreDescribedWithoutSecrets(t *testing.T) {
 	for store, want := range map[string]string{
 		Store{Kind: StoreFile, Dir: "./data"}.Describe():                                          "file ./data",
 		Store{Kind: StoreRedis, Redis: Redis{URL: "redis://:secret@h:1/2"}}.Describe():            "redis h:1/2",

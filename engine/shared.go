@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -64,7 +63,7 @@ const housekeepingInterval = time.Second
 // serves on the last snapshot (at first none), and the Syncer keeps
 // trying.
 func Open(s config.Settings, dataDir string, logger *zap.Logger) (*Shared, error) {
-	db, err := openStore(s)
+	db, err := store.Open(s.Store, s.KeyPrefix, now)
 	if err != nil {
 		return nil, err
 	}
@@ -123,20 +122,6 @@ func Open(s config.Settings, dataDir string, logger *zap.Logger) (*Shared, error
 		ccancel()
 	}
 	return st, nil
-}
-
-func openStore(s config.Settings) (store.Store, error) {
-	switch s.Store.Kind {
-	case config.StoreFile:
-		return store.OpenFileStore(s.Store.Dir, now)
-	case config.StoreRedis:
-		rdb, err := s.Store.Redis.NewClient()
-		if err != nil {
-			return nil, fmt.Errorf("store redis: %w", err)
-		}
-		return store.NewRedisStore(rdb, s.KeyPrefix, now), nil
-	}
-	return nil, fmt.Errorf("store: unknown kind %q", s.Store.Kind)
 }
 
 // housekeep writes usage, gives back idle leases, drops this instance's

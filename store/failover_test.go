@@ -40,7 +40,7 @@ func TestLeasesFollowASentinelFailover(t *testing.T) {
 func failover(t *testing.T, r config.Redis, kill func(), promoted func() bool) {
 	stores := make([]store.Store, 2)
 	for i := range stores {
-		rdb, err := r.NewClient()
+		rdb, err := store.NewRedisClient(r)
 		testutil.NoError(t, err)
 		stores[i] = store.NewRedisStore(rdb, "gk:", nil)
 		t.Cleanup(func() { stores[i].Close() })

@@ -46,45 +46,15 @@ func (e *Engine) RegisterApproval(ctx context.Context, req *approvals.Request, a
 		token = "gkt_" + randomBase64(32)
 		ap.TokenHash = approvals.HashToken(token)
 	}
-	var admit store.Admit
-	if s.TestCapacity > 0 {
-		// An exhausted approval holds no capacity, but the approvals the
-		// store hands admit carry no usage: it is read first. Usage only
-		// grows, so read a moment early it can only keep holding an
-		// approval that has just run out, never free too much.
-		used, err := e.usage(ctx)
-		if err != nil {
-			return nil, "", err
-		}
-		// Checked against the store, atomically with the write: an
-		// approval another instance registers at the same moment counts.
-		admit = func(stored []*approvals.Approval) error {
-			for _, o := range stored {
-				o.Usage = used[o.ID]
-			}
-			return approvals.CheckCapacity(stored, ap, s.TestCapacity, at)
-		}
-	}
-	if err := e.Syncer().Store().CreateApproval(ctx, ap, actor, admit); err != nil {
+	// test_capacity is checked by the store, atomically with the write:
+	// an approval another instance registers at the same moment counts.
+	if err := e.Syncer().Store().CreateApproval(ctx, ap, actor, s.TestCapacity); err != nil {
 		return nil, "", err
 	}
 	e.changed(ctx)
 	e.logger.Info("approval registered", zap.String("id", ap.ID), zap.String("tenant", ap.Tenant),
 		zap.String("approval_ref", ap.ApprovalRef), zap.String("actor", actor))
 	return ap.Public(at), token, nil
-}
-
-// usage is every stored approval's usage, by id.
-func (e *Engine) usage(ctx context.Context) (map[string]approvals.Usage, error) {
-	list, err := e.Syncer().Store().Approvals(ctx)
-	if err != nil {
-		return nil, err
-	}
-	used := make(map[string]approvals.Usage, len(list))
-	for _, ap := range list {
-		used[ap.ID] = ap.Usage
-	}
-	return used, nil
 }
 
 // RevokeApproval withdraws approval id for reason, as actor.

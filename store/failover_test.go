@@ -49,8 +49,8 @@ func failover(t *testing.T, r config.Redis, kill func(), promoted func() bool) {
 	live.MaxRPS, live.Burst, live.MaxRequests = 1000, 100, 1_000_000
 	budget := storetest.Approval("apr_budget", "acme")
 	budget.MaxRPS, budget.Burst, budget.MaxRequests = 150, 10, 1200
-	testutil.NoError(t, stores[0].CreateApproval(ctx, live, "alice", nil))
-	testutil.NoError(t, stores[0].CreateApproval(ctx, budget, "alice", nil))
+	testutil.NoError(t, stores[0].CreateApproval(ctx, live, "alice", 0))
+	testutil.NoError(t, stores[0].CreateApproval(ctx, budget, "alice", 0))
 
 	var granted atomic.Int64
 	var lastOK [2]atomic.Int64 // unix nanos of each instance's last good lease

@@ -90,18 +90,18 @@ func OpenFileStore(dir string, now func() time.Time) (*FileStore, error) {
 func (s *FileStore) Kind() string { return "file" }
 
 // CreateApproval implements Store.
-func (s *FileStore) CreateApproval(_ context.Context, a *approvals.Approval, actor string, admit Admit) error {
+func (s *FileStore) CreateApproval(_ context.Context, a *approvals.Approval, actor string, capacity float64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.st.Approvals[a.ID]; ok {
 		return fmt.Errorf("approval %s: %w", a.ID, approvals.ErrExists)
 	}
-	if admit != nil {
+	if capacity > 0 {
 		stored := make([]*approvals.Approval, 0, len(s.st.Approvals))
 		for _, o := range s.st.Approvals {
-			stored = append(stored, o.Clone())
+			stored = append(stored, s.withUsage(o))
 		}
-		if err := admit(stored); err != nil {
+		if err := approvals.CheckCapacity(stored, a, capacity, a.CreatedAt); err != nil {
 			return err
 		}
 	}

@@ -34,8 +34,8 @@ func openFile(t *testing.T, dir string) *store.FileStore {
 func TestFileStoreSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	s := openFile(t, dir)
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", nil))
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice", nil))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice", 0))
 	_, err := s.RevokeApproval(ctx, "apr_2", "done", "bob", storetest.Epoch)
 	testutil.NoError(t, err)
 	ban := approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Reason: "scanner", CreatedAt: storetest.Epoch, ExpiresAt: storetest.Epoch.Add(time.Hour)}
@@ -77,7 +77,7 @@ func TestFileStoreServesOneProcess(t *testing.T) {
 func TestTornAuditLineIsDroppedOnOpen(t *testing.T) {
 	dir := t.TempDir()
 	s := openFile(t, dir)
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", nil))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
 	testutil.NoError(t, s.Close())
 	f, err := os.OpenFile(filepath.Join(dir, "audit.jsonl"), os.O_APPEND|os.O_WRONLY, 0)
 	testutil.NoError(t, err)
@@ -90,7 +90,7 @@ func TestTornAuditLineIsDroppedOnOpen(t *testing.T) {
 	if _, err := s.Approval(ctx, "apr_2"); err == nil {
 		t.Fatal("a torn, unacknowledged write was applied")
 	}
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_3", "acme"), "alice", nil))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_3", "acme"), "alice", 0))
 	evs, err := s.Audit(ctx, audit.Query{Limit: 10})
 	testutil.NoError(t, err)
 	if len(evs) != 2 || evs[0].Approval.ID != "apr_3" || evs[0].ID != "2" {
@@ -101,7 +101,7 @@ func TestTornAuditLineIsDroppedOnOpen(t *testing.T) {
 func TestCorruptAuditLineNamesFileAndLine(t *testing.T) {
 	dir := t.TempDir()
 	s := openFile(t, dir)
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", nil))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
 	testutil.NoError(t, s.Close())
 	path := filepath.Join(dir, "audit.jsonl")
 	b, _ := os.ReadFile(path)
@@ -136,7 +136,7 @@ func crashChild(dir, step string) {
 				}
 			})
 		}
-		if err := s.CreateApproval(ctx, storetest.Approval(fmt.Sprintf("apr_%d", i), "acme"), "child", nil); err != nil {
+		if err := s.CreateApproval(ctx, storetest.Approval(fmt.Sprintf("apr_%d", i), "acme"), "child", 0); err != nil {
 			fmt.Println("create:", err)
 			os.Exit(2)
 		}

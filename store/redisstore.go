@@ -140,7 +140,7 @@ func (s *RedisStore) wrap(op string, err error) error {
 }
 
 // CreateApproval implements Store.
-func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, actor string, admit Admit) error {
+func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, actor string, capacity float64) error {
 	key := s.key("approvals")
 	b, err := json.Marshal(a)
 	if err != nil {
@@ -155,15 +155,21 @@ func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, 
 		if exists {
 			return fmt.Errorf("approval %s: %w", a.ID, approvals.ErrExists)
 		}
-		if admit != nil {
+		if capacity > 0 {
 			// The hash is watched: an approval another instance adds
 			// before this transaction commits makes it retry, and the
-			// retry asks admit again with it.
+			// retry checks again with it. An exhausted approval holds no
+			// capacity: usage is read beside the transaction, for it
+			// only grows (read a moment early, it can only keep holding
+			// an approval that has just run out, never free too much).
 			stored, err := s.decodeApprovals(tx.HGetAll(ctx, key))
 			if err != nil {
 				return err
 			}
-			if refused = admit(stored); refused != nil {
+			if err := s.withUsage(ctx, stored); err != nil {
+				return err
+			}
+			if refused = approvals.CheckCapacity(stored, a, capacity, a.CreatedAt); refused != nil {
 				return refused
 			}
 		}

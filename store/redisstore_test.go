@@ -41,7 +41,7 @@ func instance(t *testing.T, addr string, resync time.Duration) *store.Syncer {
 func TestRedisStoreSurvivesRedisRestart(t *testing.T) {
 	srv := testredis.StartWith(t, testredis.Options{AppendOnly: true})
 	s := redisStore(t, srv.Addr)
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", nil))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
 	ban := approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
 	testutil.NoError(t, s.AddBan(ctx, ban, "detect"))
 
@@ -72,7 +72,7 @@ func TestChangeOnOneInstanceReachesAnotherWithinOneSecond(t *testing.T) {
 	ip := netip.MustParseAddr("203.0.113.5")
 	now := storetest.Epoch
 
-	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", nil))
+	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
 	took := testutil.WaitFor(t, time.Second, "approval visible on instance b", func() bool {
 		return b.Snapshot().Covers(ip, now)
 	})
@@ -112,7 +112,7 @@ func TestInstanceRecoversByItselfAfterRedisOutage(t *testing.T) {
 	srv := testredis.StartWith(t, testredis.Options{AppendOnly: true})
 	a := instance(t, srv.Addr, time.Hour)
 	b := instance(t, srv.Addr, 500*time.Millisecond)
-	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", nil))
+	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
 	testutil.WaitFor(t, time.Second, "approval on b", func() bool { return approvalsIn(b.Snapshot()) == 1 })
 
 	srv.Stop()
@@ -120,13 +120,13 @@ func TestInstanceRecoversByItselfAfterRedisOutage(t *testing.T) {
 	if approvalsIn(b.Snapshot()) != 1 {
 		t.Fatal("the last snapshot must stay in force while the store is down")
 	}
-	if err := a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice", nil); err == nil {
+	if err := a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice", 0); err == nil {
 		t.Fatal("a write to a Redis that is down succeeded")
 	}
 
 	srv.Restart()
 	testutil.WaitFor(t, 5*time.Second, "b is up again", func() bool { return b.Health().Up })
-	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice", nil))
+	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice", 0))
 	testutil.WaitFor(t, time.Second, "new approval on b after recovery", func() bool { return approvalsIn(b.Snapshot()) == 2 })
 }
 

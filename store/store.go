@@ -25,10 +25,13 @@ type Store interface {
 	Kind() string
 
 	// CreateApproval stores a new approval; approvals.ErrExists when its ID
-	// is taken. A non-nil admit is asked first, atomically with the write,
-	// whether a may join the approvals already stored: its error refuses a
-	// and is returned as it is.
-	CreateApproval(ctx context.Context, a *approvals.Approval, actor string, admit Admit) error
+	// is taken. With a capacity (requests a second, test_capacity; 0 for
+	// none), a must fit beside the approvals stored, as
+	// approvals.CheckCapacity says at a.CreatedAt: the check runs under the
+	// same lock, or in the same Redis transaction, as the write, so two
+	// instances registering at the same moment cannot both pass a check
+	// only one of them may pass. Its *approvals.CapacityError refuses a.
+	CreateApproval(ctx context.Context, a *approvals.Approval, actor string, capacity float64) error
 	// NoteGuard records a change of the impact guard's state, action
 	// (audit.GuardAction), with why (note), as actor: one event of the
 	// approval chain that names no approval, for it concerns every approval
@@ -82,13 +85,6 @@ type Store interface {
 	// Close releases connections, files and goroutines.
 	Close() error
 }
-
-// Admit decides whether a new approval may join the approvals stored (all
-// of them, revoked and expired ones included, without usage). The store
-// asks it under the same lock, or the same Redis transaction, as the write,
-// so two instances registering at the same moment cannot both pass a check
-// that only one of them may pass (test_capacity).
-type Admit func(stored []*approvals.Approval) error
 
 // Change is what other instances changed: bans they added, which can be
 // applied as they are, and whether anything else changed or may have been

@@ -18,7 +18,7 @@ import (
 func (x suite) createdApprovalReadsBackUnchanged(t *testing.T) {
 	s, _ := x.fresh(t)
 	want := Approval("apr_1", "acme")
-	if err := s.CreateApproval(ctx, want, "admin", nil); err != nil {
+	if err := s.CreateApproval(ctx, want, "admin", 0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Approval(ctx, "apr_1")
@@ -36,10 +36,10 @@ func (x suite) createdApprovalReadsBackUnchanged(t *testing.T) {
 
 func (x suite) duplicateIDIsRefused(t *testing.T) {
 	s, _ := x.fresh(t)
-	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", nil); err != nil {
+	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", 0); err != nil {
 		t.Fatal(err)
 	}
-	err := s.CreateApproval(ctx, Approval("apr_1", "other"), "admin", nil)
+	err := s.CreateApproval(ctx, Approval("apr_1", "other"), "admin", 0)
 	if !errors.Is(err, approvals.ErrExists) {
 		t.Fatalf("second create: %v, want ErrExists", err)
 	}
@@ -61,7 +61,7 @@ func (x suite) unknownApprovalIsNotFound(t *testing.T) {
 
 func (x suite) revokedApprovalIsKeptForTheAudit(t *testing.T) {
 	s, _ := x.fresh(t)
-	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", nil); err != nil {
+	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", 0); err != nil {
 		t.Fatal(err)
 	}
 	at := Epoch.Add(time.Minute)
@@ -88,7 +88,7 @@ func (x suite) concurrentWritesAreAllKept(t *testing.T) {
 	s, _ := x.fresh(t)
 	for _, err := range concurrently(40, func(i int) error {
 		if i%2 == 0 {
-			return s.CreateApproval(ctx, Approval(fmt.Sprintf("apr_%d", i/2), "acme"), "admin", nil)
+			return s.CreateApproval(ctx, Approval(fmt.Sprintf("apr_%d", i/2), "acme"), "admin", 0)
 		}
 		return s.AddBan(ctx, ban(fmt.Sprintf("198.51.100.%d/32", i/2), Epoch, time.Hour), "detect")
 	}) {
@@ -108,16 +108,15 @@ func (x suite) concurrentWritesAreAllKept(t *testing.T) {
 
 // admitSeesEveryConcurrentWrite registers ten approvals of 20/s at once
 // against a test capacity of 50/s: the check runs atomically with each
-// write, so exactly two get in, and the rest are refused with the check's
-// own error and leave nothing behind.
+// write, so exactly two get in, and the rest are refused with a
+// *approvals.CapacityError and leave nothing behind.
 func (x suite) admitSeesEveryConcurrentWrite(t *testing.T) {
 	s, _ := x.fresh(t)
 	admitted := 0
 	for _, err := range concurrently(10, func(i int) error {
 		a := Approval(fmt.Sprintf("apr_%d", i), "acme")
-		return s.CreateApproval(ctx, a, "admin", func(stored []*approvals.Approval) error {
-			return approvals.CheckCapacity(stored, a, 50, Epoch)
-		})
+		a.CreatedAt = Epoch
+		return s.CreateApproval(ctx, a, "admin", 50)
 	}) {
 		var ce *approvals.CapacityError
 		switch {

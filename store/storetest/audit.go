@@ -15,7 +15,7 @@ import (
 
 func (x suite) auditIsNewestFirstWithLimitAndSince(t *testing.T) {
 	s, c := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice", nil))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice", 0))
 	c.Add(time.Minute)
 	testutil.NoError(t, s.AddBan(ctx, ban("198.51.100.7/32", c.Now(), time.Hour), "bob"))
 	c.Add(time.Minute)
@@ -76,9 +76,9 @@ func (x suite) auditIsNewestFirstWithLimitAndSince(t *testing.T) {
 
 func (x suite) auditChainsLinkEveryChange(t *testing.T) {
 	s, clock := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice", nil))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice", 0))
 	clock.Add(time.Second)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "acme"), "alice", nil))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "acme"), "alice", 0))
 	clock.Add(time.Second)
 	testutil.NoError(t, s.AddBans(ctx, []approvals.Ban{
 		ban("198.51.100.1/32", Epoch, time.Hour), ban("198.51.100.2/32", Epoch, time.Hour), ban("2001:db8::/64", Epoch, time.Hour),
@@ -105,8 +105,8 @@ func (x suite) auditChainsLinkEveryChange(t *testing.T) {
 
 func (x suite) guardChangesAreLinkedEventsOfNoApproval(t *testing.T) {
 	s, _ := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", nil))
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "globex"), "admin", nil))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "globex"), "admin", 0))
 	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1", ""))
 	if err := s.NoteGuard(ctx, audit.ActionApprovalCreated, "x", "impact-guard@gk1", ""); err == nil {
 		t.Fatal("a guard note with an approval's own action was stored")

@@ -174,7 +174,7 @@ func (e *Engine) revokedBy(ctx context.Context, ap *approvals.Approval) string {
 }
 
 // Export is approval id's evidence for an auditor, as exported by actor;
-// signed when the app has audit_signing_key.
+// signed when the settings name an audit_signing_key.
 func (e *Engine) Export(ctx context.Context, id, actor string) (*audit.Evidence, error) {
 	rep, err := e.Report(ctx, id)
 	if err != nil {

@@ -2,7 +2,7 @@
 // (the admin.api.gatekeeper module: approvals, bans, the audit trail,
 // status, the live feed, the console's files) and the
 // http.handlers.gatekeeper_console handler that serves the same to a site.
-// It works on a Backend, the running gatekeeper app, which Serve attaches;
+// It works on a Backend, the running config's engine, which Serve attaches;
 // its request and answer bodies are package api's, which the CLI shares.
 package adminapi
 
@@ -36,7 +36,7 @@ func init() {
 
 // AdminAPI serves /gatekeeper/ on Caddy's admin endpoint: approvals, bans,
 // the audit trail, status, and the console. Admin routes are set up before
-// any app, so it finds the running gatekeeper app on each request. Its
+// any app, so it finds the running config's engine on each request. Its
 // endpoints are routed by ServeMux patterns, one each, and each answers
 // only its methods (405 and Allow otherwise).
 type AdminAPI struct {

@@ -12,7 +12,7 @@ import (
 	"github.com/customernode/gatekeeper/feed"
 )
 
-// Backend is what the admin API asks of the running gatekeeper app: the
+// Backend is what the admin API asks of the running config's engine: the
 // operations security staff carry out, and what they read.
 type Backend interface {
 	RegisterApproval(ctx context.Context, req *approvals.Request, actor string) (*approvals.Approval, string, error)
@@ -30,14 +30,14 @@ type Backend interface {
 	Events(since uint64, limit int) ([]feed.Event, uint64)
 }
 
-// The app the admin API serves: the running config's, set by its Start.
+// The engine the admin API serves: the running config's, set by its app's Start.
 // Admin routes are set up before any app exists.
 var served struct {
 	sync.Mutex
 	app Backend
 }
 
-// Serve makes app the one the admin API serves.
+// Serve makes app (an engine) the one the admin API serves.
 func Serve(app Backend) {
 	served.Lock()
 	defer served.Unlock()

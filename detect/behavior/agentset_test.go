@@ -63,8 +63,9 @@ func TestSixBrowsersGetSixBrowsersRoom(t *testing.T) {
 }
 
 // Browsers that loaded pages at a source before anything failed there are
-// its people once something does: four browsers are four people, and none
-// of them counts again when it comes back; one browser is one person.
+// its people once something does, as if each had come back: four browsers
+// are four people and the first, and none of them counts again when it
+// comes back; one browser is one person.
 func TestBrowsersBeforeTheFirstFailureArePeople(t *testing.T) {
 	browsers := []uint64{0x11 << 56, 0x22 << 56, 0x33 << 56, 0x44 << 56}
 	var sh shard
@@ -75,22 +76,28 @@ func TestBrowsersBeforeTheFirstFailureArePeople(t *testing.T) {
 		}
 		alone.agents.add(browsers[0])
 	}
-	if office.clients() != 4 || alone.clients() != 1 {
-		t.Fatalf("before any failure: office %v, alone %v people; want 4 and 1", office.clients(), alone.clients())
+	if office.clients() != 5 || alone.clients() != 1 {
+		t.Fatalf("before any failure: office %v, alone %v people; want 5 and 1", office.clients(), alone.clients())
 	}
 	x := sh.sourceExtra(&office)
-	if office.clients() != 4 || !x.before.has(browsers[3]) {
-		t.Fatalf("at the first failure the office is %v people, want 4", office.clients())
+	if office.clients() != 5 || !x.before.has(browsers[3]) {
+		t.Fatalf("at the first failure the office is %v people, want 5", office.clients())
 	}
 	for _, b := range append(browsers, browsers...) { // each loads a page and comes back after another
 		x.pending.add(b)
 		x.cameBack(&office, b)
 	}
-	if office.clients() != 4 {
-		t.Fatalf("browsers counted before and coming back: %v people, want 4", office.clients())
+	if office.clients() != 5 {
+		t.Fatalf("browsers counted before and coming back: %v people, want 5", office.clients())
 	}
-	sh.sourceExtra(&alone)
+	x = sh.sourceExtra(&alone)
 	if alone.clients() != 1 {
 		t.Fatalf("one browser that loaded pages before failing is %v people, want 1", alone.clients())
+	}
+	x.pending.add(browsers[0]) // it comes back after another browser: two people
+	x.cameBack(&alone, browsers[1])
+	x.cameBack(&alone, browsers[0])
+	if alone.clients() != 2 {
+		t.Fatalf("a browser that came back after another is %v people, want 2", alone.clients())
 	}
 }

@@ -24,11 +24,12 @@ const (
 // clients is how many people st was seen with lately, 1 to maxAgents, for
 // the room in its failure buckets: the first, and each browser counted.
 // Until anything failed at a source, its set holds every browser that
-// loaded a page there, the first among them (see sourceExtra).
+// loaded a page there, and they count once there are two of them (see
+// sourceExtra).
 func (st *sourceState) clients() float32 {
 	others := st.agents.len()
-	if st.extra == 0 {
-		others = max(others-1, 0)
+	if st.extra == 0 && others < 2 {
+		others = 0
 	}
 	return float32(min(1+others, maxAgents))
 }
@@ -50,16 +51,19 @@ func (x *extra) cameBack(st *sourceState, agent uint64) {
 // the same moment all load it before the first of their broken links
 // fails, and then fail together, before any of them could come back: so
 // until a source has an extra, every browser that loads a page there is
-// noted in st.agents (see credit), and when the extra is made they are
-// its people, the first and the others. A lone client that loaded pages
-// first is still one person; a scanner gains what loading a page and
-// coming back with each of its user agents would give it anyway.
+// noted in st.agents (see credit), and when the extra is made, two or more
+// of them are counted as cameBack would have counted them had they come
+// back: each of them, and the first person. A lone client that loaded
+// pages first is still one person; a scanner gains what loading a page
+// and coming back with each of its user agents would give it anyway.
 func (sh *shard) sourceExtra(st *sourceState) *extra {
 	if st.extra != 0 {
 		return sh.existingExtra(st)
 	}
 	before := st.agents
-	st.agents.dropOne() // the first person, counted apart
+	if before.len() < 2 {
+		before, st.agents = agentSet{}, agentSet{} // one browser is the first person, counted apart
+	}
 	x := sh.extraOf(st)
 	x.before = before
 	return x

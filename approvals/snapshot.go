@@ -185,8 +185,10 @@ func (s *Snapshot) banned(ip netip.Addr, now time.Time) (Ban, bool) {
 }
 
 // Bans says which kinds of ban in force at now cover ip: one made by hand,
-// one made by scanner detection (see Ban.Automatic), or both; networkOnly
-// when every automatic one is a network's (see Ban.Network).
+// or ones made by scanner detection (see Ban.Automatic), and networkOnly
+// when every automatic one is a network's (see Ban.Network). A ban by hand
+// decides alone, so the look-up stops at the first: automatic then says
+// only what was found before it.
 func (s *Snapshot) Bans(ip netip.Addr, now time.Time) (byHand, automatic, networkOnly bool) {
 	networkOnly = true
 	s.lookupBans(ip, func(b Ban) bool {

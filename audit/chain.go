@@ -27,8 +27,9 @@ import (
 //	hash   = SHA-256(prev as 32 bytes ‖ seq as 8 bytes, big-endian ‖ digest)
 //
 // where content is the event's canonical JSON without its chain members:
-// {"time":…,"action":…,"actor":…,"note":…,"approval"|"ban":…} exactly as Gatekeeper
-// encodes it (Go's encoding/json: fields in that order, no spaces). A stored
+// {"time":…,"action":…,"actor":…,"note":…,"tenant":…,"approval"|"ban":…}
+// exactly as Gatekeeper encodes it (Go's encoding/json: fields in that
+// order, the empty ones left out, no spaces). A stored
 // event is that same object with "id", "seq", "prev" and "hash" put first,
 //
 //	{"id":"…","seq":7,"prev":"…","hash":"…","time":…}

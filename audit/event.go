@@ -13,7 +13,8 @@ const (
 	ActionApprovalRevoked = "approval.revoked"
 	// The impact guard cut approved tests' rate, paused them, or gave it
 	// back; Note says why. One event a change names no approval: it
-	// concerns every approval active when it was made.
+	// concerns every approval active when it was made, or, when Tenant
+	// names one, that tenant's.
 	ActionApprovalThrottled = "approval.throttled"
 	ActionApprovalPaused    = "approval.paused"
 	ActionApprovalResumed   = "approval.resumed"
@@ -21,9 +22,10 @@ const (
 	ActionBanRemoved        = "ban.removed"
 )
 
-// Event records one change to approvals or bans. It carries the whole
+// Event records one change to approvals or bans, or one of the impact
+// guard's changes to approved tests. A change to a record carries the whole
 // record as it stood after the change, which lets the file store replay its
-// audit log as a write-ahead log after a crash.
+// audit log as a write-ahead log after a crash; the guard's carry none.
 type Event struct {
 	// ID orders events within one store: a sequence number in the file
 	// store, a stream entry ID in Redis.

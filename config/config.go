@@ -63,7 +63,9 @@ func (s Settings) BanFor(offence int) time.Duration {
 // Settings are the settings of the gatekeeper app, as its JSON config has
 // them (the app embeds them) and as the Caddyfile's gatekeeper global option
 // fills them. Unset fields take their defaults in WithDefaults; Validate
-// checks them. Nothing else defaults or checks them again.
+// checks them. Nothing else checks them again; guard.New and
+// store.NewSyncer fill a default only for a caller (a test) that passes
+// none.
 type Settings struct {
 	// Where approvals, bans and the audit trail are kept. Default: the
 	// embedded file store in ./gatekeeper-data.

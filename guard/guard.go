@@ -70,15 +70,17 @@ const (
 	MaxTested = 8
 	groups    = hashedGroups + MaxTested
 	// sourceSlots is the size of the table that lets each source weigh
-	// about one answer a tick (IPv6 sources by their /64): a source is
-	// known by its slot, and two sharing one only count less.
+	// about one answer a tick (IPv6 sources by their /48, as sourceHash
+	// has them): a source is known by its slot, and two sharing one only
+	// count less.
 	sourceSlots = 1 << 13
 	// perTick is the most answers of one source that count in a tick.
 	perTick = 4
 )
 
 // Guard is one instance's impact guard. Observe, Tested and the factors
-// are lock-free and may be called from any goroutine; Tick and Watch are
+// may be called from any goroutine and take no lock, but the first time
+// each of the first assigned tenants is seen (assign); Tick and Watch are
 // called by one.
 type Guard struct {
 	settings atomic.Pointer[Settings]
@@ -486,10 +488,10 @@ func (g *Guard) changed(tenant string, to State, why string) {
 // the rest are pooled, each answer's latency taken as a stress against its
 // own group's calm (a tenant whose answers are slow when calm is not
 // stressed by them), and the pool's quantile is the latency's stress; the
-// pool's failures, from at least minFailing sources, the failures'. With
-// fewer than two groups to tell one tenant's trouble from the platform's,
-// what was known fades. A watched tenant's answers vote in its shared
-// group, like anyone's; its own group moves only its own tests.
+// pool's failures, when they come from enough sources (spread), the
+// failures'. With fewer than two groups to tell one tenant's trouble from
+// the platform's, what was known fades. A watched tenant's answers vote in
+// its shared group, like anyone's; its own group moves only its own tests.
 func (g *Guard) vote(s *Settings) float64 {
 	var active []int
 	for i, m := range g.measured[:hashedGroups] {

@@ -27,8 +27,9 @@ type Report struct {
 	// CalmMS is the learnt calm latency of others' requests (0 until
 	// learnt).
 	CalmMS float64 `json:"calm_ms"`
-	// Tenants are the tenants whose tests yield on their own stress now,
-	// more than the platform's asks.
+	// Tenants are the watched tenants whose own stress holds their tests
+	// back now; each tenant's tests get the lesser of its factor and the
+	// platform's.
 	Tenants []TenantReport `json:"tenants,omitempty"`
 }
 

@@ -198,9 +198,11 @@ func (l *Limiter) local(id string) *local {
 
 // Admit decides whether one more request under a may go through. ctx is the
 // request's: when it ends while the request waits for a lease, Admit
-// answers Abandoned. With RateLimited and Unaccounted, the duration says
-// when to retry; with Unaccounted, the error says why the store could not be
-// reached (ErrStoreRecentlyDown when it was not asked again so soon).
+// answers Abandoned. With RateLimited, PlatformBusy and Unaccounted, the
+// duration says when to retry; with Unaccounted, the error says why the
+// store could not be reached (ErrLedgerRecovering when the lease found the
+// ledger holding grants back, ErrStoreRecentlyDown when it was not asked
+// again so soon after that or a failure).
 func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, time.Duration, error) {
 	lo := l.local(a.ID)
 	lo.mu.Lock()
@@ -368,16 +370,19 @@ func (l *Limiter) capacityRPS() float64 { return math.Float64frombits(l.capacity
 func (l *Limiter) SetDemand(rps float64) { l.demand.Store(math.Float64bits(rps)) }
 
 // ErrStoreRecentlyDown is the answer while a failed lease is less than a
-// second old: requests do not wait on a dead store one after another.
+// second old, or while the hold a lease found (ErrLedgerRecovering) lasts:
+// requests do not wait on a dead store one after another.
 var ErrStoreRecentlyDown = fmt.Errorf("lease: %w: %w", approvals.ErrUnavailable, errRecentlyDown{})
 
 type errRecentlyDown struct{}
 
 func (errRecentlyDown) Error() string { return "the store failed less than a second ago" }
 
-// ErrLedgerRecovering is the answer while the ledger holds grants back after
-// finding that the store lost some (see LedgerHold): the store answers, but
-// the budget cannot be trusted yet, which to a tester is the same outage.
+// ErrLedgerRecovering is the answer of a lease that finds the ledger holding
+// grants back after it found that the store lost some (see
+// store.LedgerHold); ErrStoreRecentlyDown answers the requests after it
+// until the hold ends. The store answers, but the budget cannot be trusted
+// yet, which to a tester is the same outage.
 var ErrLedgerRecovering = fmt.Errorf("lease: %w: %w", approvals.ErrUnavailable, errors.New("the ledger lost grants and is counting them again"))
 
 // seen moves the pending last_seen to now. The time it points to belongs to

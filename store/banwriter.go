@@ -87,8 +87,8 @@ func (w *BanWriter) Run(ctx context.Context) {
 	}
 }
 
-// writeBatch writes up to BanBatch queued bans; it reports whether it
-// wrote any.
+// writeBatch writes up to BanBatch queued bans, handing them and the
+// write's error to done; it reports whether there were any to write.
 func (w *BanWriter) writeBatch(ctx context.Context) bool {
 	w.mu.Lock()
 	n := min(len(w.queue), BanBatch)

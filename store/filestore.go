@@ -213,7 +213,7 @@ func (s *FileStore) Bans(_ context.Context, now time.Time) ([]approvals.Ban, err
 }
 
 // Audit implements Store. It reads the log from the start (see
-// eachCommitted), keeping the newest limit events at or after since.
+// eachCommitted), keeping the newest q.Limit events that q asks for.
 func (s *FileStore) Audit(ctx context.Context, q audit.Query) ([]audit.Event, error) {
 	if q.Limit <= 0 {
 		return nil, s.Ping(ctx)

@@ -14,8 +14,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// leaseScript is ledger.take in Lua, run on the Redis server with its clock,
-// so that every instance shares one bucket and one budget per approval.
+// leaseScript is ledger.State.Take in Lua, run on the Redis server with its
+// clock, so that every instance shares one bucket and one budget per
+// approval.
 //
 // The usage hash counts grants and releases apart, both only ever growing,
 // so that a count lower than one an instance has seen can only mean that

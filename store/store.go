@@ -35,9 +35,9 @@ type Store interface {
 	// NoteGuard records a change of the impact guard's state, action
 	// (audit.GuardAction), with why (note), as actor: one event of the
 	// approval chain that names no approval, for it concerns every approval
-	// active when it was made (their reports and evidence find it by
-	// time). It changes no record, so other instances are not asked to read
-	// the store again.
+	// active when it was made, or only tenant's when tenant is not "" (their
+	// reports and evidence find it by time and tenant). It changes no
+	// record, so other instances are not asked to read the store again.
 	NoteGuard(ctx context.Context, action, note, actor, tenant string) error
 	// RevokeApproval marks an approval revoked at at by actor (its
 	// RevokedBy) and returns it.

@@ -124,8 +124,8 @@ type record struct {
 	// until is when the key stops being a campaign (zero: it is none).
 	until time.Time
 	last  time.Time
-	// shared is every instance's count of networks and paths, as the
-	// store last said.
+	// sharedNetworks and sharedPaths are every instance's counts of
+	// networks and paths, as the store last said.
 	sharedNetworks, sharedPaths int
 }
 

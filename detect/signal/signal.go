@@ -61,7 +61,7 @@ func (s Set) Has(sig Signal) bool { return s&(1<<sig) != 0 }
 // Add puts sig in s.
 func (s *Set) Add(sig Signal) { *s |= 1 << sig }
 
-// Names lists the signals in s, strongest kind first.
+// Names lists the signals in s, in the order they are declared.
 func (s Set) Names() []string {
 	var out []string
 	for i := Signal(0); i < Count; i++ {

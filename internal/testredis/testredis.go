@@ -1,6 +1,8 @@
 // Package testredis starts real redis-server processes for tests: a single
-// server or a three-node Cluster, each on free loopback ports, stopped by pid
-// when the test ends. Nothing here fakes Redis.
+// server, a Cluster of three masters (with or without a replica each), or a
+// master watched by Sentinels (with a replica to fail over to), each on free
+// loopback ports, stopped by pid when the test ends. Nothing here fakes
+// Redis.
 package testredis
 
 import (
@@ -235,8 +237,8 @@ func StartSentinel(t testing.TB, masterName string) string {
 }
 
 // Cluster is a Redis Cluster of three masters, each with one replica, for
-// failover tests: nodes notice a dead master after NodeTimeout and promote
-// its replica.
+// failover tests: nodes notice a dead master after ClusterNodeTimeout and
+// promote its replica.
 type Cluster struct {
 	Nodes []*Server
 	t     testing.TB

@@ -1,6 +1,7 @@
 // Package testutil holds the small helpers that the tests of several
-// packages share: free loopback ports, polling with a deadline, and stopping
-// a child process.
+// packages share: free loopback ports, polling with a deadline, stopping a
+// child process, a clock that moves when told, GeoIP databases, scans'
+// word lists and sources, struct filling, and the docs' text.
 package testutil
 
 import (

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,4 +87,61 @@ func TestReloadKeepsTheStoreAndLeaksNoGoroutines(t *testing.T) {
 				goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"))
 		})
 	}
+}
+
+// A reload whose new config fails to start leaves the old config running,
+// and with it its gatekeeper app: the admin API still serves it, the
+// gauges still read it, and the shared state keeps its settings (here,
+// an impact guard that is on), whichever order Caddy started the new
+// config's apps in before one of them failed.
+func TestFailedReloadKeepsServingTheRunningConfig(t *testing.T) {
+	store := fileStore(t)
+	admin, site := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	if err := caddy.Load(caddyConfig(admin, site, store, "v0"), true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+	c := adminClient{t: t, base: "http://" + admin}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	failing := caddyConfigWith(admin, taken.Addr().String(),
+		map[string]any{"store": store, "impact_guard": map[string]any{"off": true}}, "v1")
+	// Caddy starts apps in map order: try until the gatekeeper app has
+	// started before the http app failed at least a few times.
+	for i := range 20 {
+		if err := caddy.Load(failing, true); err == nil {
+			t.Fatal("a config whose site's address is taken started")
+		}
+		var e struct{ Error string }
+		if code := c.do("GET", "/gatekeeper/status", nil, &e); code != 200 {
+			t.Fatalf("after failed reload %d the admin API answers %d %q, want 200 from the running config", i, code, e.Error)
+		}
+		if v := c.gauge("caddy_gatekeeper_store_up"); v != "1" {
+			t.Fatalf("after failed reload %d store_up reads %q, want 1 from the running config", i, v)
+		}
+		if runningApp(t).engine.Guard().Settings().Off {
+			t.Fatalf("after failed reload %d the impact guard is off, as the config that failed has it", i)
+		}
+	}
+}
+
+// gauge is the value of the metric name that the admin endpoint's /metrics
+// shows.
+func (c adminClient) gauge(name string) string {
+	c.t.Helper()
+	resp, err := http.Get(c.base + "/metrics")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,18 +81,45 @@ func StoreKey(s config.Settings) (string, error) {
 // to it and makes e the engine the metrics read.
 func (e *Engine) Start(sh *Shared) {
 	e.shared = sh
-	sh.syncer.SetInterval(time.Duration(e.ResyncInterval))
-	sh.guard.Configure(e.ImpactGuard)
-	sh.limiter.SetCapacity(e.TestCapacity)
+	running.Lock()
+	defer running.Unlock()
+	e.apply()
+	running.engines = append(running.engines, e)
 	current.Store(e)
 }
 
-// Stop makes e no longer the engine the metrics read, unless a newer one
-// took over already.
-func (e *Engine) Stop() { current.CompareAndSwap(e, nil) }
+// Stop makes e no longer the engine the metrics read. The engine started
+// before it, if still running, takes over again unless a newer one did
+// (the config of e failed to start after e did): its settings are applied
+// to its Shared state again, over those of e.
+func (e *Engine) Stop() {
+	running.Lock()
+	defer running.Unlock()
+	running.engines = slices.DeleteFunc(running.engines, func(o *Engine) bool { return o == e })
+	var top *Engine
+	if n := len(running.engines); n > 0 {
+		top = running.engines[n-1]
+		top.apply()
+	}
+	current.Store(top)
+}
+
+// apply applies e's settings to its Shared state.
+func (e *Engine) apply() {
+	e.shared.syncer.SetInterval(time.Duration(e.ResyncInterval))
+	e.shared.guard.Configure(e.ImpactGuard)
+	e.shared.limiter.SetCapacity(e.TestCapacity)
+}
 
 // Close closes the GeoIP databases.
 func (e *Engine) Close() error { return e.geo.Close() }
+
+// running are the engines started and not yet stopped, in the order they
+// started: the running config's is the last, and current.
+var running struct {
+	sync.Mutex
+	engines []*Engine
+}
 
 // current is the engine of the running config, which the metrics read.
 var current atomic.Pointer[Engine]

@@ -3,6 +3,7 @@ package adminapi
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,33 +31,38 @@ type Backend interface {
 	Events(since uint64, limit int) ([]feed.Event, uint64)
 }
 
-// The engine the admin API serves: the running config's, set by its app's Start.
-// Admin routes are set up before any app exists.
+// The engines the admin API may serve, in the order their configs'
+// apps started: the running config's is the last. Admin routes are set up
+// before any app exists. A config that fails to start after its app did
+// is stopped again while the one before it keeps running, which is then
+// served again.
 var served struct {
 	sync.Mutex
-	app Backend
+	apps []Backend
 }
 
 // Serve makes app (an engine) the one the admin API serves.
 func Serve(app Backend) {
 	served.Lock()
 	defer served.Unlock()
-	served.app = app
+	served.apps = append(served.apps, app)
 }
 
-// Release stops serving app, unless a newer config's app took over.
+// Release stops serving app; the engine started before it, if still
+// running, is served again unless a newer config's took over.
 func Release(app Backend) {
 	served.Lock()
 	defer served.Unlock()
-	if served.app == app {
-		served.app = nil
-	}
+	served.apps = slices.DeleteFunc(served.apps, func(b Backend) bool { return b == app })
 }
 
 func serving() Backend {
 	served.Lock()
 	defer served.Unlock()
-	return served.app
+	if n := len(served.apps); n > 0 {
+		return served.apps[n-1]
+	}
+	return nil
 }
 
 var errNoApp = errors.New("the gatekeeper app is not running")

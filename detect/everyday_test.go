@@ -395,3 +395,41 @@ func TestDeepTraversal(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The office of TestOfficeInLockstepIsNotCaught comes back after a quiet
+// lunch, when the agents seen there have been forgotten, and does the same
+// again: it is the same people, and it passes as it did in the morning.
+func TestOfficeInLockstepAfterLunchIsNotCaught(t *testing.T) {
+	browsers := []string{firefox, chrome, safari, edge}
+	lockstep := func(round int) []visit {
+		steps := []func(p int) visit{
+			func(int) visit { return visit{"GET", "/", "", 200, 0} },
+			func(int) visit { return visit{"GET", "/app.css", "", 200, 0} },
+			func(int) visit { return visit{"GET", "/app.js", "", 200, 0} },
+			func(p int) visit { return visit{"GET", fmt.Sprintf("/blog/old-post-%d-%d", round, p), "", 404, 0} },
+			func(int) visit { return visit{"GET", "/app/dashboard", "", 200, 0} },
+		}
+		var out []visit
+		for _, step := range steps {
+			for p := range 40 {
+				v := step(p)
+				v.ua, v.after = browsers[p%len(browsers)], time.Millisecond
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	d := newDetector(t, c)
+	office := netip.MustParseAddr("192.0.2.74")
+	if n, res := replay(d, c, office, lockstep(0)); n != 0 {
+		t.Fatalf("morning: request %d scored %v", n, res.Signals.Names())
+	}
+	c.Add(time.Hour)
+	if n, res := replay(d, c, netip.MustParseAddr("192.0.2.75"), lockstep(1)); n != 0 {
+		t.Fatalf("another office after lunch: request %d scored %v", n, res.Signals.Names())
+	}
+	if n, res := replay(d, c, office, lockstep(1)); n != 0 {
+		t.Fatalf("the same office after lunch: request %d scored %v", n, res.Signals.Names())
+	}
+}

@@ -224,7 +224,9 @@ func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, pr
 	if idle := now - st.last; int32(idle) > 0 && idle > uint32(agentsPeriod.Milliseconds()) {
 		st.agents = agentSet{}
 		if x := sh.existingExtra(st); x != nil {
-			x.pending = pendingAgents{}
+			// The browsers counted before the first failure are forgotten
+			// with the rest: coming back, they count again.
+			x.pending, x.before = pendingAgents{}, agentSet{}
 		}
 	}
 	t.drain(sh, st, now)

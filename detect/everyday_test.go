@@ -396,6 +396,38 @@ func TestDeepTraversal(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// A crawler that sends a fresh browser agent with every request, as
+// scanners set to rotate agents do, loads a few pages the site has before
+// it brute-forces paths: an agent used once never comes back, so it is no
+// one's browser, and the crawl buys no more room than it does with one
+// agent.
+func TestAgentsUsedOnceBeforeTheFirstFailureBuyNoRoom(t *testing.T) {
+	walk := func(rotate bool) []visit {
+		var out []visit
+		ua := func(i int) string {
+			if !rotate {
+				return chrome
+			}
+			return fmt.Sprintf("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/%d.0.%d.0 Safari/537.36", 100+i%40, i)
+		}
+		for i, p := range []string{"/", "/about", "/pricing", "/blog/", "/docs/", "/contact", "/careers", "/login"} {
+			out = append(out, visit{"GET", p, ua(i), 200, 50 * time.Millisecond})
+		}
+		for i := range 300 {
+			out = append(out, visit{"GET", fmt.Sprintf("/word-%d/", i), ua(8 + i), 404, 50 * time.Millisecond})
+		}
+		return out
+	}
+	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
+	d := newDetector(t, c)
+	one, _ := replay(d, c, netip.MustParseAddr("192.0.2.82"), walk(false))
+	many, _ := replay(d, c, netip.MustParseAddr("192.0.2.83"), walk(true))
+	t.Logf("caught at request %d with one agent, %d with a fresh agent a request", one, many)
+	if one == 0 || many == 0 || many > one {
+		t.Fatalf("one agent caught at %d, a fresh agent a request at %d; agents used once must buy no room", one, many)
+	}
+}
+
 // The office of TestOfficeInLockstepIsNotCaught comes back after a quiet
 // lunch, when the agents seen there have been forgotten, and does the same
 // again: it is the same people, and it passes as it did in the morning.

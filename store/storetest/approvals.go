@@ -135,6 +135,28 @@ func (x suite) admitSeesEveryConcurrentWrite(t *testing.T) {
 	}
 }
 
+// exhaustedApprovalHoldsNoCapacity: the store reads the usage the
+// capacity check needs itself, so an approval that has admitted all of
+// max_requests stops holding test capacity as soon as its usage is
+// recorded, and one in its window holds it until then.
+func (x suite) exhaustedApprovalHoldsNoCapacity(t *testing.T) {
+	s, _ := x.fresh(t)
+	full := Approval("apr_full", "acme")
+	full.MaxRPS, full.Burst, full.MaxRequests, full.CreatedAt = 50, 50, 10, Epoch
+	testutil.NoError(t, s.CreateApproval(ctx, full, "admin", 50))
+	next := Approval("apr_next", "globex")
+	next.CreatedAt = Epoch
+	var ce *approvals.CapacityError
+	if err := s.CreateApproval(ctx, next, "admin", 50); !errors.As(err, &ce) {
+		t.Fatalf("beside an approval at the full capacity: %v, want a *approvals.CapacityError", err)
+	}
+	seen := Epoch
+	testutil.NoError(t, s.RecordUsage(ctx, full.ID, approvals.Usage{Allowed: 10, LastSeen: &seen}))
+	if err := s.CreateApproval(ctx, next, "admin", 50); err != nil {
+		t.Fatalf("beside an exhausted approval: %v, want it registered", err)
+	}
+}
+
 func (x suite) pingAnswers(t *testing.T) {
 	s, _ := x.fresh(t)
 	testutil.NoError(t, s.Ping(ctx))

@@ -57,6 +57,7 @@ func Run(t *testing.T, open Open) {
 		{"CreatedApprovalReadsBackUnchanged", suite.createdApprovalReadsBackUnchanged},
 		{"DuplicateIDIsRefused", suite.duplicateIDIsRefused},
 		{"AdmitSeesEveryConcurrentWrite", suite.admitSeesEveryConcurrentWrite},
+		{"ExhaustedApprovalHoldsNoCapacity", suite.exhaustedApprovalHoldsNoCapacity},
 		{"UnknownApprovalIsNotFound", suite.unknownApprovalIsNotFound},
 		{"RevokedApprovalIsKeptForTheAudit", suite.revokedApprovalIsKeptForTheAudit},
 		{"BansExpireAndCanBeLifted", suite.bansExpireAndCanBeLifted},

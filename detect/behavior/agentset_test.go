@@ -62,42 +62,35 @@ func TestSixBrowsersGetSixBrowsersRoom(t *testing.T) {
 	}
 }
 
-// Browsers that loaded pages at a source before anything failed there are
-// its people once something does, as if each had come back: four browsers
-// are four people and the first, and none of them counts again when it
-// comes back; one browser is one person.
-func TestBrowsersBeforeTheFirstFailureArePeople(t *testing.T) {
-	browsers := []uint64{0x11 << 56, 0x22 << 56, 0x33 << 56, 0x44 << 56}
+// A second browser loading a page at a source starts the counting of its
+// people, before anything fails there: four browsers taking turns, as an
+// office opening the same page does, are four people and the first; one
+// browser, or a fresh agent with every page, stays one person.
+func TestASecondBrowserStartsCountingPeople(t *testing.T) {
+	tr := NewTracker(Config{}, nil)
 	var sh shard
-	var office, alone sourceState
+	visit := func(st *sourceState, agent uint64) { // a page: its request, then its answer
+		if x := sh.existingExtra(st); x != nil {
+			x.cameBack(st, agent)
+		}
+		tr.credit(&sh, st, false, agent, 1, false)
+	}
+	browsers := []uint64{0x1111111111111111, 0x2222222222222222, 0x3333333333333333, 0x4444444444444444}
+	var office, alone, rotating sourceState
 	for range 3 {
 		for _, b := range browsers {
-			office.agents.add(b) // what credit notes of a page, before any failure
+			visit(&office, b)
 		}
-		alone.agents.add(browsers[0])
 	}
-	if office.clients() != 5 || alone.clients() != 1 {
-		t.Fatalf("before any failure: office %v, alone %v people; want 5 and 1", office.clients(), alone.clients())
+	for i := range 12 {
+		visit(&alone, browsers[0])
+		visit(&rotating, uint64(i+5)*0x0101010101010101)
 	}
-	x := sh.sourceExtra(&office)
-	if office.clients() != 5 || !x.before.has(browsers[3]) {
-		t.Fatalf("at the first failure the office is %v people, want 5", office.clients())
+	if office.clients() != 5 || alone.clients() != 1 || rotating.clients() != 1 {
+		t.Fatalf("office %v, one browser %v, a fresh agent a page %v people; want 5, 1 and 1",
+			office.clients(), alone.clients(), rotating.clients())
 	}
-	for _, b := range append(browsers, browsers...) { // each loads a page and comes back after another
-		x.pending.add(b)
-		x.cameBack(&office, b)
-	}
-	if office.clients() != 5 {
-		t.Fatalf("browsers counted before and coming back: %v people, want 5", office.clients())
-	}
-	x = sh.sourceExtra(&alone)
-	if alone.clients() != 1 {
-		t.Fatalf("one browser that loaded pages before failing is %v people, want 1", alone.clients())
-	}
-	x.pending.add(browsers[0]) // it comes back after another browser: two people
-	x.cameBack(&alone, browsers[1])
-	x.cameBack(&alone, browsers[0])
-	if alone.clients() != 2 {
-		t.Fatalf("a browser that came back after another is %v people, want 2", alone.clients())
+	if alone.extra != 0 {
+		t.Fatal("one browser's pages made an extra")
 	}
 }

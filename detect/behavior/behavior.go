@@ -224,23 +224,21 @@ func (t *Tracker) count(sh *shard, st *sourceState, now uint32, agent uint64, pr
 	if idle := now - st.last; int32(idle) > 0 && idle > uint32(agentsPeriod.Milliseconds()) {
 		st.agents = agentSet{}
 		if x := sh.existingExtra(st); x != nil {
-			// The browsers counted before the first failure are forgotten
-			// with the rest: coming back, they count again.
-			x.pending, x.before = pendingAgents{}, agentSet{}
+			x.pending = pendingAgents{}
 		}
 	}
 	t.drain(sh, st, now)
 	if factor > 1 {
 		st.sawAgent(agent) // a network notes its suspect sources
 	} else if x := sh.existingExtra(st); x != nil {
-		x.cameBack(st, agent) // only a source that failed needs its people counted
+		x.cameBack(st, agent) // only a source that failed, or had two browsers, needs its people counted
 	}
 	if probe {
 		st.probe++
 		st.slow++
 	}
 	if payload != 0 && factor <= 1 {
-		sh.sourceExtra(st) // before filter makes one
+		sh.sourceExtra(st) // before filter makes it
 	}
 	if payload != 0 && !t.filter(sh, st, now).seen(payload) {
 		st.payload++

@@ -22,51 +22,35 @@ const (
 )
 
 // clients is how many people st was seen with lately, 1 to maxAgents, for
-// the room in its failure buckets: the first, and each browser counted.
-// Until anything failed at a source, its set holds every browser that
-// loaded a page there, and they count once there are two of them (see
-// sourceExtra).
+// the room in its failure buckets: the first, and each browser counted. A
+// source without an extra has counted none (its set holds at most the
+// first browser that loaded a page there: see credit).
 func (st *sourceState) clients() float32 {
-	others := st.agents.len()
-	if st.extra == 0 && others < 2 {
-		others = 0
+	if st.extra == 0 {
+		return 1
 	}
-	return float32(min(1+others, maxAgents))
+	return float32(min(1+st.agents.len(), maxAgents))
 }
 
 // cameBack notes that a request of the browser whose hash is agent came
 // to st (whose extra x is): a browser that loaded a page here and comes
-// back after another browser's request is one more person, unless it was
-// counted already for the pages it loaded before anything failed.
+// back after another browser's request is one more person.
 func (x *extra) cameBack(st *sourceState, agent uint64) {
 	f := wideFingerprint(agent)
-	if f != x.lastAgent && x.pending.count(agent) && !x.before.has(agent) {
+	if f != x.lastAgent && x.pending.count(agent) {
 		st.agents.addNew(agent)
 	}
 	x.lastAgent = f
 }
 
-// sourceExtra is the extra of st, a source's state (not a network's),
-// made if need be. People behind one address who open the same page at
-// the same moment all load it before the first of their broken links
-// fails, and then fail together, before any of them could come back: so
-// until a source has an extra, every browser that loads a page there is
-// noted in st.agents (see credit), and when the extra is made, two or more
-// of them are counted as cameBack would have counted them had they come
-// back: each of them, and the first person. A lone client that loaded
-// pages first is still one person; a scanner gains what loading a page
-// and coming back with each of its user agents would give it anyway.
+// sourceExtra is the extra of st, a source's state (not a network's), made
+// if need be: the first browser noted before it was made (see credit) is
+// no one counted yet.
 func (sh *shard) sourceExtra(st *sourceState) *extra {
-	if st.extra != 0 {
-		return sh.existingExtra(st)
+	if st.extra == 0 {
+		st.agents = agentSet{}
 	}
-	before := st.agents
-	if before.len() < 2 {
-		before, st.agents = agentSet{}, agentSet{} // one browser is the first person, counted apart
-	}
-	x := sh.extraOf(st)
-	x.before = before
-	return x
+	return sh.extraOf(st)
 }
 
 // credit counts a successful answer under st, to the tenant whose
@@ -84,10 +68,20 @@ func (sh *shard) sourceExtra(st *sourceState) *extra {
 func (t *Tracker) credit(sh *shard, st *sourceState, static bool, agent uint64, tenant uint32, network bool) {
 	x := sh.existingExtra(st)
 	if x == nil {
-		if agent != 0 && !static && !network {
-			st.agents.add(agent) // one of the people, should anything fail (see sourceExtra)
+		if agent == 0 || static || network {
+			return // nothing failed: nothing to earn back, no one to count
 		}
-		return // nothing failed: nothing to earn back
+		if st.agents.len() == 0 || st.agents.has(agent) {
+			st.agents.add(agent) // the first browser to load a page here
+			return
+		}
+		// A second browser loaded a page before anything failed: people
+		// may share the address, so their counting starts now, before
+		// their broken links fail. People who open the same page at the
+		// same moment load it and come back for its assets before their
+		// broken links fail together; an agent used once never comes back.
+		x = sh.sourceExtra(st)
+		x.lastAgent = wideFingerprint(agent)
 	}
 	if agent != 0 && !static {
 		x.pending.add(agent)

@@ -100,21 +100,23 @@ func (sh *shard) table(k *key) *table {
 
 // sourceState is what is known of one source or network: 36 bytes, its
 // bucket levels and clocks, and an extra once one of its requests failed,
-// carried a payload or got it banned.
+// carried a payload or got it banned, or a second browser loaded a page
+// there.
 type sourceState struct {
 	last                                     uint32 // milliseconds since the tracker's epoch (wraps after 49 days)
 	notFound, distinct, probe, payload, slow float32
 	// agents are the browsers (by user agent) that loaded a page and came
 	// back after another browser did, since the source was last quiet for
 	// agentsPeriod: how many people besides the first share the address
-	// (for a network: its sources that did something suspect).
+	// (for a network: its sources that did something suspect). Until a
+	// source has an extra, it holds the first browser that loaded a page.
 	agents agentSet
 	// extra is 1 + the index of the source's extra in its shard, or 0.
 	extra uint32
 }
 
-// extra is what a source that failed, sent payloads or was banned needs
-// besides its buckets.
+// extra is what a source that failed, sent payloads or was banned, or
+// that two browsers loaded pages at, needs besides its buckets.
 type extra struct {
 	// failed holds the paths that failed and the payloads sent lately,
 	// when filtering.
@@ -135,14 +137,11 @@ type extra struct {
 	// failTenant is a fingerprint of the tenant of the last failure:
 	// a success earns credit only against failures in its own tenant.
 	failTenant uint32
-	// pending are the browsers that loaded a page since the source first
-	// failed, not yet counted among its people; lastAgent is the
+	// pending are the browsers that loaded a page since the extra was
+	// made, not yet counted among its people; lastAgent is the
 	// fingerprint of the last request's browser (see cameBack).
 	pending   pendingAgents
 	lastAgent uint32
-	// before are the browsers that loaded a page before the extra was
-	// made, counted then (see sourceExtra).
-	before agentSet
 	// polled are fingerprints of the last paths that failed: asking for
 	// one of them again (a monitor polling a removed URL) is not scanning,
 	// and the long window's bucket counts it once.

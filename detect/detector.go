@@ -361,7 +361,7 @@ func (d *Detector) track(res *Result, r *http.Request, src *netip.Addr, seen *lo
 	res.PagePossible = res.PagePossible && res.Signals&signatureSet == 0
 	res.RefuseOnly = res.PagePossible
 	served := res.served.Served
-	signals, refuseOnly := d.behavior.OnRequest(src, res.at, seen.agent, seen.probe, seen.payload, res.pageContext(), res.PagePossible, served)
+	signals, refuseOnly := d.behavior.OnRequest(*src, res.at, seen.agent, seen.probe, seen.payload, res.pageContext(), res.PagePossible, served)
 	if signals == 0 || !seen.probe && seen.payload == 0 && served() {
 		return
 	}

@@ -26,6 +26,12 @@ func newDetector(t testing.TB, c *testutil.Clock) *Detector {
 	return New(cfg)
 }
 
+// inspect is Inspect for a request to the tenant its Host names, arriving
+// now on the detector's clock: the tests' shorthand.
+func (d *Detector) inspect(r *http.Request, src netip.Addr, asn uint) Result {
+	return d.Inspect(r, r.Host, src, asn, d.behavior.Now())
+}
+
 const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 func browserRequest(target string) *http.Request {

@@ -112,9 +112,9 @@ type Limiter interface {
 
 // Detector is scanner detection as Decide asks it (a *detect.Detector).
 type Detector interface {
-	// InspectInto scores r, asking tenant, from src in autonomous system
-	// asn (0 when unknown), arriving at at, into res, the zero Result.
-	InspectInto(res *detect.Result, r *http.Request, tenant string, src *netip.Addr, asn uint, at *time.Time)
+	// Inspect scores r, asking tenant, from src in autonomous system asn
+	// (0 when unknown), arriving at at.
+	Inspect(r *http.Request, tenant string, src netip.Addr, asn uint, at time.Time) detect.Result
 	// Scanner reports whether a score makes its source a scanner.
 	Scanner(*detect.Result) bool
 	// Served reports whether tenant's site answered path successfully
@@ -196,8 +196,7 @@ func (d *Decision) reset() {
 	zero.Clear(&d.Result)
 	zero.Clear(&d.StoreErr)
 	d.Status, d.RetryAfter, d.Ban, d.Observe = 0, 0, false, false
-	d.Detection.Result.Reset()
-	d.Detection.Scanner = false
+	d.Detection = Detection{}
 }
 
 // Refused reports whether the request is refused.
@@ -333,8 +332,8 @@ func detection(in *Inputs, d *Decision) {
 		return
 	}
 	d.Observe = true
+	d.Detection.Result = in.Detector.Inspect(in.Request, in.Access.Tenant, in.Access.IP, in.ASN, in.Now)
 	res := &d.Detection.Result
-	in.Detector.InspectInto(res, in.Request, in.Access.Tenant, &in.Access.IP, in.ASN, &in.Now)
 	switch d.Detection.Scanner = in.Detector.Scanner(res); {
 	case d.Detection.Scanner:
 		d.Reason = ReasonScanner

@@ -287,8 +287,8 @@ type detector struct {
 	served  bool
 }
 
-func (d detector) InspectInto(res *detect.Result, _ *http.Request, _ string, _ *netip.Addr, _ uint, _ *time.Time) {
-	*res = d.inspect().Result
+func (d detector) Inspect(*http.Request, string, netip.Addr, uint, time.Time) detect.Result {
+	return d.inspect().Result
 }
 func (d detector) Scanner(*detect.Result) bool                { return d.inspect().Scanner }
 func (d detector) Served(_, _ string, _ time.Time) bool       { return d.served }

@@ -28,12 +28,12 @@ func TestEarlierRequestsLeaveNothingBehind(t *testing.T) {
 		_, r := decisionRequest(ip)
 		fresh := &exchange{}
 		h.inputs(r, fresh, at)
-		policy.Decide(&fresh.in, &fresh.d)
+		fresh.d = policy.Decide(&fresh.in)
 
 		earlier := &exchange{}
 		testutil.FillFields(t, earlier, errors.New("an earlier request's"), pathMatcher{}, refuseAll{}, other, campaign.New(campaign.Config{}))
 		h.inputs(r, earlier, at)
-		policy.Decide(&earlier.in, &earlier.d)
+		earlier.d = policy.Decide(&earlier.in)
 		if !reflect.DeepEqual(earlier.in, fresh.in) {
 			t.Errorf("%q: inputs after an earlier request\n%+v\nwant\n%+v", ip, earlier.in, fresh.in)
 		}

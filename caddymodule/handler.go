@@ -131,7 +131,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	x := exchanges.Get().(*exchange)
 	h.inputs(r, x, now())
-	policy.Decide(&x.in, &x.d)
+	x.d = policy.Decide(&x.in)
 	err := h.serve(w, r, next, x)
 	x.release() // not deferred: after a panic the pool just makes another
 	return err
@@ -214,11 +214,11 @@ var (
 
 // release puts x back in the pool as the request left it: inputs writes
 // every field a request fills, whatever an earlier one left there (the
-// handler's settings only when they differ), and ReadInto and Decide clear
-// the view and the decision before they fill them. While the collector
-// marks, every pointer stored into a heap object (a pooled exchange is
-// one) is recorded, nil or not, so clearing a field the next request
-// overwrites would cost a second store each (see package zero); what an
+// handler's settings only when they differ), and Read and Decide return a
+// new view and decision. While the collector marks, every pointer stored
+// into a heap object (a pooled exchange is one) is recorded, nil or not,
+// so clearing a field the next request overwrites would cost a second
+// store each (see package zero); what an
 // exchange keeps alive meanwhile is one finished request per pool slot.
 // TestEarlierRequestsLeaveNothingBehind holds it to every field. Not
 // inlined: ServeHTTP's frame is under every request's decision.
@@ -259,7 +259,7 @@ func (h *Handler) inputs(r *http.Request, x *exchange, start time.Time) {
 	} else {
 		zero.Clear(&in.Snapshot)
 	}
-	policy.ReadInto(&in.View, r, ip, in.Snapshot, at, pathMatcher{r})
+	in.View = policy.Read(r, ip, in.Snapshot, at, pathMatcher{r})
 	in.Access.Tenant = h.tenant.of(r, x.rc.repl)
 	if !ip.IsValid() {
 		zero.Clear(&x.country)

@@ -432,8 +432,9 @@ func (hv headerView) asset() bool {
 	return hv.acceptImage
 }
 
-// Scanner reports whether res reaches the threshold.
-func (d *Detector) Scanner(res *Result) bool { return res.Score >= d.threshold }
+// Scanner reports whether a request's score makes its source a scanner:
+// whether it reaches the threshold.
+func (d *Detector) Scanner(score int) bool { return score >= d.threshold }
 
 // probeSignals adds the probe-path signals of r's path and query, raw and
 // once decoded, and reports whether there were any.

@@ -59,7 +59,7 @@ const (
 // Evaluate finds what the approvals say about acc at now. The approval
 // returned is the one the finding is about (nil for NoApproval): the
 // in-scope approval, or the approval whose scope or token was not met.
-func (s *Snapshot) Evaluate(acc *Access, now time.Time) (Finding, *Approval) {
+func (s *Snapshot) Evaluate(acc Access, now time.Time) (Finding, *Approval) {
 	var buf, ownBuf [4]*Approval // on the stack: a source rarely has more
 	matches := s.appendMatching(buf[:0], acc.IP, now)
 	if len(matches) == 0 {
@@ -124,7 +124,7 @@ func (a *Approval) dedicates(ip netip.Addr) bool {
 
 // InScope reports whether acc's host, methods and paths are inside the
 // approval's scope. An empty list allows everything.
-func (a *Approval) InScope(acc *Access) bool {
+func (a *Approval) InScope(acc Access) bool {
 	if len(a.Hosts) > 0 && !slices.ContainsFunc(a.Hosts, func(h string) bool { return hostMatches(h, acc.Host) }) {
 		return false
 	}

@@ -226,7 +226,7 @@ func TestHostsAreStoredInTheFormRequestsCarry(t *testing.T) {
 		t.Fatalf("hosts = %v, want %v", a.Hosts, want)
 	}
 	for _, host := range []string{"acme.example.com", "ACME.example.com.", "eu.shop.example.com", "xn--bcher-kva.example"} {
-		if !a.InScope(&Access{Host: host}) {
+		if !a.InScope(Access{Host: host}) {
 			t.Errorf("%s is out of scope of %v", host, a.Hosts)
 		}
 	}

@@ -199,7 +199,7 @@ func TestHeaderAnomaliesCanBeTurnedOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := httptest.NewRequest("GET", "http://192.0.2.9/", nil) // no User-Agent, no Accept, numeric Host
-	if res := det.InspectAt(r, "acme", netip.MustParseAddr("192.0.2.1"), 0, time.Now()); res.Score != 0 {
+	if res := det.Inspect(r, "acme", netip.MustParseAddr("192.0.2.1"), 0, time.Now()); res.Score != 0 {
 		t.Fatalf("header anomalies off still scores %d: %v", res.Score, res.Signals.Names())
 	}
 }

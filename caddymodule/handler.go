@@ -24,7 +24,6 @@ import (
 	"github.com/customernode/gatekeeper/engine"
 	"github.com/customernode/gatekeeper/feed"
 	"github.com/customernode/gatekeeper/guard"
-	"github.com/customernode/gatekeeper/internal/zero"
 	"github.com/customernode/gatekeeper/ledger"
 	"github.com/customernode/gatekeeper/policy"
 )
@@ -126,29 +125,20 @@ func (h *Handler) Validate() error {
 // without an approval is fed back into its behaviour.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !h.app.started(r.Context()) {
-		return notStarted()
+		// It came before the app started and gave up waiting.
+		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("gatekeeper: not started"))
 	}
-	x := exchanges.Get().(*exchange)
-	h.inputs(r, x, time.Now())
-	policy.Decide(&x.in, &x.d)
-	err := h.serve(w, r, next, x)
-	x.release() // not deferred: after a panic the pool just makes another
-	return err
-}
-
-// notStarted is the error for a request that came before the app started
-// and gave up waiting: 503. Not inlined: the error it builds would take a
-// place in ServeHTTP's frame, under every request's decision.
-//
-//go:noinline
-func notStarted() error {
-	return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("gatekeeper: not started"))
+	s := stripes.Get().(*int)
+	defer stripes.Put(s)
+	x := exchange{stripe: *s}
+	h.inputs(r, &x, time.Now())
+	x.d = policy.Decide(&x.in)
+	return h.serve(w, r, next, &x)
 }
 
 // serve carries out the decision x holds: it applies it, then refuses the
 // request or hands it to next, and feeds the answer back to the impact
-// guard and detection. Little is kept on the stack here: next's handlers
-// (Caddy's own among them) run below this frame.
+// guard and detection.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange) error {
 	h.apply(w, r, x)
 	x.decided = time.Now()
@@ -185,14 +175,8 @@ func (h *Handler) observe(r *http.Request, x *exchange, a answered, err error) {
 }
 
 // exchange is one request's way through the handler: the policy's inputs,
-// its decision and what the handler learnt of the request. It travels by
-// pointer, from a pool, so that no frame on the request's path holds (or
-// copies) these values and the goroutine's stack need not grow for them;
-// nothing keeps a pointer into it once ServeHTTP returns.
-//
-// An exchange also carries the stripe its request counts in (the
-// counters every request adds to: internal/stripe). sync.Pool hands a
-// core back the exchange it put, so each core keeps to a stripe of its own.
+// its decision, what the handler learnt of the request and the stripe its
+// counts go to.
 type exchange struct {
 	start   time.Time // when the handler saw the request
 	decided time.Time // and when it had decided
@@ -203,27 +187,18 @@ type exchange struct {
 	// rest of what they show (tenant, host, address, autonomous system)
 	// is in the inputs.
 	country string
-	stripe  int
+	// stripe is the stripe of the counters every request adds to
+	// (internal/stripe).
+	stripe int
 }
 
+// stripes hands each request the stripe it counts in. sync.Pool gives a
+// core back the stripe it put, so each core keeps to a stripe of its own
+// and the cores do not take turns owning the counters' cache lines.
 var (
-	exchanges = sync.Pool{New: func() any { return &exchange{stripe: int(stripes.Add(1))} }}
-	stripes   atomic.Int64
+	stripes    = sync.Pool{New: func() any { s := int(nextStripe.Add(1)); return &s }}
+	nextStripe atomic.Int64
 )
-
-// release puts x back in the pool as the request left it: inputs writes
-// every field a request fills, whatever an earlier one left there (the
-// handler's settings only when they differ), and ReadInto and Decide clear
-// the view and the decision before they fill them. While the collector
-// marks, every pointer stored into a heap object (a pooled exchange is
-// one) is recorded, nil or not, so clearing a field the next request
-// overwrites would cost a second store each (see package zero); what an
-// exchange keeps alive meanwhile is one finished request per pool slot.
-// TestEarlierRequestsLeaveNothingBehind holds it to every field. Not
-// inlined: ServeHTTP's frame is under every request's decision.
-//
-//go:noinline
-func (x *exchange) release() { exchanges.Put(x) }
 
 // refusal is the error that makes Caddy answer a refused request.
 func refusal(d *policy.Decision) error {
@@ -244,54 +219,25 @@ func errorStatus(err error, status int) int {
 }
 
 // inputs gathers the policy's inputs for r, which arrived at start, into
-// x, whatever an earlier request left there: the view policy.Read builds
-// (step 0 happens there), with what only Caddy knows: the client's
-// address, the tenant, the path matcher.
+// x: the view policy.Read builds (step 0 happens there), with what only
+// Caddy knows: the client's address, the tenant, the path matcher. Only a
+// request whose client address is known is looked up and inspected.
 func (h *Handler) inputs(r *http.Request, x *exchange, start time.Time) {
 	x.start, x.rc = start, h.contextOf(r)
-	in, at := &x.in, start
-	in.Request, in.Now = r, at
+	in := &x.in
+	*in = policy.Inputs{Request: r, Now: start, Mode: h.Mode, StoreUnavailable: h.app.StoreUnavailable, Limiter: h.app.engine.Limiter()}
 	ip := clientIP(x.rc.vars)
-	h.settings(in, ip.IsValid())
 	if ip.IsValid() {
 		in.Snapshot = h.app.engine.Snapshot()
-	} else {
-		zero.Clear(&in.Snapshot)
+		if h.Detect == nil || !h.Detect.Off {
+			in.Detector, in.Campaigns = h.detector, h.app.engine.Campaigns()
+		}
 	}
-	policy.ReadInto(&in.View, r, ip, in.Snapshot, at, pathMatcher{r})
+	in.View = policy.Read(r, ip, in.Snapshot, start, pathMatcher{r})
 	in.Access.Tenant = h.tenant.of(r, x.rc.repl)
-	if !ip.IsValid() {
-		zero.Clear(&x.country)
-		in.ASN, in.BannedHere, in.BannedHereNetwork = 0, false, false
-		return
-	}
-	x.country, in.ASN = h.app.engine.Locate(ip)
-	in.BannedHere, in.BannedHereNetwork = h.app.engine.BannedHere(in.Snapshot, ip, at)
-}
-
-// settings puts the handler's settings in the inputs, writing each only
-// when it differs from what the pooled exchange holds (see release):
-// detection runs only for a request whose client address is known.
-func (h *Handler) settings(in *policy.Inputs, known bool) {
-	if in.Mode != h.Mode {
-		in.Mode = h.Mode
-	}
-	if in.StoreUnavailable != h.app.StoreUnavailable {
-		in.StoreUnavailable = h.app.StoreUnavailable
-	}
-	if lim := h.app.engine.Limiter(); in.Limiter != policy.Limiter(lim) {
-		in.Limiter = lim
-	}
-	var det policy.Detector
-	var campaigns policy.Campaigns
-	if known && (h.Detect == nil || !h.Detect.Off) {
-		det, campaigns = h.detector, h.app.engine.Campaigns()
-	}
-	if in.Detector != det {
-		in.Detector = det
-	}
-	if in.Campaigns != campaigns {
-		in.Campaigns = campaigns
+	if ip.IsValid() {
+		x.country, in.ASN = h.app.engine.Locate(ip)
+		in.BannedHere, in.BannedHereNetwork = h.app.engine.BannedHere(in.Snapshot, ip, start)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 
 	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/detect/signal"
-	"github.com/customernode/gatekeeper/internal/zero"
 )
 
 // Signal is one kind of evidence (see package signal).
@@ -108,11 +107,6 @@ type Result struct {
 	// behavior.TenantHash): evidence a page could have made counts, and
 	// acts, in its tenant only.
 	tenant uint64
-	// served asks whether the site served the request's path lately; it
-	// lives here, beside the result, so that what the tracker is handed
-	// is a method value (two words) rather than a closure over the
-	// inspecting frame's values.
-	served servedQuery
 }
 
 // AttackSignals are the signals that make a request an attack by its own
@@ -144,27 +138,6 @@ func (r *Result) pageContext() uint64 {
 // otherSitesPages sets the tenant context of other sites' pages apart from
 // the tenant's own (see pageContext).
 const otherSitesPages = 0x5bd1e9955bd1e995
-
-// Reset makes r the zero Result, writing only the fields that are set (see
-// package zero): the handler's result lives in a pooled heap object.
-func (r *Result) Reset() {
-	r.Score, r.Signals, r.ThirdParty, r.PagePossible, r.RefuseOnly, r.Asset = 0, 0, false, false, false, false
-	r.at, r.agent, r.tenant = 0, 0, 0
-	zero.Clear(&r.Family)
-	zero.Clear(&r.served.d)
-	zero.Clear(&r.served.path)
-	r.served.minute, r.served.tenant = 0, 0
-}
-
-// servedQuery asks d whether the tenant served path lately, at a minute.
-type servedQuery struct {
-	d      *Detector
-	tenant uint64
-	path   string
-	minute uint32
-}
-
-func (q *servedQuery) Served() bool { return q.d.served.has(q.tenant, q.path, q.minute) }
 
 // Config sets up a Detector. Zero values take the defaults.
 type Config struct {
@@ -242,38 +215,21 @@ func New(cfg Config) *Detector {
 // Tracker is the per-source behaviour state.
 func (d *Detector) Tracker() *behavior.Tracker { return d.behavior }
 
-// inspect scores r from source src in autonomous system asn (0 when
-// unknown), asking the tenant of its Host: its signatures, its path, its
-// headers, its network and what src has done lately. It also records r's
-// path in src's behaviour.
-func (d *Detector) inspect(r *http.Request, src netip.Addr, asn uint) Result {
-	return d.InspectAt(r, r.Host, src, asn, d.behavior.Now())
-}
-
-// InspectAt is inspect for a request to tenant that arrived at at, for a
-// caller that has read the time already.
-func (d *Detector) InspectAt(r *http.Request, tenant string, src netip.Addr, asn uint, at time.Time) Result {
-	var res Result
-	d.InspectInto(&res, r, tenant, &src, asn, &at)
-	return res
-}
-
-// InspectInto is InspectAt, into res, which must be the zero Result (the
-// decision Decide clears holds it): the handler's way, which keeps the
-// result off its stack, and whose source and time are pointers to the
-// caller's, so that its arguments take few words in the caller's frame. It
-// reads the request alone first (look), then what src has done lately
-// (track), each in a frame of its own, so that the deeper of the two is all
-// the stack the inspection needs.
-func (d *Detector) InspectInto(res *Result, r *http.Request, tenant string, src *netip.Addr, asn uint, at *time.Time) {
-	res.at, res.tenant = d.behavior.ClockAt(*at), d.behavior.TenantHash(tenant)
-	seen := d.look(res, r, asn)
-	d.track(res, r, src, &seen)
+// Inspect scores r, a request to tenant from source src in autonomous
+// system asn (0 when unknown) that arrived at at: what the request shows
+// by itself (look: its network, headers, user agent, path and payloads),
+// then what src has done lately (track), r among it: Inspect counts r in
+// src's behaviour.
+func (d *Detector) Inspect(r *http.Request, tenant string, src netip.Addr, asn uint, at time.Time) Result {
+	res := Result{at: d.behavior.ClockAt(at), tenant: d.behavior.TenantHash(tenant)}
+	seen := d.look(&res, r, asn)
+	d.track(&res, r, src, seen)
 	for i := Signal(0); i < NumSignals; i++ {
 		if res.Signals.Has(i) {
 			res.Score += d.weights[i]
 		}
 	}
+	return res
 }
 
 // looked is what look found in a request that its source's behaviour
@@ -287,28 +243,10 @@ type looked struct {
 // look scores what r shows by itself: its network, its headers, its user
 // agent, its path and its payloads.
 func (d *Detector) look(res *Result, r *http.Request, asn uint) looked {
-	seen := d.lookHeaders(res, r, asn)
-	if d.payloads == nil {
-		seen.payload = 0
-		return seen
-	}
-	// A payload in the query or the body before one in a header or the
-	// user agent.
-	if p := d.payloads.inspect(r, res); p != 0 {
-		seen.payload = p
-	}
-	return seen
-}
-
-// lookHeaders is look's part that reads the headers, the user agent and
-// the path, in a frame of its own beside the payload pass. Its payload is
-// a header's or the user agent's, if any.
-func (d *Detector) lookHeaders(res *Result, r *http.Request, asn uint) looked {
 	if asn != 0 && d.asns[asn] {
 		res.Signals.Add(SignalASN)
 	}
-	var hv headerView
-	d.readHeaders(r.Header, res, &hv)
+	hv := d.readHeaders(r.Header, res)
 	uaHash := d.behavior.AgentHash(hv.ua)
 	res.agent = uaHash
 	v := d.uaVerdict(hv.ua, uaHash)
@@ -328,7 +266,15 @@ func (d *Detector) lookHeaders(res *Result, r *http.Request, asn uint) looked {
 	if hostIsIP(r.Host) {
 		res.Signals.Add(SignalHeaderAnomaly)
 	}
-	payload := hv.payload
+	if d.payloads == nil {
+		return looked{agent: uaHash, probe: probe}
+	}
+	// A payload in the query or the body before one in a header or the
+	// user agent.
+	payload := d.payloads.inspect(r, res)
+	if payload == 0 {
+		payload = hv.payload
+	}
 	if payload == 0 && v.signals&payloadSet != 0 {
 		payload = uaHash | 1 // the user agent's payload
 	}
@@ -356,11 +302,10 @@ func hostIsIP(h string) bool {
 // office whose broken links ran its address over on the pages it reads,
 // and a visitor whose context in a tenant a hostile page filled on that
 // tenant's pages.
-func (d *Detector) track(res *Result, r *http.Request, src *netip.Addr, seen *looked) {
-	res.served = servedQuery{d: d, tenant: res.tenant, path: r.URL.Path, minute: minuteOf(res.at)}
+func (d *Detector) track(res *Result, r *http.Request, src netip.Addr, seen looked) {
 	res.PagePossible = res.PagePossible && res.Signals&signatureSet == 0
 	res.RefuseOnly = res.PagePossible
-	served := res.served.Served
+	served := func() bool { return d.served.has(res.tenant, r.URL.Path, minuteOf(res.at)) }
 	signals, refuseOnly := d.behavior.OnRequest(src, res.at, seen.agent, seen.probe, seen.payload, res.pageContext(), res.PagePossible, served)
 	if signals == 0 || !seen.probe && seen.payload == 0 && served() {
 		return
@@ -372,8 +317,8 @@ func (d *Detector) track(res *Result, r *http.Request, src *netip.Addr, seen *lo
 // signatureSet are the signals of what only scanners send.
 var signatureSet = SignalSet(1<<SignalUserAgent | 1<<SignalScannerHeader)
 
-// ObserveRequest feeds the answer to the request r, which InspectInto
-// judged res, back into its source's behaviour and its tenant's served
+// ObserveRequest feeds the answer to the request r, which Inspect judged
+// res, back into its source's behaviour and its tenant's served
 // paths. res tells what kind of request it was (a browser's load of an asset
 // counts as one whatever its path; CORS preflights are not counted at all;
 // a page-possible one counts in its tenant) and when it arrived, the time
@@ -409,9 +354,9 @@ type headerView struct {
 	payload uint64
 }
 
-// readHeaders reads h's view into hv (the zero view) and adds the
-// scanner-header signal to res.
-func (d *Detector) readHeaders(h http.Header, res *Result, hv *headerView) {
+// readHeaders reads h's view and adds the scanner-header signal to res.
+func (d *Detector) readHeaders(h http.Header, res *Result) headerView {
+	var hv headerView
 	budget := maxHeaderBytes
 	for name, vals := range h {
 		if d.payloads != nil && budget > 0 && !skipHeader(name) {
@@ -453,6 +398,7 @@ func (d *Detector) readHeaders(h http.Header, res *Result, hv *headerView) {
 			hv.fetchDest = first
 		}
 	}
+	return hv
 }
 
 // thirdParty reports whether a browser says another site's page made the
@@ -486,8 +432,9 @@ func (hv headerView) asset() bool {
 	return hv.acceptImage
 }
 
-// Scanner reports whether res reaches the threshold.
-func (d *Detector) Scanner(res *Result) bool { return res.Score >= d.threshold }
+// Scanner reports whether a request's score makes its source a scanner:
+// whether it reaches the threshold.
+func (d *Detector) Scanner(score int) bool { return score >= d.threshold }
 
 // probeSignals adds the probe-path signals of r's path and query, raw and
 // once decoded, and reports whether there were any.

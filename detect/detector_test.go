@@ -26,6 +26,12 @@ func newDetector(t testing.TB, c *testutil.Clock) *Detector {
 	return New(cfg)
 }
 
+// inspect is Inspect for a request to the tenant its Host names, arriving
+// now on the detector's clock: the tests' shorthand.
+func (d *Detector) inspect(r *http.Request, src netip.Addr, asn uint) Result {
+	return d.Inspect(r, r.Host, src, asn, d.behavior.Now())
+}
+
 const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 func browserRequest(target string) *http.Request {
@@ -82,7 +88,7 @@ func TestScannerSignaturesAreRecognised(t *testing.T) {
 				r.Header.Set(tc.header, "1")
 			}
 			res := d.inspect(r, src, 0)
-			if !d.Scanner(&res) || res.Family != tc.family {
+			if !d.Scanner(res.Score) || res.Family != tc.family {
 				t.Errorf("round %d, UA %q header %q: score %d family %q signals %v; want a %s scanner",
 					round, tc.ua, tc.header, res.Score, res.Family, res.Signals.Names(), tc.family)
 			}
@@ -152,7 +158,7 @@ func TestCommonClientsAreNotScanners(t *testing.T) {
 		r := browserRequest("/api/v1/orders")
 		change(r)
 		res := d.inspect(r, netip.MustParseAddr("192.0.2.77"), 0)
-		if d.Scanner(&res) {
+		if d.Scanner(res.Score) {
 			t.Errorf("%s: score %d (%v) reaches the threshold", name, res.Score, res.Signals.Names())
 		}
 		if name == "browser" && res.Signals != 0 {
@@ -169,7 +175,7 @@ func TestBehaviourCatchesAScannerWithABrowserUserAgent(t *testing.T) {
 	caught := 0
 	for i, p := range paths {
 		res := d.inspect(browserRequest(p), src, 0)
-		if d.Scanner(&res) {
+		if d.Scanner(res.Score) {
 			caught = i + 1
 			break
 		}
@@ -208,7 +214,7 @@ func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
 	for range 20 {
 		for _, p := range []string{"/", "/static/app.css", "/static/app.js", "/img/logo.png", "/favicon.ico"} {
 			res := d.inspect(browserRequest(p), browser, 0)
-			if d.Scanner(&res) {
+			if d.Scanner(res.Score) {
 				t.Fatalf("browser flagged on %s: %v", p, res.Signals.Names())
 			}
 			status := 200
@@ -223,7 +229,7 @@ func TestBrowsingAndAPITrafficStayClean(t *testing.T) {
 	for i := range 500 {
 		r := browserRequest(fmt.Sprintf("/api/v1/orders/%d", i%7))
 		r.Header.Set("User-Agent", "curl/8.5.0")
-		if res := d.inspect(r, api, 0); d.Scanner(&res) {
+		if res := d.inspect(r, api, 0); d.Scanner(res.Score) {
 			t.Fatalf("API client flagged at request %d: %v", i, res.Signals.Names())
 		}
 		d.observe(api, r.URL.Path, 200)
@@ -265,7 +271,7 @@ func TestFloodKeepsMemoryBoundedAndStillCatchesTheScanner(t *testing.T) {
 		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		d.inspect(r, ip, 0)
 		if i%50_000 == 0 { // the scanner's probe walk, spread thin through the flood
-			if res := d.inspect(browserRequest(probes[(i/50_000)%len(probes)]), scanner, 0); d.Scanner(&res) {
+			if res := d.inspect(browserRequest(probes[(i/50_000)%len(probes)]), scanner, 0); d.Scanner(res.Score) {
 				caught = true
 			}
 		}

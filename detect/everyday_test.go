@@ -43,7 +43,7 @@ func replay(d *Detector, c *testutil.Clock, source netip.Addr, visits []visit) (
 	for i, v := range visits {
 		r := v.request()
 		res := d.inspect(r, source, 0)
-		if d.Scanner(&res) {
+		if d.Scanner(res.Score) {
 			return i + 1, res
 		}
 		d.ObserveRequest(r, source, v.status, &res)
@@ -242,7 +242,7 @@ func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 			if !res.ThirdParty || !res.RefuseOnly {
 				t.Fatalf("embedded probe %d (%v): third party %v, refuse only %v", i, k, res.ThirdParty, res.RefuseOnly)
 			}
-			if d.Scanner(&res) {
+			if d.Scanner(res.Score) {
 				refused++
 				continue
 			}
@@ -275,7 +275,7 @@ func TestOtherSitesCannotFillAVisitorsBuckets(t *testing.T) {
 	for _, p := range []string{"/.env", "/.git/config", "/backup.sql", "/phpinfo.php"} {
 		res = d.inspect(browserRequest(p), victim, 0)
 	}
-	if !d.Scanner(&res) || res.RefuseOnly {
+	if !d.Scanner(res.Score) || res.RefuseOnly {
 		t.Fatalf("the source's own probe walk: %v (refuse only %v)", res.Signals.Names(), res.RefuseOnly)
 	}
 }

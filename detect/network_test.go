@@ -39,7 +39,7 @@ func TestRotatingScannersAreCaughtByTheirNetwork(t *testing.T) {
 				ip := tc.address(i)
 				r := browserRequest(tc.target(i))
 				res := d.inspect(r, ip, 0)
-				if d.Scanner(&res) {
+				if d.Scanner(res.Score) {
 					if !res.Signals.Has(SignalNetwork) {
 						t.Fatalf("caught at request %d without the network signal: %v", i+1, res.Signals.Names())
 					}
@@ -66,7 +66,7 @@ func TestNetworkNeighboursAreNeverRefused(t *testing.T) {
 		r := v.request()
 		res := d.inspect(r, ip, 0)
 		d.ObserveRequest(r, ip, v.status, &res)
-		return d.Scanner(&res)
+		return d.Scanner(res.Score)
 	}
 	for p := range 200 {
 		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(p%250 + 1)})
@@ -126,7 +126,7 @@ func TestANeighbourWithABrokenLinkIsNoSuspect(t *testing.T) {
 		{"GET", "/docs/", chrome, 200, 0}, {"GET", "/pricing", chrome, 200, 0}} {
 		r := v.request()
 		res := d.inspect(r, neighbour, 0)
-		if d.Scanner(&res) {
+		if d.Scanner(res.Score) {
 			t.Fatalf("the neighbour was refused on %s: %v", v.target, res.Signals.Names())
 		}
 		d.ObserveRequest(r, neighbour, v.status, &res)
@@ -165,7 +165,7 @@ func TestRotationIsCaughtAtAnyPaceAndNeighboursAreServed(t *testing.T) {
 				ip := tc.address(i)
 				r := browserRequest(fmt.Sprintf("/%s-%d/", []string{"admin", "backup", "old", "test", "dev", "tmp"}[i%6], i))
 				res := d.inspect(r, ip, 0)
-				if !d.Scanner(&res) {
+				if !d.Scanner(res.Score) {
 					reached++
 					d.ObserveRequest(r, ip, 404, &res)
 				}
@@ -173,7 +173,7 @@ func TestRotationIsCaughtAtAnyPaceAndNeighboursAreServed(t *testing.T) {
 					p := pages[i/10%len(pages)]
 					nr := browserRequest(p)
 					nres := d.inspect(nr, neighbour, 0)
-					if d.Scanner(&nres) {
+					if d.Scanner(nres.Score) {
 						t.Fatalf("the neighbour's %s refused at request %d: %v", p, i, nres.Signals.Names())
 					}
 					d.ObserveRequest(nr, neighbour, 200, &nres)

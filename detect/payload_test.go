@@ -165,7 +165,7 @@ func TestPayloadBucket(t *testing.T) {
 	caught := 0
 	for i, v := range payloads {
 		res := d.inspect(browserRequest("/item?id="+url.QueryEscape(v)), injector, 0)
-		if d.Scanner(&res) {
+		if d.Scanner(res.Score) {
 			caught = i + 1
 			break
 		}
@@ -177,7 +177,7 @@ func TestPayloadBucket(t *testing.T) {
 	person := netip.MustParseAddr("198.51.100.31")
 	for page := range 10 {
 		r := browserRequest(fmt.Sprintf("/search?q=%s&page=%d", url.QueryEscape("select * from users where 1=1"), page))
-		if res := d.inspect(r, person, 0); d.Scanner(&res) {
+		if res := d.inspect(r, person, 0); d.Scanner(res.Score) {
 			t.Fatalf("paging through one odd search was blocked at page %d: %v", page, res.Signals.Names())
 		}
 		c.Add(2 * time.Second)

@@ -52,13 +52,13 @@ func rotation(d *Detector, c *testutil.Clock, n, perAddr int, req func(i int) *h
 		ip := netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + (i/perAddr)%250)})
 		if pad != nil {
 			r := pad(i)
-			if res := d.inspect(r, ip, 0); !d.Scanner(&res) {
+			if res := d.inspect(r, ip, 0); !d.Scanner(res.Score) {
 				d.ObserveRequest(r, ip, 200, &res)
 			}
 		}
 		r := req(i)
 		res := d.inspect(r, ip, 0)
-		if !d.Scanner(&res) {
+		if !d.Scanner(res.Score) {
 			reached++
 			d.ObserveRequest(r, ip, 404, &res)
 		}
@@ -87,7 +87,7 @@ func TestForgedFetchMetadataIsCountedInTheNetwork(t *testing.T) {
 				ip := netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + (i/3)%250)})
 				r := fromPage(browserRequest(bruteWord(i)), site, "document")
 				res := d.inspect(r, ip, 0)
-				if !d.Scanner(&res) {
+				if !d.Scanner(res.Score) {
 					reached++
 					d.ObserveRequest(r, ip, 404, &res)
 				} else if !res.RefuseOnly {
@@ -97,7 +97,7 @@ func TestForgedFetchMetadataIsCountedInTheNetwork(t *testing.T) {
 					p := pages[i/10%len(pages)]
 					nr := fromPage(browserRequest(p), "same-origin", "document")
 					nres := d.inspect(nr, neighbour, 0)
-					if d.Scanner(&nres) {
+					if d.Scanner(nres.Score) {
 						t.Fatalf("the neighbour's %s refused at request %d: %v", p, i, nres.Signals.Names())
 					}
 					d.ObserveRequest(nr, neighbour, 200, &nres)
@@ -156,7 +156,7 @@ func TestSameOriginPageRefusesOnlyOnItsTenant(t *testing.T) {
 		t.Helper()
 		r := tenantRequest(host, p)
 		res := d.inspect(r, ip, 0)
-		if d.Scanner(&res) {
+		if d.Scanner(res.Score) {
 			t.Fatalf("%s refused on %s%s: %v", ip, host, p, res.Signals.Names())
 		}
 		d.ObserveRequest(r, ip, status, &res)
@@ -168,7 +168,7 @@ func TestSameOriginPageRefusesOnlyOnItsTenant(t *testing.T) {
 			for _, p := range targets {
 				r := fromPage(tenantRequest(hostile, fmt.Sprintf("%s%sr=%d", p, map[bool]string{true: "&", false: "?"}[len(p) > 5 && p[:5] == "/item"], round)), "same-origin", "image")
 				res := d.inspect(r, ip, 0)
-				if d.Scanner(&res) {
+				if d.Scanner(res.Score) {
 					refused++
 					if !res.RefuseOnly {
 						t.Fatalf("visitor %d refused with a ban for %s: %v", v, p, res.Signals.Names())
@@ -187,7 +187,7 @@ func TestSameOriginPageRefusesOnlyOnItsTenant(t *testing.T) {
 		t.Logf("visitor %d: %d of %d requests the page made refused on its tenant", v, refused, 3*len(targets))
 		// On that tenant too, the pages the site serves are still served.
 		r := fromPage(tenantRequest(hostile, "/"), "same-origin", "document")
-		if res := d.inspect(r, ip, 0); d.Scanner(&res) {
+		if res := d.inspect(r, ip, 0); d.Scanner(res.Score) {
 			t.Fatalf("visitor %d refused the tenant's home page after the page: %v", v, res.Signals.Names())
 		}
 	}
@@ -215,7 +215,7 @@ func padded(t *testing.T, n, pads int, ua func(i int) string) int {
 	send := func(r *http.Request, status int) bool {
 		res := d.inspect(r, scanner, 0)
 		c.Add(20 * time.Millisecond)
-		if d.Scanner(&res) {
+		if d.Scanner(res.Score) {
 			return false
 		}
 		d.ObserveRequest(r, scanner, status, &res)
@@ -296,7 +296,7 @@ func TestSlowGobusterIsCaughtWithin15(t *testing.T) {
 				}
 				r := browserRequest("/" + w)
 				res := d.inspect(r, scanner, 0)
-				if d.Scanner(&res) {
+				if d.Scanner(res.Score) {
 					t.Logf("caught at request %d (%s): %v", i+1, w, res.Signals.Names())
 					// At most 15 through; padded, one more when the
 					// randomly keyed filter of failed paths takes a new
@@ -323,14 +323,14 @@ func TestWhatNoPageSendsIsTheSourcesOwn(t *testing.T) {
 	d := newDetector(t, testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)))
 	r := fromPage(browserRequest("/"), "cross-site", "image")
 	r.Header.Set("User-Agent", "sqlmap/1.8.4#stable (https://sqlmap.org)")
-	if res := d.inspect(r, netip.MustParseAddr("192.0.2.92"), 0); !d.Scanner(&res) || res.RefuseOnly {
-		t.Fatalf("sqlmap claiming a cross-site page: scanner %v, refuse only %v", d.Scanner(&res), res.RefuseOnly)
+	if res := d.inspect(r, netip.MustParseAddr("192.0.2.92"), 0); !d.Scanner(res.Score) || res.RefuseOnly {
+		t.Fatalf("sqlmap claiming a cross-site page: scanner %v, refuse only %v", d.Scanner(res.Score), res.RefuseOnly)
 	}
 	var res Result
 	for _, p := range probeWalk[:4] {
 		res = d.inspect(fromPage(browserRequest(p), "none", "document"), netip.MustParseAddr("192.0.2.93"), 0)
 	}
-	if !d.Scanner(&res) || res.RefuseOnly {
+	if !d.Scanner(res.Score) || res.RefuseOnly {
 		t.Fatalf("a typed probe walk: %v, refuse only %v", res.Signals.Names(), res.RefuseOnly)
 	}
 }
@@ -349,7 +349,7 @@ func TestForgedCrossSiteImagesBuyNoRoom(t *testing.T) {
 		r := fromPage(browserRequest(bruteWord(i)), "cross-site", "image")
 		r.Header.Set("Accept", "*/*")
 		res := d.inspect(r, scanner, 0)
-		if !d.Scanner(&res) {
+		if !d.Scanner(res.Score) {
 			reached++
 			d.ObserveRequest(r, scanner, 404, &res)
 		}

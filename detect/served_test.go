@@ -34,7 +34,7 @@ func TestTenMinutesOfAPlatformForgetNeitherPagesNorVisitors(t *testing.T) {
 		r := browserRequest(fmt.Sprintf("/blog/post-%s", string(rune('a'+i%26))+fmt.Sprint(i/26%50)+"x"))
 		r.Host = tenant
 		ip := netip.AddrFrom4([4]byte{100, byte(64 + i%60000>>16), byte(i % 60000 >> 8), byte(i % 60000)})
-		rr := d.InspectAt(r, tenant, ip, 0, c.Now())
+		rr := d.Inspect(r, tenant, ip, 0, c.Now())
 		d.ObserveRequest(r, ip, 200, &rr)
 		if i%10_000 == 0 {
 			c.Add(time.Minute)

@@ -64,7 +64,7 @@ func TestPollingARemovedURLIsNotScanning(t *testing.T) {
 			v := visit{"GET", tc.paths[n%len(tc.paths)], tc.ua, 404, 0}
 			r := v.request()
 			res := d.inspect(r, src, 0)
-			if d.Scanner(&res) {
+			if d.Scanner(res.Score) {
 				t.Fatalf("%s polling %v: request %d (%s in) scored %v", tc.ua, tc.paths, n+1, time.Duration(n)*30*time.Second, res.Signals.Names())
 			}
 			d.ObserveRequest(r, src, 404, &res)
@@ -84,7 +84,7 @@ func TestEverydayTrafficOverAnHour(t *testing.T) {
 		t.Helper()
 		r := v.request()
 		res := d.inspect(r, source, 0)
-		if d.Scanner(&res) {
+		if d.Scanner(res.Score) {
 			t.Fatalf("%s at %s: %s %s scored %v", source, c.Now().Format("15:04:05"), v.method, v.target, res.Signals.Names())
 		}
 		d.ObserveRequest(r, source, v.status, &res)

@@ -47,7 +47,7 @@ func TestForgedCrossSiteHeadersBuyNoRoom(t *testing.T) {
 		target := fmt.Sprintf("/%s%d", words[i%len(words)], i/len(words))
 		r := forgeCrossSite(target, firefox)
 		res := d.inspect(r, scanner, 0)
-		if d.Scanner(&res) {
+		if d.Scanner(res.Score) {
 			if !res.RefuseOnly {
 				t.Fatalf("request %d refused with a ban: %v", i, res.Signals.Names())
 			}
@@ -62,7 +62,7 @@ func TestForgedCrossSiteHeadersBuyNoRoom(t *testing.T) {
 	}
 	// Over its buckets in the tenant, it still gets the pages the site serves.
 	for _, p := range []string{"/", "/products/4712"} {
-		if res := d.inspect(forgeCrossSite(p, firefox), scanner, 0); d.Scanner(&res) {
+		if res := d.inspect(forgeCrossSite(p, firefox), scanner, 0); d.Scanner(res.Score) {
 			t.Fatalf("%s refused while held: %v", p, res.Signals.Names())
 		}
 	}
@@ -71,7 +71,7 @@ func TestForgedCrossSiteHeadersBuyNoRoom(t *testing.T) {
 	if res := d.inspect(browserRequest("/"), scanner, 0); res.Signals != 0 {
 		t.Fatalf("its own next request has %v", res.Signals.Names())
 	}
-	if res := d.inspect(forgeCrossSite("/old-page", firefox), scanner, 0); !d.Scanner(&res) {
+	if res := d.inspect(forgeCrossSite("/old-page", firefox), scanner, 0); !d.Scanner(res.Score) {
 		t.Fatal("its next unserved request on the tenant it scanned was let through")
 	}
 	other := forgeCrossSite("/old-page", firefox)
@@ -101,7 +101,7 @@ func TestForgedCrossSiteInjectionIsHeld(t *testing.T) {
 			sent++
 			r := forgeCrossSite("/item?id="+url.QueryEscape(fmt.Sprintf("%d%s", round, p)), agents[(i+round)%len(agents)])
 			res := d.inspect(r, scanner, 0)
-			if !d.Scanner(&res) {
+			if !d.Scanner(res.Score) {
 				passed++
 				d.ObserveRequest(r, scanner, 200, &res)
 			}

@@ -44,8 +44,7 @@ func (p *platform) do(tenant string, ip netip.Addr, r *http.Request) (string, in
 	in := Inputs{Request: r, Snapshot: p.snap, Now: now, Mode: ModeBlock, Detector: p.det, Campaigns: p.camps,
 		BannedHere: p.banned[ip]}
 	in.Access = approvals.Access{IP: ip, Tenant: tenant, Host: tenant, Methods: []string{r.Method}, Path: r.URL.Path}
-	var d Decision
-	Decide(&in, &d)
+	d := Decide(&in)
 	if d.Ban {
 		p.banned[ip] = true
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/detect/campaign"
-	"github.com/customernode/gatekeeper/internal/zero"
 	"github.com/customernode/gatekeeper/ledger"
 )
 
@@ -112,11 +111,11 @@ type Limiter interface {
 
 // Detector is scanner detection as Decide asks it (a *detect.Detector).
 type Detector interface {
-	// InspectInto scores r, asking tenant, from src in autonomous system
-	// asn (0 when unknown), arriving at at, into res, the zero Result.
-	InspectInto(res *detect.Result, r *http.Request, tenant string, src *netip.Addr, asn uint, at *time.Time)
+	// Inspect scores r, asking tenant, from src in autonomous system asn
+	// (0 when unknown), arriving at at.
+	Inspect(r *http.Request, tenant string, src netip.Addr, asn uint, at time.Time) detect.Result
 	// Scanner reports whether a score makes its source a scanner.
-	Scanner(*detect.Result) bool
+	Scanner(score int) bool
 	// Served reports whether tenant's site answered path successfully
 	// lately.
 	Served(tenant, path string, at time.Time) bool
@@ -185,21 +184,6 @@ type Decision struct {
 	StoreErr error
 }
 
-// reset makes d the zero Decision, writing only the fields that are set
-// (see package zero): the handler's decision lives in a pooled heap object,
-// and a whole-struct clear would store all of its pointer slots on every
-// request.
-func (d *Decision) reset() {
-	zero.Clear(&d.Verdict)
-	zero.Clear(&d.Reason)
-	zero.Clear(&d.Approval)
-	zero.Clear(&d.Result)
-	zero.Clear(&d.StoreErr)
-	d.Status, d.RetryAfter, d.Ban, d.Observe = 0, 0, false, false
-	d.Detection.Result.Reset()
-	d.Detection.Scanner = false
-}
-
 // Refused reports whether the request is refused.
 func (d *Decision) Refused() bool { return d.Status != 0 }
 
@@ -232,13 +216,9 @@ func (d *Decision) RetryAfterSeconds() string {
 
 // Decide applies the policy to one request: the README's decision table,
 // in its order (docs/design.md, "Deciding on a request", numbers the steps).
-// It writes the decision into d. Inputs and Decision travel by pointer and
-// are filled in place, so the handler's frames stay small enough that a
-// request's goroutine stack never has to grow for them
-// (docs/performance.md).
-func Decide(in *Inputs, d *Decision) {
-	d.reset()
-	finding, a := judge(in, d)
+func Decide(in *Inputs) Decision {
+	var d Decision
+	finding, a := judge(in, &d)
 	switch {
 	case d.Status != 0:
 	case in.LegacyToken:
@@ -247,7 +227,7 @@ func Decide(in *Inputs, d *Decision) {
 			d.Approval, d.Result = a, ResultOutOfScope
 		}
 	case finding == approvals.NoApproval:
-		detection(in, d)
+		detection(in, &d)
 	case finding == approvals.OtherTenant, finding == approvals.OutOfScope:
 		d.refuse(VerdictBlocked, ReasonOutOfScope, http.StatusForbidden)
 		d.Approval, d.Result = a, ResultOutOfScope
@@ -257,8 +237,9 @@ func Decide(in *Inputs, d *Decision) {
 	default:
 		// In scope: from here on the source is an approved tester and is
 		// never scored nor banned, whatever the store's health.
-		bounded(in, a, d)
+		bounded(in, a, &d)
 	}
+	return d
 }
 
 // judge finds what the bans and the approvals say of the request: a
@@ -280,7 +261,7 @@ func judge(in *Inputs, d *Decision) (approvals.Finding, *approvals.Approval) {
 	}
 	finding, a := approvals.NoApproval, (*approvals.Approval)(nil)
 	if !in.Uncovered { // Read looked already, on the same snapshot at the same time
-		finding, a = in.Snapshot.Evaluate(&in.Access, in.Now)
+		finding, a = in.Snapshot.Evaluate(in.Access, in.Now)
 	}
 	if (automatic || in.BannedHere) && finding != approvals.InScope {
 		// A network's ban is about its scanners, not its neighbours: a
@@ -333,9 +314,9 @@ func detection(in *Inputs, d *Decision) {
 		return
 	}
 	d.Observe = true
+	d.Detection.Result = in.Detector.Inspect(in.Request, in.Access.Tenant, in.Access.IP, in.ASN, in.Now)
 	res := &d.Detection.Result
-	in.Detector.InspectInto(res, in.Request, in.Access.Tenant, &in.Access.IP, in.ASN, &in.Now)
-	switch d.Detection.Scanner = in.Detector.Scanner(res); {
+	switch d.Detection.Scanner = in.Detector.Scanner(res.Score); {
 	case d.Detection.Scanner:
 		d.Reason = ReasonScanner
 	case res.Attack():

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/detect/campaign"
-	"github.com/customernode/gatekeeper/internal/testutil"
 	"github.com/customernode/gatekeeper/ledger"
 )
 
@@ -237,12 +235,7 @@ func TestDecide(t *testing.T) {
 			if tc.failOpen {
 				in.StoreUnavailable = config.FailOpen
 			}
-			d := decided(in)
-			earlier := Decision{}
-			testutil.FillFields(t, &earlier, errors.New("an earlier request's"))
-			if Decide(&in, &earlier); !reflect.DeepEqual(earlier, d) {
-				t.Errorf("decided over an earlier request's decision: %+v, want %+v", earlier, d)
-			}
+			d := Decide(&in)
 			if d.Verdict != tc.wantVerdict || d.Reason != tc.wantReason || d.Status != tc.wantStatus {
 				t.Errorf("got %s/%s %d, want %s/%s %d", d.Verdict, d.Reason, d.Status, tc.wantVerdict, tc.wantReason, tc.wantStatus)
 			}
@@ -265,7 +258,7 @@ func TestDecide(t *testing.T) {
 func TestDetectionOffPassesWithoutObserving(t *testing.T) {
 	in := Inputs{View: View{Access: request{ip: "198.51.100.77", tenant: "acme", method: "GET", target: "/"}.access()},
 		Request: httptest.NewRequest("GET", "/", nil), Snapshot: snapshot(), Now: at, Mode: ModeBlock}
-	if d := decided(in); d.Verdict != VerdictPass || d.Refused() || d.Observe {
+	if d := Decide(&in); d.Verdict != VerdictPass || d.Refused() || d.Observe {
 		t.Fatalf("detect off: %+v", d)
 	}
 }
@@ -287,10 +280,10 @@ type detector struct {
 	served  bool
 }
 
-func (d detector) InspectInto(res *detect.Result, _ *http.Request, _ string, _ *netip.Addr, _ uint, _ *time.Time) {
-	*res = d.inspect().Result
+func (d detector) Inspect(*http.Request, string, netip.Addr, uint, time.Time) detect.Result {
+	return d.inspect().Result
 }
-func (d detector) Scanner(*detect.Result) bool                { return d.inspect().Scanner }
+func (d detector) Scanner(int) bool                           { return d.inspect().Scanner }
 func (d detector) Served(_, _ string, _ time.Time) bool       { return d.served }
 func (d detector) Visited(string, netip.Addr, time.Time) bool { return false }
 
@@ -339,13 +332,6 @@ func decode(p string) string {
 	return p
 }
 
-// decided is Decide's decision for in.
-func decided(in Inputs) Decision {
-	var d Decision
-	Decide(&in, &d)
-	return d
-}
-
 // The headers a decision sets are the request's own: rewriting one in
 // place, as Caddy's header replace does, changes nothing for the next
 // request of the same approval.
@@ -358,15 +344,5 @@ func TestSetHeadersGivesEachRequestItsOwnValues(t *testing.T) {
 	d.SetHeaders(second)
 	if got := second.Get(HeaderApproval); got != "apr_1" || a.ID != "apr_1" {
 		t.Fatalf("after one request's header was rewritten in place, the next one's is %q (approval id %q)", got, a.ID)
-	}
-}
-
-// reset clears every field of a decision, those added later too: the
-// handler decides into the decision of a pooled exchange.
-func TestResetClearsEveryField(t *testing.T) {
-	var d Decision
-	testutil.FillFields(t, &d, errors.New("an earlier request's"))
-	if d.reset(); !reflect.ValueOf(d).IsZero() {
-		t.Fatalf("after reset: %+v", d)
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/internal/body"
-	"github.com/customernode/gatekeeper/internal/zero"
 )
 
 // View is one request as the policy sees it. Read builds it, in one place
@@ -49,46 +48,22 @@ const maxOverrideBody = 256 << 10
 // Access.Tenant is left for the caller.
 func Read(r *http.Request, client netip.Addr, snap *approvals.Snapshot, at time.Time, paths approvals.PathMatcher) View {
 	var v View
-	ReadInto(&v, r, client, snap, at, paths)
-	return v
-}
-
-// ReadInto is Read, into v, whatever it held: the handler's way, without a
-// View on its stack.
-func ReadInto(v *View, r *http.Request, client netip.Addr, snap *approvals.Snapshot, at time.Time, paths approvals.PathMatcher) {
-	v.reset()
 	token := TakeToken(r.Header)
 	DropTrailers(r)
 	v.LegacyToken = token.Legacy
 	v.Access.Host = trimHostDot(r)
 	if !client.IsValid() {
-		return
+		return v
 	}
 	v.Access.IP, v.Access.Token = client, token.Value
 	if !snap.Covers(client, at) {
 		v.Uncovered = true
-		return
+		return v
 	}
 	v.Access.Path, v.Access.Canonical = r.URL.Path, Canonical(r.URL.Path, r.URL.EscapedPath())
 	v.Access.Paths = paths
 	v.Access.Methods = EffectiveMethods(r.Method, overrideCarriers(r, token.overrides))
-}
-
-// reset makes v the zero View, writing only the fields that are set (see
-// package zero): the handler's view lives in a pooled heap object.
-func (v *View) reset() {
-	a := &v.Access
-	zero.Clear(&a.IP)
-	zero.Clear(&a.Tenant)
-	zero.Clear(&a.Host)
-	if a.Methods != nil {
-		a.Methods = nil
-	}
-	zero.Clear(&a.Token)
-	zero.Clear(&a.Path)
-	zero.Clear(&a.Canonical)
-	zero.Clear(&a.Paths)
-	v.LegacyToken, v.Uncovered = false, false
+	return v
 }
 
 // trimHostDot drops a trailing dot from r's host, on r too, and returns the

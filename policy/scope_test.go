@@ -52,7 +52,7 @@ func TestScopeCannotBeBypassed(t *testing.T) {
 	}
 	for _, rq := range outside {
 		rq.ip, rq.tenant, rq.method = "192.0.2.3", "acme", "POST"
-		d := decided(Inputs{View: View{Access: rq.access()}, Request: httptest.NewRequest(rq.method, "/", nil),
+		d := Decide(&Inputs{View: View{Access: rq.access()}, Request: httptest.NewRequest(rq.method, "/", nil),
 			Snapshot: snapshot(), Now: at, Mode: ModeBlock, Limiter: admitAll})
 		if d.Reason != ReasonOutOfScope || d.Status != 403 {
 			t.Errorf("%s %v: %s/%s %d, want out_of_scope 403", rq.target, rq.override, d.Verdict, d.Reason, d.Status)
@@ -67,7 +67,7 @@ func TestScopeCannotBeBypassed(t *testing.T) {
 	}
 	for _, rq := range inside {
 		rq.ip, rq.tenant, rq.method = "192.0.2.3", "acme", "POST"
-		d := decided(Inputs{View: View{Access: rq.access()}, Request: httptest.NewRequest(rq.method, "/", nil),
+		d := Decide(&Inputs{View: View{Access: rq.access()}, Request: httptest.NewRequest(rq.method, "/", nil),
 			Snapshot: snapshot(), Now: at, Mode: ModeBlock, Limiter: admitAll})
 		if d.Verdict != VerdictApproved {
 			t.Errorf("%s %q: %s/%s, want approved", rq.target, rq.body, d.Verdict, d.Reason)
@@ -181,7 +181,7 @@ func TestDecideTrustsReadsUncoveredFinding(t *testing.T) {
 				in := Inputs{View: v, Request: r, Snapshot: snap, Now: at, Mode: ModeBlock, Limiter: admitAll}
 				lookedAgain := in
 				lookedAgain.Uncovered = false
-				got, want := decided(in), decided(lookedAgain)
+				got, want := Decide(&in), Decide(&lookedAgain)
 				if ip == "192.0.2.3" && tenant == "acme" && got.Verdict != VerdictApproved {
 					t.Errorf("%s %s %q: %s/%s, want approved (apr_scoped covers it)", ip, tenant, auth, got.Verdict, got.Reason)
 				}

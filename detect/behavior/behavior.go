@@ -158,16 +158,13 @@ func (t *Tracker) drain(sh *shard, st *sourceState, now uint32) {
 // What the buckets count is failures, probes and payloads: the caller
 // judges a request for a path the site serves, neither a probe nor a
 // payload, on its own, whatever they say (see detect's track).
-//
-// src is a pointer, the caller's: the arguments of a call take room in the
-// caller's frame, on every request's stack.
-func (t *Tracker) OnRequest(src *netip.Addr, now uint32, uaHash uint64, probe bool, payload, tenant uint64, pagePossible bool, served func() bool) (signals signal.Set, refuseOnly bool) {
-	k := t.key(*src)
+func (t *Tracker) OnRequest(src netip.Addr, now uint32, uaHash uint64, probe bool, payload, tenant uint64, pagePossible bool, served func() bool) (signals signal.Set, refuseOnly bool) {
+	k := t.key(src)
 	if pagePossible {
 		k.inTenant(tenant)
 	}
-	signals, failing := t.request(&k, now, uaHash, probe, payload, 1)
-	nk, ok := networkKey(*src)
+	signals, failing := t.request(k, now, uaHash, probe, payload, 1)
+	nk, ok := networkKey(src)
 	if !ok {
 		return signals, false
 	}
@@ -184,7 +181,7 @@ func (t *Tracker) OnRequest(src *netip.Addr, now uint32, uaHash uint64, probe bo
 		}
 		return signals, false
 	}
-	over, _ := t.request(&nk, now, maphash.Bytes(t.seed, k.addr[:]), probe, payload, networkFactor)
+	over, _ := t.request(nk, now, maphash.Bytes(t.seed, k.addr[:]), probe, payload, networkFactor)
 	// The request must itself do what runs its network over: probe
 	// where probes do, send a payload where payloads do, fail where
 	// failures do.
@@ -204,12 +201,11 @@ func (t *Tracker) OnRequest(src *netip.Addr, now uint32, uaHash uint64, probe bo
 // a probe or not, with a payload or not; factor scales the buckets'
 // capacities. It returns what is running over, and whether k's failures
 // outweigh its successes lately.
-func (t *Tracker) request(k *key, now uint32, agent uint64, probe bool, payload uint64, factor float32) (signal.Set, bool) {
+func (t *Tracker) request(k key, now uint32, agent uint64, probe bool, payload uint64, factor float32) (signal.Set, bool) {
 	sh, st := t.locked(k, now)
+	defer sh.mu.Unlock()
 	signals := t.count(sh, st, now, agent, probe, payload, factor)
-	failing := st.notFound > 0
-	sh.mu.Unlock() // not deferred: a defer's record would sit in this frame, on every request's stack
-	return signals, failing
+	return signals, st.notFound > 0
 }
 
 // holdFor is how long a network under suspicion stays held after the
@@ -283,12 +279,12 @@ func (t *Tracker) OnResponse(src netip.Addr, now uint32, p string, status int, a
 		k.inTenant(tenant)
 	}
 	fp := uint32(tenant>>32) | 1
-	t.response(&k, now, h, failed, asset || named, w, agent, fp)
+	t.response(k, now, h, failed, asset || named, w, agent, fp)
 	if nk, ok := networkKey(src); ok {
 		if pagePossible {
 			nk.inTenant(tenant)
 		}
-		t.response(&nk, now, h, failed, asset || named, w, maphash.Bytes(t.seed, k.addr[:]), fp)
+		t.response(nk, now, h, failed, asset || named, w, maphash.Bytes(t.seed, k.addr[:]), fp)
 	}
 }
 
@@ -296,7 +292,7 @@ func (t *Tracker) OnResponse(src netip.Addr, now uint32, p string, status int, a
 // whose fingerprint is tenant: a success earns credit (see credit), a
 // failure of a path not failed lately adds w, and, for a network, counts
 // the source that failed (agent) among its suspect ones.
-func (t *Tracker) response(k *key, now uint32, h uint64, failed, static bool, w float32, agent uint64, tenant uint32) {
+func (t *Tracker) response(k key, now uint32, h uint64, failed, static bool, w float32, agent uint64, tenant uint32) {
 	sh, st := t.locked(k, now)
 	defer sh.mu.Unlock()
 	t.drain(sh, st, now)

@@ -24,8 +24,8 @@ func TestAnOvertakenClockReadingDrainsNothing(t *testing.T) {
 	c.Add(time.Second)
 	tr.OnResponse(src, tr.Clock(), "/missing-3", 404, 0, false, 0, false, false) // the request that overtook
 	k := tr.key(src)
-	tr.response(&k, early, 0, false, false, 1, 0, 1) // the overtaken one, a success
-	sh, st := tr.lookup(&k)
+	tr.response(k, early, 0, false, false, 1, 0, 1) // the overtaken one, a success
+	sh, st := tr.lookup(k)
 	defer sh.mu.Unlock()
 	// Four failures less one success's credit, less a second of draining.
 	if st.notFound < 2.5 {

@@ -88,7 +88,7 @@ type shard struct {
 	freeExtras []uint32
 }
 
-func (sh *shard) table(k *key) *table {
+func (sh *shard) table(k key) *table {
 	switch k.ctx {
 	case networkContext:
 		return &sh.networks
@@ -288,8 +288,7 @@ func (m *Memory) Forget(p netip.Prefix) {
 // remembered (see evict), on this process only.
 func (m *Memory) Offence(src netip.Addr, forgetAfter time.Duration) int {
 	now := m.Clock()
-	k := m.key(src)
-	sh, st := m.locked(&k, now)
+	sh, st := m.locked(m.key(src), now)
 	defer sh.mu.Unlock()
 	x := sh.sourceExtra(st)
 	if x.offences > 0 && now-x.lastOffence > uint32(forgetAfter.Milliseconds()) {
@@ -305,7 +304,7 @@ func (m *Memory) Offence(src netip.Addr, forgetAfter time.Duration) int {
 // locked returns the state under key k, made at now (a clock reading) if
 // need be, with its shard locked (the caller unlocks sh.mu). The pointer is
 // good while sh.mu is held.
-func (m *Memory) locked(k *key, now uint32) (*shard, *sourceState) {
+func (m *Memory) locked(k key, now uint32) (*shard, *sourceState) {
 	sh, t, h, st := m.find(k)
 	if st != nil {
 		return sh, st
@@ -320,14 +319,14 @@ func (m *Memory) locked(k *key, now uint32) (*shard, *sourceState) {
 
 // lookup returns the state under key k, if any, with its shard locked
 // (the caller unlocks sh.mu).
-func (m *Memory) lookup(k *key) (*shard, *sourceState) {
+func (m *Memory) lookup(k key) (*shard, *sourceState) {
 	sh, _, _, st := m.find(k)
 	return sh, st
 }
 
 // find locks k's shard and returns it, k's table in it, k's hash, and k's
 // state, nil when there is none.
-func (m *Memory) find(k *key) (sh *shard, t *table, h uint64, st *sourceState) {
+func (m *Memory) find(k key) (sh *shard, t *table, h uint64, st *sourceState) {
 	h = maphash.Bytes(m.seed, k.addr[:])
 	sh = &m.shards[h>>(64-6)] // the top bits pick the shard, the low ones the slot
 	sh.mu.Lock()

@@ -62,7 +62,7 @@ func Network(ip netip.Addr) (netip.Prefix, bool) {
 // networkSources is about how many sources of network key k did something
 // suspect lately (a probe, a payload, failures outweighing successes).
 func (m *Memory) networkSources(k key) int {
-	sh, st := m.lookup(&k)
+	sh, st := m.lookup(k)
 	defer sh.mu.Unlock()
 	if st == nil {
 		return 0
@@ -91,7 +91,7 @@ func (t *Tracker) refuseUnserved(k key, now uint32, served func() bool) bool {
 	if last := t.suspicion.Load(); last == 0 || now-last > uint32(suspicionWindow.Milliseconds()) {
 		return false // no network came near suspicion lately: most of the time, no lookup
 	}
-	sh, st := t.lookup(&k)
+	sh, st := t.lookup(k)
 	defer sh.mu.Unlock()
 	if st == nil {
 		return false

@@ -16,18 +16,9 @@ import (
 func allocPages(n int) []byte {
 	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
-		mapFailed(n, err)
+		panic(fmt.Sprintf("detect: mapping %d bytes for the tracker: %v", n, err))
 	}
 	return b
-}
-
-// mapFailed panics: the tracker cannot grow. Not inlined, so that the
-// message's formatting takes no room in allocPages' frame, which is on a
-// request's stack when a table grows.
-//
-//go:noinline
-func mapFailed(n int, err error) {
-	panic(fmt.Sprintf("detect: mapping %d bytes for the tracker: %v", n, err))
 }
 
 // freePages gives back memory from allocPages.

@@ -126,8 +126,7 @@ func (t *table) add(a *[16]byte, h uint64) *entry {
 		t.chunks = append(t.chunks, mapped[entry](chunkSize))
 	}
 	e := t.at(pos)
-	*e = entry{} // in place: an entry{addr: *a} literal would be built on the stack first
-	e.addr = *a
+	*e = entry{addr: *a}
 	t.place(h, pos)
 	t.n++
 	return e

@@ -4,7 +4,7 @@
 // addition on this project's machine, by one 7 ns.
 //
 // A stripe helps only while one core keeps to one stripe. The caller picks
-// it: the handler takes a stripe with each pooled exchange, and sync.Pool
+// it: the handler takes a request's stripe number from a sync.Pool, which
 // hands a core back the object it put, so a core keeps to its stripe
 // (5.6 ns an addition with two threads, BenchmarkPooledStripes).
 package stripe

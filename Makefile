@@ -57,20 +57,22 @@ FRAMES_MAX ?= 1088
 frames:
 	$(GO) run ./scripts/frames -max $(FRAMES_MAX)
 
+# make vet has already run every analyser go test's vet step would
+# (-vet=off), on the same packages and test files.
 unit:
-	GATEKEEPER_BIN=$(BIN) $(GO) test -race -count=1 -timeout 15m $(PKGS)
-	$(GO) test -count=1 -run 'Allocations' ./caddymodule/
+	GATEKEEPER_BIN=$(BIN) $(GO) test -race -vet=off -count=1 -timeout 15m $(PKGS)
+	$(GO) test -vet=off -count=1 -run 'Allocations' ./caddymodule/
 
 # Budgets are counts of runs (about 8 s each on two cores), not durations:
 # Go 1.26's fuzzing coordinator can report "context deadline exceeded" as
 # a failure when a duration runs out while a worker is busy (golang/go#75804,
 # fixed in Go 1.27), with no failing input. A count has no deadline to race.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzRequestView -fuzztime 50000x -fuzzminimizetime 2s ./policy/
-	$(GO) test -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 120000x -fuzzminimizetime 2s ./approvals/
-	$(GO) test -run '^$$' -fuzz FuzzLedgerMatchesRedis -fuzztime 3000x -fuzzminimizetime 2s ./store/
-	$(GO) test -run '^$$' -fuzz FuzzCaddyfile -fuzztime 8000x -fuzzminimizetime 2s ./caddymodule/
-	$(GO) test -run '^$$' -fuzz FuzzAdminAPI -fuzztime 200x -fuzzminimizetime 2s ./caddymodule/
+	$(GO) test -vet=off -run '^$$' -fuzz FuzzRequestView -fuzztime 50000x -fuzzminimizetime 2s ./policy/
+	$(GO) test -vet=off -run '^$$' -fuzz FuzzDecodeApproval -fuzztime 120000x -fuzzminimizetime 2s ./approvals/
+	$(GO) test -vet=off -run '^$$' -fuzz FuzzLedgerMatchesRedis -fuzztime 3000x -fuzzminimizetime 2s ./store/
+	$(GO) test -vet=off -run '^$$' -fuzz FuzzCaddyfile -fuzztime 8000x -fuzzminimizetime 2s ./caddymodule/
+	$(GO) test -vet=off -run '^$$' -fuzz FuzzAdminAPI -fuzztime 200x -fuzzminimizetime 2s ./caddymodule/
 
 # Go benchmarks; the ban flood (50 000 sources) and the source flood
 # (2 100 000 sources: tracker memory and RSS) against the built binary; then

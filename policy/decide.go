@@ -2,8 +2,11 @@
 // request, apart from Caddy: ban, then approval (tenant, scope, token), then
 // volume bounds, then store faults, then scanner detection, then the mode.
 // The caller gathers the inputs and applies the Decision; Decide itself has
-// no side effects beyond the two questions it asks (Bounds and Inspect),
-// which it asks only when the order reaches them.
+// no side effects beyond those of the questions it asks, each only when the
+// order reaches it: the limiter's Admit (which counts the request against
+// its approval), the detector's Inspect (which counts it in its source's
+// behaviour) and the campaigns' Refuses (which counts it as a campaign's
+// evidence).
 package policy
 
 import (
@@ -128,7 +131,8 @@ type Detector interface {
 type Campaigns interface {
 	// Active is how many campaigns are in force.
 	Active() int
-	// Refuses reports whether req belongs to a campaign in force at at.
+	// Refuses reports whether req belongs to a campaign in force at at,
+	// and counts it as that campaign's evidence.
 	Refuses(req *campaign.Request, at time.Time) bool
 }
 

@@ -108,8 +108,8 @@ func TestDecide(t *testing.T) {
 		wantBan     bool
 		wantObserve bool
 		wantRetry   string
-		noBounds    bool // Bounds must not be asked
-		noInspect   bool // Inspect must not be asked
+		noBounds    bool // the limiter must not be asked
+		noInspect   bool // the detector must not be asked
 		campaign    bool // the request belongs to a campaign in force
 	}{
 		{name: "banned by the store", rq: request{ip: "203.0.113.9", tenant: "acme", method: "GET", target: "/"},

@@ -313,20 +313,18 @@ func TestPeopleBehindOneAddressShareTheFailureBuckets(t *testing.T) {
 	t.Logf("one browser doing the same is caught at request %d", n)
 }
 
-// An office opening the same page at the same moment: 40 people behind one
-// address, four browsers among them, each loading the page and its assets,
-// then a broken link of their own, every step taken by all of them before
-// the next. The browsers loaded pages before anything failed, so they are
-// already people when the broken links arrive together; one browser doing
-// the same alone is caught.
-func TestOfficeInLockstepIsNotCaught(t *testing.T) {
+// officeInLockstep is 40 people behind one address, four browsers among
+// them, each loading a page and its assets, then a broken link of their own
+// (named with tag), and more, every step taken by all of them before the
+// next.
+func officeInLockstep(tag string) []visit {
 	browsers := []string{firefox, chrome, safari, edge}
 	steps := []func(p int) visit{
 		func(int) visit { return visit{"GET", "/", "", 200, 0} },
 		func(int) visit { return visit{"GET", "/app.css", "", 200, 0} },
 		func(int) visit { return visit{"GET", "/app.js", "", 200, 0} },
 		func(int) visit { return visit{"GET", "/favicon.ico", "", 404, 0} },
-		func(p int) visit { return visit{"GET", fmt.Sprintf("/blog/old-post-%d", p), "", 404, 0} },
+		func(p int) visit { return visit{"GET", fmt.Sprintf("/blog/old-post%s-%d", tag, p), "", 404, 0} },
 		func(int) visit { return visit{"GET", "/app/dashboard", "", 200, 0} },
 		func(int) visit { return visit{"GET", "/apple-touch-icon.png", "", 404, 0} },
 	}
@@ -338,6 +336,17 @@ func TestOfficeInLockstepIsNotCaught(t *testing.T) {
 			office = append(office, v)
 		}
 	}
+	return office
+}
+
+// An office opening the same page at the same moment: 40 people behind one
+// address, four browsers among them, each loading the page and its assets,
+// then a broken link of their own, every step taken by all of them before
+// the next. The browsers loaded pages before anything failed, so they are
+// already people when the broken links arrive together; one browser doing
+// the same alone is caught.
+func TestOfficeInLockstepIsNotCaught(t *testing.T) {
+	office := officeInLockstep("")
 	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	d := newDetector(t, c)
 	if n, res := replay(d, c, netip.MustParseAddr("192.0.2.72"), office); n != 0 {
@@ -432,25 +441,7 @@ func TestAgentsUsedOnceBeforeTheFirstFailureBuyNoRoom(t *testing.T) {
 // lunch, when the agents seen there have been forgotten, and does the same
 // again: it is the same people, and it passes as it did in the morning.
 func TestOfficeInLockstepAfterLunchIsNotCaught(t *testing.T) {
-	browsers := []string{firefox, chrome, safari, edge}
-	lockstep := func(round int) []visit {
-		steps := []func(p int) visit{
-			func(int) visit { return visit{"GET", "/", "", 200, 0} },
-			func(int) visit { return visit{"GET", "/app.css", "", 200, 0} },
-			func(int) visit { return visit{"GET", "/app.js", "", 200, 0} },
-			func(p int) visit { return visit{"GET", fmt.Sprintf("/blog/old-post-%d-%d", round, p), "", 404, 0} },
-			func(int) visit { return visit{"GET", "/app/dashboard", "", 200, 0} },
-		}
-		var out []visit
-		for _, step := range steps {
-			for p := range 40 {
-				v := step(p)
-				v.ua, v.after = browsers[p%len(browsers)], time.Millisecond
-				out = append(out, v)
-			}
-		}
-		return out
-	}
+	lockstep := func(round int) []visit { return officeInLockstep(fmt.Sprintf("-%d", round)) }
 	c := testutil.NewClock(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))
 	d := newDetector(t, c)
 	office := netip.MustParseAddr("192.0.2.74")

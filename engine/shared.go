@@ -128,14 +128,7 @@ func Open(s config.Settings, dataDir string, logger *zap.Logger) (*Shared, error
 // bans that the store took over or that ended, and notices outages and
 // recoveries between two re-reads of the store.
 func (st *Shared) housekeep(ctx context.Context, logger *zap.Logger) {
-	tick := time.NewTicker(housekeepingInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, housekeepingInterval, func() {
 		cctx, cancel := context.WithTimeout(ctx, housekeepingInterval)
 		if err := st.limiter.Flush(cctx); err != nil && ctx.Err() == nil {
 			CountStoreError(OpFlush)
@@ -157,7 +150,7 @@ func (st *Shared) housekeep(ctx context.Context, logger *zap.Logger) {
 		case err == nil && !up:
 			st.syncer.Kick() // re-read now rather than at the next interval
 		}
-	}
+	})
 }
 
 // demand is what the approvals active at now ask for together, requests a
@@ -198,34 +191,22 @@ func (st *Shared) watchImpact(ctx context.Context, logger *zap.Logger) {
 	if board, shared := st.syncer.Store().(store.StressBoard); shared {
 		wg.Go(func() { st.shareStress(ctx, board) })
 	}
-	tick := time.NewTicker(guard.TickEvery)
-	defer tick.Stop()
-	for n := 0; ; n++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	n := 0
+	every(ctx, guard.TickEvery, func() {
 		at := now()
 		if n%watchEvery == 0 {
 			st.guard.Watch(st.syncer.Snapshot().Tenants(at, at.Add(watchAhead)))
 		}
+		n++
 		st.guard.Tick(at)
-	}
+	})
 }
 
 // shareStress, every other tick of the guard, tells the other instances
 // the stress this one sees and hears the worst of theirs, until ctx ends:
 // all act on the worst within about a second.
 func (st *Shared) shareStress(ctx context.Context, board store.StressBoard) {
-	tick := time.NewTicker(2 * guard.TickEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, 2*guard.TickEvery, func() {
 		sctx, cancel := context.WithTimeout(ctx, 2*guard.TickEvery)
 		worst, err := board.ShareStress(sctx, st.instance, st.guard.Stress())
 		cancel()
@@ -233,7 +214,7 @@ func (st *Shared) shareStress(ctx context.Context, board store.StressBoard) {
 			worst = 0 // the store is down: act on this instance's own view
 		}
 		st.guard.SetRemote(worst)
-	}
+	})
 }
 
 // campaignsEvery is how often campaign evidence is shared with the other
@@ -246,15 +227,8 @@ const campaignsEvery = 250 * time.Millisecond
 // ends. While the store is down each instance acts on its own.
 func (st *Shared) shareCampaigns(ctx context.Context, logger *zap.Logger) {
 	board, shared := st.syncer.Store().(campaign.Board)
-	tick := time.NewTicker(campaignsEvery)
-	defer tick.Stop()
 	before := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, campaignsEvery, func() {
 		at := now()
 		st.campaigns.Tick(at)
 		if shared {
@@ -268,6 +242,20 @@ func (st *Shared) shareCampaigns(ctx context.Context, logger *zap.Logger) {
 			logger.Warn("campaigns: scans spread over many networks refused now", zap.Int("campaigns", n),
 				zap.Any("against", st.campaigns.Campaigns(at)))
 			before = n
+		}
+	})
+}
+
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			f()
 		}
 	}
 }

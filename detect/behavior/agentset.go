@@ -64,15 +64,6 @@ func (s *agentSet) has(h uint64) bool {
 	return zeroBytes(binary.LittleEndian.Uint64(s[:])^(f*byteLSBs)) != 0
 }
 
-// dropOne forgets one of the agents noted, if any.
-func (s *agentSet) dropOne() {
-	x := binary.LittleEndian.Uint64(s[:])
-	used := ^zeroBytes(x) & (byteLSBs << 7)
-	if used != 0 {
-		binary.LittleEndian.PutUint64(s[:], x&^(0xff<<(bits.TrailingZeros64(used)&^7)))
-	}
-}
-
 // len is how many different agents were noted.
 func (s *agentSet) len() int {
 	return len(s) - bits.OnesCount64(zeroBytes(binary.LittleEndian.Uint64(s[:])))

@@ -150,11 +150,11 @@ type Campaign struct {
 	Shape string `json:"shape,omitempty"`
 }
 
-// WriteError answers err with status as the admin API answers every error:
-// {"error": message}. The CLI's console bridge answers its own refusals
-// with it.
-func WriteError(w http.ResponseWriter, status int, message string) error {
-	b, err := json.MarshalIndent(map[string]string{"error": message}, "", "  ")
+// WriteJSON answers v with status as the admin API answers: indented JSON
+// and a newline. A value that cannot be encoded writes nothing and is the
+// error returned.
+func WriteJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -162,4 +162,11 @@ func WriteError(w http.ResponseWriter, status int, message string) error {
 	w.WriteHeader(status)
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// WriteError answers message with status as the admin API answers every
+// error: {"error": message}. The CLI's console bridge answers its own
+// refusals with it.
+func WriteError(w http.ResponseWriter, status int, message string) error {
+	return WriteJSON(w, status, map[string]string{"error": message})
 }

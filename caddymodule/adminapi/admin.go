@@ -200,12 +200,12 @@ func (h adminRequest) createApproval() error {
 	a, token, err := h.app.RegisterApproval(h.ctx(), req, h.actor())
 	var full *approvals.CapacityError
 	if errors.As(err, &full) {
-		return writeJSON(h.w, http.StatusConflict, api.NewCapacityRefusal(full))
+		return api.WriteJSON(h.w, http.StatusConflict, api.NewCapacityRefusal(full))
 	}
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusCreated, api.ApprovalCreated{Approval: a, Token: token})
+	return api.WriteJSON(h.w, http.StatusCreated, api.ApprovalCreated{Approval: a, Token: token})
 }
 
 func (h adminRequest) listApprovals() error {
@@ -214,7 +214,7 @@ func (h adminRequest) listApprovals() error {
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusOK, list)
+	return api.WriteJSON(h.w, http.StatusOK, list)
 }
 
 func (h adminRequest) showApproval() error {
@@ -222,7 +222,7 @@ func (h adminRequest) showApproval() error {
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusOK, a)
+	return api.WriteJSON(h.w, http.StatusOK, a)
 }
 
 func (h adminRequest) revokeApproval() error {
@@ -230,7 +230,7 @@ func (h adminRequest) revokeApproval() error {
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusOK, a)
+	return api.WriteJSON(h.w, http.StatusOK, a)
 }
 
 func (h adminRequest) report() error {
@@ -238,7 +238,7 @@ func (h adminRequest) report() error {
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusOK, rep)
+	return api.WriteJSON(h.w, http.StatusOK, rep)
 }
 
 // export answers one approval's evidence, as a file to keep.
@@ -250,7 +250,7 @@ func (h adminRequest) export() error {
 	}
 	h.w.Header().Set("Content-Disposition", `attachment; filename="`+id+`-evidence.json"`)
 	h.w.Header().Set("Cache-Control", "no-store")
-	return writeJSON(h.w, http.StatusOK, ev)
+	return api.WriteJSON(h.w, http.StatusOK, ev)
 }
 
 func (h adminRequest) addBan() error {
@@ -275,7 +275,7 @@ func (h adminRequest) addBan() error {
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusCreated, b)
+	return api.WriteJSON(h.w, http.StatusCreated, b)
 }
 
 func (h adminRequest) listBans() error {
@@ -283,7 +283,7 @@ func (h adminRequest) listBans() error {
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusOK, bans)
+	return api.WriteJSON(h.w, http.StatusOK, bans)
 }
 
 func (h adminRequest) removeBan() error {
@@ -291,7 +291,7 @@ func (h adminRequest) removeBan() error {
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusOK, b)
+	return api.WriteJSON(h.w, http.StatusOK, b)
 }
 
 func (h adminRequest) audit() error {
@@ -316,7 +316,7 @@ func (h adminRequest) audit() error {
 	if err != nil {
 		return storeError(err)
 	}
-	return writeJSON(h.w, http.StatusOK, evs)
+	return api.WriteJSON(h.w, http.StatusOK, evs)
 }
 
 // verifyAudit checks the audit chains now and answers what it found (ok is
@@ -347,7 +347,7 @@ func (h adminRequest) verifyAudit() error {
 	if v.Error != "" {
 		return apiError(http.StatusServiceUnavailable, fmt.Errorf("reading the audit trail: %s", v.Error))
 	}
-	return writeJSON(h.w, http.StatusOK, v)
+	return api.WriteJSON(h.w, http.StatusOK, v)
 }
 
 // feedPage is the answer of GET /gatekeeper/events: the events after the
@@ -379,11 +379,11 @@ func (h adminRequest) events() error {
 		limit = n
 	}
 	evs, next := h.app.Events(since, limit)
-	return writeJSON(h.w, http.StatusOK, feedPage{Events: evs, Next: next})
+	return api.WriteJSON(h.w, http.StatusOK, feedPage{Events: evs, Next: next})
 }
 
 func (h adminRequest) status() error {
-	return writeJSON(h.w, http.StatusOK, h.app.Status(h.ctx()))
+	return api.WriteJSON(h.w, http.StatusOK, h.app.Status(h.ctx()))
 }
 
 // storeError maps store errors to HTTP statuses.
@@ -404,17 +404,6 @@ func storeError(err error) error {
 
 func apiError(status int, err error) error {
 	return caddy.APIError{HTTPStatus: status, Err: err}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return apiError(http.StatusInternalServerError, err)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, err = w.Write(append(b, '\n'))
-	return err
 }
 
 // Interface guards

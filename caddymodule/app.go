@@ -21,7 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
-	"github.com/customernode/gatekeeper/caddymodule/adminapi"
+	_ "github.com/customernode/gatekeeper/caddymodule/adminapi" // the admin routes and the console handler serve engine.Running
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/engine"
 )
@@ -78,8 +78,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 func (a *App) Validate() error { return a.Settings.Validate() }
 
 // Start attaches the engine to its store's shared state, opening the store
-// if no loaded config has it yet, and makes it the one the admin API
-// serves. The store is opened here, not in Provision, so that `gatekeeper
+// if no loaded config has it yet, and makes it the running engine, which
+// the admin API serves. The store is opened here, not in Provision, so that `gatekeeper
 // validate` never touches it (nor takes the file store's lock from the
 // running server).
 func (a *App) Start() error {
@@ -92,13 +92,13 @@ func (a *App) Start() error {
 	a.shared = val.(*engine.Shared)
 	a.engine.Start(a.shared)
 	close(a.ready)
-	adminapi.Serve(a.engine)
 	return nil
 }
 
-// Stop hands the admin API over to nobody, unless a newer config already
-// took it, and releases this config's hold on the shared state; the last
-// config to let go closes the store.
+// Stop makes the engine no longer a running one (the admin API and the
+// metrics go to the newest engine still running) and releases this
+// config's hold on the shared state; the last config to let go closes the
+// store.
 func (a *App) Stop() error {
 	select {
 	case <-a.ready:
@@ -106,7 +106,6 @@ func (a *App) Stop() error {
 		return nil // never started
 	}
 	a.engine.Stop()
-	adminapi.Release(a.engine)
 	_, err := states.Delete(a.stateKey)
 	return err
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -78,30 +77,38 @@ func StoreKey(s config.Settings) (string, error) {
 }
 
 // Start attaches sh, the Shared state of e's store, applies e's settings
-// to it and makes e the engine the metrics read.
+// to it and makes e the running engine (see Running).
 func (e *Engine) Start(sh *Shared) {
 	e.shared = sh
 	running.Lock()
 	defer running.Unlock()
 	e.apply()
 	running.engines = append(running.engines, e)
-	current.Store(e)
 }
 
-// Stop makes e no longer the engine the metrics read. The engine started
-// before it, if still running, takes over again unless a newer one did
-// (the config of e failed to start after e did): its settings are applied
-// to its Shared state again, over those of e.
+// Stop makes e no longer a running engine. The engine started before it,
+// if still running, takes over again unless a newer one did (the config
+// of e failed to start after e did): its settings are applied to its
+// Shared state again, over those of e.
 func (e *Engine) Stop() {
 	running.Lock()
 	defer running.Unlock()
 	running.engines = slices.DeleteFunc(running.engines, func(o *Engine) bool { return o == e })
-	var top *Engine
 	if n := len(running.engines); n > 0 {
-		top = running.engines[n-1]
-		top.apply()
+		running.engines[n-1].apply()
 	}
-	current.Store(top)
+}
+
+// Running is the engine of the running config, which the admin API serves
+// and the metrics read: the last one started and not stopped; nil when
+// none is.
+func Running() *Engine {
+	running.Lock()
+	defer running.Unlock()
+	if n := len(running.engines); n > 0 {
+		return running.engines[n-1]
+	}
+	return nil
 }
 
 // apply applies e's settings to its Shared state.
@@ -115,14 +122,11 @@ func (e *Engine) apply() {
 func (e *Engine) Close() error { return e.geo.Close() }
 
 // running are the engines started and not yet stopped, in the order they
-// started: the running config's is the last, and current.
+// started: the running config's is the last.
 var running struct {
 	sync.Mutex
 	engines []*Engine
 }
-
-// current is the engine of the running config, which the metrics read.
-var current atomic.Pointer[Engine]
 
 // Snapshot is the approvals and bans in force, as last read from the store.
 func (e *Engine) Snapshot() *approvals.Snapshot { return e.shared.syncer.Snapshot() }

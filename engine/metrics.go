@@ -124,7 +124,7 @@ var metrics = struct {
 
 func gaugeFunc(name, help string, f func(*Engine) float64) prometheus.GaugeFunc {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, func() float64 {
-		if e := current.Load(); e != nil {
+		if e := Running(); e != nil {
 			return f(e)
 		}
 		return 0

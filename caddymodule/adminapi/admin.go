@@ -2,7 +2,7 @@
 // (the admin.api.gatekeeper module: approvals, bans, the audit trail,
 // status, the live feed, the console's files) and the
 // http.handlers.gatekeeper_console handler that serves the same to a site.
-// It works on a Backend, the running config's engine, which Serve attaches;
+// It works on a Backend, the running config's engine (engine.Running);
 // its request and answer bodies are package api's, which the CLI shares.
 package adminapi
 

@@ -3,13 +3,12 @@ package adminapi
 import (
 	"context"
 	"errors"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/customernode/gatekeeper/api"
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/engine"
 	"github.com/customernode/gatekeeper/feed"
 )
 
@@ -31,36 +30,13 @@ type Backend interface {
 	Events(since uint64, limit int) ([]feed.Event, uint64)
 }
 
-// The engines the admin API may serve, in the order their configs'
-// apps started: the running config's is the last. Admin routes are set up
-// before any app exists. A config that fails to start after its app did
-// is stopped again while the one before it keeps running, which is then
+// serving is the running config's engine, nil when none is running. Admin
+// routes are set up before any app exists, and a config that fails to
+// start after its app did leaves the one before it running, which is then
 // served again.
-var served struct {
-	sync.Mutex
-	apps []Backend
-}
-
-// Serve makes app (an engine) the one the admin API serves.
-func Serve(app Backend) {
-	served.Lock()
-	defer served.Unlock()
-	served.apps = append(served.apps, app)
-}
-
-// Release stops serving app; the engine started before it, if still
-// running, is served again unless a newer config's took over.
-func Release(app Backend) {
-	served.Lock()
-	defer served.Unlock()
-	served.apps = slices.DeleteFunc(served.apps, func(b Backend) bool { return b == app })
-}
-
 func serving() Backend {
-	served.Lock()
-	defer served.Unlock()
-	if n := len(served.apps); n > 0 {
-		return served.apps[n-1]
+	if e := engine.Running(); e != nil {
+		return e
 	}
 	return nil
 }

@@ -145,19 +145,12 @@ func TestStalledStoreDoesNotHoldUpTheGuard(t *testing.T) {
 	fed := make(chan struct{})
 	go func() { // others' answers: 800 a second, failed or not
 		defer close(fed)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		every(ctx, 20*time.Millisecond, func() {
 			for i := range 16 { // four visitors on each of four tenants
 				st.guard.Observe(0, guard.Answer{At: now(), Took: time.Millisecond, Failed: failing.Load(),
 					Tenant: fmt.Sprintf("tenant%d", i%4), Source: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})})
 			}
-		}
+		})
 	}()
 	defer func() { cancel(); <-fed }()
 

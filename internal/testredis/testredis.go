@@ -6,7 +6,9 @@
 package testredis
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -53,13 +55,34 @@ func StartWith(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("redis-server is not installed; run: apt-get update && apt-get install -y redis-server (or make test, which does it)")
 	}
-	dir := t.TempDir()
-	addr := testutil.FreeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
+	// A port free a moment ago may be taken by another process before
+	// redis-server binds it (other packages' tests run beside these): on
+	// "Address already in use" the server starts again on fresh ports.
+	for try := 1; ; try++ {
+		s := &Server{Dir: t.TempDir(), t: t}
+		s.args = append([]string{bin}, s.arguments(opts)...)
+		err := s.start()
+		if err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+		s.Stop()
+		if !errors.Is(err, errPortTaken) || try == 3 {
+			t.Fatal(err)
+		}
+	}
+}
+
+// arguments picks the server's free ports (and, in a Cluster, its bus port:
+// Redis would otherwise take the port plus 10000, which nobody checked) and
+// returns redis-server's arguments.
+func (s *Server) arguments(opts Options) []string {
+	s.Addr = testutil.FreeAddr(s.t)
+	_, port, _ := net.SplitHostPort(s.Addr)
 	args := []string{
-		"--port", port, "--bind", "127.0.0.1", "--dir", dir,
+		"--port", port, "--bind", "127.0.0.1", "--dir", s.Dir,
 		"--save", "", "--daemonize", "no", "--protected-mode", "no",
-		"--logfile", filepath.Join(dir, "redis.log"),
+		"--logfile", filepath.Join(s.Dir, "redis.log"),
 	}
 	if opts.AppendOnly {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
@@ -67,21 +90,23 @@ func StartWith(t testing.TB, opts Options) *Server {
 		args = append(args, "--appendonly", "no")
 	}
 	if opts.Cluster {
-		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
+		_, bus, _ := net.SplitHostPort(testutil.FreeAddr(s.t))
+		args = append(args, "--cluster-enabled", "yes", "--cluster-port", bus,
+			"--cluster-config-file", filepath.Join(s.Dir, "nodes.conf"))
 	}
-	args = append(args, opts.Extra...)
-	s := &Server{Addr: addr, Dir: dir, args: append([]string{bin}, args...), t: t}
-	s.start()
-	t.Cleanup(s.Stop)
-	return s
+	return append(args, opts.Extra...)
 }
 
-func (s *Server) start() {
-	s.t.Helper()
+// errPortTaken is start's error when a port was taken before the server
+// could bind it.
+var errPortTaken = errors.New("a port was taken before redis-server bound it")
+
+// start runs the server and waits until it answers.
+func (s *Server) start() error {
 	s.cmd = exec.Command(s.args[0], s.args[1:]...)
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("starting redis-server: %v", err)
+		return fmt.Errorf("starting redis-server: %w", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -89,11 +114,14 @@ func (s *Server) start() {
 		err := c.Ping(context.Background()).Err()
 		c.Close()
 		if err == nil || strings.HasPrefix(err.Error(), "NOAUTH") { // up, with a password
-			return
+			return nil
+		}
+		log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
+		if bytes.Contains(log, []byte("Address already in use")) {
+			return fmt.Errorf("redis-server on %s: %w\n%s", s.Addr, errPortTaken, log)
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
-			s.t.Fatalf("redis-server on %s did not answer within 10s: %v\n%s", s.Addr, err, log)
+			return fmt.Errorf("redis-server on %s did not answer within 10s: %v\n%s", s.Addr, err, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -140,7 +168,9 @@ func (s *Server) Resume() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.start()
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // URL is the redis:// URL of database db on the server.

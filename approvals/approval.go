@@ -24,7 +24,7 @@ const (
 )
 
 // Statuses lists every status, in life order.
-var Statuses = []Status{StatusScheduled, StatusActive, StatusExpired, StatusRevoked, StatusExhausted}
+var Statuses = []Status{StatusPending, StatusDenied, StatusLapsed, StatusScheduled, StatusActive, StatusExpired, StatusRevoked, StatusExhausted}
 
 // Valid reports whether s is one of the known statuses.
 func (s Status) Valid() bool {
@@ -77,7 +77,12 @@ type Approval struct {
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 	RevokeReason string     `json:"revoke_reason,omitempty"`
 	RevokedBy    string     `json:"revoked_by,omitempty"` // absent on approvals revoked before it was kept
-	Usage        Usage      `json:"usage"`
+	// Revoker is who revoked it, as authenticated.
+	Revoker *Identity `json:"revoker,omitempty"`
+	Usage   Usage     `json:"usage"`
+
+	// Reviewed is four eyes' part: who asked, who approved or denied.
+	Reviewed
 }
 
 // Usage counts what an approval's sources did with it.
@@ -142,6 +147,9 @@ func (d Usage) Hour(now time.Time) time.Time {
 
 // StatusAt is the approval's status at instant now.
 func (a *Approval) StatusAt(now time.Time) Status {
+	if st := a.requestStatus(now); st != "" {
+		return st
+	}
 	switch {
 	case a.RevokedAt != nil:
 		return StatusRevoked
@@ -184,14 +192,23 @@ func (a *Approval) Clone() *Approval {
 	c.Hosts = append([]string(nil), a.Hosts...)
 	c.Paths = append([]string(nil), a.Paths...)
 	c.Methods = append([]string(nil), a.Methods...)
-	if a.RevokedAt != nil {
-		t := *a.RevokedAt
-		c.RevokedAt = &t
+	c.RevokedAt = clonePtr(a.RevokedAt)
+	c.Revoker = clonePtr(a.Revoker)
+	c.Usage.LastSeen = clonePtr(a.Usage.LastSeen)
+	c.Requester = clonePtr(a.Requester)
+	c.PendingUntil = clonePtr(a.PendingUntil)
+	c.ApprovedAt = clonePtr(a.ApprovedAt)
+	c.DeniedAt = clonePtr(a.DeniedAt)
+	c.LapsedAt = clonePtr(a.LapsedAt)
+	c.Reviews = append([]Review(nil), a.Reviews...)
+	return &c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
 	}
-	if a.Usage.LastSeen != nil {
-		t := *a.Usage.LastSeen
-		c.Usage.LastSeen = &t
-	}
+	c := *p
 	return &c
 }
 

@@ -65,13 +65,15 @@ func CheckCapacity(list []*Approval, a *Approval, capacity float64, now time.Tim
 }
 
 // HoldsCapacity reports whether a still counts against test_capacity at
-// now: it may still send (not revoked, not exhausted, its window not over).
+// now: an approval that may still send (not revoked, not exhausted, its
+// window not over). A request holds none until it is approved, when
+// capacity is checked.
 func (a *Approval) HoldsCapacity(now time.Time) bool {
 	switch a.StatusAt(now) {
-	case StatusRevoked, StatusExhausted, StatusExpired:
-		return false
+	case StatusScheduled, StatusActive:
+		return true
 	}
-	return true
+	return false
 }
 
 // busiest is the moment inside a's window when a and the approvals of live
@@ -144,7 +146,7 @@ type Step struct {
 func Load(list []*Approval) []Step {
 	var live []*Approval
 	for _, a := range list {
-		if a.RevokedAt == nil && !a.Exhausted() {
+		if a.RevokedAt == nil && !a.Exhausted() && a.Approved() {
 			live = append(live, a)
 		}
 	}

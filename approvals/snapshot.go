@@ -79,8 +79,8 @@ func NewSnapshot(list []*Approval, bans []Ban, loadedAt time.Time) *Snapshot {
 		return strings.Compare(a.ID, b.ID)
 	})
 	for _, a := range list {
-		if a.RevokedAt != nil {
-			continue // never matches again; kept for listing only
+		if a.RevokedAt != nil || !a.Approved() {
+			continue // never matches (again); kept for listing only
 		}
 		for _, p := range a.Sources {
 			s.sources.Add(p, a)

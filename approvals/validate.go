@@ -47,6 +47,9 @@ type Limits struct {
 	MaxWindow time.Duration
 	// AllowBroadSources lifts the /16 (IPv4) and /48 (IPv6) floor on sources.
 	AllowBroadSources bool
+	// FourEyes builds a request for approvers to approve: approved_by and
+	// approval_ref come with their reviews, not with the request.
+	FourEyes bool
 }
 
 // Narrowest prefixes a source may be broader than only when AllowBroadSources is set.
@@ -105,8 +108,8 @@ func (r *Request) Build(lim Limits, now time.Time) (*Approval, error) {
 	}{
 		{"tenant", r.Tenant, &a.Tenant, true, maxTextLen},
 		{"requested_by", r.RequestedBy, &a.RequestedBy, true, maxTextLen},
-		{"approved_by", r.ApprovedBy, &a.ApprovedBy, true, maxTextLen},
-		{"approval_ref", r.ApprovalRef, &a.ApprovalRef, true, maxTextLen},
+		{"approved_by", r.ApprovedBy, &a.ApprovedBy, !lim.FourEyes, maxTextLen},
+		{"approval_ref", r.ApprovalRef, &a.ApprovalRef, !lim.FourEyes, maxTextLen},
 		{"contact", r.Contact, &a.Contact, false, maxTextLen},
 		{"notes", r.Notes, &a.Notes, false, maxNotesLen},
 	}

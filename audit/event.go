@@ -38,7 +38,11 @@ type Event struct {
 	Time   time.Time `json:"time"`
 	Action string    `json:"action"`
 	Actor  string    `json:"actor,omitempty"`
-	Note   string    `json:"note,omitempty"`
+	// By is who made the change, as authenticated (Actor is its String);
+	// absent on events from before identities and on Gatekeeper's own
+	// (detection's bans, the impact guard's changes).
+	By   *approvals.Identity `json:"by,omitempty"`
+	Note string              `json:"note,omitempty"`
 	// Tenant is, on an impact guard's change, the tenant whose tests it
 	// moved on that tenant's own stress ("" for every test).
 	Tenant   string              `json:"tenant,omitempty"`

@@ -3,7 +3,10 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/andybalholm/brotli"
 )
 
 // A site on a unix socket learns its clients' addresses only from a proxy
@@ -198,6 +203,88 @@ func TestMethodOverridesCannotEscapeAMethodScope(t *testing.T) {
 			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.code)
 		}
 	}
+}
+
+// A compressed body is read as the upstream's body parser reads it,
+// decompressed: an override inside is out of a GET/POST scope, a body
+// Gatekeeper cannot decode (zstd, a bomb) counts as one it cannot read,
+// and a compressed body without one reaches the upstream as sent, byte
+// for byte, with its Content-Encoding.
+func TestCompressedBodiesCannotHideAnOverride(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %x", r.Header.Get("Content-Encoding"), sha256.Sum256(b))
+	}))
+	defer upstream.Close()
+	in := startSite(t, "\t\tstore file ./data", "\tgatekeeper {\n\t\ttenant {http.request.host.labels.1}\n\t}\n\treverse_proxy "+strings.TrimPrefix(upstream.URL, "http://"))
+	in.register(func(b map[string]any) { b["methods"], b["paths"] = []string{"GET", "POST"}, []string{"/api/*"} })
+	c := from(t, in, "127.0.0.2")
+	var mp bytes.Buffer
+	mw := multipart.NewWriter(&mp)
+	_ = mw.WriteField("_method", "DELETE")
+	_ = mw.Close()
+	const form = "application/x-www-form-urlencoded"
+	bomb := bytes.Repeat(compressed(t, make([]byte, 1<<20), "gzip"), 240) // 240 MiB of zeros in 250 KiB
+	for _, tc := range []struct {
+		name, contentType, contentEncoding string
+		body                               []byte
+		code                               int
+	}{
+		{"gzip form", form, "gzip", compressed(t, []byte("title=x&_method=DELETE"), "gzip"), 403},
+		{"deflate multipart", mw.FormDataContentType(), "deflate", compressed(t, mp.Bytes(), "deflate"), 403},
+		{"br JSON", "application/json", "br", compressed(t, []byte(`{"_method":"DELETE"}`), "br"), 403},
+		{"gzip then br form", form, "gzip, br", compressed(t, []byte("_method=DELETE"), "gzip", "br"), 403},
+		{"zstd form", form, "zstd", []byte("(\xb5/\xfd\x04\x00\x71\x00\x00_method=DELETE"), 403},
+		{"gzip bomb", form, "gzip", bomb, 403},
+		{"gzip form without an override", form, "gzip", compressed(t, []byte("title=x"), "gzip"), 200},
+		{"gzip then br JSON without an override", "application/json", "gzip, br", compressed(t, []byte(`{"title":"x"}`), "gzip", "br"), 200},
+	} {
+		req, _ := http.NewRequest("POST", "http://"+in.Site+"/api/x", bytes.NewReader(tc.body))
+		req.Host = "acme.localhost"
+		req.Header.Set("Content-Type", tc.contentType)
+		req.Header.Set("Content-Encoding", tc.contentEncoding)
+		start := time.Now()
+		resp, err := c.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Errorf("%s: %d, want %d", tc.name, resp.StatusCode, tc.code)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("%s: answered in %v", tc.name, took)
+		}
+		if want := fmt.Sprintf("%s %x", tc.contentEncoding, sha256.Sum256(tc.body)); tc.code == 200 && string(b) != want {
+			t.Errorf("%s: the upstream got %q, want the body as sent: %q", tc.name, b, want)
+		}
+	}
+}
+
+// compressed applies the codings to b in the order listed.
+func compressed(t *testing.T, b []byte, codings ...string) []byte {
+	t.Helper()
+	for _, c := range codings {
+		var buf bytes.Buffer
+		var w io.WriteCloser
+		switch c {
+		case "gzip":
+			w = gzip.NewWriter(&buf)
+		case "deflate":
+			w = zlib.NewWriter(&buf)
+		case "br":
+			w = brotli.NewWriter(&buf)
+		}
+		if _, err := w.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b = buf.Bytes()
+	}
+	return b
 }
 
 func TestClientCannotForgeGatekeeperHeaders(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/customernode/gatekeeper/internal/ascii"
+	"github.com/customernode/gatekeeper/internal/body"
 	"github.com/customernode/gatekeeper/internal/pct"
 )
 
@@ -26,8 +27,9 @@ import (
 // "-" in a header's name into "_", so names are read loosely.
 
 // UnreadableOverride stands in the effective methods for an override that
-// may be in a body Gatekeeper could not read (too large, or streamed). No
-// approval lists it, so an approval that limits methods refuses the request.
+// may be in a body Gatekeeper could not read (too large, streamed, or in a
+// coding it could not undo). No approval lists it, so an approval that
+// limits methods refuses the request.
 const UnreadableOverride = "(override in an unread body)"
 
 // overrideNames are the names, lower case with "_" for "-", ".", " " and
@@ -75,8 +77,12 @@ type OverrideCarriers struct {
 	RawQuery string
 	// ContentType is the body's media type header as sent.
 	ContentType string
-	// Body is the request body, when it was read whole; BodyUnread says it
-	// could not be (over the size read, or streamed without a length).
+	// ContentEncoding is the Content-Encoding header's values as sent: the
+	// codings Body is in, undone before it is read.
+	ContentEncoding []string
+	// Body is the request body as sent, when it was read whole; BodyUnread
+	// says it could not be (over the size read, or streamed without a
+	// length).
 	Body       []byte
 	BodyUnread bool
 }
@@ -89,9 +95,16 @@ func overridableBody(contentType string) bool {
 }
 
 // EffectiveMethods are the methods a request may stand for: its own, and
-// every override it carries, read as the frameworks above read them. When
-// a form or JSON body could not be read, UnreadableOverride is among them.
-// A request without an override gets a shared answer and costs nothing.
+// every override it carries, read as the frameworks above read them. A
+// body is read decoded, as Express's body parser and others decompress it
+// (gzip, deflate, br; see body.Decode). When a form or JSON body could not
+// be read (too large, streamed, decoding to more than maxOverrideBody, in
+// a coding Gatekeeper does not read or not in the coding it claims),
+// UnreadableOverride is among them. The Content-Encoding header is the
+// client's: "identity" on a gzip body has it read as sent, where the
+// override is not seen, but an upstream trusts the same header and does
+// not see it either. A request without an override gets a shared answer
+// and costs nothing.
 func EffectiveMethods(method string, c OverrideCarriers) []string {
 	ms := methodSet{own: method}
 	for name, vals := range c.Header {
@@ -107,7 +120,8 @@ func EffectiveMethods(method string, c OverrideCarriers) []string {
 		case c.BodyUnread:
 			ms.extra = append(ms.extra, UnreadableOverride)
 		case len(c.Body) > 0:
-			if !bodyOverrides(c.ContentType, c.Body, &ms) {
+			b, err := body.Decode(c.Body, c.ContentEncoding, maxOverrideBody)
+			if err != nil || len(b) > 0 && !bodyOverrides(c.ContentType, b, &ms) {
 				ms.extra = append(ms.extra, UnreadableOverride)
 			}
 		}

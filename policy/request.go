@@ -27,8 +27,8 @@ type View struct {
 }
 
 // maxOverrideBody is the largest form or JSON body read for a method
-// override. Only an approved source's requests are read, and a larger one
-// counts as an override that could not be read.
+// override, as sent and once decoded. Only an approved source's requests
+// are read, and a larger one counts as an override that could not be read.
 const maxOverrideBody = 256 << 10
 
 // Read builds the view of r, from client (the address Caddy vouches for;
@@ -94,14 +94,15 @@ func splitHost(hostport string) (host, port string) {
 // overrideCarriers gathers where r may carry a method override: headers
 // (when step 0's pass over their names found an override among them),
 // query, and a form, multipart or JSON body, which is read when it is small
-// enough and put back for the upstream.
+// enough and put back for the upstream as it came (decoding works on a
+// copy).
 func overrideCarriers(r *http.Request, headers bool) OverrideCarriers {
 	c := OverrideCarriers{RawQuery: r.URL.RawQuery}
 	if headers {
 		c.Header = r.Header
 	}
 	if ct := r.Header["Content-Type"]; len(ct) > 0 && r.Body != nil && r.Body != http.NoBody {
-		c.ContentType = ct[0]
+		c.ContentType, c.ContentEncoding = ct[0], r.Header["Content-Encoding"]
 		if c.Body = body.Peek(r, maxOverrideBody); c.Body == nil && r.ContentLength != 0 {
 			c.BodyUnread = true
 		}

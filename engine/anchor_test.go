@@ -227,6 +227,21 @@ func TestAnchorTroubleIsNotAFirstStart(t *testing.T) {
 		}
 	})
 
+	t.Run("an anchor from before store ids", func(t *testing.T) {
+		dir, data, seen, storeID := seeded(t)
+		legacy := filepath.Join(data, "gatekeeper", "audit-heads-0011223344556677.json")
+		b, err := json.Marshal(map[string]any{"store": "file " + dir, "heads": map[string]audit.ChainHead{"approval": seen}})
+		testutil.NoError(t, err)
+		testutil.NoError(t, os.WriteFile(legacy, b, 0o600))
+		testutil.NoError(t, os.Remove(anchor(t, data, storeID)))
+		testutil.NoError(t, os.RemoveAll(dir)) // and the store replaced: the old anchor still holds it
+		n := runNode(t, config.Store{Kind: config.StoreFile, Dir: dir}, data)
+		n.register()
+		if v := n.verify(); v.OK || v.Chains[0].BrokenAt != 2 {
+			t.Fatalf("check against an anchor named after the address = %+v; want the replaced trail broken at seq 2", v)
+		}
+	})
+
 	t.Run("a new instance", func(t *testing.T) {
 		dir, _, _, _ := seeded(t)
 		n := runNode(t, config.Store{Kind: config.StoreFile, Dir: dir}, t.TempDir())

@@ -27,7 +27,7 @@ import (
 //	hash   = SHA-256(prev as 32 bytes ‖ seq as 8 bytes, big-endian ‖ digest)
 //
 // where content is the event's canonical JSON without its chain members:
-// {"time":…,"action":…,"actor":…,"note":…,"tenant":…,"approval"|"ban":…}
+// {"time":…,"action":…,"actor":…,"by":…,"note":…,"tenant":…,"approval"|"ban":…}
 // exactly as Gatekeeper encodes it (Go's encoding/json: fields in that
 // order, the empty ones left out, no spaces). A stored
 // event is that same object with "id", "seq", "prev" and "hash" put first,
@@ -63,6 +63,7 @@ type auditContent struct {
 	Time     time.Time           `json:"time"`
 	Action   string              `json:"action"`
 	Actor    string              `json:"actor,omitempty"`
+	By       *approvals.Identity `json:"by,omitempty"`
 	Note     string              `json:"note,omitempty"`
 	Tenant   string              `json:"tenant,omitempty"`
 	Approval *approvals.Approval `json:"approval,omitempty"`
@@ -71,7 +72,8 @@ type auditContent struct {
 
 // Content encodes e's content canonically.
 func (e Event) Content() ([]byte, error) {
-	return json.Marshal(auditContent{Time: e.Time, Action: e.Action, Actor: e.Actor, Note: e.Note, Tenant: e.Tenant, Approval: e.Approval, Ban: e.Ban})
+	return json.Marshal(auditContent{Time: e.Time, Action: e.Action, Actor: e.Actor, By: e.By, Note: e.Note, Tenant: e.Tenant,
+		Approval: e.Approval, Ban: e.Ban})
 }
 
 // Link links the event with the canonical content after head and
@@ -114,6 +116,9 @@ type storedEvent struct {
 	hash    [sha256.Size]byte
 	digest  [sha256.Size]byte
 	kind    string
+	// raw is the stored event when it may record an author or an
+	// approval by four eyes, which unauthorized checks; nil otherwise.
+	raw []byte
 }
 
 var (
@@ -173,7 +178,48 @@ func parseStored(raw []byte) (storedEvent, error) {
 	h.Write(members)
 	h.Sum(ev.digest[:0])
 	ev.chained, ev.seq, ev.kind = true, seq, KindOf(members)
+	if bytes.Contains(members, keyBy) || bytes.Contains(members, keyApproved) {
+		ev.raw = raw
+	}
 	return ev, nil
+}
+
+var (
+	keyBy       = []byte(`"by":`)
+	keyApproved = []byte(`"action":"` + approvals.ActionApproved + `"`)
+)
+
+// unauthorized says what is wrong with who made the stored event raw, or
+// with the approval it records as approved by four eyes; "" when nothing
+// is. Its links aside, an event whose author could not have been
+// recorded, or that approves a request without its approvers, cannot be
+// the store's own.
+func unauthorized(raw []byte) string {
+	var e Event
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return fmt.Sprintf("cannot be read (%v)", err)
+	}
+	if e.By != nil {
+		if err := e.By.Check(); err != nil {
+			return fmt.Sprintf("names an author that cannot be recorded: %v", err)
+		}
+	}
+	if e.Action != approvals.ActionApproved {
+		return ""
+	}
+	a := e.Approval
+	if a == nil {
+		return "approves a request but holds none"
+	}
+	if need := max(a.Approvers, 1); a.Approvals() < need {
+		return fmt.Sprintf("approves request %s with %d distinct approvals of its content, fewer than the %d it needs", a.ID, a.Approvals(), need)
+	}
+	for _, r := range a.Reviews {
+		if a.Requester != nil && a.Requester.Same(r.By) {
+			return fmt.Sprintf("approves request %s with a review by its own requester (%s)", a.ID, r.By)
+		}
+	}
+	return ""
 }
 
 // cutHash reads into h the hash that follows key at the start of b, and
@@ -311,6 +357,10 @@ func (v *ChainVerifier) next(ev storedEvent) bool {
 		return v.fail(ev.seq, "event %d does not follow event %d (prev is not its hash)", ev.seq, ev.seq-1)
 	case linkHash(ev.prev, ev.seq, ev.digest) != ev.hash:
 		return v.fail(ev.seq, "event %d was altered (its content does not match its hash)", ev.seq)
+	case ev.raw != nil:
+		if problem := unauthorized(ev.raw); problem != "" {
+			return v.fail(ev.seq, "event %d %s", ev.seq, problem)
+		}
 	}
 	v.prev = ev.hash
 	v.r.Events++

@@ -19,9 +19,16 @@ type Verification struct {
 	// Error says why the store could not be read; the chains were then not
 	// checked.
 	Error string `json:"error,omitempty"`
-	// Known are the newest heads seen verified before, kept apart from the
-	// store (see KnownHeads): each chain must still reach them.
+	// Known are the newest heads seen verified, this check's included,
+	// kept apart from the store (see KnownHeads): each chain must still
+	// reach them.
 	Known map[string]ChainHead `json:"known_heads,omitempty"`
+	// StoreID is the store's identity, which the known heads are kept by.
+	StoreID string `json:"store_id,omitempty"`
+	// Anchor says what is wrong with the known heads, when something is:
+	// lost, unreadable, not written, or of a store whose data was
+	// replaced. The check is then not OK, whatever the chains hold.
+	Anchor string `json:"anchor_problem,omitempty"`
 }
 
 // verifyInterval is how often the chains are checked in the background,
@@ -47,9 +54,6 @@ func NewMonitor(known *KnownHeads, now func() time.Time) *Monitor {
 	return &Monitor{again: make(chan struct{}, 1), known: known, now: now}
 }
 
-// Saw records heads seen outside a verification (an export's) as known.
-func (c *Monitor) Saw(heads map[string]ChainHead) error { return c.known.Advance(heads) }
-
 // Soon asks for a check in the background, after a change.
 func (c *Monitor) Soon() {
 	select {
@@ -60,21 +64,28 @@ func (c *Monitor) Soon() {
 
 // Verify checks store's chains now, against the heads seen before and any
 // more the caller knows of (an export's), keeps the result and returns it.
-func (c *Monitor) Verify(ctx context.Context, trail Trail, logger *zap.Logger, more ...KnownHead) Verification {
+// Only a check that held the chains to the heads seen before, and found
+// them intact, moves those heads on: an export's head, or a replaced
+// trail's, never becomes known by itself.
+func (c *Monitor) Verify(ctx context.Context, st Anchorable, logger *zap.Logger, more ...KnownHead) Verification {
 	c.running.Lock()
 	defer c.running.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
+	var reports []ChainReport
+	err := c.known.bind(ctx, st)
 	known := c.known.Get()
-	against := map[string][]ChainHead{}
-	for kind, h := range known {
-		against[kind] = append(against[kind], h)
+	if err == nil {
+		against := map[string][]ChainHead{}
+		for kind, h := range known {
+			against[kind] = append(against[kind], h)
+		}
+		for _, k := range more {
+			against[k.Kind] = append(against[k.Kind], k.ChainHead)
+		}
+		reports, err = VerifySince(ctx, st, against)
 	}
-	for _, k := range more {
-		against[k.Kind] = append(against[k.Kind], k.ChainHead)
-	}
-	reports, err := VerifySince(ctx, trail, against)
-	v := Verification{At: c.now().UTC(), OK: err == nil, Chains: reports, Known: known}
+	v := Verification{At: c.now().UTC(), OK: err == nil, Chains: reports, Known: known, StoreID: c.known.StoreID()}
 	if err != nil {
 		v.Error = err.Error()
 	}
@@ -90,9 +101,12 @@ func (c *Monitor) Verify(ctx context.Context, trail Trail, logger *zap.Logger, m
 		for _, r := range reports {
 			heads[r.Kind] = r.Last
 		}
-		if err := c.known.Advance(heads); err != nil {
-			logger.Error("could not keep the audit heads seen; a lost trail may go unnoticed after a restart", zap.Error(err))
-		}
+		c.known.advance(ctx, st, known, heads)
+	}
+	v.Known = c.known.Get()
+	if v.Anchor = c.known.Problem(); v.Anchor != "" {
+		v.OK = false
+		logger.Error("the audit trail cannot be held to what this instance saw before", zap.String("problem", v.Anchor))
 	}
 	c.mu.Lock()
 	c.last = &v
@@ -109,7 +123,7 @@ func (c *Monitor) Last() *Verification {
 
 // Run checks the chains at start, every verifyInterval and when asked
 // to (soon), until ctx ends.
-func (c *Monitor) Run(ctx context.Context, trail Trail, logger *zap.Logger) {
+func (c *Monitor) Run(ctx context.Context, trail Anchorable, logger *zap.Logger) {
 	tick := time.NewTicker(verifyInterval)
 	defer tick.Stop()
 	for {

@@ -27,6 +27,7 @@ func auditCommand(cmd *cobra.Command) {
 	verify.Flags().String("against", "", "Also hold the store's trail to this evidence export's chain head (it must verify first)")
 	verify.RunE = run(func(cmd *cobra.Command, _ []string) error {
 		var reports []audit.ChainReport
+		var anchor string // what is wrong with the instance's known heads
 		j, _ := cmd.Flags().GetBool("json")
 		if file, _ := cmd.Flags().GetString("file"); file != "" {
 			keyFile, _ := cmd.Flags().GetString("key")
@@ -65,7 +66,10 @@ func auditCommand(cmd *cobra.Command) {
 			if err := json.Unmarshal(b, &v); err != nil {
 				return fmt.Errorf("reading the admin API's answer: %w", err)
 			}
-			reports = v.Chains
+			reports, anchor = v.Chains, v.Anchor
+			if v.Error != "" {
+				return fmt.Errorf("the audit trail could not be read: %s", v.Error)
+			}
 		}
 		if !j {
 			if err := printChains(cmd.OutOrStdout(), reports); err != nil {
@@ -76,6 +80,9 @@ func auditCommand(cmd *cobra.Command) {
 			if !r.OK {
 				return fmt.Errorf("the %s chain is broken at seq %d: %s", r.Kind, r.BrokenAt, r.Problem)
 			}
+		}
+		if anchor != "" {
+			return fmt.Errorf("the audit trail cannot be held to what this instance saw before: %s", anchor)
 		}
 		return nil
 	})

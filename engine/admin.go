@@ -188,8 +188,10 @@ func (e *Engine) Export(ctx context.Context, id, actor string) (*audit.Evidence,
 	if err != nil {
 		return nil, err
 	}
-	if err := e.shared.audit.Saw(map[string]audit.ChainHead{"approval": ev.Head()}); err != nil {
-		e.logger.Error("could not keep the exported audit head; the next check records the trail's own", zap.Error(err))
+	// The trail is held to the export's head as to every head seen before;
+	// the head becomes known only if the trail reaches those.
+	if v := e.VerifyAudit(ctx, audit.KnownHead{Kind: "approval", ChainHead: ev.Head()}); !v.OK {
+		e.logger.Error("evidence exported from an audit trail that does not verify", zap.String("id", id))
 	}
 	e.logger.Info("approval evidence exported", zap.String("id", id), zap.Bool("signed", ev.Signature != nil), zap.String("actor", actor))
 	return ev, nil

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -59,9 +57,9 @@ const housekeepingInterval = time.Second
 
 // Open opens the store s names, reads it, and starts the background work
 // over it; the heads of its audit chains seen so far are kept under
-// dataDir. A store that cannot be read yet does not stop it: the edge
-// serves on the last snapshot (at first none), and the Syncer keeps
-// trying.
+// dataDir, by the store's identity. A store that cannot be read yet does
+// not stop it: the edge serves on the last snapshot (at first none), and
+// the Syncer keeps trying.
 func Open(s config.Settings, dataDir string, logger *zap.Logger) (*Shared, error) {
 	db, err := store.Open(s.Store, s.KeyPrefix, now)
 	if err != nil {
@@ -78,13 +76,7 @@ func Open(s config.Settings, dataDir string, logger *zap.Logger) (*Shared, error
 		logger.Error("store unreachable at start; retrying in the background",
 			zap.String("store", s.Store.Describe()), zap.Error(err))
 	}
-	id := storeIdentity(s)
-	known, kerr := audit.LoadKnownHeads(id, knownHeadsPath(dataDir, id))
-	if kerr != nil {
-		cancel()
-		db.Close()
-		return nil, kerr
-	}
+	known := audit.NewKnownHeads(filepath.Join(dataDir, "gatekeeper"), storeAddress(s))
 	st := &Shared{syncer: sy, limiter: ledger.NewLimiter(db, now), audit: audit.NewMonitor(known, now),
 		guard: guard.New(s.ImpactGuard, now()), campaigns: campaign.New(campaign.Config{}), cancel: cancel, done: make(chan struct{})}
 	st.limiter.YieldTo(st.guard)
@@ -271,18 +263,14 @@ func (st *Shared) Destruct() error {
 	return errors.Join(flushErr, st.syncer.Store().Close())
 }
 
-// storeIdentity names a store the same way across restarts and reloads.
-func storeIdentity(s config.Settings) string {
+// storeAddress names where a store is, the same way across restarts and
+// reloads: its audit anchor records it, so that a store with another
+// identity at the same address is seen for what it is.
+func storeAddress(s config.Settings) string {
 	if s.Store.Kind == config.StoreFile {
 		if abs, err := filepath.Abs(s.Store.Dir); err == nil {
 			return "file " + abs
 		}
 	}
 	return s.Store.Describe() + " prefix " + s.KeyPrefix
-}
-
-// knownHeadsPath is where the heads seen of store are kept under dataDir.
-func knownHeadsPath(dataDir, store string) string {
-	sum := sha256.Sum256([]byte(store))
-	return filepath.Join(dataDir, "gatekeeper", "audit-heads-"+hex.EncodeToString(sum[:8])+".json")
 }

@@ -72,6 +72,20 @@ type Store interface {
 	// returned.
 	AuditChain(ctx context.Context, kind string, fn func(raw []byte) error) error
 
+	// StoreID is the store's identity: a random id kept in the store (made
+	// by the first call, by every instance alike), which names its data
+	// rather than its address. It stays the same across restarts, reloads
+	// and a move to another address; a store that lost its data (a flushed
+	// Redis, an emptied directory) has a new one. The audit anchors are
+	// kept by it (audit.KnownHeads).
+	StoreID(ctx context.Context) (string, error)
+	// NoteAnchor records that instance keeps an anchor of this store's
+	// audit trail (the heads it has seen), and Anchored whether it did: an
+	// instance whose anchor went missing is then told from one that never
+	// had one.
+	NoteAnchor(ctx context.Context, instance string) error
+	Anchored(ctx context.Context, instance string) (bool, error)
+
 	// Changes signals, without blocking the sender, that another instance
 	// changed the store or that changes may have been missed (a reconnect);
 	// Pending then says what changed. A nil channel means the store has no

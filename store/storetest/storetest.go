@@ -74,6 +74,8 @@ func Run(t *testing.T, open Open) {
 		{"UsageAddsUpAndKeepsTheLatestLastSeen", suite.usageAddsUpAndKeepsTheLatestLastSeen},
 		{"HistoryCountsByHour", suite.historyCountsByHour},
 		{"PingAnswers", suite.pingAnswers},
+		{"StoreIDIsMadeOnceAndKept", suite.storeIDIsMadeOnceAndKept},
+		{"AnchoringInstancesAreKept", suite.anchoringInstancesAreKept},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(x, t) })
 	}

@@ -53,7 +53,7 @@ type step struct {
 }
 
 // assertTrail checks that approval id's events, oldest first, are want,
-// each naming Actor as who made it.
+// each naming By as given and Actor as its String.
 func assertTrail(t *testing.T, s store.Store, id string, want ...step) {
 	t.Helper()
 	evs, err := s.Audit(ctx, audit.Query{Kind: "approval", Limit: 1000})
@@ -74,6 +74,9 @@ func assertTrail(t *testing.T, s store.Store, id string, want ...step) {
 		}
 		if got[i].Action != w.action || got[i].Actor != actor {
 			t.Fatalf("approval %s event %d: %s by %q, want %s by %q", id, i, got[i].Action, got[i].Actor, w.action, actor)
+		}
+		if !reflect.DeepEqual(got[i].By, w.by) {
+			t.Fatalf("approval %s event %d (%s): by %+v, want %+v", id, i, w.action, got[i].By, w.by)
 		}
 	}
 }

@@ -48,7 +48,7 @@ func (e *Engine) RegisterApproval(ctx context.Context, req *approvals.Request, a
 	}
 	// test_capacity is checked by the store, atomically with the write:
 	// an approval another instance registers at the same moment counts.
-	if err := e.Syncer().Store().CreateApproval(ctx, ap, actor, s.TestCapacity); err != nil {
+	if err := e.Syncer().Store().CreateApproval(ctx, ap, approvals.Identity{ID: actor, Via: approvals.ViaLocal}, s.TestCapacity); err != nil {
 		return nil, "", err
 	}
 	e.changed(ctx)
@@ -64,7 +64,7 @@ func (e *Engine) RevokeApproval(ctx context.Context, id, reason, actor string) (
 		return nil, err
 	}
 	at := now()
-	ap, err := e.Syncer().Store().RevokeApproval(ctx, id, reason, actor, at)
+	ap, err := e.Syncer().Store().RevokeApproval(ctx, id, reason, approvals.Identity{ID: actor, Via: approvals.ViaLocal}, at)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func (e *Engine) Ban(ctx context.Context, source string, ttl time.Duration, reas
 	}
 	at := now().UTC()
 	b := approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at, ExpiresAt: at.Add(ttl)}
-	if err := e.Syncer().Store().AddBan(ctx, b, actor); err != nil {
+	if err := e.Syncer().Store().AddBan(ctx, b, approvals.Identity{ID: actor, Via: approvals.ViaLocal}); err != nil {
 		return approvals.Ban{}, err
 	}
 	e.changed(ctx)
@@ -240,7 +240,7 @@ func (e *Engine) LiftBan(ctx context.Context, source, actor string) (approvals.B
 	}
 	e.shared.bans.Remove(p)
 	eachMemory(func(m *behavior.Memory) { m.Forget(p) })
-	b, err := e.Syncer().Store().RemoveBan(ctx, p, actor, now())
+	b, err := e.Syncer().Store().RemoveBan(ctx, p, approvals.Identity{ID: actor, Via: approvals.ViaLocal}, now())
 	if err != nil {
 		return approvals.Ban{}, err
 	}

@@ -35,7 +35,7 @@ func fileStoreLimiter(t *testing.T) (*testutil.Clock, *store.FileStore, *approva
 	testutil.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	a := budgetApproval(100, 10, 1500)
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, a, approvals.Operator, 0))
 	return clock, s, a, ledger.NewLimiter(s, clock.Now)
 }
 
@@ -87,7 +87,7 @@ func TestFileStoreBudgetSurvivesRestartWithoutOverAdmitting(t *testing.T) {
 	s, err := store.OpenFileStore(dir, clock.Now)
 	testutil.NoError(t, err)
 	a := budgetApproval(50, 50, 1000)
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, a, approvals.Operator, 0))
 	first := 0
 	for range 3 {
 		l, err := s.Lease(ctx, a, 10)
@@ -129,7 +129,7 @@ func TestLimitersSharingRedisNeverOverAdmit(t *testing.T) {
 		s := store.NewRedisStore(redis.NewClient(&redis.Options{Addr: srv.Addr}), "gk:", nil)
 		defer s.Close()
 		if i == 0 {
-			testutil.NoError(t, s.CreateApproval(ctx, a, "admin", 0))
+			testutil.NoError(t, s.CreateApproval(ctx, a, approvals.Operator, 0))
 		}
 		lim := ledger.NewLimiter(s, nil)
 		deadline := time.Now().Add(1500 * time.Millisecond)
@@ -165,8 +165,8 @@ func TestTestCapacityBoundsAllApprovalsTogether(t *testing.T) {
 	defer s.Close()
 	a, b := budgetApproval(100, 10, 100_000), budgetApproval(100, 10, 100_000)
 	b.ID = "apr_w"
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", 0))
-	testutil.NoError(t, s.CreateApproval(ctx, b, "admin", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, a, approvals.Operator, 0))
+	testutil.NoError(t, s.CreateApproval(ctx, b, approvals.Operator, 0))
 	lim := ledger.NewLimiter(s, clock.Now)
 	lim.SetCapacity(60)
 	lim.SetDemand(a.MaxRPS + b.MaxRPS) // what the app sets from the active approvals
@@ -267,7 +267,7 @@ func TestEveryRetryWaitIsBounded(t *testing.T) {
 			testutil.NoError(t, err)
 			defer s.Close()
 			a := budgetApproval(c.rps, 1, 1000)
-			testutil.NoError(t, s.CreateApproval(ctx, a, "admin", 0))
+			testutil.NoError(t, s.CreateApproval(ctx, a, approvals.Operator, 0))
 			backend := &countingBackend{Backend: s}
 			lim := ledger.NewLimiter(backend, clock.Now)
 			if c.yield != nil {

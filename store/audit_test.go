@@ -26,7 +26,7 @@ import (
 func fillTrail(t *testing.T, s store.Store, clock *testutil.Clock) {
 	t.Helper()
 	for i := 1; i <= 8; i++ {
-		testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval(fmt.Sprintf("apr_%d", i), "acme"), "alice", 0))
+		testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval(fmt.Sprintf("apr_%d", i), "acme"), storetest.Person("alice"), 0))
 		clock.Add(time.Second)
 		if i%3 == 0 {
 			b := approvals.Ban{Prefix: netip.MustParsePrefix(fmt.Sprintf("198.51.100.%d/32", i)), Reason: "scanner: test",
@@ -34,7 +34,7 @@ func fillTrail(t *testing.T, s store.Store, clock *testutil.Clock) {
 			testutil.NoError(t, s.AddBans(ctx, []approvals.Ban{b}, "detect"))
 		}
 	}
-	_, err := s.RevokeApproval(ctx, "apr_2", "ended early", "bob", clock.Now())
+	_, err := s.RevokeApproval(ctx, "apr_2", "ended early", storetest.Person("bob"), clock.Now())
 	testutil.NoError(t, err)
 }
 

@@ -49,8 +49,8 @@ func failover(t *testing.T, r config.Redis, kill func(), promoted func() bool) {
 	live.MaxRPS, live.Burst, live.MaxRequests = 1000, 100, 1_000_000
 	budget := storetest.Approval("apr_budget", "acme")
 	budget.MaxRPS, budget.Burst, budget.MaxRequests = 150, 10, 1200
-	testutil.NoError(t, stores[0].CreateApproval(ctx, live, "alice", 0))
-	testutil.NoError(t, stores[0].CreateApproval(ctx, budget, "alice", 0))
+	testutil.NoError(t, stores[0].CreateApproval(ctx, live, storetest.Person("alice"), 0))
+	testutil.NoError(t, stores[0].CreateApproval(ctx, budget, storetest.Person("alice"), 0))
 
 	var granted atomic.Int64
 	var lastOK [2]atomic.Int64 // unix nanos of each instance's last good lease
@@ -93,7 +93,7 @@ func failover(t *testing.T, r config.Redis, kill func(), promoted func() bool) {
 	}
 	ban := approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.9/32"), CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
 	testutil.WaitFor(t, time.Until(killed.Add(10*time.Second)), "an admin write", func() bool {
-		return stores[1].AddBan(ctx, ban, "admin") == nil
+		return stores[1].AddBan(ctx, ban, storetest.Person("admin")) == nil
 	})
 	t.Logf("admin write went through %s after the kill", time.Since(killed).Round(time.Millisecond))
 	for _, id := range []string{live.ID, budget.ID} {

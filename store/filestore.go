@@ -90,26 +90,56 @@ func OpenFileStore(dir string, now func() time.Time) (*FileStore, error) {
 func (s *FileStore) Kind() string { return "file" }
 
 // CreateApproval implements Store.
-func (s *FileStore) CreateApproval(_ context.Context, a *approvals.Approval, actor string, capacity float64) error {
+func (s *FileStore) CreateApproval(_ context.Context, a *approvals.Approval, by approvals.Identity, capacity float64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.st.Approvals[a.ID]; ok {
 		return fmt.Errorf("approval %s: %w", a.ID, approvals.ErrExists)
 	}
-	if capacity > 0 {
-		stored := make([]*approvals.Approval, 0, len(s.st.Approvals))
-		for _, o := range s.st.Approvals {
-			stored = append(stored, s.withUsage(o))
-		}
-		if err := approvals.CheckCapacity(stored, a, capacity, a.CreatedAt); err != nil {
+	ev := created(a.Clone(), by)
+	if capacity > 0 && ev.Action == audit.ActionApprovalCreated {
+		if err := approvals.CheckCapacity(s.stored(), a, capacity, a.CreatedAt); err != nil {
 			return err
 		}
 	}
-	return s.commit(audit.Event{Action: audit.ActionApprovalCreated, Actor: actor, Approval: a.Clone()})
+	return s.commit(ev)
+}
+
+// MoveApproval implements Store.
+func (s *FileStore) MoveApproval(_ context.Context, id string, m approvals.Move, capacity float64, at time.Time) (*approvals.Approval, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.st.Approvals[id]
+	if !ok {
+		return nil, "", fmt.Errorf("approval %s: %w", id, approvals.ErrNotFound)
+	}
+	a, ev, err := moved(cur, m, at)
+	if err != nil {
+		return nil, "", err
+	}
+	if capacity > 0 && ev.Action == approvals.ActionApproved {
+		if err := approvals.CheckCapacity(s.stored(), a, capacity, at); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := s.commit(ev); err != nil {
+		return nil, "", err
+	}
+	return a.Clone(), ev.Action, nil
+}
+
+// stored lists the approvals stored, with their usage, for a capacity
+// check. The caller holds s.mu.
+func (s *FileStore) stored() []*approvals.Approval {
+	out := make([]*approvals.Approval, 0, len(s.st.Approvals))
+	for _, o := range s.st.Approvals {
+		out = append(out, s.withUsage(o))
+	}
+	return out
 }
 
 // RevokeApproval implements Store.
-func (s *FileStore) RevokeApproval(_ context.Context, id, reason, actor string, at time.Time) (*approvals.Approval, error) {
+func (s *FileStore) RevokeApproval(_ context.Context, id, reason string, by approvals.Identity, at time.Time) (*approvals.Approval, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.st.Approvals[id]
@@ -119,8 +149,10 @@ func (s *FileStore) RevokeApproval(_ context.Context, id, reason, actor string, 
 	if cur.RevokedAt != nil {
 		return cur.Clone(), fmt.Errorf("approval %s: %w", id, approvals.ErrAlreadyRevoked)
 	}
-	a := revoked(cur, reason, actor, at)
-	if err := s.commit(audit.Event{Action: audit.ActionApprovalRevoked, Actor: actor, Approval: a}); err != nil {
+	a := revoked(cur, reason, by, at)
+	ev := madeBy(audit.ActionApprovalRevoked, by)
+	ev.Approval = a
+	if err := s.commit(ev); err != nil {
 		return nil, err
 	}
 	return a.Clone(), nil
@@ -136,12 +168,12 @@ func (s *FileStore) NoteGuard(_ context.Context, action, note, actor, tenant str
 	return s.commit(audit.Event{Action: action, Actor: actor, Note: note, Tenant: tenant})
 }
 
-func revoked(cur *approvals.Approval, reason, actor string, at time.Time) *approvals.Approval {
+func revoked(cur *approvals.Approval, reason string, by approvals.Identity, at time.Time) *approvals.Approval {
 	a := cur.Clone()
 	at = at.UTC()
 	a.RevokedAt = &at
 	a.RevokeReason = reason
-	a.RevokedBy = actor
+	a.RevokedBy, a.Revoker = by.String(), &by
 	a.Status = approvals.StatusRevoked
 	return a
 }
@@ -169,8 +201,12 @@ func (s *FileStore) Approvals(context.Context) ([]*approvals.Approval, error) {
 }
 
 // AddBan implements Store.
-func (s *FileStore) AddBan(ctx context.Context, b approvals.Ban, actor string) error {
-	return s.AddBans(ctx, []approvals.Ban{b}, actor)
+func (s *FileStore) AddBan(_ context.Context, b approvals.Ban, by approvals.Identity) error {
+	ev := madeBy(audit.ActionBanAdded, by)
+	ev.Ban = &b
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commit(ev)
 }
 
 // AddBans implements Store: one append and one fsync for them all.
@@ -188,14 +224,16 @@ func (s *FileStore) AddBans(_ context.Context, bans []approvals.Ban, actor strin
 }
 
 // RemoveBan implements Store.
-func (s *FileStore) RemoveBan(_ context.Context, p netip.Prefix, actor string, at time.Time) (approvals.Ban, error) {
+func (s *FileStore) RemoveBan(_ context.Context, p netip.Prefix, by approvals.Identity, at time.Time) (approvals.Ban, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, ok := s.st.Bans[p]
 	if !ok || !b.ActiveAt(at) {
 		return approvals.Ban{}, fmt.Errorf("ban %s: %w", p, approvals.ErrNotFound)
 	}
-	return b, s.commit(audit.Event{Action: audit.ActionBanRemoved, Actor: actor, Ban: &b})
+	ev := madeBy(audit.ActionBanRemoved, by)
+	ev.Ban = &b
+	return b, s.commit(ev)
 }
 
 // Bans implements Store.

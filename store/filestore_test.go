@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,12 +35,12 @@ func openFile(t *testing.T, dir string) *store.FileStore {
 func TestFileStoreSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	s := openFile(t, dir)
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice", 0))
-	_, err := s.RevokeApproval(ctx, "apr_2", "done", "bob", storetest.Epoch)
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), storetest.Person("alice"), 0))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "acme"), storetest.Person("alice"), 0))
+	_, err := s.RevokeApproval(ctx, "apr_2", "done", storetest.Person("bob"), storetest.Epoch)
 	testutil.NoError(t, err)
 	ban := approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Reason: "scanner", CreatedAt: storetest.Epoch, ExpiresAt: storetest.Epoch.Add(time.Hour)}
-	testutil.NoError(t, s.AddBan(ctx, ban, "detect"))
+	testutil.NoError(t, s.AddBan(ctx, ban, storetest.Person("detect")))
 	testutil.NoError(t, s.Close())
 
 	s = openFile(t, dir)
@@ -64,6 +65,59 @@ func TestFileStoreSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestFileStoreReplaysEveryMoveOfARequest: state.json is put back as it
+// was before the requests were reviewed, denied, lapsed and handed their
+// token, as a crash after the audit log's fsync and before the checkpoint
+// leaves it; opening again rebuilds each request from its events.
+func TestFileStoreReplaysEveryMoveOfARequest(t *testing.T) {
+	dir := t.TempDir()
+	alice, bob, carol := storetest.Person("alice"), storetest.Person("bob"), storetest.Person("carol")
+	s := openFile(t, dir)
+	for _, id := range []string{"apr_1", "apr_2", "apr_3"} {
+		testutil.NoError(t, s.CreateApproval(ctx, storetest.Request(id, "acme", alice, 2), alice, 0))
+	}
+	testutil.NoError(t, s.Close())
+	before, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	testutil.NoError(t, err)
+
+	s = openFile(t, dir)
+	review := func(id string, by approvals.Identity, decision string) {
+		t.Helper()
+		a, err := s.Approval(ctx, id)
+		testutil.NoError(t, err)
+		r := &approvals.Review{By: by, Decision: decision, ApprovalRef: "SEC-77", Digest: a.Digest()}
+		_, _, err = s.MoveApproval(ctx, id, approvals.Move{Review: r}, 0, storetest.Epoch)
+		testutil.NoError(t, err)
+	}
+	review("apr_1", bob, approvals.DecisionApprove)
+	review("apr_1", carol, approvals.DecisionApprove)
+	_, _, err = s.MoveApproval(ctx, "apr_1", approvals.Move{TokenHash: strings.Repeat("ab", 32)}, 0, storetest.Epoch)
+	testutil.NoError(t, err)
+	review("apr_2", bob, approvals.DecisionDeny)
+	_, _, err = s.MoveApproval(ctx, "apr_3", approvals.Move{Lapse: true}, 0, storetest.Epoch.Add(2*time.Hour))
+	testutil.NoError(t, err)
+	want, err := s.Approvals(ctx)
+	testutil.NoError(t, err)
+	testutil.NoError(t, s.Close())
+
+	testutil.NoError(t, os.WriteFile(filepath.Join(dir, "state.json"), before, 0o600))
+	s = openFile(t, dir)
+	defer s.Close()
+	for _, w := range want {
+		got, err := s.Approval(ctx, w.ID)
+		testutil.NoError(t, err)
+		if !reflect.DeepEqual(got, w) {
+			t.Fatalf("%s replayed from the audit log:\n%+v\nwant, as it was stored:\n%+v", w.ID, got, w)
+		}
+	}
+	at := storetest.Epoch.Add(2 * time.Hour)
+	for id, st := range map[string]approvals.Status{"apr_1": approvals.StatusActive, "apr_2": approvals.StatusDenied, "apr_3": approvals.StatusLapsed} {
+		if got, _ := s.Approval(ctx, id); got.StatusAt(at) != st {
+			t.Fatalf("%s after replay: %s, want %s", id, got.StatusAt(at), st)
+		}
+	}
+}
+
 func TestFileStoreServesOneProcess(t *testing.T) {
 	dir := t.TempDir()
 	s := openFile(t, dir)
@@ -77,7 +131,7 @@ func TestFileStoreServesOneProcess(t *testing.T) {
 func TestTornAuditLineIsDroppedOnOpen(t *testing.T) {
 	dir := t.TempDir()
 	s := openFile(t, dir)
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), storetest.Person("alice"), 0))
 	testutil.NoError(t, s.Close())
 	f, err := os.OpenFile(filepath.Join(dir, "audit.jsonl"), os.O_APPEND|os.O_WRONLY, 0)
 	testutil.NoError(t, err)
@@ -90,7 +144,7 @@ func TestTornAuditLineIsDroppedOnOpen(t *testing.T) {
 	if _, err := s.Approval(ctx, "apr_2"); err == nil {
 		t.Fatal("a torn, unacknowledged write was applied")
 	}
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_3", "acme"), "alice", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_3", "acme"), storetest.Person("alice"), 0))
 	evs, err := s.Audit(ctx, audit.Query{Limit: 10})
 	testutil.NoError(t, err)
 	if len(evs) != 2 || evs[0].Approval.ID != "apr_3" || evs[0].ID != "2" {
@@ -101,7 +155,7 @@ func TestTornAuditLineIsDroppedOnOpen(t *testing.T) {
 func TestCorruptAuditLineNamesFileAndLine(t *testing.T) {
 	dir := t.TempDir()
 	s := openFile(t, dir)
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), storetest.Person("alice"), 0))
 	testutil.NoError(t, s.Close())
 	path := filepath.Join(dir, "audit.jsonl")
 	b, _ := os.ReadFile(path)
@@ -136,7 +190,7 @@ func crashChild(dir, step string) {
 				}
 			})
 		}
-		if err := s.CreateApproval(ctx, storetest.Approval(fmt.Sprintf("apr_%d", i), "acme"), "child", 0); err != nil {
+		if err := s.CreateApproval(ctx, storetest.Approval(fmt.Sprintf("apr_%d", i), "acme"), storetest.Person("child"), 0); err != nil {
 			fmt.Println("create:", err)
 			os.Exit(2)
 		}

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -109,12 +110,12 @@ func (s *FileStore) replay(f *os.File) (good int64, replayed bool, err error) {
 }
 
 func (st *fileState) apply(ev audit.Event, seq int64) {
-	switch ev.Action {
-	case audit.ActionApprovalCreated, audit.ActionApprovalRevoked:
+	switch {
+	case slices.Contains(approvalActions, ev.Action):
 		st.Approvals[ev.Approval.ID] = ev.Approval
-	case audit.ActionBanAdded:
+	case ev.Action == audit.ActionBanAdded:
 		st.Bans[ev.Ban.Prefix] = *ev.Ban
-	case audit.ActionBanRemoved:
+	case ev.Action == audit.ActionBanRemoved:
 		delete(st.Bans, ev.Ban.Prefix)
 	}
 	if ev.Hash != "" {

@@ -29,7 +29,7 @@ func TestStoreSyncerAndWriterLeaveNoGoroutines(t *testing.T) {
 		done := make(chan struct{}, 2)
 		go func() { sy.Run(ctx, nil); done <- struct{}{} }()
 		go func() { w.Run(ctx); done <- struct{}{} }()
-		testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_"+string(rune('a'+i)), "acme"), "alice", 0))
+		testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_"+string(rune('a'+i)), "acme"), storetest.Person("alice"), 0))
 		w.Add(approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), Reason: "scanner: t", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
 		<-stored
 		testutil.WaitFor(t, time.Second, "the approval read by the Syncer", func() bool {

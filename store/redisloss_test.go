@@ -22,7 +22,7 @@ func TestBudgetHoldsWhenRedisLosesTheLedger(t *testing.T) {
 	a, b := redisStore(t, srv.Addr), redisStore(t, srv.Addr)
 	apr := storetest.Approval("apr_loss", "acme")
 	apr.MaxRPS, apr.Burst, apr.MaxRequests = 1000, 1000, 100
-	testutil.NoError(t, a.CreateApproval(ctx, apr, "alice", 0))
+	testutil.NoError(t, a.CreateApproval(ctx, apr, storetest.Person("alice"), 0))
 	keys := []string{"gk:{state}:usage:" + apr.ID, "gk:{state}:grants:" + apr.ID}
 	lose := func() { testutil.NoError(t, srv.Client().Del(ctx, keys...).Err()) }
 	at := time.Now()

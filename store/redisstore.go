@@ -140,12 +140,13 @@ func (s *RedisStore) wrap(op string, err error) error {
 }
 
 // CreateApproval implements Store.
-func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, actor string, capacity float64) error {
+func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, by approvals.Identity, capacity float64) error {
 	key := s.key("approvals")
 	b, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
+	ev := created(a, by)
 	var refused error
 	err = s.update(ctx, "create approval", func(tx *redis.Tx) error {
 		exists, err := tx.HExists(ctx, key, a.ID).Result()
@@ -155,18 +156,13 @@ func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, 
 		if exists {
 			return fmt.Errorf("approval %s: %w", a.ID, approvals.ErrExists)
 		}
-		if capacity > 0 {
+		if capacity > 0 && ev.Action == audit.ActionApprovalCreated {
 			// The hash is watched: an approval another instance adds
 			// before this transaction commits makes it retry, and the
 			// retry checks again with it. An exhausted approval holds no
-			// capacity: usage is read beside the transaction, for it
-			// only grows (read a moment early, it can only keep holding
-			// an approval that has just run out, never free too much).
-			stored, err := s.decodeApprovals(tx.HGetAll(ctx, key))
+			// capacity (see stored).
+			stored, err := s.stored(ctx, tx)
 			if err != nil {
-				return err
-			}
-			if err := s.withUsage(ctx, stored); err != nil {
 				return err
 			}
 			if refused = approvals.CheckCapacity(stored, a, capacity, a.CreatedAt); refused != nil {
@@ -179,7 +175,7 @@ func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, 
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.HSet(ctx, key, a.ID, b)
-			return s.logAndNotify(ctx, pipe, head, audit.Event{Action: audit.ActionApprovalCreated, Actor: actor, Approval: a})
+			return s.logAndNotify(ctx, pipe, head, ev)
 		})
 		return err
 	}, key, s.headKey("approval"))
@@ -189,8 +185,76 @@ func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, 
 	return err
 }
 
+// MoveApproval implements Store: the record is read and moved inside a
+// WATCH transaction over the approvals hash, so a concurrent move (another
+// approver's review, a second hand-out of the token) makes this one retry
+// on the record that move left, where Apply counts it or refuses.
+func (s *RedisStore) MoveApproval(ctx context.Context, id string, m approvals.Move, capacity float64, at time.Time) (*approvals.Approval, string, error) {
+	key := s.key("approvals")
+	var (
+		out     *approvals.Approval
+		action  string
+		refused error
+	)
+	err := s.update(ctx, "move approval", func(tx *redis.Tx) error {
+		cur, err := s.getApproval(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		a, ev, err := moved(cur, m, at)
+		if err != nil {
+			refused = err
+			return err
+		}
+		if capacity > 0 && ev.Action == approvals.ActionApproved {
+			// As in CreateApproval: the watched hash holds every
+			// approval, so one approved meanwhile makes this retry.
+			stored, err := s.stored(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if refused = approvals.CheckCapacity(stored, a, capacity, at); refused != nil {
+				return refused
+			}
+		}
+		b, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		head, err := s.chainHead(ctx, tx, "approval")
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.HSet(ctx, key, id, b)
+			return s.logAndNotify(ctx, pipe, head, ev)
+		})
+		out, action = a, ev.Action
+		return err
+	}, key, s.headKey("approval"))
+	if refused != nil && errors.Is(err, refused) {
+		return nil, "", refused
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return out, action, nil
+}
+
+// stored reads every approval, with its usage, for a capacity check inside
+// tx. Usage is read beside the transaction, for it only grows (read a
+// moment early, it can only keep holding an approval that has just run
+// out, never free too much).
+func (s *RedisStore) stored(ctx context.Context, tx *redis.Tx) ([]*approvals.Approval, error) {
+	list, err := s.decodeApprovals(tx.HGetAll(ctx, s.key("approvals")))
+	if err != nil {
+		return nil, err
+	}
+	return list, s.withUsage(ctx, list)
+}
+
 // RevokeApproval implements Store.
-func (s *RedisStore) RevokeApproval(ctx context.Context, id, reason, actor string, at time.Time) (*approvals.Approval, error) {
+func (s *RedisStore) RevokeApproval(ctx context.Context, id, reason string, by approvals.Identity, at time.Time) (*approvals.Approval, error) {
 	key := s.key("approvals")
 	var out *approvals.Approval
 	err := s.update(ctx, "revoke approval", func(tx *redis.Tx) error {
@@ -202,7 +266,7 @@ func (s *RedisStore) RevokeApproval(ctx context.Context, id, reason, actor strin
 			out = cur
 			return fmt.Errorf("approval %s: %w", id, approvals.ErrAlreadyRevoked)
 		}
-		a := revoked(cur, reason, actor, at)
+		a := revoked(cur, reason, by, at)
 		b, err := json.Marshal(a)
 		if err != nil {
 			return err
@@ -213,7 +277,9 @@ func (s *RedisStore) RevokeApproval(ctx context.Context, id, reason, actor strin
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.HSet(ctx, key, id, b)
-			return s.logAndNotify(ctx, pipe, head, audit.Event{Action: audit.ActionApprovalRevoked, Actor: actor, Approval: a})
+			ev := madeBy(audit.ActionApprovalRevoked, by)
+			ev.Approval = a
+			return s.logAndNotify(ctx, pipe, head, ev)
 		})
 		out = a
 		return err
@@ -308,22 +374,29 @@ return #stale
 `)
 
 // AddBan implements Store.
-func (s *RedisStore) AddBan(ctx context.Context, b approvals.Ban, actor string) error {
-	return s.AddBans(ctx, []approvals.Ban{b}, actor)
+func (s *RedisStore) AddBan(ctx context.Context, b approvals.Ban, by approvals.Identity) error {
+	return s.addBans(ctx, []approvals.Ban{b}, madeBy(audit.ActionBanAdded, by))
 }
 
-// AddBans implements Store: one MULTI transaction that prunes expired bans,
-// stores the new ones, links their audit events into the ban chain and
-// publishes them. The chain's head is watched: when another instance
-// extended the chain first, the batch is linked again after its events.
+// AddBans implements Store.
 func (s *RedisStore) AddBans(ctx context.Context, list []approvals.Ban, actor string) error {
+	return s.addBans(ctx, list, audit.Event{Action: audit.ActionBanAdded, Actor: actor})
+}
+
+// addBans stores list in one MULTI transaction that prunes expired bans,
+// stores the new ones, links their audit events (ev, each with its ban)
+// into the ban chain and publishes them. The chain's head is watched: when
+// another instance extended the chain first, the batch is linked again
+// after its events.
+func (s *RedisStore) addBans(ctx context.Context, list []approvals.Ban, ev audit.Event) error {
 	if len(list) == 0 {
 		return nil
 	}
 	bans, expiry := s.key("bans"), s.key("bans:expiry")
 	// Each ban's record is encoded once, for the hash and inside its audit
 	// event's content: {"time":…,"action":"ban.added","actor":…,"ban":record}.
-	head, err := (audit.Event{Time: s.now().UTC(), Action: audit.ActionBanAdded, Actor: actor}).Content()
+	ev.Time = s.now().UTC()
+	head, err := ev.Content()
 	if err != nil {
 		return err
 	}
@@ -360,7 +433,7 @@ func (s *RedisStore) AddBans(ctx context.Context, list []approvals.Ban, actor st
 }
 
 // RemoveBan implements Store.
-func (s *RedisStore) RemoveBan(ctx context.Context, p netip.Prefix, actor string, at time.Time) (approvals.Ban, error) {
+func (s *RedisStore) RemoveBan(ctx context.Context, p netip.Prefix, by approvals.Identity, at time.Time) (approvals.Ban, error) {
 	bans, expiry := s.key("bans"), s.key("bans:expiry")
 	member := p.String()
 	var out approvals.Ban
@@ -385,7 +458,9 @@ func (s *RedisStore) RemoveBan(ctx context.Context, p netip.Prefix, actor string
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.HDel(ctx, bans, member)
 			pipe.ZRem(ctx, expiry, member)
-			return s.logAndNotify(ctx, pipe, head, audit.Event{Action: audit.ActionBanRemoved, Actor: actor, Ban: &out})
+			ev := madeBy(audit.ActionBanRemoved, by)
+			ev.Ban = &out
+			return s.logAndNotify(ctx, pipe, head, ev)
 		})
 		return err
 	}, bans, expiry, s.headKey("ban"))

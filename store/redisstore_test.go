@@ -41,9 +41,9 @@ func instance(t *testing.T, addr string, resync time.Duration) *store.Syncer {
 func TestRedisStoreSurvivesRedisRestart(t *testing.T) {
 	srv := testredis.StartWith(t, testredis.Options{AppendOnly: true})
 	s := redisStore(t, srv.Addr)
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), storetest.Person("alice"), 0))
 	ban := approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
-	testutil.NoError(t, s.AddBan(ctx, ban, "detect"))
+	testutil.NoError(t, s.AddBan(ctx, ban, storetest.Person("detect")))
 
 	srv.Kill() // a crash, not a clean shutdown: only the AOF keeps the data
 	srv.Restart()
@@ -72,25 +72,42 @@ func TestChangeOnOneInstanceReachesAnotherWithinOneSecond(t *testing.T) {
 	ip := netip.MustParseAddr("203.0.113.5")
 	now := storetest.Epoch
 
-	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
+	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), storetest.Person("alice"), 0))
 	took := testutil.WaitFor(t, time.Second, "approval visible on instance b", func() bool {
 		return b.Snapshot().Covers(ip, now)
 	})
 	t.Logf("approval reached the second instance in %s", took)
 
-	_, err := a.Store().RevokeApproval(ctx, "apr_1", "done", "alice", now)
+	_, err := a.Store().RevokeApproval(ctx, "apr_1", "done", storetest.Person("alice"), now)
 	testutil.NoError(t, err)
 	took = testutil.WaitFor(t, time.Second, "revocation visible on instance b", func() bool {
 		return !b.Snapshot().Covers(ip, now)
 	})
 	t.Logf("revocation reached the second instance in %s", took)
 
+	// A request covers nothing until its approvers approve it; the last
+	// approval, made on a, reaches b as any other change does.
+	alice := storetest.Person("alice")
+	req := storetest.Request("apr_2", "acme", alice, 1)
+	testutil.NoError(t, a.Store().CreateApproval(ctx, req, alice, 0))
+	testutil.WaitFor(t, time.Second, "request visible on instance b", func() bool { return approvalsIn(b.Snapshot()) == 2 })
+	if b.Snapshot().Covers(ip, now) {
+		t.Fatal("a pending request covers its sources")
+	}
+	r := &approvals.Review{By: storetest.Person("bob"), Decision: approvals.DecisionApprove, ApprovalRef: "SEC-77", Digest: req.Digest()}
+	_, _, err = a.Store().MoveApproval(ctx, "apr_2", approvals.Move{Review: r}, 0, now)
+	testutil.NoError(t, err)
+	took = testutil.WaitFor(t, time.Second, "approval of the request visible on instance b", func() bool {
+		return b.Snapshot().Covers(ip, now)
+	})
+	t.Logf("the approval of a request reached the second instance in %s", took)
+
 	ban := approvals.Ban{Prefix: netip.MustParsePrefix("198.51.100.7/32"), CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
-	testutil.NoError(t, b.Store().AddBan(ctx, ban, "detect"))
+	testutil.NoError(t, b.Store().AddBan(ctx, ban, storetest.Person("detect")))
 	testutil.WaitFor(t, time.Second, "ban visible on instance a", func() bool {
 		return a.Snapshot().HasBan(ban.Prefix, time.Now())
 	})
-	_, err = a.Store().RemoveBan(ctx, ban.Prefix, "admin", time.Now())
+	_, err = a.Store().RemoveBan(ctx, ban.Prefix, storetest.Person("admin"), time.Now())
 	testutil.NoError(t, err)
 	testutil.WaitFor(t, time.Second, "lifted ban visible on instance b", func() bool {
 		return !b.Snapshot().HasBan(ban.Prefix, time.Now())
@@ -112,7 +129,7 @@ func TestInstanceRecoversByItselfAfterRedisOutage(t *testing.T) {
 	srv := testredis.StartWith(t, testredis.Options{AppendOnly: true})
 	a := instance(t, srv.Addr, time.Hour)
 	b := instance(t, srv.Addr, 500*time.Millisecond)
-	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
+	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_1", "acme"), storetest.Person("alice"), 0))
 	testutil.WaitFor(t, time.Second, "approval on b", func() bool { return approvalsIn(b.Snapshot()) == 1 })
 
 	srv.Stop()
@@ -120,13 +137,13 @@ func TestInstanceRecoversByItselfAfterRedisOutage(t *testing.T) {
 	if approvalsIn(b.Snapshot()) != 1 {
 		t.Fatal("the last snapshot must stay in force while the store is down")
 	}
-	if err := a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice", 0); err == nil {
+	if err := a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), storetest.Person("alice"), 0); err == nil {
 		t.Fatal("a write to a Redis that is down succeeded")
 	}
 
 	srv.Restart()
 	testutil.WaitFor(t, 5*time.Second, "b is up again", func() bool { return b.Health().Up })
-	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), "alice", 0))
+	testutil.NoError(t, a.Store().CreateApproval(ctx, storetest.Approval("apr_2", "acme"), storetest.Person("alice"), 0))
 	testutil.WaitFor(t, time.Second, "new approval on b after recovery", func() bool { return approvalsIn(b.Snapshot()) == 2 })
 }
 

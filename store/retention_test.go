@@ -50,8 +50,8 @@ func TestBanFloodKeepsApprovalHistory(t *testing.T) {
 
 func floodAfterApprovals(t *testing.T, s store.Store, max int) {
 	t.Helper()
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_kept", "acme"), "alice", 0))
-	_, err := s.RevokeApproval(ctx, "apr_kept", "done", "alice", time.Now())
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_kept", "acme"), storetest.Person("alice"), 0))
+	_, err := s.RevokeApproval(ctx, "apr_kept", "done", storetest.Person("alice"), time.Now())
 	testutil.NoError(t, err)
 	for batch := range 20 {
 		var list []approvals.Ban

@@ -24,14 +24,33 @@ type Store interface {
 	// Kind names the backend ("file" or "redis") for status output.
 	Kind() string
 
-	// CreateApproval stores a new approval; approvals.ErrExists when its ID
-	// is taken. With a capacity (requests a second, test_capacity; 0 for
-	// none), a must fit beside the approvals stored, as
-	// approvals.CheckCapacity says at a.CreatedAt: the check runs under the
-	// same lock, or in the same Redis transaction, as the write, so two
-	// instances registering at the same moment cannot both pass a check
-	// only one of them may pass. Its *approvals.CapacityError refuses a.
-	CreateApproval(ctx context.Context, a *approvals.Approval, actor string, capacity float64) error
+	// CreateApproval stores a new approval, as registered by by;
+	// approvals.ErrExists when its ID is taken. A request (a.Requested()
+	// and not yet approved) is recorded as approvals.ActionRequested and
+	// holds no test capacity until it is approved (see MoveApproval). For
+	// an approval, with a capacity (requests a second, test_capacity; 0
+	// for none), a must fit beside the approvals stored, as
+	// approvals.CheckCapacity says at a.CreatedAt: the check runs under
+	// the same lock, or in the same Redis transaction, as the write, so
+	// two instances registering at the same moment cannot both pass a
+	// check only one of them may pass. Its *approvals.CapacityError
+	// refuses a.
+	CreateApproval(ctx context.Context, a *approvals.Approval, by approvals.Identity, capacity float64) error
+	// MoveApproval makes m on the request id at at, as
+	// (*approvals.Approval).Apply says, and returns the record as stored
+	// and the audit action the move is. Apply runs on the stored record
+	// under the same lock, or in the same Redis transaction, as the write:
+	// two approvers reviewing at once both count, and a token is handed
+	// out once. When the move approves and capacity is above 0, the
+	// request must fit beside the approvals stored at at, as for
+	// CreateApproval; its *approvals.CapacityError refuses the move and
+	// leaves the request pending. The event names the reviewer for a
+	// review, the requester for the token, and nobody (actor
+	// "gatekeeper") for a lapse. approvals.ErrNotFound for an unknown id;
+	// Apply's errors (approvals.ErrNotPending, ErrSelfReview, ErrReviewed,
+	// ErrChanged, ErrTokenIssued) come back wrapped with the id, for
+	// errors.Is.
+	MoveApproval(ctx context.Context, id string, m approvals.Move, capacity float64, at time.Time) (*approvals.Approval, string, error)
 	// NoteGuard records a change of the impact guard's state, action
 	// (audit.GuardAction), with why (note), as actor: one event of the
 	// approval chain that names no approval, for it concerns every approval
@@ -39,21 +58,24 @@ type Store interface {
 	// reports and evidence find it by time and tenant). It changes no
 	// record, so other instances are not asked to read the store again.
 	NoteGuard(ctx context.Context, action, note, actor, tenant string) error
-	// RevokeApproval marks an approval revoked at at by actor (its
-	// RevokedBy) and returns it.
-	RevokeApproval(ctx context.Context, id, reason, actor string, at time.Time) (*approvals.Approval, error)
+	// RevokeApproval marks an approval revoked at at by by (its Revoker,
+	// and by.String() its RevokedBy) and returns it.
+	RevokeApproval(ctx context.Context, id, reason string, by approvals.Identity, at time.Time) (*approvals.Approval, error)
 	// Approval returns one approval; approvals.ErrNotFound when unknown.
 	Approval(ctx context.Context, id string) (*approvals.Approval, error)
 	// Approvals returns every approval, revoked and expired ones included.
 	Approvals(ctx context.Context) ([]*approvals.Approval, error)
 
-	// AddBan bans b.Prefix until b.ExpiresAt, replacing an earlier ban of it.
-	AddBan(ctx context.Context, b approvals.Ban, actor string) error
-	// AddBans is AddBan for many bans in one write: all are stored, each
-	// with its audit event, or none.
+	// AddBan bans b.Prefix until b.ExpiresAt, replacing an earlier ban of
+	// it, as by (a person's ban by hand).
+	AddBan(ctx context.Context, b approvals.Ban, by approvals.Identity) error
+	// AddBans stores many bans of Gatekeeper's own (detection's), named
+	// actor, in one write: all are stored, each with its audit event, or
+	// none.
 	AddBans(ctx context.Context, bans []approvals.Ban, actor string) error
-	// RemoveBan lifts the ban of p; approvals.ErrNotFound when p is not banned.
-	RemoveBan(ctx context.Context, p netip.Prefix, actor string, at time.Time) (approvals.Ban, error)
+	// RemoveBan lifts the ban of p, as by; approvals.ErrNotFound when p is
+	// not banned.
+	RemoveBan(ctx context.Context, p netip.Prefix, by approvals.Identity, at time.Time) (approvals.Ban, error)
 	// Bans returns the bans still in force at now.
 	Bans(ctx context.Context, now time.Time) ([]approvals.Ban, error)
 
@@ -106,6 +128,52 @@ type Store interface {
 type Change struct {
 	Bans []approvals.Ban
 	Full bool
+}
+
+// madeBy is the audit event of a change by, as authenticated; Actor is the
+// name older readers of the audit show.
+func madeBy(action string, by approvals.Identity) audit.Event {
+	return audit.Event{Action: action, Actor: by.String(), By: &by}
+}
+
+// created is the audit event of storing a: a request, or an approval
+// registered directly.
+func created(a *approvals.Approval, by approvals.Identity) audit.Event {
+	action := audit.ActionApprovalCreated
+	if a.Requested() && !a.Approved() {
+		action = approvals.ActionRequested
+	}
+	ev := madeBy(action, by)
+	ev.Approval = a
+	return ev
+}
+
+// moved makes m on a copy of cur at at and returns it with the audit event
+// of the move: by the reviewer, by the requester for the token, by
+// Gatekeeper for a lapse. Apply's refusals are wrapped with the id.
+func moved(cur *approvals.Approval, m approvals.Move, at time.Time) (*approvals.Approval, audit.Event, error) {
+	a := cur.Clone()
+	action, err := a.Apply(m, at)
+	if err != nil {
+		return nil, audit.Event{}, fmt.Errorf("approval %s: %w", cur.ID, err)
+	}
+	ev := audit.Event{Action: action, Actor: "gatekeeper"}
+	switch {
+	case action == approvals.ActionTokenIssued && a.Requester != nil:
+		ev = madeBy(action, *a.Requester)
+	case m.Review != nil && action != approvals.ActionTokenIssued && action != approvals.ActionLapsed:
+		ev = madeBy(action, m.Review.By)
+	}
+	ev.Approval = a
+	return a, ev, nil
+}
+
+// approvalActions are the actions of events that carry an approval's whole
+// record as the change left it: replaying them rebuilds it.
+var approvalActions = []string{
+	audit.ActionApprovalCreated, audit.ActionApprovalRevoked,
+	approvals.ActionRequested, approvals.ActionReviewed, approvals.ActionApproved,
+	approvals.ActionDenied, approvals.ActionLapsed, approvals.ActionTokenIssued,
 }
 
 func unavailable(op string, err error) error {

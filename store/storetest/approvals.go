@@ -18,7 +18,7 @@ import (
 func (x suite) createdApprovalReadsBackUnchanged(t *testing.T) {
 	s, _ := x.fresh(t)
 	want := Approval("apr_1", "acme")
-	if err := s.CreateApproval(ctx, want, "admin", 0); err != nil {
+	if err := s.CreateApproval(ctx, want, Person("admin"), 0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Approval(ctx, "apr_1")
@@ -36,10 +36,10 @@ func (x suite) createdApprovalReadsBackUnchanged(t *testing.T) {
 
 func (x suite) duplicateIDIsRefused(t *testing.T) {
 	s, _ := x.fresh(t)
-	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", 0); err != nil {
+	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), Person("admin"), 0); err != nil {
 		t.Fatal(err)
 	}
-	err := s.CreateApproval(ctx, Approval("apr_1", "other"), "admin", 0)
+	err := s.CreateApproval(ctx, Approval("apr_1", "other"), Person("admin"), 0)
 	if !errors.Is(err, approvals.ErrExists) {
 		t.Fatalf("second create: %v, want ErrExists", err)
 	}
@@ -54,32 +54,35 @@ func (x suite) unknownApprovalIsNotFound(t *testing.T) {
 	if _, err := s.Approval(ctx, "nope"); !errors.Is(err, approvals.ErrNotFound) {
 		t.Fatalf("Approval(nope): %v, want ErrNotFound", err)
 	}
-	if _, err := s.RevokeApproval(ctx, "nope", "x", "admin", Epoch); !errors.Is(err, approvals.ErrNotFound) {
+	if _, err := s.RevokeApproval(ctx, "nope", "x", Person("admin"), Epoch); !errors.Is(err, approvals.ErrNotFound) {
 		t.Fatalf("RevokeApproval(nope): %v, want ErrNotFound", err)
 	}
 }
 
 func (x suite) revokedApprovalIsKeptForTheAudit(t *testing.T) {
 	s, _ := x.fresh(t)
-	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", 0); err != nil {
+	if err := s.CreateApproval(ctx, Approval("apr_1", "acme"), Person("admin"), 0); err != nil {
 		t.Fatal(err)
 	}
 	at := Epoch.Add(time.Minute)
-	a, err := s.RevokeApproval(ctx, "apr_1", "test finished early", "secops", at)
+	a, err := s.RevokeApproval(ctx, "apr_1", "test finished early", Person("secops"), at)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.RevokedAt == nil || !a.RevokedAt.Equal(at) || a.RevokeReason != "test finished early" || a.RevokedBy != "secops" {
-		t.Fatalf("revoke returned revoked_at=%v reason=%q by %q", a.RevokedAt, a.RevokeReason, a.RevokedBy)
+	secops := Person("secops")
+	if a.RevokedAt == nil || !a.RevokedAt.Equal(at) || a.RevokeReason != "test finished early" || a.RevokedBy != "secops (mtls)" ||
+		a.Revoker == nil || *a.Revoker != secops {
+		t.Fatalf("revoke returned revoked_at=%v reason=%q by %q (%+v)", a.RevokedAt, a.RevokeReason, a.RevokedBy, a.Revoker)
 	}
 	got, err := s.Approval(ctx, "apr_1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.StatusAt(Epoch) != approvals.StatusRevoked || got.RevokeReason != "test finished early" || got.RevokedBy != "secops" {
-		t.Fatalf("stored approval: status %s reason %q by %q, want revoked by secops", got.StatusAt(Epoch), got.RevokeReason, got.RevokedBy)
+	if got.StatusAt(Epoch) != approvals.StatusRevoked || got.RevokeReason != "test finished early" || got.RevokedBy != "secops (mtls)" ||
+		got.Revoker == nil || *got.Revoker != secops {
+		t.Fatalf("stored approval: status %s reason %q by %q (%+v), want revoked by secops", got.StatusAt(Epoch), got.RevokeReason, got.RevokedBy, got.Revoker)
 	}
-	if _, err := s.RevokeApproval(ctx, "apr_1", "again", "secops", at); !errors.Is(err, approvals.ErrAlreadyRevoked) {
+	if _, err := s.RevokeApproval(ctx, "apr_1", "again", Person("secops"), at); !errors.Is(err, approvals.ErrAlreadyRevoked) {
 		t.Fatalf("second revoke: %v, want ErrAlreadyRevoked", err)
 	}
 }
@@ -88,9 +91,9 @@ func (x suite) concurrentWritesAreAllKept(t *testing.T) {
 	s, _ := x.fresh(t)
 	for _, err := range concurrently(40, func(i int) error {
 		if i%2 == 0 {
-			return s.CreateApproval(ctx, Approval(fmt.Sprintf("apr_%d", i/2), "acme"), "admin", 0)
+			return s.CreateApproval(ctx, Approval(fmt.Sprintf("apr_%d", i/2), "acme"), Person("admin"), 0)
 		}
-		return s.AddBan(ctx, ban(fmt.Sprintf("198.51.100.%d/32", i/2), Epoch, time.Hour), "detect")
+		return s.AddBan(ctx, ban(fmt.Sprintf("198.51.100.%d/32", i/2), Epoch, time.Hour), Person("detect"))
 	}) {
 		testutil.NoError(t, err)
 	}
@@ -116,7 +119,7 @@ func (x suite) admitSeesEveryConcurrentWrite(t *testing.T) {
 	for _, err := range concurrently(10, func(i int) error {
 		a := Approval(fmt.Sprintf("apr_%d", i), "acme")
 		a.CreatedAt = Epoch
-		return s.CreateApproval(ctx, a, "admin", 50)
+		return s.CreateApproval(ctx, a, Person("admin"), 50)
 	}) {
 		var ce *approvals.CapacityError
 		switch {
@@ -143,16 +146,16 @@ func (x suite) exhaustedApprovalHoldsNoCapacity(t *testing.T) {
 	s, _ := x.fresh(t)
 	full := Approval("apr_full", "acme")
 	full.MaxRPS, full.Burst, full.MaxRequests, full.CreatedAt = 50, 50, 10, Epoch
-	testutil.NoError(t, s.CreateApproval(ctx, full, "admin", 50))
+	testutil.NoError(t, s.CreateApproval(ctx, full, Person("admin"), 50))
 	next := Approval("apr_next", "globex")
 	next.CreatedAt = Epoch
 	var ce *approvals.CapacityError
-	if err := s.CreateApproval(ctx, next, "admin", 50); !errors.As(err, &ce) {
+	if err := s.CreateApproval(ctx, next, Person("admin"), 50); !errors.As(err, &ce) {
 		t.Fatalf("beside an approval at the full capacity: %v, want a *approvals.CapacityError", err)
 	}
 	seen := Epoch
 	testutil.NoError(t, s.RecordUsage(ctx, full.ID, approvals.Usage{Allowed: 10, LastSeen: &seen}))
-	if err := s.CreateApproval(ctx, next, "admin", 50); err != nil {
+	if err := s.CreateApproval(ctx, next, Person("admin"), 50); err != nil {
 		t.Fatalf("beside an exhausted approval: %v, want it registered", err)
 	}
 }

@@ -15,21 +15,21 @@ import (
 
 func (x suite) auditIsNewestFirstWithLimitAndSince(t *testing.T) {
 	s, c := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), Person("alice"), 0))
 	c.Add(time.Minute)
-	testutil.NoError(t, s.AddBan(ctx, ban("198.51.100.7/32", c.Now(), time.Hour), "bob"))
+	testutil.NoError(t, s.AddBan(ctx, ban("198.51.100.7/32", c.Now(), time.Hour), Person("bob")))
 	c.Add(time.Minute)
-	_, err := s.RevokeApproval(ctx, "apr_1", "done", "carol", c.Now())
+	_, err := s.RevokeApproval(ctx, "apr_1", "done", Person("carol"), c.Now())
 	testutil.NoError(t, err)
 	c.Add(time.Minute)
-	_, err = s.RemoveBan(ctx, netip.MustParsePrefix("198.51.100.7/32"), "dave", c.Now())
+	_, err = s.RemoveBan(ctx, netip.MustParsePrefix("198.51.100.7/32"), Person("dave"), c.Now())
 	testutil.NoError(t, err)
 
 	evs, err := s.Audit(ctx, audit.Query{Limit: 100})
 	testutil.NoError(t, err)
 	want := []string{
-		audit.ActionBanRemoved + " dave", audit.ActionApprovalRevoked + " carol",
-		audit.ActionBanAdded + " bob", audit.ActionApprovalCreated + " alice",
+		audit.ActionBanRemoved + " dave (mtls)", audit.ActionApprovalRevoked + " carol (mtls)",
+		audit.ActionBanAdded + " bob (mtls)", audit.ActionApprovalCreated + " alice (mtls)",
 	}
 	if got := actions(evs); !reflect.DeepEqual(got, want) {
 		t.Fatalf("audit = %v, want %v", got, want)
@@ -76,17 +76,17 @@ func (x suite) auditIsNewestFirstWithLimitAndSince(t *testing.T) {
 
 func (x suite) auditChainsLinkEveryChange(t *testing.T) {
 	s, clock := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "alice", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), Person("alice"), 0))
 	clock.Add(time.Second)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "acme"), "alice", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "acme"), Person("alice"), 0))
 	clock.Add(time.Second)
 	testutil.NoError(t, s.AddBans(ctx, []approvals.Ban{
 		ban("198.51.100.1/32", Epoch, time.Hour), ban("198.51.100.2/32", Epoch, time.Hour), ban("2001:db8::/64", Epoch, time.Hour),
 	}, "detect"))
 	clock.Add(time.Second)
-	_, err := s.RevokeApproval(ctx, "apr_1", "done", "bob", clock.Now())
+	_, err := s.RevokeApproval(ctx, "apr_1", "done", Person("bob"), clock.Now())
 	testutil.NoError(t, err)
-	_, err = s.RemoveBan(ctx, netip.MustParsePrefix("198.51.100.2/32"), "bob", clock.Now())
+	_, err = s.RemoveBan(ctx, netip.MustParsePrefix("198.51.100.2/32"), Person("bob"), clock.Now())
 	testutil.NoError(t, err)
 	assertChains(t, s, 3, 4)
 
@@ -105,8 +105,8 @@ func (x suite) auditChainsLinkEveryChange(t *testing.T) {
 
 func (x suite) guardChangesAreLinkedEventsOfNoApproval(t *testing.T) {
 	s, _ := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", 0))
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "globex"), "admin", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), Person("admin"), 0))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_2", "globex"), Person("admin"), 0))
 	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1", ""))
 	if err := s.NoteGuard(ctx, audit.ActionApprovalCreated, "x", "impact-guard@gk1", ""); err == nil {
 		t.Fatal("a guard note with an approval's own action was stored")

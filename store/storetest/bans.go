@@ -19,7 +19,7 @@ func (x suite) bansExpireAndCanBeLifted(t *testing.T) {
 	short := ban("198.51.100.7/32", Epoch, time.Minute)
 	long := ban("2001:db8:2:3::/64", Epoch, time.Hour)
 	for _, b := range []approvals.Ban{short, long} {
-		if err := s.AddBan(ctx, b, "admin"); err != nil {
+		if err := s.AddBan(ctx, b, Person("admin")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -27,15 +27,15 @@ func (x suite) bansExpireAndCanBeLifted(t *testing.T) {
 	assertBans(t, s, Epoch.Add(2*time.Minute), long.Prefix)
 
 	c.Add(2 * time.Minute)
-	if _, err := s.RemoveBan(ctx, short.Prefix, "admin", c.Now()); !errors.Is(err, approvals.ErrNotFound) {
+	if _, err := s.RemoveBan(ctx, short.Prefix, Person("admin"), c.Now()); !errors.Is(err, approvals.ErrNotFound) {
 		t.Fatalf("lifting an expired ban: %v, want ErrNotFound", err)
 	}
-	got, err := s.RemoveBan(ctx, long.Prefix, "admin", c.Now())
+	got, err := s.RemoveBan(ctx, long.Prefix, Person("admin"), c.Now())
 	if err != nil || got.Prefix != long.Prefix {
 		t.Fatalf("RemoveBan = %v, %v", got, err)
 	}
 	assertBans(t, s, c.Now())
-	if _, err := s.RemoveBan(ctx, long.Prefix, "admin", c.Now()); !errors.Is(err, approvals.ErrNotFound) {
+	if _, err := s.RemoveBan(ctx, long.Prefix, Person("admin"), c.Now()); !errors.Is(err, approvals.ErrNotFound) {
 		t.Fatalf("lifting twice: %v, want ErrNotFound", err)
 	}
 }
@@ -43,10 +43,10 @@ func (x suite) bansExpireAndCanBeLifted(t *testing.T) {
 func (x suite) banningAgainExtendsTheBan(t *testing.T) {
 	s, _ := x.fresh(t)
 	p := "198.51.100.7/32"
-	if err := s.AddBan(ctx, ban(p, Epoch, time.Minute), "detect"); err != nil {
+	if err := s.AddBan(ctx, ban(p, Epoch, time.Minute), Person("detect")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddBan(ctx, ban(p, Epoch, time.Hour), "detect"); err != nil {
+	if err := s.AddBan(ctx, ban(p, Epoch, time.Hour), Person("detect")); err != nil {
 		t.Fatal(err)
 	}
 	assertBans(t, s, Epoch.Add(30*time.Minute), netip.MustParsePrefix(p))

@@ -17,7 +17,7 @@ func (x suite) leasesStopAtTheBurstAndSayWhenToRetry(t *testing.T) {
 	s, _ := x.fresh(t)
 	a := Approval("apr_1", "acme")
 	a.MaxRPS, a.Burst, a.MaxRequests = 10, 5, 1000
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, a, Person("admin"), 0))
 	l, err := s.Lease(ctx, a, 64)
 	testutil.NoError(t, err)
 	if l.Granted != 5 || l.Remaining != 995 {
@@ -44,7 +44,7 @@ func (x suite) leasesAtNoRateSayWhenToRetry(t *testing.T) {
 	for i, rps := range []float64{0, 1e-12, 1e-300} {
 		a := Approval(fmt.Sprintf("apr_%d", i), "acme")
 		a.MaxRPS, a.Burst, a.MaxRequests = rps, 1, 1000
-		testutil.NoError(t, s.CreateApproval(ctx, a, "admin", 0))
+		testutil.NoError(t, s.CreateApproval(ctx, a, Person("admin"), 0))
 		if l, err := s.Lease(ctx, a, 1); err != nil || l.Granted != 1 {
 			t.Fatalf("max_rps %g: first lease %+v, %v; want the burst of 1", rps, l, err)
 		}
@@ -60,7 +60,7 @@ func (x suite) leasesNeverExceedTheBudget(t *testing.T) {
 	s, _ := x.fresh(t)
 	a := Approval("apr_1", "acme")
 	a.MaxRPS, a.Burst, a.MaxRequests = 1e6, 1000, 100
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, a, Person("admin"), 0))
 	total, leases := 0, 0
 	for {
 		l, err := s.Lease(ctx, a, 64)
@@ -90,7 +90,7 @@ func (x suite) releasesAreClamped(t *testing.T) {
 	s, _ := x.fresh(t)
 	a := Approval("apr_clamp", "acme")
 	a.MaxRPS, a.Burst, a.MaxRequests = 1000, 1000, 10
-	testutil.NoError(t, s.CreateApproval(ctx, a, "admin", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, a, Person("admin"), 0))
 	l, err := s.Lease(ctx, a, 2)
 	testutil.NoError(t, err)
 	if l.Granted != 1 { // endgame: an eighth of 10, at least one
@@ -103,7 +103,7 @@ func (x suite) releasesAreClamped(t *testing.T) {
 	testutil.NoError(t, s.Release(ctx, "apr_later", 5)) // before the approval exists
 	b := Approval("apr_later", "acme")
 	b.MaxRPS, b.Burst, b.MaxRequests = 1000, 1000, 10
-	testutil.NoError(t, s.CreateApproval(ctx, b, "admin", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, b, Person("admin"), 0))
 	if total := leaseAll(t, s, b, 40); total != 10 {
 		t.Fatalf("an approval released before it existed granted %d, want max_requests = 10", total)
 	}
@@ -111,7 +111,7 @@ func (x suite) releasesAreClamped(t *testing.T) {
 
 func (x suite) usageAddsUpAndKeepsTheLatestLastSeen(t *testing.T) {
 	s, _ := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), Person("admin"), 0))
 	late, early := Epoch.Add(time.Minute), Epoch
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 5, RateLimited: 2, LastSeen: &late}))
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 1, BudgetExhausted: 3, OutOfScope: 4, LastSeen: &early}))
@@ -130,7 +130,7 @@ func (x suite) usageAddsUpAndKeepsTheLatestLastSeen(t *testing.T) {
 
 func (x suite) historyCountsByHour(t *testing.T) {
 	s, _ := x.fresh(t)
-	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), "admin", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, Approval("apr_1", "acme"), Person("admin"), 0))
 	first, second := Epoch.Add(10*time.Minute), Epoch.Add(70*time.Minute)
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 5, OutOfScope: 1, LastSeen: &first}))
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 2, RateLimited: 3, LastSeen: &second}))

@@ -5,6 +5,8 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/netip"
 	"testing"
 	"time"
@@ -46,6 +48,13 @@ func Approval(id, tenant string) *approvals.Approval {
 	}
 }
 
+// Person is name as a client certificate authenticates them: its
+// fingerprint stands for the certificate.
+func Person(name string) approvals.Identity {
+	sum := sha256.Sum256([]byte(name))
+	return approvals.Identity{ID: name, Via: approvals.ViaMTLS, Cert: hex.EncodeToString(sum[:])}
+}
+
 // Run runs the conformance suite against stores made by open, each case
 // on a fresh store.
 func Run(t *testing.T, open Open) {
@@ -60,6 +69,14 @@ func Run(t *testing.T, open Open) {
 		{"ExhaustedApprovalHoldsNoCapacity", suite.exhaustedApprovalHoldsNoCapacity},
 		{"UnknownApprovalIsNotFound", suite.unknownApprovalIsNotFound},
 		{"RevokedApprovalIsKeptForTheAudit", suite.revokedApprovalIsKeptForTheAudit},
+		{"RequestIsStoredPending", suite.requestIsStoredPending},
+		{"TwoApproversMakeAnApproval", suite.twoApproversMakeAnApproval},
+		{"FourEyesRefusalsWriteNothing", suite.fourEyesRefusalsWriteNothing},
+		{"DenialEndsARequest", suite.denialEndsARequest},
+		{"LapseIsRecordedOnce", suite.lapseIsRecordedOnce},
+		{"TokenIsHandedOutOnce", suite.tokenIsHandedOutOnce},
+		{"ConcurrentApprovalsAllCount", suite.concurrentApprovalsAllCount},
+		{"CapacityIsCheckedAtApproval", suite.capacityIsCheckedAtApproval},
 		{"BansExpireAndCanBeLifted", suite.bansExpireAndCanBeLifted},
 		{"BanningAgainExtendsTheBan", suite.banningAgainExtendsTheBan},
 		{"AddBansStoresEveryBanWithItsEvent", suite.addBansStoresEveryBanWithItsEvent},

@@ -218,5 +218,8 @@ func (a *Approval) Public(now time.Time) *Approval {
 	c := a.Clone()
 	c.TokenHash = ""
 	c.Status = a.StatusAt(now)
+	if a.Requested() {
+		c.ContentDigest = a.Digest()
+	}
 	return c
 }

@@ -62,9 +62,12 @@ type Reviewed struct {
 	// status is lapsed from PendingUntil on, noted or not).
 	LapsedAt *time.Time `json:"lapsed_at,omitempty"`
 	Reviews  []Review   `json:"reviews,omitempty"`
-	// TokenIssued says the requester was handed the test token (a request
-	// that requires one is given it once, after its approval).
+	// TokenIssued says the test token was handed out (at registration, or
+	// to a request's requester once, after its approval).
 	TokenIssued bool `json:"token_issued,omitempty"`
+	// Digest is, as the admin API shows a request, its content's Digest:
+	// what an approver who approves it approves. Never stored.
+	ContentDigest string `json:"digest,omitempty"`
 }
 
 // Requested reports whether a went through four eyes (it was stored as a
@@ -149,13 +152,13 @@ func (a *Approval) Digest() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Policy is four eyes as the app configures it (approval_policy).
+// Policy is what of four eyes (the app's approval_policy) a review is held
+// to.
 type Policy struct {
 	// Approvers is how many distinct approvals, none the requester's, a
-	// request needs (0: anyone who may register approves alone).
+	// request needs now (at least 1; more than the request was filed
+	// under when the policy was raised since).
 	Approvers int
-	// PendingTTL is how long a request waits for them before it lapses.
-	PendingTTL time.Duration
 }
 
 // Move is one change of a request's four-eyes state, which a store applies

@@ -292,6 +292,10 @@ func (s *Snapshot) Tenants(now, soon time.Time) []string {
 	return out
 }
 
+// List is every approval and request the snapshot holds, revoked, ended and
+// pending ones included, oldest first. It must not be changed.
+func (s *Snapshot) List() []*Approval { return s.list }
+
 // Load is what the snapshot's approvals may send together over time (see
 // Load).
 func (s *Snapshot) Load() []Step { return Load(s.list) }

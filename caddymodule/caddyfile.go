@@ -13,6 +13,7 @@ import (
 
 	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/guard"
+	"github.com/customernode/gatekeeper/identity"
 	"github.com/customernode/gatekeeper/internal/duration"
 	"github.com/customernode/gatekeeper/policy"
 )
@@ -117,6 +118,14 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = parseImpactGuard(d, &s.ImpactGuard)
 		case "test_capacity":
 			err = numberArg(d, &s.TestCapacity, "/s")
+		case "approval_policy":
+			err = parseApprovalPolicy(d, &s.ApprovalPolicy)
+		case "notify":
+			err = parseNotify(d, &s.Notify)
+		case "tenant_requests":
+			err = parseTenantRequests(d, &s.TenantRequests)
+		case "identity":
+			err = parseIdentity(d, &s.OIDC)
 		default:
 			return d.Errf("unknown gatekeeper option %q", opt)
 		}
@@ -235,6 +244,135 @@ func parseImpactGuard(d *caddyfile.Dispenser, g *guard.Settings) error {
 		}
 	}
 	return nil
+}
+
+// parseApprovalPolicy reads an approval_policy block:
+//
+//	approval_policy {
+//		approvers      1
+//		approver_group secops alice@example.com
+//		pending_ttl    24h
+//		local          review
+//	}
+func parseApprovalPolicy(d *caddyfile.Dispenser, p *config.ApprovalPolicy) error {
+	if d.NextArg() {
+		return d.Err("approval_policy: want a block")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch opt := d.Val(); opt {
+		case "approvers":
+			err = intArg(d, &p.Approvers)
+		case "approver_group":
+			p.ApproverGroup = append(p.ApproverGroup, d.RemainingArgs()...)
+			if len(p.ApproverGroup) == 0 {
+				err = d.Err("approver_group: name at least one identity or group")
+			}
+		case "pending_ttl":
+			err = durationArg(d, &p.PendingTTL)
+		case "local":
+			err = oneArg(d, &p.Local)
+		default:
+			return d.Errf("approval_policy: unknown option %q", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseTenantRequests reads a tenant_requests block:
+//
+//	tenant_requests {
+//		max_rps      50/s
+//		max_requests 1000000
+//		max_window   7d
+//		ipv4_bits    24
+//		ipv6_bits    56
+//		max_sources  16
+//		per_minute   30
+//	}
+func parseTenantRequests(d *caddyfile.Dispenser, t *config.TenantRequests) error {
+	if d.NextArg() {
+		return d.Err("tenant_requests: want a block")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch opt := d.Val(); opt {
+		case "max_rps":
+			err = numberArg(d, &t.MaxRPS, "/s")
+		case "max_requests":
+			var n int
+			err = intArg(d, &n)
+			t.MaxRequests = int64(n)
+		case "max_window":
+			err = durationArg(d, &t.MaxWindow)
+		case "ipv4_bits":
+			err = intArg(d, &t.IPv4Bits)
+		case "ipv6_bits":
+			err = intArg(d, &t.IPv6Bits)
+		case "max_sources":
+			err = intArg(d, &t.MaxSources)
+		case "per_minute":
+			err = intArg(d, &t.PerMinute)
+		default:
+			return d.Errf("tenant_requests: unknown option %q", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseIdentity reads an identity oidc block:
+//
+//	identity oidc {
+//		issuer       https://login.example.com/
+//		audience     gatekeeper
+//		tenant_claim tenant
+//		groups_claim groups
+//	}
+//
+// and checks it as package identity will use it.
+func parseIdentity(d *caddyfile.Dispenser, dst **config.OIDC) error {
+	if !d.NextArg() || d.Val() != "oidc" || d.NextArg() {
+		return d.Err("identity: want an `identity oidc { ... }` block")
+	}
+	o := new(config.OIDC)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch opt := d.Val(); opt {
+		case "issuer":
+			err = oneArg(d, &o.Issuer)
+		case "audience":
+			err = oneArg(d, &o.Audience)
+		case "tenant_claim":
+			err = oneArg(d, &o.TenantClaim)
+		case "groups_claim":
+			err = oneArg(d, &o.GroupsClaim)
+		default:
+			return d.Errf("identity oidc: unknown option %q", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	cfg := identity.Config{Issuer: o.Issuer, Audience: o.Audience, TenantClaim: o.TenantClaim, GroupsClaim: o.GroupsClaim}
+	if err := cfg.Validate(); err != nil {
+		return d.Errf("identity oidc: %v", err)
+	}
+	*dst = o
+	return nil
+}
+
+// parseNotify reads `notify webhook <url>`.
+func parseNotify(d *caddyfile.Dispenser, n *config.Notify) error {
+	if !d.NextArg() || d.Val() != "webhook" {
+		return d.Err("notify: want `notify webhook <url>`")
+	}
+	return oneArg(d, &n.Webhook)
 }
 
 // numberArg reads the option's one value, a number with unit after it

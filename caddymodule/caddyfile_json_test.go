@@ -119,6 +119,44 @@ var settingForms = []struct {
 		handler: `{"handler": "gatekeeper", "detect": {"not_found": "off", "distinct_paths": "off", "probe_hits": "off",
 			"payload_hits": "off", "slow": "off"}}`,
 	},
+	{
+		name: "four eyes, tenants' requests, notifications, OpenID",
+		caddyfile: `{
+	gatekeeper {
+		approval_policy {
+			approvers      2
+			approver_group secops alice@example.com
+			pending_ttl    12h
+			local          register
+		}
+		tenant_requests {
+			max_rps      20/s
+			max_requests 50000
+			max_window   3d
+			ipv4_bits    26
+			ipv6_bits    60
+			max_sources  4
+			per_minute   10
+		}
+		notify webhook https://hooks.example.com/T0/B0
+		identity oidc {
+			issuer       https://login.example.com/
+			audience     gatekeeper
+			tenant_claim tenant
+			groups_claim groups
+		}
+	}
+}
+:8080 {
+	gatekeeper
+	respond ok
+}`,
+		appJSON: `{"approval_policy": {"approvers": 2, "approver_group": ["secops", "alice@example.com"], "pending_ttl": "12h", "local": "register"},
+			"tenant_requests": {"max_rps": 20, "max_requests": 50000, "max_window": "3d", "ipv4_bits": 26, "ipv6_bits": 60, "max_sources": 4, "per_minute": 10},
+			"notify": {"webhook": "https://hooks.example.com/T0/B0"},
+			"identity_oidc": {"issuer": "https://login.example.com/", "audience": "gatekeeper", "tenant_claim": "tenant", "groups_claim": "groups"}}`,
+		handler: `{"handler": "gatekeeper"}`,
+	},
 }
 
 // The Caddyfile and the JSON form of each setting make the same module,

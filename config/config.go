@@ -138,6 +138,21 @@ type Settings struct {
 	// `openssl genpkey -algorithm ed25519`. Without it, exports are not
 	// signed.
 	AuditSigningKey string `json:"audit_signing_key,omitempty"`
+
+	// Four eyes: who may turn a request into an approval.
+	ApprovalPolicy ApprovalPolicy `json:"approval_policy,omitzero"`
+
+	// What a tenant's own people may ask for (the gatekeeper_requests
+	// handler).
+	TenantRequests TenantRequests `json:"tenant_requests,omitzero"`
+
+	// Where requests, approvals and their ends are announced.
+	Notify Notify `json:"notify,omitzero"`
+
+	// An OpenID provider whose bearer tokens name people to the
+	// site-mounted handlers (gatekeeper_console, gatekeeper_requests).
+	// Optional: Caddy's authentication works without it.
+	OIDC *OIDC `json:"identity_oidc,omitempty"`
 }
 
 // Store says where approvals and bans are kept. With kind "redis", give
@@ -212,6 +227,8 @@ func (s Settings) WithDefaults() Settings {
 		s.MaxBans = DefaultMaxBans
 	}
 	s.ImpactGuard = s.ImpactGuard.WithDefaults()
+	s.ApprovalPolicy = s.ApprovalPolicy.withDefaults()
+	s.TenantRequests = s.TenantRequests.withDefaults()
 	return s
 }
 
@@ -251,6 +268,15 @@ func (s Settings) Validate() error {
 	case s.TestCapacity > 0 && s.TestCapacity < rates.MinRPS:
 		// Shared out at run time like an approval's rate: the same bound.
 		return fmt.Errorf("test_capacity: %g/s is too small; want 0 (none) or at least %g/s", s.TestCapacity, rates.MinRPS)
+	}
+	if err := s.ApprovalPolicy.Validate(); err != nil {
+		return err
+	}
+	if err := s.TenantRequests.Validate(); err != nil {
+		return err
+	}
+	if err := s.Notify.Validate(); err != nil {
+		return err
 	}
 	return s.ImpactGuard.Validate()
 }

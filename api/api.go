@@ -18,10 +18,6 @@ import (
 // MaxBodyBytes bounds every request body; a larger one gets 413.
 const MaxBodyBytes = 1 << 20
 
-// OnBehalfOfHeader names, on an admin API request, the person a client
-// acts for.
-const OnBehalfOfHeader = "Gatekeeper-On-Behalf-Of"
-
 // ApprovalCreated is the answer to a registration: the approval, and its
 // test token the one time it is ever shown.
 type ApprovalCreated struct {
@@ -68,6 +64,23 @@ func NewCapacityRefusal(e *approvals.CapacityError) CapacityRefusal {
 }
 
 // BanRequest is the body of POST /gatekeeper/bans.
+// ReviewRequest is the body of an approve (ApprovalRef, Note) or a deny
+// (Reason) of a pending request. Digest, when given, is the request's
+// content as the approver saw it (the approval's "digest"): a request
+// that changed since is not approved.
+type ReviewRequest struct {
+	ApprovalRef string `json:"approval_ref,omitempty"`
+	Note        string `json:"note,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	Digest      string `json:"digest,omitempty"`
+}
+
+// TokenIssued is the answer that hands a requester its test token, once.
+type TokenIssued struct {
+	*approvals.Approval
+	Token string `json:"token"`
+}
+
 type BanRequest struct {
 	IP     string `json:"ip"`
 	TTL    string `json:"ttl"`
@@ -94,6 +107,19 @@ type Report struct {
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 	RevokeReason string     `json:"revoke_reason,omitempty"`
 	RevokedBy    string     `json:"revoked_by,omitempty"`
+	// Revoker is who revoked it, as authenticated.
+	Revoker *approvals.Identity `json:"revoker,omitempty"`
+	// RequestedBy names who asked for the test (free text when registered
+	// directly); Requester is who registered or requested it, as
+	// authenticated; Reviews are its approvers' decisions, each with how
+	// the approver was authenticated; Approvers is how many the policy in
+	// force asked for (0: registered directly).
+	RequestedBy string              `json:"requested_by"`
+	ApprovedBy  string              `json:"approved_by"`
+	Requester   *approvals.Identity `json:"requester,omitempty"`
+	Approvers   int                 `json:"approvers_required,omitempty"`
+	ApprovedAt  *time.Time          `json:"approved_at,omitempty"`
+	Reviews     []approvals.Review  `json:"reviews,omitempty"`
 	// Yielded are the times the impact guard cut, paused or gave back the
 	// test's rate while other tenants felt the platform's load, oldest
 	// first: its changes between the window's start and its end or the

@@ -25,11 +25,11 @@ func evidenceOf(t *testing.T, key ed25519.PrivateKey) []byte {
 	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
 	testutil.NoError(t, err)
 	defer s.Close()
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "globex"), "alice", 0))
-	_, err = s.RevokeApproval(ctx, "apr_1", "test over", "bob", clock.Now())
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), storetest.Person("alice"), 0))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "globex"), storetest.Person("alice"), 0))
+	_, err = s.RevokeApproval(ctx, "apr_1", "test over", storetest.Person("bob"), clock.Now())
 	testutil.NoError(t, err)
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_3", "initech"), "alice", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_3", "initech"), storetest.Person("alice"), 0))
 	ev, err := audit.BuildEvidence(ctx, s, "apr_1", []byte(`{"usage":{"allowed":7}}`), "auditor", clock.Now(), key)
 	testutil.NoError(t, err)
 	b, err := json.MarshalIndent(ev, "", "  ") // as a person would keep it
@@ -162,16 +162,16 @@ func TestEvidenceCarriesTheGuardsChangesInTheApprovalsWindow(t *testing.T) {
 	step := func() { clock.Add(time.Minute) }
 	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalPaused, "before apr_1 was registered", "impact-guard@gk1", ""))
 	step()
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), "alice", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), storetest.Person("alice"), 0))
 	step()
 	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalThrottled, "other tenants' p90 2.1 × calm", "impact-guard@gk1", ""))
-	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "globex"), "alice", 0))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "globex"), storetest.Person("alice"), 0))
 	step()
 	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalPaused, "other tenants' failures at 9.0%", "impact-guard@gk2", ""))
 	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalThrottled, "globex's own answers: median 3.0 × calm", "impact-guard@gk1", "globex"))
 	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalPaused, "acme's own answers: failures at 7.0%", "impact-guard@gk1", "ACME."))
 	step()
-	_, err = s.RevokeApproval(ctx, "apr_1", "test over", "bob", clock.Now())
+	_, err = s.RevokeApproval(ctx, "apr_1", "test over", storetest.Person("bob"), clock.Now())
 	testutil.NoError(t, err)
 	step()
 	testutil.NoError(t, s.NoteGuard(ctx, audit.ActionApprovalResumed, "after apr_1 was revoked", "impact-guard@gk1", ""))
@@ -184,8 +184,8 @@ func TestEvidenceCarriesTheGuardsChangesInTheApprovalsWindow(t *testing.T) {
 	for _, c := range body.Changes {
 		got = append(got, c.Action+" "+c.Actor)
 	}
-	want := []string{"approval.created alice", "approval.throttled impact-guard@gk1", "approval.paused impact-guard@gk2",
-		"approval.paused impact-guard@gk1", "approval.revoked bob"}
+	want := []string{"approval.created alice (mtls)", "approval.throttled impact-guard@gk1", "approval.paused impact-guard@gk2",
+		"approval.paused impact-guard@gk1", "approval.revoked bob (mtls)"}
 	if strings.Join(got, ", ") != strings.Join(want, ", ") {
 		t.Fatalf("changes = %v, want %v", got, want)
 	}

@@ -263,7 +263,7 @@ func TestAdminBansAndAudit(t *testing.T) {
 
 	var audit []struct{ Action, Actor string }
 	if code := c.do("GET", "/gatekeeper/audit?limit=2", nil, &audit); code != 200 || len(audit) != 2 ||
-		audit[0].Action != "ban.removed" || audit[1].Action != "ban.added" || !strings.HasPrefix(audit[0].Actor, "admin@127.0.0.1") {
+		audit[0].Action != "ban.removed" || audit[1].Action != "ban.added" || audit[0].Actor != "operator (local)" {
 		t.Fatalf("GET audit = %d %+v", code, audit)
 	}
 	audit = nil

@@ -100,7 +100,7 @@ func decisionHandler(tb testing.TB) (*Handler, caddyhttp.Handler) {
 		MaxRPS: 1e6, Burst: 1e6, MaxRequests: 1 << 40, CreatedAt: start,
 		RequestedBy: "r", ApprovedBy: "a", ApprovalRef: "x",
 	}
-	if err := app.engine.Syncer().Store().CreateApproval(context.Background(), a, "bench", 0); err != nil {
+	if err := app.engine.Syncer().Store().CreateApproval(context.Background(), a, approvals.Operator, 0); err != nil {
 		tb.Fatal(err)
 	}
 	if err := app.engine.Syncer().Refresh(context.Background()); err != nil {

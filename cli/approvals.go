@@ -24,40 +24,64 @@ func approvalsCommand(cmd *cobra.Command) {
       --from 2026-12-10T09:00:00Z --until 2026-12-10T17:00:00Z --rps 20 --max-requests 200000 \
       --requested-by alice@acme.example --approved-by sec-team --ref SEC-1234`,
 	}
-	var req approvals.Request
-	var burst int
-	f := add.Flags()
-	f.StringVar(&req.Tenant, "tenant", "", "The tenant under test (required)")
-	f.StringSliceVar(&req.Sources, "source", nil, "An IP or CIDR the test comes from; repeat or comma-separate (required)")
-	f.StringSliceVar(&req.Hosts, "host", nil, "Limit the test to these hosts")
-	f.StringSliceVar(&req.Paths, "path", nil, "Limit the test to these path patterns")
-	f.StringSliceVar(&req.Methods, "method", nil, "Limit the test to these methods")
-	f.StringVar(&req.NotBefore, "from", "", "Start of the window, RFC 3339 (required)")
-	f.StringVar(&req.NotAfter, "until", "", "End of the window, RFC 3339, exclusive (required)")
-	f.Float64Var(&req.MaxRPS, "rps", 0, "Requests per second allowed (required)")
-	f.IntVar(&burst, "burst", 0, "Requests allowed at once (default: one second's worth)")
-	f.Int64Var(&req.MaxRequests, "max-requests", 0, "Requests allowed over the whole test (required)")
-	f.StringVar(&req.RequestedBy, "requested-by", "", "Who asked for the test (required)")
-	f.StringVar(&req.ApprovedBy, "approved-by", "", "Who approved it (required)")
-	f.StringVar(&req.ApprovalRef, "ref", "", "Reference of the written approval (required)")
-	f.StringVar(&req.Contact, "contact", "", "Who to call during the test")
-	f.StringVar(&req.Notes, "notes", "", "Anything else")
-	f.BoolVar(&req.RequireToken, "require-token", false, "Require a test token (sent as Proxy-Authorization: Gatekeeper <token>); it is printed once")
-	add.RunE = run(func(cmd *cobra.Command, _ []string) error {
-		if cmd.Flags().Changed("burst") {
-			req.Burst = &burst
-		}
-		// Only what was given is sent (the request's members are
-		// omitempty), so that the admin API names what is missing.
-		b, err := newClient(cmd).call("POST", "/gatekeeper/approvals", req)
+	addRequestRun(add, true)
+
+	request := &cobra.Command{
+		Use:   "request",
+		Short: "Asks for a test, for approvers to approve (four eyes)",
+		Long: `
+Files a request for a security test under the app's approval_policy. It is
+pending until enough approvers approve it (gatekeeper approvals approve),
+and covers nothing until then. Who asks is who is authenticated: on the
+local admin endpoint, the operator.`,
+		Args: cobra.NoArgs,
+		Example: `  $ gatekeeper approvals request --tenant acme --source 203.0.113.0/28 \
+      --from 2026-12-10T09:00:00Z --until 2026-12-10T17:00:00Z --rps 20 --max-requests 200000`,
+	}
+	addRequestRun(request, false)
+
+	pending := &cobra.Command{Use: "pending", Example: `  $ gatekeeper approvals pending`, Short: "Lists the requests waiting for review (four eyes)", Args: cobra.NoArgs}
+	pending.RunE = run(func(cmd *cobra.Command, _ []string) error {
+		b, err := newClient(cmd).call("GET", "/gatekeeper/approvals?status=pending", nil)
 		if err != nil || b == nil {
 			return err
 		}
-		var created api.ApprovalCreated
-		if err := json.Unmarshal(b, &created); err != nil {
+		return printApprovals(cmd.OutOrStdout(), b)
+	})
+
+	approve := &cobra.Command{Use: "approve <id>", Example: `  $ gatekeeper approvals approve "$id" --ref SEC-1234`, Short: "Approves a pending request (four eyes)", Args: cobra.ExactArgs(1)}
+	approve.Flags().String("ref", "", "Reference of the written approval (required)")
+	approve.Flags().String("note", "", "A note for the audit")
+	approve.RunE = run(func(cmd *cobra.Command, args []string) error {
+		ref, _ := cmd.Flags().GetString("ref")
+		note, _ := cmd.Flags().GetString("note")
+		if strings.TrimSpace(ref) == "" {
+			return errors.New("--ref is required: the reference of the written approval")
+		}
+		return review(cmd, args[0], "approve", api.ReviewRequest{ApprovalRef: ref, Note: note})
+	})
+
+	deny := &cobra.Command{Use: "deny <id>", Example: `  $ gatekeeper approvals deny "$id" --reason "no contract for this tenant"`, Short: "Denies a pending request (four eyes)", Args: cobra.ExactArgs(1)}
+	deny.Flags().String("reason", "", "Why, for the requester and the audit (required)")
+	deny.RunE = run(func(cmd *cobra.Command, args []string) error {
+		reason, _ := cmd.Flags().GetString("reason")
+		if strings.TrimSpace(reason) == "" {
+			return errors.New("--reason is required: say why, for the requester and the audit")
+		}
+		return review(cmd, args[0], "deny", api.ReviewRequest{Reason: reason})
+	})
+
+	token := &cobra.Command{Use: "token <id>", Example: `  $ gatekeeper approvals token "$id"`, Short: "Hands the requester of an approved request its test token, once", Args: cobra.ExactArgs(1)}
+	token.RunE = run(func(cmd *cobra.Command, args []string) error {
+		b, err := newClient(cmd).call("POST", "/gatekeeper/approvals/"+url.PathEscape(args[0])+"/token", nil)
+		if err != nil || b == nil {
 			return err
 		}
-		return printCreated(cmd.OutOrStdout(), created)
+		var issued api.TokenIssued
+		if err := json.Unmarshal(b, &issued); err != nil {
+			return err
+		}
+		return printCreated(cmd.OutOrStdout(), api.ApprovalCreated{Approval: issued.Approval, Token: issued.Token})
 	})
 
 	list := &cobra.Command{Use: "list", Example: `  $ gatekeeper approvals list --tenant acme --status active`, Short: "Lists approvals", Args: cobra.NoArgs}
@@ -115,5 +139,71 @@ func approvalsCommand(cmd *cobra.Command) {
 		return printReport(cmd.OutOrStdout(), b)
 	})
 
-	cmd.AddCommand(add, list, show, revoke, report)
+	cmd.AddCommand(add, request, pending, approve, deny, token, list, show, revoke, report)
+}
+
+// addRequestRun gives add (direct, with who approved it) or request (for
+// approvers to approve) the flags of a test and the command that sends it.
+func addRequestRun(c *cobra.Command, direct bool) {
+	var req approvals.Request
+	var burst int
+	f := c.Flags()
+	f.StringVar(&req.Tenant, "tenant", "", "The tenant under test (required)")
+	f.StringSliceVar(&req.Sources, "source", nil, "An IP or CIDR the test comes from; repeat or comma-separate (required)")
+	f.StringSliceVar(&req.Hosts, "host", nil, "Limit the test to these hosts")
+	f.StringSliceVar(&req.Paths, "path", nil, "Limit the test to these path patterns")
+	f.StringSliceVar(&req.Methods, "method", nil, "Limit the test to these methods")
+	f.StringVar(&req.NotBefore, "from", "", "Start of the window, RFC 3339 (required)")
+	f.StringVar(&req.NotAfter, "until", "", "End of the window, RFC 3339, exclusive (required)")
+	f.Float64Var(&req.MaxRPS, "rps", 0, "Requests per second allowed (required)")
+	f.IntVar(&burst, "burst", 0, "Requests allowed at once (default: one second's worth)")
+	f.Int64Var(&req.MaxRequests, "max-requests", 0, "Requests allowed over the whole test (required)")
+	if direct {
+		f.StringVar(&req.RequestedBy, "requested-by", "", "Who asked for the test (required)")
+		f.StringVar(&req.ApprovedBy, "approved-by", "", "Who approved it (required)")
+		f.StringVar(&req.ApprovalRef, "ref", "", "Reference of the written approval (required)")
+	}
+	f.StringVar(&req.Contact, "contact", "", "Who to call during the test")
+	f.StringVar(&req.Notes, "notes", "", "Anything else")
+	f.BoolVar(&req.RequireToken, "require-token", false, "Require a test token (sent as Proxy-Authorization: Gatekeeper <token>); it is printed once")
+	c.RunE = run(func(cmd *cobra.Command, _ []string) error {
+		if cmd.Flags().Changed("burst") {
+			req.Burst = &burst
+		}
+		// Only what was given is sent (the request's members are
+		// omitempty), so that the admin API names what is missing.
+		b, err := newClient(cmd).call("POST", "/gatekeeper/approvals", req)
+		if err != nil || b == nil {
+			return err
+		}
+		var created api.ApprovalCreated
+		if err := json.Unmarshal(b, &created); err != nil {
+			return err
+		}
+		return printCreated(cmd.OutOrStdout(), created)
+	})
+}
+
+// review sends an approve or deny of request id and prints where it stands.
+func review(cmd *cobra.Command, id, decision string, body api.ReviewRequest) error {
+	b, err := newClient(cmd).call("POST", "/gatekeeper/approvals/"+url.PathEscape(id)+"/"+decision, body)
+	if err != nil || b == nil {
+		return err
+	}
+	var a approvals.Approval
+	if err := json.Unmarshal(b, &a); err != nil {
+		return err
+	}
+	switch a.Status {
+	case approvals.StatusPending:
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "request %s: %d of %d approvals; still pending\n", a.ID, a.Approvals(), max(a.Approvers, 1))
+	case approvals.StatusDenied:
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "request %s denied\n", a.ID)
+	default:
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "request %s approved (%s, approved by %s)\n", a.ID, a.Status, a.ApprovedBy)
+		if err == nil && a.RequireToken && !a.TokenIssued {
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "the requester gets its test token once with: gatekeeper approvals token %s\n", a.ID)
+		}
+	}
+	return err
 }

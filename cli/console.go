@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/customernode/gatekeeper/api"
+	"github.com/customernode/gatekeeper/identity"
 	"github.com/spf13/cobra"
 )
 
@@ -72,8 +73,12 @@ func consoleCommand(cmd *cobra.Command) {
 		}
 		b.host = ln.Addr().String()
 		srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
+		who := b.actor + " (bridge)"
+		if b.key == "" {
+			who = "the local operator (this user cannot read the running Caddy's bridge key, so the bridge cannot name you)"
+		}
 		fmt.Fprintf(cmd.OutOrStdout(), "Gatekeeper console: http://%s/%s/gatekeeper/ui/ (admin API %s; changes recorded as %s; Ctrl-C to stop)\n"+
-			"Anyone with this URL can use the console as you: do not share it.\n", b.host, b.token, admin, b.actor)
+			"Anyone with this URL can use the console as you: do not share it.\n", b.host, b.token, admin, who)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		go func() { <-ctx.Done(); srv.Close() }()
@@ -105,8 +110,11 @@ type consoleBridge struct {
 	// token is the first segment of every path the bridge answers: only
 	// whoever was shown the URL at start can use it.
 	token string
-	// actor names the local user who started the bridge, for the audit.
-	actor string
+	// actor names the local user who started the bridge, for the audit;
+	// key is the running Caddy's bridge key, which makes the admin API
+	// take the bridge's word for it ("" when this user cannot read it:
+	// changes are then the operator's).
+	actor, key string
 }
 
 func newConsoleBridge(admin string) (*consoleBridge, error) {
@@ -119,7 +127,8 @@ func newConsoleBridge(admin string) (*consoleBridge, error) {
 		return nil, err
 	}
 	b := &consoleBridge{base: "http://" + addr.JoinHostPort(0), token: base64.RawURLEncoding.EncodeToString(secret),
-		actor: "console:" + localUser()}
+		actor: localUser()}
+	b.key, _ = identity.ReadBridgeKey(identity.BridgeKeyDir(caddy.AppDataDir()))
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return new(net.Dialer).DialContext(ctx, addr.Network, addr.JoinHostPort(0))
 	}
@@ -180,7 +189,10 @@ func (b *consoleBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out.Header.Set(h, v)
 		}
 	}
-	out.Header.Set(api.OnBehalfOfHeader, b.actor)
+	if b.key != "" {
+		out.Header.Set(identity.OnBehalfOfHeader, b.actor)
+		out.Header.Set(identity.BridgeKeyHeader, b.key)
+	}
 	resp, err := b.client.Do(out)
 	if err != nil {
 		api.WriteError(w, http.StatusBadGateway, "the admin API did not answer: "+err.Error())

@@ -66,6 +66,23 @@ func printApproval(w io.Writer, body []byte) error {
 	row("notes", a.Notes)
 	row("require token", fmt.Sprint(a.RequireToken))
 	row("created", a.CreatedAt.UTC().Format(cliTime))
+	if a.Requester != nil {
+		row("registered by", a.Requester.String())
+	}
+	if a.Requested() {
+		row("approvals", fmt.Sprintf("%d of %d", a.Approvals(), max(a.Approvers, 1)))
+		row("pending until", a.PendingUntil.UTC().Format(cliTime))
+	}
+	for _, r := range a.Reviews {
+		what := r.Decision + "d"
+		if r.Decision == approvals.DecisionDeny {
+			what = "denied"
+		}
+		row("review", fmt.Sprintf("%s %s at %s %s", r.By, what, r.At.UTC().Format(cliTime), r.Note))
+	}
+	if a.DeniedAt != nil {
+		row("deny reason", a.DenyReason)
+	}
 	if a.RevokedAt != nil {
 		row("revoked", a.RevokedAt.UTC().Format(cliTime))
 		row("revoke reason", a.RevokeReason)
@@ -127,7 +144,12 @@ func printReport(w io.Writer, body []byte) error {
 }
 
 func printCreated(w io.Writer, c api.ApprovalCreated) error {
-	fmt.Fprintf(w, "approval %s registered for tenant %s (%s)\n", c.ID, c.Tenant, c.Status)
+	if c.Status == approvals.StatusPending {
+		fmt.Fprintf(w, "request %s filed for tenant %s (pending: it needs %d approval(s) from the approver group, none of them yours)\n",
+			c.ID, c.Tenant, max(c.Approvers, 1))
+	} else {
+		fmt.Fprintf(w, "approval %s registered for tenant %s (%s)\n", c.ID, c.Tenant, c.Status)
+	}
 	fmt.Fprintf(w, "window %s, %g req/s (burst %d), %d requests in all\n", window(c.Approval), c.MaxRPS, c.Burst, c.MaxRequests)
 	if c.Token != "" {
 		fmt.Fprintf(w, "test token (shown once; the tester sends it as \"Proxy-Authorization: Gatekeeper <token>\"): %s\n", c.Token)

@@ -21,6 +21,7 @@ import (
 	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/detect/campaign"
 	"github.com/customernode/gatekeeper/feed"
+	"github.com/customernode/gatekeeper/notify"
 	"github.com/customernode/gatekeeper/store"
 )
 
@@ -29,47 +30,69 @@ import (
 // instance at once; other instances sharing the store hear of it from the
 // store.
 
-// RegisterApproval stores the approval req describes, as registered by
-// actor, and returns it as the admin API shows it with its test token (the
-// one time the token is ever shown; "" unless the approval requires one).
-func (e *Engine) RegisterApproval(ctx context.Context, req *approvals.Request, actor string) (*approvals.Approval, string, error) {
+// RegisterApproval stores the approval req describes, registered by by,
+// and returns it as the admin API shows it with its test token (the one
+// time the token is ever shown; "" unless the approval requires one).
+// Under an approval_policy that by is not enough for alone, it is stored
+// as a request for approvers to review (pending, no token yet): its people
+// come from by, not from req.
+func (e *Engine) RegisterApproval(ctx context.Context, req *approvals.Request, by approvals.Identity) (*approvals.Approval, string, error) {
 	s := e.Settings
 	at := now()
-	ap, err := req.Build(approvals.Limits{MaxWindow: time.Duration(s.MaxWindow), AllowBroadSources: s.AllowBroadSources}, at)
+	direct := e.direct(by)
+	if !direct {
+		if err := asRequest(req, by); err != nil {
+			return nil, "", err
+		}
+	}
+	ap, err := req.Build(approvals.Limits{MaxWindow: time.Duration(s.MaxWindow), AllowBroadSources: s.AllowBroadSources, FourEyes: !direct}, at)
 	if err != nil {
 		return nil, "", err
 	}
 	ap.ID = "apr_" + randomHex(8)
 	ap.CreatedAt = at.UTC()
+	ap.Requester = &by
 	var token string
-	if ap.RequireToken {
+	switch {
+	case !direct:
+		until := at.Add(time.Duration(s.ApprovalPolicy.PendingTTL)).UTC()
+		ap.PendingUntil, ap.Approvers = &until, s.ApprovalPolicy.Approvers
+	case ap.RequireToken:
 		token = "gkt_" + randomBase64(32)
-		ap.TokenHash = approvals.HashToken(token)
+		ap.TokenHash, ap.TokenIssued = approvals.HashToken(token), true
 	}
 	// test_capacity is checked by the store, atomically with the write:
-	// an approval another instance registers at the same moment counts.
-	if err := e.Syncer().Store().CreateApproval(ctx, ap, approvals.Identity{ID: actor, Via: approvals.ViaLocal}, s.TestCapacity); err != nil {
+	// an approval another instance registers at the same moment counts. A
+	// request holds none until it is approved.
+	if err := e.Syncer().Store().CreateApproval(ctx, ap, by, s.TestCapacity); err != nil {
 		return nil, "", err
 	}
 	e.changed(ctx)
-	e.logger.Info("approval registered", zap.String("id", ap.ID), zap.String("tenant", ap.Tenant),
-		zap.String("approval_ref", ap.ApprovalRef), zap.String("actor", actor))
+	if direct {
+		e.logger.Info("approval registered", zap.String("id", ap.ID), zap.String("tenant", ap.Tenant),
+			zap.String("approval_ref", ap.ApprovalRef), zap.Stringer("by", by))
+		e.notify(notify.KindApproved, ap, &by, "")
+	} else {
+		e.logger.Info("approval requested", zap.String("id", ap.ID), zap.String("tenant", ap.Tenant), zap.Stringer("by", by))
+		e.notify(notify.KindRequested, ap, &by, "")
+	}
 	return ap.Public(at), token, nil
 }
 
-// RevokeApproval withdraws approval id for reason, as actor.
-func (e *Engine) RevokeApproval(ctx context.Context, id, reason, actor string) (*approvals.Approval, error) {
+// RevokeApproval withdraws approval id for reason, as by.
+func (e *Engine) RevokeApproval(ctx context.Context, id, reason string, by approvals.Identity) (*approvals.Approval, error) {
 	reason, err := approvals.Reason(reason)
 	if err != nil {
 		return nil, err
 	}
 	at := now()
-	ap, err := e.Syncer().Store().RevokeApproval(ctx, id, reason, approvals.Identity{ID: actor, Via: approvals.ViaLocal}, at)
+	ap, err := e.Syncer().Store().RevokeApproval(ctx, id, reason, by, at)
 	if err != nil {
 		return nil, err
 	}
 	e.changed(ctx)
-	e.logger.Info("approval revoked", zap.String("id", id), zap.String("reason", reason), zap.String("actor", actor))
+	e.logger.Info("approval revoked", zap.String("id", id), zap.String("reason", reason), zap.Stringer("by", by))
+	e.notify(notify.KindRevoked, ap, &by, reason)
 	return ap.Public(at), nil
 }
 
@@ -125,7 +148,9 @@ func (e *Engine) Report(ctx context.Context, id string) (api.Report, error) {
 		ID: p.ID, Tenant: p.Tenant, Status: p.Status, ApprovalRef: p.ApprovalRef,
 		NotBefore: p.NotBefore, NotAfter: p.NotAfter, MaxRPS: p.MaxRPS, Burst: p.Burst, MaxRequests: p.MaxRequests,
 		Usage: p.Usage, FirstSeen: hist.FirstSeen, Hours: hist.Hours,
-		RevokedAt: p.RevokedAt, RevokeReason: p.RevokeReason,
+		RevokedAt: p.RevokedAt, RevokeReason: p.RevokeReason, Revoker: p.Revoker,
+		RequestedBy: p.RequestedBy, ApprovedBy: p.ApprovedBy, Requester: p.Requester,
+		Approvers: p.Approvers, ApprovedAt: p.ApprovedAt, Reviews: p.Reviews,
 	}
 	rep.RevokedBy = ap.RevokedBy
 	if ap.RevokedAt != nil && ap.RevokedBy == "" {
@@ -173,9 +198,10 @@ func (e *Engine) revokedBy(ctx context.Context, ap *approvals.Approval) string {
 	return ""
 }
 
-// Export is approval id's evidence for an auditor, as exported by actor;
+// Export is approval id's evidence for an auditor, as exported by by;
 // signed when the settings name an audit_signing_key.
-func (e *Engine) Export(ctx context.Context, id, actor string) (*audit.Evidence, error) {
+func (e *Engine) Export(ctx context.Context, id string, by approvals.Identity) (*audit.Evidence, error) {
+	actor := by.String()
 	rep, err := e.Report(ctx, id)
 	if err != nil {
 		return nil, err
@@ -198,8 +224,8 @@ func (e *Engine) Export(ctx context.Context, id, actor string) (*audit.Evidence,
 }
 
 // Ban bans source (an IP or CIDR; a lone IPv6 address stands for its
-// ipv6_prefix network) for ttl (ban_ttl when 0), as actor, with reason.
-func (e *Engine) Ban(ctx context.Context, source string, ttl time.Duration, reason, actor string) (approvals.Ban, error) {
+// ipv6_prefix network) for ttl (ban_ttl when 0), as by, with reason.
+func (e *Engine) Ban(ctx context.Context, source string, ttl time.Duration, reason string, by approvals.Identity) (approvals.Ban, error) {
 	p, err := e.banPrefix(source)
 	if err != nil {
 		return approvals.Ban{}, approvals.BadField("ip", "%v", err)
@@ -223,29 +249,29 @@ func (e *Engine) Ban(ctx context.Context, source string, ttl time.Duration, reas
 	}
 	at := now().UTC()
 	b := approvals.Ban{Prefix: p, Reason: reason, CreatedAt: at, ExpiresAt: at.Add(ttl)}
-	if err := e.Syncer().Store().AddBan(ctx, b, approvals.Identity{ID: actor, Via: approvals.ViaLocal}); err != nil {
+	if err := e.Syncer().Store().AddBan(ctx, b, by); err != nil {
 		return approvals.Ban{}, err
 	}
 	e.changed(ctx)
-	e.logger.Info("source banned by hand", zap.Stringer("source", p), zap.Duration("ttl", ttl), zap.String("actor", actor))
+	e.logger.Info("source banned by hand", zap.Stringer("source", p), zap.Duration("ttl", ttl), zap.Stringer("by", by))
 	return b, nil
 }
 
-// LiftBan lifts the ban of source, as actor: here at once (with what the
+// LiftBan lifts the ban of source, as by: here at once (with what the
 // behaviour trackers remember of it), everywhere once stored.
-func (e *Engine) LiftBan(ctx context.Context, source, actor string) (approvals.Ban, error) {
+func (e *Engine) LiftBan(ctx context.Context, source string, by approvals.Identity) (approvals.Ban, error) {
 	p, err := e.banPrefix(source)
 	if err != nil {
 		return approvals.Ban{}, approvals.BadField("ip", "%v", err)
 	}
 	e.shared.bans.Remove(p)
 	eachMemory(func(m *behavior.Memory) { m.Forget(p) })
-	b, err := e.Syncer().Store().RemoveBan(ctx, p, approvals.Identity{ID: actor, Via: approvals.ViaLocal}, now())
+	b, err := e.Syncer().Store().RemoveBan(ctx, p, by, now())
 	if err != nil {
 		return approvals.Ban{}, err
 	}
 	e.changed(ctx)
-	e.logger.Info("ban lifted", zap.Stringer("source", p), zap.String("actor", actor))
+	e.logger.Info("ban lifted", zap.Stringer("source", p), zap.Stringer("by", by))
 	return b, nil
 }
 

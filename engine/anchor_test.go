@@ -60,7 +60,7 @@ func (n *node) register() string {
 	n.t.Helper()
 	var req approvals.Request
 	testutil.NoError(n.t, json.Unmarshal([]byte(validApproval()), &req))
-	ap, _, err := n.e.RegisterApproval(context.Background(), &req, "alice")
+	ap, _, err := n.e.RegisterApproval(context.Background(), &req, approvals.Identity{ID: "alice", Via: approvals.ViaLocal})
 	testutil.NoError(n.t, err)
 	return ap.ID
 }
@@ -124,7 +124,7 @@ func TestExportDoesNotReanchorAReplacedTrail(t *testing.T) {
 			id := n.register()
 			n.register()
 			n.register()
-			ev, err := n.e.Export(ctx, id, "auditor")
+			ev, err := n.e.Export(ctx, id, approvals.Identity{ID: "auditor", Via: approvals.ViaLocal})
 			testutil.NoError(t, err)
 			if ev.Head().Seq != 3 {
 				t.Fatalf("the export's head is %+v; want the replaced trail's seq 3", ev.Head())

@@ -7,8 +7,10 @@
 package engine
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -24,7 +26,9 @@ import (
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/detect/campaign"
 	"github.com/customernode/gatekeeper/guard"
+	"github.com/customernode/gatekeeper/identity"
 	"github.com/customernode/gatekeeper/ledger"
+	"github.com/customernode/gatekeeper/notify"
 	"github.com/customernode/gatekeeper/store"
 )
 
@@ -37,10 +41,12 @@ var now = time.Now
 type Engine struct {
 	config.Settings
 
-	signer ed25519.PrivateKey // nil: exports are not signed
-	geo    *detect.GeoIP
-	shared *Shared
-	logger *zap.Logger
+	signer   ed25519.PrivateKey // nil: exports are not signed
+	geo      *detect.GeoIP
+	oidc     *identity.Verifier // nil: no identity oidc
+	notifier *notify.Webhook    // nil: no notify webhook
+	shared   *Shared
+	logger   *zap.Logger
 }
 
 // New makes the engine of settings s, whose placeholders are resolved and
@@ -55,7 +61,30 @@ func New(s config.Settings, logger *zap.Logger) (*Engine, error) {
 	if e.geo, err = detect.OpenGeoIP(s.GeoIPCountry, s.GeoIPASN); err != nil {
 		return nil, err
 	}
+	if o := s.OIDC; o != nil {
+		cfg := identity.Config{Issuer: o.Issuer, Audience: o.Audience, TenantClaim: o.TenantClaim, GroupsClaim: o.GroupsClaim}
+		if e.oidc, err = identity.NewVerifier(cfg, now); err != nil {
+			e.geo.Close()
+			return nil, fmt.Errorf("identity oidc: %w", err)
+		}
+	}
+	if s.Notify.Webhook != "" {
+		e.notifier, err = notify.New(s.Notify.Webhook, notify.Options{Count: countNotification, Logger: logger})
+		if err != nil {
+			e.geo.Close()
+			return nil, fmt.Errorf("notify webhook: %w", err)
+		}
+	}
 	return e, nil
+}
+
+// VerifyBearer is who an OpenID Connect bearer token names, verified
+// against the identity oidc provider.
+func (e *Engine) VerifyBearer(ctx context.Context, token string) (identity.Caller, error) {
+	if e.oidc == nil {
+		return identity.Caller{}, errors.New("a bearer token was sent, but no identity oidc provider is configured to verify it")
+	}
+	return e.oidc.Verify(ctx, token)
 }
 
 // StoreKey identifies the store settings s name, and nothing else, so that
@@ -118,8 +147,20 @@ func (e *Engine) apply() {
 	e.shared.limiter.SetCapacity(e.TestCapacity)
 }
 
-// Close closes the GeoIP databases.
-func (e *Engine) Close() error { return e.geo.Close() }
+// Close closes the GeoIP databases and sends what notifications it can
+// within a few seconds.
+func (e *Engine) Close() error {
+	if e.notifier != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), notifyDrain)
+		defer cancel()
+		_ = e.notifier.Close(ctx)
+	}
+	return e.geo.Close()
+}
+
+// notifyDrain is how long a stopping config keeps sending its queued
+// notifications.
+const notifyDrain = 5 * time.Second
 
 // running are the engines started and not yet stopped, in the order they
 // started: the running config's is the last.

@@ -40,7 +40,7 @@ func register(t *testing.T, e *Engine, n int) []string {
 	for range n {
 		req, err := approvals.DecodeRequestBytes([]byte(validApproval()))
 		testutil.NoError(t, err)
-		a, _, err := e.RegisterApproval(context.Background(), req, "admin@127.0.0.1")
+		a, _, err := e.RegisterApproval(context.Background(), req, approvals.Operator)
 		testutil.NoError(t, err)
 		ids = append(ids, a.ID)
 	}
@@ -58,7 +58,7 @@ func report(t *testing.T, e *Engine, id string) api.Report {
 // revoke revokes approval id, as admin@127.0.0.1, for reason done.
 func revoke(t *testing.T, e *Engine, id string) {
 	t.Helper()
-	_, err := e.RevokeApproval(context.Background(), id, "done", "admin@127.0.0.1")
+	_, err := e.RevokeApproval(context.Background(), id, "done", approvals.Operator)
 	testutil.NoError(t, err)
 }
 
@@ -116,8 +116,8 @@ func TestReportFindsTheRevokerAfterManyGuardEvents(t *testing.T) {
 		testutil.NoError(t, db.NoteGuard(context.Background(), guardActions[guard.State(i%3)], "flapping", "impact-guard@gk1", ""))
 	}
 	rep := report(t, e, ids[0])
-	if rep.RevokedBy != "admin@127.0.0.1 (local)" || rep.RevokeReason != "done" {
-		t.Fatalf("report revoked_by %q reason %q; want admin@127.0.0.1 (local), done", rep.RevokedBy, rep.RevokeReason)
+	if rep.RevokedBy != "operator (local)" || rep.RevokeReason != "done" {
+		t.Fatalf("report revoked_by %q reason %q; want operator (local), done", rep.RevokedBy, rep.RevokeReason)
 	}
 	if len(rep.Yielded) != 1 || rep.Yielded[0].Action != audit.ActionApprovalThrottled || rep.Yielded[0].By != "impact-guard@gk1" {
 		t.Fatalf("report yielded %+v; want the one change before the revocation", rep.Yielded)
@@ -193,13 +193,13 @@ func TestReportFindsTheRevokerOfAnOlderRecord(t *testing.T) {
 	rdb := srv.Client()
 	rec, err := rdb.HGet(context.Background(), "gatekeeper:{state}:approvals", id).Result()
 	testutil.NoError(t, err)
-	older := strings.Replace(rec, `"revoked_by":"admin@127.0.0.1 (local)",`, "", 1)
+	older := strings.Replace(rec, `"revoked_by":"operator (local)",`, "", 1)
 	if older == rec {
 		t.Fatalf("the revoked record does not keep who revoked it: %s", rec)
 	}
 	testutil.NoError(t, rdb.HSet(context.Background(), "gatekeeper:{state}:approvals", id, older).Err())
-	if rep := report(t, e, id); rep.RevokedBy != "admin@127.0.0.1 (local)" {
-		t.Fatalf("report of an older revoked record: revoked_by %q, want admin@127.0.0.1 (local) from its event", rep.RevokedBy)
+	if rep := report(t, e, id); rep.RevokedBy != "operator (local)" {
+		t.Fatalf("report of an older revoked record: revoked_by %q, want operator (local) from its event", rep.RevokedBy)
 	}
 }
 

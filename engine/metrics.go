@@ -6,9 +6,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/detect/behavior"
 	"github.com/customernode/gatekeeper/internal/stripe"
+	"github.com/customernode/gatekeeper/notify"
 	"github.com/customernode/gatekeeper/policy"
 )
 
@@ -41,6 +43,7 @@ var metrics = struct {
 	detections       *prometheus.CounterVec
 	approvedRequests *stripedCounterVec
 	storeErrors      *prometheus.CounterVec
+	notifications    *prometheus.CounterVec
 	decision         *durationHistogram
 	bansCapped       prometheus.Counter
 	feedRecorded     prometheus.Counter
@@ -74,12 +77,20 @@ var metrics = struct {
 		Namespace: ns, Subsystem: sub, Name: "store_errors_total",
 		Help: "Failed store operations, by operation.",
 	}, []string{"op"}),
+	notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Subsystem: sub, Name: "notifications_total",
+		Help: "Webhook notifications of requests and approvals, by event and result (sent, retried, dropped).",
+	}, []string{"event", "result"}),
 	decision: newDurationHistogram(prometheus.BuildFQName(ns, sub, "decision_duration_seconds"),
 		"Time Gatekeeper takes to decide on a request.",
 		[]float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 0.025, 0.1, 0.5}),
 	gauges: []prometheus.Collector{
 		gaugeFunc("approvals_active", "Approvals whose window is open now, on this instance's snapshot.", func(e *Engine) float64 {
 			return float64(e.activeApprovals())
+		}),
+		gaugeFunc("approvals_pending", "Requests waiting for their approvers under approval_policy, on this instance's snapshot.", func(e *Engine) float64 {
+			byStatus, _ := e.Snapshot().Counts(now())
+			return float64(byStatus[approvals.StatusPending])
 		}),
 		gaugeFunc("bans_active", "Bans in force now, on this instance's snapshot.", func(e *Engine) float64 {
 			_, bans := e.Snapshot().Counts(now())
@@ -171,6 +182,11 @@ func init() {
 	for _, op := range StoreOps {
 		metrics.storeErrors.WithLabelValues(op)
 	}
+	for _, ev := range notify.Kinds {
+		for _, r := range []string{notify.ResultSent, notify.ResultRetried, notify.ResultDropped} {
+			metrics.notifications.WithLabelValues(ev, r)
+		}
+	}
 	for _, mode := range policy.Modes {
 		detectionsBy[mode] = map[detect.Signal]prometheus.Counter{}
 		for _, s := range detect.Signals() {
@@ -193,8 +209,13 @@ func init() {
 // Collectors are Gatekeeper's metrics, for a config's registry.
 func Collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{metrics.requests, metrics.blocked, metrics.detections,
-		metrics.approvedRequests, metrics.storeErrors, metrics.decision, metrics.bansCapped, metrics.feedRecorded,
+		metrics.approvedRequests, metrics.storeErrors, metrics.notifications, metrics.decision, metrics.bansCapped, metrics.feedRecorded,
 		metrics.feedDropped}, metrics.gauges...)
+}
+
+// countNotification counts a webhook notification of event with result.
+func countNotification(event, result string) {
+	metrics.notifications.WithLabelValues(event, result).Inc()
 }
 
 // CountVerdict counts a request decided with verdict, in stripe (see

@@ -101,6 +101,7 @@ func Open(s config.Settings, dataDir string, logger *zap.Logger) (*Shared, error
 		})
 	})
 	wg.Go(func() { st.housekeep(ctx, logger) })
+	wg.Go(func() { st.watchRequests(ctx, logger) })
 	wg.Go(func() { st.watchImpact(ctx, logger) })
 	wg.Go(func() { st.shareCampaigns(ctx, logger) })
 	wg.Go(func() { st.audit.Run(ctx, db, logger) })

@@ -139,3 +139,8 @@ func FromBridge(h http.Header, key, host string) (approvals.Identity, bool) {
 	}
 	return id, true
 }
+
+// BridgeKeyDir is where Caddy keeps the bridge key: Gatekeeper's folder in
+// Caddy's data directory, dataDir (caddy.AppDataDir()), which the running
+// Caddy and the CLI of the same user both find.
+func BridgeKeyDir(dataDir string) string { return filepath.Join(dataDir, "gatekeeper") }

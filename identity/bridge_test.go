@@ -8,7 +8,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/customernode/gatekeeper/api"
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/identity"
 )
@@ -55,9 +54,6 @@ func TestOnlyTheBridgeSaysWhomItActsFor(t *testing.T) {
 	id, ok := identity.FromBridge(bridgeRequest(key, "alice"), key, "build-7")
 	if want := (approvals.Identity{ID: "alice", Via: approvals.ViaBridge, Issuer: "build-7"}); !ok || id != want {
 		t.Fatalf("the bridge: %+v, %v; want %+v", id, ok, want)
-	}
-	if identity.OnBehalfOfHeader != api.OnBehalfOfHeader {
-		t.Fatalf("identity reads %s, the API documents %s", identity.OnBehalfOfHeader, api.OnBehalfOfHeader)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +27,9 @@ import (
 	"github.com/customernode/gatekeeper/api"
 	"github.com/customernode/gatekeeper/approvals"
 	"github.com/customernode/gatekeeper/audit"
+	"github.com/customernode/gatekeeper/engine"
 	"github.com/customernode/gatekeeper/feed"
+	"github.com/customernode/gatekeeper/identity"
 	"github.com/customernode/gatekeeper/internal/duration"
 )
 
@@ -42,6 +45,9 @@ func init() {
 type AdminAPI struct {
 	logger *zap.Logger
 	mux    *http.ServeMux
+	// bridgeKey is the console bridge's key (see identity.FromBridge),
+	// host this machine's name, which a bridge identity's issuer names.
+	bridgeKey, host string
 }
 
 // Audit listing bounds.
@@ -60,12 +66,23 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 
 // Provision sets up logging and the routes.
 func (api *AdminAPI) Provision(ctx caddy.Context) error {
-	api.logger = ctx.Logger()
+	api.routes(ctx.Logger())
+	var err error
+	if api.bridgeKey, err = identity.LoadOrCreateBridgeKey(identity.BridgeKeyDir(caddy.AppDataDir())); err != nil {
+		// The console bridge then acts as the operator; nothing else needs it.
+		api.logger.Warn("no console bridge key: the bridge's changes are recorded as the local operator's", zap.Error(err))
+	}
+	api.host, _ = os.Hostname()
+	return nil
+}
+
+// routes sets up logging and the routes.
+func (api *AdminAPI) routes(logger *zap.Logger) {
+	api.logger = logger
 	api.mux = http.NewServeMux()
 	for pattern, methods := range adminEndpoints {
 		api.mux.Handle(pattern, endpoint{api, methods})
 	}
-	return nil
 }
 
 // adminEndpoints are the admin API's endpoints by ServeMux pattern, each
@@ -79,8 +96,11 @@ var adminEndpoints = map[string]methods{
 		http.MethodGet:    adminRequest.showApproval,
 		http.MethodDelete: adminRequest.revokeApproval,
 	},
-	"/gatekeeper/approvals/{id}/report": {http.MethodGet: adminRequest.report},
-	"/gatekeeper/approvals/{id}/export": {http.MethodGet: adminRequest.export},
+	"/gatekeeper/approvals/{id}/report":  {http.MethodGet: adminRequest.report},
+	"/gatekeeper/approvals/{id}/approve": {http.MethodPost: adminRequest.approve},
+	"/gatekeeper/approvals/{id}/deny":    {http.MethodPost: adminRequest.deny},
+	"/gatekeeper/approvals/{id}/token":   {http.MethodPost: adminRequest.token},
+	"/gatekeeper/approvals/{id}/export":  {http.MethodGet: adminRequest.export},
 	"/gatekeeper/bans": {
 		http.MethodGet:  adminRequest.listBans,
 		http.MethodPost: adminRequest.addBan,
@@ -143,12 +163,13 @@ func (e endpoint) serve(w http.ResponseWriter, r *http.Request) error {
 	if app == nil {
 		return apiError(http.StatusServiceUnavailable, errNoApp)
 	}
-	return f(adminRequest{app: app, w: w, r: r, logger: e.api.logger})
+	return f(adminRequest{app: app, api: e.api, w: w, r: r, logger: e.api.logger})
 }
 
 // adminRequest is one admin API call.
 type adminRequest struct {
 	app    Backend
+	api    *AdminAPI
 	w      http.ResponseWriter
 	r      *http.Request
 	logger *zap.Logger
@@ -156,24 +177,35 @@ type adminRequest struct {
 
 func (h adminRequest) ctx() context.Context { return h.r.Context() }
 
-// actor names who made a change, for the audit: the user the site's
-// authentication named (gatekeeper_console), the client certificate's
-// subject when the admin endpoint uses mTLS, else the peer address. A
-// client acting for someone (the console bridge, for the local user who
-// started it) says so in api.OnBehalfOfHeader; that is its word, so the peer
-// stays in the record beside it.
-func (h adminRequest) actor() string {
-	if a, ok := h.r.Context().Value(actorKey{}).(string); ok {
-		return a // the console handler's authenticated user
+// caller is who makes this call, as authenticated: the user a site's
+// handler authenticated (gatekeeper_console), the verified client
+// certificate on Caddy's remote admin endpoint, the console bridge's local
+// user (only with the bridge's key), else the local endpoint's operator.
+// Nothing a client writes in a body or a plain header names it.
+func (h adminRequest) caller() (identity.Caller, error) {
+	if c, ok := h.r.Context().Value(callerKey{}).(identity.Caller); ok {
+		return c, nil
 	}
-	peer := "admin@" + remoteHost(h.r)
-	if tls := h.r.TLS; tls != nil && len(tls.PeerCertificates) > 0 {
-		peer = "cert:" + tls.PeerCertificates[0].Subject.String()
+	if tls := h.r.TLS; tls != nil {
+		if len(tls.PeerCertificates) == 0 {
+			return identity.Caller{}, apiError(http.StatusUnauthorized, errors.New("no client certificate: the remote admin endpoint names each person by theirs"))
+		}
+		id, err := identity.FromCertificate(tls.PeerCertificates[0])
+		if err != nil {
+			return identity.Caller{}, apiError(http.StatusForbidden, err)
+		}
+		return identity.Caller{Identity: id}, nil
 	}
-	if who := h.r.Header.Get(api.OnBehalfOfHeader); who != "" && len(who) <= 128 && !strings.ContainsFunc(who, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return who + " via " + peer
+	if id, ok := identity.FromBridge(h.r.Header, h.api.bridgeKey, h.api.host); ok {
+		return identity.Caller{Identity: id}, nil
 	}
-	return peer
+	return identity.Caller{Identity: approvals.Operator}, nil
+}
+
+// by is who makes this call, for a handler that needs only the identity.
+func (h adminRequest) by() (approvals.Identity, error) {
+	c, err := h.caller()
+	return c.Identity, err
 }
 
 func (h adminRequest) readBody() ([]byte, error) {
@@ -197,7 +229,11 @@ func (h adminRequest) createApproval() error {
 	if err != nil {
 		return apiError(http.StatusBadRequest, err)
 	}
-	a, token, err := h.app.RegisterApproval(h.ctx(), req, h.actor())
+	by, err := h.by()
+	if err != nil {
+		return err
+	}
+	a, token, err := h.app.RegisterApproval(h.ctx(), req, by)
 	var full *approvals.CapacityError
 	if errors.As(err, &full) {
 		return api.WriteJSON(h.w, http.StatusConflict, api.NewCapacityRefusal(full))
@@ -206,6 +242,63 @@ func (h adminRequest) createApproval() error {
 		return storeError(err)
 	}
 	return api.WriteJSON(h.w, http.StatusCreated, api.ApprovalCreated{Approval: a, Token: token})
+}
+
+// approve and deny review a pending request (four eyes).
+func (h adminRequest) approve() error { return h.review(approvals.DecisionApprove) }
+func (h adminRequest) deny() error    { return h.review(approvals.DecisionDeny) }
+
+func (h adminRequest) review(decision string) error {
+	c, err := h.caller()
+	if err != nil {
+		return err
+	}
+	body, err := h.readBody()
+	if err != nil {
+		return err
+	}
+	var req api.ReviewRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	note := req.Note
+	if decision == approvals.DecisionDeny {
+		if req.ApprovalRef != "" || req.Note != "" {
+			return apiError(http.StatusBadRequest, approvals.BadField("reason", "a denial takes a reason only"))
+		}
+		note = req.Reason
+	} else if req.Reason != "" {
+		return apiError(http.StatusBadRequest, approvals.BadField("reason", "belongs to a denial; an approval takes approval_ref and note"))
+	}
+	a, err := h.app.Review(h.ctx(), h.r.PathValue("id"), decision, req.ApprovalRef, note, req.Digest, c)
+	if err != nil {
+		return storeError(err)
+	}
+	return api.WriteJSON(h.w, http.StatusOK, a)
+}
+
+// token hands the requester of an approved request its test token, once.
+func (h adminRequest) token() error {
+	by, err := h.by()
+	if err != nil {
+		return err
+	}
+	a, token, err := h.app.IssueToken(h.ctx(), h.r.PathValue("id"), by)
+	if err != nil {
+		return storeError(err)
+	}
+	h.w.Header().Set("Cache-Control", "no-store")
+	return api.WriteJSON(h.w, http.StatusOK, api.TokenIssued{Approval: a, Token: token})
+}
+
+// decodeStrict decodes a JSON body into v, refusing unknown fields.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apiError(http.StatusBadRequest, fmt.Errorf("body: %w", err))
+	}
+	return nil
 }
 
 func (h adminRequest) listApprovals() error {
@@ -226,7 +319,11 @@ func (h adminRequest) showApproval() error {
 }
 
 func (h adminRequest) revokeApproval() error {
-	a, err := h.app.RevokeApproval(h.ctx(), h.r.PathValue("id"), h.r.URL.Query().Get("reason"), h.actor())
+	by, err := h.by()
+	if err != nil {
+		return err
+	}
+	a, err := h.app.RevokeApproval(h.ctx(), h.r.PathValue("id"), h.r.URL.Query().Get("reason"), by)
 	if err != nil {
 		return storeError(err)
 	}
@@ -244,7 +341,11 @@ func (h adminRequest) report() error {
 // export answers one approval's evidence, as a file to keep.
 func (h adminRequest) export() error {
 	id := h.r.PathValue("id")
-	ev, err := h.app.Export(h.ctx(), id, h.actor())
+	by, err := h.by()
+	if err != nil {
+		return err
+	}
+	ev, err := h.app.Export(h.ctx(), id, by)
 	if err != nil {
 		return storeError(err)
 	}
@@ -259,10 +360,8 @@ func (h adminRequest) addBan() error {
 		return err
 	}
 	var req api.BanRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return apiError(http.StatusBadRequest, fmt.Errorf("body: %w", err))
+	if err := decodeStrict(body, &req); err != nil {
+		return err
 	}
 	var ttl time.Duration
 	if req.TTL != "" {
@@ -271,7 +370,11 @@ func (h adminRequest) addBan() error {
 			return apiError(http.StatusBadRequest, approvals.BadField("ttl", "%q is not a duration such as 1h", req.TTL))
 		}
 	}
-	b, err := h.app.Ban(h.ctx(), req.IP, ttl, req.Reason, h.actor())
+	by, err := h.by()
+	if err != nil {
+		return err
+	}
+	b, err := h.app.Ban(h.ctx(), req.IP, ttl, req.Reason, by)
 	if err != nil {
 		return storeError(err)
 	}
@@ -287,7 +390,11 @@ func (h adminRequest) listBans() error {
 }
 
 func (h adminRequest) removeBan() error {
-	b, err := h.app.LiftBan(h.ctx(), h.r.PathValue("ip"), h.actor())
+	by, err := h.by()
+	if err != nil {
+		return err
+	}
+	b, err := h.app.LiftBan(h.ctx(), h.r.PathValue("ip"), by)
 	if err != nil {
 		return storeError(err)
 	}
@@ -391,8 +498,11 @@ func storeError(err error) error {
 	switch {
 	case errors.Is(err, approvals.ErrNotFound):
 		return apiError(http.StatusNotFound, err)
+	case errors.Is(err, approvals.ErrSelfReview), errors.Is(err, engine.ErrNotApprover), errors.Is(err, engine.ErrNotRequester):
+		return apiError(http.StatusForbidden, err)
 	case errors.Is(err, approvals.ErrExists), errors.Is(err, approvals.ErrAlreadyRevoked), errors.Is(err, audit.ErrUnchained),
-		errors.As(err, new(*approvals.CapacityError)):
+		errors.As(err, new(*approvals.CapacityError)), errors.Is(err, approvals.ErrNotPending), errors.Is(err, approvals.ErrReviewed),
+		errors.Is(err, approvals.ErrChanged), errors.Is(err, approvals.ErrTokenIssued):
 		return apiError(http.StatusConflict, err)
 	case errors.As(err, new(*approvals.FieldError)):
 		return apiError(http.StatusBadRequest, err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -19,6 +18,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/customernode/gatekeeper/api"
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/identity"
 )
 
 // The security console: a page and its script, embedded in the binary, that
@@ -101,10 +102,12 @@ func (Console) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets up the console's routes.
+// Provision sets up the console's routes: the admin API's, whose callers
+// are the site's authenticated users (siteCaller), never the bridge.
 func (c *Console) Provision(ctx caddy.Context) error {
 	c.api = new(AdminAPI)
-	return c.api.Provision(ctx)
+	c.api.routes(ctx.Logger())
+	return nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -116,21 +119,59 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		c.api.logger.Warn("console change refused: not from the console's origin", zap.Error(err))
 		return writeAPIError(w, apiError(http.StatusForbidden, err))
 	}
-	actor := "console@" + remoteHost(r)
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		if user, _ := repl.GetString("http.auth.user.id"); user != "" {
-			actor = "console:" + user
-		}
+	who, err := siteCaller(r)
+	if err != nil {
+		return writeAPIError(w, err)
 	}
-	r = r.WithContext(context.WithValue(r.Context(), actorKey{}, actor))
+	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, who))
 	if err := c.api.serve(w, r); err != nil {
 		return writeAPIError(w, err)
 	}
 	return nil
 }
 
-// actorKey holds, in a request's context, who the audit should name.
-type actorKey struct{}
+// callerKey holds, in a request's context, who a site's handler
+// authenticated (an identity.Caller).
+type callerKey struct{}
+
+// siteCaller is who makes a request to a site-mounted handler: the bearer
+// of an OpenID Connect token Gatekeeper verifies (with identity oidc), else
+// the user Caddy's authentication handler established before it, with the
+// groups and tenant that user's metadata names ({http.auth.user.groups},
+// comma or space separated, and {http.auth.user.tenant}). Nobody
+// authenticated gets 401: the handler is never open.
+func siteCaller(r *http.Request) (identity.Caller, error) {
+	app := serving()
+	if app == nil {
+		return identity.Caller{}, apiError(http.StatusServiceUnavailable, errNoApp)
+	}
+	if tok, ok := identity.BearerToken(r.Header); ok {
+		c, err := app.VerifyBearer(r.Context(), tok)
+		if err != nil {
+			return identity.Caller{}, apiError(http.StatusUnauthorized, err)
+		}
+		return c, nil
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		return identity.Caller{}, apiError(http.StatusUnauthorized, errUnauthenticated)
+	}
+	user, _ := repl.GetString("http.auth.user.id")
+	if user == "" {
+		return identity.Caller{}, apiError(http.StatusUnauthorized, errUnauthenticated)
+	}
+	c := identity.Caller{Identity: approvals.Identity{ID: user, Via: approvals.ViaCaddyAuth}}
+	if err := c.Check(); err != nil {
+		return identity.Caller{}, apiError(http.StatusForbidden, err)
+	}
+	groups, _ := repl.GetString("http.auth.user.groups")
+	c.Groups = strings.FieldsFunc(groups, func(r rune) bool { return r == ',' || r == ' ' })
+	c.Tenant, _ = repl.GetString("http.auth.user.tenant")
+	return c, nil
+}
+
+var errUnauthenticated = errors.New("nobody is authenticated: put Caddy's authentication (basic_auth, forward_auth) before this handler, " +
+	"or send an OpenID Connect bearer token with the gatekeeper app's identity oidc set")
 
 // sameOrigin refuses a change (a method other than GET and HEAD) that a
 // browser says comes from another site.
@@ -162,14 +203,6 @@ func writeAPIError(w http.ResponseWriter, err error) error {
 		msg = ae.Err.Error()
 	}
 	return api.WriteError(w, ae.HTTPStatus, msg)
-}
-
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func parseConsoleDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -41,7 +41,7 @@ func Request(id, tenant string, requester approvals.Identity, approvers int) *ap
 func review(a *approvals.Approval, by approvals.Identity, decision string) approvals.Move {
 	return approvals.Move{
 		Review: &approvals.Review{By: by, Decision: decision, ApprovalRef: "SEC-77", Note: "reviewed by " + by.ID, Digest: a.Digest()},
-		Policy: approvals.Policy{Approvers: a.Approvers, PendingTTL: time.Hour},
+		Policy: approvals.Policy{Approvers: a.Approvers},
 	}
 }
 

@@ -78,9 +78,15 @@ func unprintable(r rune) bool { return r == unicode.ReplacementChar || !unicode.
 // Same reports whether id and o are the same person for four eyes: the same
 // name (ASCII case folded) whatever the authentication, or the same client
 // certificate. A person who asked by one route cannot approve by another.
+// The local endpoint's operator and the console bridge's users are one
+// person too: whoever can read the bridge's key can name themselves
+// anything, so the machine's users are one pair of eyes.
 func (id Identity) Same(o Identity) bool {
-	return ascii.EqualFold(id.ID, o.ID) || id.Cert != "" && id.Cert == o.Cert
+	return ascii.EqualFold(id.ID, o.ID) || id.Cert != "" && id.Cert == o.Cert || id.local() && o.local()
 }
+
+// local reports whether id is the local endpoint's or the bridge's.
+func (id Identity) local() bool { return id.Via == ViaLocal || id.Via == ViaBridge }
 
 // String is id as a log line or a table shows it: "alice (oidc,
 // https://login.example.com/)".

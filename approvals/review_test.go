@@ -63,6 +63,7 @@ func TestFourEyesRefusesTheRequesterAndRepeats(t *testing.T) {
 		{"the requester by another route", nil, Identity{ID: "ALICE@acme.example", Via: ViaCaddyAuth}, ErrSelfReview},
 		{"the same approver twice", &bob, bob, ErrReviewed},
 		{"one certificate under two names", &carol, mallory, ErrReviewed},
+		{"the operator, then a local user through the bridge", &Operator, Identity{ID: "root", Via: ViaBridge, Issuer: "gk1"}, ErrReviewed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -3,11 +3,13 @@ package caddymodule
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"os"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/customernode/gatekeeper/config"
 	"github.com/customernode/gatekeeper/detect"
 	"github.com/customernode/gatekeeper/detect/behavior"
 
@@ -201,5 +203,33 @@ func TestHeaderAnomaliesCanBeTurnedOff(t *testing.T) {
 	r := httptest.NewRequest("GET", "http://192.0.2.9/", nil) // no User-Agent, no Accept, numeric Host
 	if res := det.Inspect(r, "acme", netip.MustParseAddr("192.0.2.1"), 0, time.Now()); res.Score != 0 {
 		t.Fatalf("header anomalies off still scores %d: %v", res.Score, res.Signals.Names())
+	}
+}
+
+// The production example in deploy/ adapts, its settings are valid, and it
+// runs with four eyes on: no registration there is an approval alone.
+func TestDeployExampleRunsWithFourEyes(t *testing.T) {
+	b, err := os.ReadFile("../deploy/caddy/Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := adapt(t, string(b))
+	if err != nil {
+		t.Fatalf("deploy/caddy/Caddyfile: %v", err)
+	}
+	raw, _ := json.Marshal(cfg["apps"].(map[string]any)["gatekeeper"])
+	var app App
+	mustUnmarshal(t, raw, &app)
+	s := app.Settings.WithDefaults()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if p := s.ApprovalPolicy; p.Approvers < 1 || p.Local == config.LocalRegister || s.OIDC == nil {
+		t.Fatalf("the production example's approval_policy %+v (OpenID %v): four eyes are not on for everyone", p, s.OIDC != nil)
+	}
+	for _, handler := range []string{`"handler":"gatekeeper_requests"`, `"handler":"gatekeeper_console"`, `"handler":"authentication"`} {
+		if all, _ := json.Marshal(cfg); !strings.Contains(string(all), handler) {
+			t.Errorf("the production example has no %s", handler)
+		}
 	}
 }

@@ -82,15 +82,18 @@ const MaxPendingTTL = 31 * 24 * time.Hour
 
 // Notify says where Gatekeeper tells people of requests and approvals.
 type Notify struct {
-	// A URL that receives a JSON POST (with a Slack-compatible "text") when
+	// A URL (placeholders such as {env.GATEKEEPER_WEBHOOK} are replaced)
+	// that receives a JSON POST (with a Slack-compatible "text") when
 	// a test is requested, approved, denied, lapses, is revoked or
 	// exhausted.
 	Webhook string `json:"webhook,omitempty"`
 }
 
-// Validate names what is wrong with n.
+// Validate names what is wrong with n. A URL that still holds a
+// placeholder ({env.GATEKEEPER_WEBHOOK}) is checked once Resolve replaced
+// it; empty then, it means no notifications.
 func (n Notify) Validate() error {
-	if n.Webhook == "" {
+	if n.Webhook == "" || strings.Contains(n.Webhook, "{") {
 		return nil
 	}
 	u, err := url.Parse(n.Webhook)

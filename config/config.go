@@ -188,7 +188,7 @@ type Redis struct {
 // settings that may hold them, with replace.
 func (s Settings) Resolve(replace func(string) string) Settings {
 	for _, f := range []*string{&s.GeoIPCountry, &s.GeoIPASN, &s.AuditSigningKey, &s.Store.Dir,
-		&s.Store.URL, &s.Store.Username, &s.Store.Password} {
+		&s.Store.URL, &s.Store.Username, &s.Store.Password, &s.Notify.Webhook} {
 		*f = replace(*f)
 	}
 	return s

@@ -74,11 +74,7 @@ func printApproval(w io.Writer, body []byte) error {
 		row("pending until", a.PendingUntil.UTC().Format(cliTime))
 	}
 	for _, r := range a.Reviews {
-		what := r.Decision + "d"
-		if r.Decision == approvals.DecisionDeny {
-			what = "denied"
-		}
-		row("review", fmt.Sprintf("%s %s at %s %s", r.By, what, r.At.UTC().Format(cliTime), r.Note))
+		row("review", fmt.Sprintf("%s %s at %s %s", r.By, pastTense(r.Decision), r.At.UTC().Format(cliTime), r.Note))
 	}
 	if a.DeniedAt != nil {
 		row("deny reason", a.DenyReason)
@@ -105,6 +101,18 @@ func printReport(w io.Writer, body []byte) error {
 	fmt.Fprintf(tw, "approval\t%s (%s), tenant %s, ref %s\n", r.ID, r.Status, r.Tenant, r.ApprovalRef)
 	fmt.Fprintf(tw, "window\t%s – %s\n", r.NotBefore.UTC().Format(cliTime), r.NotAfter.UTC().Format(cliTime))
 	fmt.Fprintf(tw, "bounds\t%g/s, burst %d, %d requests\n", r.MaxRPS, r.Burst, r.MaxRequests)
+	fmt.Fprintf(tw, "requested by\t%s\n", r.RequestedBy)
+	if r.Requester != nil {
+		fmt.Fprintf(tw, "registered by\t%s\n", r.Requester)
+	}
+	if r.Approvers > 0 {
+		fmt.Fprintf(tw, "four eyes\t%d approval(s) needed\n", r.Approvers)
+	} else {
+		fmt.Fprintf(tw, "approved by\t%s (as registered)\n", r.ApprovedBy)
+	}
+	for _, rv := range r.Reviews {
+		fmt.Fprintf(tw, "%s\t%s by %s: %s %s\n", pastTense(rv.Decision), rv.At.UTC().Format(time.RFC3339), rv.By, rv.ApprovalRef, rv.Note)
+	}
 	fmt.Fprintf(tw, "allowed\t%d (%.1f%% of the budget)\n", r.Usage.Allowed, 100*float64(r.Usage.Allowed)/float64(max(r.MaxRequests, 1)))
 	fmt.Fprintf(tw, "rate-limited\t%d\n", r.Usage.RateLimited)
 	fmt.Fprintf(tw, "budget-exhausted\t%d\n", r.Usage.BudgetExhausted)
@@ -141,6 +149,14 @@ func printReport(w io.Writer, body []byte) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", h.Hour.UTC().Format(cliTime), h.Allowed, h.RateLimited, h.BudgetExhausted, h.OutOfScope, h.PlatformBusy)
 	}
 	return tw.Flush()
+}
+
+// pastTense is a review's decision as a table says it.
+func pastTense(decision string) string {
+	if decision == approvals.DecisionDeny {
+		return "denied"
+	}
+	return "approved"
 }
 
 func printCreated(w io.Writer, c api.ApprovalCreated) error {

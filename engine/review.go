@@ -41,6 +41,21 @@ func (e *Engine) mayReview(by identity.Caller) bool {
 	return by.In(p.ApproverGroup)
 }
 
+// ErrNotStaff refuses the console to a bearer of an OpenID token outside
+// the approver group (403): the provider vouches for tenants' people too,
+// and they have gatekeeper_requests.
+var ErrNotStaff = errors.New("the console is for the approval policy's approver group; a tenant's people ask for tests through gatekeeper_requests")
+
+// MayUseConsole reports whether by may use a site-mounted console: the
+// users Caddy's authentication lets in (the operator chose them), and of
+// the OpenID provider's, the approver group only.
+func (e *Engine) MayUseConsole(by identity.Caller) error {
+	if by.Via == approvals.ViaOIDC && !by.In(e.ApprovalPolicy.ApproverGroup) {
+		return ErrNotStaff
+	}
+	return nil
+}
+
 // asRequest checks what a request's body says of its people against who
 // asks (they come from authentication, not from the body) and fills in the
 // requester.

@@ -32,6 +32,7 @@ type Backend interface {
 	Status(ctx context.Context) api.Status
 	Events(since uint64, limit int) ([]feed.Event, uint64)
 	VerifyBearer(ctx context.Context, token string) (identity.Caller, error)
+	MayUseConsole(by identity.Caller) error
 }
 
 // serving is the running config's engine, nil when none is running. Admin

@@ -123,6 +123,11 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return writeAPIError(w, err)
 	}
+	if app := serving(); app != nil {
+		if err := app.MayUseConsole(who); err != nil {
+			return writeAPIError(w, apiError(http.StatusForbidden, err))
+		}
+	}
 	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, who))
 	if err := c.api.serve(w, r); err != nil {
 		return writeAPIError(w, err)

@@ -182,7 +182,7 @@ func TestUsageReportForTheCloseOutOfATest(t *testing.T) {
 	// A revoked approval's report says when, why and by whom.
 	in.mustCLI("approvals", "revoke", id, "--reason", "customer called it off")
 	table = in.mustCLI("approvals", "report", id)
-	if !regexp.MustCompile(`revoked +20\d\d-\d\d-\d\dT[0-9:]+Z by admin@127\.0\.0\.1: customer called it off`).MatchString(table) {
+	if !regexp.MustCompile(`revoked +20\d\d-\d\d-\d\dT[0-9:]+Z by operator \(local\): customer called it off`).MatchString(table) {
 		t.Fatalf("a revoked approval's report:\n%s", table)
 	}
 }

@@ -112,6 +112,9 @@ func (in *instance) run() {
 		in.t.Fatal(err)
 	}
 	in.cmd = exec.Command(bin, "run", "--config", in.Config, "--adapter", "caddyfile")
+	if strings.HasSuffix(in.Config, ".json") { // Caddy's own config, such as remote admin needs
+		in.cmd = exec.Command(bin, "run", "--config", in.Config)
+	}
 	in.cmd.Dir = filepath.Dir(in.Config)
 	// Keep Caddy's autosave and certificate storage out of the user's home.
 	in.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+in.cmd.Dir, "XDG_DATA_HOME="+in.cmd.Dir)

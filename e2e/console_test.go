@@ -10,10 +10,12 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/customernode/gatekeeper/internal/testutil"
@@ -25,17 +27,31 @@ import (
 var screenshotDir = filepath.Join("..", "artifacts", "console")
 
 // shot saves a screenshot of the whole page as name.png.
-func shot(t *testing.T, ctx context.Context, name string) {
+func shot(t *testing.T, ctx context.Context, name string) { shotIn(t, ctx, screenshotDir, name) }
+
+// shotIn saves a screenshot of the whole page as dir/name.png.
+func shotIn(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// signIn makes every request of ctx's page carry user's basic_auth
+// credentials, as a browser does once its user signed in (credentials in
+// the URL would keep the page's fetch calls from running).
+func signIn(t *testing.T, ctx context.Context, user, password string) {
+	t.Helper()
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}}); err != nil {
+		t.Fatalf("signing in as %s: %v", user, err)
 	}
 }
 
@@ -46,6 +62,8 @@ func consoleBridge(t *testing.T, in *instance) string {
 	t.Helper()
 	listen := testutil.FreeAddr(t)
 	cmd := exec.Command(bin, "console", "--address", in.Admin, "--listen", listen)
+	// The same data directory as the instance's, where its bridge key is.
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Dir(in.Config), "XDG_DATA_HOME="+filepath.Dir(in.Config))
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -282,8 +300,8 @@ func TestConsoleMountedInASite(t *testing.T) {
 	}
 	var audit []struct{ Actor string }
 	in.get("/gatekeeper/audit", &audit)
-	if len(audit) != 1 || audit[0].Actor != "console:secops" {
-		t.Fatalf("audit = %+v; want the change made by console:secops", audit)
+	if len(audit) != 1 || audit[0].Actor != "secops (caddy_auth)" {
+		t.Fatalf("audit = %+v; want the change made by secops (caddy_auth)", audit)
 	}
 }
 
@@ -336,7 +354,9 @@ func TestConsoleBridgeHoldsTheLine(t *testing.T) {
 	}
 	var audit []struct{ Actor string }
 	in.get("/gatekeeper/audit?limit=1", &audit)
-	if me, _ := user.Current(); len(audit) != 1 || audit[0].Actor != "console:"+me.Username+" via admin@127.0.0.1" {
+	me, _ := user.Current()
+	host, _ := os.Hostname()
+	if len(audit) != 1 || audit[0].Actor != me.Username+" (bridge, "+host+")" {
 		t.Errorf("audit %+v; want the change recorded as the local user through the bridge", audit)
 	}
 	if code := send("GET", base+"/gatekeeper/nothing"); code != 404 {
@@ -344,5 +364,188 @@ func TestConsoleBridgeHoldsTheLine(t *testing.T) {
 	}
 	if out, errOut, code := in.cli("console", "--listen", "0.0.0.0:0"); code == 0 || !strings.Contains(errOut, "not a loopback address") {
 		t.Errorf("console --listen 0.0.0.0:0: exit %d %s%s", code, out, errOut)
+	}
+}
+
+// TestConsoleQueueOfRequests drives four eyes in the console, in Chromium:
+// alice files a request (the form sends no people; a name of someone else
+// is refused next to its field), sees it in the queue and is refused when
+// she approves it herself; bob, in his own browser, approves it with the
+// written approval's reference; it becomes active, and the report names
+// alice as requester and bob as reviewer, each as Caddy's authentication
+// established them.
+func TestConsoleQueueOfRequests(t *testing.T) {
+	hash := func(password string) string {
+		h, err := runBin(t, "hash-password", "--plaintext", password)
+		if err != nil {
+			t.Fatalf("hash-password: %v %s", err, h)
+		}
+		return strings.TrimSpace(h)
+	}
+	in := startSite(t, "\t\tstore file ./data\n\t\tapproval_policy {\n\t\t\tapprovers 1\n\t\t\tapprover_group bob\n\t\t}", `
+	route /gatekeeper/* {
+		basic_auth {
+			alice `+hash("alice's secret")+`
+			bob `+hash("bob's secret")+`
+		}
+		gatekeeper_console
+	}
+	respond "site"`)
+	ui := "http://" + in.Site + "/gatekeeper/ui/"
+	dir := filepath.Join(screenshotDir, "four-eyes")
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	// user is one person's browser, with its own step and read helpers.
+	type user struct {
+		ctx      context.Context
+		problems func() []string
+	}
+	open := func(name, password string) user {
+		ctx, problems := browser(t)
+		signIn(t, ctx, name, password)
+		return user{ctx, problems}
+	}
+	step := func(u user, what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(u.ctx, actions...); err != nil {
+			p := u.problems()
+			t.Fatalf("%s: %v\n%d errors in the page: %v", what, err, len(p), p[:min(len(p), 5)])
+		}
+	}
+	text := func(u user, what, sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(u.ctx, chromedp.Text(css(sel)))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+	opens := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	fill := func(requestedBy string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(
+			chromedp.Click(css(`a[href="#register"]`)), chromedp.WaitVisible(css(`#register-form`)),
+			chromedp.SetValue(css(`#f-tenant`), "acme"), chromedp.SetValue(css(`#f-sources`), "127.0.0.5"),
+			chromedp.SetValue(css(`#f-not_before`), opens.Format(time.RFC3339)),
+			chromedp.SetValue(css(`#f-not_after`), opens.Add(2*time.Hour).Format(time.RFC3339)),
+			chromedp.SetValue(css(`#f-requested_by`), requestedBy), chromedp.SetValue(css(`#f-paths`), "/api/*"),
+			chromedp.SetValue(css(`#f-contact`), "ciso@acme.example"),
+			chromedp.Click(css(`#register-form button[type=submit]`)))
+	}
+
+	alice := open("alice", "alice's secret")
+	step(alice, "load the console as alice", chromedp.Navigate(ui), chromedp.WaitVisible(css(`#store-health.ok`)))
+
+	// Under four eyes the requester is who signed in: another name is refused.
+	step(alice, "name someone else as requester", fill("ciso@acme.example"), chromedp.WaitVisible(css(`#e-requested_by`)))
+	if e := text(alice, "the requested_by error", `#e-requested_by`); !strings.Contains(e, `is "ciso@acme.example", but you are alice`) {
+		t.Fatalf("requested_by naming someone else: %q next to the field", e)
+	}
+	shotIn(t, alice.ctx, dir, "register-someone-else")
+
+	// With the people left empty it is a request, in the queue.
+	queueRow := `#queue-table tbody tr`
+	if _, err := chromedp.Run(alice.ctx, chromedp.Evaluate[string](`document.querySelector("#f-requested_by").value = ""`)); err != nil {
+		t.Fatal(err)
+	}
+	step(alice, "file a request",
+		chromedp.Click(css(`#register-form button[type=submit]`)), chromedp.WaitVisible(css(queueRow)))
+	if n := text(alice, "the notice", `#notice`); !regexp.MustCompile(`^Request apr_\w+ filed for tenant acme, waiting for 1 approval\.$`).MatchString(n) {
+		t.Fatalf("notice after filing: %q", n)
+	}
+	id, err := chromedp.Run(alice.ctx, chromedp.Evaluate[string](`document.querySelector("#queue-table tbody tr").dataset.id`))
+	if err != nil || id == "" {
+		t.Fatalf("the queue's row has no id: %q %v", id, err)
+	}
+	cells, err := chromedp.Run(alice.ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#queue-table tbody tr td")].map((td) => td.textContent)`))
+	if err != nil || len(cells) != 10 || cells[1] != "acme" || !strings.HasPrefix(cells[2], "127.0.0.5/32") || cells[4] != "20/s, burst 40" ||
+		cells[6] != "alice (caddy_auth)" || cells[7] != "0 of 1" || !strings.HasPrefix(cells[8], "in ") {
+		t.Fatalf("the queue's row: %q (%v); want acme, 127.0.0.5/32, 20/s, asked by alice (caddy_auth), 0 of 1, pending until later", cells, err)
+	}
+	if st := text(alice, "the timeline", `#timeline`); strings.Contains(st, id) {
+		t.Errorf("the pending request is on the timeline too: %q", st)
+	}
+	shotIn(t, alice.ctx, dir, "queue-alice")
+
+	// alice may not approve: the API's 403 shows in the notice area.
+	step(alice, "approve her own request",
+		chromedp.Click(css(`button[aria-label="Approve `+id+`"]`)), chromedp.WaitVisible(css(`#approve-dialog`)),
+		chromedp.SendKeys(css(`#approve-ref`), "SEC-SELF"), chromedp.Click(css(`#approve-confirm`)),
+		chromedp.WaitVisible(`//p[@id="notice"][contains(@class, "bad")][contains(., "failed")]`))
+	if n := text(alice, "the notice", `#notice`); n != "Approving "+id+" failed: not in the approval policy's approver group" {
+		t.Fatalf("alice approving: notice %q", n)
+	}
+	if c := text(alice, "the approvals count", `#queue-table td.approvals-count`); c != "0 of 1" {
+		t.Fatalf("after alice's refused approval the queue says %q", c)
+	}
+	shotIn(t, alice.ctx, dir, "queue-alice-refused")
+
+	// bob, in his own browser, approves it with the written approval's ref.
+	bob := open("bob", "bob's secret")
+	step(bob, "load the queue as bob", chromedp.Navigate(ui), chromedp.WaitVisible(css(queueRow)),
+		chromedp.Click(css(`button[aria-label="Approve `+id+`"]`)), chromedp.WaitVisible(css(`#approve-dialog`)),
+		chromedp.SendKeys(css(`#approve-ref`), "SEC-4E-1"), chromedp.SendKeys(css(`#approve-note`), "scope agreed with acme"))
+	if d := text(bob, "the digest shown", `#approve-digest`); len(d) != 16 {
+		t.Errorf("the approve dialog shows digest %q", d)
+	}
+	shotIn(t, bob.ctx, dir, "approve-dialog")
+	step(bob, "approve", chromedp.Click(css(`#approve-confirm`)),
+		chromedp.WaitVisible(`//p[@id="notice"][contains(., "is approved")]`),
+		chromedp.WaitNotVisible(css(`#queue`)),
+		chromedp.WaitVisible(`//div[@class="row"][@data-id="`+id+`"]//span[contains(@class, "status-active")]`))
+	if n := text(bob, "the notice", `#notice`); n != id+" is approved (active)." {
+		t.Fatalf("bob approving: notice %q", n)
+	}
+	shotIn(t, bob.ctx, dir, "approvals-bob")
+
+	// The report names both, as authenticated.
+	step(bob, "the report", chromedp.Navigate(ui+"#report/"+id), chromedp.WaitVisible(css(`#reviews-table tbody tr`)))
+	body, err := chromedp.Run(bob.ctx, chromedp.Evaluate[string](`document.querySelector("#report-body dl").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Requesteralice (caddy_auth)", "Approved bybob", "Written approvalSEC-4E-1", "Approvals needed1, none the requester's"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the report lacks %q:\n%s", want, body)
+		}
+	}
+	review, err := chromedp.Run(bob.ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#reviews-table tbody td")].map((td) => td.textContent)`))
+	if err != nil || len(review) != 7 || review[1] != "bob" || review[2] != "caddy_auth" || review[3] != "approve" || review[4] != "SEC-4E-1" || review[5] != "scope agreed with acme" {
+		t.Fatalf("the report's review: %q (%v)", review, err)
+	}
+	shotIn(t, bob.ctx, dir, "report")
+
+	// The API agrees: the approval is active, alice asked and bob approved.
+	var a struct {
+		Status    string
+		Requester struct{ ID, Via string }
+		Reviews   []struct {
+			By     struct{ ID, Via string }
+			Digest string
+		}
+		Digest string
+	}
+	in.get("/gatekeeper/approvals/"+id, &a)
+	if a.Status != "active" || a.Requester.ID != "alice" || a.Requester.Via != "caddy_auth" || len(a.Reviews) != 1 ||
+		a.Reviews[0].By.ID != "bob" || a.Reviews[0].By.Via != "caddy_auth" || a.Reviews[0].Digest != a.Digest {
+		t.Fatalf("the approval after bob's review: %+v", a)
+	}
+
+	// What the pages reported: alice's 400 (someone else named) and 403.
+	for _, u := range []struct {
+		who      string
+		problems []string
+		expected []string
+	}{
+		{"alice", alice.problems(), []string{"/gatekeeper/approvals:1 ", "/approve:1 "}},
+		{"bob", bob.problems(), nil},
+	} {
+		var left []string
+		for _, m := range u.problems {
+			if !slices.ContainsFunc(u.expected, func(e string) bool { return strings.Contains(m, e) && strings.Contains(m, "status of 4") }) {
+				left = append(left, m)
+			}
+		}
+		if len(left) > 0 {
+			t.Errorf("%s's page reported errors: %s", u.who, strings.Join(left[:min(len(left), 5)], "\n"))
+		}
 	}
 }

@@ -57,7 +57,17 @@ function relative(t) {
   const txt = a < 90 ? `${a} s` : a < 5400 ? `${Math.round(a / 60)} min` : a < 172800 ? `${Math.round(a / 3600)} h` : `${Math.round(a / 86400)} d`;
   return s >= 0 ? `in ${txt}` : `${txt} ago`;
 }
-const symbol = { active: "▶", scheduled: "◷", exhausted: "■", expired: "✓", revoked: "✕" };
+const symbol = { active: "▶", scheduled: "◷", exhausted: "■", expired: "✓", revoked: "✕", pending: "…", denied: "⊘", lapsed: "⌛" };
+
+// person is an identity as authentication established it: "bob (caddy_auth)",
+// with the issuer when there is one.
+function person(p) {
+  if (!p) return "";
+  return `${p.id} (${p.via}${p.issuer ? `, ${p.issuer}` : ""})`;
+}
+const approvalsSoFar = (a) => (a.reviews || []).filter((r) => r.decision === "approve").length;
+// open is whether an approval still covers or will cover traffic.
+const open = (a) => ["active", "scheduled", "exhausted"].includes(a.status);
 
 function notice(text, bad) {
   const n = $("#notice");
@@ -130,9 +140,9 @@ function renderTimeline() {
   const chosen = filter.value;
   filter.replaceChildren(el("option", { value: "" }, "All tenants"),
     ...tenants.map((t) => el("option", { value: t, selected: t === chosen }, t)));
-  const list = state.approvals.filter((a) => !chosen || a.tenant === chosen);
+  const list = state.approvals.filter((a) => a.status !== "pending" && (!chosen || a.tenant === chosen));
   if (!list.length) {
-    box.replaceChildren(el("p", { class: "empty" }, "No approvals registered. Register one under “Register”."));
+    box.replaceChildren(el("p", { class: "empty" }, "No approvals yet: register one, or file a request, under “Register”."));
     return;
   }
   const now = Date.now();
@@ -145,7 +155,7 @@ function renderTimeline() {
   const axis = () => el("div", { class: "axis", "aria-hidden": "true" },
     ticks.map((t, i) => el("span", { style: `left:${i === 0 ? "3%" : i === 4 ? "95%" : x(t)}` }, utc(t).slice(5, 16))));
 
-  const groups = tenants.filter((t) => !chosen || t === chosen).map((tenant) => {
+  const groups = tenants.filter((t) => (!chosen || t === chosen) && list.some((a) => a.tenant === t)).map((tenant) => {
     const rows = list.filter((a) => a.tenant === tenant).map((a) => approvalRow(a, x, now));
     return el("section", { class: "tenant", "aria-label": `Tenant ${tenant}` }, el("h3", {}, tenant), axis(), rows);
   });
@@ -195,18 +205,21 @@ function approvalRow(a, x, now) {
   const label = `${a.id}: ${a.status}, ${utc(a.not_before)} to ${utc(a.not_after)} UTC, ${used} of ${a.max_requests} requests used`;
   const ops = el("div", { class: "ops" },
     el("a", { class: "button small", href: `#report/${encodeURIComponent(a.id)}` }, "Report"),
-    a.status !== "revoked" && a.status !== "expired" &&
-      el("button", { type: "button", class: "small", onclick: () => revoke(a) , "aria-label": `Revoke ${a.id}` }, "Revoke"));
+    open(a) && a.require_token && a.requester && !a.token_issued &&
+      el("button", { type: "button", class: "small", onclick: () => takeToken(a), "aria-label": `Get the test token of ${a.id}` }, "Get the test token"),
+    open(a) &&
+      el("button", { type: "button", class: "small", onclick: () => revoke(a), "aria-label": `Revoke ${a.id}` }, "Revoke"));
   return el("div", { class: "row", "data-id": a.id },
     el("div", { class: "who" },
       el("div", {}, el("span", { class: `status status-${a.status}` }, `${symbol[a.status] || ""} ${a.status}`), " ",
         el("span", { class: "id" }, a.id)),
-      el("div", { class: "meta" }, `ref ${a.approval_ref} · ${a.requested_by} → ${a.approved_by}`),
+      el("div", { class: "meta" }, a.approval_ref ? `ref ${a.approval_ref} · ${a.requested_by} → ${a.approved_by}` : `asked by ${a.requested_by}`),
       el("div", { class: "meta" }, `sources ${a.sources.join(", ")}`),
       el("div", { class: "usage" },
         el("meter", { min: 0, max: a.max_requests, value: used, "aria-label": "requests used" }),
         `${used.toLocaleString()} / ${a.max_requests.toLocaleString()} (${pct} %) · ${a.max_rps} rps, burst ${a.burst}`),
       a.revoke_reason && el("div", { class: "meta" }, `revoked: ${a.revoke_reason}`),
+      a.deny_reason && el("div", { class: "meta" }, `denied: ${a.deny_reason}`),
       ops),
     el("div", { class: "track", role: "img", "aria-label": label },
       el("div", { class: `bar status-${a.status}`, style: `left:${x(from)};width:calc(${x(to)} - ${x(from)})`, title: label },
@@ -216,7 +229,77 @@ function approvalRow(a, x, now) {
 
 async function loadApprovals() {
   state.approvals = await api("GET", "approvals");
-  if (state.view === "approvals") renderTimeline();
+  if (state.view === "approvals") { renderQueue(); renderTimeline(); }
+}
+
+// ---- the queue of requests waiting for review (four eyes) ------------------
+
+function renderQueue() {
+  const pending = state.approvals.filter((a) => a.status === "pending")
+    .sort((a, b) => Date.parse(a.pending_until) - Date.parse(b.pending_until));
+  $("#queue").hidden = !pending.length;
+  $("#queue-count").textContent = pending.length ? String(pending.length) : "";
+  $("#queue-table tbody").replaceChildren(...pending.map((a) => el("tr", { "data-id": a.id },
+    el("td", {}, el("a", { class: "mono", href: `#report/${encodeURIComponent(a.id)}` }, a.id),
+      a.contact && el("div", { class: "meta" }, `contact: ${a.contact}`),
+      a.notes && el("div", { class: "meta" }, `notes: ${a.notes}`)),
+    el("td", {}, a.tenant),
+    el("td", { class: "mono" }, a.sources.join(", "),
+      (a.hosts || []).length > 0 && el("div", { class: "meta" }, `hosts ${a.hosts.join(", ")}`),
+      (a.paths || []).length > 0 && el("div", { class: "meta" }, `paths ${a.paths.join(", ")}`),
+      (a.methods || []).length > 0 && el("div", { class: "meta" }, `methods ${a.methods.join(", ")}`)),
+    el("td", { class: "mono" }, `${utc(a.not_before)} to ${utc(a.not_after)}`),
+    el("td", {}, `${a.max_rps}/s, burst ${a.burst}`),
+    el("td", {}, `${a.max_requests.toLocaleString()} requests${a.require_token ? ", token" : ""}`),
+    el("td", {}, a.requester ? person(a.requester) : a.requested_by),
+    el("td", { class: "approvals-count" }, `${approvalsSoFar(a)} of ${a.approvers_required}`),
+    el("td", { title: `${utc(a.pending_until)} UTC` }, relative(a.pending_until)),
+    el("td", {}, el("div", { class: "ops" },
+      el("button", { type: "button", class: "small primary", onclick: () => approve(a), "aria-label": `Approve ${a.id}` }, "Approve"),
+      el("button", { type: "button", class: "small", onclick: () => deny(a), "aria-label": `Deny ${a.id}` }, "Deny"))))));
+}
+
+// approve asks for the written approval's reference and sends the digest
+// of the request as this page showed it, so that the approval binds to
+// what the approver saw.
+function approve(a) {
+  $("#approve-id").textContent = a.id;
+  $("#approve-what").textContent = `${a.tenant}: ${a.sources.join(", ")}, ${utc(a.not_before)} to ${utc(a.not_after)} UTC, ` +
+    `${a.max_rps}/s, ${a.max_requests.toLocaleString()} requests; asked by ${a.requester ? person(a.requester) : a.requested_by}.`;
+  $("#approve-digest").textContent = (a.digest || "").slice(0, 16);
+  $("#approve-ref").value = "";
+  $("#approve-note").value = "";
+  ask($("#approve-dialog"), $("#approve-ref"), async () => {
+    const got = await api("POST", `approvals/${encodeURIComponent(a.id)}/approve`,
+      { approval_ref: $("#approve-ref").value.trim(), note: $("#approve-note").value.trim(), digest: a.digest });
+    notice(got.status === "pending"
+      ? `Your approval of ${a.id} is recorded: ${approvalsSoFar(got)} of ${got.approvers_required} approvals.`
+      : `${a.id} is approved (${got.status}).`);
+    await refresh();
+  }, `Approving ${a.id}`);
+}
+
+function deny(a) {
+  $("#deny-id").textContent = a.id;
+  $("#deny-reason").value = "";
+  ask($("#deny-dialog"), $("#deny-reason"), async () => {
+    await api("POST", `approvals/${encodeURIComponent(a.id)}/deny`, { reason: $("#deny-reason").value.trim() });
+    notice(`${a.id} is denied.`);
+    await refresh();
+  }, `Denying ${a.id}`);
+}
+
+// takeToken collects the test token of a request this user filed: once.
+async function takeToken(a) {
+  try {
+    const got = await api("POST", `approvals/${encodeURIComponent(a.id)}/token`);
+    $("#token-id").textContent = a.id;
+    $("#token-value").textContent = got.token;
+    $("#token-dialog").showModal();
+  } catch (e) {
+    notice(`Getting the test token of ${a.id} failed: ${e.message}`, true);
+  }
+  await refresh();
 }
 
 // ---- revoke --------------------------------------------------------------
@@ -282,6 +365,12 @@ async function register(ev) {
     f.reset();
     defaults();
     await refresh(); // the approvals and the status's capacity chart
+    if (a.status === "pending") {
+      const need = a.approvers_required - approvalsSoFar(a);
+      notice(`Request ${a.id} filed for tenant ${a.tenant}, waiting for ${need} approval${need === 1 ? "" : "s"}.`);
+      location.hash = "#approvals";
+      return;
+    }
     if (a.token) {
       const box = $("#token-box");
       box.replaceChildren(el("strong", {}, `Approval ${a.id} registered. Test token, shown this once: `), el("code", {}, a.token),
@@ -416,7 +505,13 @@ async function showReport(id) {
     box.replaceChildren(
       el("dl", {},
         row("Approval", a.id), row("Tenant", a.tenant), row("Status", `${symbol[r.status] || ""} ${r.status}`),
-        row("Written approval", a.approval_ref), row("Requested by", a.requested_by), row("Approved by", a.approved_by),
+        row("Written approval", a.approval_ref || "none yet"), row("Requested by", a.requested_by), row("Approved by", a.approved_by || "nobody yet"),
+        r.requester && row("Requester", `${person(r.requester)}${r.requester.cert ? `, certificate ${r.requester.cert.slice(0, 16)}…` : ""}`),
+        r.approvers_required > 0 && row("Approvals needed", `${r.approvers_required}, none the requester's`),
+        a.pending_until && a.status === "pending" && row("Pending until", `${utc(a.pending_until)} UTC`),
+        r.approved_at && row("Approved at", `${utc(r.approved_at)} UTC`),
+        a.denied_at && row("Denied", `${utc(a.denied_at)} UTC: ${a.deny_reason}`),
+        a.status === "lapsed" && row("Lapsed", `${utc(a.pending_until)} UTC, undecided`),
         row("Sources", a.sources.join(", ")), row("Hosts", (a.hosts || []).join(", ") || "the whole tenant"),
         row("Paths", (a.paths || []).join(", ") || "all"), row("Methods", (a.methods || []).join(", ") || "all"),
         row("Window (UTC)", `${utc(r.not_before)} to ${utc(r.not_after)}`),
@@ -425,7 +520,19 @@ async function showReport(id) {
         row("Admitted", r.usage.allowed.toLocaleString()), row("Rate-limited", r.usage.rate_limited.toLocaleString()),
         row("Over budget", r.usage.budget_exhausted.toLocaleString()), row("Out of scope", r.usage.out_of_scope.toLocaleString()),
         row("Held back (platform busy)", (r.usage.platform_busy || 0).toLocaleString()),
-        a.revoked_at && row("Revoked", `${utc(a.revoked_at)} UTC${r.revoked_by ? ` by ${r.revoked_by}` : ""}: ${a.revoke_reason || "no reason given"}`)),
+        a.revoked_at && row("Revoked", `${utc(a.revoked_at)} UTC${r.revoker ? ` by ${person(r.revoker)}` : r.revoked_by ? ` by ${r.revoked_by}` : ""}: ${a.revoke_reason || "no reason given"}`)),
+      el("h3", {}, "Reviews"),
+      (r.reviews || []).length ? el("div", { class: "table-wrap" }, el("table", { id: "reviews-table" },
+        el("thead", {}, el("tr", {}, ["Time (UTC)", "Reviewer", "Authenticated by", "Decision", "Reference", "Note", "Digest"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, r.reviews.map((v) => el("tr", {},
+          el("td", { class: "mono" }, utc(v.at)),
+          el("td", {}, v.by.id),
+          el("td", {}, [v.by.via, v.by.issuer, v.by.cert && `certificate ${v.by.cert.slice(0, 16)}…`].filter(Boolean).join(", ")),
+          el("td", {}, v.decision),
+          el("td", {}, v.approval_ref || ""),
+          el("td", {}, v.note || ""),
+          el("td", { class: "mono", title: v.digest }, v.digest.slice(0, 16) + "…"))))))
+        : el("p", { class: "empty" }, a.requester && a.approvers_required ? "No reviews yet." : "Registered directly, without four eyes."),
       el("h3", {}, "The impact guard"),
       (r.yielded || []).length ? el("ul", { class: "yielded" }, r.yielded.map((y) =>
         el("li", {}, `${utc(y.at)} UTC: ${y.action.replace("approval.", "")}: ${y.why} (${y.by})`)))

@@ -660,12 +660,9 @@ func TestOpenIDTenantsAskOnlyForTheirOwn(t *testing.T) {
 	}
 	approve := site + "/gatekeeper/approvals/" + req.ID + "/approve"
 	t.Run("another tenant's user on the console's routes", func(t *testing.T) {
-		// Today any token the provider issued for the audience passes
-		// gatekeeper_console: gil lists every tenant's approvals (200 with
-		// acme's id, tenant and rate), bans (201) and revokes. Reported
-		// for the lead; remove the skip once the console holds OpenID
-		// callers to the approver group.
-		t.Skip("server gap: gatekeeper_console authorizes every OpenID caller (issue 32, reported)")
+		// The provider vouches for tenants' people too: the console holds
+		// its OpenID callers to the approver group, so gil can neither
+		// read another tenant's approvals nor ban or revoke.
 		for _, c := range []struct {
 			method, path string
 			body         any

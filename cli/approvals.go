@@ -49,16 +49,19 @@ local admin endpoint, the operator.`,
 		return printApprovals(cmd.OutOrStdout(), b)
 	})
 
-	approve := &cobra.Command{Use: "approve <id>", Example: `  $ gatekeeper approvals approve "$id" --ref SEC-1234`, Short: "Approves a pending request (four eyes)", Args: cobra.ExactArgs(1)}
+	approve := &cobra.Command{Use: "approve <id>", Example: `  $ gatekeeper approvals show "$id"          # read it, and its digest
+  $ gatekeeper approvals approve "$id" --ref SEC-1234 --digest 3f9c…`, Short: "Approves a pending request (four eyes)", Args: cobra.ExactArgs(1)}
 	approve.Flags().String("ref", "", "Reference of the written approval (required)")
 	approve.Flags().String("note", "", "A note for the audit")
+	approve.Flags().String("digest", "", "The digest `approvals show` printed: approve only if the request is still what you read")
 	approve.RunE = run(func(cmd *cobra.Command, args []string) error {
 		ref, _ := cmd.Flags().GetString("ref")
 		note, _ := cmd.Flags().GetString("note")
+		digest, _ := cmd.Flags().GetString("digest")
 		if strings.TrimSpace(ref) == "" {
 			return errors.New("--ref is required: the reference of the written approval")
 		}
-		return review(cmd, args[0], "approve", api.ReviewRequest{ApprovalRef: ref, Note: note})
+		return review(cmd, args[0], "approve", api.ReviewRequest{ApprovalRef: ref, Note: note, Digest: digest})
 	})
 
 	deny := &cobra.Command{Use: "deny <id>", Example: `  $ gatekeeper approvals deny "$id" --reason "no contract for this tenant"`, Short: "Denies a pending request (four eyes)", Args: cobra.ExactArgs(1)}

@@ -72,6 +72,7 @@ func printApproval(w io.Writer, body []byte) error {
 	if a.Requested() {
 		row("approvals", fmt.Sprintf("%d of %d", a.Approvals(), max(a.Approvers, 1)))
 		row("pending until", a.PendingUntil.UTC().Format(cliTime))
+		row("digest", a.ContentDigest)
 	}
 	for _, r := range a.Reviews {
 		row("review", fmt.Sprintf("%s %s at %s %s", r.By, pastTense(r.Decision), r.At.UTC().Format(cliTime), r.Note))

@@ -3,8 +3,8 @@ package caddymodule
 import (
 	"encoding/json"
 	"net/http/httptest"
-	"os"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"

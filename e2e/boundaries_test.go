@@ -3,8 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
-	"compress/zlib"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -19,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/andybalholm/brotli"
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 // A site on a unix socket learns its clients' addresses only from a proxy
@@ -224,20 +222,20 @@ func TestCompressedBodiesCannotHideAnOverride(t *testing.T) {
 	_ = mw.WriteField("_method", "DELETE")
 	_ = mw.Close()
 	const form = "application/x-www-form-urlencoded"
-	bomb := bytes.Repeat(compressed(t, make([]byte, 1<<20), "gzip"), 240) // 240 MiB of zeros in 250 KiB
+	bomb := bytes.Repeat(testutil.Encode(t, make([]byte, 1<<20), "gzip"), 240) // 240 MiB of zeros in 250 KiB
 	for _, tc := range []struct {
 		name, contentType, contentEncoding string
 		body                               []byte
 		code                               int
 	}{
-		{"gzip form", form, "gzip", compressed(t, []byte("title=x&_method=DELETE"), "gzip"), 403},
-		{"deflate multipart", mw.FormDataContentType(), "deflate", compressed(t, mp.Bytes(), "deflate"), 403},
-		{"br JSON", "application/json", "br", compressed(t, []byte(`{"_method":"DELETE"}`), "br"), 403},
-		{"gzip then br form", form, "gzip, br", compressed(t, []byte("_method=DELETE"), "gzip", "br"), 403},
+		{"gzip form", form, "gzip", testutil.Encode(t, []byte("title=x&_method=DELETE"), "gzip"), 403},
+		{"deflate multipart", mw.FormDataContentType(), "deflate", testutil.Encode(t, mp.Bytes(), "deflate"), 403},
+		{"br JSON", "application/json", "br", testutil.Encode(t, []byte(`{"_method":"DELETE"}`), "br"), 403},
+		{"gzip then br form", form, "gzip, br", testutil.Encode(t, []byte("_method=DELETE"), "gzip", "br"), 403},
 		{"zstd form", form, "zstd", []byte("(\xb5/\xfd\x04\x00\x71\x00\x00_method=DELETE"), 403},
 		{"gzip bomb", form, "gzip", bomb, 403},
-		{"gzip form without an override", form, "gzip", compressed(t, []byte("title=x"), "gzip"), 200},
-		{"gzip then br JSON without an override", "application/json", "gzip, br", compressed(t, []byte(`{"title":"x"}`), "gzip", "br"), 200},
+		{"gzip form without an override", form, "gzip", testutil.Encode(t, []byte("title=x"), "gzip"), 200},
+		{"gzip then br JSON without an override", "application/json", "gzip, br", testutil.Encode(t, []byte(`{"title":"x"}`), "gzip", "br"), 200},
 	} {
 		req, _ := http.NewRequest("POST", "http://"+in.Site+"/api/x", bytes.NewReader(tc.body))
 		req.Host = "acme.localhost"
@@ -260,31 +258,6 @@ func TestCompressedBodiesCannotHideAnOverride(t *testing.T) {
 			t.Errorf("%s: the upstream got %q, want the body as sent: %q", tc.name, b, want)
 		}
 	}
-}
-
-// compressed applies the codings to b in the order listed.
-func compressed(t *testing.T, b []byte, codings ...string) []byte {
-	t.Helper()
-	for _, c := range codings {
-		var buf bytes.Buffer
-		var w io.WriteCloser
-		switch c {
-		case "gzip":
-			w = gzip.NewWriter(&buf)
-		case "deflate":
-			w = zlib.NewWriter(&buf)
-		case "br":
-			w = brotli.NewWriter(&buf)
-		}
-		if _, err := w.Write(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		b = buf.Bytes()
-	}
-	return b
 }
 
 func TestClientCannotForgeGatekeeperHeaders(t *testing.T) {

@@ -15,7 +15,14 @@ import (
 // ends, its audit heads kept in t's own folder.
 func startEngine(t *testing.T, st config.Store) *Engine {
 	t.Helper()
-	s := config.Settings{Store: st}.WithDefaults()
+	return startWith(t, config.Settings{Store: st})
+}
+
+// startWith runs an engine with settings s, defaults filled in, until t
+// ends, its audit heads kept in t's own folder.
+func startWith(t *testing.T, s config.Settings) *Engine {
+	t.Helper()
+	s = s.WithDefaults()
 	testutil.NoError(t, s.Validate())
 	e, err := New(s, zap.NewNop())
 	testutil.NoError(t, err)

@@ -40,19 +40,7 @@ func startFourEyes(t *testing.T, local string, hook *httptest.Server) *Engine {
 	if hook != nil {
 		s.Notify.Webhook = hook.URL
 	}
-	s = s.WithDefaults()
-	testutil.NoError(t, s.Validate())
-	e, err := New(s, zap.NewNop())
-	testutil.NoError(t, err)
-	sh, err := Open(s, t.TempDir(), zap.NewNop())
-	testutil.NoError(t, err)
-	e.Start(sh)
-	t.Cleanup(func() {
-		e.Stop()
-		testutil.NoError(t, sh.Destruct())
-		testutil.NoError(t, e.Close())
-	})
-	return e
+	return startWith(t, s)
 }
 
 func request(t *testing.T, body string) *approvals.Request {

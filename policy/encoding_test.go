@@ -2,9 +2,6 @@ package policy
 
 import (
 	"bytes"
-	"compress/flate"
-	"compress/gzip"
-	"compress/zlib"
 	"io"
 	"mime/multipart"
 	"net/http/httptest"
@@ -14,37 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/andybalholm/brotli"
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
-
-// compress applies the codings to b in the order listed, as a client does
-// before it names them in Content-Encoding ("raw-deflate" is deflate
-// without zlib's wrapping, which some clients send as deflate).
-func compress(t testing.TB, b []byte, codings ...string) []byte {
-	t.Helper()
-	for _, c := range codings {
-		var buf bytes.Buffer
-		var w io.WriteCloser
-		switch c {
-		case "gzip":
-			w = gzip.NewWriter(&buf)
-		case "deflate":
-			w = zlib.NewWriter(&buf)
-		case "raw-deflate":
-			w, _ = flate.NewWriter(&buf, flate.BestSpeed)
-		case "br":
-			w = brotli.NewWriter(&buf)
-		}
-		if _, err := w.Write(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		b = buf.Bytes()
-	}
-	return b
-}
 
 // encodedBody is a body as a client sends it: its type, its encoding and
 // its bytes on the wire.
@@ -61,7 +29,7 @@ func encodedBodies(t testing.TB, contentType string, plain []byte) []encodedBody
 		{"gzip, br", "gzip,br"}, {"identity, Deflate", "deflate"},
 	} {
 		out = append(out, encodedBody{e.name + " as " + e.header, contentType, e.header,
-			compress(t, plain, strings.Split(e.name, ",")...)})
+			testutil.Encode(t, plain, strings.Split(e.name, ",")...)})
 	}
 	return out
 }
@@ -139,7 +107,7 @@ func TestEncodedBodiesCannotHideAnOverride(t *testing.T) {
 func TestUndecodableBodiesAreOutOfAMethodScope(t *testing.T) {
 	const form = "application/x-www-form-urlencoded"
 	// 256 MiB of zeros in about 256 KiB: 1 MiB gzip members, repeated.
-	bomb := bytes.Repeat(compress(t, make([]byte, 1<<20), "gzip"), 240)
+	bomb := bytes.Repeat(testutil.Encode(t, make([]byte, 1<<20), "gzip"), 240)
 	if len(bomb) > maxOverrideBody {
 		t.Fatalf("the bomb is %d bytes, over the size read; it would not be decoded at all", len(bomb))
 	}
@@ -148,9 +116,9 @@ func TestUndecodableBodiesAreOutOfAMethodScope(t *testing.T) {
 		{"compress", form, "compress", []byte("\x1f\x9d\x90_method=DELETE")},
 		{"gzip on a plain body", form, "gzip", []byte("_method=DELETE")},
 		{"br on a plain body", form, "br", []byte("title=x")},
-		{"over the bound decoded", form, "gzip", compress(t, []byte("a="+strings.Repeat("x", maxOverrideBody)), "gzip")},
+		{"over the bound decoded", form, "gzip", testutil.Encode(t, []byte("a="+strings.Repeat("x", maxOverrideBody)), "gzip")},
 		{"a bomb", form, "gzip", bomb},
-		{"five codings", form, "gzip, gzip, gzip, gzip, gzip", compress(t, []byte("title=x"), "gzip", "gzip", "gzip", "gzip", "gzip")},
+		{"five codings", form, "gzip, gzip, gzip, gzip, gzip", testutil.Encode(t, []byte("title=x"), "gzip", "gzip", "gzip", "gzip", "gzip")},
 	} {
 		start := time.Now()
 		v, d, upstream := readEncoded(t, b)
@@ -175,7 +143,7 @@ func TestUndecodableBodiesAreOutOfAMethodScope(t *testing.T) {
 // trusts the same header; the gzip body it then reads is not a form.
 func TestIdentityOnAnEncodedBodyHidesNothingFromTheUpstream(t *testing.T) {
 	b := encodedBody{"gzip sent as identity", "application/x-www-form-urlencoded", "identity",
-		compress(t, []byte("_method=DELETE"), "gzip")}
+		testutil.Encode(t, []byte("_method=DELETE"), "gzip")}
 	v, _, upstream := readEncoded(t, b)
 	if !slices.Equal(v.Access.Methods, []string{"POST"}) || !bytes.Equal(upstream, b.wire) {
 		t.Fatalf("methods %v, upstream read %d of %d bytes", v.Access.Methods, len(upstream), len(b.wire))

@@ -2,9 +2,6 @@ package body
 
 import (
 	"bytes"
-	"compress/flate"
-	"compress/gzip"
-	"compress/zlib"
 	"errors"
 	"io"
 	"net/http/httptest"
@@ -12,40 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/andybalholm/brotli"
+	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
 const bound = 256 << 10
-
-// encode applies the codings to b in the order listed, as a client that
-// sends them in a Content-Encoding header does.
-func encode(t testing.TB, b []byte, codings ...string) []byte {
-	t.Helper()
-	for _, c := range codings {
-		var buf bytes.Buffer
-		var w io.WriteCloser
-		switch c {
-		case "gzip", "x-gzip":
-			w = gzip.NewWriter(&buf)
-		case "deflate":
-			w = zlib.NewWriter(&buf)
-		case "raw-deflate":
-			w, _ = flate.NewWriter(&buf, flate.DefaultCompression)
-		case "br":
-			w = brotli.NewWriter(&buf)
-		default:
-			t.Fatalf("no encoder for %q", c)
-		}
-		if _, err := w.Write(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		b = buf.Bytes()
-	}
-	return b
-}
 
 // Every coding a client may send, alone or listed after another, is
 // undone in the right order, and the decoded body is what was encoded.
@@ -69,7 +36,7 @@ func TestDecodeUndoesEveryCodingInOrder(t *testing.T) {
 		{[]string{"identity"}, nil},
 		{nil, nil},
 	} {
-		got, err := Decode(encode(t, plain, tc.applied...), tc.header, bound)
+		got, err := Decode(testutil.Encode(t, plain, tc.applied...), tc.header, bound)
 		if err != nil || !bytes.Equal(got, plain) {
 			t.Errorf("%q: %q, %v; want %q", tc.header, got, err, plain)
 		}
@@ -82,7 +49,7 @@ func TestDecodeUndoesEveryCodingInOrder(t *testing.T) {
 // sends.
 func TestDecodeRefusesWhatItCannotRead(t *testing.T) {
 	plain := []byte("_method=DELETE")
-	gz := encode(t, plain, "gzip")
+	gz := testutil.Encode(t, plain, "gzip")
 	corrupt := bytes.Clone(gz)
 	corrupt[len(corrupt)-6] ^= 0xff // the CRC
 	for _, tc := range []struct {
@@ -99,11 +66,11 @@ func TestDecodeRefusesWhatItCannotRead(t *testing.T) {
 		{"a wrong checksum", corrupt, []string{"gzip"}},
 		{"a truncated stream", gz[:len(gz)-4], []string{"gzip"}},
 		{"gzip with bytes after it", append(bytes.Clone(gz), "&_method=PUT"...), []string{"gzip"}},
-		{"zlib with bytes after it", append(encode(t, plain, "deflate"), "&_method=PUT"...), []string{"deflate"}},
-		{"raw deflate with bytes after it", append(encode(t, plain, "raw-deflate"), "&_method=PUT"...), []string{"deflate"}},
-		{"br with bytes after it", append(encode(t, plain, "br"), "&_method=PUT"...), []string{"br"}},
-		{"codings in the wrong order", encode(t, plain, "gzip", "br"), []string{"br, gzip"}},
-		{"more codings than anyone sends", encode(t, plain, "gzip", "gzip", "gzip", "gzip", "gzip"), []string{"gzip,gzip,gzip,gzip,gzip"}},
+		{"zlib with bytes after it", append(testutil.Encode(t, plain, "deflate"), "&_method=PUT"...), []string{"deflate"}},
+		{"raw deflate with bytes after it", append(testutil.Encode(t, plain, "raw-deflate"), "&_method=PUT"...), []string{"deflate"}},
+		{"br with bytes after it", append(testutil.Encode(t, plain, "br"), "&_method=PUT"...), []string{"br"}},
+		{"codings in the wrong order", testutil.Encode(t, plain, "gzip", "br"), []string{"br, gzip"}},
+		{"more codings than anyone sends", testutil.Encode(t, plain, "gzip", "gzip", "gzip", "gzip", "gzip"), []string{"gzip,gzip,gzip,gzip,gzip"}},
 	} {
 		if got, err := Decode(tc.body, tc.header, bound); err == nil {
 			t.Errorf("%s: decoded to %q, want an error", tc.name, got)
@@ -117,10 +84,10 @@ func TestDecodeBoundsTheDecodedBody(t *testing.T) {
 	big := bytes.Repeat([]byte("a"), bound+1)
 	for _, codings := range [][]string{{"gzip"}, {"deflate"}, {"raw-deflate"}, {"br"}, {"gzip", "br"}} {
 		header := strings.ReplaceAll(strings.Join(codings, ","), "raw-deflate", "deflate")
-		if _, err := Decode(encode(t, big, codings...), []string{header}, bound); !errors.Is(err, ErrTooLarge) {
+		if _, err := Decode(testutil.Encode(t, big, codings...), []string{header}, bound); !errors.Is(err, ErrTooLarge) {
 			t.Errorf("%s: %v, want ErrTooLarge", header, err)
 		}
-		if got, err := Decode(encode(t, big[:bound], codings...), []string{header}, bound); err != nil || len(got) != bound {
+		if got, err := Decode(testutil.Encode(t, big[:bound], codings...), []string{header}, bound); err != nil || len(got) != bound {
 			t.Errorf("%s at the bound: %d bytes, %v", header, len(got), err)
 		}
 	}
@@ -143,7 +110,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // memory. Gzip readers read concatenated members as one stream.
 func zeroBomb(t testing.TB, members int) []byte {
 	t.Helper()
-	member := encode(t, make([]byte, 1<<20), "gzip")
+	member := testutil.Encode(t, make([]byte, 1<<20), "gzip")
 	return bytes.Repeat(member, members)
 }
 
@@ -177,7 +144,7 @@ func TestDecompressionBombIsRefusedAtTheBound(t *testing.T) {
 // Peeking at an encoded body and decoding the copy leaves the body for the
 // upstream as the client sent it, byte for byte.
 func TestPeekLeavesAnEncodedBodyAsSent(t *testing.T) {
-	sent := encode(t, []byte("title=x&_method=DELETE"), "gzip", "br")
+	sent := testutil.Encode(t, []byte("title=x&_method=DELETE"), "gzip", "br")
 	r := httptest.NewRequest("POST", "/api/x", bytes.NewReader(sent))
 	r.Header.Set("Content-Encoding", "gzip, br")
 	b := Peek(r, bound)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,35 +85,7 @@ func (u user) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims, erro
 
 // login runs the authorization code flow for u against p and returns the
 // ID token p issued.
-func (p *provider) login(t *testing.T, u user) string {
-	t.Helper()
-	p.QueueUser(u)
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	q := url.Values{"client_id": {p.ClientID}, "scope": {"openid email groups"}, "state": {"s"},
-		"response_type": {"code"}, "redirect_uri": {"http://127.0.0.1/callback"}}
-	resp, err := noRedirect.Get(p.AuthorizationEndpoint() + "?" + q.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || loc.Query().Get("code") == "" {
-		t.Fatalf("authorize: %s, Location %q", resp.Status, resp.Header.Get("Location"))
-	}
-	resp, err = http.PostForm(p.TokenEndpoint(), url.Values{"grant_type": {"authorization_code"},
-		"code": {loc.Query().Get("code")}, "client_id": {p.ClientID}, "client_secret": {p.ClientSecret}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tr struct {
-		IDToken string `json:"id_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil || tr.IDToken == "" {
-		t.Fatalf("token: %s, %v", resp.Status, err)
-	}
-	return tr.IDToken
-}
+func (p *provider) login(t *testing.T, u user) string { return testutil.OIDCLogin(t, p.MockOIDC, u) }
 
 func (p *provider) config() identity.Config {
 	return identity.Config{Issuer: p.Issuer(), Audience: p.ClientID, GroupsClaim: "groups", TenantClaim: "tenant"}

@@ -29,6 +29,10 @@ type Verification struct {
 	// lost, unreadable, not written, or of a store whose data was
 	// replaced. The check is then not OK, whatever the chains hold.
 	Anchor string `json:"anchor_problem,omitempty"`
+	// Records says which approval the store holds otherwise than its
+	// chain registered it (see CheckRecords), when one does. The check is
+	// then not OK, however intact the chains.
+	Records string `json:"records_problem,omitempty"`
 }
 
 // verifyInterval is how often the chains are checked in the background,
@@ -102,6 +106,16 @@ func (c *Monitor) Verify(ctx context.Context, st Anchorable, logger *zap.Logger,
 			heads[r.Kind] = r.Last
 		}
 		c.known.advance(ctx, st, known, heads)
+	}
+	if rs, ok := st.(Records); ok && v.OK {
+		problem, err := CheckRecords(ctx, rs)
+		switch {
+		case err != nil:
+			v.OK, v.Error = false, err.Error()
+		case problem != "":
+			v.OK, v.Records = false, problem
+			logger.Error("an approval was changed in the store without an event", zap.String("problem", problem))
+		}
 	}
 	v.Known = c.known.Get()
 	if v.Anchor = c.known.Problem(); v.Anchor != "" {

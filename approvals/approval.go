@@ -147,12 +147,13 @@ func (d Usage) Hour(now time.Time) time.Time {
 
 // StatusAt is the approval's status at instant now.
 func (a *Approval) StatusAt(now time.Time) Status {
+	if a.RevokedAt != nil {
+		return StatusRevoked // a request withdrawn before its approvers decided too
+	}
 	if st := a.requestStatus(now); st != "" {
 		return st
 	}
 	switch {
-	case a.RevokedAt != nil:
-		return StatusRevoked
 	case a.Exhausted():
 		return StatusExhausted
 	case now.Before(a.NotBefore):

@@ -38,6 +38,9 @@ func (e *Engine) mayReview(by identity.Caller) bool {
 	if by.Via == approvals.ViaLocal {
 		return p.Local == config.LocalRegister || p.Local == config.LocalReview
 	}
+	if by.Via == approvals.ViaBridge && p.Local == config.LocalRequest {
+		return false // whoever reads the bridge key names anyone: the operator, held to local
+	}
 	return by.In(p.ApproverGroup)
 }
 

@@ -1,0 +1,49 @@
+package identity_test
+
+import (
+	"context"
+	"crypto/x509/pkix"
+	"testing"
+	"time"
+
+	"github.com/customernode/gatekeeper/approvals"
+	"github.com/customernode/gatekeeper/identity"
+)
+
+// Attacks on issue #32's identities, each a hole found in review.
+
+// Carol's certificate names her twice: email carol@ops.example and common
+// name carol. FromCertificate keeps the email only, so carol on the
+// console (basic_auth user carol, as the docs' "Alice on the console and
+// alice with a certificate are one person" promises) is someone else to
+// four eyes: she requests with her certificate and approves on the
+// console.
+func TestAttackCertificateCommonNameIsForgotten(t *testing.T) {
+	cert := issue(t, pkix.Name{CommonName: "Ops CA"}, pkix.Name{CommonName: "carol"}, "carol@ops.example")
+	byCert, err := identity.FromCertificate(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onConsole := approvals.Identity{ID: "carol", Via: approvals.ViaCaddyAuth}
+	if !byCert.Same(onConsole) {
+		t.Fatalf("%s and %s, one certificate's two names, are two people to four eyes", byCert, onConsole)
+	}
+}
+
+// A token without a verified email is named by its sub; a sub spelled as
+// an approver's email then is that approver: same ID, and In matches the
+// approver_group entry that names the real person by email. The provider
+// vouched for a subject, not for an address.
+func TestAttackSubjectSpelledAsAnEmail(t *testing.T) {
+	p := startProvider(t, "")
+	v := newVerifier(t, p.config(), time.Now)
+	mallory := user{sub: "secops-lead@example.com", claims: map[string]any{"email": nil, "email_verified": nil,
+		"groups": []string{"acme-devs"}, "tenant": "acme"}}
+	got, err := v.Verify(context.Background(), p.login(t, mallory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.In([]string{"secops-lead@example.com"}) {
+		t.Fatalf("a tenant's token with sub %q (no email) is in the approver group that names secops-lead@example.com: %s", got.ID, got.Identity)
+	}
+}

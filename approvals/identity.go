@@ -24,6 +24,11 @@ type Identity struct {
 	// Cert is, for a client certificate, its SHA-256 fingerprint (hex): two
 	// names on one certificate are one person to four eyes.
 	Cert string `json:"cert,omitempty"`
+	// Also is another name the same authentication gave the person: a
+	// certificate's common name besides the email address ID holds. Four
+	// eyes compares it too: carol@ops.example with a certificate whose
+	// common name is carol, and carol on the console, are one person.
+	Also string `json:"also,omitempty"`
 }
 
 // How an identity was authenticated.
@@ -59,12 +64,15 @@ func (id Identity) Check() error {
 	if id.ID == "" {
 		return fmt.Errorf("identity: no name (authentication via %s named nobody)", id.Via)
 	}
-	for _, f := range []struct{ name, v string }{{"name", id.ID}, {"issuer", id.Issuer}, {"certificate", id.Cert}} {
+	for _, f := range []struct{ name, v string }{{"name", id.ID}, {"issuer", id.Issuer}, {"certificate", id.Cert}, {"other name", id.Also}} {
 		if len(f.v) > MaxIdentityLen {
 			return fmt.Errorf("identity: the %s is %d bytes long; at most %d are allowed", f.name, len(f.v), MaxIdentityLen)
 		}
 		if i := strings.IndexFunc(f.v, unprintable); i >= 0 {
 			return fmt.Errorf("identity: the %s has an unprintable character at byte %d", f.name, i)
+		}
+		if strings.TrimSpace(f.v) != f.v {
+			return fmt.Errorf("identity: the %s %q begins or ends with a space", f.name, f.v)
 		}
 	}
 	return nil
@@ -82,7 +90,22 @@ func unprintable(r rune) bool { return r == unicode.ReplacementChar || !unicode.
 // person too: whoever can read the bridge's key can name themselves
 // anything, so the machine's users are one pair of eyes.
 func (id Identity) Same(o Identity) bool {
-	return ascii.EqualFold(id.ID, o.ID) || id.Cert != "" && id.Cert == o.Cert || id.local() && o.local()
+	for _, a := range id.names() {
+		for _, b := range o.names() {
+			if ascii.EqualFold(a, b) {
+				return true
+			}
+		}
+	}
+	return id.Cert != "" && id.Cert == o.Cert || id.local() && o.local()
+}
+
+// names are the names id goes by: ID, and Also when set.
+func (id Identity) names() []string {
+	if id.Also == "" {
+		return []string{id.ID}
+	}
+	return []string{id.ID, id.Also}
 }
 
 // local reports whether id is the local endpoint's or the bridge's.

@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -68,8 +67,11 @@ func CheckRecords(ctx context.Context, st Records) (string, error) {
 		}
 		return nil
 	})
-	if problem != "" || err != nil && !errors.Is(err, errStop) {
-		return problem, err
+	switch {
+	case problem != "":
+		return problem, nil // the store may wrap errStop past errors.Is
+	case err != nil:
+		return "", err
 	}
 	for _, a := range list {
 		f, ok := first[a.ID]

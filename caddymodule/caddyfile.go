@@ -292,6 +292,7 @@ func parseApprovalPolicy(d *caddyfile.Dispenser, p *config.ApprovalPolicy) error
 //		ipv6_bits    56
 //		max_sources  16
 //		per_minute   30
+//		max_pending  20
 //	}
 func parseTenantRequests(d *caddyfile.Dispenser, t *config.TenantRequests) error {
 	if d.NextArg() {
@@ -316,6 +317,8 @@ func parseTenantRequests(d *caddyfile.Dispenser, t *config.TenantRequests) error
 			err = intArg(d, &t.MaxSources)
 		case "per_minute":
 			err = intArg(d, &t.PerMinute)
+		case "max_pending":
+			err = intArg(d, &t.MaxPending)
 		default:
 			return d.Errf("tenant_requests: unknown option %q", opt)
 		}

@@ -137,6 +137,7 @@ var settingForms = []struct {
 			ipv6_bits    60
 			max_sources  4
 			per_minute   10
+			max_pending  5
 		}
 		notify webhook https://hooks.example.com/T0/B0
 		identity oidc {
@@ -152,7 +153,7 @@ var settingForms = []struct {
 	respond ok
 }`,
 		appJSON: `{"approval_policy": {"approvers": 2, "approver_group": ["secops", "alice@example.com"], "pending_ttl": "12h", "local": "register"},
-			"tenant_requests": {"max_rps": 20, "max_requests": 50000, "max_window": "3d", "ipv4_bits": 26, "ipv6_bits": 60, "max_sources": 4, "per_minute": 10},
+			"tenant_requests": {"max_rps": 20, "max_requests": 50000, "max_window": "3d", "ipv4_bits": 26, "ipv6_bits": 60, "max_sources": 4, "per_minute": 10, "max_pending": 5},
 			"notify": {"webhook": "https://hooks.example.com/T0/B0"},
 			"identity_oidc": {"issuer": "https://login.example.com/", "audience": "gatekeeper", "tenant_claim": "tenant", "groups_claim": "groups"}}`,
 		handler: `{"handler": "gatekeeper"}`,

@@ -122,6 +122,8 @@ type TenantRequests struct {
 	// Calls one identity may make a minute (filing, listing, the token).
 	// Default: 30.
 	PerMinute int `json:"per_minute,omitempty"`
+	// Requests one tenant may have waiting for review at once. Default: 20.
+	MaxPending int `json:"max_pending,omitempty"`
 }
 
 // Defaults of TenantRequests.
@@ -133,6 +135,7 @@ const (
 	DefaultTenantIPv6Bits    = 56
 	DefaultTenantMaxSources  = 16
 	DefaultTenantPerMinute   = 30
+	DefaultTenantMaxPending  = 20
 )
 
 func (t TenantRequests) withDefaults() TenantRequests {
@@ -157,6 +160,9 @@ func (t TenantRequests) withDefaults() TenantRequests {
 	if t.PerMinute == 0 {
 		t.PerMinute = DefaultTenantPerMinute
 	}
+	if t.MaxPending == 0 {
+		t.MaxPending = DefaultTenantMaxPending
+	}
 	return t
 }
 
@@ -177,6 +183,8 @@ func (t TenantRequests) Validate() error {
 		return fmt.Errorf("tenant_requests: max_sources %d is out of range; want 1 to 256", t.MaxSources)
 	case t.PerMinute < 1:
 		return fmt.Errorf("tenant_requests: per_minute %d is not positive", t.PerMinute)
+	case t.MaxPending < 1:
+		return fmt.Errorf("tenant_requests: max_pending %d is not positive", t.MaxPending)
 	}
 	return nil
 }

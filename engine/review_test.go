@@ -272,3 +272,22 @@ func TestTheWebhookHearsOfRequestsAndApprovals(t *testing.T) {
 		return slices.Equal(kinds, want)
 	})
 }
+
+func TestATenantHasAtMostMaxPendingRequestsWaiting(t *testing.T) {
+	e := startWith(t, config.Settings{Store: fileStore(t),
+		ApprovalPolicy: config.ApprovalPolicy{Approvers: 1, ApproverGroup: []string{"secops"}},
+		TenantRequests: config.TenantRequests{MaxPending: 2}})
+	ctx := context.Background()
+	for range 2 {
+		_, err := e.RequestTest(ctx, askedFor(t), alice)
+		testutil.NoError(t, err)
+	}
+	if _, err := e.RequestTest(ctx, askedFor(t), alice); !errors.Is(err, ErrTooManyPending) {
+		t.Fatalf("a third waiting request: %v, want ErrTooManyPending", err)
+	}
+	globex, req := alice, askedFor(t)
+	globex.Tenant, req.Tenant = "globex", ""
+	if _, err := e.RequestTest(ctx, req, globex); err != nil {
+		t.Fatalf("another tenant's request: %v", err)
+	}
+}

@@ -21,6 +21,10 @@ import (
 // ErrNoTenant refuses a caller whose identity names no tenant (403).
 var ErrNoTenant = errors.New("your identity names no tenant; ask your administrator to map it to one")
 
+// ErrTooManyPending refuses a tenant's request while max_pending of its
+// requests wait for review (409).
+var ErrTooManyPending = errors.New("your tenant has as many requests waiting for review as it may; wait for them to be decided")
+
 // ErrNoFourEyes refuses tenants' requests where nobody could approve them.
 var ErrNoFourEyes = errors.New("tenants' requests need an approval_policy with approvers and an approver_group")
 
@@ -76,6 +80,15 @@ func (e *Engine) RequestTest(ctx context.Context, req *approvals.Request, by ide
 		if s.Addr().Is4() && s.Bits() < t.IPv4Bits || s.Addr().Is6() && s.Bits() < t.IPv6Bits {
 			return nil, approvals.BadField(fmt.Sprintf("sources[%d]", i), "%s is broader than /%d (IPv4) or /%d (IPv6)", s, t.IPv4Bits, t.IPv6Bits)
 		}
+	}
+	waiting := 0
+	for _, a := range e.Snapshot().List() {
+		if approvals.SameTenant(a.Tenant, by.Tenant) && a.StatusAt(at) == approvals.StatusPending {
+			waiting++
+		}
+	}
+	if waiting >= t.MaxPending {
+		return nil, ErrTooManyPending
 	}
 	// Told now, not only when an approver approves: the capacity is checked
 	// again then, against what was approved meanwhile.

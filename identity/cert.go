@@ -6,13 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/customernode/gatekeeper/approvals"
 )
 
 // FromCertificate is the person a verified client certificate names: its
-// first email address (SAN), else its subject's common name, vouched for
-// by its issuer. A certificate that names nobody is refused, as is a name
+// first email address (SAN), else its subject's common name (kept as Also
+// beside an email address: four eyes compares both), vouched for by its
+// issuer. A certificate that names nobody is refused, as is a name
 // approvals.Identity.Check refuses.
 //
 // Cert is the SHA-256 fingerprint of the certificate, so a certificate
@@ -29,6 +31,9 @@ func FromCertificate(c *x509.Certificate) (approvals.Identity, error) {
 	id := approvals.Identity{Via: approvals.ViaMTLS, Issuer: c.Issuer.CommonName}
 	if len(c.EmailAddresses) > 0 {
 		id.ID = c.EmailAddresses[0]
+		if cn := c.Subject.CommonName; !strings.EqualFold(cn, id.ID) {
+			id.Also = cn // the same person by their other name
+		}
 	} else {
 		id.ID = c.Subject.CommonName
 	}

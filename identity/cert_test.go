@@ -66,7 +66,7 @@ func TestCertificateNamesItsHolder(t *testing.T) {
 	ca := pkix.Name{CommonName: "Ops CA", Organization: []string{"Example"}}
 	c := issue(t, ca, pkix.Name{CommonName: "Alice"}, "alice@example.com", "a@example.com")
 	id, err := identity.FromCertificate(c)
-	want := approvals.Identity{ID: "alice@example.com", Via: approvals.ViaMTLS, Issuer: "Ops CA", Cert: fingerprint(c)}
+	want := approvals.Identity{ID: "alice@example.com", Via: approvals.ViaMTLS, Issuer: "Ops CA", Cert: fingerprint(c), Also: "Alice"}
 	if err != nil || id != want {
 		t.Fatalf("got %+v, %v; want %+v", id, err, want)
 	}

@@ -113,6 +113,10 @@ func NewVerifier(cfg Config, now func() time.Time) (*Verifier, error) {
 // cfg.Audience and not expired. The ID is the "email" claim when
 // "email_verified" is true, else "sub"; it must pass
 // approvals.Identity.Check, and the groups and tenant must be printable.
+// A "sub" spelled as an email address is refused when no verified email
+// comes with it: the provider vouched for a subject, not for an address,
+// and the name would pass for the address's owner (in approver_group, to
+// four eyes, for the test token).
 func (v *Verifier) Verify(ctx context.Context, rawToken string) (Caller, error) {
 	iv, err := v.idTokenVerifier(ctx)
 	if err != nil {
@@ -128,8 +132,12 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (Caller, error) 
 	}
 	c := Caller{Identity: approvals.Identity{ID: tok.Subject, Via: approvals.ViaOIDC, Issuer: v.cfg.Issuer}}
 	var email string
-	if json.Unmarshal(claims["email"], &email) == nil && email != "" && verified(claims["email_verified"]) {
+	switch {
+	case json.Unmarshal(claims["email"], &email) == nil && email != "" && verified(claims["email_verified"]):
 		c.ID = email
+	case strings.Contains(tok.Subject, "@"):
+		return Caller{}, fmt.Errorf("oidc token: its subject %q looks like an email address, but the token carries no verified email; "+
+			"have the provider send email and email_verified", tok.Subject)
 	}
 	if err := c.Identity.Check(); err != nil {
 		return Caller{}, fmt.Errorf("oidc token: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,4 +156,39 @@ func approvalsIn(snap *approvals.Snapshot) int {
 		n += c
 	}
 	return n
+}
+
+// A Redis writer who changes what an approval asks for in place leaves
+// every chain intact; audit.CheckRecords holds the stored record to what
+// its first event registered, and names it. A record added without its
+// event is named too; the untouched store passes.
+func TestCheckRecordsFindsAnApprovalChangedInPlace(t *testing.T) {
+	srv := testredis.Start(t)
+	s := redisStore(t, srv.Addr)
+	ctx := context.Background()
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_1", "acme"), storetest.Person("alice"), 0))
+	testutil.NoError(t, s.CreateApproval(ctx, storetest.Approval("apr_2", "globex"), storetest.Person("alice"), 0))
+	if problem, err := audit.CheckRecords(ctx, s); problem != "" || err != nil {
+		t.Fatalf("an untouched store: %q, %v", problem, err)
+	}
+
+	rdb := srv.Client()
+	raw, err := rdb.HGet(ctx, "gk:{state}:approvals", "apr_2").Bytes()
+	testutil.NoError(t, err)
+	var a approvals.Approval
+	testutil.NoError(t, json.Unmarshal(raw, &a))
+	a.MaxRPS *= 100
+	changed, _ := json.Marshal(&a)
+	testutil.NoError(t, rdb.HSet(ctx, "gk:{state}:approvals", "apr_2", changed).Err())
+	if problem, err := audit.CheckRecords(ctx, s); err != nil || !strings.Contains(problem, "approval apr_2 as stored asks for other than seq 2 registered") {
+		t.Fatalf("a record changed in place: %q, %v", problem, err)
+	}
+
+	testutil.NoError(t, rdb.HSet(ctx, "gk:{state}:approvals", "apr_2", raw).Err())
+	a.ID, a.CreatedAt = "apr_3", time.Now().UTC()
+	added, _ := json.Marshal(&a)
+	testutil.NoError(t, rdb.HSet(ctx, "gk:{state}:approvals", "apr_3", added).Err())
+	if problem, err := audit.CheckRecords(ctx, s); err != nil || !strings.Contains(problem, "approval apr_3 is stored without the event that registered it") {
+		t.Fatalf("a record added without its event: %q, %v", problem, err)
+	}
 }

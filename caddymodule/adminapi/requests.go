@@ -69,8 +69,10 @@ func (Requests) CaddyModule() caddy.ModuleInfo {
 // rate limits.
 func (h *Requests) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if strings.Contains(h.Tenant, "{http.request.") {
-		return fmt.Errorf("gatekeeper_requests: tenant %q reads the request, which its client writes; use the authenticated user's ({http.auth.user.*}) or a map of it", h.Tenant)
+	for _, client := range []string{"{http.request.", "{http.regexp."} {
+		if strings.Contains(h.Tenant, client) {
+			return fmt.Errorf("gatekeeper_requests: tenant %q reads the request, which its client writes; use the authenticated user's ({http.auth.user.*}) or a map of it", h.Tenant)
+		}
 	}
 	h.limits = &callerLimits{seen: make(map[string]*rate.Limiter)}
 	return nil
@@ -214,6 +216,8 @@ func tenantError(err error) error {
 	switch {
 	case errors.As(err, &full):
 		return apiError(http.StatusConflict, err)
+	case errors.Is(err, engine.ErrTooManyPending):
+		return apiError(http.StatusConflict, err)
 	case errors.Is(err, engine.ErrNoTenant):
 		return apiError(http.StatusForbidden, err)
 	case errors.Is(err, engine.ErrNoFourEyes):
@@ -230,8 +234,9 @@ type callerLimits struct {
 	seen map[string]*rate.Limiter
 }
 
-// maxLimited bounds the identities remembered; past it the map starts
-// over (a caller then gets a fresh minute, nothing more).
+// maxLimited bounds the identities remembered. When it is reached, those
+// idle for a minute (their bucket full again) are forgotten, which costs
+// them nothing; while every one of them is busy, a new identity waits.
 const maxLimited = 10_000
 
 func (l *callerLimits) allow(id approvals.Identity, perMinute int, at time.Time) bool {
@@ -241,7 +246,14 @@ func (l *callerLimits) allow(id approvals.Identity, perMinute int, at time.Time)
 	lim, ok := l.seen[key]
 	if !ok {
 		if len(l.seen) >= maxLimited {
-			clear(l.seen)
+			for k, o := range l.seen {
+				if o.TokensAt(at) >= float64(o.Burst()) {
+					delete(l.seen, k)
+				}
+			}
+			if len(l.seen) >= maxLimited {
+				return false
+			}
 		}
 		lim = rate.NewLimiter(rate.Limit(float64(perMinute)/60), perMinute)
 		l.seen[key] = lim

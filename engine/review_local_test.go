@@ -11,14 +11,14 @@ import (
 	"github.com/customernode/gatekeeper/internal/testutil"
 )
 
-// Attacks on issue #32's four eyes, each a hole found in review.
+// Holes a review of four eyes found, each held shut by its test.
 
 // Under `local request` the local operator may only file requests. The
 // console bridge's key sits in Caddy's data directory, which the operator
-// reads; with it, a Gatekeeper-On-Behalf-Of naming an approver (carol) is
-// taken as carol, and carol is in the approver group: the operator
-// approves after all.
-func TestAttackBridgeOutrunsLocalRequest(t *testing.T) {
+// reads; with it, a Gatekeeper-On-Behalf-Of may name an approver (carol),
+// but the bridge is the machine's like the local endpoint: it may not
+// review either.
+func TestTheBridgeCannotReviewUnderLocalRequest(t *testing.T) {
 	e := startFourEyes(t, config.LocalRequest, nil)
 	ctx := context.Background()
 	a, _, err := e.RegisterApproval(ctx, askedFor(t), alice.Identity)
@@ -29,11 +29,11 @@ func TestAttackBridgeOutrunsLocalRequest(t *testing.T) {
 	}
 }
 
-// A pending request that was revoked still reads "pending", stays in the
-// approvers' queue and can be approved: the trail then holds
-// approval.approved (and the webhook says "approved") for a request that
-// was withdrawn before anyone approved it.
-func TestAttackRevokedRequestCanStillBeApproved(t *testing.T) {
+// A pending request that was revoked reads revoked, leaves the approvers'
+// queue and cannot be approved: the trail never holds approval.approved
+// (nor the webhook "approved") for a request withdrawn before anyone
+// approved it.
+func TestARevokedRequestCannotBeApproved(t *testing.T) {
 	e := startFourEyes(t, config.LocalReview, nil)
 	ctx := context.Background()
 	a, _, err := e.RegisterApproval(ctx, askedFor(t), alice.Identity)

@@ -10,15 +10,13 @@ import (
 	"github.com/customernode/gatekeeper/identity"
 )
 
-// Attacks on issue #32's identities, each a hole found in review.
+// Names that could pass for someone else's, each held shut by its test.
 
 // Carol's certificate names her twice: email carol@ops.example and common
-// name carol. FromCertificate keeps the email only, so carol on the
-// console (basic_auth user carol, as the docs' "Alice on the console and
-// alice with a certificate are one person" promises) is someone else to
-// four eyes: she requests with her certificate and approves on the
-// console.
-func TestAttackCertificateCommonNameIsForgotten(t *testing.T) {
+// name carol. Both names are hers, so carol on the console (basic_auth
+// user carol) is the same person to four eyes: she cannot request with
+// her certificate and approve on the console.
+func TestACertificatesCommonNameIsTheSamePerson(t *testing.T) {
 	cert := issue(t, pkix.Name{CommonName: "Ops CA"}, pkix.Name{CommonName: "carol"}, "carol@ops.example")
 	byCert, err := identity.FromCertificate(cert)
 	if err != nil {
@@ -30,11 +28,11 @@ func TestAttackCertificateCommonNameIsForgotten(t *testing.T) {
 	}
 }
 
-// A token without a verified email is named by its sub; a sub spelled as
-// an approver's email then is that approver: same ID, and In matches the
-// approver_group entry that names the real person by email. The provider
-// vouched for a subject, not for an address.
-func TestAttackSubjectSpelledAsAnEmail(t *testing.T) {
+// A token without a verified email is named by its sub. A sub spelled as
+// an approver's email would be that approver (same ID, and in the
+// approver_group entry naming the real person by email), but the provider
+// vouched for a subject, not for an address: such a token is refused.
+func TestASubjectSpelledAsAnEmailIsRefused(t *testing.T) {
 	p := startProvider(t, "")
 	v := newVerifier(t, p.config(), time.Now)
 	mallory := user{sub: "secops-lead@example.com", claims: map[string]any{"email": nil, "email_verified": nil,

@@ -93,7 +93,11 @@ type Usage struct {
 	OutOfScope      int64 `json:"out_of_scope"`
 	// PlatformBusy counts requests the impact guard held back while other
 	// tenants felt the platform's load.
-	PlatformBusy int64      `json:"platform_busy"`
+	PlatformBusy int64 `json:"platform_busy"`
+	// CapacityFull counts requests the platform's test capacity
+	// (test_capacity) held back. Usage stored before it was counted apart
+	// has these in PlatformBusy.
+	CapacityFull int64      `json:"capacity_full"`
 	LastSeen     *time.Time `json:"last_seen,omitempty"`
 }
 
@@ -104,6 +108,7 @@ func (u *Usage) Add(d Usage) {
 	u.BudgetExhausted += d.BudgetExhausted
 	u.OutOfScope += d.OutOfScope
 	u.PlatformBusy += d.PlatformBusy
+	u.CapacityFull += d.CapacityFull
 	if d.LastSeen != nil && (u.LastSeen == nil || d.LastSeen.After(*u.LastSeen)) {
 		t := d.LastSeen.UTC()
 		u.LastSeen = &t
@@ -125,6 +130,7 @@ type HourUsage struct {
 	BudgetExhausted int64     `json:"budget_exhausted"`
 	OutOfScope      int64     `json:"out_of_scope"`
 	PlatformBusy    int64     `json:"platform_busy"`
+	CapacityFull    int64     `json:"capacity_full"`
 }
 
 // Add adds the counts of u.
@@ -134,6 +140,7 @@ func (h *HourUsage) Add(u Usage) {
 	h.BudgetExhausted += u.BudgetExhausted
 	h.OutOfScope += u.OutOfScope
 	h.PlatformBusy += u.PlatformBusy
+	h.CapacityFull += u.CapacityFull
 }
 
 // Hour is the hour a usage delta belongs to: that of its last sighting

@@ -85,8 +85,15 @@ func printApproval(w io.Writer, body []byte) error {
 		row("revoke reason", a.RevokeReason)
 	}
 	u := a.Usage
-	row("usage", fmt.Sprintf("%d allowed, %d rate-limited, %d budget-exhausted, %d out of scope",
-		u.Allowed, u.RateLimited, u.BudgetExhausted, u.OutOfScope))
+	used := fmt.Sprintf("%d allowed, %d rate-limited, %d budget-exhausted, %d out of scope",
+		u.Allowed, u.RateLimited, u.BudgetExhausted, u.OutOfScope)
+	if u.PlatformBusy > 0 {
+		used += fmt.Sprintf(", %d held back by the impact guard", u.PlatformBusy)
+	}
+	if u.CapacityFull > 0 {
+		used += fmt.Sprintf(", %d held back by test_capacity", u.CapacityFull)
+	}
+	row("usage", used)
 	if u.LastSeen != nil {
 		row("last seen", u.LastSeen.UTC().Format(cliTime))
 	}
@@ -118,7 +125,14 @@ func printReport(w io.Writer, body []byte) error {
 	fmt.Fprintf(tw, "rate-limited\t%d\n", r.Usage.RateLimited)
 	fmt.Fprintf(tw, "budget-exhausted\t%d\n", r.Usage.BudgetExhausted)
 	fmt.Fprintf(tw, "out of scope\t%d\n", r.Usage.OutOfScope)
-	fmt.Fprintf(tw, "platform busy\t%d (held back by the impact guard)\n", r.Usage.PlatformBusy)
+	// Each refusal of an approved test's rate names what held it back:
+	// the impact guard (platform_busy) or test_capacity (capacity_full).
+	if n := r.Usage.PlatformBusy; n > 0 {
+		fmt.Fprintf(tw, "held back by the impact guard\t%d (platform_busy)\n", n)
+	}
+	if n := r.Usage.CapacityFull; n > 0 {
+		fmt.Fprintf(tw, "held back by test_capacity\t%d (capacity_full)\n", n)
+	}
 	seen := func(t *time.Time) string {
 		if t == nil {
 			return "never"
@@ -145,9 +159,9 @@ func printReport(w io.Writer, body []byte) error {
 	}
 	fmt.Fprintln(w)
 	tw = table(w)
-	fmt.Fprintln(tw, "HOUR (UTC)\tALLOWED\tRATE-LIMITED\tBUDGET-EXHAUSTED\tOUT OF SCOPE\tPLATFORM BUSY")
+	fmt.Fprintln(tw, "HOUR (UTC)\tALLOWED\tRATE-LIMITED\tBUDGET-EXHAUSTED\tOUT OF SCOPE\tIMPACT GUARD\tTEST CAPACITY")
 	for _, h := range r.Hours {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", h.Hour.UTC().Format(cliTime), h.Allowed, h.RateLimited, h.BudgetExhausted, h.OutOfScope, h.PlatformBusy)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", h.Hour.UTC().Format(cliTime), h.Allowed, h.RateLimited, h.BudgetExhausted, h.OutOfScope, h.PlatformBusy, h.CapacityFull)
 	}
 	return tw.Flush()
 }

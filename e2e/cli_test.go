@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -184,6 +185,84 @@ func TestUsageReportForTheCloseOutOfATest(t *testing.T) {
 	table = in.mustCLI("approvals", "report", id)
 	if !regexp.MustCompile(`revoked +20\d\d-\d\d-\d\dT[0-9:]+Z by operator \(local\): customer called it off`).MatchString(table) {
 		t.Fatalf("a revoked approval's report:\n%s", table)
+	}
+}
+
+// With the impact guard off and test_capacity at 1/s, a test approved at
+// 1/s with a burst of 10 that sends 10 requests at once gets 1 through and 9
+// answered 429 with Retry-After: test_capacity held them back, not the
+// guard, and the close-out report, the usage, approved_requests_total's
+// result and the access log's reason say so (issue 33: the report blamed
+// the impact guard).
+func TestReportSaysTestCapacityHeldTheTestBack(t *testing.T) {
+	logFile := t.TempDir() + "/access.log"
+	in := startSite(t, "\t\tstore file ./data\n\t\timpact_guard off\n\t\ttest_capacity 1/s", echoSite+`
+	log {
+		output file `+logFile+`
+	}`)
+	id, _ := in.register(func(b map[string]any) { b["max_rps"], b["burst"] = 1, 10 })
+	c := from(t, in, "127.0.0.2")
+	codes := map[int]int{}
+	for range 10 {
+		a := c.get("acme.localhost", "/")
+		codes[a.code]++
+		if a.code == 429 && a.header.Get("Retry-After") == "" {
+			t.Error("a 429 without Retry-After")
+		}
+	}
+	if codes[200] != 1 || codes[429] != 9 {
+		t.Fatalf("answers %v: want one 200 and nine 429 under test_capacity 1/s", codes)
+	}
+	var rep struct {
+		Usage struct {
+			PlatformBusy int64 `json:"platform_busy"`
+			CapacityFull int64 `json:"capacity_full"`
+		} `json:"usage"`
+		Hours []struct {
+			PlatformBusy int64 `json:"platform_busy"`
+			CapacityFull int64 `json:"capacity_full"`
+		} `json:"hours"`
+	}
+	testutil.WaitFor(t, 3*time.Second, "the refusals in the report", func() bool {
+		out := in.mustCLI("approvals", "report", id, "--json")
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("report --json: %v\n%s", err, out)
+		}
+		return rep.Usage.CapacityFull+rep.Usage.PlatformBusy >= 9
+	})
+	if rep.Usage.CapacityFull != 9 || rep.Usage.PlatformBusy != 0 || len(rep.Hours) != 1 || rep.Hours[0].CapacityFull != 9 || rep.Hours[0].PlatformBusy != 0 {
+		t.Errorf("report usage %+v, hours %+v: want capacity_full 9 and platform_busy 0, in all and in the hour", rep.Usage, rep.Hours)
+	}
+	table := in.mustCLI("approvals", "report", id)
+	if !regexp.MustCompile(`held back by test_capacity +9 \(capacity_full\)`).MatchString(table) || strings.Contains(table, "impact guard") {
+		t.Errorf("the report should say test_capacity held back 9 and not name the impact guard:\n%s", table)
+	}
+	if show := in.mustCLI("approvals", "show", id); !strings.Contains(show, "9 held back by test_capacity") {
+		t.Errorf("approvals show does not say what held the test back:\n%s", show)
+	}
+	for series, want := range map[string]float64{
+		`caddy_gatekeeper_approved_requests_total{result="capacity_full",tenant="acme"}`: 9,
+		`caddy_gatekeeper_blocked_total{reason="capacity_full",scanner="none"}`:          9,
+		`caddy_gatekeeper_blocked_total{reason="platform_busy",scanner="none"}`:          0,
+	} {
+		if got := in.metric(series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	reasons := map[any]int{}
+	testutil.WaitFor(t, 2*time.Second, "ten access log entries", func() bool {
+		b, _ := os.ReadFile(logFile)
+		clear(reasons)
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var e struct{ Gatekeeper map[string]any }
+			if json.Unmarshal([]byte(line), &e) == nil {
+				reasons[e.Gatekeeper["reason"]]++
+			}
+		}
+		return reasons[""]+reasons["capacity_full"]+reasons["platform_busy"] >= 10
+	})
+	if reasons["capacity_full"] != 9 || reasons["platform_busy"] != 0 {
+		t.Errorf("access log reasons %v: want capacity_full 9 times and platform_busy never", reasons)
 	}
 }
 

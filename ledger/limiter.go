@@ -29,8 +29,15 @@ const (
 	// Nothing was spent and the store is not to blame.
 	Abandoned
 	// PlatformBusy: the rate bucket, cut by the impact guard while other
-	// tenants feel the platform's load, has no admission now.
+	// tenants feel the platform's load (below any share of the test
+	// capacity), has no admission now.
 	PlatformBusy
+	// CapacityFull: the platform's test capacity (test_capacity) has no
+	// admission now: either the bucket every approved test shares is used
+	// up, or the approval's rate, cut to its share of the capacity, is.
+	// Where the impact guard cuts the rate too, the lower of the two
+	// bounds names the refusal.
+	CapacityFull
 )
 
 // Yielder says how far approved tests yield to other tenants now (the
@@ -83,19 +90,23 @@ type Limiter struct {
 // of it, at least its floor, on every instance that shares y's view.
 func (l *Limiter) YieldTo(y Yielder) { l.yield = y }
 
-// cut says why a lease asked for less than an approval's own rate.
+// cut says why a lease asked for less than an approval's own rate: the
+// lower bound where both the guard and the capacity cut it.
 type cut uint8
 
 const (
 	uncut     cut = iota
-	yielding      // the impact guard cut it
-	sharedOut     // the platform's test capacity is shared out
+	yielding      // the impact guard cut it (to no more than the capacity's share)
+	sharedOut     // the platform's test capacity is shared out (below the guard's cut)
 	paused        // the impact guard cut it to nothing (factor 0, floor 0)
 )
 
 // scaled is a, its rate and burst cut to its share of the platform's test
 // capacity and as the yielder says now; a itself while tests run in full.
-func (l *Limiter) scaled(a *approvals.Approval) (*approvals.Approval, cut) {
+// why names the lower of the two cuts (the guard's on a tie); guarded says
+// the guard cut at all, which paces the test (a burst of one) whichever
+// bound is lower.
+func (l *Limiter) scaled(a *approvals.Approval) (_ *approvals.Approval, why cut, guarded bool) {
 	why, rps, burst := uncut, a.MaxRPS, a.Burst
 	if s := l.share(); s < 1 {
 		// Every active approval gets the same fraction of its rate, so
@@ -106,7 +117,11 @@ func (l *Limiter) scaled(a *approvals.Approval) (*approvals.Approval, cut) {
 	}
 	if l.yield != nil {
 		if f := l.yield.FactorFor(approvals.TenantKey(a.Tenant)); f < 1 {
-			why, rps = yielding, min(rps, max(a.MaxRPS*f, l.yield.Floor()))
+			guard := max(a.MaxRPS*f, l.yield.Floor())
+			if why == uncut || guard <= rps {
+				why = yielding
+			}
+			rps, guarded = min(rps, guard), true
 			// One at a time, evenly spaced: a burst of a cut test queues
 			// ahead of everyone else's requests, which is the impact
 			// being avoided (leases are then of one admission each, at
@@ -115,16 +130,16 @@ func (l *Limiter) scaled(a *approvals.Approval) (*approvals.Approval, cut) {
 			if !(rps > 0) {
 				// Nothing to lease: the store is not asked until the
 				// guard lets the test go on (pausedRecheck).
-				return a, paused
+				return a, paused, true
 			}
 		}
 	}
 	if why == uncut {
-		return a, uncut
+		return a, uncut, false
 	}
 	c := *a
 	c.MaxRPS, c.Burst = rps, burst
-	return &c, why
+	return &c, why, guarded
 }
 
 // share is the fraction of its rate each active approval may use so that
@@ -145,8 +160,8 @@ type local struct {
 	shared    int           // admissions of the platform's test capacity leased and not yet spent
 	waitUntil time.Time     // rate-limited or exhausted until then
 	exhausted bool          // why waitUntil is set: the budget is used up
-	yielding  bool          // why waitUntil is set: the rate was cut by the guard
-	capped    bool          // why waitUntil is set: the platform's test capacity is used up
+	yielding  bool          // the guard cut the rate: a wait for the next turn is paced, not refused
+	capped    bool          // why waitUntil is set: the platform's test capacity is used up, or its share is the lower cut
 	paused    bool          // why waitUntil is set, with yielding: the guard cut the rate to nothing
 	inflight  chan struct{} // closed when the lease being asked for arrives
 	lastUsed  time.Time
@@ -170,7 +185,8 @@ const (
 
 // maxYieldWait is the longest a request of a test the impact guard cuts
 // waits for its turn; when its turn is further off it is refused
-// (PlatformBusy).
+// (PlatformBusy, or CapacityFull where the capacity's share is the lower
+// cut).
 const maxYieldWait = 250 * time.Millisecond
 
 // LeaseTimeout bounds one lease call to the store. It runs on a context of
@@ -198,11 +214,11 @@ func (l *Limiter) local(id string) *local {
 
 // Admit decides whether one more request under a may go through. ctx is the
 // request's: when it ends while the request waits for a lease, Admit
-// answers Abandoned. With RateLimited, PlatformBusy and Unaccounted, the
-// duration says when to retry; with Unaccounted, the error says why the
-// store could not be reached (ErrLedgerRecovering when the lease found the
-// ledger holding grants back, ErrStoreRecentlyDown when it was not asked
-// again so soon after that or a failure).
+// answers Abandoned. With RateLimited, PlatformBusy, CapacityFull and
+// Unaccounted, the duration says when to retry; with Unaccounted, the error
+// says why the store could not be reached (ErrLedgerRecovering when the
+// lease found the ledger holding grants back, ErrStoreRecentlyDown when it
+// was not asked again so soon after that or a failure).
 func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, time.Duration, error) {
 	lo := l.local(a.ID)
 	lo.mu.Lock()
@@ -244,7 +260,11 @@ func (l *Limiter) Admit(ctx context.Context, a *approvals.Approval) (Verdict, ti
 			}
 			lo.mu.Lock()
 			continue
-		case now.Before(lo.waitUntil) && (lo.yielding || lo.capped):
+		case now.Before(lo.waitUntil) && lo.capped:
+			lo.pending.CapacityFull++
+			lo.seen(now)
+			return CapacityFull, rates.Wait(lo.waitUntil.Sub(now)), nil
+		case now.Before(lo.waitUntil) && lo.yielding:
 			lo.pending.PlatformBusy++
 			lo.seen(now)
 			return PlatformBusy, rates.Wait(lo.waitUntil.Sub(now)), nil
@@ -296,7 +316,7 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 	lo.inflight = ch
 	lo.mu.Unlock()
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LeaseTimeout)
-	a, why := l.scaled(a)
+	a, why, guarded := l.scaled(a)
 	var own, shared Lease
 	var err error
 	if have == 0 && why != paused {
@@ -338,7 +358,7 @@ func (l *Limiter) lease(ctx context.Context, a *approvals.Approval, lo *local, n
 		lo.waitUntil = now.Add(exhaustedRecheck)
 	case lo.leased == 0:
 		lo.waitUntil = now.Add(rates.Wait(own.RetryAfter))
-		lo.yielding, lo.capped = why == yielding, why == sharedOut
+		lo.yielding, lo.capped = guarded, why == sharedOut
 	default: // the test capacity is used up
 		lo.waitUntil = now.Add(rates.Wait(shared.RetryAfter))
 		lo.capped = true

@@ -156,8 +156,8 @@ func TestLimitersSharingRedisNeverOverAdmit(t *testing.T) {
 
 // With a test capacity, two approvals of 100/s each, driven at ten times
 // their rate for 10 simulated seconds, are admitted at most the capacity
-// (60/s) together, plus its burst; what is held back is platform_busy, and
-// both get a share.
+// (60/s) together, plus its burst; what is held back is capacity_full (not
+// the impact guard's platform_busy), and both get a share.
 func TestTestCapacityBoundsAllApprovalsTogether(t *testing.T) {
 	clock := testutil.NewClock(storetest.Epoch)
 	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
@@ -184,22 +184,83 @@ func TestTestCapacityBoundsAllApprovalsTogether(t *testing.T) {
 			switch v {
 			case ledger.Admitted:
 				admitted[ap.ID]++
-			case ledger.PlatformBusy:
+			case ledger.CapacityFull:
 				busy++
 				if retry <= 0 {
-					t.Fatal("platform_busy without a retry time")
+					t.Fatal("capacity_full without a retry time")
 				}
+			default:
+				t.Fatalf("%v under a test capacity alone; want Admitted or CapacityFull", v)
 			}
 		}
 		clock.Add(time.Millisecond)
 	}
 	total := admitted[a.ID] + admitted[b.ID]
-	t.Logf("admitted %v (%d in all), %d held back as platform_busy", admitted, total, busy)
+	t.Logf("admitted %v (%d in all), %d held back as capacity_full", admitted, total, busy)
 	if total > 60*10+6 || total < 60*10*9/10 {
 		t.Errorf("admitted %d in 10 s under a capacity of 60/s; want at most %d and near it", total, 60*10+6)
 	}
 	if d := admitted[a.ID] - admitted[b.ID]; d > total/10 || -d > total/10 || busy == 0 {
-		t.Errorf("shares %v, %d platform_busy: want even shares (within 10%%) and the rest held back", admitted, busy)
+		t.Errorf("shares %v, %d capacity_full: want even shares (within 10%%) and the rest held back", admitted, busy)
+	}
+}
+
+// A refused test request names what held it back, and its approval's usage
+// counts it there: the platform's test capacity (CapacityFull, usage
+// capacity_full) or the impact guard (PlatformBusy, usage platform_busy).
+// Where both cut the rate, the lower of the two bounds at that moment is
+// named. Ten requests 1 ms apart: the first is admitted, the others are
+// refused (every bound here is 1/s or less, so no turn comes within the
+// 250 ms a guarded request may wait).
+func TestARefusalNamesWhatHeldTheTestBack(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		maxRPS   float64
+		capacity float64
+		yield    ledger.Yielder // nil: impact_guard off
+		want     ledger.Verdict
+	}{
+		{"guard off, test_capacity 1/s, approved at 1/s with a burst of 10", 1, 1, nil, ledger.CapacityFull},
+		{"guard off, test_capacity 1/s shared out to an approval of 100/s", 100, 1, nil, ledger.CapacityFull},
+		{"guard paused, no test_capacity", 100, 0, yielding{0, 0}, ledger.PlatformBusy},
+		{"guard at half the rate (50/s), test_capacity's share lower (1/s)", 100, 1, yielding{0.5, 0}, ledger.CapacityFull},
+		{"guard at 0.5/s, test_capacity's share higher (60/s)", 100, 60, yielding{0.005, 0}, ledger.PlatformBusy},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clock := testutil.NewClock(storetest.Epoch)
+			s, err := store.OpenFileStore(t.TempDir(), clock.Now)
+			testutil.NoError(t, err)
+			defer s.Close()
+			a := budgetApproval(c.maxRPS, 10, 1000)
+			testutil.NoError(t, s.CreateApproval(ctx, a, approvals.Operator, 0))
+			lim := ledger.NewLimiter(s, clock.Now)
+			lim.SetCapacity(c.capacity)
+			lim.SetDemand(a.MaxRPS)
+			if c.yield != nil {
+				lim.YieldTo(c.yield)
+			}
+			verdicts := map[ledger.Verdict]int{}
+			for range 10 {
+				v, retry, err := lim.Admit(ctx, a)
+				testutil.NoError(t, err)
+				if v != ledger.Admitted && (v != c.want || retry < time.Second/2) {
+					t.Fatalf("verdicts so far %v, then %v with a retry in %v; want only Admitted and %v, retry near a second or more", verdicts, v, retry, c.want)
+				}
+				verdicts[v]++
+				clock.Add(time.Millisecond)
+			}
+			if verdicts[c.want] < 8 {
+				t.Fatalf("verdicts %v: want at least 8 of 10 refused as %v", verdicts, c.want)
+			}
+			testutil.NoError(t, lim.Flush(ctx))
+			got, err := s.Approval(ctx, a.ID)
+			testutil.NoError(t, err)
+			u := got.Usage
+			wantCap, wantBusy := int64(verdicts[ledger.CapacityFull]), int64(verdicts[ledger.PlatformBusy])
+			if u.CapacityFull != wantCap || u.PlatformBusy != wantBusy || u.RateLimited != 0 {
+				t.Fatalf("usage %+v: want capacity_full %d, platform_busy %d, rate_limited 0", u, wantCap, wantBusy)
+			}
+		})
 	}
 }
 

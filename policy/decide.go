@@ -74,6 +74,9 @@ const (
 	// ReasonPlatformBusy: an approved test held back by the impact guard
 	// while other tenants feel the platform's load.
 	ReasonPlatformBusy = "platform_busy"
+	// ReasonCapacityFull: an approved test held back by the platform's
+	// test capacity (test_capacity), all approved tests' rate together.
+	ReasonCapacityFull = "capacity_full"
 	// ReasonAttack: the request's own content is an attack; refused, and
 	// counted towards its source's ban, which it never makes alone.
 	ReasonAttack = "attack"
@@ -84,7 +87,7 @@ const (
 
 // Reasons are the refusal reasons, listed once for metrics and docs.
 var Reasons = []string{ReasonBanned, ReasonOutOfScope, ReasonTokenInvalid, ReasonRateLimited,
-	ReasonBudgetExhausted, ReasonStoreUnavailable, ReasonScanner, ReasonClientUnknown, ReasonPlatformBusy, ReasonAttack, ReasonCampaign}
+	ReasonBudgetExhausted, ReasonStoreUnavailable, ReasonScanner, ReasonClientUnknown, ReasonPlatformBusy, ReasonCapacityFull, ReasonAttack, ReasonCampaign}
 
 // Results of approved-source requests, for approved_requests_total.
 const (
@@ -93,6 +96,7 @@ const (
 	ResultBudgetExhausted = "budget_exhausted"
 	ResultOutOfScope      = "out_of_scope"
 	ResultPlatformBusy    = "platform_busy"
+	ResultCapacityFull    = "capacity_full"
 )
 
 // StatusClientClosed is the status of a request whose client went away
@@ -290,6 +294,9 @@ func bounded(in *Inputs, a *approvals.Approval, d *Decision) {
 	case ledger.PlatformBusy:
 		d.refuse(VerdictLimited, ReasonPlatformBusy, http.StatusTooManyRequests)
 		d.RetryAfter, d.Result = max(retryAfter, time.Second), ResultPlatformBusy
+	case ledger.CapacityFull:
+		d.refuse(VerdictLimited, ReasonCapacityFull, http.StatusTooManyRequests)
+		d.RetryAfter, d.Result = max(retryAfter, time.Second), ResultCapacityFull
 	case ledger.BudgetExhausted:
 		d.refuse(VerdictLimited, ReasonBudgetExhausted, http.StatusTooManyRequests)
 		d.Result = ResultBudgetExhausted

@@ -164,6 +164,8 @@ func TestDecide(t *testing.T) {
 			wantVerdict: VerdictLimited, wantReason: ReasonBudgetExhausted, wantStatus: 429, wantResult: ResultBudgetExhausted, noInspect: true},
 		{name: "approved, held back by the impact guard: 429 platform_busy with Retry-After", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"}, bounds: ledger.PlatformBusy,
 			wantVerdict: VerdictLimited, wantReason: ReasonPlatformBusy, wantStatus: 429, wantRetry: "1", wantResult: ResultPlatformBusy, noInspect: true},
+		{name: "approved, held back by test_capacity: 429 capacity_full with Retry-After", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"}, bounds: ledger.CapacityFull,
+			wantVerdict: VerdictLimited, wantReason: ReasonCapacityFull, wantStatus: 429, wantRetry: "1", wantResult: ResultCapacityFull, noInspect: true},
 		{name: "approved and within bounds", rq: request{ip: "192.0.2.3", tenant: "acme", method: "GET", target: "/api/x"},
 			wantVerdict: VerdictApproved, wantResult: ResultAllowed, wantHeaders: http.Header{HeaderApproval: {"apr_scoped"}}, noInspect: true},
 		{name: "approved with the token, tenant in capitals with a trailing dot", rq: request{ip: "192.0.2.100", tenant: "ACME.", method: "GET", target: "/", token: "s3cret"},

@@ -114,28 +114,29 @@ const LedgerHold = time.Second
 // recordScript adds usage counts, to the totals and to one hour's, and
 // keeps the earliest first_seen and the latest last_seen. KEYS[1] is the
 // usage hash; ARGV are allowed, rate_limited, budget_exhausted,
-// out_of_scope, platform_busy, last_seen in Unix milliseconds, and the hour
-// (Unix seconds).
+// out_of_scope, platform_busy, capacity_full, last_seen in Unix
+// milliseconds, and the hour (Unix seconds). Usage recorded before
+// capacity_full was counted apart has those refusals in platform_busy.
 var recordScript = redis.NewScript(`
-local fields = {'allowed', 'rate_limited', 'budget_exhausted', 'out_of_scope', 'platform_busy'}
+local fields = {'allowed', 'rate_limited', 'budget_exhausted', 'out_of_scope', 'platform_busy', 'capacity_full'}
+local seen, hour = ARGV[#fields + 1], ARGV[#fields + 2]
 for i, f in ipairs(fields) do
 	local n = tonumber(ARGV[i])
 	if n ~= 0 then
 		redis.call('HINCRBY', KEYS[1], f, n)
-		redis.call('HINCRBY', KEYS[1], 'h:' .. ARGV[7] .. ':' .. f, n)
+		redis.call('HINCRBY', KEYS[1], 'h:' .. hour .. ':' .. f, n)
 	end
 end
-local seen = tonumber(ARGV[6])
-if seen > 0 then
+if tonumber(seen) > 0 then
 	local cur = tonumber(redis.call('HGET', KEYS[1], 'last_seen') or '0')
-	if seen > cur then redis.call('HSET', KEYS[1], 'last_seen', ARGV[6]) end
+	if tonumber(seen) > cur then redis.call('HSET', KEYS[1], 'last_seen', seen) end
 	local first = tonumber(redis.call('HGET', KEYS[1], 'first_seen') or '0')
-	if first == 0 or seen < first then redis.call('HSET', KEYS[1], 'first_seen', ARGV[6]) end
+	if first == 0 or tonumber(seen) < first then redis.call('HSET', KEYS[1], 'first_seen', seen) end
 end
 return 1
 `)
 
-var usageFields = []string{"allowed", "rate_limited", "budget_exhausted", "out_of_scope", "platform_busy", "last_seen"}
+var usageFields = []string{"allowed", "rate_limited", "budget_exhausted", "out_of_scope", "platform_busy", "capacity_full", "last_seen"}
 
 func (s *RedisStore) usageKey(id string) string { return s.key("usage:" + id) }
 
@@ -206,7 +207,7 @@ func (s *RedisStore) RecordUsage(ctx context.Context, id string, d approvals.Usa
 		seen = d.LastSeen.UnixMilli()
 	}
 	err := recordScript.Run(ctx, s.rdb, []string{s.usageKey(id)},
-		d.Allowed, d.RateLimited, d.BudgetExhausted, d.OutOfScope, d.PlatformBusy, seen, d.Hour(s.now()).Unix()).Err()
+		d.Allowed, d.RateLimited, d.BudgetExhausted, d.OutOfScope, d.PlatformBusy, d.CapacityFull, seen, d.Hour(s.now()).Unix()).Err()
 	if err != nil {
 		return unavailable("record usage", err)
 	}
@@ -255,6 +256,8 @@ func (s *RedisStore) History(ctx context.Context, id string) (approvals.History,
 			h.OutOfScope = n
 		case "platform_busy":
 			h.PlatformBusy = n
+		case "capacity_full":
+			h.CapacityFull = n
 		}
 	}
 	for _, h := range hours {
@@ -286,8 +289,8 @@ func (s *RedisStore) withUsage(ctx context.Context, list []*approvals.Approval) 
 			x, _ := strconv.ParseInt(str, 10, 64)
 			return x
 		}
-		a.Usage = approvals.Usage{Allowed: n(0), RateLimited: n(1), BudgetExhausted: n(2), OutOfScope: n(3), PlatformBusy: n(4)}
-		if ms := n(5); ms > 0 {
+		a.Usage = approvals.Usage{Allowed: n(0), RateLimited: n(1), BudgetExhausted: n(2), OutOfScope: n(3), PlatformBusy: n(4), CapacityFull: n(5)}
+		if ms := n(6); ms > 0 {
 			t := time.UnixMilli(ms).UTC()
 			a.Usage.LastSeen = &t
 		}

@@ -115,15 +115,18 @@ func (x suite) usageAddsUpAndKeepsTheLatestLastSeen(t *testing.T) {
 	late, early := Epoch.Add(time.Minute), Epoch
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 5, RateLimited: 2, LastSeen: &late}))
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 1, BudgetExhausted: 3, OutOfScope: 4, LastSeen: &early}))
+	// The impact guard's refusals and the test capacity's are kept apart.
+	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{PlatformBusy: 7, CapacityFull: 8, LastSeen: &early}))
 	a, err := s.Approval(ctx, "apr_1")
 	testutil.NoError(t, err)
 	u := a.Usage
-	if u.Allowed != 6 || u.RateLimited != 2 || u.BudgetExhausted != 3 || u.OutOfScope != 4 || u.LastSeen == nil || !u.LastSeen.Equal(late) {
-		t.Fatalf("usage = %+v (last seen %v), want 6/2/3/4 last seen %v", u, u.LastSeen, late)
+	if u.Allowed != 6 || u.RateLimited != 2 || u.BudgetExhausted != 3 || u.OutOfScope != 4 || u.PlatformBusy != 7 || u.CapacityFull != 8 ||
+		u.LastSeen == nil || !u.LastSeen.Equal(late) {
+		t.Fatalf("usage = %+v (last seen %v), want 6/2/3/4/7/8 last seen %v", u, u.LastSeen, late)
 	}
 	list, err := s.Approvals(ctx)
 	testutil.NoError(t, err)
-	if list[0].Usage.Allowed != 6 {
+	if list[0].Usage.Allowed != 6 || list[0].Usage.PlatformBusy != 7 || list[0].Usage.CapacityFull != 8 {
 		t.Fatalf("Approvals() usage = %+v", list[0].Usage)
 	}
 }
@@ -135,18 +138,20 @@ func (x suite) historyCountsByHour(t *testing.T) {
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 5, OutOfScope: 1, LastSeen: &first}))
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{Allowed: 2, RateLimited: 3, LastSeen: &second}))
 	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{BudgetExhausted: 4, LastSeen: &second}))
+	testutil.NoError(t, s.RecordUsage(ctx, "apr_1", approvals.Usage{PlatformBusy: 5, CapacityFull: 6, LastSeen: &second}))
 	h, err := s.History(ctx, "apr_1")
 	testutil.NoError(t, err)
 	want := []approvals.HourUsage{
 		{Hour: Epoch, Allowed: 5, OutOfScope: 1},
-		{Hour: Epoch.Add(time.Hour), Allowed: 2, RateLimited: 3, BudgetExhausted: 4},
+		{Hour: Epoch.Add(time.Hour), Allowed: 2, RateLimited: 3, BudgetExhausted: 4, PlatformBusy: 5, CapacityFull: 6},
 	}
 	if h.FirstSeen == nil || !h.FirstSeen.Equal(first) || len(h.Hours) != 2 {
 		t.Fatalf("history = %+v, want first seen %v and two hours", h, first)
 	}
 	for i := range want {
 		if !h.Hours[i].Hour.Equal(want[i].Hour) || h.Hours[i].Allowed != want[i].Allowed || h.Hours[i].RateLimited != want[i].RateLimited ||
-			h.Hours[i].BudgetExhausted != want[i].BudgetExhausted || h.Hours[i].OutOfScope != want[i].OutOfScope {
+			h.Hours[i].BudgetExhausted != want[i].BudgetExhausted || h.Hours[i].OutOfScope != want[i].OutOfScope ||
+			h.Hours[i].PlatformBusy != want[i].PlatformBusy || h.Hours[i].CapacityFull != want[i].CapacityFull {
 			t.Fatalf("hour %d = %+v, want %+v", i, h.Hours[i], want[i])
 		}
 	}

@@ -519,7 +519,8 @@ async function showReport(id) {
         row("First request", r.first_seen ? `${utc(r.first_seen)} UTC` : "none"),
         row("Admitted", r.usage.allowed.toLocaleString()), row("Rate-limited", r.usage.rate_limited.toLocaleString()),
         row("Over budget", r.usage.budget_exhausted.toLocaleString()), row("Out of scope", r.usage.out_of_scope.toLocaleString()),
-        row("Held back (platform busy)", (r.usage.platform_busy || 0).toLocaleString()),
+        row("Held back by the impact guard", (r.usage.platform_busy || 0).toLocaleString()),
+        row("Held back by test_capacity", (r.usage.capacity_full || 0).toLocaleString()),
         a.revoked_at && row("Revoked", `${utc(a.revoked_at)} UTC${r.revoker ? ` by ${person(r.revoker)}` : r.revoked_by ? ` by ${r.revoked_by}` : ""}: ${a.revoke_reason || "no reason given"}`)),
       el("h3", {}, "Reviews"),
       (r.reviews || []).length ? el("div", { class: "table-wrap" }, el("table", { id: "reviews-table" },
@@ -539,10 +540,10 @@ async function showReport(id) {
         : el("p", { class: "empty" }, "The test never had to yield to other tenants."),
       el("h3", {}, "Requests by hour (UTC)"),
       r.hours.length ? el("div", { class: "table-wrap" }, el("table", {},
-        el("thead", {}, el("tr", {}, ["Hour", "Admitted", "Rate-limited", "Over budget", "Out of scope", "Platform busy"].map((h) => el("th", { scope: "col" }, h)))),
+        el("thead", {}, el("tr", {}, ["Hour", "Admitted", "Rate-limited", "Over budget", "Out of scope", "Impact guard", "Test capacity"].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, r.hours.map((h) => el("tr", {}, el("td", { class: "mono" }, utc(h.hour).slice(0, 16)),
           el("td", {}, h.allowed), el("td", {}, h.rate_limited), el("td", {}, h.budget_exhausted), el("td", {}, h.out_of_scope),
-          el("td", {}, h.platform_busy || 0))))))
+          el("td", {}, h.platform_busy || 0), el("td", {}, h.capacity_full || 0))))))
         : el("p", { class: "empty" }, "No requests from the approved sources."));
   } catch (e) {
     box.replaceChildren(el("p", { class: "notice bad" }, `The report of ${id} could not be loaded: ${e.message}`));

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -119,8 +120,10 @@ func TestCLIFailuresAreOneLineAndNonZero(t *testing.T) {
 		args []string
 		says string
 	}{
-		{"missing source", noSource, `HTTP 400: field "sources": is required`},
-		{"broad source", addArgs("10.0.0.0/8"), `HTTP 400: field "sources[0]": 10.0.0.0/8 is broader than /16`},
+		{"missing source", noSource, `HTTP 400: --source: is required`},
+		{"broad source", addArgs("10.0.0.0/8"), `HTTP 400: --source (the 1st given): 10.0.0.0/8 is broader than /16`},
+		{"window backwards", append(addArgs("127.0.0.2"), "--until", "2020-01-01T00:00:00Z"), `HTTP 400: --until: must be after --from`},
+		{"rate", append(addArgs("127.0.0.2"), "--rps", "0.00001"), `HTTP 400: --rps: must be a positive number`},
 		{"unknown approval", []string{"approvals", "show", "apr_nope"}, "HTTP 404: approval apr_nope: not found"},
 		{"revoke without reason", []string{"approvals", "revoke", "apr_nope"}, "--reason is required"},
 		{"bad ban", []string{"bans", "add", "not-an-ip"}, `HTTP 400: field "ip"`},
@@ -133,9 +136,38 @@ func TestCLIFailuresAreOneLineAndNonZero(t *testing.T) {
 			}
 		})
 	}
-	out, errOut, code := (&instance{t: t, Admin: testutil.FreeAddr(t)}).cli("status")
-	if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "connection refused") {
+	nothing := testutil.FreeAddr(t)
+	out, errOut, code := (&instance{t: t, Admin: nothing}).cli("status")
+	if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "connection refused") ||
+		!strings.Contains(errOut, "is Gatekeeper running? the admin endpoint is "+nothing+"; give --address or --config") {
 		t.Fatalf("status against nothing: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// With --config, the CLI reads the admin address from the config without
+// Caddy's JSON log lines: an answer on stdout and nothing on stderr, or one
+// line on stderr, as the README promises.
+func TestCLIWithConfigPrintsNoCaddyLog(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	withConfig := func(args ...string) (string, string, int) {
+		cmd := exec.Command(bin, append(args, "--config", in.Config, "--adapter", "caddyfile")...)
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return o.String(), e.String(), code
+	}
+	if out, errOut, code := withConfig("status"); code != 0 || errOut != "" || !strings.Contains(out, "file ./data (up)") {
+		t.Fatalf("status --config: exit %d, stdout %q, stderr %q; want the status and nothing on stderr", code, out, errOut)
+	}
+	if out, errOut, code := withConfig("approvals", "show", "apr_nope"); code == 0 || out != "" ||
+		strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "gatekeeper approvals show: HTTP 404") {
+		t.Fatalf("approvals show --config of an unknown id: exit %d, stdout %q, stderr %q; want one line", code, out, errOut)
 	}
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -249,5 +250,50 @@ func TestFilesThatCannotBeLoadedFailValidationNamingTheOption(t *testing.T) {
 		if err == nil || !strings.Contains(out, says) || strings.Contains(out, "panic") {
 			t.Errorf("validate with %s: %v\n%s\nwant a clear error saying %q", option, err, out, says)
 		}
+	}
+}
+
+// TestAuditExportGoesToStandardOutput: the export is printed, so the
+// shell's redirection is where it lands, and what lands there verifies;
+// --output writes a file only its owner can read, says so on stderr, and
+// replaces an existing file only with --force.
+func TestAuditExportGoesToStandardOutput(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	in.mustCLI(addArgs("127.0.0.2")...)
+	id := listJSON(t, in)[0].ID
+	dir := t.TempDir()
+
+	pipeline := exec.Command("sh", "-c", `"$GK" audit export --approval "$ID" --address "$ADMIN" > e.json && "$GK" audit verify --file e.json`)
+	pipeline.Dir = dir
+	pipeline.Env = append(os.Environ(), "GK="+bin, "ID="+id, "ADMIN="+in.Admin)
+	out, err := pipeline.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "evidence of "+id+" intact: 1 events") {
+		t.Fatalf("audit export > e.json && audit verify --file e.json: %v\n%s", err, out)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("the export wrote files of its own beside e.json: %v", entries)
+	}
+
+	file := filepath.Join(dir, "evidence.json")
+	stdout, stderr, code := in.cli("audit", "export", "--approval", id, "--output", file)
+	if code != 0 || stdout != "" || !strings.Contains(stderr, "evidence of "+id+" written to "+file) || !strings.Contains(stderr, "CONFIDENTIAL") {
+		t.Fatalf("audit export --output: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the export's file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	if err := os.WriteFile(file, []byte("someone else's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = in.cli("audit", "export", "--approval", id, "--output", file)
+	if b, _ := os.ReadFile(file); code == 0 || stdout != "" || !strings.Contains(stderr, "exists; give another file, or --force") || string(b) != "someone else's\n" {
+		t.Fatalf("audit export --output onto an existing file: exit %d, stderr %q, file now %.60q", code, stderr, b)
+	}
+	in.mustCLI("audit", "export", "--approval", id, "--output", file, "--force")
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the overwritten export's file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	if out := in.mustCLI("audit", "verify", "--file", file); !strings.Contains(out, "evidence of "+id+" intact") {
+		t.Fatalf("audit verify --file of the --force export:\n%s", out)
 	}
 }

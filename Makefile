@@ -9,16 +9,12 @@ PKGS  := ./...
 build:
 	$(GO) build -o $(BIN) ./cmd/gatekeeper
 
+# The banner prints the addresses the Caddyfile configures (CONFIG=F runs
+# another Caddyfile).
+CONFIG ?= Caddyfile
 run: build
-	@echo
-	@echo "Gatekeeper is starting with the example Caddyfile and the file store in ./data."
-	@echo "  site:      curl -H 'Host: acme.localhost' http://127.0.0.1:8080/"
-	@echo "  admin API: curl http://127.0.0.1:2019/gatekeeper/status"
-	@echo "  CLI:       ./bin/gatekeeper approvals list   (in another terminal)"
-	@echo "  console:   ./bin/gatekeeper console          (prints the URL to open in a browser)"
-	@echo "Stop it with Ctrl-C."
-	@echo
-	$(BIN) run --config Caddyfile --adapter caddyfile
+	@scripts/run-banner.sh ./bin/gatekeeper $(CONFIG)
+	$(BIN) run --config $(CONFIG) --adapter caddyfile
 
 # Everything the project checks: what the tests need, vet, gofmt, the
 # alert rules, then the unit and integration tests (real Redis, real Caddy)

@@ -111,11 +111,18 @@ func (e Event) Kind() string {
 // Wants reports whether q asks for ev, its time aside.
 func (q Query) Wants(ev Event) bool { return q.Kind == "" || ev.Kind() == q.Kind }
 
-// Public returns the event as the admin API shows it, without token hashes.
+// Public returns the event as the admin API shows it: without token
+// hashes, and with the approval's status as it stood at the event's time
+// when the stored record has none (a status is derived from the clock, so
+// stored approvals carry ""). The stored event, and its hash, are not
+// changed.
 func (e Event) Public() Event {
 	if e.Approval != nil {
 		a := e.Approval.Clone()
 		a.TokenHash = ""
+		if a.Status == "" {
+			a.Status = a.StatusAt(e.Time)
+		}
 		e.Approval = a
 	}
 	return e

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/customernode/gatekeeper/api"
@@ -176,8 +178,11 @@ func addRequestRun(c *cobra.Command, direct bool) {
 		// Only what was given is sent (the request's members are
 		// omitempty), so that the admin API names what is missing.
 		b, err := newClient(cmd).call("POST", "/gatekeeper/approvals", req)
-		if err != nil || b == nil {
-			return err
+		if err != nil {
+			return flagError(err)
+		}
+		if b == nil {
+			return nil
 		}
 		var created api.ApprovalCreated
 		if err := json.Unmarshal(b, &created); err != nil {
@@ -185,6 +190,68 @@ func addRequestRun(c *cobra.Command, direct bool) {
 		}
 		return printCreated(cmd.OutOrStdout(), created)
 	})
+}
+
+// requestFlags names the flag of add and request that sets each member of
+// approvals.Request, by its JSON name: what the admin API's errors name.
+var requestFlags = map[string]string{
+	"tenant": "tenant", "sources": "source", "hosts": "host", "paths": "path", "methods": "method",
+	"not_before": "from", "not_after": "until", "max_rps": "rps", "burst": "burst", "max_requests": "max-requests",
+	"requested_by": "requested-by", "approved_by": "approved-by", "approval_ref": "ref",
+	"contact": "contact", "notes": "notes", "require_token": "require-token",
+}
+
+var (
+	apiField = regexp.MustCompile(`field "([a-z_]+)(?:\[(\d+)\])?"`)
+	// apiName is a member's name in a message's text ("must be after
+	// not_before"); only names with an underscore, which are not words.
+	apiName = regexp.MustCompile(`\b[a-z]+_[a-z_]+\b`)
+)
+
+// flagError rewrites the admin API's `field "not_after"` in err as the flag
+// the user typed (--until); `field "sources[1]"` becomes "--source (the 2nd
+// given)", and "must be after not_before" "must be after --from". Names no
+// flag sets are left as they are.
+func flagError(err error) error {
+	msg := err.Error()
+	out := apiField.ReplaceAllStringFunc(msg, func(m string) string {
+		sub := apiField.FindStringSubmatch(m)
+		flag, ok := requestFlags[sub[1]]
+		if !ok {
+			return m
+		}
+		if sub[2] == "" {
+			return "--" + flag
+		}
+		i, _ := strconv.Atoi(sub[2])
+		return fmt.Sprintf("--%s (the %s given)", flag, ordinal(i+1))
+	})
+	out = apiName.ReplaceAllStringFunc(out, func(m string) string {
+		if flag, ok := requestFlags[m]; ok {
+			return "--" + flag
+		}
+		return m
+	})
+	if out == msg {
+		return err
+	}
+	return errors.New(out)
+}
+
+// ordinal writes n as 1st, 2nd, 3rd, 4th, 11th, 21st …
+func ordinal(n int) string {
+	suffix := "th"
+	if n%100 < 11 || n%100 > 13 {
+		switch n % 10 {
+		case 1:
+			suffix = "st"
+		case 2:
+			suffix = "nd"
+		case 3:
+			suffix = "rd"
+		}
+	}
+	return strconv.Itoa(n) + suffix
 }
 
 // review sends an approve or deny of request id and prints where it stands.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -86,17 +87,20 @@ func auditCommand(cmd *cobra.Command) {
 		}
 		return nil
 	})
-	export := &cobra.Command{Use: "export", Example: `  $ gatekeeper audit export --approval "$id" --output evidence.json`, Short: "Writes one approval's evidence for an auditor", Args: cobra.NoArgs}
+	export := &cobra.Command{Use: "export", Example: `  $ gatekeeper audit export --approval "$id" > "$id-evidence.json"
+  $ gatekeeper audit export --approval "$id" --output evidence.json`, Short: "Prints one approval's evidence for an auditor", Args: cobra.NoArgs}
 	export.Flags().String("approval", "", "The approval's id (required)")
-	export.Flags().String("output", "", "The file to write (default: <id>-evidence.json; - for standard output)")
+	export.Flags().String("output", "", "Write the evidence to this file (mode 0600) instead of standard output")
+	export.Flags().Bool("force", false, "With --output: overwrite the file if it exists")
 	export.RunE = run(func(cmd *cobra.Command, _ []string) error {
 		id, _ := cmd.Flags().GetString("approval")
 		if id == "" {
 			return errors.New("--approval: give the id of the approval whose evidence to export")
 		}
 		out, _ := cmd.Flags().GetString("output")
-		if out == "" {
-			out = id + "-evidence.json"
+		force, _ := cmd.Flags().GetBool("force")
+		if force && out == "" {
+			return errors.New("--force: it only lets --output overwrite a file; without --output the evidence goes to standard output")
 		}
 		c := newClient(cmd)
 		c.json = false
@@ -104,11 +108,11 @@ func auditCommand(cmd *cobra.Command) {
 		if err != nil {
 			return err
 		}
-		if out == "-" {
+		if out == "" || out == "-" {
 			_, err := cmd.OutOrStdout().Write(b)
 			return err
 		}
-		if err := os.WriteFile(out, b, 0o600); err != nil {
+		if err := writeEvidence(out, b, force); err != nil {
 			return err
 		}
 		r, err := audit.VerifyEvidence(b, nil)
@@ -119,11 +123,40 @@ func auditCommand(cmd *cobra.Command) {
 		if r.Signed {
 			signed = "signed by " + r.KeyFingerprint
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "evidence of %s written to %s: %d events, chain head seq %d, %s\nCONFIDENTIAL: do not pass it on without the customer's consent.\n",
+		fmt.Fprintf(cmd.ErrOrStderr(), "evidence of %s written to %s: %d events, chain head seq %d, %s\nCONFIDENTIAL: do not pass it on without the customer's consent.\n",
 			id, out, r.Events, r.Head.Seq, signed)
 		return nil
 	})
 	cmd.AddCommand(verify, export)
+}
+
+// writeEvidence writes an export to file, readable by its owner only. It
+// does not replace a file that exists unless force: an export is
+// confidential, and a typo must not overwrite someone else's.
+func writeEvidence(file string, b []byte, force bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(file, flags, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("--output: %s exists; give another file, or --force to overwrite it", file)
+	}
+	if err != nil {
+		return fmt.Errorf("--output: %w", err)
+	}
+	if force {
+		// An existing file keeps its mode through O_TRUNC.
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return fmt.Errorf("--output: %w", err)
+		}
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("--output: %w", err)
+	}
+	return f.Close()
 }
 
 // printEvidence prints what verifying an export found; it fails when that

@@ -53,7 +53,7 @@ authentication instead.`,
 }
 
 func consoleCommand(cmd *cobra.Command) {
-	adminFlags(cmd)
+	addressFlags(cmd) // no --json: the console prints only its URL
 	cmd.Example = "  $ gatekeeper console\n  $ gatekeeper console --listen 127.0.0.1:8443 --config Caddyfile"
 	cmd.Flags().String("listen", "127.0.0.1:0", "The loopback address to serve the console on")
 	cmd.Args = cobra.NoArgs
@@ -78,7 +78,7 @@ func consoleCommand(cmd *cobra.Command) {
 			who = "the local operator (this user cannot read the running Caddy's bridge key, so the bridge cannot name you)"
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "Gatekeeper console: http://%s/%s/gatekeeper/ui/ (admin API %s; changes recorded as %s; Ctrl-C to stop)\n"+
-			"Anyone with this URL can use the console as you: do not share it.\n", b.host, b.token, admin, who)
+			"Anyone with this URL can use the console as you until you stop this command: do not share it.\n", b.host, b.token, admin, who)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		go func() { <-ctx.Done(); srv.Close() }()

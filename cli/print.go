@@ -230,12 +230,24 @@ func printStatus(w io.Writer, st api.Status) error {
 	fmt.Fprintf(tw, "impact guard\t%s\n", guardSummary(st.ImpactGuard))
 	fmt.Fprintf(tw, "campaigns\t%s\n", campaignSummary(st.Campaigns))
 	if st.TestCapacity > 0 {
-		fmt.Fprintf(tw, "test capacity\t%g/s, %g/s of it approved for now\n", st.TestCapacity, st.TestDemand)
+		fmt.Fprintf(tw, "test capacity\t%s\n", capacitySummary(st.TestCapacity, st.TestDemand))
 	}
 	if v := st.Audit; v != nil {
 		fmt.Fprintf(tw, "audit\t%s, checked %s\n", auditSummary(v), v.At.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+// capacitySummary sets what the tests active now are approved for beside
+// the platform's test capacity.
+func capacitySummary(capacity, demand float64) string {
+	switch {
+	case demand == 0:
+		return fmt.Sprintf("%g/s; no test active now", capacity)
+	case demand > capacity:
+		return fmt.Sprintf("%g/s; the tests active now are approved for %g/s together, more than the capacity", capacity, demand)
+	}
+	return fmt.Sprintf("%g/s; the tests active now are approved for %g/s of it together", capacity, demand)
 }
 
 // guardSummary says in one line what the impact guard does to approved

@@ -30,7 +30,7 @@ volume. Tables are for people; --json prints the admin API's JSON as it is.`,
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "audit",
-		Usage: "verify [--file F [--key pub.pem]] | export --approval <id> [--output F]",
+		Usage: "verify [--file F [--key pub.pem]] | export --approval <id> [--output F [--force]]",
 		Short: "Verifies the audit trail and exports a test's evidence",
 		Long: `
 verify checks the audit trail's hash chains (approval events, ban events):
@@ -41,11 +41,12 @@ prints what verified, and exits non-zero naming the first broken seq when
 something is broken. --key pins the public key an export must be signed
 with (PEM, as 'openssl pkey -pubout' writes).
 
-export writes one approval's evidence for an auditor: the approval as
-registered, every change to it, its usage report and the chain links that
-prove they belong to the trail, signed when the app has audit_signing_key.
-The file is confidential: the audit policy forbids passing it on without
-the customer's consent.`,
+export prints one approval's evidence for an auditor on standard output:
+the approval as registered, every change to it, its usage report and the
+chain links that prove they belong to the trail, signed when the app has
+audit_signing_key. --output writes it to a file instead (mode 0600; an
+existing file only with --force). The evidence is confidential: the audit
+policy forbids passing it on without the customer's consent.`,
 		CobraFunc: auditCommand,
 	})
 	caddycmd.RegisterCommand(caddycmd.Command{

@@ -89,9 +89,9 @@ func TestAuditExportIsSignedAndVerifies(t *testing.T) {
 	in.mustCLI("approvals", "revoke", id, "--reason", "test finished")
 
 	file := filepath.Join(dir, "evidence.json")
-	out := in.mustCLI("audit", "export", "--approval", id, "--output", file)
-	if !strings.Contains(out, "2 events, chain head seq 3, signed by SHA256:") || !strings.Contains(out, "CONFIDENTIAL") {
-		t.Fatalf("audit export printed:\n%s", out)
+	out, errOut, code := in.cli("audit", "export", "--approval", id, "--output", file)
+	if code != 0 || out != "" || !strings.Contains(errOut, "2 events, chain head seq 3, signed by SHA256:") || !strings.Contains(errOut, "CONFIDENTIAL") {
+		t.Fatalf("audit export --output: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {

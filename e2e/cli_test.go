@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -120,8 +121,10 @@ func TestCLIFailuresAreOneLineAndNonZero(t *testing.T) {
 		args []string
 		says string
 	}{
-		{"missing source", noSource, `HTTP 400: field "sources": is required`},
-		{"broad source", addArgs("10.0.0.0/8"), `HTTP 400: field "sources[0]": 10.0.0.0/8 is broader than /16`},
+		{"missing source", noSource, `HTTP 400: --source: is required`},
+		{"broad source", addArgs("10.0.0.0/8"), `HTTP 400: --source (the 1st given): 10.0.0.0/8 is broader than /16`},
+		{"window backwards", append(addArgs("127.0.0.2"), "--until", "2020-01-01T00:00:00Z"), `HTTP 400: --until: must be after --from`},
+		{"rate", append(addArgs("127.0.0.2"), "--rps", "0.00001"), `HTTP 400: --rps: must be a positive number`},
 		{"unknown approval", []string{"approvals", "show", "apr_nope"}, "HTTP 404: approval apr_nope: not found"},
 		{"revoke without reason", []string{"approvals", "revoke", "apr_nope"}, "--reason is required"},
 		{"bad ban", []string{"bans", "add", "not-an-ip"}, `HTTP 400: field "ip"`},
@@ -134,9 +137,38 @@ func TestCLIFailuresAreOneLineAndNonZero(t *testing.T) {
 			}
 		})
 	}
-	out, errOut, code := (&instance{t: t, Admin: testutil.FreeAddr(t)}).cli("status")
-	if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "connection refused") {
+	nothing := testutil.FreeAddr(t)
+	out, errOut, code := (&instance{t: t, Admin: nothing}).cli("status")
+	if code == 0 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "connection refused") ||
+		!strings.Contains(errOut, "is Gatekeeper running? the admin endpoint is "+nothing+"; give --address or --config") {
 		t.Fatalf("status against nothing: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// With --config, the CLI reads the admin address from the config without
+// Caddy's JSON log lines: an answer on stdout and nothing on stderr, or one
+// line on stderr, as the README promises.
+func TestCLIWithConfigPrintsNoCaddyLog(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	withConfig := func(args ...string) (string, string, int) {
+		cmd := exec.Command(bin, append(args, "--config", in.Config, "--adapter", "caddyfile")...)
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return o.String(), e.String(), code
+	}
+	if out, errOut, code := withConfig("status"); code != 0 || errOut != "" || !strings.Contains(out, "file ./data (up)") {
+		t.Fatalf("status --config: exit %d, stdout %q, stderr %q; want the status and nothing on stderr", code, out, errOut)
+	}
+	if out, errOut, code := withConfig("approvals", "show", "apr_nope"); code == 0 || out != "" ||
+		strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "gatekeeper approvals show: HTTP 404") {
+		t.Fatalf("approvals show --config of an unknown id: exit %d, stdout %q, stderr %q; want one line", code, out, errOut)
 	}
 }
 
@@ -296,5 +328,50 @@ func TestFilesThatCannotBeLoadedFailValidationNamingTheOption(t *testing.T) {
 		if err == nil || !strings.Contains(out, says) || strings.Contains(out, "panic") {
 			t.Errorf("validate with %s: %v\n%s\nwant a clear error saying %q", option, err, out, says)
 		}
+	}
+}
+
+// TestAuditExportGoesToStandardOutput: the export is printed, so the
+// shell's redirection is where it lands, and what lands there verifies;
+// --output writes a file only its owner can read, says so on stderr, and
+// replaces an existing file only with --force.
+func TestAuditExportGoesToStandardOutput(t *testing.T) {
+	in := start(t, "\t\tstore file ./data")
+	in.mustCLI(addArgs("127.0.0.2")...)
+	id := listJSON(t, in)[0].ID
+	dir := t.TempDir()
+
+	pipeline := exec.Command("sh", "-c", `"$GK" audit export --approval "$ID" --address "$ADMIN" > e.json && "$GK" audit verify --file e.json`)
+	pipeline.Dir = dir
+	pipeline.Env = append(os.Environ(), "GK="+bin, "ID="+id, "ADMIN="+in.Admin)
+	out, err := pipeline.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "evidence of "+id+" intact: 1 events") {
+		t.Fatalf("audit export > e.json && audit verify --file e.json: %v\n%s", err, out)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("the export wrote files of its own beside e.json: %v", entries)
+	}
+
+	file := filepath.Join(dir, "evidence.json")
+	stdout, stderr, code := in.cli("audit", "export", "--approval", id, "--output", file)
+	if code != 0 || stdout != "" || !strings.Contains(stderr, "evidence of "+id+" written to "+file) || !strings.Contains(stderr, "CONFIDENTIAL") {
+		t.Fatalf("audit export --output: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the export's file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	if err := os.WriteFile(file, []byte("someone else's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = in.cli("audit", "export", "--approval", id, "--output", file)
+	if b, _ := os.ReadFile(file); code == 0 || stdout != "" || !strings.Contains(stderr, "exists; give another file, or --force") || string(b) != "someone else's\n" {
+		t.Fatalf("audit export --output onto an existing file: exit %d, stderr %q, file now %.60q", code, stderr, b)
+	}
+	in.mustCLI("audit", "export", "--approval", id, "--output", file, "--force")
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the overwritten export's file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	if out := in.mustCLI("audit", "verify", "--file", file); !strings.Contains(out, "evidence of "+id+" intact") {
+		t.Fatalf("audit verify --file of the --force export:\n%s", out)
 	}
 }

@@ -180,7 +180,7 @@ var (
 	ErrNotPending  = errors.New("not pending")
 	ErrSelfReview  = errors.New("the requester cannot review their own request")
 	ErrReviewed    = errors.New("already reviewed by this approver")
-	ErrChanged     = errors.New("the request changed since it was reviewed")
+	ErrChanged     = errors.New("the digest given is not the request's: it changed since it was read, or the digest is wrong")
 	ErrTokenIssued = errors.New("the test token was already handed out")
 )
 

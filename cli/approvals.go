@@ -86,7 +86,9 @@ local admin endpoint, the operator.`,
 		if err := json.Unmarshal(b, &issued); err != nil {
 			return err
 		}
-		return printCreated(cmd.OutOrStdout(), api.ApprovalCreated{Approval: issued.Approval, Token: issued.Token})
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "test token of approval %s, tenant %s (%s), shown this once; the tester sends it as "+
+			"\"Proxy-Authorization: Gatekeeper <token>\":\n%s\n", issued.ID, issued.Tenant, issued.Status, issued.Token)
+		return err
 	})
 
 	list := &cobra.Command{Use: "list", Example: `  $ gatekeeper approvals list --tenant acme --status active`, Short: "Lists approvals", Args: cobra.NoArgs}

@@ -74,7 +74,10 @@ func TestGuardFlappingWritesABoundedNumberOfEvents(t *testing.T) {
 		st.guardNotes.note("", states[i%len(states)], fmt.Sprintf("flap %d", i))
 		time.Sleep(2 * time.Millisecond)
 	}
-	// The last change (paused) is recorded within guardNoteEvery.
+	// The state the guard ends in (paused) is recorded within
+	// guardNoteEvery: by the last change's event, or by an earlier one
+	// when the guard was paused already at the last write (a busy machine
+	// that starts the writer late sees it so; no event repeats a state).
 	deadline := time.Now().Add(guardNoteEvery + 3*time.Second)
 	var evs []audit.Event
 	for {
@@ -85,8 +88,8 @@ func TestGuardFlappingWritesABoundedNumberOfEvents(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("400 changes with %d approvals active: %d guard events", len(ids), len(evs))
-	if len(evs) == 0 || evs[0].Action != audit.ActionApprovalPaused || evs[0].Note != "flap 399" {
-		t.Fatalf("%d guard events, the newest %+v; want the latest change (paused, flap 399) recorded", len(evs), evs[:min(1, len(evs))])
+	if len(evs) == 0 || evs[0].Action != audit.ActionApprovalPaused {
+		t.Fatalf("%d guard events, the newest %+v; want the state the guard ended in (paused) recorded", len(evs), evs[:min(1, len(evs))])
 	}
 	if len(evs) > 3 {
 		t.Fatalf("400 changes in about a second wrote %d guard events; want at most 3", len(evs))
@@ -99,7 +102,7 @@ func TestGuardFlappingWritesABoundedNumberOfEvents(t *testing.T) {
 	// Each approval's report lists the changes, which were made while it
 	// was active.
 	rep := report(t, e, ids[7])
-	if len(rep.Yielded) != len(evs) || rep.Yielded[len(evs)-1].Why != "flap 399" {
+	if len(rep.Yielded) != len(evs) || rep.Yielded[len(evs)-1].Why != evs[0].Note {
 		t.Fatalf("report yielded = %+v; want the %d guard events, oldest first", rep.Yielded, len(evs))
 	}
 }

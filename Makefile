@@ -25,13 +25,13 @@ run: build
 # with the unit tests; make fuzz-caddy fuzzes them (an instrumented build
 # of all of Caddy: minutes of a cold machine's two cores).
 #
-# The end-to-end suite is the longest step (about 6½ minutes) but mostly
+# The end-to-end suite is the longest step (about 7½ minutes) but mostly
 # waits on real time windows, so scripts/test.sh starts it as soon as the
-# binary is built and runs the rest beside it: the race and fuzzing builds
+# binary is built and runs the rest beside it: go vet, the race and fuzzing builds
 # compile at idle CPU priority, the race tests run beside it as they always
 # have, and fuzzing, which takes every core, waits for it to end. The
 # README gives the time from a clean clone with an empty Go build cache.
-test: deps vet fmt-check rules build
+test: deps fmt-check rules build
 	@MAKE="$(MAKE)" scripts/test.sh
 
 # The quick loop for everyday work (under two minutes on two cores): vet,

@@ -4,8 +4,8 @@
 #
 # The suite takes most of the run's time but little of its CPU: it waits on
 # real time windows, failovers and bursts. So it starts at once, in the
-# foreground. Beside it, the race build of every other package and then the
-# fuzzing builds compile at idle priority (SCHED_IDLE: the kernel hands the
+# foreground. Beside it, go vet, the race build of every other package and
+# then the fuzzing builds compile at idle priority (SCHED_IDLE: the kernel hands the
 # CPU to any other process that wakes, so the suite's latency measurements
 # do not wait behind the compiler); once the race build is done, the race
 # tests run at normal priority beside the suite, as they always have.
@@ -40,12 +40,15 @@ unidle() {
 # The builds' output is dropped: a package that does not compile fails the
 # step that runs it, with the compiler's message.
 (
+	idle "$MAKE" --no-print-directory vet
+	vet=$?
 	idle "$MAKE" -s unit-build >/dev/null 2>&1
 	idle "$MAKE" -s fuzz-build >/dev/null 2>&1 &
 	"$MAKE" --no-print-directory unit
 	rc=$?
 	wait
-	exit $rc
+	[ $vet -ne 0 ] && echo "make test: go vet found problems" >&2
+	exit $((rc | vet))
 ) &
 beside=$!
 

@@ -28,7 +28,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/customernode/gatekeeper/internal/testredis"
@@ -497,30 +496,8 @@ func TestBasicAuthUserCannotBeChangedByTheClient(t *testing.T) {
 	sameWho(t, "approval.approved", auditOf(t, in, "approval.approved", req.ID).By, bob)
 }
 
-// oidcUser is a person the test's OpenID provider logs in, with claims
-// over the ID token's standard ones (nil removes one).
-type oidcUser struct {
-	sub    string
-	claims map[string]any
-}
-
-func (u oidcUser) ID() string { return u.sub }
-func (u oidcUser) Userinfo([]string) ([]byte, error) {
-	return json.Marshal(map[string]string{"sub": u.sub})
-}
-func (u oidcUser) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
-	m := jwt.MapClaims{}
-	b, _ := json.Marshal(base)
-	json.Unmarshal(b, &m)
-	for k, v := range u.claims {
-		if v == nil {
-			delete(m, k)
-		} else {
-			m[k] = v
-		}
-	}
-	return m, nil
-}
+// oidcUser is a person the test's OpenID provider logs in.
+type oidcUser = testutil.OIDCUser
 
 // startProvider starts a real OpenID provider on a loopback port.
 func startProvider(t *testing.T) *mockoidc.MockOIDC {
@@ -573,11 +550,11 @@ func TestOpenIDTenantsAskOnlyForTheirOwn(t *testing.T) {
 	gatekeeper_console
 	respond "ok"`)
 	site := "http://" + in.Site
-	ann := oidcUser{sub: "u-ann", claims: map[string]any{"email": "ann@acme.example", "email_verified": true, "tenant": "acme", "groups": []string{"acme-devs"}}}
-	gil := oidcUser{sub: "u-gil", claims: map[string]any{"email": "gil@globex.example", "email_verified": true, "tenant": "globex", "groups": []string{"globex-devs"}}}
+	ann := oidcUser{Sub: "u-ann", Set: map[string]any{"email": "ann@acme.example", "email_verified": true, "tenant": "acme", "groups": []string{"acme-devs"}}}
+	gil := oidcUser{Sub: "u-gil", Set: map[string]any{"email": "gil@globex.example", "email_verified": true, "tenant": "globex", "groups": []string{"globex-devs"}}}
 	// The approver's token needs a tenant too: with tenant_claim set, a
 	// token without one is refused.
-	sam := oidcUser{sub: "u-sam", claims: map[string]any{"email": "sam@customernode.example", "email_verified": true, "tenant": "customernode", "groups": []string{"secops"}}}
+	sam := oidcUser{Sub: "u-sam", Set: map[string]any{"email": "sam@customernode.example", "email_verified": true, "tenant": "customernode", "groups": []string{"secops"}}}
 	annTok, gilTok, samTok := login(t, m, ann), login(t, m, gil), login(t, m, sam)
 
 	// Tampered: ann's token with globex in its payload and ann's signature;
@@ -586,7 +563,7 @@ func TestOpenIDTenantsAskOnlyForTheirOwn(t *testing.T) {
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	forgedPayload := strings.Replace(string(payload), `"acme"`, `"globex"`, 1)
 	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(forgedPayload)) + "." + parts[2]
-	expiredUser := oidcUser{sub: ann.sub, claims: map[string]any{"email": "ann@acme.example", "email_verified": true, "tenant": "acme",
+	expiredUser := oidcUser{Sub: ann.Sub, Set: map[string]any{"email": "ann@acme.example", "email_verified": true, "tenant": "acme",
 		"iat": time.Now().Add(-2 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()}}
 	expired := login(t, m, expiredUser)
 	requests := site + "/security-tests/requests"

@@ -58,30 +58,8 @@ func startProvider(t *testing.T, clientID string) *provider {
 	return p
 }
 
-// user is a person the provider logs in, with claims set (or, nil,
-// removed) over the ID token's standard ones.
-type user struct {
-	sub    string
-	claims map[string]any
-}
-
-func (u user) ID() string { return u.sub }
-func (u user) Userinfo([]string) ([]byte, error) {
-	return json.Marshal(map[string]string{"sub": u.sub})
-}
-func (u user) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
-	m := jwt.MapClaims{}
-	b, _ := json.Marshal(base)
-	json.Unmarshal(b, &m)
-	for k, v := range u.claims {
-		if v == nil {
-			delete(m, k)
-		} else {
-			m[k] = v
-		}
-	}
-	return m, nil
-}
+// user is a person the provider logs in.
+type user = testutil.OIDCUser
 
 // login runs the authorization code flow for u against p and returns the
 // ID token p issued.
@@ -100,20 +78,8 @@ func newVerifier(t *testing.T, cfg identity.Config, now func() time.Time) *ident
 	return v
 }
 
-var alice = user{sub: "u-1", claims: map[string]any{"email": "alice@example.com", "email_verified": true,
+var alice = user{Sub: "u-1", Set: map[string]any{"email": "alice@example.com", "email_verified": true,
 	"groups": []string{"security", "ops"}, "tenant": "acme"}}
-
-// with is u with claims changed.
-func (u user) with(claims map[string]any) user {
-	c := map[string]any{}
-	for k, v := range u.claims {
-		c[k] = v
-	}
-	for k, v := range claims {
-		c[k] = v
-	}
-	return user{sub: u.sub, claims: c}
-}
 
 // parts splits a JWT into its header, payload and signature.
 func parts(t *testing.T, tok string) (header, payload map[string]any, sig string) {
@@ -160,7 +126,7 @@ func TestForgedOrMisdirectedTokensAreRefused(t *testing.T) {
 	}
 
 	for _, c := range []struct{ name, token, why string }{
-		{"another audience", p.login(t, alice.with(map[string]any{"aud": "another-client"})), "audience"},
+		{"another audience", p.login(t, alice.With(map[string]any{"aud": "another-client"})), "audience"},
 		{"another issuer", other.login(t, alice), "different provider"},
 		{"unsigned (alg none)", encode(map[string]string{"alg": "none", "typ": "JWT"}) + "." + encode(payload) + ".", `"none"`},
 		{"alg none with the signature kept", encode(map[string]any{"alg": "none", "kid": header["kid"]}) + "." + strings.Split(good, ".")[1] + "." + sig, `"none"`},
@@ -198,20 +164,20 @@ func TestNamesThatCouldReadAsSomeoneElseAreRefused(t *testing.T) {
 		name, why string
 		u         user
 	}{
-		{"bidi override in the email", "unprintable", alice.with(map[string]any{"email": "moc.elpmaxe@\u202eecila"})},
-		{"zero-width joiner in the email", "unprintable", alice.with(map[string]any{"email": "ali\u200dce@example.com"})},
-		{"control character in the subject", "unprintable", user{sub: "bob\x07", claims: map[string]any{"tenant": "acme"}}},
-		{"newline in the subject", "unprintable", user{sub: "bob\nalice (oidc)", claims: map[string]any{"tenant": "acme"}}},
-		{"over-long subject", "257 bytes", user{sub: strings.Repeat("b", approvals.MaxIdentityLen+1), claims: map[string]any{"tenant": "acme"}}},
-		{"no subject and no verified email", "no name", user{sub: "", claims: map[string]any{"tenant": "acme", "sub": nil}}},
-		{"groups a number", "neither", alice.with(map[string]any{"groups": 42})},
-		{"groups an array of numbers", "neither", alice.with(map[string]any{"groups": []int{1, 2}})},
-		{"groups an object", "neither", alice.with(map[string]any{"groups": map[string]bool{"admins": true}})},
-		{"a group with a bidi override", "group 0", alice.with(map[string]any{"groups": []string{"\u202esnimda"}})},
-		{"tenant missing", "tenant", alice.with(map[string]any{"tenant": nil})},
-		{"tenant empty", "tenant", alice.with(map[string]any{"tenant": ""})},
-		{"tenant an array", "tenant", alice.with(map[string]any{"tenant": []string{"acme", "globex"}})},
-		{"tenant with a control character", "unprintable", alice.with(map[string]any{"tenant": "acme\x1b[2J"})},
+		{"bidi override in the email", "unprintable", alice.With(map[string]any{"email": "moc.elpmaxe@\u202eecila"})},
+		{"zero-width joiner in the email", "unprintable", alice.With(map[string]any{"email": "ali\u200dce@example.com"})},
+		{"control character in the subject", "unprintable", user{Sub: "bob\x07", Set: map[string]any{"tenant": "acme"}}},
+		{"newline in the subject", "unprintable", user{Sub: "bob\nalice (oidc)", Set: map[string]any{"tenant": "acme"}}},
+		{"over-long subject", "257 bytes", user{Sub: strings.Repeat("b", approvals.MaxIdentityLen+1), Set: map[string]any{"tenant": "acme"}}},
+		{"no subject and no verified email", "no name", user{Sub: "", Set: map[string]any{"tenant": "acme", "sub": nil}}},
+		{"groups a number", "neither", alice.With(map[string]any{"groups": 42})},
+		{"groups an array of numbers", "neither", alice.With(map[string]any{"groups": []int{1, 2}})},
+		{"groups an object", "neither", alice.With(map[string]any{"groups": map[string]bool{"admins": true}})},
+		{"a group with a bidi override", "group 0", alice.With(map[string]any{"groups": []string{"\u202esnimda"}})},
+		{"tenant missing", "tenant", alice.With(map[string]any{"tenant": nil})},
+		{"tenant empty", "tenant", alice.With(map[string]any{"tenant": ""})},
+		{"tenant an array", "tenant", alice.With(map[string]any{"tenant": []string{"acme", "globex"}})},
+		{"tenant with a control character", "unprintable", alice.With(map[string]any{"tenant": "acme\x1b[2J"})},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := v.Verify(context.Background(), p.login(t, c.u))
@@ -226,7 +192,7 @@ func TestUnverifiedEmailIsNotTheName(t *testing.T) {
 	p := startProvider(t, "")
 	v := newVerifier(t, p.config(), time.Now)
 	for _, verified := range []any{false, "false", nil} {
-		got, err := v.Verify(context.Background(), p.login(t, alice.with(map[string]any{"email": "ceo@example.com", "email_verified": verified})))
+		got, err := v.Verify(context.Background(), p.login(t, alice.With(map[string]any{"email": "ceo@example.com", "email_verified": verified})))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,13 +217,13 @@ func TestVerifiedTokenNamesTheCaller(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got, err = v.Verify(context.Background(), p.login(t, alice.with(map[string]any{"groups": "security", "email_verified": "true"})))
+	got, err = v.Verify(context.Background(), p.login(t, alice.With(map[string]any{"groups": "security", "email_verified": "true"})))
 	if err != nil || strings.Join(got.Groups, ",") != "security" || got.ID != "alice@example.com" {
 		t.Fatalf("one group as a string, email_verified \"true\": %+v, %v", got, err)
 	}
 
 	noClaims := newVerifier(t, identity.Config{Issuer: p.Issuer(), Audience: p.ClientID}, time.Now)
-	got, err = noClaims.Verify(context.Background(), p.login(t, alice.with(map[string]any{"groups": 42, "tenant": nil})))
+	got, err = noClaims.Verify(context.Background(), p.login(t, alice.With(map[string]any{"groups": 42, "tenant": nil})))
 	if err != nil || got.Groups != nil || got.Tenant != "" {
 		t.Fatalf("without groups_claim and tenant_claim the claims are not read: %+v, %v", got, err)
 	}

@@ -35,15 +35,15 @@ func TestACertificatesCommonNameIsTheSamePerson(t *testing.T) {
 func TestASubjectSpelledAsAnEmailIsRefused(t *testing.T) {
 	p := startProvider(t, "")
 	v := newVerifier(t, p.config(), time.Now)
-	mallory := user{sub: "secops-lead@example.com", claims: map[string]any{"email": nil, "email_verified": nil,
+	mallory := user{Sub: "secops-lead@example.com", Set: map[string]any{"email": nil, "email_verified": nil,
 		"groups": []string{"acme-devs"}, "tenant": "acme"}}
 	got, err := v.Verify(context.Background(), p.login(t, mallory))
 	if err == nil {
 		t.Fatalf("a token with sub %q and no verified email was taken, as %s (in the approver group naming that address: %v)",
-			mallory.sub, got.Identity, got.In([]string{"secops-lead@example.com"}))
+			mallory.Sub, got.Identity, got.In([]string{"secops-lead@example.com"}))
 	}
 	// A subject that is no address is still a name.
-	plain := user{sub: "auth0|4711", claims: map[string]any{"email": nil, "email_verified": nil, "groups": []string{"acme-devs"}, "tenant": "acme"}}
+	plain := user{Sub: "auth0|4711", Set: map[string]any{"email": nil, "email_verified": nil, "groups": []string{"acme-devs"}, "tenant": "acme"}}
 	if got, err := v.Verify(context.Background(), p.login(t, plain)); err != nil || got.ID != "auth0|4711" {
 		t.Fatalf("a plain subject: %+v, %v", got.Identity, err)
 	}

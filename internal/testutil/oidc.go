@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 )
 
@@ -40,4 +41,46 @@ func OIDCLogin(t testing.TB, m *mockoidc.MockOIDC, u mockoidc.User) string {
 		t.Fatalf("token: %s, %v", resp.Status, err)
 	}
 	return tr.IDToken
+}
+
+// OIDCUser is a person a test's OpenID provider logs in: its subject, and
+// claims Set over the ID token's standard ones (a nil value removes one).
+type OIDCUser struct {
+	Sub string
+	Set map[string]any
+}
+
+// ID implements mockoidc.User.
+func (u OIDCUser) ID() string { return u.Sub }
+
+// Userinfo implements mockoidc.User.
+func (u OIDCUser) Userinfo([]string) ([]byte, error) {
+	return json.Marshal(map[string]string{"sub": u.Sub})
+}
+
+// Claims implements mockoidc.User: base's claims with u.Set over them.
+func (u OIDCUser) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
+	m := jwt.MapClaims{}
+	b, _ := json.Marshal(base)
+	_ = json.Unmarshal(b, &m)
+	for k, v := range u.Set {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
+	return m, nil
+}
+
+// With is u with claims set over its own.
+func (u OIDCUser) With(claims map[string]any) OIDCUser {
+	c := map[string]any{}
+	for k, v := range u.Set {
+		c[k] = v
+	}
+	for k, v := range claims {
+		c[k] = v
+	}
+	return OIDCUser{Sub: u.Sub, Set: c}
 }

@@ -106,6 +106,12 @@ func decisionHandler(tb testing.TB) (*Handler, caddyhttp.Handler) {
 	if err := app.engine.Syncer().Refresh(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
+	// The audit's first check runs in the background at start (it reads
+	// the chains and every record); what it allocates would count as the
+	// handler's.
+	testutil.WaitFor(tb, 10*time.Second, "the audit's first check", func() bool {
+		return app.engine.Status(context.Background()).Audit != nil
+	})
 	det, err := (*detect.Settings)(nil).Detector(behavior.NewMemory(0, 64, nil), time.Now)
 	if err != nil {
 		tb.Fatal(err)

@@ -142,13 +142,9 @@ func (s *RedisStore) wrap(op string, err error) error {
 // CreateApproval implements Store.
 func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, by approvals.Identity, capacity float64) error {
 	key := s.key("approvals")
-	b, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
 	ev := created(a, by)
 	var refused error
-	err = s.update(ctx, "create approval", func(tx *redis.Tx) error {
+	err := s.update(ctx, "create approval", func(tx *redis.Tx) error {
 		exists, err := tx.HExists(ctx, key, a.ID).Result()
 		if err != nil {
 			return err
@@ -169,15 +165,7 @@ func (s *RedisStore) CreateApproval(ctx context.Context, a *approvals.Approval, 
 				return refused
 			}
 		}
-		head, err := s.chainHead(ctx, tx, "approval")
-		if err != nil {
-			return err
-		}
-		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			pipe.HSet(ctx, key, a.ID, b)
-			return s.logAndNotify(ctx, pipe, head, ev)
-		})
-		return err
+		return s.writeApproval(ctx, tx, a, ev)
 	}, key, s.headKey("approval"))
 	if refused != nil && errors.Is(err, refused) {
 		return refused
@@ -217,20 +205,8 @@ func (s *RedisStore) MoveApproval(ctx context.Context, id string, m approvals.Mo
 				return refused
 			}
 		}
-		b, err := json.Marshal(a)
-		if err != nil {
-			return err
-		}
-		head, err := s.chainHead(ctx, tx, "approval")
-		if err != nil {
-			return err
-		}
-		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			pipe.HSet(ctx, key, id, b)
-			return s.logAndNotify(ctx, pipe, head, ev)
-		})
 		out, action = a, ev.Action
-		return err
+		return s.writeApproval(ctx, tx, a, ev)
 	}, key, s.headKey("approval"))
 	if refused != nil && errors.Is(err, refused) {
 		return nil, "", refused
@@ -239,6 +215,25 @@ func (s *RedisStore) MoveApproval(ctx context.Context, id string, m approvals.Mo
 		return nil, "", err
 	}
 	return out, action, nil
+}
+
+// writeApproval stores a and its event ev, linked after the approval
+// chain's head, in tx's MULTI: the record and its event are written
+// together or not at all, and other instances are told.
+func (s *RedisStore) writeApproval(ctx context.Context, tx *redis.Tx, a *approvals.Approval, ev audit.Event) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	head, err := s.chainHead(ctx, tx, "approval")
+	if err != nil {
+		return err
+	}
+	_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.HSet(ctx, s.key("approvals"), a.ID, b)
+		return s.logAndNotify(ctx, pipe, head, ev)
+	})
+	return err
 }
 
 // stored reads every approval, with its usage, for a capacity check inside
@@ -267,22 +262,10 @@ func (s *RedisStore) RevokeApproval(ctx context.Context, id, reason string, by a
 			return fmt.Errorf("approval %s: %w", id, approvals.ErrAlreadyRevoked)
 		}
 		a := revoked(cur, reason, by, at)
-		b, err := json.Marshal(a)
-		if err != nil {
-			return err
-		}
-		head, err := s.chainHead(ctx, tx, "approval")
-		if err != nil {
-			return err
-		}
-		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			pipe.HSet(ctx, key, id, b)
-			ev := madeBy(audit.ActionApprovalRevoked, by)
-			ev.Approval = a
-			return s.logAndNotify(ctx, pipe, head, ev)
-		})
+		ev := madeBy(audit.ActionApprovalRevoked, by)
+		ev.Approval = a
 		out = a
-		return err
+		return s.writeApproval(ctx, tx, a, ev)
 	}, key, s.headKey("approval"))
 	return out, err
 }

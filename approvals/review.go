@@ -39,7 +39,8 @@ type Review struct {
 	// approve).
 	ApprovalRef string `json:"approval_ref,omitempty"`
 	// Digest is the request content's Digest that the approver saw: a
-	// review counts only for exactly that content.
+	// review counts only for exactly that content. Apply fills in the
+	// request's own when a review names none.
 	Digest string `json:"digest"`
 }
 
@@ -222,6 +223,9 @@ func (a *Approval) Apply(m Move, now time.Time) (string, error) {
 	}
 	r := *m.Review
 	r.At = now.UTC()
+	if r.Digest == "" {
+		r.Digest = a.Digest() // no content named: the review binds to a as stored
+	}
 	switch {
 	case a.Requester != nil && a.Requester.Same(r.By):
 		return "", ErrSelfReview

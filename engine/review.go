@@ -78,7 +78,8 @@ func asRequest(req *approvals.Request, by approvals.Identity) error {
 // Review records by's decision on request id: approve (with the written
 // approval's ref) or deny (with a reason in note). digest, when given, is
 // the request's content as the approver saw it (approvals.Approval.Digest);
-// a request that changed since is not approved. The request becomes an
+// a request that changed since is not approved. Without one, the review
+// binds to the request as the store holds it when the review lands. The request becomes an
 // approval with its last needed approval, when test_capacity is checked.
 func (e *Engine) Review(ctx context.Context, id, decision, ref, note, digest string, by identity.Caller) (*approvals.Approval, error) {
 	if !e.ApprovalPolicy.On() {
@@ -103,13 +104,6 @@ func (e *Engine) Review(ctx context.Context, id, decision, ref, note, digest str
 		ref = ""
 	default:
 		return nil, approvals.BadField("decision", "%q is neither approve nor deny", decision)
-	}
-	if digest == "" {
-		cur, err := e.Syncer().Store().Approval(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		digest = cur.Digest() // the content is fixed once requested: what is stored is what was shown
 	}
 	r := &approvals.Review{By: by.Identity, Decision: decision, Note: note, ApprovalRef: ref, Digest: digest}
 	at := now()

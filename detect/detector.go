@@ -5,7 +5,6 @@
 package detect
 
 import (
-	"hash/maphash"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -361,12 +360,7 @@ func (d *Detector) readHeaders(h http.Header, res *Result) headerView {
 	for name, vals := range h {
 		if d.payloads != nil && budget > 0 && !skipHeader(name) {
 			for _, v := range vals {
-				var s SignalSet
-				if name == "Cookie" {
-					s = d.payloads.cookieVerdict(v, maphash.String(d.payloads.seed, v))
-				} else {
-					s = d.payloads.headerValue(name, v)
-				}
+				s := d.payloads.headerVerdict(name, v)
 				if res.Signals |= s; s&payloadSet != 0 && hv.payload == 0 {
 					hv.payload = hashValue(d.payloads, v)
 				}

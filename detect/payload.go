@@ -44,11 +44,11 @@ var payloadSet = SignalSet(1<<SignalSQLi | 1<<SignalXSS | 1<<SignalCommandInject
 
 // payloadInspector finds payloads in values.
 type payloadInspector struct {
-	commands  *phraseSet  // shell commands and code-execution calls, as words
-	inclusion *phraseSet  // file-inclusion markers, anywhere in a value
-	exploits  *phraseSet  // exploit markers, anywhere in a header value
-	cookies   cookieCache // what the Cookie headers seen lately held
-	firstWord int         // values of commands from wordCommands start here
+	commands  *phraseSet   // shell commands and code-execution calls, as words
+	inclusion *phraseSet   // file-inclusion markers, anywhere in a value
+	exploits  *phraseSet   // exploit markers, anywhere in a header value
+	verdicts  verdictCache // what the header values seen lately held
+	firstWord int          // values of commands from wordCommands start here
 	maxBody   int64
 	seed      maphash.Seed
 }

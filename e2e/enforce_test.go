@@ -193,12 +193,13 @@ func TestRevocationTakesEffectAtOnce(t *testing.T) {
 func TestHandleErrorsRestylesRefusals(t *testing.T) {
 	in := startSite(t, "\t\tstore file ./data", echoSite+`
 	handle_errors {
-		respond "refused {err.status_code} {http.gatekeeper.reason}"
+		respond "refused {err.status_code} {http.gatekeeper.reason} {err.trace} {err.id}"
 	}`)
 	in.register(nil)
 	a := from(t, in, "127.0.0.2").get("globex.localhost", "/")
-	if a.code != 403 || a.body != "refused 403 out_of_scope" {
-		t.Fatalf("handle_errors saw %d %q", a.code, a.body)
+	want := "refused 403 out_of_scope caddymodule.refusal (handler.go) "
+	if id, ok := strings.CutPrefix(a.body, want); a.code != 403 || !ok || len(id) != 9 {
+		t.Fatalf("handle_errors saw %d %q, want %q and Caddy's 9-character error ID", a.code, a.body, want)
 	}
 }
 

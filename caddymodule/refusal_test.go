@@ -3,6 +3,9 @@ package caddymodule
 import (
 	"errors"
 	"net/http"
+	"path"
+	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -30,5 +33,11 @@ func TestRefusalsAreCaddyHandlerErrors(t *testing.T) {
 	err := refusal(&policy.Decision{Verdict: policy.VerdictBlocked, Reason: policy.ReasonScanner, Status: http.StatusForbidden})
 	if !strings.Contains(err.Error(), "gatekeeper: blocked (scanner)") {
 		t.Errorf("message %q", err.Error())
+	}
+	// The trace names refusal where it is, as Caddy's would.
+	fn := runtime.FuncForPC(reflect.ValueOf(refusal).Pointer())
+	file, _ := fn.FileLine(fn.Entry())
+	if want := path.Base(fn.Name()) + " (" + path.Base(file) + ")"; refusalTrace != want {
+		t.Errorf("refusalTrace = %q, want %q", refusalTrace, want)
 	}
 }

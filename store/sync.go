@@ -26,10 +26,14 @@ type Syncer struct {
 	// deltas are the bans applied since the start of the last full read
 	// began, applied again over its result: a read that started before
 	// they were stored may not have them.
-	deltaMu   sync.Mutex
-	deltas    []delta
-	queued    []approvals.Ban // by QueueBans, for Run
-	applied   []func()        // called once the queued bans are in the snapshot
+	deltaMu sync.Mutex
+	deltas  []delta
+
+	// The bans QueueBans hands Run, under a lock of their own: a hand-off
+	// does not wait while Run builds a snapshot under deltaMu.
+	queueMu   sync.Mutex
+	queued    []approvals.Ban
+	applied   []func() // called once the queued bans are in the snapshot
 	deltaKick chan struct{}
 
 	healthMu sync.Mutex
@@ -123,12 +127,12 @@ func (s *Syncer) addBans(bans []approvals.Ban) {
 // once per batch written. applied, when not nil, is called from Run once the
 // bans are in the snapshot. Run must be running.
 func (s *Syncer) QueueBans(bans []approvals.Ban, applied func()) {
-	s.deltaMu.Lock()
+	s.queueMu.Lock()
 	s.queued = append(s.queued, bans...)
 	if applied != nil {
 		s.applied = append(s.applied, applied)
 	}
-	s.deltaMu.Unlock()
+	s.queueMu.Unlock()
 	select {
 	case s.deltaKick <- struct{}{}:
 	default:
@@ -140,10 +144,10 @@ const DeltaInterval = 50 * time.Millisecond
 
 // applyQueued applies the bans queued.
 func (s *Syncer) applyQueued() {
-	s.deltaMu.Lock()
+	s.queueMu.Lock()
 	bans, applied := s.queued, s.applied
 	s.queued, s.applied = nil, nil
-	s.deltaMu.Unlock()
+	s.queueMu.Unlock()
 	s.addBans(bans)
 	for _, f := range applied {
 		f()

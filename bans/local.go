@@ -16,11 +16,17 @@ import (
 // lifted here too. A ban the store failed to take ends with the first
 // snapshot read after the failure: the store answers again and does not
 // have it, so no instance but this one would ever enforce it.
+//
+// Every request asks Banned, and during a ban flood the bookkeeping writes
+// all the time (a ban made, a batch the snapshot took in): Banned reads
+// without a lock, so that no request waits behind a writer.
 type Local struct {
+	// mu serialises the writers, and guards v6.
 	mu sync.Mutex
-	m  map[netip.Prefix]entry
-	// n is len(m), read without the lock: most of the time there is no
-	// entry, and a request need not take the lock to find that out.
+	// m maps a prefix to its entry; read without mu, written under it.
+	m sync.Map
+	// n is how many entries m holds: most of the time there is none, and
+	// a request need not look any further to find that out.
 	n atomic.Int64
 	// v6 files the IPv6 entries by their /48, so that counting those in a
 	// network does not go through every entry.
@@ -36,10 +42,20 @@ func net48(p netip.Prefix) (netip.Prefix, bool) {
 	return n, true
 }
 
+// load is p's entry, if any.
+func (lb *Local) load(p netip.Prefix) (entry, bool) {
+	v, ok := lb.m.Load(p)
+	if !ok {
+		return entry{}, false
+	}
+	return v.(entry), true
+}
+
 // del drops p's entry. The caller holds lb.mu.
 func (lb *Local) del(p netip.Prefix) {
-	delete(lb.m, p)
-	lb.n.Store(int64(len(lb.m)))
+	if _, ok := lb.m.LoadAndDelete(p); ok {
+		lb.n.Add(-1)
+	}
 	if n, ok := net48(p); ok {
 		delete(lb.v6[n], p)
 		if len(lb.v6[n]) == 0 {
@@ -58,11 +74,9 @@ type entry struct {
 func (lb *Local) Set(p netip.Prefix, until time.Time) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
-	if lb.m == nil {
-		lb.m = map[netip.Prefix]entry{}
+	if _, loaded := lb.m.Swap(p, entry{until: until}); !loaded {
+		lb.n.Add(1)
 	}
-	lb.m[p] = entry{until: until}
-	lb.n.Store(int64(len(lb.m)))
 	if n, ok := net48(p); ok {
 		if lb.v6 == nil {
 			lb.v6 = map[netip.Prefix]map[netip.Prefix]bool{}
@@ -80,7 +94,7 @@ func (lb *Local) Forget(bans []approvals.Ban) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	for _, b := range bans {
-		if e, ok := lb.m[b.Prefix]; ok && e.until.Equal(b.ExpiresAt) {
+		if e, ok := lb.load(b.Prefix); ok && e.until.Equal(b.ExpiresAt) {
 			lb.del(b.Prefix)
 		}
 	}
@@ -91,9 +105,9 @@ func (lb *Local) Failed(bans []approvals.Ban, at time.Time) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	for _, b := range bans {
-		if e, ok := lb.m[b.Prefix]; ok && e.until.Equal(b.ExpiresAt) {
+		if e, ok := lb.load(b.Prefix); ok && e.until.Equal(b.ExpiresAt) {
 			e.failed = at
-			lb.m[b.Prefix] = e
+			lb.m.Store(b.Prefix, e)
 		}
 	}
 }
@@ -108,7 +122,7 @@ func (lb *Local) Within(network netip.Prefix, now time.Time) []netip.Prefix {
 	var out []netip.Prefix
 	if network.Addr().Is4() && network.Bits() >= 24 {
 		for ip := network.Masked().Addr(); network.Contains(ip); ip = ip.Next() {
-			if b, ok := lb.m[netip.PrefixFrom(ip, 32)]; ok && now.Before(b.until) {
+			if b, ok := lb.load(netip.PrefixFrom(ip, 32)); ok && now.Before(b.until) {
 				out = append(out, netip.PrefixFrom(ip, 32))
 			}
 		}
@@ -116,17 +130,19 @@ func (lb *Local) Within(network netip.Prefix, now time.Time) []netip.Prefix {
 	}
 	if n, ok := net48(network); ok && network.Bits() == 48 {
 		for p := range lb.v6[n] {
-			if b := lb.m[p]; p != network && now.Before(b.until) {
+			if b, _ := lb.load(p); p != network && now.Before(b.until) {
 				out = append(out, p)
 			}
 		}
 		return out
 	}
-	for p, b := range lb.m {
+	lb.m.Range(func(k, v any) bool {
+		p, b := k.(netip.Prefix), v.(entry)
 		if p != network && p.Bits() >= network.Bits() && network.Contains(p.Addr()) && now.Before(b.until) {
 			out = append(out, p)
 		}
-	}
+		return true
+	})
 	return out
 }
 
@@ -138,22 +154,25 @@ func (lb *Local) Remove(p netip.Prefix) {
 }
 
 // Banned reports whether p is banned locally at now, given the snapshot's
-// load time; entries the snapshot has superseded or that expired are dropped.
+// load time; entries the snapshot has superseded or that expired are
+// dropped. It takes no lock unless it drops one.
 func (lb *Local) Banned(p netip.Prefix, loadedAt, now time.Time) bool {
 	if lb.n.Load() == 0 {
 		return false
 	}
-	lb.mu.Lock()
-	defer lb.mu.Unlock()
-	b, ok := lb.m[p]
+	b, ok := lb.load(p)
 	if !ok {
 		return false
 	}
-	if b.over(loadedAt, now) {
-		lb.del(p)
-		return false
+	if !b.over(loadedAt, now) {
+		return true
 	}
-	return true
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	if b, ok := lb.load(p); ok && b.over(loadedAt, now) { // not set again meanwhile
+		lb.del(p)
+	}
+	return false
 }
 
 // over reports whether b no longer counts at now, given the snapshot's load
@@ -168,16 +187,13 @@ func (b entry) over(loadedAt, now time.Time) bool {
 func (lb *Local) Prune(loadedAt, now time.Time) {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
-	for p, b := range lb.m {
-		if b.over(loadedAt, now) {
-			lb.del(p)
+	lb.m.Range(func(k, v any) bool {
+		if v.(entry).over(loadedAt, now) {
+			lb.del(k.(netip.Prefix))
 		}
-	}
+		return true
+	})
 }
 
 // Len is how many entries there are.
-func (lb *Local) Len() int {
-	lb.mu.Lock()
-	defer lb.mu.Unlock()
-	return len(lb.m)
-}
+func (lb *Local) Len() int { return int(lb.n.Load()) }

@@ -14,7 +14,8 @@ func TestLocalBansArePruned(t *testing.T) {
 	var lb Local
 	p := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 	failed := func(s string, at time.Time) { // the store failed to take the ban of s at at
-		lb.Failed([]approvals.Ban{{Prefix: p(s), ExpiresAt: lb.m[p(s)].until}}, at)
+		e, _ := lb.load(p(s))
+		lb.Failed([]approvals.Ban{{Prefix: p(s), ExpiresAt: e.until}}, at)
 	}
 	lb.Set(p("198.51.100.1/32"), at.Add(-time.Second)) // ended
 	lb.Set(p("198.51.100.2/32"), at.Add(time.Hour))
@@ -68,5 +69,46 @@ func TestStoredBansAreForgotten(t *testing.T) {
 	lb.Forget([]approvals.Ban{{Prefix: p, ExpiresAt: at.Add(time.Hour)}, {Prefix: q, ExpiresAt: at.Add(time.Hour)}})
 	if lb.Banned(p, time.Time{}, at) || !lb.Banned(q, time.Time{}, at) || lb.Len() != 1 {
 		t.Fatalf("after the store took both: %d entries; want only the one banned again", lb.Len())
+	}
+}
+
+// A request's question does not wait for the flood's bookkeeping: Banned
+// answers while a writer holds the lock (a batch being forgotten, a ban
+// being made), whether the prefix is banned or not, and the answers stay
+// right while writers and readers run at once (go test -race).
+func TestBannedDoesNotWaitForWriters(t *testing.T) {
+	var lb Local
+	banned, other := netip.MustParsePrefix("198.51.100.1/32"), netip.MustParsePrefix("203.0.113.9/32")
+	lb.Set(banned, at.Add(time.Hour))
+	lb.mu.Lock() // a writer at work
+	answered := make(chan [2]bool)
+	go func() { answered <- [2]bool{lb.Banned(banned, time.Time{}, at), lb.Banned(other, time.Time{}, at)} }()
+	select {
+	case got := <-answered:
+		if got != [2]bool{true, false} {
+			t.Errorf("banned, other = %v, want true, false", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Banned waited for the writer's lock")
+	}
+	lb.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			q := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 32)
+			lb.Set(q, at.Add(time.Hour))
+			lb.Forget([]approvals.Ban{{Prefix: q, ExpiresAt: at.Add(time.Hour)}})
+		}
+	}()
+	for range 2000 {
+		if !lb.Banned(banned, time.Time{}, at) || lb.Banned(other, time.Time{}, at) {
+			t.Fatal("a writer's work changed another prefix's answer")
+		}
+	}
+	<-done
+	if n := lb.Len(); n != 1 {
+		t.Fatalf("%d entries after the writers, want 1", n)
 	}
 }

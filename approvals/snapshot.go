@@ -63,9 +63,7 @@ func (x *withinIndex) inside(p netip.Prefix, list []Ban) []Ban {
 
 func newBanLayer(list []Ban) banLayer {
 	l := banLayer{list: list, within: &withinIndex{}}
-	for _, b := range list {
-		l.index.Add(b.Prefix, b)
-	}
+	l.index.Fill(list, func(b *Ban) netip.Prefix { return b.Prefix })
 	return l
 }
 

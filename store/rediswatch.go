@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/customernode/gatekeeper/approvals"
@@ -16,6 +17,7 @@ import (
 func (s *RedisStore) listen(ctx context.Context, ps *redis.PubSub) {
 	defer s.done.Done()
 	backoff := 50 * time.Millisecond
+	own := ownNotice(s.instance)
 	for {
 		msg, err := ps.Receive(ctx)
 		if ctx.Err() != nil {
@@ -35,6 +37,9 @@ func (s *RedisStore) listen(ctx context.Context, ps *redis.PubSub) {
 		case *redis.Subscription:
 			s.heard(nil, true)
 		case *redis.Message:
+			if own(m.Payload) {
+				continue // our own: during a flood, half of what every instance hears
+			}
 			var n notice
 			if err := json.Unmarshal([]byte(m.Payload), &n); err != nil {
 				// Not ours to read (another version): read everything.
@@ -47,6 +52,18 @@ func (s *RedisStore) listen(ctx context.Context, ps *redis.PubSub) {
 				s.heard(fromWire(n.Bans), len(n.Bans) == 0)
 			}
 		}
+	}
+}
+
+// ownNotice reports whether a payload is a notice instance published,
+// from how notify encodes it ({"from":"<instance>", then "," or "}"),
+// without decoding its bans.
+func ownNotice(instance string) func(payload string) bool {
+	start, _ := json.Marshal(notice{From: instance})
+	prefix := string(start[:len(start)-1])
+	return func(payload string) bool {
+		rest, ok := strings.CutPrefix(payload, prefix)
+		return ok && rest != "" && (rest[0] == ',' || rest[0] == '}')
 	}
 }
 

@@ -49,14 +49,19 @@ func (x *PrefixIndex[T]) Fill(list []T, prefix func(*T) netip.Prefix) {
 	var sizes4 [33]int
 	var sizes6 [129]int
 	for i := range list {
-		if p := prefix(&list[i]); p.Addr().Is4() {
+		switch p := prefix(&list[i]); {
+		case !p.IsValid(): // never matches: Add files it under length -1, which Lookup never reaches
+		case p.Addr().Is4():
 			sizes4[p.Bits()]++
-		} else {
+		default:
 			sizes6[p.Bits()]++
 		}
 	}
 	for i := range list {
 		p := prefix(&list[i])
+		if !p.IsValid() {
+			continue
+		}
 		t, size := &x.v6, sizes6[p.Bits()]
 		if p.Addr().Is4() {
 			t, size = &x.v4, sizes4[p.Bits()]

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 )
 
 // An index Fill builds answers every lookup as one built by Add, a prefix
@@ -45,5 +46,33 @@ func TestFillIndexesAsAddDoes(t *testing.T) {
 	}
 	if got := lookup(&filled, netip.MustParseAddr("203.0.113.9")); !slices.Equal(got, []int{3}) {
 		t.Fatalf("the clone's Add reached the index it was cloned from: %v", got)
+	}
+}
+
+// A value filed under an invalid prefix (a ban record without one) never
+// matches, and filling an index with it does not panic: Add always took
+// it, and a notice or a record Redis holds can carry one.
+func TestFillSkipsInvalidPrefixes(t *testing.T) {
+	type item struct{ p netip.Prefix }
+	list := []item{{}, {netip.MustParsePrefix("198.51.100.7/32")}, {}}
+	var x PrefixIndex[item]
+	x.Fill(list, func(it *item) netip.Prefix { return it.p })
+	n := 0
+	x.Lookup(netip.MustParseAddr("198.51.100.7"), func(item) bool { n++; return true })
+	if n != 1 {
+		t.Fatalf("198.51.100.7 matched %d values, want 1", n)
+	}
+	now := time.Now()
+	s := NewSnapshot(nil, []Ban{{ExpiresAt: now.Add(time.Hour)}}, now)
+	var more []Ban // enough for WithBans to merge its layers
+	for i := range 600 {
+		more = append(more, Ban{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2 + byte(i/250), byte(i % 250)}), 32), ExpiresAt: now.Add(time.Hour)})
+	}
+	s = s.WithBans(append(more, Ban{ExpiresAt: now.Add(time.Hour)}), now)
+	if _, ok := s.banned(netip.MustParseAddr("0.0.0.0"), now); ok {
+		t.Fatal("a ban without a prefix matched")
+	}
+	if _, ok := s.banned(netip.MustParseAddr("192.0.2.7"), now); !ok {
+		t.Fatal("192.0.2.7 not banned after the merge")
 	}
 }

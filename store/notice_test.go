@@ -39,3 +39,17 @@ func TestOwnNoticesAreKnownByTheirStart(t *testing.T) {
 		}
 	}
 }
+
+// A notice's ban without a valid, masked prefix is left out: no instance
+// sends one, and a snapshot must never hold one.
+func TestNoticesDropBansWithoutAPrefix(t *testing.T) {
+	var n notice
+	payload := `{"from":"x","bans":[{"p":"","e":9999999999999},{"p":"198.51.100.7/24","e":9999999999999},{"p":"198.51.100.0/24","e":9999999999999}]}`
+	if err := json.Unmarshal([]byte(payload), &n); err != nil {
+		t.Fatal(err)
+	}
+	got := fromWire(n.Bans)
+	if len(got) != 1 || got[0].Prefix != netip.MustParsePrefix("198.51.100.0/24") {
+		t.Fatalf("bans from the notice: %v, want only 198.51.100.0/24", got)
+	}
+}

@@ -93,10 +93,15 @@ func toWire(bans []approvals.Ban) []wireBan {
 	return out
 }
 
+// fromWire turns a notice's bans into bans, leaving out any without a
+// valid, masked prefix (no instance sends one).
 func fromWire(ws []wireBan) []approvals.Ban {
-	out := make([]approvals.Ban, len(ws))
-	for i, w := range ws {
-		out[i] = approvals.Ban{Prefix: w.Prefix, Reason: w.Reason, CreatedAt: time.UnixMilli(w.Created).UTC(), ExpiresAt: time.UnixMilli(w.Expires).UTC(), Automatic: w.Auto, Network: w.Net}
+	out := make([]approvals.Ban, 0, len(ws))
+	for _, w := range ws {
+		if !w.Prefix.IsValid() || w.Prefix != w.Prefix.Masked() {
+			continue
+		}
+		out = append(out, approvals.Ban{Prefix: w.Prefix, Reason: w.Reason, CreatedAt: time.UnixMilli(w.Created).UTC(), ExpiresAt: time.UnixMilli(w.Expires).UTC(), Automatic: w.Auto, Network: w.Net})
 	}
 	return out
 }

@@ -22,20 +22,7 @@ type prefixTable[T any] struct {
 
 // Add files v under prefix p. p must be canonical (see ParseSource).
 func (x *PrefixIndex[T]) Add(p netip.Prefix, v T) {
-	t := &x.v6
-	if p.Addr().Is4() {
-		t = &x.v4
-	}
-	if t.byLen == nil {
-		t.byLen = make(map[int]map[netip.Prefix][]T)
-	}
-	m, ok := t.byLen[p.Bits()]
-	if !ok {
-		m = make(map[netip.Prefix][]T)
-		t.byLen[p.Bits()] = m
-		t.lengths = append(t.lengths, p.Bits())
-		slices.SortFunc(t.lengths, func(a, b int) int { return b - a })
-	}
+	m := x.table(p.Addr()).ofLength(p.Bits(), 0)
 	m[p] = append(slices.Clip(m[p]), v) // a new array: a clone may share the old one
 }
 
@@ -45,16 +32,13 @@ func (x *PrefixIndex[T]) Add(p netip.Prefix, v T) {
 // copy of its own (list must not change while x is in use; Add copies a
 // view before it appends to it). A snapshot's ban layers are built this
 // way: tens of thousands of bans during a flood, several times a second.
+// A value under an invalid prefix is left out: it never matches (Add files
+// it under length -1, which Lookup never reaches).
 func (x *PrefixIndex[T]) Fill(list []T, prefix func(*T) netip.Prefix) {
-	var sizes4 [33]int
-	var sizes6 [129]int
+	sizes := map[*prefixTable[T]]*[129]int{&x.v4: new([129]int), &x.v6: new([129]int)}
 	for i := range list {
-		switch p := prefix(&list[i]); {
-		case !p.IsValid(): // never matches: Add files it under length -1, which Lookup never reaches
-		case p.Addr().Is4():
-			sizes4[p.Bits()]++
-		default:
-			sizes6[p.Bits()]++
+		if p := prefix(&list[i]); p.IsValid() {
+			sizes[x.table(p.Addr())][p.Bits()]++
 		}
 	}
 	for i := range list {
@@ -62,26 +46,38 @@ func (x *PrefixIndex[T]) Fill(list []T, prefix func(*T) netip.Prefix) {
 		if !p.IsValid() {
 			continue
 		}
-		t, size := &x.v6, sizes6[p.Bits()]
-		if p.Addr().Is4() {
-			t, size = &x.v4, sizes4[p.Bits()]
-		}
-		m := t.byLen[p.Bits()]
-		if m == nil {
-			m = make(map[netip.Prefix][]T, size)
-			if t.byLen == nil {
-				t.byLen = make(map[int]map[netip.Prefix][]T)
-			}
-			t.byLen[p.Bits()] = m
-			t.lengths = append(t.lengths, p.Bits())
-			slices.SortFunc(t.lengths, func(a, b int) int { return b - a })
-		}
+		t := x.table(p.Addr())
+		m := t.ofLength(p.Bits(), sizes[t][p.Bits()])
 		if vs, ok := m[p]; ok {
 			m[p] = append(slices.Clip(vs), list[i])
 		} else {
 			m[p] = list[i : i+1 : i+1]
 		}
 	}
+}
+
+// table is the table of a's family.
+func (x *PrefixIndex[T]) table(a netip.Addr) *prefixTable[T] {
+	if a.Is4() {
+		return &x.v4
+	}
+	return &x.v6
+}
+
+// ofLength is t's map of the prefixes bits long, made (for size of them)
+// when t has none yet.
+func (t *prefixTable[T]) ofLength(bits, size int) map[netip.Prefix][]T {
+	if m, ok := t.byLen[bits]; ok {
+		return m
+	}
+	if t.byLen == nil {
+		t.byLen = make(map[int]map[netip.Prefix][]T)
+	}
+	m := make(map[netip.Prefix][]T, size)
+	t.byLen[bits] = m
+	t.lengths = append(t.lengths, bits)
+	slices.SortFunc(t.lengths, func(a, b int) int { return b - a })
+	return m
 }
 
 // Clone returns a copy of x that Add can change without changing x: the
@@ -105,10 +101,7 @@ func (t prefixTable[T]) clone() prefixTable[T] {
 // prefix first, until yield returns false.
 func (x *PrefixIndex[T]) Lookup(ip netip.Addr, yield func(T) bool) {
 	ip = ip.Unmap()
-	t := &x.v6
-	if ip.Is4() {
-		t = &x.v4
-	}
+	t := x.table(ip)
 	for _, bits := range t.lengths {
 		p, err := ip.Prefix(bits)
 		if err != nil {

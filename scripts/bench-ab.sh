@@ -10,6 +10,7 @@
 # DURATION, SERVER_CPUS and WRK_CPUS as for bench-load.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 [ $# -eq 2 ] || { echo "usage: $0 OLD_BINARY NEW_BINARY" >&2; exit 2; }
 PAIRS=${PAIRS:-3}
 ROUNDS=${ROUNDS:-5}
@@ -25,26 +26,25 @@ for pair in $(seq 1 "$PAIRS"); do
 		echo "pair $pair, build $build ($bin): done" >&2
 	done
 done
-printf '%-6s %-11s %8s %16s %15s %16s\n' build source rounds "requests/s ratio" "CPU efficiency" "CPU over bare"
-awk '
-	{rps[$1, $2, $3] = $4; cpu[$1, $2, $3] = $5; rounds[$1, $2] = 1}
-	function median(a, n,   i, j, t) {
-		for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) {t = a[j]; a[j] = a[j-1]; a[j-1] = t}
-		return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
-	}
-	END {
-		split("A B", builds, " "); split("unapproved approved", sites, " ")
-		for (bi = 1; bi <= 2; bi++) for (si = 1; si <= 2; si++) {
-			b = builds[bi]; s = sites[si]; n = 0
-			delete r; delete c; delete d
-			for (k in rounds) {
-				split(k, kk, SUBSEP)
-				if (kk[1] != b || !((b, kk[2], s) in rps) || !((b, kk[2], "bare") in rps)) continue
-				n++
-				r[n] = rps[b, kk[2], s] / rps[b, kk[2], "bare"]
-				c[n] = cpu[b, kk[2], "bare"] / cpu[b, kk[2], s]
-				d[n] = cpu[b, kk[2], s] - cpu[b, kk[2], "bare"]
+# per_round prints, for each round of build $1, the value of column $3 for
+# site $2: r its requests/s ratio to bare, c its CPU efficiency (bare CPU
+# a request / its own), d its CPU a request over bare's, in µs.
+per_round() {
+	awk -v b="$1" -v s="$2" -v k="$3" '
+		$1 == b {rps[$2, $3] = $4; cpu[$2, $3] = $5; rounds[$2] = 1}
+		END {
+			for (r in rounds) {
+				if (!((r, s) in rps) || !((r, "bare") in rps)) continue
+				if (k == "r") print rps[r, s] / rps[r, "bare"]
+				else if (k == "c") print cpu[r, "bare"] / cpu[r, s]
+				else print cpu[r, s] - cpu[r, "bare"]
 			}
-			if (n) printf "%-6s %-11s %8d %16.3f %15.3f %13.2f µs\n", b, s, n, median(r, n), median(c, n), median(d, n)
-		}
-	}' "$rows"
+		}' "$rows"
+}
+printf '%-6s %-11s %8s %16s %15s %16s\n' build source rounds "requests/s ratio" "CPU efficiency" "CPU over bare"
+for build in A B; do
+	for site in unapproved approved; do
+		printf '%-6s %-11s %8d %16.3f %15.3f %13.2f µs\n' "$build" "$site" "$(per_round "$build" "$site" r | wc -l)" \
+			"$(per_round "$build" "$site" r | median)" "$(per_round "$build" "$site" c | median)" "$(per_round "$build" "$site" d | median)"
+	done
+done

@@ -61,7 +61,6 @@ for r in $(seq 1 "$ROUNDS"); do
 	done
 done
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 echo
 printf '%-34s %16s %16s %16s\n' "median of $ROUNDS rounds (wrk -t1 -c32 -d$DURATION)" "requests/s ratio" "CPU efficiency" "user CPU only"
 for name in unapproved approved; do

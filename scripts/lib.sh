@@ -88,3 +88,6 @@ start_bench_server() {
 	bench_caddyfile "$work/Caddyfile" "$work/data"
 	start_gatekeeper "$work/Caddyfile"
 }
+
+# median prints the median of the numbers on its input, one a line.
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }

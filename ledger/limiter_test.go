@@ -26,16 +26,26 @@ func budgetApproval(maxRPS float64, burst int, maxRequests int64) *approvals.App
 	return a
 }
 
-// fileStoreLimiter is a limiter on a file store on a test clock, with one
-// approval (budgetApproval(100, 10, 1500)) registered.
-func fileStoreLimiter(t *testing.T) (*testutil.Clock, *store.FileStore, *approvals.Approval, *ledger.Limiter) {
+// approvedFileStore is a file store on a test clock, closed when the test
+// ends, with approvals registered.
+func approvedFileStore(t *testing.T, approved ...*approvals.Approval) (*testutil.Clock, *store.FileStore) {
 	t.Helper()
 	clock := testutil.NewClock(storetest.Epoch)
 	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
 	testutil.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
+	for _, a := range approved {
+		testutil.NoError(t, s.CreateApproval(ctx, a, approvals.Operator, 0))
+	}
+	return clock, s
+}
+
+// fileStoreLimiter is a limiter on a file store on a test clock, with one
+// approval (budgetApproval(100, 10, 1500)) registered.
+func fileStoreLimiter(t *testing.T) (*testutil.Clock, *store.FileStore, *approvals.Approval, *ledger.Limiter) {
+	t.Helper()
 	a := budgetApproval(100, 10, 1500)
-	testutil.NoError(t, s.CreateApproval(ctx, a, approvals.Operator, 0))
+	clock, s := approvedFileStore(t, a)
 	return clock, s, a, ledger.NewLimiter(s, clock.Now)
 }
 
@@ -159,14 +169,9 @@ func TestLimitersSharingRedisNeverOverAdmit(t *testing.T) {
 // (60/s) together, plus its burst; what is held back is capacity_full (not
 // the impact guard's platform_busy), and both get a share.
 func TestTestCapacityBoundsAllApprovalsTogether(t *testing.T) {
-	clock := testutil.NewClock(storetest.Epoch)
-	s, err := store.OpenFileStore(t.TempDir(), clock.Now)
-	testutil.NoError(t, err)
-	defer s.Close()
 	a, b := budgetApproval(100, 10, 100_000), budgetApproval(100, 10, 100_000)
 	b.ID = "apr_w"
-	testutil.NoError(t, s.CreateApproval(ctx, a, approvals.Operator, 0))
-	testutil.NoError(t, s.CreateApproval(ctx, b, approvals.Operator, 0))
+	clock, s := approvedFileStore(t, a, b)
 	lim := ledger.NewLimiter(s, clock.Now)
 	lim.SetCapacity(60)
 	lim.SetDemand(a.MaxRPS + b.MaxRPS) // what the app sets from the active approvals
@@ -227,12 +232,8 @@ func TestARefusalNamesWhatHeldTheTestBack(t *testing.T) {
 		{"guard at 0.5/s, test_capacity's share higher (60/s)", 100, 60, yielding{0.005, 0}, ledger.PlatformBusy},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			clock := testutil.NewClock(storetest.Epoch)
-			s, err := store.OpenFileStore(t.TempDir(), clock.Now)
-			testutil.NoError(t, err)
-			defer s.Close()
 			a := budgetApproval(c.maxRPS, 10, 1000)
-			testutil.NoError(t, s.CreateApproval(ctx, a, approvals.Operator, 0))
+			clock, s := approvedFileStore(t, a)
 			lim := ledger.NewLimiter(s, clock.Now)
 			lim.SetCapacity(c.capacity)
 			lim.SetDemand(a.MaxRPS)
@@ -323,12 +324,8 @@ func TestEveryRetryWaitIsBounded(t *testing.T) {
 		{"cut to a rate of 1e-300/s", 100, yielding{1e-300, 0}, ledger.PlatformBusy, 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			clock := testutil.NewClock(storetest.Epoch)
-			s, err := store.OpenFileStore(t.TempDir(), clock.Now)
-			testutil.NoError(t, err)
-			defer s.Close()
 			a := budgetApproval(c.rps, 1, 1000)
-			testutil.NoError(t, s.CreateApproval(ctx, a, approvals.Operator, 0))
+			clock, s := approvedFileStore(t, a)
 			backend := &countingBackend{Backend: s}
 			lim := ledger.NewLimiter(backend, clock.Now)
 			if c.yield != nil {
